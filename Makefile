@@ -1,0 +1,42 @@
+# Set-up, demo, tests and packaging. Every target is idempotent and installs only what is missing.
+SHELL := /bin/bash
+SYSTEM_PYTHON := /usr/bin/python3
+VENV := .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := qgis python3-qgis python3-rasterio python3-skimage python3-scipy python3-matplotlib xvfb
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+STAMP := $(VENV)/.stf-setup-done
+export QT_QPA_PLATFORM ?= offscreen
+
+.PHONY: setup apt-packages demo test bench clean
+
+setup: apt-packages $(STAMP)
+
+apt-packages:
+	@missing=$$(for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:" $$missing; \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+# The venv sees Debian's numpy, GDAL, rasterio and QGIS; the constraint keeps pip from replacing numpy.
+$(STAMP): pyproject.toml Makefile
+	@test -x $(PY) || $(SYSTEM_PYTHON) -m venv --system-site-packages $(VENV)
+	@$(PY) -c "import numpy; print('numpy==' + numpy.__version__)" > $(VENV)/constraints.txt
+	$(PY) -m pip install -q -c $(VENV)/constraints.txt torch==2.13.0 tqdm pytest pytest-qgis==2.1.0
+	$(PY) -m pip install -q --no-deps -e .
+	@touch $@
+
+demo: setup
+	$(PY) -m stf_engine.demo resources/sample out/demo
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) bench/run.py --out bench/results.md
+
+clean:
+	rm -rf out dist build *.egg-info .pytest_cache

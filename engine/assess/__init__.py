@@ -1,0 +1,1 @@
+"""Assessment: error maps and measures of a fused image."""

@@ -1,0 +1,4 @@
+"""`stf` subcommands: each module offers `NAME`, `HELP`, `add_arguments(parser)` and `run(args) -> int`."""
+from . import fuse, info
+
+COMMANDS = (fuse, info)

@@ -1,0 +1,114 @@
+"""`stf fuse`: predict the fine image at the coarse target's date."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import roles
+from ..registry import available_methods
+from ..request import FusionRequest
+from ..runner import fuse
+from .common import int_list, progress_bar
+
+NAME = "fuse"
+HELP = "fuse a coarse target with a fine reference into a fine image"
+
+SCALE_ROLES = {
+    "coarse": (roles.COARSE_TARGET, roles.COARSE_REFERENCE),
+    "coarse-target": (roles.COARSE_TARGET,),
+    "coarse-ref": (roles.COARSE_REFERENCE,),
+    "fine": (roles.FINE_REFERENCE,),
+    "pan": (roles.PAN,),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    given = parser.add_argument_group("inputs (any GDAL-readable raster; all are aligned to the fine grid)")
+    given.add_argument("--coarse", required=True, metavar="C2", help="coarse image at the target date")
+    given.add_argument("--fine", required=True, metavar="F1", help="fine image at a reference date")
+    given.add_argument("--coarse-ref", metavar="C1", help="coarse image at the reference date")
+    given.add_argument("--pan", metavar="P", help="panchromatic band at the target date")
+    parser.add_argument("--method", default="starfm", help=f"one of: {', '.join(available_methods())} (default starfm)")
+    parser.add_argument("--weights", help="checkpoint file for deep models")
+    parser.add_argument("--out", required=True, help="output GeoTIFF")
+    parser.add_argument("--error-maps", metavar="DIR", help="write error maps (GeoTIFF) into DIR")
+    tiles = parser.add_argument_group("tiling and device")
+    tiles.add_argument("--tile", type=int, default=512, help="core tile size in pixels; 0 = whole raster (default 512)")
+    tiles.add_argument("--halo", default="auto", help="halo in pixels, or auto = the method's receptive radius")
+    tiles.add_argument("--batch", type=int, default=4, help="tiles per batch (default 4)")
+    tiles.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    tiles.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"], help="autocast on CUDA")
+    units = parser.add_argument_group("bands and units")
+    units.add_argument("--bands", help="coarse bands (1-based) matching the fine bands in order, e.g. 3,2,1")
+    units.add_argument(
+        "--scale",
+        action="append",
+        default=[],
+        metavar="[ROLE=]FACTOR",
+        help="stored value × FACTOR = reflectance; ROLE is coarse, coarse-target, coarse-ref, fine or pan "
+        "(default: raster metadata, else 1e-4 for integers and 1 for floats)",
+    )
+    units.add_argument("--coarse-res", type=float, help="real coarse pixel size in fine-grid units (e.g. 250)")
+    units.add_argument("--resampling", choices=["bilinear", "cubic", "nearest", "lanczos"], help="coarse upsampling")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="method parameter")
+
+
+def parse_scales(items) -> dict:
+    scales = {}
+    for item in items:
+        role_name, _, value = item.rpartition("=")
+        targets = SCALE_ROLES.get(role_name) if role_name else roles.ALL_ROLES
+        if targets is None:
+            raise ValueError(f"unknown scale role '{role_name}'; use one of {', '.join(SCALE_ROLES)}")
+        scales.update({role: float(value) for role in targets})
+    return scales
+
+
+def parse_options(items) -> dict:
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--option expects KEY=VALUE, got '{item}'")
+        options[key] = value
+    return options
+
+
+def request_from(args) -> FusionRequest:
+    return FusionRequest(
+        coarse_target=args.coarse,
+        fine_reference=args.fine,
+        coarse_reference=args.coarse_ref,
+        pan=args.pan,
+        output=args.out,
+        method=args.method,
+        weights=args.weights,
+        error_maps_dir=args.error_maps,
+        tile=args.tile,
+        halo=None if args.halo == "auto" else int(args.halo),
+        batch=args.batch,
+        device=args.device,
+        precision=args.precision,
+        bands=int_list(args.bands) if args.bands else None,
+        scales=parse_scales(args.scale),
+        coarse_resolution=args.coarse_res,
+        resampling=args.resampling,
+        options=parse_options(args.option),
+    )
+
+
+def run(args) -> int:
+    request = request_from(args)
+    with progress_bar(f"stf fuse ({request.method})") as progress:
+        result = fuse(request, progress=progress)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(
+        f"{result.method} on {result.device}: {result.width}×{result.height}×{result.bands}, "
+        f"{result.tiles} tile(s) of {result.tile or 'whole raster'} with halo {result.halo}, "
+        f"{result.seconds:.1f} s"
+    )
+    print(f"output: {result.output}")
+    for name, path in result.error_maps.items():
+        print(f"{name}: {path}")
+    return 0

@@ -1,0 +1,67 @@
+"""Typed request and result of one fusion run: what the CLI, the QGIS task and Processing hand to `fuse`."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Tuple
+
+from . import roles
+
+
+@dataclass
+class FusionRequest:
+    """Everything one run needs; paths are any GDAL-readable rasters, everything lands on the fine grid."""
+
+    coarse_target: str
+    fine_reference: str
+    output: str
+    coarse_reference: Optional[str] = None
+    pan: Optional[str] = None
+    method: str = "starfm"
+    weights: Optional[str] = None
+    error_maps_dir: Optional[str] = None
+    truth: Optional[str] = None
+    """Fine image at the target date, if known: enables error-vs-truth maps."""
+    tile: int = 512
+    """Core tile size a in fine pixels; 0 runs the whole raster as one piece."""
+    halo: Optional[int] = None
+    """Halo b read around each tile; None takes the method's receptive radius, 0 gives naive tiling."""
+    batch: int = 4
+    device: str = "auto"
+    precision: str = "fp32"
+    """fp32, or fp16/bf16 autocast (CUDA only)."""
+    bands: Optional[Tuple[int, ...]] = None
+    """1-based coarse bands, in the order of the fine reference's bands."""
+    scales: Dict[str, float] = field(default_factory=dict)
+    """Per-role factor from stored values to reflectance, overriding metadata and defaults."""
+    coarse_resolution: Optional[float] = None
+    """Effective coarse pixel size in fine-grid units, for coarse data already resampled to a finer grid."""
+    resampling: Optional[str] = None
+    """Resampling for coarse inputs brought up to the fine grid; None takes the method's choice."""
+    options: Dict[str, object] = field(default_factory=dict)
+    """Method parameters (e.g. STARFM's window), as declared by the method."""
+
+    def inputs(self) -> Dict[str, str]:
+        """The roles that were given, mapped to their paths."""
+        given = {role: getattr(self, role) for role in roles.ALL_ROLES}
+        return {role: path for role, path in given.items() if path}
+
+
+@dataclass
+class FusionResult:
+    """What a finished run produced and how it ran."""
+
+    output: str
+    method: str
+    device: str
+    tiles: int
+    tile: int
+    halo: int
+    seconds: float
+    ratio: int
+    width: int
+    height: int
+    bands: int
+    tile_borders: Tuple[Tuple[int, ...], Tuple[int, ...]] = ((), ())
+    """Rows and columns where one tile's written core meets the next (for seam measures)."""
+    error_maps: Dict[str, str] = field(default_factory=dict)
+    warnings: Tuple[str, ...] = ()
