@@ -1,0 +1,31 @@
+"""Seam measures (SS-STFM): error along tile borders compared with the error everywhere."""
+from __future__ import annotations
+
+from typing import Sequence, Tuple
+
+import numpy as np
+
+SEAM_HALF_WIDTH = 2
+"""Pixels taken on each side of a border: the two rows/columns before it and the two from it on."""
+
+
+def seam_mask(height: int, width: int, borders: Tuple[Sequence[int], Sequence[int]]) -> np.ndarray:
+    """True on the pixel rows/columns within SEAM_HALF_WIDTH of every tile border."""
+    rows, cols = borders
+    mask = np.zeros((height, width), dtype=bool)
+    for row in rows:
+        mask[max(0, row - SEAM_HALF_WIDTH) : row + SEAM_HALF_WIDTH, :] = True
+    for col in cols:
+        mask[:, max(0, col - SEAM_HALF_WIDTH) : col + SEAM_HALF_WIDTH] = True
+    return mask
+
+
+def seam_ratio(
+    prediction: np.ndarray, truth: np.ndarray, valid: np.ndarray, borders: Tuple[Sequence[int], Sequence[int]]
+) -> float:
+    """RMSE on the seam pixels divided by RMSE over all valid pixels ((C, H, W) arrays, (H, W) mask)."""
+    seams = seam_mask(*valid.shape, borders) & valid
+    if not seams.any():
+        raise ValueError("no valid pixels on the given tile borders")
+    squared = (prediction.astype(np.float64) - truth) ** 2
+    return float(np.sqrt(squared[:, seams].mean()) / np.sqrt(squared[:, valid].mean()))
