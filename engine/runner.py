@@ -89,6 +89,7 @@ def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel=Non
                     progress=lambda f: report(0.9 + 0.1 * f, "error maps"),
                     cancel=lambda: _check_cancel(cancel),
                 )
+            _check_cancel(cancel)  # a cancel seen before the outputs are committed still removes them
 
     report(1.0, "done")
     borders = tiling.borders(grid.height, grid.width, request.tile)
