@@ -1,0 +1,1 @@
+"""Processing provider and its algorithms, one module per algorithm."""

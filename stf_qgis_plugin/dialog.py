@@ -1,0 +1,276 @@
+"""The fusion dialog: pick layers, method and device, validate, and hand a FusionRequest to whoever runs it.
+
+The dialog never runs the engine itself; `run_requested` carries the request to the plugin, which starts a task.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import tempfile
+import time
+from contextlib import ExitStack
+from types import ModuleType
+from typing import Dict, Optional
+
+from qgis.core import QgsMapLayerProxyModel, QgsProject, QgsSettings
+from qgis.gui import QgsCollapsibleGroupBox, QgsDoubleSpinBox, QgsFileWidget, QgsMapLayerComboBox, QgsSpinBox
+from qgis.PyQt.QtCore import pyqtSignal
+from qgis.PyQt.QtGui import QIcon
+from qgis.PyQt.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .layer_info import describe, file_path
+from .paths import icon_path
+
+SETTINGS = "stf/dialog/"
+TRUTH = "truth"
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def default_output_folder(project: QgsProject) -> str:
+    """Beside the saved project, else in the user's temp folder (never a folder QGIS empties on exit)."""
+    home = project.homePath()
+    return os.path.join(home, "stf_output") if home else os.path.join(tempfile.gettempdir(), "stf_output")
+
+
+class FusionDialog(QDialog):
+    """Inputs, method, device and output of one fusion run."""
+
+    run_requested = pyqtSignal(object)
+    """Emitted with a validated FusionRequest when the user presses Run."""
+
+    def __init__(self, engine: ModuleType, project: Optional[QgsProject] = None, parent: Optional[QWidget] = None):
+        super().__init__(parent)
+        self.engine = engine
+        self.project = project or QgsProject.instance()
+        self.methods = engine.available_methods()
+        self.roles = importlib.import_module(f"{engine.__name__}.roles")
+        self.setWindowTitle("Spatiotemporal Fusion")
+        self.setWindowIcon(QIcon(icon_path()))
+        self.setMinimumWidth(560)
+        self.labels = {**self.roles.LABELS, TRUTH: "truth (fine image at the target date)"}
+        self.pickers: Dict[str, QgsMapLayerComboBox] = {}
+        self.role_labels: Dict[str, QLabel] = {}
+        self.layer_infos: Dict[str, QLabel] = {}
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self._inputs_box())
+        layout.addWidget(self._method_box())
+        layout.addWidget(self._output_box())
+        layout.addWidget(self._advanced_box())
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self.message.setStyleSheet("color: #b00020;")
+        layout.addWidget(self.message)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.Close)
+        self.run_button = self.buttons.addButton("Run", QDialogButtonBox.AcceptRole)
+        self.buttons.accepted.connect(self.run)
+        self.buttons.rejected.connect(self.reject)
+        layout.addWidget(self.buttons)
+
+        self._restore()
+        self.method_combo.currentIndexChanged.connect(self._method_changed)
+        self._method_changed()
+
+    # Building the form -------------------------------------------------------------------------------------
+
+    def _inputs_box(self) -> QGroupBox:
+        box = QGroupBox("Input layers (local raster files; everything is aligned to the fine reference)")
+        form = QFormLayout(box)
+        for role in (*self.roles.ALL_ROLES, TRUTH):
+            picker = QgsMapLayerComboBox()
+            picker.setFilters(QgsMapLayerProxyModel.RasterLayer)
+            picker.setAllowEmptyLayer(True)
+            picker.setLayer(None)
+            info = QLabel()
+            info.setStyleSheet("color: palette(mid);")
+            picker.layerChanged.connect(lambda layer, label=info: label.setText(describe(layer)))
+            cell = QWidget()
+            column = QVBoxLayout(cell)
+            column.setContentsMargins(0, 0, 0, 0)
+            column.setSpacing(1)
+            column.addWidget(picker)
+            column.addWidget(info)
+            label = QLabel()
+            form.addRow(label, cell)
+            self.pickers[role], self.role_labels[role], self.layer_infos[role] = picker, label, info
+        return box
+
+    def _method_box(self) -> QGroupBox:
+        box = QGroupBox("Method and device")
+        form = QFormLayout(box)
+        self.method_combo = QComboBox()
+        for name, spec in self.methods.items():
+            self.method_combo.addItem(name, name)
+            self.method_combo.setItemData(self.method_combo.count() - 1, spec.description, 3)  # tooltip
+        self.method_description = QLabel()
+        self.method_description.setWordWrap(True)
+        form.addRow("Method", self.method_combo)
+        form.addRow("", self.method_description)
+        self.weights = QgsFileWidget()
+        self.weights.setFilter("Model weights (*.pt *.pth *.ckpt);;All files (*)")
+        form.addRow("Weights file", self.weights)
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(DEVICES)
+        found = importlib.import_module(f"{self.engine.__name__}.device").devices_found()
+        if not any(item.startswith("cuda") for item in found):
+            self.device_combo.model().item(DEVICES.index("cuda")).setEnabled(False)
+        form.addRow("Device", self.device_combo)
+        form.addRow("", QLabel("Detected: " + ", ".join(found)))
+        return box
+
+    def _output_box(self) -> QGroupBox:
+        box = QGroupBox("Output")
+        form = QFormLayout(box)
+        self.output_folder = QgsFileWidget()
+        self.output_folder.setStorageMode(QgsFileWidget.GetDirectory)
+        form.addRow("Folder", self.output_folder)
+        self.write_error_maps = QCheckBox("Write error maps (coarse residual; error vs truth when a truth layer is set)")
+        form.addRow("", self.write_error_maps)
+        return box
+
+    def _advanced_box(self) -> QgsCollapsibleGroupBox:
+        box = QgsCollapsibleGroupBox("Advanced")
+        form = QFormLayout(box)
+        self.tile = QgsSpinBox()
+        self.tile.setRange(0, 16384)
+        self.tile.setSingleStep(64)
+        self.tile.setSpecialValueText("whole raster")
+        self.tile.setClearValue(512)
+        self.halo = QgsSpinBox()
+        self.halo.setRange(-1, 1024)
+        self.halo.setSpecialValueText("auto (the method's receptive radius)")
+        self.halo.setClearValue(-1)
+        self.batch = QgsSpinBox()
+        self.batch.setRange(1, 256)
+        self.batch.setClearValue(4)
+        self.coarse_resolution = QgsDoubleSpinBox()
+        self.coarse_resolution.setRange(0, 1e7)
+        self.coarse_resolution.setSpecialValueText("from the raster")
+        self.coarse_resolution.setClearValue(0)
+        form.addRow("Tile size (px)", self.tile)
+        form.addRow("Halo (px)", self.halo)
+        form.addRow("Batch (tiles)", self.batch)
+        form.addRow("Real coarse pixel size", self.coarse_resolution)
+        box.setCollapsed(True)
+        return box
+
+    # Behaviour ---------------------------------------------------------------------------------------------
+
+    @property
+    def method(self):
+        return self.methods[self.method_combo.currentData()]
+
+    def _method_changed(self) -> None:
+        """Enable the inputs the method uses, mark the ones it needs, show its description and weights picker."""
+        spec = self.method
+        self.method_description.setText(spec.description)
+        for role, label in self.role_labels.items():
+            required = role in spec.required
+            used = role == TRUTH or spec.accepts(role)
+            text = self.labels[role][0].upper() + self.labels[role][1:]
+            label.setText(f"<b>{text} *</b>" if required else f"{text} (optional)" if used else f"{text} (not used)")
+            label.setToolTip(f"required by {spec.name}" if required else "")
+            self.pickers[role].setEnabled(used)
+            label.setEnabled(used)
+        self.weights.setEnabled(spec.needs_weights)
+
+    def layer_path(self, role: str) -> Optional[str]:
+        picker = self.pickers[role]
+        return file_path(picker.currentLayer()) if picker.isEnabled() else None
+
+    def build_request(self):
+        """The FusionRequest the form describes (not yet validated)."""
+        spec = self.method
+        stem = f"fused_{spec.name}_{time.strftime('%Y%m%d_%H%M%S')}"
+        folder = self.output_folder.filePath()
+        return self.engine.FusionRequest(
+            coarse_target=self.layer_path(self.roles.COARSE_TARGET),
+            fine_reference=self.layer_path(self.roles.FINE_REFERENCE),
+            coarse_reference=self.layer_path(self.roles.COARSE_REFERENCE),
+            pan=self.layer_path(self.roles.PAN),
+            truth=self.layer_path(TRUTH),
+            output=os.path.join(folder, stem + ".tif"),
+            method=spec.name,
+            weights=self.weights.filePath() if spec.needs_weights else None,
+            error_maps_dir=os.path.join(folder, stem + "_error_maps") if self.write_error_maps.isChecked() else None,
+            tile=self.tile.value(),
+            halo=None if self.halo.value() < 0 else self.halo.value(),
+            batch=self.batch.value(),
+            device=self.device_combo.currentText(),
+            coarse_resolution=self.coarse_resolution.value() or None,
+        )
+
+    def validate(self, request) -> Optional[str]:
+        """The first problem a run would hit, as the engine's one-line message; None when it can run."""
+        spec = self.method
+        for role, picker in self.pickers.items():
+            layer = picker.currentLayer()
+            if picker.isEnabled() and layer is not None and file_path(layer) is None:
+                return f"the {self.labels[role]} layer '{layer.name()}' is not a local raster file; save it as GeoTIFF first"
+        for role in spec.required:
+            if self.pickers[role].currentLayer() is None:
+                return f"method '{spec.name}' needs a {self.labels[role]} layer"
+        if spec.needs_weights and not os.path.isfile(request.weights or ""):
+            return f"method '{spec.name}' needs a weights file"
+        if not self.output_folder.filePath():
+            return "choose an output folder"
+        inputs = importlib.import_module(f"{self.engine.__name__}.inputs")
+        try:
+            with ExitStack() as stack:
+                inputs.open_inputs(request, spec, stack)
+        except self.engine.StfError as exc:
+            return str(exc)
+        return None
+
+    def run(self) -> None:
+        request = self.build_request()
+        problem = self.validate(request)
+        self.message.setText(f"Cannot run: {problem}" if problem else "")
+        if problem:
+            return
+        self._save()
+        self.run_requested.emit(request)
+        self.accept()
+
+    # Persistence -------------------------------------------------------------------------------------------
+
+    def _restore(self) -> None:
+        settings = QgsSettings()
+        index = self.method_combo.findData(settings.value(SETTINGS + "method", "starfm"))
+        self.method_combo.setCurrentIndex(max(index, 0))
+        self.device_combo.setCurrentText(settings.value(SETTINGS + "device", "auto"))
+        self.tile.setValue(int(settings.value(SETTINGS + "tile", 512)))
+        self.halo.setValue(int(settings.value(SETTINGS + "halo", -1)))
+        self.batch.setValue(int(settings.value(SETTINGS + "batch", 4)))
+        self.weights.setFilePath(settings.value(SETTINGS + "weights", ""))
+        self.output_folder.setFilePath(settings.value(SETTINGS + "output_folder", "") or default_output_folder(self.project))
+        self.write_error_maps.setChecked(settings.value(SETTINGS + "error_maps", True, type=bool))
+        for role, picker in self.pickers.items():
+            source = settings.value(SETTINGS + f"layer/{role}", "")
+            matches = [layer for layer in self.project.mapLayers().values() if source and layer.source() == source]
+            if matches:
+                picker.setLayer(matches[0])
+
+    def _save(self) -> None:
+        settings = QgsSettings()
+        settings.setValue(SETTINGS + "method", self.method.name)
+        settings.setValue(SETTINGS + "device", self.device_combo.currentText())
+        settings.setValue(SETTINGS + "tile", self.tile.value())
+        settings.setValue(SETTINGS + "halo", self.halo.value())
+        settings.setValue(SETTINGS + "batch", self.batch.value())
+        settings.setValue(SETTINGS + "weights", self.weights.filePath())
+        settings.setValue(SETTINGS + "output_folder", self.output_folder.filePath())
+        settings.setValue(SETTINGS + "error_maps", self.write_error_maps.isChecked())
+        for role, picker in self.pickers.items():
+            layer = picker.currentLayer()
+            settings.setValue(SETTINGS + f"layer/{role}", layer.source() if layer else "")

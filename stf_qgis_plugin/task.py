@@ -1,0 +1,85 @@
+"""The background QgsTask that runs one fusion; it knows nothing about dialogs or layers."""
+from __future__ import annotations
+
+import os
+import threading
+import traceback
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Callable, List, Optional
+
+from qgis.core import QgsTask
+
+
+@dataclass
+class TaskOutcome:
+    """How a run ended: the engine's result, or a one-line reason plus details for the log."""
+
+    request: object
+    result: Optional[object] = None
+    reason: Optional[str] = None
+    details: Optional[str] = None
+    cancelled: bool = False
+
+
+class FusionTask(QgsTask):
+    """Runs `engine.fuse` off the main thread; progress per batch, QGIS's cancel mapped to the engine's event."""
+
+    def __init__(self, engine: ModuleType, request, on_finished: Callable[[TaskOutcome], None]):
+        super().__init__(f"Spatiotemporal fusion ({request.method})", QgsTask.CanCancel)
+        self.engine = engine
+        self.request = request
+        self.on_finished = on_finished
+        self.outcome = TaskOutcome(request)
+        self._cancel = threading.Event()
+        self._created_folders = _missing_folders(request)
+
+    def run(self) -> bool:
+        try:
+            self.outcome.result = self.engine.fuse(self.request, progress=self._progress, cancel=self._cancel)
+            return True
+        except self.engine.FusionCancelled:
+            self.outcome.cancelled = True
+            self.outcome.reason = "cancelled"
+        except self.engine.StfError as exc:
+            self.outcome.reason = str(exc)
+        except Exception as exc:  # noqa: BLE001  (reported in the message bar and log, never raised into QGIS)
+            self.outcome.reason = f"{type(exc).__name__}: {exc}"
+            self.outcome.details = traceback.format_exc()
+        return False
+
+    def cancel(self) -> None:
+        self._cancel.set()
+        super().cancel()
+
+    def _progress(self, fraction: float, message: str) -> None:
+        if self.isCanceled():
+            self._cancel.set()
+        self.setProgress(100.0 * fraction)
+        self.setDescription(f"Spatiotemporal fusion ({self.request.method}): {message}")
+
+    def finished(self, ok: bool) -> None:
+        """Main thread, once: hand the outcome out (QGIS deletes the task object afterwards)."""
+        if not ok:
+            if self.outcome.reason is None:
+                self.outcome.cancelled = True
+                self.outcome.reason = "cancelled"
+            _remove_empty(self._created_folders)
+        self.on_finished(self.outcome)
+
+
+def _missing_folders(request) -> List[str]:
+    """Folders the run will create (output and error-map folders), deepest first."""
+    created = []
+    for path in (request.error_maps_dir, os.path.dirname(os.path.abspath(request.output))):
+        while path and not os.path.exists(path) and path not in created:
+            created.append(path)
+            path = os.path.dirname(path)
+    return sorted(created, key=len, reverse=True)
+
+
+def _remove_empty(folders: List[str]) -> None:
+    """Remove the folders a failed run created, if nothing else was put in them."""
+    for folder in folders:
+        if os.path.isdir(folder) and not os.listdir(folder):
+            os.rmdir(folder)

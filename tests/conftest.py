@@ -1,0 +1,98 @@
+"""Shared fixtures for the plugin tests (pytest-qgis); engine tests use none of them."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "resources" / "sample"
+
+
+@pytest.fixture
+def sample_paths():
+    """The bundled Shenzhen sample by role (MODIS 2002 target, Landsat 2000 reference, Landsat 2002 truth)."""
+    return {
+        "coarse_target": str(SAMPLE / "MOD09_2002311_SZ_B214_250m.tif"),
+        "fine_reference": str(SAMPLE / "L72000306_SZ_B432_30m.tif"),
+        "coarse_reference": str(SAMPLE / "MOD09_2000306_SZ_B214_250m.tif"),
+        "truth": str(SAMPLE / "L72002311_SZ_B432_30m.tif"),
+    }
+
+
+@pytest.fixture
+def sample_layers(qgis_new_project, sample_paths):
+    """The sample rasters loaded into the (fresh) project, by role."""
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    layers = {role: QgsRasterLayer(path, Path(path).stem) for role, path in sample_paths.items()}
+    assert all(layer.isValid() for layer in layers.values())
+    QgsProject.instance().addMapLayers(list(layers.values()))
+    yield layers
+    QgsProject.instance().removeAllMapLayers()
+    QgsProject.instance().layerTreeRoot().removeAllChildren()
+
+
+@pytest.fixture
+def iface(qgis_iface, monkeypatch):
+    """pytest-qgis's interface plus the Raster menu and toolbar calls real QGIS offers, backed by real widgets."""
+    from qgis.PyQt.QtWidgets import QMenu
+
+    window = qgis_iface.mainWindow()
+    raster_menu = window.menuBar().findChild(QMenu, "mRasterMenu")
+    if raster_menu is None:
+        raster_menu = window.menuBar().addMenu("&Raster")
+        raster_menu.setObjectName("mRasterMenu")
+    toolbar = qgis_iface.addToolBar("Raster")
+
+    def submenu(name, create):
+        for action in raster_menu.actions():
+            if action.menu() is not None and action.text() == name:
+                return action.menu()
+        return raster_menu.addMenu(name) if create else None
+
+    def add_to_menu(name, action):
+        submenu(name, True).addAction(action)
+
+    def remove_from_menu(name, action):
+        menu = submenu(name, False)
+        if menu is not None:
+            menu.removeAction(action)
+            if menu.isEmpty():
+                raster_menu.removeAction(menu.menuAction())
+
+    monkeypatch.setattr(qgis_iface, "addPluginToRasterMenu", add_to_menu, raising=False)
+    monkeypatch.setattr(qgis_iface, "removePluginRasterMenu", remove_from_menu, raising=False)
+    monkeypatch.setattr(qgis_iface, "addRasterToolBarIcon", toolbar.addAction, raising=False)
+    monkeypatch.setattr(qgis_iface, "removeRasterToolBarIcon", toolbar.removeAction, raising=False)
+    qgis_iface.raster_menu, qgis_iface.raster_toolbar = raster_menu, toolbar
+    return qgis_iface
+
+
+@pytest.fixture
+def plugin(iface, qgis_processing):
+    """The plugin loaded as QGIS would load it (initGui, which also registers the Processing provider)."""
+    import stf_qgis_plugin
+
+    loaded = stf_qgis_plugin.classFactory(iface)
+    loaded.initGui()
+    yield loaded
+    loaded.unload()
+
+
+def wait_for(condition, timeout: float = 60.0) -> None:
+    """Process Qt events until condition() holds (tasks finish on the main thread's event loop)."""
+    from qgis.core import QgsApplication
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        QgsApplication.processEvents()
+        time.sleep(0.01)
+
+
+def files_under(folder) -> list:
+    return sorted(str(p.relative_to(folder)) for p in Path(folder).rglob("*")) if os.path.exists(folder) else []

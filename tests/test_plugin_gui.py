@@ -1,0 +1,116 @@
+"""Plugin load/unload in a QGIS interface, and the dialog's pickers, method-driven inputs and validation."""
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("qgis")
+
+
+def menu_actions(iface):
+    return [action for menu_action in iface.raster_menu.actions() if menu_action.menu() for action in menu_action.menu().actions()]
+
+
+def test_init_gui_adds_and_unload_removes_menu_toolbar_and_provider(iface, qgis_processing):
+    import stf_qgis_plugin
+    from qgis.core import QgsApplication
+
+    plugin = stf_qgis_plugin.classFactory(iface)
+    plugin.initGui()
+    assert plugin.action in menu_actions(iface)
+    assert plugin.action in iface.raster_toolbar.actions()
+    assert QgsApplication.processingRegistry().providerById("stf") is not None
+    assert QgsApplication.processingRegistry().algorithmById("stf:fuse") is not None
+
+    plugin.unload()
+    assert menu_actions(iface) == []
+    assert iface.raster_toolbar.actions() == []
+    assert QgsApplication.processingRegistry().providerById("stf") is None
+
+
+def test_dialog_lists_the_projects_raster_layers(plugin, sample_layers):
+    plugin.show_dialog()
+    dialog = plugin.dialog
+    picker = dialog.pickers["coarse_target"]
+    listed = {picker.layer(i).id() for i in range(picker.count()) if picker.layer(i) is not None}
+    assert listed == {layer.id() for layer in sample_layers.values()}
+    picker.setLayer(sample_layers["fine_reference"])
+    info = dialog.layer_infos["coarse_target"].text()
+    assert "500×500 px" in info and "EPSG:32649" in info and "3 bands" in info and "30×30" in info
+    dialog.close()
+
+
+def test_method_choice_enables_and_marks_inputs(plugin, sample_layers):
+    plugin.show_dialog()
+    dialog = plugin.dialog
+    dialog.method_combo.setCurrentIndex(dialog.method_combo.findData("cubic"))
+    assert not dialog.pickers["coarse_reference"].isEnabled()
+    assert "*" in dialog.role_labels["coarse_target"].text()
+    assert "not used" in dialog.role_labels["coarse_reference"].text()
+    dialog.method_combo.setCurrentIndex(dialog.method_combo.findData("delta"))
+    assert dialog.pickers["coarse_reference"].isEnabled()
+    assert "optional" in dialog.role_labels["coarse_reference"].text()
+    assert dialog.method_description.text() == dialog.methods["delta"].description
+    assert not dialog.weights.isEnabled()
+    dialog.close()
+
+
+def test_run_shows_the_engines_message_instead_of_starting(plugin, sample_layers, qgis_new_project, tmp_path):
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    plugin.show_dialog()
+    dialog = plugin.dialog
+    started = []
+    dialog.run_requested.connect(started.append)
+    dialog.method_combo.setCurrentIndex(dialog.method_combo.findData("delta"))
+    dialog.output_folder.setFilePath(str(tmp_path))
+    dialog.run()
+    assert "needs a coarse target" in dialog.message.text()
+
+    # A two-band raster as coarse target: the engine's band-mismatch message appears in the dialog.
+    two_bands = tmp_path / "two_bands.tif"
+    _write_two_band_copy(sample_layers["coarse_target"].source(), two_bands)
+    layer = QgsRasterLayer(str(two_bands), "two bands")
+    QgsProject.instance().addMapLayer(layer)
+    dialog.pickers["coarse_target"].setLayer(layer)
+    dialog.pickers["fine_reference"].setLayer(sample_layers["fine_reference"])
+    dialog.run()
+    assert "band mismatch" in dialog.message.text()
+
+    wms = QgsRasterLayer("type=xyz&url=http://localhost/{z}/{x}/{y}.png", "tiles", "wms")
+    QgsProject.instance().addMapLayer(wms)
+    dialog.pickers["coarse_target"].setLayer(wms)
+    dialog.run()
+    assert "not a local raster file" in dialog.message.text()
+    assert started == [] and list(tmp_path.iterdir()) == [two_bands]
+    dialog.close()
+
+
+def _write_two_band_copy(source: str, target) -> None:
+    import rasterio
+
+    with rasterio.open(source) as src:
+        profile = {**src.profile, "count": 2}
+        with rasterio.open(target, "w", **profile) as dst:
+            dst.write(src.read([1, 2]))
+
+
+def test_last_choices_persist(plugin, sample_layers, tmp_path):
+    plugin.show_dialog()
+    dialog = plugin.dialog
+    dialog.method_combo.setCurrentIndex(dialog.method_combo.findData("cubic"))
+    dialog.pickers["coarse_target"].setLayer(sample_layers["coarse_target"])
+    dialog.pickers["fine_reference"].setLayer(sample_layers["fine_reference"])
+    dialog.output_folder.setFilePath(str(tmp_path / "out"))
+    dialog.tile.setValue(128)
+    dialog.run_requested.connect(lambda request: None)
+    plugin.dialog.run_requested.disconnect(plugin.start)
+    dialog.run()
+    assert dialog.message.text() == ""
+
+    from stf_qgis_plugin.dialog import FusionDialog
+
+    again = FusionDialog(plugin.status.engine)
+    assert again.method.name == "cubic"
+    assert again.tile.value() == 128
+    assert again.output_folder.filePath() == str(tmp_path / "out")
+    assert again.pickers["coarse_target"].currentLayer() == sample_layers["coarse_target"]
