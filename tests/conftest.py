@@ -96,3 +96,12 @@ def wait_for(condition, timeout: float = 60.0) -> None:
 
 def files_under(folder) -> list:
     return sorted(str(p.relative_to(folder)) for p in Path(folder).rglob("*")) if os.path.exists(folder) else []
+
+
+def write_bands(source, target, bands) -> None:
+    """Copy some bands of a raster (e.g. to make a band mismatch)."""
+    import rasterio
+
+    with rasterio.open(source) as src:
+        with rasterio.open(target, "w", **{**src.profile, "count": len(bands)}) as dst:
+            dst.write(src.read(bands))

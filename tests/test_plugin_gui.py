@@ -5,6 +5,8 @@ import pytest
 
 pytest.importorskip("qgis")
 
+from conftest import write_bands  # noqa: E402
+
 
 def menu_actions(iface):
     return [action for menu_action in iface.raster_menu.actions() if menu_action.menu() for action in menu_action.menu().actions()]
@@ -68,7 +70,7 @@ def test_run_shows_the_engines_message_instead_of_starting(plugin, sample_layers
 
     # A two-band raster as coarse target: the engine's band-mismatch message appears in the dialog.
     two_bands = tmp_path / "two_bands.tif"
-    _write_two_band_copy(sample_layers["coarse_target"].source(), two_bands)
+    write_bands(sample_layers["coarse_target"].source(), two_bands, [1, 2])
     layer = QgsRasterLayer(str(two_bands), "two bands")
     QgsProject.instance().addMapLayer(layer)
     dialog.pickers["coarse_target"].setLayer(layer)
@@ -83,15 +85,6 @@ def test_run_shows_the_engines_message_instead_of_starting(plugin, sample_layers
     assert "not a local raster file" in dialog.message.text()
     assert started == [] and list(tmp_path.iterdir()) == [two_bands]
     dialog.close()
-
-
-def _write_two_band_copy(source: str, target) -> None:
-    import rasterio
-
-    with rasterio.open(source) as src:
-        profile = {**src.profile, "count": 2}
-        with rasterio.open(target, "w", **profile) as dst:
-            dst.write(src.read([1, 2]))
 
 
 def test_last_choices_persist(plugin, sample_layers, tmp_path):

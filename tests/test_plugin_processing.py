@@ -1,0 +1,116 @@
+"""`stf:fuse` from processing.run (method by name or index), in batch runs and inside a Graphical Modeler model."""
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("qgis")
+
+from conftest import write_bands  # noqa: E402
+
+
+def fuse_parameters(sample_paths, output, **changes):
+    parameters = {
+        "COARSE_TARGET": sample_paths["coarse_target"],
+        "FINE_REFERENCE": sample_paths["fine_reference"],
+        "COARSE_REFERENCE": sample_paths["coarse_reference"],
+        "METHOD": "delta",
+        "DEVICE": "cpu",
+        "TILE_SIZE": 256,
+        "OUTPUT": str(output),
+    }
+    parameters.update(changes)
+    return parameters
+
+
+def read_tags(path):
+    import rasterio
+
+    with rasterio.open(path) as dataset:
+        return dataset.tags(), dataset.count, dataset.width
+
+
+def test_processing_run_writes_the_output_and_error_maps(plugin, sample_paths, tmp_path):
+    import processing
+
+    result = processing.run(
+        "stf:fuse", fuse_parameters(sample_paths, tmp_path / "fused.tif", ERROR_MAPS=str(tmp_path / "maps"), HALO=3)
+    )
+    assert result["OUTPUT"] == str(tmp_path / "fused.tif")
+    tags, count, width = read_tags(result["OUTPUT"])
+    assert (tags["STF_METHOD"], tags["STF_HALO"], count, width) == ("delta", "3", 3, 500)
+    assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == ["coarse_residual.tif", "coarse_residual_rms.tif"]
+
+
+def test_method_by_index_and_engine_errors_as_processing_errors(plugin, sample_paths, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException
+
+    methods = list(plugin.status.engine.available_methods())
+    result = processing.run("stf:fuse", fuse_parameters(sample_paths, tmp_path / "c.tif", METHOD=methods.index("cubic")))
+    assert read_tags(result["OUTPUT"])[0]["STF_METHOD"] == "cubic"
+    with pytest.raises(QgsProcessingException, match="unknown|Incorrect parameter value for METHOD"):
+        processing.run("stf:fuse", fuse_parameters(sample_paths, tmp_path / "x.tif", METHOD="nonsense"))
+    write_bands(sample_paths["coarse_target"], tmp_path / "two.tif", [1, 2])
+    with pytest.raises(QgsProcessingException, match="band mismatch: the coarse target has 2 bands"):
+        processing.run("stf:fuse", fuse_parameters(sample_paths, tmp_path / "y.tif", COARSE_TARGET=str(tmp_path / "two.tif")))
+    assert not (tmp_path / "x.tif").exists() and not (tmp_path / "y.tif").exists()
+
+
+def test_feedback_cancel_stops_the_run_and_leaves_nothing(plugin, sample_paths, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException, QgsProcessingFeedback
+
+    feedback = QgsProcessingFeedback()
+    feedback.progressChanged.connect(lambda value: feedback.cancel() if value > 0 else None)
+    parameters = fuse_parameters(sample_paths, tmp_path / "fused.tif", METHOD="starfm", TILE_SIZE=64, BATCH=1)
+    with pytest.raises(QgsProcessingException, match="cancelled"):
+        processing.run("stf:fuse", parameters, feedback=feedback)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_batch_runs_one_instance_per_row(plugin, sample_paths, tmp_path):
+    """What the batch dialog does: a fresh algorithm instance per row, all in one context."""
+    from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingFeedback
+
+    context, feedback = QgsProcessingContext(), QgsProcessingFeedback()
+    rows = [fuse_parameters(sample_paths, tmp_path / f"{m}.tif", METHOD=m) for m in ("delta", "cubic")]
+    for row in rows:
+        algorithm = QgsApplication.processingRegistry().createAlgorithmById("stf:fuse")
+        ok, message = algorithm.checkParameterValues(row, context)
+        assert ok, message
+        results, ok = algorithm.run(row, context, feedback)
+        assert ok and results["OUTPUT"] == row["OUTPUT"]
+    assert [read_tags(tmp_path / f"{m}.tif")[0]["STF_METHOD"] for m in ("delta", "cubic")] == ["delta", "cubic"]
+
+
+def test_fuse_runs_inside_a_model(plugin, sample_paths, tmp_path):
+    import processing
+    from qgis.core import (
+        QgsProcessingModelAlgorithm,
+        QgsProcessingModelChildAlgorithm,
+        QgsProcessingModelChildParameterSource,
+        QgsProcessingModelOutput,
+        QgsProcessingModelParameter,
+        QgsProcessingParameterRasterLayer,
+    )
+
+    model = QgsProcessingModelAlgorithm("fusion model", "stf tests")
+    for name in ("coarse", "fine"):
+        model.addModelParameter(QgsProcessingParameterRasterLayer(name, name), QgsProcessingModelParameter(name))
+    child = QgsProcessingModelChildAlgorithm("stf:fuse")
+    child.setChildId("fuse")
+    child.addParameterSources("COARSE_TARGET", [QgsProcessingModelChildParameterSource.fromModelParameter("coarse")])
+    child.addParameterSources("FINE_REFERENCE", [QgsProcessingModelChildParameterSource.fromModelParameter("fine")])
+    child.addParameterSources("METHOD", [QgsProcessingModelChildParameterSource.fromStaticValue("cubic")])
+    child.addParameterSources("DEVICE", [QgsProcessingModelChildParameterSource.fromStaticValue(1)])
+    output = QgsProcessingModelOutput("fused", "Fused")
+    output.setChildOutputName("OUTPUT")
+    child.setModelOutputs({"fused": output})
+    model.addChildAlgorithm(child)
+
+    target = tmp_path / "model_fused.tif"
+    result = processing.run(
+        model, {"coarse": sample_paths["coarse_target"], "fine": sample_paths["fine_reference"], "fuse:fused": str(target)}
+    )
+    assert result["fuse:fused"] == str(target)
+    assert read_tags(target)[0]["STF_METHOD"] == "cubic"

@@ -1,0 +1,106 @@
+"""A fusion task on the bundled sample: layers and renderers on success; nothing on disk or in the project on cancel or failure."""
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("qgis")
+
+from conftest import files_under, wait_for  # noqa: E402
+
+
+def request_for(plugin, sample_paths, out, **changes):
+    engine = plugin.status.engine
+    fields = dict(
+        coarse_target=sample_paths["coarse_target"],
+        fine_reference=sample_paths["fine_reference"],
+        coarse_reference=sample_paths["coarse_reference"],
+        output=str(out / "fused.tif"),
+        error_maps_dir=str(out / "error_maps"),
+        method="delta",
+        tile=128,
+        device="cpu",
+    )
+    fields.update(changes)
+    return engine.FusionRequest(**fields)
+
+
+def run_task(plugin, request):
+    outcomes = []
+    task = plugin.start(request)
+    task.taskCompleted.connect(lambda: outcomes.append("completed"))
+    task.taskTerminated.connect(lambda: outcomes.append("terminated"))
+    wait_for(lambda: outcomes and not plugin.tasks)
+    return outcomes[0]
+
+
+def fusion_groups():
+    from qgis.core import QgsProject
+
+    return [g for g in QgsProject.instance().layerTreeRoot().children() if g.name().startswith("Fusion ")]
+
+
+def test_task_adds_a_group_with_styled_fused_raster_and_error_maps(plugin, sample_layers, sample_paths, tmp_path, iface):
+    from qgis.core import Qgis, QgsMultiBandColorRenderer, QgsRasterMinMaxOrigin, QgsSingleBandPseudoColorRenderer
+
+    assert run_task(plugin, request_for(plugin, sample_paths, tmp_path / "out")) == "completed"
+    [group] = fusion_groups()
+    assert group.name().startswith("Fusion delta ")
+    layers = [node.layer() for node in group.findLayers()]
+    assert [layer.name() for layer in layers] == ["fused (delta)", "coarse_residual (band 1 of 3)", "coarse_residual_rms"]
+    fused, residual, rms = layers
+    assert fused.source() == str(tmp_path / "out" / "fused.tif")
+    renderer = fused.renderer()
+    assert isinstance(renderer, QgsMultiBandColorRenderer)
+    assert (renderer.redBand(), renderer.greenBand(), renderer.blueBand()) == (1, 2, 3)
+    assert renderer.minMaxOrigin().limits() == QgsRasterMinMaxOrigin.CumulativeCut
+    enhancement = renderer.redContrastEnhancement()
+    assert 0 < enhancement.minimumValue() < enhancement.maximumValue() < 10000
+    for layer in (residual, rms):
+        assert isinstance(layer.renderer(), QgsSingleBandPseudoColorRenderer)
+        assert layer.renderer().legendSymbologyItems()
+    assert residual.renderer().classificationMin() == -residual.renderer().classificationMax()
+    assert rms.renderer().classificationMin() == 0
+    assert any("delta on cpu" in m for m in iface.messageBar().get_messages(Qgis.Success))
+
+
+def test_single_band_output_is_grey(plugin, qgis_new_project, tmp_path):
+    import numpy as np
+    import rasterio
+    from qgis.core import QgsRasterLayer, QgsSingleBandGrayRenderer
+    from rasterio.transform import from_origin
+
+    from stf_qgis_plugin.styling import style_fused
+
+    path = tmp_path / "one.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=8, height=8, count=1, dtype="float32",
+                       crs="EPSG:32649", transform=from_origin(0, 80, 10, 10)) as dst:
+        dst.write(np.arange(64, dtype="float32").reshape(1, 8, 8))
+    layer = QgsRasterLayer(str(path), "one")
+    style_fused(layer)
+    assert isinstance(layer.renderer(), QgsSingleBandGrayRenderer)
+
+
+def test_cancel_leaves_nothing(plugin, sample_layers, sample_paths, tmp_path, iface):
+    from qgis.core import Qgis
+
+    out = tmp_path / "cancelled"
+    request = request_for(plugin, sample_paths, out, method="starfm", tile=64, batch=1, options={"window": 5})
+    outcomes = []
+    task = plugin.start(request)
+    task.taskTerminated.connect(lambda: outcomes.append("terminated"))
+    task.progressChanged.connect(lambda value: task.cancel() if value > 0 else None)
+    wait_for(lambda: outcomes and not plugin.tasks)
+    assert outcomes == ["terminated"]
+    assert files_under(out) == [] and not out.exists()
+    assert fusion_groups() == []
+    assert any("cancelled" in m for m in iface.messageBar().get_messages(Qgis.Warning))
+
+
+def test_engine_error_is_one_line_in_the_message_bar(plugin, sample_layers, sample_paths, tmp_path, iface):
+    from qgis.core import Qgis
+
+    request = request_for(plugin, sample_paths, tmp_path / "failed", fine_reference=str(tmp_path / "missing.tif"))
+    assert run_task(plugin, request) == "terminated"
+    messages = iface.messageBar().get_messages(Qgis.Critical)
+    assert "fine reference: file not found" in messages[-1] and "\n" not in messages[-1]
+    assert fusion_groups() == [] and not (tmp_path / "failed").exists()
