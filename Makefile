@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.stf-setup-done
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: setup apt-packages demo test bench clean
+.PHONY: setup apt-packages demo test bench clean package deploy e2e
 
 setup: apt-packages $(STAMP)
 
@@ -37,6 +37,18 @@ test: setup
 
 bench: setup
 	$(PY) bench/run.py --out bench/results.md
+
+# QGIS plugin: the zip (plugin + bundled engine), installing it into a profile, and the real-desktop run.
+QGIS_PLUGINS_DIR ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default/python/plugins
+
+package: setup
+	$(PY) -m stf_qgis_plugin.packaging build --out dist
+
+deploy: setup
+	$(PY) -m stf_qgis_plugin.packaging install --out dist --plugins-dir "$(QGIS_PLUGINS_DIR)"
+
+e2e: setup
+	$(PY) tests/e2e/run_e2e.py --out out/e2e
 
 clean:
 	rm -rf out dist build *.egg-info .pytest_cache
