@@ -1,0 +1,62 @@
+"""Memory is bounded by tile and batch size: an 8000×8000 fusion stays far below the raster's size."""
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+MAKE_INPUTS = textwrap.dedent(
+    """
+    import sys
+    import numpy as np, rasterio
+    from rasterio.transform import from_origin
+    from rasterio.windows import Window
+
+    folder, size = sys.argv[1], int(sys.argv[2])
+    profile = dict(driver="GTiff", crs="EPSG:32649", tiled=True, blockxsize=512, blockysize=512, compress="deflate")
+    with rasterio.open(f"{folder}/fine.tif", "w", width=size, height=size, count=3, dtype="int16",
+                       transform=from_origin(500000, 2500000, 30, 30), nodata=-9999, **profile) as dst:
+        cols = np.arange(size)
+        for row in range(0, size, 512):
+            rows = np.arange(row, min(row + 512, size))[:, None]
+            strip = (1500 + 500 * np.sin(cols / 40.0) * np.cos(rows / 30.0)).astype("int16")
+            dst.write(np.stack([strip, strip + 100, strip + 200]), window=Window(0, row, size, len(rows)))
+    coarse = size // 16
+    for name, gain in (("c1", 1.0), ("c2", 1.1)):
+        with rasterio.open(f"{folder}/{name}.tif", "w", width=coarse, height=coarse, count=3, dtype="float32",
+                           transform=from_origin(500000, 2500000, 480, 480), **profile) as dst:
+            dst.write(np.full((3, coarse, coarse), 0.15 * gain, "float32"))
+    """
+)
+
+FUSE = textwrap.dedent(
+    """
+    import json, resource, sys
+    from stf_engine import FusionRequest, fuse
+
+    folder = sys.argv[1]
+    import torch  # counted in 'before': the interpreter, torch and GDAL before any raster is read
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = fuse(FusionRequest(coarse_target=f"{folder}/c2.tif", fine_reference=f"{folder}/fine.tif",
+                                coarse_reference=f"{folder}/c1.tif", output=f"{folder}/out.tif", method="delta"))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"peak_mb": peak / 1024, "before_mb": before / 1024, "tiles": result.tiles}))
+    """
+)
+
+
+def measure_fusion(folder, size=8000) -> dict:
+    """Write the inputs in one process, fuse in a fresh one, and return its peak RSS report."""
+    subprocess.run([sys.executable, "-c", MAKE_INPUTS, str(folder), str(size)], check=True, timeout=600)
+    completed = subprocess.run([sys.executable, "-c", FUSE, str(folder)], capture_output=True, text=True, timeout=900)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_fusing_8000_square_keeps_peak_rss_under_1_5_gb(tmp_path):
+    report = measure_fusion(tmp_path)
+    assert report["tiles"] == 256
+    # One band of the output alone is 128 MB as int16 and the three inputs on the fine grid 1.5 GB as float32.
+    assert report["peak_mb"] < 1500, report
