@@ -3,6 +3,8 @@ from .errors import FusionCancelled, StfError
 from .registry import MethodSpec, available_methods, get_method
 from .request import FusionRequest, FusionResult
 from .runner import fuse
+from .training import TrainingRequest, TrainingResult, train
+
 
 __all__ = [
     "FusionCancelled",
@@ -10,8 +12,13 @@ __all__ = [
     "FusionResult",
     "MethodSpec",
     "StfError",
+    "TrainingRequest",
+    "TrainingResult",
+
     "available_methods",
     "fuse",
     "get_method",
+    "train",
 ]
+
 __version__ = "0.1.0"

@@ -58,6 +58,10 @@ class MethodSpec:
     needs_weights: bool = False
     options: Mapping[str, object] = field(default_factory=dict)
     """Tunable parameters with their defaults."""
+    default_weights: Optional[str] = None
+    """Checkpoint used when a method needs weights and the request names none (a shipped demo)."""
+    blend: bool = False
+    """Blend overlapping tiles with a Hann weight instead of cropping (for networks with global parts)."""
 
     def accepts(self, role: str) -> bool:
         return role in self.required or role in self.optional

@@ -12,6 +12,7 @@ import torch
 
 from . import roles, tiling
 from .assess.error_maps import write_error_maps
+from .blend import TileBlender
 from .device import autocast, resolve_device
 from .errors import FusionCancelled, StfError
 from .inputs import AlignedInputs, FineProfile, open_inputs
@@ -30,8 +31,9 @@ def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel=Non
     """Fuse one request tile by tile; `progress(fraction, message)` per batch, `cancel.is_set()` checked per batch."""
     started = time.perf_counter()
     spec = get_method(request.method)
-    if spec.needs_weights and not request.weights:
-        raise StfError(f"method '{spec.name}' needs a weights file (--weights)")
+    weights = request.weights or spec.default_weights
+    if spec.needs_weights and not weights:
+        raise StfError(f"method '{spec.name}' needs a weights file (--weights); train one with `stf train`")
     if request.tile < 0 or request.batch < 1 or (request.halo is not None and request.halo < 0):
         raise StfError("tile and halo must be ≥ 0 and batch ≥ 1")
     device = resolve_device(request.device)
@@ -49,7 +51,7 @@ def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel=Non
             given=frozenset(inputs.readers),
             device=device,
             fine_std=inputs.fine_std,
-            weights=request.weights,
+            weights=weights,
             options={**spec.options, **request.options},
         )
         halo = spec.halo(context) if request.halo is None else request.halo
@@ -69,14 +71,23 @@ def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel=Non
                 tags={"STF_METHOD": spec.name, "STF_HALO": str(halo), "STF_TILE": str(request.tile)},
             )
             done = 0
+            blender = None
+            if spec.blend and halo > 0 and len(tiles) > 1:
+                store = lambda row, values, valid: fused.write(to_stored(values, valid, inputs.fine), row, 0)  # noqa: E731
+                blender = TileBlender(store, grid.height, grid.width, context.bands, halo)
             for group in tiling.batches(tiles, request.batch):
                 _check_cancel(cancel)
                 batch = _read_batch(inputs, group, halo, device)
                 with torch.inference_mode(), autocast(device, request.precision):
                     predicted = method(batch).float()
-                _write_batch(fused, inputs.fine, group, halo, predicted, batch.valid)
+                if blender:
+                    blender.add(group, predicted, batch.valid)
+                else:
+                    _write_batch(fused, inputs.fine, group, halo, predicted, batch.valid)
                 done += len(group)
                 report(done / len(tiles) * (0.9 if request.error_maps_dir else 1.0), f"tile {done}/{len(tiles)}")
+            if blender:
+                blender.finish()
             fused.close()
 
             error_maps: Dict[str, str] = {}

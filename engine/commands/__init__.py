@@ -1,4 +1,5 @@
 """`stf` subcommands: each module offers `NAME`, `HELP`, `add_arguments(parser)` and `run(args) -> int`."""
-from . import fuse, info
+from . import fuse, info, train
 
-COMMANDS = (fuse, info)
+COMMANDS = (fuse, info, train)
+

@@ -1,0 +1,76 @@
+"""Self-describing checkpoints: weights plus the metadata needed to check and normalise a run."""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Any, Dict, FrozenSet, Optional
+
+import torch
+
+from .. import roles as role_names
+from ..errors import StfError
+
+FORMAT = "stf-checkpoint"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    meta: Dict[str, Any]
+    """model, model_version, bands, band_names, roles, ratio, scales, normalisation, training, validation, halo."""
+    state: Dict[str, torch.Tensor]
+    training: Optional[Dict[str, Any]] = None
+    """Optimiser, RNG and history needed to resume; absent from slim (shipped) checkpoints."""
+
+
+def save(path: str, checkpoint: Checkpoint) -> None:
+    """Write atomically: an interrupted save leaves the previous file intact."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "meta": checkpoint.meta, "state": checkpoint.state}
+    if checkpoint.training is not None:
+        payload["training"] = checkpoint.training
+    handle, partial = tempfile.mkstemp(prefix=".stf-", suffix=".pt.partial", dir=folder)
+    os.close(handle)
+    try:
+        torch.save(payload, partial)
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+
+
+def load(path: str) -> Checkpoint:
+    """Read a checkpoint (tensors and plain values only) or raise StfError saying why it cannot be used."""
+    if not os.path.isfile(path):
+        raise StfError(f"weights file not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for foreign or damaged files
+        raise StfError(f"not a readable STF checkpoint: {path} ({type(exc).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise StfError(f"not an STF checkpoint (train one with `stf train`): {path}")
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise StfError(f"checkpoint {path} was written by a newer STF; update the plugin")
+    return Checkpoint(payload["meta"], payload["state"], payload.get("training"))
+
+
+def check_fits(meta: Dict[str, Any], model: str, bands: int, given: FrozenSet[str], path: str) -> None:
+    """Refuse a checkpoint trained for another model, band count or set of inputs, saying how to fix it."""
+    if meta["model"] != model:
+        raise StfError(f"{path} is a '{meta['model']}' checkpoint; use --method {meta['model']} or other weights")
+    if meta["bands"] != bands:
+        raise StfError(
+            f"{path} was trained on {meta['bands']} bands but the fine reference has {bands}; "
+            f"select matching bands or train on these rasters"
+        )
+    trained = frozenset(meta["roles"])
+    if trained != given:
+        label = lambda names: ", ".join(role_names.LABELS[r] for r in sorted(names))  # noqa: E731
+        problems = []
+        if trained - given:
+            problems.append(f"it needs the {label(trained - given)}")
+        if given - trained:
+            problems.append(f"it was trained without the {label(given - trained)}")
+        raise StfError(f"{path} does not fit these inputs: {'; '.join(problems)}")

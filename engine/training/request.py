@@ -1,0 +1,66 @@
+"""Typed request and result of one training run: what `stf train`, the QGIS task and Processing hand to `train`."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+MODES = ("self", "series")
+
+
+@dataclass
+class TrainingRequest:
+    """One training run; rasters are any GDAL-readable files and are aligned to the fine grid as in fusing."""
+
+    model: str
+    output: str
+    """Checkpoint path (.pt); rewritten after every epoch, so an interrupted run can resume from it."""
+    mode: str = "self"
+    """self: Wald reduced-resolution training on one scene; series: dated coarse/fine(/pan) inputs."""
+    coarse_target: Optional[str] = None
+    fine_reference: Optional[str] = None
+    coarse_reference: Optional[str] = None
+    pan: Optional[str] = None
+    series: Optional[str] = None
+    """CSV (date,coarse,fine[,pan]) or a folder of files named with a date and coarse/fine/pan."""
+    target_dates: Optional[Tuple[str, ...]] = None
+    """Series: dates whose fine image is predicted in training (others serve as references); None = all."""
+    patch: int = 256
+    epochs: int = 20
+    batch: int = 8
+    steps_per_epoch: Optional[int] = None
+    """None: enough patches to cover the training pixels about once (1 to 500 steps)."""
+    lr: float = 1e-3
+    seed: int = 0
+    device: str = "auto"
+    validation_date: Optional[str] = None
+    """Series: date held out for validation; None holds out the last `validation_fraction` of the rows."""
+    validation_fraction: float = 0.1
+    patience: int = 5
+    """Stop after this many epochs without a better validation RMSE."""
+    resume: Optional[str] = None
+    keep_training_state: bool = True
+    """False writes a slim checkpoint (weights and metadata only; resuming from it restarts the optimiser)."""
+    bands: Optional[Tuple[int, ...]] = None
+    scales: Dict[str, float] = field(default_factory=dict)
+    coarse_resolution: Optional[float] = None
+    options: Dict[str, object] = field(default_factory=dict)
+    """Model hyper-parameters and loss weights (see each model's OPTIONS)."""
+
+
+@dataclass
+class TrainingResult:
+    checkpoint: str
+    model: str
+    epochs: int
+    """Epochs run in total (including resumed ones)."""
+    best_epoch: int
+    steps: int
+    train_losses: List[float]
+    validation_losses: List[float]
+    validation_metrics: Dict[str, float]
+    """Of the best epoch, in reflectance: rmse, mae, and the same for the input-only baseline."""
+    seconds: float
+    device: str
+    samples: Dict[str, int] = field(default_factory=dict)
+    stopped_early: bool = False
+    warnings: Tuple[str, ...] = ()
