@@ -1,4 +1,5 @@
 """STF engine: spatiotemporal fusion of coarse and fine rasters, headless (no Qt or QGIS)."""
+from .assess.evaluation import EvaluationReport, EvaluationRequest, evaluate
 from .errors import FusionCancelled, StfError
 from .registry import MethodSpec, available_methods, get_method
 from .request import FusionRequest, FusionResult
@@ -7,6 +8,8 @@ from .training import TrainingRequest, TrainingResult, train
 
 
 __all__ = [
+    "EvaluationReport",
+    "EvaluationRequest",
     "FusionCancelled",
     "FusionRequest",
     "FusionResult",
@@ -16,6 +19,7 @@ __all__ = [
     "TrainingResult",
 
     "available_methods",
+    "evaluate",
     "fuse",
     "get_method",
     "train",

@@ -21,6 +21,8 @@ class FusionRequest:
     error_maps_dir: Optional[str] = None
     truth: Optional[str] = None
     """Fine image at the target date, if known: enables error-vs-truth maps."""
+    uncertainty: bool = False
+    """Also write the prediction-spread map (D4 views for learned models, cut context for classic ones)."""
     tile: int = 512
     """Core tile size a in fine pixels; 0 runs the whole raster as one piece."""
     halo: Optional[int] = None

@@ -99,6 +99,10 @@ def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel=Non
                     outputs,
                     progress=lambda f: report(0.9 + 0.1 * f, "error maps"),
                     cancel=lambda: _check_cancel(cancel),
+                    spec=spec,
+                    tile_function=method,
+                    halo=halo,
+                    device=device,
                 )
             _check_cancel(cancel)  # a cancel seen before the outputs are committed still removes them
 

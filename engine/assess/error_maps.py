@@ -1,12 +1,31 @@
-"""Which error maps a run writes next to its output (called by the runner once the fused image exists)."""
+"""Which error maps a run writes next to its output (called by the runner once the fused image exists).
+
+Always: the coarse-consistency residual, the temporal-change magnitude |C2 − C1| when a coarse
+reference was given, and the seam mask when the run had more than one tile. With a truth image: the
+absolute error per band and the RMS error across bands. With `request.uncertainty`: the spread map
+(see uncertainty.py). Every map is float32 on the fine grid (the seam mask uint8), written by windows,
+with DESCRIPTION and UNITS tags.
+"""
 from __future__ import annotations
 
+import os
 from typing import Callable, Dict
 
+import numpy as np
+import rasterio
+
+from .. import roles, tiling
+from ..errors import StfError
 from ..inputs import AlignedInputs
+from ..reader import AlignedRaster, choose_resampling, open_raster, units_of
 from ..request import FusionRequest
 from ..writer import PendingOutputs
+from .blocks import block_windows
 from .residual import write_coarse_residual
+from .seams import SEAM_HALF_WIDTH, seam_mask_window
+from .uncertainty import UncertaintyEstimator
+
+REFLECTANCE = "reflectance"
 
 
 def write_error_maps(
@@ -16,6 +35,154 @@ def write_error_maps(
     outputs: PendingOutputs,
     progress: Callable[[float], None] = lambda f: None,
     cancel: Callable[[], None] = lambda: None,
+    spec=None,
+    tile_function=None,
+    halo: int = 0,
+    device=None,
 ) -> Dict[str, str]:
-    """Write every error map the request asks for into request.error_maps_dir; return name → path."""
-    return write_coarse_residual(fused_path, inputs, request.error_maps_dir, outputs, progress, cancel)
+    """Write every error map the request asks for into request.error_maps_dir; return name → path.
+
+    `spec`, `tile_function`, `halo` and `device` are the run's own, needed for the uncertainty map only.
+    """
+    out_dir = request.error_maps_dir
+    steps = 2 + bool(request.truth) + bool(request.uncertainty)
+    done = [0]
+
+    def stage(f: float) -> None:
+        progress((done[0] + f) / steps)
+
+    paths = write_coarse_residual(fused_path, inputs, out_dir, outputs, stage, cancel)
+    done[0] += 1
+    maps = _MapWriter(inputs, outputs, out_dir)
+    if roles.COARSE_REFERENCE in inputs.readers:
+        paths.update(_temporal_change(maps, inputs, cancel))
+    paths.update(_seam_mask(maps, inputs, request))
+    done[0] += 1
+    with rasterio.open(fused_path) as fused:
+        if request.truth:
+            paths.update(_truth_errors(maps, fused, inputs, request, stage, cancel))
+            done[0] += 1
+        if request.uncertainty:
+            if tile_function is None:
+                raise StfError("uncertainty maps need the run's tile function")
+            estimator = UncertaintyEstimator(inputs, request, spec, tile_function, halo, device)
+            paths.update(_uncertainty(maps, fused, estimator, request, stage, cancel))
+    progress(1.0)
+    return paths
+
+
+class _MapWriter:
+    """Creates tagged float32 maps on the fine grid in the error-map folder."""
+
+    def __init__(self, inputs: AlignedInputs, outputs: PendingOutputs, out_dir: str):
+        self.inputs, self.outputs, self.out_dir = inputs, outputs, out_dir
+
+    def create(self, name: str, bands, description: str, units: str, dtype: str = "float32", nodata=float("nan")):
+        names = [bands] if isinstance(bands, str) else list(bands)
+        return self.outputs.create(
+            os.path.join(self.out_dir, f"{name}.tif"),
+            self.inputs.grid,
+            len(names),
+            dtype,
+            nodata,
+            descriptions=names,
+            tags={"DESCRIPTION": description, "UNITS": units},
+        )
+
+    def windows(self):
+        return list(block_windows(self.inputs.grid.height, self.inputs.grid.width, 1))
+
+
+def _band_names(inputs: AlignedInputs, what: str):
+    count = inputs.readers[roles.FINE_REFERENCE].count
+    return [f"{what} band {b}" for b in range(1, count + 1)]
+
+
+def _rms(values: np.ndarray) -> np.ndarray:
+    """Root mean square over the band axis, keeping it: (C, h, w) → (1, h, w)."""
+    return np.sqrt(np.mean(values.astype(np.float32) ** 2, axis=0, keepdims=True))
+
+
+def _truth_errors(maps: _MapWriter, fused, inputs: AlignedInputs, request: FusionRequest, progress, cancel):
+    """|prediction − truth| per band and the RMS error across bands."""
+    grid = inputs.grid
+    dataset = open_raster(request.truth, "truth")
+    with dataset:
+        truth = AlignedRaster(
+            dataset, "truth", grid, units_of(dataset, request.scales.get("truth")),
+            resampling=choose_resampling(grid, dataset, "nearest"),
+        )
+        count = inputs.readers[roles.FINE_REFERENCE].count
+        if truth.count != count:
+            raise StfError(f"the truth has {truth.count} bands but the fine reference has {count}")
+        absolute = maps.create(
+            "abs_error", _band_names(inputs, "|error|"), "absolute error |prediction - truth| per band", REFLECTANCE
+        )
+        rms = maps.create(
+            "rms_error", "RMS error", "root mean square across bands of prediction - truth", REFLECTANCE
+        )
+        windows = maps.windows()
+        for index, window in enumerate(windows):
+            cancel()
+            predicted = inputs.fine.units.to_reflectance(fused.read(window=window))
+            fused_valid = np.all(fused.read_masks(window=window) > 0, axis=0)
+            values, truth_valid = truth.read(window)
+            error = predicted - values
+            error[:, ~(fused_valid & truth_valid)] = np.nan
+            row, col = int(window.row_off), int(window.col_off)
+            absolute.write(np.abs(error), row, col)
+            rms.write(_rms(error), row, col)
+            progress((index + 1) / len(windows))
+        if truth.source is not dataset:
+            truth.source.close()
+    return {"abs_error": absolute.path, "rms_error": rms.path}
+
+
+def _temporal_change(maps: _MapWriter, inputs: AlignedInputs, cancel):
+    """RMS across bands of C2 − C1 on the fine grid: large change means a less reliable prediction."""
+    target, reference = inputs.readers[roles.COARSE_TARGET], inputs.readers[roles.COARSE_REFERENCE]
+    change = maps.create(
+        "temporal_change",
+        "|C2 - C1| (RMS over bands)",
+        "temporal-change magnitude: RMS across bands of coarse target minus coarse reference; large = less reliable",
+        REFLECTANCE,
+    )
+    for window in maps.windows():
+        cancel()
+        c2, valid2 = target.read(window)
+        c1, valid1 = reference.read(window)
+        magnitude = _rms(c2 - c1)
+        magnitude[:, ~(valid1 & valid2)] = np.nan
+        change.write(magnitude, int(window.row_off), int(window.col_off))
+    return {"temporal_change": change.path}
+
+
+def _seam_mask(maps: _MapWriter, inputs: AlignedInputs, request: FusionRequest) -> Dict[str, str]:
+    """1 on the pixels within SEAM_HALF_WIDTH of a tile border of this run, 0 elsewhere; none for one tile."""
+    grid = inputs.grid
+    borders = tiling.borders(grid.height, grid.width, request.tile)
+    if not any(borders):
+        return {}
+    mask = maps.create(
+        "seam_mask",
+        "tile seams",
+        f"1 within {SEAM_HALF_WIDTH} pixels of a border between tiles of this run (tile {request.tile})",
+        "1 = seam pixel",
+        dtype="uint8",
+        nodata=None,
+    )
+    for window in maps.windows():
+        row, col, height, width = int(window.row_off), int(window.col_off), int(window.height), int(window.width)
+        mask.write(seam_mask_window(row, col, height, width, borders)[None].astype(np.uint8), row, col)
+    return {"seam_mask": mask.path}
+
+
+def _uncertainty(maps: _MapWriter, fused, estimator: UncertaintyEstimator, request, progress, cancel):
+    out = maps.create("uncertainty", "prediction spread", estimator.describe(), REFLECTANCE)
+    tiles = tiling.plan(maps.inputs.grid.height, maps.inputs.grid.width, request.tile)
+    for index, tile in enumerate(tiles):
+        cancel()
+        out.write(estimator.spread(fused, tile)[None], tile.rows.write_start, tile.cols.write_start)
+        progress((index + 1) / len(tiles))
+    return {"uncertainty": out.path}
+

@@ -8,21 +8,26 @@ import numpy as np
 SEAM_HALF_WIDTH = 2
 """Pixels taken on each side of a border: the two rows/columns before it and the two from it on."""
 
+Borders = Tuple[Sequence[int], Sequence[int]]
 
-def seam_mask(height: int, width: int, borders: Tuple[Sequence[int], Sequence[int]]) -> np.ndarray:
-    """True on the pixel rows/columns within SEAM_HALF_WIDTH of every tile border."""
+
+def seam_mask_window(row: int, col: int, height: int, width: int, borders: Borders) -> np.ndarray:
+    """The part of the whole raster's seam mask covering a height×width window at (row, col)."""
     rows, cols = borders
     mask = np.zeros((height, width), dtype=bool)
-    for row in rows:
-        mask[max(0, row - SEAM_HALF_WIDTH) : row + SEAM_HALF_WIDTH, :] = True
-    for col in cols:
-        mask[:, max(0, col - SEAM_HALF_WIDTH) : col + SEAM_HALF_WIDTH] = True
+    for border in rows:
+        mask[max(0, border - SEAM_HALF_WIDTH - row) : max(0, border + SEAM_HALF_WIDTH - row), :] = True
+    for border in cols:
+        mask[:, max(0, border - SEAM_HALF_WIDTH - col) : max(0, border + SEAM_HALF_WIDTH - col)] = True
     return mask
 
 
-def seam_ratio(
-    prediction: np.ndarray, truth: np.ndarray, valid: np.ndarray, borders: Tuple[Sequence[int], Sequence[int]]
-) -> float:
+def seam_mask(height: int, width: int, borders: Borders) -> np.ndarray:
+    """True on the pixel rows/columns within SEAM_HALF_WIDTH of every tile border."""
+    return seam_mask_window(0, 0, height, width, borders)
+
+
+def seam_ratio(prediction: np.ndarray, truth: np.ndarray, valid: np.ndarray, borders: Borders) -> float:
     """RMSE on the seam pixels divided by RMSE over all valid pixels ((C, H, W) arrays, (H, W) mask)."""
     seams = seam_mask(*valid.shape, borders) & valid
     if not seams.any():

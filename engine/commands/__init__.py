@@ -1,5 +1,5 @@
 """`stf` subcommands: each module offers `NAME`, `HELP`, `add_arguments(parser)` and `run(args) -> int`."""
-from . import fuse, info, train
+from . import evaluate, fuse, info, train
 
-COMMANDS = (fuse, info, train)
+COMMANDS = (fuse, evaluate, info, train)
 

@@ -32,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", help="checkpoint file for deep models")
     parser.add_argument("--out", required=True, help="output GeoTIFF")
     parser.add_argument("--error-maps", metavar="DIR", help="write error maps (GeoTIFF) into DIR")
+    parser.add_argument("--truth", metavar="T", help="fine image at the target date: adds error-vs-truth maps")
+    parser.add_argument("--uncertainty", action="store_true", help="add the prediction-spread map (slower)")
     tiles = parser.add_argument_group("tiling and device")
     tiles.add_argument("--tile", type=int, default=512, help="core tile size in pixels; 0 = whole raster (default 512)")
     tiles.add_argument("--halo", default="auto", help="halo in pixels, or auto = the method's receptive radius")
@@ -75,6 +77,8 @@ def parse_options(items) -> dict:
 
 
 def request_from(args) -> FusionRequest:
+    if (args.truth or args.uncertainty) and not args.error_maps:
+        raise ValueError("--truth and --uncertainty add error maps: give --error-maps DIR as well")
     return FusionRequest(
         coarse_target=args.coarse,
         fine_reference=args.fine,
@@ -84,6 +88,8 @@ def request_from(args) -> FusionRequest:
         method=args.method,
         weights=args.weights,
         error_maps_dir=args.error_maps,
+        truth=args.truth,
+        uncertainty=args.uncertainty,
         tile=args.tile,
         halo=None if args.halo == "auto" else int(args.halo),
         batch=args.batch,

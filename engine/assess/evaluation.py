@@ -1,0 +1,281 @@
+"""`evaluate`: measure a prediction against a truth image window by window, in bounded memory.
+
+The prediction's grid is the reference: the truth (and, for the plots, the fine reference and the
+coarse image) are read onto it with `AlignedRaster`. Pixel-wise sums, the spatial measures' sums and
+the plot histograms are accumulated per window, so memory depends on the window size only.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+import rasterio
+import torch
+from rasterio.windows import Window
+
+from .. import tiling
+from ..device import resolve_device
+from ..errors import FusionCancelled, StfError
+from ..grid import Grid, overlap_fraction, resolution_in
+from ..reader import AlignedRaster, choose_resampling, open_raster, units_of
+from .blocks import block_windows
+from .metrics import PixelSums
+from .spatial import HALO, SpatialSums
+
+Progress = Callable[[float, str], None]
+BAND_AVERAGED = ("cc", "r2", "ssim", "uiqi", "edge", "lbp")
+"""Measures whose overall value is the mean of the per-band values; the others pool all bands' pixels."""
+METRIC_ORDER = ("rmse", "mae", "ad", "psnr", "ssim", "cc", "r2", "sam", "ergas", "uiqi", "edge", "lbp", "seam_ratio")
+UNITS = {
+    "rmse": "reflectance",
+    "mae": "reflectance",
+    "ad": "reflectance (prediction − truth)",
+    "psnr": "dB",
+    "ssim": "1",
+    "cc": "1",
+    "r2": "1",
+    "sam": "degrees",
+    "ergas": "1 (percent-scaled, lower is better)",
+    "uiqi": "1",
+    "edge": "relative (signed; < 0 smoother than truth)",
+    "lbp": "relative (signed)",
+    "seam_ratio": "ratio (1 = no seams)",
+}
+
+
+@dataclass
+class EvaluationRequest:
+    """A prediction and the truth at its date; the other inputs only feed plots and ERGAS."""
+
+    prediction: str
+    truth: str
+    fine_reference: Optional[str] = None
+    coarse: Optional[str] = None
+    """Coarse image at the target date: its pixel size gives ERGAS's h/l, and it appears in the quick-look."""
+    out_dir: Optional[str] = None
+    """Folder for metrics.json, metrics.csv and plots; None measures only."""
+    plots: bool = True
+    tile_borders: Optional[Tuple[Tuple[int, ...], Tuple[int, ...]]] = None
+    """Tile borders for the seam ratio; None reads the STF_TILE tag the runner writes into its output."""
+    scales: Dict[str, float] = field(default_factory=dict)
+    """Stored value → reflectance factor per input: prediction, truth, fine_reference, coarse."""
+    ratio: Optional[float] = None
+    """Coarse/fine pixel-size ratio for ERGAS; overrides the coarse raster's own pixel size."""
+    data_range: float = 1.0
+    """Peak for PSNR and SSIM's constants, in reflectance (1.0 = the full reflectance scale)."""
+    device: str = "auto"
+    window: int = 1024
+    """Processing window side in pixels; results do not depend on it."""
+
+
+@dataclass
+class EvaluationReport:
+    """Measures per band and overall, their units, and the files written."""
+
+    overall: Dict[str, float]
+    bands: List[Dict[str, float]]
+    units: Dict[str, str]
+    files: Dict[str, str] = field(default_factory=dict)
+    band_names: List[str] = field(default_factory=list)
+    valid_pixels: int = 0
+    notes: List[str] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(_finite(asdict(self)), indent=2)
+
+
+def evaluate(request: EvaluationRequest, progress: Optional[Progress] = None, cancel=None) -> EvaluationReport:
+    """Measure request.prediction against request.truth; write metrics and plots when out_dir is set."""
+    report_progress = progress or (lambda fraction, message: None)
+    device = resolve_device(request.device)
+    notes: List[str] = []
+    with rasterio.Env(GDAL_CACHEMAX=128 * 2**20), ExitStack() as stack:
+        pred_ds = stack.enter_context(open_raster(request.prediction, "prediction"))
+        grid = Grid.of(pred_ds)
+        pred = _aligned(stack, pred_ds, "prediction", grid, request)
+        truth = _open_on(stack, request.truth, "truth", grid, request, "nearest")
+        if truth.count != pred.count:
+            raise StfError(f"the prediction has {pred.count} bands but the truth has {truth.count}")
+        borders = _borders(request, pred_ds, grid)
+        band_names = [name or f"band {b}" for b, name in enumerate(pred_ds.descriptions, start=1)]
+        ratio = _ratio(stack, request, grid, notes)
+        plots = None
+        if request.out_dir and request.plots:
+            from .plots import PlotData
+
+            extras = {
+                role: _open_on(stack, path, role.replace("_", " "), grid, request, "bilinear")
+                for role, path in (("fine_reference", request.fine_reference), ("coarse", request.coarse))
+                if path
+            }
+            plots = PlotData.from_previews(pred, truth, extras)
+
+        pixel_sums, spatial_sums = PixelSums(pred.count), SpatialSums(pred.count)
+        windows = list(block_windows(grid.height, grid.width, 1, request.window))
+        for index, window in enumerate(windows):
+            if cancel is not None and cancel.is_set():
+                raise FusionCancelled("cancelled")
+            p, p_valid = _read_haloed(pred, window)
+            t, t_valid = _read_haloed(truth, window)
+            valid = p_valid & t_valid
+            core = (slice(HALO, -HALO), slice(HALO, -HALO))
+            origin = (int(window.row_off), int(window.col_off))
+            pixel_sums.add(p[(...,) + core], t[(...,) + core], valid[core], origin, borders)
+            spatial_sums.add(*(torch.from_numpy(a).to(device) for a in (p, t, valid)), request.data_range)
+            if plots is not None:
+                plots.add(p[(...,) + core], t[(...,) + core], valid[core])
+            report_progress((index + 1) / len(windows) * (0.9 if plots else 1.0), f"window {index + 1}/{len(windows)}")
+
+    overall, bands = _combine(pixel_sums, spatial_sums, request.data_range, ratio)
+    if pixel_sums.zero_vectors:
+        notes.append(f"SAM leaves out {pixel_sums.zero_vectors} pixel(s) where a spectrum is all zero (angle undefined)")
+    if borders is None:
+        notes.append("no tile borders known (no STF_TILE tag, or a single tile): no seam ratio")
+    report = EvaluationReport(
+        overall=overall,
+        bands=bands,
+        units={k: UNITS[k] for k in METRIC_ORDER if k in overall},
+        band_names=band_names,
+        valid_pixels=pixel_sums.pixels,
+        notes=notes,
+    )
+    if request.out_dir:
+        _write_tables(report, request.out_dir)
+        if plots is not None:
+            report_progress(0.9, "plots")
+            report.files.update(plots.render(report, request.out_dir))
+            _write_json(report, report.files["metrics.json"])
+    report_progress(1.0, "done")
+    return report
+
+
+def measure(
+    pred: np.ndarray,
+    truth: np.ndarray,
+    valid: Optional[np.ndarray] = None,
+    data_range: float = 1.0,
+    ratio: Optional[float] = None,
+    borders=None,
+    device: str = "cpu",
+) -> Tuple[Dict[str, float], List[Dict[str, float]]]:
+    """Every measure of in-memory (C, H, W) reflectance arrays as one window: (overall, per band)."""
+    valid = np.ones(pred.shape[1:], dtype=bool) if valid is None else valid
+    pads = ((HALO, HALO), (HALO, HALO))
+    padded = [np.pad(np.asarray(a, dtype=np.float32), ((0, 0),) + pads) for a in (pred, truth)]
+    pixel_sums, spatial_sums = PixelSums(pred.shape[0]), SpatialSums(pred.shape[0])
+    pixel_sums.add(pred, truth, valid, (0, 0), borders if borders and any(borders) else None)
+    target = resolve_device(device)
+    spatial_sums.add(*(torch.from_numpy(a).to(target) for a in (*padded, np.pad(valid, pads))), data_range)
+    return _combine(pixel_sums, spatial_sums, data_range, ratio)
+
+
+def _combine(pixel_sums: PixelSums, spatial_sums: SpatialSums, data_range: float, ratio: Optional[float]):
+    """Final (overall, per-band) values from the accumulated sums."""
+    if not pixel_sums.pixels:
+        raise StfError("the prediction and the truth share no valid pixels")
+    band_values, overall = pixel_sums.results(data_range, ratio)
+    band_values.update(spatial_sums.results())
+    for name in BAND_AVERAGED:
+        overall[name] = float(np.mean(band_values[name]))
+    bands = [_ordered({k: float(v[b]) for k, v in band_values.items()}) for b in range(pixel_sums.bands)]
+    return _ordered(overall), bands
+
+
+def _aligned(stack: ExitStack, dataset, label: str, grid: Grid, request: EvaluationRequest, resampling=None):
+    key = label.replace(" ", "_")
+    reader = AlignedRaster(dataset, label, grid, units_of(dataset, request.scales.get(key)), resampling=resampling)
+    if reader.source is not dataset:
+        stack.callback(reader.source.close)
+    return reader
+
+
+def _open_on(stack: ExitStack, path: str, label: str, grid: Grid, request: EvaluationRequest, upsampling: str):
+    """Open one more input on the prediction's grid (averaging when it is finer, `upsampling` otherwise)."""
+    dataset = stack.enter_context(open_raster(path, label))
+    if dataset.crs is None or overlap_fraction(grid, dataset) <= 0:
+        raise StfError(f"the {label} does not overlap the prediction: {path}")
+    return _aligned(stack, dataset, label, grid, request, choose_resampling(grid, dataset, upsampling))
+
+
+def _read_haloed(reader: AlignedRaster, window: Window) -> Tuple[np.ndarray, np.ndarray]:
+    """The window with HALO pixels of context around it; outside the raster is invalid (and zero)."""
+    row, col = int(window.row_off) - HALO, int(window.col_off) - HALO
+    height, width = int(window.height) + 2 * HALO, int(window.width) + 2 * HALO
+    r0, c0 = max(row, 0), max(col, 0)
+    r1, c1 = min(row + height, reader.grid.height), min(col + width, reader.grid.width)
+    data, valid = reader.read(Window(c0, r0, c1 - c0, r1 - r0))
+    pads = ((r0 - row, row + height - r1), (c0 - col, col + width - c1))
+    return np.pad(data, ((0, 0),) + pads), np.pad(valid, pads)
+
+
+def _borders(request: EvaluationRequest, dataset, grid: Grid):
+    """Tile borders from the request, else from the runner's STF_TILE tag; None when there are none."""
+    borders = request.tile_borders
+    if borders is None:
+        tile = dataset.tags().get("STF_TILE")
+        if tile is None or not tile.strip().isdigit():
+            return None
+        borders = tiling.borders(grid.height, grid.width, int(tile))
+    return borders if any(borders) else None
+
+
+def _ratio(stack: ExitStack, request: EvaluationRequest, grid: Grid, notes: List[str]) -> Optional[float]:
+    """Coarse/fine pixel-size ratio for ERGAS: the request's, else the coarse raster's pixel size."""
+    if request.ratio:
+        return float(request.ratio)
+    if request.coarse:
+        coarse = stack.enter_context(open_raster(request.coarse, "coarse"))
+        ratio = resolution_in(grid, coarse) / grid.resolution
+        if ratio < 1.5:
+            notes.append(
+                f"the coarse image's pixel size is {ratio:.2f}× the fine one; if it was resampled from a coarser "
+                "sensor, give the real ratio (--ratio) for ERGAS"
+            )
+        return ratio
+    notes.append("ERGAS needs the coarse/fine pixel-size ratio: give --coarse or --ratio")
+    return None
+
+
+def _ordered(values: Dict[str, float]) -> Dict[str, float]:
+    return {k: float(values[k]) for k in METRIC_ORDER if k in values}
+
+
+def _finite(value):
+    """JSON has no NaN or infinity: they become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _write_json(report: EvaluationReport, path: str) -> None:
+    with open(path, "w") as handle:
+        handle.write(report.to_json() + "\n")
+
+
+def _write_tables(report: EvaluationReport, out_dir: str) -> None:
+    """metrics.json and metrics.csv (a row per band, then the overall row), added to report.files."""
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {"metrics.json": os.path.join(out_dir, "metrics.json"), "metrics.csv": os.path.join(out_dir, "metrics.csv")}
+    report.files.update(paths)
+    _write_json(report, paths["metrics.json"])
+    columns = list(report.overall)
+    with open(paths["metrics.csv"], "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["band", "name"] + columns)
+        for number, (name, values) in enumerate(zip(report.band_names, report.bands), start=1):
+            writer.writerow([number, name] + [_cell(values.get(k)) for k in columns])
+        writer.writerow(["overall", ""] + [_cell(report.overall[k]) for k in columns])
+
+
+def _cell(value: Optional[float]) -> str:
+    return "" if value is None else repr(float(value))
