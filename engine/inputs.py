@@ -11,6 +11,7 @@ from rasterio.enums import Resampling
 from . import roles
 from .errors import StfError
 from .grid import Grid, coarse_ratio, overlap_fraction, resolution_in
+from .registration import estimate_offset
 from .reader import AlignedRaster, Units, choose_resampling, open_raster, units_of
 from .registry import MethodSpec
 from .request import FusionRequest
@@ -33,6 +34,7 @@ class AlignedInputs:
     fine: FineProfile
     ratio: int
     fine_std: Tuple[float, ...]
+    coarse_shift: Tuple[float, float] = (0.0, 0.0)
     warnings: List[str] = field(default_factory=list)
 
 
@@ -70,22 +72,32 @@ def open_inputs(request: FusionRequest, spec: MethodSpec, stack: ExitStack) -> A
 
     band_map = _band_map(request, datasets)
     upsampling = request.resampling or spec.coarse_resampling
-    readers: Dict[str, AlignedRaster] = {}
-    for role, dataset in datasets.items():
-        readers[role] = AlignedRaster(
+    coarse = datasets[roles.COARSE_TARGET]
+    ratio = coarse_ratio(grid, coarse, request.coarse_resolution)
+
+    def aligned(role: str, shift: Tuple[float, float] = (0.0, 0.0)) -> AlignedRaster:
+        dataset = datasets[role]
+        fine_role = role == roles.FINE_REFERENCE
+        return AlignedRaster(
             dataset,
             roles.LABELS[role],
             grid,
             units_of(dataset, request.scales.get(role)),
             bands=band_map.get(role),
-            resampling=choose_resampling(grid, dataset, upsampling)
-            if role != roles.FINE_REFERENCE
-            else Resampling.nearest,
+            resampling=Resampling.nearest if fine_role else choose_resampling(grid, dataset, upsampling),
+            shift=shift,
         )
-        stack.callback(readers[role].close)
 
-    coarse = datasets[roles.COARSE_TARGET]
-    ratio = coarse_ratio(grid, coarse, request.coarse_resolution)
+    readers: Dict[str, AlignedRaster] = {role: aligned(role) for role in datasets}
+    shift = _coarse_shift(request, readers, ratio)
+    if shift != (0.0, 0.0):
+        map_shift = (shift[0] * grid.transform.a, shift[1] * grid.transform.e)
+        for role in roles.COARSE_ROLES:
+            if role in readers:
+                readers[role].close()
+                readers[role] = aligned(role, map_shift)
+    for reader in readers.values():
+        stack.callback(reader.close)
     if request.coarse_resolution is None and resolution_in(grid, coarse) < grid.resolution * 1.5:
         warnings.append(
             "the coarse target has the fine reference's pixel size; if it was resampled from a coarser "
@@ -98,7 +110,18 @@ def open_inputs(request: FusionRequest, spec: MethodSpec, stack: ExitStack) -> A
         units=readers[roles.FINE_REFERENCE].units,
         descriptions=tuple(fine.descriptions),
     )
-    return AlignedInputs(grid, readers, profile, ratio, fine_std, warnings)
+    return AlignedInputs(grid, readers, profile, ratio, fine_std, shift, warnings)
+
+
+def _coarse_shift(request: FusionRequest, readers: Dict[str, AlignedRaster], ratio: int) -> Tuple[float, float]:
+    """The user's shift, or one estimated from the coarse raster of the fine reference's date if asked."""
+    if request.coarse_shift is not None:
+        return (float(request.coarse_shift[0]), float(request.coarse_shift[1]))
+    if not request.register:
+        return (0.0, 0.0)
+    same_date = readers.get(roles.COARSE_REFERENCE, readers[roles.COARSE_TARGET])
+    dx, dy = estimate_offset(readers[roles.FINE_REFERENCE], same_date, ratio, search=max(8, 2 * ratio))
+    return (round(dx, 2), round(dy, 2))
 
 
 def _band_map(request: FusionRequest, datasets) -> Dict[str, List[int]]:

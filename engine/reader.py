@@ -7,6 +7,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 import rasterio
 from rasterio.enums import MaskFlags, Resampling
+from rasterio.transform import Affine
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
@@ -80,7 +81,9 @@ class AlignedRaster:
         units: Units,
         bands: Optional[Sequence[int]] = None,
         resampling: Resampling = Resampling.bilinear,
+        shift: Tuple[float, float] = (0.0, 0.0),
     ):
+        """`shift` (map units, x then y) moves this input's georeference to correct a misregistration."""
         self.label = label
         self.grid = grid
         self.units = units
@@ -89,11 +92,12 @@ class AlignedRaster:
         bad = [b for b in self.bands if not 1 <= b <= dataset.count]
         if bad:
             raise StfError(f"{label} has {dataset.count} bands; band(s) {bad} do not exist")
-        if grid.same_as(dataset):
+        if grid.same_as(dataset) and shift == (0.0, 0.0):
             self.source = dataset
         else:
             self.source = WarpedVRT(
                 dataset,
+                src_transform=Affine.translation(*shift) * dataset.transform,
                 crs=grid.crs,
                 transform=grid.transform,
                 width=grid.width,
@@ -108,9 +112,9 @@ class AlignedRaster:
         return len(self.bands)
 
     def close(self) -> None:
+        """Close the warped view, if any; the dataset stays with whoever opened it."""
         if self.source is not self.dataset:
             self.source.close()
-        self.dataset.close()
 
     def read(self, window: Window) -> Tuple[np.ndarray, np.ndarray]:
         """(data (C, h, w) float32 reflectance, valid (h, w) bool) inside the grid."""

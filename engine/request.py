@@ -39,6 +39,10 @@ class FusionRequest:
     """Effective coarse pixel size in fine-grid units, for coarse data already resampled to a finer grid."""
     resampling: Optional[str] = None
     """Resampling for coarse inputs brought up to the fine grid; None takes the method's choice."""
+    coarse_shift: Optional[Tuple[float, float]] = None
+    """Known misregistration of the coarse rasters, in fine pixels east and south, applied to both."""
+    register: bool = False
+    """Estimate coarse_shift by correlating the coarse and fine content (ignored when coarse_shift is set)."""
     options: Dict[str, object] = field(default_factory=dict)
     """Method parameters (e.g. STARFM's window), as declared by the method."""
 
@@ -65,5 +69,7 @@ class FusionResult:
     bands: int
     tile_borders: Tuple[Tuple[int, ...], Tuple[int, ...]] = ((), ())
     """Rows and columns where one tile's written core meets the next (for seam measures)."""
+    coarse_shift: Tuple[float, float] = (0.0, 0.0)
+    """Shift applied to the coarse rasters' georeference, in fine pixels east and south."""
     error_maps: Dict[str, str] = field(default_factory=dict)
     warnings: Tuple[str, ...] = ()

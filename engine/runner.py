@@ -117,6 +117,7 @@ def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel=Non
         halo=halo,
         seconds=time.perf_counter() - started,
         ratio=inputs.ratio,
+        coarse_shift=inputs.coarse_shift,
         width=grid.width,
         height=grid.height,
         bands=context.bands,

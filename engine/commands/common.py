@@ -25,3 +25,11 @@ def int_list(text: str) -> Tuple[int, ...]:
         return tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
         raise ValueError(f"expected comma-separated band numbers, got '{text}'") from None
+
+
+def float_pair(text: str) -> Tuple[float, float]:
+    """'-5.5,-5.3' → (-5.5, -5.3)."""
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise ValueError(f"expected two comma-separated numbers, got '{text}'")
+    return float(parts[0]), float(parts[1])

@@ -8,7 +8,7 @@ from .. import roles
 from ..registry import available_methods
 from ..request import FusionRequest
 from ..runner import fuse
-from .common import int_list, progress_bar
+from .common import float_pair, int_list, progress_bar
 
 NAME = "fuse"
 HELP = "fuse a coarse target with a fine reference into a fine image"
@@ -51,6 +51,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: raster metadata, else 1e-4 for integers and 1 for floats)",
     )
     units.add_argument("--coarse-res", type=float, help="real coarse pixel size in fine-grid units (e.g. 250)")
+    units.add_argument("--register", action="store_true",
+                       help="estimate and correct the coarse rasters' misregistration against the fine reference")
+    units.add_argument("--coarse-shift", metavar="DX,DY",
+                       help="move the coarse rasters' georeference by DX fine pixels east and DY south")
     units.add_argument("--resampling", choices=["bilinear", "cubic", "nearest", "lanczos"], help="coarse upsampling")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="method parameter")
 
@@ -99,6 +103,8 @@ def request_from(args) -> FusionRequest:
         scales=parse_scales(args.scale),
         coarse_resolution=args.coarse_res,
         resampling=args.resampling,
+        coarse_shift=float_pair(args.coarse_shift) if args.coarse_shift else None,
+        register=args.register,
         options=parse_options(args.option),
     )
 
@@ -115,6 +121,8 @@ def run(args) -> int:
         f"{result.seconds:.1f} s"
     )
     print(f"output: {result.output}")
+    if result.coarse_shift != (0.0, 0.0):
+        print(f"coarse rasters shifted by {result.coarse_shift[0]:+.2f} px east, {result.coarse_shift[1]:+.2f} px south")
     for name, path in result.error_maps.items():
         print(f"{name}: {path}")
     return 0
