@@ -105,3 +105,20 @@ def write_bands(source, target, bands) -> None:
     with rasterio.open(source) as src:
         with rasterio.open(target, "w", **{**src.profile, "count": len(bands)}) as dst:
             dst.write(src.read(bands))
+
+
+@pytest.fixture
+def small_scene(sample_paths, tmp_path):
+    """A 256×256 crop of the sample by role, small enough to train a deep model on in seconds."""
+    import rasterio
+    from rasterio.windows import Window
+
+    window = Window(150, 150, 256, 256)
+    crops = {}
+    for role in ("coarse_target", "fine_reference", "coarse_reference"):
+        crops[role] = str(tmp_path / f"small_{role}.tif")
+        with rasterio.open(sample_paths[role]) as src:
+            profile = {**src.profile, "width": 256, "height": 256, "transform": src.window_transform(window)}
+            with rasterio.open(crops[role], "w", **profile) as dst:
+                dst.write(src.read(window=window))
+    return crops

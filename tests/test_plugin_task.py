@@ -45,9 +45,10 @@ def test_task_adds_a_group_with_styled_fused_raster_and_error_maps(plugin, sampl
     assert run_task(plugin, request_for(plugin, sample_paths, tmp_path / "out")) == "completed"
     [group] = fusion_groups()
     assert group.name().startswith("Fusion delta ")
-    layers = [node.layer() for node in group.findLayers()]
-    assert [layer.name() for layer in layers] == ["fused (delta)", "coarse_residual (band 1 of 3)", "coarse_residual_rms"]
-    fused, residual, rms = layers
+    layers = {node.layer().name(): node.layer() for node in group.findLayers()}
+    fused = group.findLayers()[0].layer()
+    assert fused.name() == "fused (delta)"
+    residual, rms = layers["coarse_residual (band 1 of 3)"], layers["coarse_residual_rms"]
     assert fused.source() == str(tmp_path / "out" / "fused.tif")
     renderer = fused.renderer()
     assert isinstance(renderer, QgsMultiBandColorRenderer)
@@ -55,8 +56,10 @@ def test_task_adds_a_group_with_styled_fused_raster_and_error_maps(plugin, sampl
     assert renderer.minMaxOrigin().limits() == QgsRasterMinMaxOrigin.CumulativeCut
     enhancement = renderer.redContrastEnhancement()
     assert 0 < enhancement.minimumValue() < enhancement.maximumValue() < 10000
-    for layer in (residual, rms):
-        assert isinstance(layer.renderer(), QgsSingleBandPseudoColorRenderer)
+    error_maps = [layer for layer in layers.values() if layer is not fused]
+    assert len(error_maps) == len(list((tmp_path / "out" / "error_maps").glob("*.tif")))
+    for layer in error_maps:
+        assert isinstance(layer.renderer(), QgsSingleBandPseudoColorRenderer), layer.name()
         assert layer.renderer().legendSymbologyItems()
     assert residual.renderer().classificationMin() == -residual.renderer().classificationMax()
     assert rms.renderer().classificationMin() == 0

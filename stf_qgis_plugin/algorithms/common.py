@@ -1,12 +1,66 @@
-"""Helpers the algorithms share: engine feedback, enum values given by name, layers as local files."""
+"""What the algorithms share: enum parameters given by name or index, engine feedback, layers as local files."""
 from __future__ import annotations
 
 import threading
-from typing import Callable, Dict, Sequence, Tuple
+from types import ModuleType
+from typing import Callable, Dict, List, Tuple
 
-from qgis.core import QgsProcessingException, QgsProcessingFeedback
+from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingFeedback
 
 from ..layer_info import file_path
+
+DEVICES = ["auto", "cpu", "cuda"]
+
+
+class EngineAlgorithm(QgsProcessingAlgorithm):
+    """An algorithm backed by the engine; its enum parameters (`enums`: name → options) also accept option names."""
+
+    def __init__(self, engine: ModuleType):
+        super().__init__()
+        self.engine = engine
+        self.enums: Dict[str, List[str]] = {}
+
+    def createInstance(self):  # noqa: N802
+        return type(self)(self.engine)
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802
+        return super().checkParameterValues(self.by_index(parameters), context)
+
+    def by_index(self, parameters: Dict) -> Dict:
+        """Parameters with enum values given by option name (e.g. METHOD='starfm') replaced by their index."""
+        mapped = dict(parameters)
+        for key, options in self.enums.items():
+            value = mapped.get(key)
+            if isinstance(value, str) and value in options:
+                mapped[key] = options.index(value)
+        return mapped
+
+    def enum_name(self, parameters: Dict, key: str, context) -> str:
+        return self.enums[key][self.parameterAsEnum(parameters, key, context)]
+
+    def local_file(self, parameters: Dict, key: str, context) -> str:
+        """The file behind a raster-layer parameter, '' when unset; non-file layers (WMS…) are an error."""
+        layer = self.parameterAsRasterLayer(parameters, key, context)
+        if layer is None:
+            return ""
+        path = file_path(layer)
+        if path is None:
+            raise QgsProcessingException(f"{key}: '{layer.name()}' is not a local raster file; save it as GeoTIFF first")
+        return path
+
+    def optional_number(self, parameters: Dict, key: str, context, kind=float):
+        """None when the optional parameter is unset."""
+        if parameters.get(key) is None:
+            return None
+        return kind(self.parameterAsDouble(parameters, key, context))
+
+    def call_engine(self, function: Callable, request, feedback: QgsProcessingFeedback):
+        """Run an engine entry point with Processing's progress and cancel; engine errors become Processing errors."""
+        progress, cancel = engine_callbacks(feedback)
+        try:
+            return function(request, progress=progress, cancel=cancel)
+        except self.engine.StfError as exc:
+            raise QgsProcessingException(str(exc)) from None
 
 
 def engine_callbacks(feedback: QgsProcessingFeedback) -> Tuple[Callable[[float, str], None], threading.Event]:
@@ -21,24 +75,3 @@ def engine_callbacks(feedback: QgsProcessingFeedback) -> Tuple[Callable[[float, 
         feedback.setProgressText(message)
 
     return progress, cancel
-
-
-def names_to_indices(parameters: Dict, enums: Dict[str, Sequence[str]]) -> Dict:
-    """Parameters with enum values given by option name (e.g. METHOD='starfm') replaced by their index."""
-    mapped = dict(parameters)
-    for key, options in enums.items():
-        value = mapped.get(key)
-        if isinstance(value, str) and value in options:
-            mapped[key] = options.index(value)
-    return mapped
-
-
-def local_file(algorithm, parameters: Dict, name: str, context) -> str:
-    """The file behind a raster-layer parameter, '' when unset; non-file layers (WMS…) are an error."""
-    layer = algorithm.parameterAsRasterLayer(parameters, name, context)
-    if layer is None:
-        return ""
-    path = file_path(layer)
-    if path is None:
-        raise QgsProcessingException(f"{name}: '{layer.name()}' is not a local raster file; save it as GeoTIFF first")
-    return path

@@ -1,11 +1,8 @@
 """Processing algorithm `stf:fuse`: the dialog's inputs as parameters, the fused raster and error maps as outputs."""
 from __future__ import annotations
 
-from types import ModuleType
-
 from qgis.core import (
-    QgsProcessingAlgorithm,
-    QgsProcessingException,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
@@ -14,9 +11,8 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from .common import engine_callbacks, local_file, names_to_indices
+from .common import DEVICES, EngineAlgorithm
 
-DEVICES = ["auto", "cpu", "cuda"]
 LAYERS = {
     "COARSE_TARGET": ("coarse_target", "Coarse image at the target date", False),
     "FINE_REFERENCE": ("fine_reference", "Fine image at a reference date", False),
@@ -24,18 +20,15 @@ LAYERS = {
     "PAN": ("pan", "Panchromatic band at the target date", True),
     "TRUTH": ("truth", "Truth: fine image at the target date (enables error-vs-truth maps)", True),
 }
+INTEGER = QgsProcessingParameterNumber.Integer
 
 
-class FuseAlgorithm(QgsProcessingAlgorithm):
+class FuseAlgorithm(EngineAlgorithm):
     """Fuse a coarse target with a fine reference into a fine image at the target date."""
 
-    def __init__(self, engine: ModuleType):
-        super().__init__()
-        self.engine = engine
-        self.methods = list(engine.available_methods())
-
-    def createInstance(self):  # noqa: N802
-        return FuseAlgorithm(self.engine)
+    def __init__(self, engine):
+        super().__init__(engine)
+        self.enums = {"METHOD": list(engine.available_methods()), "DEVICE": DEVICES}
 
     def name(self) -> str:
         return "fuse"
@@ -49,69 +42,56 @@ class FuseAlgorithm(QgsProcessingAlgorithm):
         return (
             "Predicts the fine image at the coarse target's date from a fine reference (and, for most methods, "
             f"the coarse image at the reference date). Methods:<ul>{lines}</ul>"
-            "METHOD and DEVICE also accept the option's name, e.g. 'starfm' or 'cpu'."
+            "METHOD and DEVICE also accept the option's name, e.g. 'starfm' or 'cpu'. Deep models take a "
+            "weights file (stf:train writes one); without it they use shipped demo weights where installed."
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802
         for key, (_, label, optional) in LAYERS.items():
             self.addParameter(QgsProcessingParameterRasterLayer(key, label, optional=optional))
-        default = self.methods.index("starfm") if "starfm" in self.methods else 0
-        self.addParameter(QgsProcessingParameterEnum("METHOD", "Method", self.methods, defaultValue=default))
-        self.addParameter(
-            QgsProcessingParameterFile("WEIGHTS", "Weights file (deep models)", optional=True, fileFilter="*.pt *.pth")
-        )
+        methods = self.enums["METHOD"]
+        default = methods.index("starfm") if "starfm" in methods else 0
+        self.addParameter(QgsProcessingParameterEnum("METHOD", "Method", methods, defaultValue=default))
+        self.addParameter(QgsProcessingParameterFile("WEIGHTS", "Weights file (deep models)", optional=True, fileFilter="Checkpoints (*.pt);;All files (*.*)"))
         self.addParameter(QgsProcessingParameterEnum("DEVICE", "Device", DEVICES, defaultValue=0))
-        integer = QgsProcessingParameterNumber.Integer
-        self.addParameter(QgsProcessingParameterNumber("TILE_SIZE", "Tile size in pixels (0 = whole raster)", integer, 512, minValue=0))
+        self.addParameter(QgsProcessingParameterNumber("TILE_SIZE", "Tile size in pixels (0 = whole raster)", INTEGER, 512, minValue=0))
         self.addParameter(
-            QgsProcessingParameterNumber("HALO", "Halo in pixels (unset = the method's receptive radius)", integer, None, True, 0)
+            QgsProcessingParameterNumber("HALO", "Halo in pixels (unset = the method's receptive radius)", INTEGER, None, True, 0)
         )
-        self.addParameter(QgsProcessingParameterNumber("BATCH", "Tiles per batch", integer, 4, minValue=1))
+        self.addParameter(QgsProcessingParameterNumber("BATCH", "Tiles per batch", INTEGER, 4, minValue=1))
         self.addParameter(
             QgsProcessingParameterNumber(
-                "COARSE_RESOLUTION",
-                "Real coarse pixel size in fine-grid units (unset = from the raster)",
-                QgsProcessingParameterNumber.Double,
-                None,
-                True,
-                0,
+                "COARSE_RESOLUTION", "Real coarse pixel size in fine-grid units (unset = from the raster)",
+                QgsProcessingParameterNumber.Double, None, True, 0,
             )
         )
+        self.addParameter(QgsProcessingParameterBoolean("UNCERTAINTY", "Also write the uncertainty (spread) map", False))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Fused raster"))
         self.addParameter(
             QgsProcessingParameterFolderDestination("ERROR_MAPS", "Error maps folder", optional=True, createByDefault=False)
         )
 
-    def checkParameterValues(self, parameters, context):  # noqa: N802
-        return super().checkParameterValues(self._by_index(parameters), context)
-
-    def _by_index(self, parameters):
-        return names_to_indices(parameters, {"METHOD": self.methods, "DEVICE": DEVICES})
-
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        parameters = self._by_index(parameters)
-        paths = {role: local_file(self, parameters, key, context) or None for key, (role, _, _) in LAYERS.items()}
-        halo = parameters.get("HALO")
+        parameters = self.by_index(parameters)
+        paths = {role: self.local_file(parameters, key, context) or None for key, (role, _, _) in LAYERS.items()}
+        halo = self.optional_number(parameters, "HALO", context, int)
         request = self.engine.FusionRequest(
             output=self.parameterAsOutputLayer(parameters, "OUTPUT", context),
-            method=self.methods[self.parameterAsEnum(parameters, "METHOD", context)],
+            method=self.enum_name(parameters, "METHOD", context),
             weights=self.parameterAsFile(parameters, "WEIGHTS", context) or None,
             error_maps_dir=self.parameterAsString(parameters, "ERROR_MAPS", context) or None,
+            uncertainty=self.parameterAsBool(parameters, "UNCERTAINTY", context),
             tile=self.parameterAsInt(parameters, "TILE_SIZE", context),
-            halo=None if halo is None else self.parameterAsInt(parameters, "HALO", context),
+            halo=halo,
             batch=self.parameterAsInt(parameters, "BATCH", context),
-            device=DEVICES[self.parameterAsEnum(parameters, "DEVICE", context)],
-            coarse_resolution=self.parameterAsDouble(parameters, "COARSE_RESOLUTION", context)
-            if parameters.get("COARSE_RESOLUTION") is not None
-            else None,
+            device=self.enum_name(parameters, "DEVICE", context),
+            coarse_resolution=self.optional_number(parameters, "COARSE_RESOLUTION", context),
             **paths,
         )
-        progress, cancel = engine_callbacks(feedback)
-        try:
-            result = self.engine.fuse(request, progress=progress, cancel=cancel)
-        except self.engine.StfError as exc:
-            raise QgsProcessingException(str(exc)) from None
+        result = self.call_engine(self.engine.fuse, request, feedback)
         for warning in result.warnings:
             feedback.pushWarning(warning)
         feedback.pushInfo(f"{result.method} on {result.device}: {result.tiles} tile(s), {result.seconds:.1f} s")
+        for name, path in result.error_maps.items():
+            feedback.pushInfo(f"{name}: {path}")
         return {"OUTPUT": result.output, "ERROR_MAPS": request.error_maps_dir or ""}

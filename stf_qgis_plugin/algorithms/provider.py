@@ -6,7 +6,9 @@ from qgis.PyQt.QtGui import QIcon
 
 from ..engine_loader import EngineStatus
 from ..paths import icon_path
+from .evaluate import EvaluateAlgorithm
 from .fuse import FuseAlgorithm
+from .train import TrainAlgorithm
 
 
 class StfProvider(QgsProcessingProvider):
@@ -31,4 +33,5 @@ class StfProvider(QgsProcessingProvider):
     def loadAlgorithms(self) -> None:  # noqa: N802
         if not self.status.ok:
             return
-        self.addAlgorithm(FuseAlgorithm(self.status.engine))
+        for algorithm in (FuseAlgorithm, EvaluateAlgorithm, TrainAlgorithm):
+            self.addAlgorithm(algorithm(self.status.engine))

@@ -1,0 +1,71 @@
+"""Processing algorithm `stf:evaluate`: accuracy of a prediction against the truth, as numbers, tables and plots."""
+from __future__ import annotations
+
+import importlib
+
+from qgis.core import (
+    QgsProcessingOutputNumber,
+    QgsProcessingOutputString,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterRasterLayer,
+)
+
+from .common import DEVICES, EngineAlgorithm
+
+
+class EvaluateAlgorithm(EngineAlgorithm):
+    """Measure a fused (or any predicted) raster against the fine image observed at the same date."""
+
+    def __init__(self, engine):
+        super().__init__(engine)
+        self.enums = {"DEVICE": DEVICES}
+        evaluation = importlib.import_module(f"{engine.__name__}.assess.evaluation")
+        self.metrics = list(evaluation.METRIC_ORDER)
+        self.units = dict(evaluation.UNITS)
+
+    def name(self) -> str:
+        return "evaluate"
+
+    def displayName(self) -> str:  # noqa: N802
+        return "Evaluate against truth"
+
+    def shortHelpString(self) -> str:  # noqa: N802
+        return (
+            "Compares PREDICTION with TRUTH window by window: RMSE, MAE, PSNR, SSIM, CC, SAM, ERGAS and more, "
+            "overall and per band. Each overall measure is an output number (e.g. RMSE) for use in models; "
+            "metrics.json, metrics.csv and plots land in OUTPUT_FOLDER."
+        )
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterRasterLayer("PREDICTION", "Prediction (e.g. a fused raster)"))
+        self.addParameter(QgsProcessingParameterRasterLayer("TRUTH", "Truth: fine image at the prediction's date"))
+        self.addParameter(QgsProcessingParameterRasterLayer("FINE_REFERENCE", "Fine reference (plots only)", optional=True))
+        self.addParameter(QgsProcessingParameterRasterLayer("COARSE", "Coarse image at the target date (ERGAS, plots)", optional=True))
+        self.addParameter(QgsProcessingParameterBoolean("PLOTS", "Write plots", True))
+        self.addParameter(QgsProcessingParameterEnum("DEVICE", "Device", DEVICES, defaultValue=0))
+        self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Report folder"))
+        for metric in self.metrics:
+            self.addOutput(QgsProcessingOutputNumber(metric.upper(), f"{metric} ({self.units[metric]})"))
+        self.addOutput(QgsProcessingOutputString("REPORT", "Report (JSON)"))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        parameters = self.by_index(parameters)
+        out_dir = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
+        request = self.engine.EvaluationRequest(
+            prediction=self.local_file(parameters, "PREDICTION", context),
+            truth=self.local_file(parameters, "TRUTH", context),
+            fine_reference=self.local_file(parameters, "FINE_REFERENCE", context) or None,
+            coarse=self.local_file(parameters, "COARSE", context) or None,
+            out_dir=out_dir,
+            plots=self.parameterAsBool(parameters, "PLOTS", context),
+            device=self.enum_name(parameters, "DEVICE", context),
+        )
+        report = self.call_engine(self.engine.evaluate, request, feedback)
+        for metric, value in report.overall.items():
+            feedback.pushInfo(f"{metric}: {value:.6g} {report.units.get(metric, '')}")
+        for note in report.notes:
+            feedback.pushWarning(note)
+        results = {metric.upper(): report.overall.get(metric) for metric in self.metrics}
+        return {**results, "REPORT": report.to_json(), "OUTPUT_FOLDER": out_dir}

@@ -1,0 +1,101 @@
+"""Processing algorithm `stf:train`: train a deep model on one scene (self) or a series, writing a checkpoint."""
+from __future__ import annotations
+
+import importlib
+
+from qgis.core import (
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+)
+
+from .common import DEVICES, EngineAlgorithm
+
+LAYERS = {
+    "COARSE_TARGET": ("coarse_target", "Coarse image at the target date (self mode)"),
+    "FINE_REFERENCE": ("fine_reference", "Fine image at a reference date (self mode)"),
+    "COARSE_REFERENCE": ("coarse_reference", "Coarse image at the reference date (self mode)"),
+    "PAN": ("pan", "Panchromatic band at the target date (self mode)"),
+}
+INTEGER = QgsProcessingParameterNumber.Integer
+
+
+class TrainAlgorithm(EngineAlgorithm):
+    """Train MARSTFN, GAN-STFM or EDCSTFN; the checkpoint is the WEIGHTS of stf:fuse."""
+
+    def __init__(self, engine):
+        super().__init__(engine)
+        training = importlib.import_module(f"{engine.__name__}.training.request")
+        models = importlib.import_module(f"{engine.__name__}.models")
+        self.enums = {"MODEL": list(models.MODELS), "MODE": list(training.MODES), "DEVICE": DEVICES}
+
+    def name(self) -> str:
+        return "train"
+
+    def displayName(self) -> str:  # noqa: N802
+        return "Train a deep model"
+
+    def shortHelpString(self) -> str:  # noqa: N802
+        return (
+            "self: Wald reduced-resolution training on one scene (the layers below; the coarse/fine ratio must be "
+            "at least 2, set COARSE_RESOLUTION when the coarse raster was resampled to the fine grid). "
+            "series: dated coarse/fine(/pan) rasters listed in SERIES (a CSV date,coarse,fine[,pan], or a folder "
+            "of files named with a date and coarse/fine/pan). MODEL, MODE and DEVICE also accept names."
+        )
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterEnum("MODEL", "Model", self.enums["MODEL"], defaultValue=0))
+        self.addParameter(QgsProcessingParameterEnum("MODE", "Training mode", self.enums["MODE"], defaultValue=0))
+        for key, (_, label) in LAYERS.items():
+            self.addParameter(QgsProcessingParameterRasterLayer(key, label, optional=True))
+        self.addParameter(QgsProcessingParameterFile("SERIES", "Series (CSV or folder; series mode)", optional=True))
+        self.addParameter(QgsProcessingParameterNumber("EPOCHS", "Epochs", INTEGER, 20, minValue=1))
+        self.addParameter(QgsProcessingParameterNumber("PATCH", "Patch size in pixels", INTEGER, 256, minValue=8))
+        self.addParameter(QgsProcessingParameterNumber("BATCH", "Patches per step", INTEGER, 8, minValue=1))
+        self.addParameter(
+            QgsProcessingParameterNumber("STEPS", "Steps per epoch (unset = cover the data about once)", INTEGER, None, True, 1)
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                "COARSE_RESOLUTION", "Real coarse pixel size in fine-grid units (unset = from the raster)",
+                QgsProcessingParameterNumber.Double, None, True, 0,
+            )
+        )
+        self.addParameter(QgsProcessingParameterEnum("DEVICE", "Device", DEVICES, defaultValue=0))
+        self.addParameter(QgsProcessingParameterFile("RESUME", "Resume from checkpoint", optional=True, fileFilter="Checkpoints (*.pt);;All files (*.*)"))
+        self.addParameter(QgsProcessingParameterFileDestination("OUTPUT", "Checkpoint", "Checkpoints (*.pt)"))
+        self.addOutput(QgsProcessingOutputNumber("BEST_EPOCH", "Best epoch"))
+        self.addOutput(QgsProcessingOutputNumber("VALIDATION_RMSE", "Validation RMSE of the best epoch (reflectance)"))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        parameters = self.by_index(parameters)
+        paths = {role: self.local_file(parameters, key, context) or None for key, (role, _) in LAYERS.items()}
+        request = self.engine.TrainingRequest(
+            model=self.enum_name(parameters, "MODEL", context),
+            output=self.parameterAsFileOutput(parameters, "OUTPUT", context),
+            mode=self.enum_name(parameters, "MODE", context),
+            series=self.parameterAsFile(parameters, "SERIES", context) or None,
+            epochs=self.parameterAsInt(parameters, "EPOCHS", context),
+            patch=self.parameterAsInt(parameters, "PATCH", context),
+            batch=self.parameterAsInt(parameters, "BATCH", context),
+            steps_per_epoch=self.optional_number(parameters, "STEPS", context, int),
+            coarse_resolution=self.optional_number(parameters, "COARSE_RESOLUTION", context),
+            device=self.enum_name(parameters, "DEVICE", context),
+            resume=self.parameterAsFile(parameters, "RESUME", context) or None,
+            **paths,
+        )
+        result = self.call_engine(self.engine.train, request, feedback)
+        for warning in result.warnings:
+            feedback.pushWarning(warning)
+        feedback.pushInfo(
+            f"{result.model} on {result.device}: {result.epochs} epoch(s), best {result.best_epoch}, "
+            f"{result.seconds:.1f} s, validation {result.validation_metrics}"
+        )
+        return {
+            "OUTPUT": result.checkpoint,
+            "BEST_EPOCH": result.best_epoch,
+            "VALIDATION_RMSE": result.validation_metrics.get("rmse"),
+        }
