@@ -70,8 +70,8 @@ class EvaluationRequest:
     data_range: float = 1.0
     """Peak for PSNR and SSIM's constants, in reflectance (1.0 = the full reflectance scale)."""
     device: str = "auto"
-    window: int = 1024
-    """Processing window side in pixels; results do not depend on it."""
+    window: int = 512
+    """Processing window side in pixels (memory grows with its square); results do not depend on it."""
 
 
 @dataclass

