@@ -7,6 +7,7 @@ import rasterio
 import torch
 
 from stf_engine import FusionRequest, fuse
+from stf_engine.assess.error_maps import RAMPS
 from stf_engine.assess.seams import seam_mask
 from stf_engine.assess.uncertainty import D4, d4_inverse, d4_spread, d4_transform
 from stf_engine.cli import main
@@ -39,9 +40,9 @@ def test_truth_temporal_change_and_seam_maps_on_the_sample(tmp_path):
         )
     )
     assert {"coarse_residual", "abs_error", "rms_error", "temporal_change", "seam_mask"} <= set(result.error_maps)
-    for path in result.error_maps.values():
+    for name, path in result.error_maps.items():
         _, tags, _ = read(path)
-        assert tags["DESCRIPTION"] and tags["UNITS"]
+        assert tags["DESCRIPTION"] and tags["UNITS"] and tags["STF_RAMP"] == RAMPS[name]
 
     predicted = read(result.output)[0].astype(np.float64) * 1e-4
     observed = read(truth)[0].astype(np.float64) * 1e-4

@@ -4,7 +4,7 @@ Always: the coarse-consistency residual, the temporal-change magnitude |C2 − C
 reference was given, and the seam mask when the run had more than one tile. With a truth image: the
 absolute error per band and the RMS error across bands. With `request.uncertainty`: the spread map
 (see uncertainty.py). Every map is float32 on the fine grid (the seam mask uint8), written by windows,
-with DESCRIPTION and UNITS tags.
+with DESCRIPTION and UNITS tags, and STF_RAMP saying which colour ramp suits it (RAMPS).
 """
 from __future__ import annotations
 
@@ -26,6 +26,17 @@ from .seams import SEAM_HALF_WIDTH, seam_mask_window
 from .uncertainty import UncertaintyEstimator
 
 REFLECTANCE = "reflectance"
+RAMPS = {
+    "coarse_residual": "diverging",
+    "coarse_residual_rms": "sequential",
+    "abs_error": "sequential",
+    "rms_error": "sequential",
+    "temporal_change": "sequential",
+    "seam_mask": "mask",
+    "uncertainty": "sequential",
+}
+"""Colour ramp kind per map (also in each file's STF_RAMP tag): diverging for signed values around 0,
+sequential for magnitudes from 0, mask for 0/1."""
 
 
 def write_error_maps(
@@ -86,7 +97,7 @@ class _MapWriter:
             dtype,
             nodata,
             descriptions=names,
-            tags={"DESCRIPTION": description, "UNITS": units},
+            tags={"DESCRIPTION": description, "UNITS": units, "STF_RAMP": RAMPS[name]},
         )
 
     def windows(self):

@@ -41,7 +41,11 @@ def write_coarse_residual(
         "float32",
         float("nan"),
         descriptions=[f"residual band {b}" for b in range(1, coarse.count + 1)],
-        tags={**tags, "DESCRIPTION": f"fused averaged over {ratio}x{ratio} pixel blocks minus the coarse target"},
+        tags={
+            **tags,
+            "DESCRIPTION": f"fused averaged over {ratio}x{ratio} pixel blocks minus the coarse target",
+            "STF_RAMP": "diverging",
+        },
     )
     rms = outputs.create(
         paths["coarse_residual_rms"],
@@ -50,7 +54,11 @@ def write_coarse_residual(
         "float32",
         float("nan"),
         descriptions=["RMS residual across bands"],
-        tags={**tags, "DESCRIPTION": "root mean square across bands of the coarse-consistency residual"},
+        tags={
+            **tags,
+            "DESCRIPTION": "root mean square across bands of the coarse-consistency residual",
+            "STF_RAMP": "sequential",
+        },
     )
     windows = list(block_windows(grid.height, grid.width, ratio))
     with rasterio.open(fused_path) as fused:
