@@ -23,6 +23,7 @@ from qgis.PyQt.QtWidgets import (
     QDialogButtonBox,
     QFormLayout,
     QGroupBox,
+    QHBoxLayout,
     QLabel,
     QVBoxLayout,
     QWidget,
@@ -45,14 +46,15 @@ def default_output_folder(project: QgsProject) -> str:
 class FusionDialog(QDialog):
     """Inputs, method, device and output of one fusion run."""
 
-    run_requested = pyqtSignal(object)
-    """Emitted with a validated FusionRequest when the user presses Run."""
+    run_requested = pyqtSignal(object, object)
+    """Emitted with a validated FusionRequest, and a TrainingRequest or None, when the user presses Run."""
 
     def __init__(self, engine: ModuleType, project: Optional[QgsProject] = None, parent: Optional[QWidget] = None):
         super().__init__(parent)
         self.engine = engine
         self.project = project or QgsProject.instance()
         self.methods = engine.available_methods()
+        self.trainable = set(importlib.import_module(f"{engine.__name__}.models").MODELS)
         self.roles = importlib.import_module(f"{engine.__name__}.roles")
         self.setWindowTitle("Spatiotemporal Fusion")
         self.setWindowIcon(QIcon(icon_path()))
@@ -117,8 +119,20 @@ class FusionDialog(QDialog):
         form.addRow("Method", self.method_combo)
         form.addRow("", self.method_description)
         self.weights = QgsFileWidget()
-        self.weights.setFilter("Model weights (*.pt *.pth *.ckpt);;All files (*)")
+        self.weights.setFilter("STF checkpoints (*.pt);;All files (*)")
         form.addRow("Weights file", self.weights)
+        self.train_first = QCheckBox("Train on these layers first (self-training), epochs:")
+        self.train_epochs = QgsSpinBox()
+        self.train_epochs.setRange(1, 1000)
+        self.train_epochs.setClearValue(20)
+        training = QWidget()
+        row = QHBoxLayout(training)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.train_first)
+        row.addWidget(self.train_epochs)
+        row.addStretch()
+        form.addRow("", training)
+        self.train_first.toggled.connect(self._method_changed)
         self.device_combo = QComboBox()
         self.device_combo.addItems(DEVICES)
         found = importlib.import_module(f"{self.engine.__name__}.device").devices_found()
@@ -136,6 +150,9 @@ class FusionDialog(QDialog):
         form.addRow("Folder", self.output_folder)
         self.write_error_maps = QCheckBox("Write error maps (coarse residual; error vs truth when a truth layer is set)")
         form.addRow("", self.write_error_maps)
+        self.uncertainty = QCheckBox("Also write the uncertainty (prediction spread) map; takes longer")
+        form.addRow("", self.uncertainty)
+        self.write_error_maps.toggled.connect(self.uncertainty.setEnabled)
         return box
 
     def _advanced_box(self) -> QgsCollapsibleGroupBox:
@@ -182,7 +199,19 @@ class FusionDialog(QDialog):
             label.setToolTip(f"required by {spec.name}" if required else "")
             self.pickers[role].setEnabled(used)
             label.setEnabled(used)
-        self.weights.setEnabled(spec.needs_weights)
+        trainable = spec.name in self.trainable
+        self.train_first.setEnabled(trainable)
+        self.train_epochs.setEnabled(trainable and self.train_first.isChecked())
+        training = trainable and self.train_first.isChecked()
+        self.weights.setEnabled(spec.needs_weights and not training)
+        hint = ""
+        if spec.needs_weights and not training:
+            hint = f"empty: shipped demo weights {spec.default_weights}" if spec.default_weights else "required (stf:train writes one)"
+        self.weights.lineEdit().setPlaceholderText(hint)
+
+    @property
+    def training_first(self) -> bool:
+        return self.train_first.isEnabled() and self.train_first.isChecked()
 
     def layer_path(self, role: str) -> Optional[str]:
         picker = self.pickers[role]
@@ -201,13 +230,31 @@ class FusionDialog(QDialog):
             truth=self.layer_path(TRUTH),
             output=os.path.join(folder, stem + ".tif"),
             method=spec.name,
-            weights=self.weights.filePath() if spec.needs_weights else None,
+            weights=self.weights.filePath() or None if spec.needs_weights and not self.training_first else None,
             error_maps_dir=os.path.join(folder, stem + "_error_maps") if self.write_error_maps.isChecked() else None,
+            uncertainty=self.write_error_maps.isChecked() and self.uncertainty.isChecked(),
             tile=self.tile.value(),
             halo=None if self.halo.value() < 0 else self.halo.value(),
             batch=self.batch.value(),
             device=self.device_combo.currentText(),
             coarse_resolution=self.coarse_resolution.value() or None,
+        )
+
+    def build_training(self, request):
+        """The TrainingRequest for "train on these layers first" (the checkpoint goes beside the output), or None."""
+        if not self.training_first:
+            return None
+        return self.engine.TrainingRequest(
+            model=request.method,
+            output=os.path.splitext(request.output)[0] + ".pt",
+            mode="self",
+            coarse_target=request.coarse_target,
+            fine_reference=request.fine_reference,
+            coarse_reference=request.coarse_reference,
+            pan=request.pan,
+            epochs=self.train_epochs.value(),
+            device=request.device,
+            coarse_resolution=request.coarse_resolution,
         )
 
     def validate(self, request) -> Optional[str]:
@@ -220,8 +267,10 @@ class FusionDialog(QDialog):
         for role in spec.required:
             if self.pickers[role].currentLayer() is None:
                 return f"method '{spec.name}' needs a {self.labels[role]} layer"
-        if spec.needs_weights and not os.path.isfile(request.weights or ""):
-            return f"method '{spec.name}' needs a weights file"
+        if request.weights and not os.path.isfile(request.weights):
+            return f"weights file not found: {request.weights}"
+        if spec.needs_weights and not (request.weights or spec.default_weights or self.training_first):
+            return f"method '{spec.name}' needs a weights file: pick one, or tick 'Train on these layers first'"
         if not self.output_folder.filePath():
             return "choose an output folder"
         inputs = importlib.import_module(f"{self.engine.__name__}.inputs")
@@ -239,7 +288,7 @@ class FusionDialog(QDialog):
         if problem:
             return
         self._save()
-        self.run_requested.emit(request)
+        self.run_requested.emit(request, self.build_training(request))
         self.accept()
 
     # Persistence -------------------------------------------------------------------------------------------
@@ -255,6 +304,9 @@ class FusionDialog(QDialog):
         self.weights.setFilePath(settings.value(SETTINGS + "weights", ""))
         self.output_folder.setFilePath(settings.value(SETTINGS + "output_folder", "") or default_output_folder(self.project))
         self.write_error_maps.setChecked(settings.value(SETTINGS + "error_maps", True, type=bool))
+        self.uncertainty.setChecked(settings.value(SETTINGS + "uncertainty", False, type=bool))
+        self.train_first.setChecked(settings.value(SETTINGS + "train_first", False, type=bool))
+        self.train_epochs.setValue(int(settings.value(SETTINGS + "train_epochs", 20)))
         for role, picker in self.pickers.items():
             source = settings.value(SETTINGS + f"layer/{role}", "")
             matches = [layer for layer in self.project.mapLayers().values() if source and layer.source() == source]
@@ -271,6 +323,9 @@ class FusionDialog(QDialog):
         settings.setValue(SETTINGS + "weights", self.weights.filePath())
         settings.setValue(SETTINGS + "output_folder", self.output_folder.filePath())
         settings.setValue(SETTINGS + "error_maps", self.write_error_maps.isChecked())
+        settings.setValue(SETTINGS + "uncertainty", self.uncertainty.isChecked())
+        settings.setValue(SETTINGS + "train_first", self.train_first.isChecked())
+        settings.setValue(SETTINGS + "train_epochs", self.train_epochs.value())
         for role, picker in self.pickers.items():
             layer = picker.currentLayer()
             settings.setValue(SETTINGS + f"layer/{role}", layer.source() if layer else "")

@@ -32,6 +32,8 @@ def zip_entries() -> Iterator[Tuple[Path, str]]:
     yield from _tree(ROOT / PLUGIN, PLUGIN)
     yield from _tree(ROOT / "engine", f"{PLUGIN}/stf_engine")
     yield from _tree(ROOT / "resources" / "icons", f"{PLUGIN}/icons")
+    if (ROOT / "resources" / "weights").is_dir():  # shipped demo checkpoints, where the engine looks for them
+        yield from _tree(ROOT / "resources" / "weights", f"{PLUGIN}/resources/weights")
     yield ROOT / "metadata.txt", f"{PLUGIN}/metadata.txt"
     yield ROOT / "LICENSE", f"{PLUGIN}/LICENSE"
 

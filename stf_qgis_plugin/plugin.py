@@ -71,11 +71,12 @@ class StfPlugin:
         self.dialog.show()
         self.dialog.raise_()
 
-    def start(self, request) -> FusionTask:
-        """Queue one run in QGIS's task manager; its outcome becomes layers or a message."""
-        task = FusionTask(self.status.engine, request, self._finished)
+    def start(self, request, training=None) -> FusionTask:
+        """Queue one run (training first when given a TrainingRequest) in QGIS's task manager; its outcome
+        becomes layers or a message."""
+        task = FusionTask(self.status.engine, request, self._finished, training)
         self.tasks.append(task)
-        log.info(f"started {request.method}: {request.output}")
+        log.info(f"started {request.method}{' after training' if training else ''}: {request.output}")
         QgsApplication.taskManager().addTask(task)
         return task
 

@@ -54,5 +54,9 @@ def report(outcome: TaskOutcome, iface, project: QgsProject) -> None:
         f"{result.width}×{result.height}×{result.bands}: {os.path.basename(result.output)}"
         + (f" and {len(result.error_maps)} error map(s)" if result.error_maps else "")
     )
+    if outcome.training is not None:
+        trained = outcome.training
+        summary = f"trained {trained.model} ({trained.epochs} epoch(s), {trained.seconds:.0f} s), then {summary}"
+        outputs.append(trained.checkpoint)
     log.info(summary + "\n" + "\n".join(outputs) + "".join(f"\nwarning: {w}" for w in result.warnings))
     bar.pushMessage(MESSAGE_TITLE, f"{summary} (paths in the log panel, STF)", Qgis.Success, 15)

@@ -17,26 +17,42 @@ class TaskOutcome:
 
     request: object
     result: Optional[object] = None
+    training: Optional[object] = None
+    """The TrainingResult when the run trained its model first."""
     reason: Optional[str] = None
     details: Optional[str] = None
     cancelled: bool = False
 
 
-class FusionTask(QgsTask):
-    """Runs `engine.fuse` off the main thread; progress per batch, QGIS's cancel mapped to the engine's event."""
+TRAINING_SHARE = 0.7
+"""Share of the progress bar given to training when a run trains its model first."""
 
-    def __init__(self, engine: ModuleType, request, on_finished: Callable[[TaskOutcome], None]):
+
+class FusionTask(QgsTask):
+    """Runs `engine.fuse` off the main thread (after `engine.train` when given a TrainingRequest); progress per
+    batch or step, QGIS's cancel mapped to the engine's event."""
+
+    def __init__(self, engine: ModuleType, request, on_finished: Callable[[TaskOutcome], None], training=None):
         super().__init__(f"Spatiotemporal fusion ({request.method})", QgsTask.CanCancel)
         self.engine = engine
         self.request = request
+        self.training = training
         self.on_finished = on_finished
         self.outcome = TaskOutcome(request)
         self._cancel = threading.Event()
         self._created_folders = _missing_folders(request)
+        self._new_checkpoint = training.output if training and not os.path.exists(training.output) else None
 
     def run(self) -> bool:
         try:
-            self.outcome.result = self.engine.fuse(self.request, progress=self._progress, cancel=self._cancel)
+            start = 0.0
+            if self.training is not None:
+                progress = self._stage(0.0, TRAINING_SHARE)
+                self.outcome.training = self.engine.train(self.training, progress=progress, cancel=self._cancel)
+                self.request.weights = self.outcome.training.checkpoint
+                start = TRAINING_SHARE
+            progress = self._stage(start, 1.0)
+            self.outcome.result = self.engine.fuse(self.request, progress=progress, cancel=self._cancel)
             return True
         except self.engine.FusionCancelled:
             self.outcome.cancelled = True
@@ -52,11 +68,15 @@ class FusionTask(QgsTask):
         self._cancel.set()
         super().cancel()
 
-    def _progress(self, fraction: float, message: str) -> None:
-        if self.isCanceled():
-            self._cancel.set()
-        self.setProgress(100.0 * fraction)
-        self.setDescription(f"Spatiotemporal fusion ({self.request.method}): {message}")
+    def _stage(self, start: float, stop: float) -> Callable[[float, str], None]:
+        """The engine's progress callable for one stage, mapped onto [start, stop] of the task's bar."""
+
+        def progress(fraction: float, message: str) -> None:
+            if self.isCanceled():
+                self._cancel.set()
+            self.setProgress(100.0 * (start + (stop - start) * fraction))
+
+        return progress
 
     def finished(self, ok: bool) -> None:
         """Main thread, once: hand the outcome out (QGIS deletes the task object afterwards)."""
@@ -64,12 +84,14 @@ class FusionTask(QgsTask):
             if self.outcome.reason is None:
                 self.outcome.cancelled = True
                 self.outcome.reason = "cancelled"
+            if self._new_checkpoint and os.path.exists(self._new_checkpoint):
+                os.remove(self._new_checkpoint)
             _remove_empty(self._created_folders)
         self.on_finished(self.outcome)
 
 
 def _missing_folders(request) -> List[str]:
-    """Folders the run will create (output and error-map folders), deepest first."""
+    """Folders the run will create (output and error maps; a trained checkpoint goes beside the output), deepest first."""
     created = []
     for path in (request.error_maps_dir, os.path.dirname(os.path.abspath(request.output))):
         while path and not os.path.exists(path) and path not in created:

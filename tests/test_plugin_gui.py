@@ -95,7 +95,7 @@ def test_last_choices_persist(plugin, sample_layers, tmp_path):
     dialog.pickers["fine_reference"].setLayer(sample_layers["fine_reference"])
     dialog.output_folder.setFilePath(str(tmp_path / "out"))
     dialog.tile.setValue(128)
-    dialog.run_requested.connect(lambda request: None)
+    dialog.run_requested.connect(lambda *request: None)
     plugin.dialog.run_requested.disconnect(plugin.start)
     dialog.run()
     assert dialog.message.text() == ""
@@ -107,3 +107,35 @@ def test_last_choices_persist(plugin, sample_layers, tmp_path):
     assert again.tile.value() == 128
     assert again.output_folder.filePath() == str(tmp_path / "out")
     assert again.pickers["coarse_target"].currentLayer() == sample_layers["coarse_target"]
+
+
+def test_deep_models_take_weights_or_train_first(plugin, sample_layers, tmp_path):
+    plugin.show_dialog()
+    dialog = plugin.dialog
+    dialog.run_requested.disconnect(plugin.start)
+    emitted = []
+    dialog.run_requested.connect(lambda request, training: emitted.append((request, training)))
+    dialog.method_combo.setCurrentIndex(dialog.method_combo.findData("ganstfm"))
+    dialog.pickers["coarse_target"].setLayer(sample_layers["coarse_target"])
+    dialog.pickers["fine_reference"].setLayer(sample_layers["fine_reference"])
+    dialog.output_folder.setFilePath(str(tmp_path))
+    dialog.train_first.setChecked(False)
+    assert dialog.weights.isEnabled() and dialog.train_first.isEnabled()
+    dialog.weights.setFilePath(str(tmp_path / "absent.pt"))
+    dialog.run()
+    assert "weights file not found" in dialog.message.text() and emitted == []
+
+    dialog.train_first.setChecked(True)
+    dialog.train_epochs.setValue(3)
+    dialog.coarse_resolution.setValue(250)
+    assert not dialog.weights.isEnabled()
+    dialog.run()
+    [(request, training)] = emitted
+    assert request.method == training.model == "ganstfm" and request.weights is None
+    assert (training.mode, training.epochs, training.coarse_resolution) == ("self", 3, 250)
+    assert training.output == request.output[:-4] + ".pt"
+    assert (training.coarse_target, training.fine_reference) == (request.coarse_target, request.fine_reference)
+
+    dialog.method_combo.setCurrentIndex(dialog.method_combo.findData("starfm"))
+    assert not dialog.train_first.isEnabled() and not dialog.weights.isEnabled()
+    dialog.close()

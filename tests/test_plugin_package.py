@@ -31,6 +31,8 @@ def test_zip_has_one_top_folder_and_the_required_files(archive):
     assert not [n for n in names if "__pycache__" in n or n.endswith((".pyc", ".pyo")) or "packaging.py" in n]
     assert not [n for n in names if n.startswith("engine/") or n.startswith("stf_engine/")]
     assert archive.stat().st_size < 25 * 2**20
+    shipped = sorted((packaging.ROOT / "resources" / "weights").glob("*.pt"))
+    assert all(f"stf_qgis_plugin/resources/weights/{p.name}" in names for p in shipped)
 
 
 def test_metadata_has_every_field_plugins_qgis_org_requires(archive):

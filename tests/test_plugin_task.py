@@ -107,3 +107,46 @@ def test_engine_error_is_one_line_in_the_message_bar(plugin, sample_layers, samp
     messages = iface.messageBar().get_messages(Qgis.Critical)
     assert "fine reference: file not found" in messages[-1] and "\n" not in messages[-1]
     assert fusion_groups() == [] and not (tmp_path / "failed").exists()
+
+
+def fast_training(plugin, small_scene, out, model="ganstfm"):
+    """The dialog's "train first" request for the small scene, shortened to one tiny step."""
+    engine = plugin.status.engine
+    request = engine.FusionRequest(
+        coarse_target=small_scene["coarse_target"], fine_reference=small_scene["fine_reference"],
+        output=str(out / "fused.tif"), method=model, tile=0, device="cpu", coarse_resolution=250,
+    )
+    training = engine.TrainingRequest(
+        model=model, output=str(out / "fused.pt"), coarse_target=small_scene["coarse_target"],
+        fine_reference=small_scene["fine_reference"], epochs=1, patch=8, batch=2, steps_per_epoch=1,
+        device="cpu", coarse_resolution=250,
+    )
+    return request, training
+
+
+def test_train_first_then_fuse_with_the_new_checkpoint(plugin, qgis_new_project, small_scene, tmp_path, iface):
+    from qgis.core import Qgis
+
+    request, training = fast_training(plugin, small_scene, tmp_path / "trained")
+    outcomes = []
+    task = plugin.start(request, training)
+    task.taskCompleted.connect(lambda: outcomes.append("completed"))
+    task.taskTerminated.connect(lambda: outcomes.append("terminated"))
+    wait_for(lambda: outcomes and not plugin.tasks, timeout=120)
+    assert outcomes == ["completed"], iface.messageBar().get_messages(Qgis.Critical)[-1:]
+    assert (tmp_path / "trained" / "fused.pt").exists() and (tmp_path / "trained" / "fused.tif").exists()
+    [group] = fusion_groups()
+    assert group.findLayers()[0].layer().name() == "fused (ganstfm)"
+    assert "trained ganstfm (1 epoch(s)" in iface.messageBar().get_messages(Qgis.Success)[-1]
+
+
+def test_cancel_during_training_leaves_no_checkpoint(plugin, qgis_new_project, small_scene, tmp_path):
+    request, training = fast_training(plugin, small_scene, tmp_path / "cancelled")
+    training.epochs, training.steps_per_epoch = 3, 5
+    outcomes = []
+    task = plugin.start(request, training)
+    task.taskTerminated.connect(lambda: outcomes.append("terminated"))
+    task.progressChanged.connect(lambda value: task.cancel() if value > 0 else None)
+    wait_for(lambda: outcomes and not plugin.tasks, timeout=120)
+    assert outcomes == ["terminated"]
+    assert not (tmp_path / "cancelled").exists() and fusion_groups() == []
