@@ -198,7 +198,9 @@ def _aligned(stack: ExitStack, dataset, label: str, grid: Grid, request: Evaluat
 def _open_on(stack: ExitStack, path: str, label: str, grid: Grid, request: EvaluationRequest, upsampling: str):
     """Open one more input on the prediction's grid (averaging when it is finer, `upsampling` otherwise)."""
     dataset = stack.enter_context(open_raster(path, label))
-    if dataset.crs is None or overlap_fraction(grid, dataset) <= 0:
+    if dataset.crs is None:
+        raise StfError(f"the {label} has no coordinate reference system: {path}")
+    if overlap_fraction(grid, dataset) <= 0:
         raise StfError(f"the {label} does not overlap the prediction: {path}")
     return _aligned(stack, dataset, label, grid, request, choose_resampling(grid, dataset, upsampling))
 
