@@ -1,8 +1,9 @@
 """Renderers for the fused raster (colour composite, cumulative-cut stretch) and error maps (pseudocolour)."""
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
+from osgeo import gdal
 from qgis.core import (
     QgsColorRampShader,
     QgsContrastEnhancement,
@@ -57,23 +58,30 @@ def composite_bands(layer: QgsRasterLayer) -> Tuple[int, int, int]:
 
 
 def style_error_map(layer: QgsRasterLayer, band: int = 1) -> str:
-    """Single-band pseudocolour: a diverging ramp centred on 0 for signed residuals, sequential for magnitudes.
-
-    Returns "diverging" or "sequential".
-    """
+    """Single-band pseudocolour by the map's STF_RAMP tag (else by its values): diverging around 0 for signed
+    residuals, sequential from 0 for magnitudes, two colours for 0/1 masks. Returns the kind used."""
     provider = layer.dataProvider()
     low, high = provider.cumulativeCut(band, CUT[0], CUT[1], layer.extent(), SAMPLE)
-    if low < 0 < high:
-        bound = max(abs(low), abs(high)) or 1.0
-        low, high, kind = -bound, bound, "diverging"
-        ramp = _ramp("RdBu", "#2166ac", "#b2182b", inverted=True, middle="#f7f7f7")
+    kind = ramp_kind(layer) or ("diverging" if low < 0 < high else "sequential")
+    if kind == "mask":
+        shader_function = QgsColorRampShader(0, 1, None, QgsColorRampShader.Exact)
+        shader_function.setColorRampItemList([
+            QgsColorRampShader.ColorRampItem(0, QColor(0, 0, 0, 0), "0"),
+            QgsColorRampShader.ColorRampItem(1, QColor("#e31a1c"), "1"),
+        ])
+        low, high = 0.0, 1.0
     else:
-        low, kind = (0.0 if low >= 0 else low), "sequential"
-        ramp = _ramp("Viridis", "#440154", "#fde725")
-    if high <= low:
-        high = low + 1.0
-    shader_function = QgsColorRampShader(low, high, ramp, QgsColorRampShader.Interpolated)
-    shader_function.classifyColorRamp(7, band, layer.extent(), provider)
+        if kind == "diverging":
+            bound = max(abs(low), abs(high)) or 1.0
+            low, high = -bound, bound
+            ramp = _ramp("RdBu", "#2166ac", "#b2182b", inverted=True, middle="#f7f7f7")
+        else:
+            low = 0.0 if low >= 0 else low
+            ramp = _ramp("Viridis", "#440154", "#fde725")
+        if high <= low:
+            high = low + 1.0
+        shader_function = QgsColorRampShader(low, high, ramp, QgsColorRampShader.Interpolated)
+        shader_function.classifyColorRamp(7, band, layer.extent(), provider)
     shader = QgsRasterShader()
     shader.setRasterShaderFunction(shader_function)
     renderer = QgsSingleBandPseudoColorRenderer(provider, band, shader)
@@ -82,6 +90,13 @@ def style_error_map(layer: QgsRasterLayer, band: int = 1) -> str:
     layer.setRenderer(renderer)
     layer.triggerRepaint()
     return kind
+
+
+def ramp_kind(layer: QgsRasterLayer) -> Optional[str]:
+    """The engine's STF_RAMP tag (diverging, sequential or mask) of a GeoTIFF error map, if it has one."""
+    dataset = gdal.Open(layer.source())
+    kind = dataset.GetMetadataItem("STF_RAMP") if dataset is not None else None
+    return kind if kind in ("diverging", "sequential", "mask") else None
 
 
 def _ramp(name: str, start: str, end: str, inverted: bool = False, middle: str = ""):

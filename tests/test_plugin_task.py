@@ -40,7 +40,7 @@ def fusion_groups():
 
 
 def test_task_adds_a_group_with_styled_fused_raster_and_error_maps(plugin, sample_layers, sample_paths, tmp_path, iface):
-    from qgis.core import Qgis, QgsMultiBandColorRenderer, QgsRasterMinMaxOrigin, QgsSingleBandPseudoColorRenderer
+    from qgis.core import Qgis, QgsColorRampShader, QgsMultiBandColorRenderer, QgsRasterMinMaxOrigin, QgsSingleBandPseudoColorRenderer
 
     assert run_task(plugin, request_for(plugin, sample_paths, tmp_path / "out")) == "completed"
     [group] = fusion_groups()
@@ -62,25 +62,35 @@ def test_task_adds_a_group_with_styled_fused_raster_and_error_maps(plugin, sampl
         assert isinstance(layer.renderer(), QgsSingleBandPseudoColorRenderer), layer.name()
         assert layer.renderer().legendSymbologyItems()
     assert residual.renderer().classificationMin() == -residual.renderer().classificationMax()
+    seams = layers["seam_mask"].renderer().shader().rasterShaderFunction()
+    assert seams.colorRampType() == QgsColorRampShader.Exact and len(seams.colorRampItemList()) == 2
     assert rms.renderer().classificationMin() == 0
     assert any("delta on cpu" in m for m in iface.messageBar().get_messages(Qgis.Success))
 
 
-def test_single_band_output_is_grey(plugin, qgis_new_project, tmp_path):
-    import numpy as np
+def write_raster(path, values):
     import rasterio
-    from qgis.core import QgsRasterLayer, QgsSingleBandGrayRenderer
     from rasterio.transform import from_origin
 
-    from stf_qgis_plugin.styling import style_fused
+    with rasterio.open(path, "w", driver="GTiff", width=values.shape[-1], height=values.shape[-2], count=values.shape[0],
+                       dtype="float32", crs="EPSG:32649", transform=from_origin(0, 80, 10, 10)) as dst:
+        dst.write(values.astype("float32"))
 
-    path = tmp_path / "one.tif"
-    with rasterio.open(path, "w", driver="GTiff", width=8, height=8, count=1, dtype="float32",
-                       crs="EPSG:32649", transform=from_origin(0, 80, 10, 10)) as dst:
-        dst.write(np.arange(64, dtype="float32").reshape(1, 8, 8))
-    layer = QgsRasterLayer(str(path), "one")
+
+def test_single_band_output_is_grey_and_untagged_maps_styled_by_sign(tmp_path):
+    import numpy as np
+    from qgis.core import QgsRasterLayer, QgsSingleBandGrayRenderer
+
+    from stf_qgis_plugin.styling import style_error_map, style_fused
+
+    values = np.arange(64, dtype="float32").reshape(1, 8, 8)
+    write_raster(tmp_path / "one.tif", values)
+    write_raster(tmp_path / "signed.tif", values - 32)
+    layer = QgsRasterLayer(str(tmp_path / "one.tif"), "one")
     style_fused(layer)
     assert isinstance(layer.renderer(), QgsSingleBandGrayRenderer)
+    assert style_error_map(QgsRasterLayer(str(tmp_path / "one.tif"), "magnitude")) == "sequential"
+    assert style_error_map(QgsRasterLayer(str(tmp_path / "signed.tif"), "signed")) == "diverging"
 
 
 def test_cancel_leaves_nothing(plugin, sample_layers, sample_paths, tmp_path, iface):
