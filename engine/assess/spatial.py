@@ -52,8 +52,8 @@ def _blur_valid(stack: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
 def _all_valid(valid: torch.Tensor, radius: int, halo: int) -> torch.Tensor:
     """Core pixels whose (2·radius+1)² neighbourhood is entirely valid."""
     invalid = (~valid).to(torch.float32)[None, None]
-    if radius:
-        invalid = F.max_pool2d(invalid, 2 * radius + 1, stride=1)
+    if radius:  # separable: a row maximum, then a column maximum
+        invalid = F.max_pool2d(F.max_pool2d(invalid, (1, 2 * radius + 1), stride=1), (2 * radius + 1, 1), stride=1)
     crop = halo - radius
     height, width = invalid.shape[-2] - 2 * crop, invalid.shape[-1] - 2 * crop
     return invalid[0, 0, crop : crop + height, crop : crop + width] == 0
