@@ -186,7 +186,7 @@ def _apa_diagram(plt, report):
     ):
         ax.axvline(0, color="grey", linewidth=0.8)
         ax.axhline(0, color="grey", linewidth=0.8)
-        ax.scatter([0], [0], marker="*", s=160, color="black", zorder=3, label="ideal")
+        ax.scatter([0], [0], marker="*", s=160, color="black", zorder=3, label="ideal", clip_on=False)
         ax.set(xlabel=x, ylabel=y, title=title)
         ax.xaxis.set_major_locator(MaxNLocator(5))
         _symmetric(ax, both=ax is spatial)
