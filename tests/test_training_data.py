@@ -1,0 +1,88 @@
+"""Training data: nodata-free seeded patches, Wald's reduced-resolution scene, series listings."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stf_engine import StfError, roles
+from stf_engine.training.patches import PatchSampler
+from stf_engine.training.scenes import Aligned, Scene, split_rows
+from stf_engine.training.series import list_series
+from stf_engine.training.wald import reduced_scene
+
+
+def _scene(height=40, width=36, seed=0) -> Scene:
+    rng = np.random.default_rng(seed)
+    valid = np.ones((height, width), bool)
+    valid[5:9, 3:30] = False
+    valid[20, 20] = False
+    data = lambda: rng.random((3, height, width)).astype(np.float32)  # noqa: E731
+    return Scene({roles.COARSE_TARGET: data(), roles.FINE_REFERENCE: data()}, data(), valid, "s")
+
+
+def test_patches_avoid_nodata_and_repeat_with_the_seed():
+    scene = _scene()
+    draws = [PatchSampler([scene], 12, np.random.default_rng(7)).draw(30) for _ in range(2)]
+    for role in scene.inputs:
+        assert np.array_equal(draws[0][0][role], draws[1][0][role])
+    assert draws[0][1].shape == (30, 3, 12, 12)
+    marked = scene.target.copy()
+    marked[:, ~scene.valid] = -1.0  # any patch touching nodata would contain -1 in some orientation
+    sampler = PatchSampler([Scene(scene.inputs, marked, scene.valid, "s")], 12, np.random.default_rng(1))
+    assert sampler.draw(200)[1].min() >= 0.0
+
+
+def test_augmentation_turns_inputs_and_target_together():
+    scene = _scene()
+    scene.inputs[roles.FINE_REFERENCE] = scene.target.copy()
+    inputs, target = PatchSampler([scene], 10, np.random.default_rng(3)).draw(40)
+    assert np.array_equal(inputs[roles.FINE_REFERENCE], target)
+    plain, _ = PatchSampler([scene], 10, np.random.default_rng(3)).draw(40, augment=False)
+    assert not np.array_equal(plain[roles.FINE_REFERENCE], inputs[roles.FINE_REFERENCE])
+
+
+def test_no_clean_patch_is_a_clear_error():
+    scene = _scene()
+    scene.valid[::4] = False
+    with pytest.raises(StfError, match="no 12×12 patch free of nodata"):
+        PatchSampler([scene], 12, np.random.default_rng(0))
+
+
+def test_reduced_resolution_scene_predicts_the_coarse_target_from_degraded_inputs():
+    ratio, height, width = 4, 64, 48
+    rng = np.random.default_rng(0)
+    arrays = {r: rng.random((2, height, width)).astype(np.float32) for r in (roles.COARSE_TARGET, roles.FINE_REFERENCE)}
+    aligned = Aligned(arrays, np.ones((height, width), bool), None, ratio, (None, None), [])
+    scene = reduced_scene(aligned, ratio, "bilinear", "wald")
+    assert scene.shape == (16, 12) and scene.target.shape == (2, 16, 12)
+    blocks = arrays[roles.COARSE_TARGET].reshape(2, 16, 4, 12, 4).mean(axis=(2, 4))
+    np.testing.assert_allclose(scene.target, blocks, rtol=1e-5)
+    fine = arrays[roles.FINE_REFERENCE].reshape(2, 16, 4, 12, 4).mean(axis=(2, 4))
+    np.testing.assert_allclose(scene.inputs[roles.FINE_REFERENCE], fine, rtol=1e-5)
+    twice = blocks.reshape(2, 4, 4, 3, 4).mean(axis=(2, 4))
+    assert np.abs(scene.inputs[roles.COARSE_TARGET].mean(axis=(1, 2)) - twice.mean(axis=(1, 2))).max() < 0.02
+    assert np.std(scene.inputs[roles.COARSE_TARGET]) < np.std(blocks)
+    with pytest.raises(StfError, match="ratio of at least 2"):
+        reduced_scene(aligned, 1, "bilinear", "wald")
+
+
+def test_rows_split_holds_out_the_bottom():
+    train, validation = split_rows([_scene(height=40)], 0.25)
+    assert train[0].shape == (30, 36) and validation[0].shape == (10, 36)
+
+
+def test_series_from_csv_and_from_named_files(tmp_path):
+    (tmp_path / "series.csv").write_text("date,coarse,fine,pan\n2020-01-02,c1.tif,f1.tif,\n2020-03-04,c2.tif,f2.tif,\n")
+    listed = list_series(str(tmp_path / "series.csv"))
+    assert [e.date for e in listed] == ["2020-01-02", "2020-03-04"]
+    assert listed[0].coarse == str(tmp_path / "c1.tif") and listed[0].pan is None
+    folder = tmp_path / "named"
+    folder.mkdir()
+    for name in ("L8_20200102_coarse.tif", "S2_20200102_fine.tif", "x_20200304_coarse.tif", "x_20200304_fine.tif",
+                 "x_20200304_pan.tif", "notes_20200505.txt"):
+        (folder / name).write_text("")
+    named = list_series(str(folder))
+    assert [(e.date, e.pan is not None) for e in named] == [("20200102", False), ("20200304", True)]
+    with pytest.raises(StfError, match="at least two dates"):
+        (tmp_path / "one.csv").write_text("date,coarse,fine\n2020-01-02,c.tif,f.tif\n")
+        list_series(str(tmp_path / "one.csv"))
