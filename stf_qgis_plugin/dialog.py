@@ -206,7 +206,8 @@ class FusionDialog(QDialog):
         self.weights.setEnabled(spec.needs_weights and not training)
         hint = ""
         if spec.needs_weights and not training:
-            hint = f"empty: shipped demo weights {spec.default_weights}" if spec.default_weights else "required (stf:train writes one)"
+            shipped = spec.default_weights
+            hint = f"empty: shipped demo weights {shipped}" if shipped else "required (stf:train writes one)"
         self.weights.lineEdit().setPlaceholderText(hint)
 
     @property
@@ -263,7 +264,8 @@ class FusionDialog(QDialog):
         for role, picker in self.pickers.items():
             layer = picker.currentLayer()
             if picker.isEnabled() and layer is not None and file_path(layer) is None:
-                return f"the {self.labels[role]} layer '{layer.name()}' is not a local raster file; save it as GeoTIFF first"
+                name = layer.name()
+                return f"the {self.labels[role]} layer '{name}' is not a local raster file; save it as GeoTIFF first"
         for role in spec.required:
             if self.pickers[role].currentLayer() is None:
                 return f"method '{spec.name}' needs a {self.labels[role]} layer"
@@ -302,7 +304,8 @@ class FusionDialog(QDialog):
         self.halo.setValue(int(settings.value(SETTINGS + "halo", -1)))
         self.batch.setValue(int(settings.value(SETTINGS + "batch", 4)))
         self.weights.setFilePath(settings.value(SETTINGS + "weights", ""))
-        self.output_folder.setFilePath(settings.value(SETTINGS + "output_folder", "") or default_output_folder(self.project))
+        folder = settings.value(SETTINGS + "output_folder", "") or default_output_folder(self.project)
+        self.output_folder.setFilePath(folder)
         self.write_error_maps.setChecked(settings.value(SETTINGS + "error_maps", True, type=bool))
         self.uncertainty.setChecked(settings.value(SETTINGS + "uncertainty", False, type=bool))
         self.train_first.setChecked(settings.value(SETTINGS + "train_first", False, type=bool))

@@ -30,6 +30,9 @@ class StfPlugin:
         """Python references to running tasks, so they are not garbage-collected before `finished`."""
 
     def initProcessing(self) -> None:  # noqa: N802
+        """Called by initGui, and by QGIS itself where there is no GUI (qgis_process); registers once."""
+        if self.provider is not None:
+            return
         self.provider = StfProvider(self.status)
         QgsApplication.processingRegistry().addProvider(self.provider)
 
@@ -46,6 +49,8 @@ class StfPlugin:
             self.iface.messageBar().pushMessage(MESSAGE_TITLE, self.status.problem, Qgis.Warning, 0)
 
     def unload(self) -> None:
+        for task in self.tasks:
+            task.cancel()
         if self.action is not None:
             self.iface.removePluginRasterMenu(MENU, self.action)
             self.iface.removeRasterToolBarIcon(self.action)

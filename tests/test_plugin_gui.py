@@ -9,7 +9,8 @@ from conftest import write_bands  # noqa: E402
 
 
 def menu_actions(iface):
-    return [action for menu_action in iface.raster_menu.actions() if menu_action.menu() for action in menu_action.menu().actions()]
+    submenus = [entry.menu() for entry in iface.raster_menu.actions() if entry.menu()]
+    return [action for menu in submenus for action in menu.actions()]
 
 
 def test_init_gui_adds_and_unload_removes_menu_toolbar_and_provider(iface, qgis_processing):

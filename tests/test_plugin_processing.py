@@ -54,7 +54,8 @@ def test_method_by_index_and_engine_errors_as_processing_errors(plugin, sample_p
         processing.run("stf:fuse", fuse_parameters(sample_paths, tmp_path / "x.tif", METHOD="nonsense"))
     write_bands(sample_paths["coarse_target"], tmp_path / "two.tif", [1, 2])
     with pytest.raises(QgsProcessingException, match="band mismatch: the coarse target has 2 bands"):
-        processing.run("stf:fuse", fuse_parameters(sample_paths, tmp_path / "y.tif", COARSE_TARGET=str(tmp_path / "two.tif")))
+        two_bands = fuse_parameters(sample_paths, tmp_path / "y.tif", COARSE_TARGET=str(tmp_path / "two.tif"))
+        processing.run("stf:fuse", two_bands)
     assert not (tmp_path / "x.tif").exists() and not (tmp_path / "y.tif").exists()
 
 

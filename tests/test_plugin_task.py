@@ -1,4 +1,5 @@
-"""A fusion task on the bundled sample: layers and renderers on success; nothing on disk or in the project on cancel or failure."""
+"""Fusion tasks on the bundled sample: layers and renderers on success; nothing on disk or in the project on
+cancel or failure; training first, then fusing with the new checkpoint."""
 from __future__ import annotations
 
 import pytest
@@ -40,7 +41,13 @@ def fusion_groups():
 
 
 def test_task_adds_a_group_with_styled_fused_raster_and_error_maps(plugin, sample_layers, sample_paths, tmp_path, iface):
-    from qgis.core import Qgis, QgsColorRampShader, QgsMultiBandColorRenderer, QgsRasterMinMaxOrigin, QgsSingleBandPseudoColorRenderer
+    from qgis.core import (
+        Qgis,
+        QgsColorRampShader,
+        QgsMultiBandColorRenderer,
+        QgsRasterMinMaxOrigin,
+        QgsSingleBandPseudoColorRenderer,
+    )
 
     assert run_task(plugin, request_for(plugin, sample_paths, tmp_path / "out")) == "completed"
     [group] = fusion_groups()

@@ -10,6 +10,7 @@ from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcess
 from ..layer_info import file_path
 
 DEVICES = ["auto", "cpu", "cuda"]
+CHECKPOINTS = "STF checkpoints (*.pt);;All files (*.*)"
 
 
 class EngineAlgorithm(QgsProcessingAlgorithm):

@@ -42,7 +42,9 @@ class EvaluateAlgorithm(EngineAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer("PREDICTION", "Prediction (e.g. a fused raster)"))
         self.addParameter(QgsProcessingParameterRasterLayer("TRUTH", "Truth: fine image at the prediction's date"))
         self.addParameter(QgsProcessingParameterRasterLayer("FINE_REFERENCE", "Fine reference (plots only)", optional=True))
-        self.addParameter(QgsProcessingParameterRasterLayer("COARSE", "Coarse image at the target date (ERGAS, plots)", optional=True))
+        self.addParameter(
+            QgsProcessingParameterRasterLayer("COARSE", "Coarse image at the target date (ERGAS, plots)", optional=True)
+        )
         self.addParameter(QgsProcessingParameterBoolean("PLOTS", "Write plots", True))
         self.addParameter(QgsProcessingParameterEnum("DEVICE", "Device", DEVICES, defaultValue=0))
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Report folder"))

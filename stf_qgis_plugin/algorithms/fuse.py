@@ -11,7 +11,7 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from .common import DEVICES, EngineAlgorithm
+from .common import CHECKPOINTS, DEVICES, EngineAlgorithm
 
 LAYERS = {
     "COARSE_TARGET": ("coarse_target", "Coarse image at the target date", False),
@@ -52,11 +52,17 @@ class FuseAlgorithm(EngineAlgorithm):
         methods = self.enums["METHOD"]
         default = methods.index("starfm") if "starfm" in methods else 0
         self.addParameter(QgsProcessingParameterEnum("METHOD", "Method", methods, defaultValue=default))
-        self.addParameter(QgsProcessingParameterFile("WEIGHTS", "Weights file (deep models)", optional=True, fileFilter="Checkpoints (*.pt);;All files (*.*)"))
-        self.addParameter(QgsProcessingParameterEnum("DEVICE", "Device", DEVICES, defaultValue=0))
-        self.addParameter(QgsProcessingParameterNumber("TILE_SIZE", "Tile size in pixels (0 = whole raster)", INTEGER, 512, minValue=0))
         self.addParameter(
-            QgsProcessingParameterNumber("HALO", "Halo in pixels (unset = the method's receptive radius)", INTEGER, None, True, 0)
+            QgsProcessingParameterFile("WEIGHTS", "Weights file (deep models)", optional=True, fileFilter=CHECKPOINTS)
+        )
+        self.addParameter(QgsProcessingParameterEnum("DEVICE", "Device", DEVICES, defaultValue=0))
+        self.addParameter(
+            QgsProcessingParameterNumber("TILE_SIZE", "Tile size in pixels (0 = whole raster)", INTEGER, 512, minValue=0)
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                "HALO", "Halo in pixels (unset = the method's receptive radius)", INTEGER, None, True, 0
+            )
         )
         self.addParameter(QgsProcessingParameterNumber("BATCH", "Tiles per batch", INTEGER, 4, minValue=1))
         self.addParameter(

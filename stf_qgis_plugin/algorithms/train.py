@@ -12,7 +12,7 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from .common import DEVICES, EngineAlgorithm
+from .common import CHECKPOINTS, DEVICES, EngineAlgorithm
 
 LAYERS = {
     "COARSE_TARGET": ("coarse_target", "Coarse image at the target date (self mode)"),
@@ -56,7 +56,9 @@ class TrainAlgorithm(EngineAlgorithm):
         self.addParameter(QgsProcessingParameterNumber("PATCH", "Patch size in pixels", INTEGER, 256, minValue=8))
         self.addParameter(QgsProcessingParameterNumber("BATCH", "Patches per step", INTEGER, 8, minValue=1))
         self.addParameter(
-            QgsProcessingParameterNumber("STEPS", "Steps per epoch (unset = cover the data about once)", INTEGER, None, True, 1)
+            QgsProcessingParameterNumber(
+                "STEPS", "Steps per epoch (unset = cover the data about once)", INTEGER, None, True, 1
+            )
         )
         self.addParameter(
             QgsProcessingParameterNumber(
@@ -65,7 +67,9 @@ class TrainAlgorithm(EngineAlgorithm):
             )
         )
         self.addParameter(QgsProcessingParameterEnum("DEVICE", "Device", DEVICES, defaultValue=0))
-        self.addParameter(QgsProcessingParameterFile("RESUME", "Resume from checkpoint", optional=True, fileFilter="Checkpoints (*.pt);;All files (*.*)"))
+        self.addParameter(
+            QgsProcessingParameterFile("RESUME", "Resume from checkpoint", optional=True, fileFilter=CHECKPOINTS)
+        )
         self.addParameter(QgsProcessingParameterFileDestination("OUTPUT", "Checkpoint", "Checkpoints (*.pt)"))
         self.addOutput(QgsProcessingOutputNumber("BEST_EPOCH", "Best epoch"))
         self.addOutput(QgsProcessingOutputNumber("VALIDATION_RMSE", "Validation RMSE of the best epoch (reflectance)"))

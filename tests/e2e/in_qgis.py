@@ -8,7 +8,13 @@ import os
 import time
 import traceback
 
-from qgis.core import QgsApplication, QgsMultiBandColorRenderer, QgsProject, QgsRasterLayer, QgsSingleBandPseudoColorRenderer
+from qgis.core import (
+    QgsApplication,
+    QgsMultiBandColorRenderer,
+    QgsProject,
+    QgsRasterLayer,
+    QgsSingleBandPseudoColorRenderer,
+)
 from qgis.PyQt.QtCore import QTimer
 from qgis.PyQt.QtGui import QColor, QImage, QPainter, QPixmap
 from qgis.PyQt.QtWidgets import QDockWidget
@@ -151,7 +157,8 @@ class EndToEnd:
             "COARSE_TARGET": self.layers["coarse_target"], "FINE_REFERENCE": self.layers["fine_reference"],
             "METHOD": "cubic", "OUTPUT": target,
         })
-        self.check(result["OUTPUT"] == target and QgsRasterLayer(target, "p").isValid(), "processing.run('stf:fuse') output")
+        valid = result["OUTPUT"] == target and QgsRasterLayer(target, "processed").isValid()
+        self.check(valid, "processing.run('stf:fuse') output")
         self.finish(None)
 
     def finish(self, error):
