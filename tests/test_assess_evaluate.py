@@ -110,3 +110,33 @@ def test_band_mismatch_and_cancel(rasters, tmp_path, capsys):
         evaluate(EvaluationRequest(paths["pred"], paths["truth"]), cancel=cancel)
     with pytest.raises(StfError, match="prediction: file not found"):
         evaluate(EvaluationRequest(str(tmp_path / "missing.tif"), paths["truth"]))
+
+
+MEASURE_RSS = """
+import resource, sys
+from stf_engine import EvaluationRequest, evaluate
+evaluate(EvaluationRequest(sys.argv[1], sys.argv[2], device="cpu"))
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+@pytest.mark.slow
+def test_memory_is_bounded_by_the_window_not_the_raster(tmp_path):
+    """A 2500×2500 pair (whole-array SSIM would hold ~750 MB of temporaries) peaks like a 600×600 one."""
+    import subprocess
+    import sys
+
+    peaks = {}
+    for side in (600, 2500):
+        truth = np.full((1, side, side), 2000, dtype=np.int16)
+        truth[0, ::7, :] = 2500
+        pred = truth.copy()
+        pred[0, :, ::5] += 100
+        paths = [
+            write(tmp_path / f"{name}{side}.tif", array, fine_transform(), nodata=NODATA, dtype="int16",
+                  tiled=True, blockxsize=256, blockysize=256, compress="deflate")
+            for name, array in (("pred", pred), ("truth", truth))
+        ]
+        done = subprocess.run([sys.executable, "-c", MEASURE_RSS, *paths], capture_output=True, text=True, check=True)
+        peaks[side] = float(done.stdout.strip().splitlines()[-1])
+    assert peaks[2500] - peaks[600] < 150, peaks
