@@ -273,6 +273,8 @@ class FusionDialog(QDialog):
             return f"weights file not found: {request.weights}"
         if spec.needs_weights and not (request.weights or spec.default_weights or self.training_first):
             return f"method '{spec.name}' needs a weights file: pick one, or tick 'Train on these layers first'"
+        if request.truth and not request.error_maps_dir:
+            return "a truth layer adds error-vs-truth maps: tick 'Write error maps' (or clear the truth layer)"
         if not self.output_folder.filePath():
             return "choose an output folder"
         inputs = importlib.import_module(f"{self.engine.__name__}.inputs")

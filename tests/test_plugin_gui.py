@@ -79,13 +79,38 @@ def test_run_shows_the_engines_message_instead_of_starting(plugin, sample_layers
     dialog.run()
     assert "band mismatch" in dialog.message.text()
 
+    dialog.pickers["coarse_target"].setLayer(sample_layers["coarse_target"])
+    dialog.pickers["truth"].setLayer(sample_layers["truth"])
+    dialog.write_error_maps.setChecked(False)
+    dialog.run()
+    assert "tick 'Write error maps'" in dialog.message.text()
+    dialog.pickers["truth"].setLayer(None)
+
+    far_away = tmp_path / "far_away.tif"
+    _write_shifted_copy(sample_layers["coarse_target"].source(), far_away, 1_000_000)
+    layer = QgsRasterLayer(str(far_away), "far away")
+    QgsProject.instance().addMapLayer(layer)
+    dialog.pickers["coarse_target"].setLayer(layer)
+    dialog.run()
+    assert "does not overlap the fine reference" in dialog.message.text()
+
     wms = QgsRasterLayer("type=xyz&url=http://localhost/{z}/{x}/{y}.png", "tiles", "wms")
     QgsProject.instance().addMapLayer(wms)
     dialog.pickers["coarse_target"].setLayer(wms)
     dialog.run()
     assert "not a local raster file" in dialog.message.text()
-    assert started == [] and list(tmp_path.iterdir()) == [two_bands]
+    assert started == [] and sorted(tmp_path.iterdir()) == sorted([two_bands, far_away])
     dialog.close()
+
+
+def _write_shifted_copy(source, target, metres) -> None:
+    import rasterio
+    from rasterio.transform import Affine
+
+    with rasterio.open(source) as src:
+        profile = {**src.profile, "transform": Affine.translation(metres, 0) * src.transform}
+        with rasterio.open(target, "w", **profile) as dst:
+            dst.write(src.read())
 
 
 def test_last_choices_persist(plugin, sample_layers, tmp_path):

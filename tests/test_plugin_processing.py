@@ -56,7 +56,9 @@ def test_method_by_index_and_engine_errors_as_processing_errors(plugin, sample_p
     with pytest.raises(QgsProcessingException, match="band mismatch: the coarse target has 2 bands"):
         two_bands = fuse_parameters(sample_paths, tmp_path / "y.tif", COARSE_TARGET=str(tmp_path / "two.tif"))
         processing.run("stf:fuse", two_bands)
-    assert not (tmp_path / "x.tif").exists() and not (tmp_path / "y.tif").exists()
+    with pytest.raises(QgsProcessingException, match="set ERROR_MAPS"):
+        processing.run("stf:fuse", fuse_parameters(sample_paths, tmp_path / "z.tif", TRUTH=sample_paths["truth"]))
+    assert not (tmp_path / "x.tif").exists() and not (tmp_path / "y.tif").exists() and not (tmp_path / "z.tif").exists()
 
 
 def test_feedback_cancel_stops_the_run_and_leaves_nothing(plugin, sample_paths, tmp_path):

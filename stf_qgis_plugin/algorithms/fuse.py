@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from qgis.core import (
+    QgsProcessingException,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
@@ -94,6 +95,8 @@ class FuseAlgorithm(EngineAlgorithm):
             coarse_resolution=self.optional_number(parameters, "COARSE_RESOLUTION", context),
             **paths,
         )
+        if (request.truth or request.uncertainty) and not request.error_maps_dir:
+            raise QgsProcessingException("TRUTH and UNCERTAINTY add error maps: set ERROR_MAPS as well")
         result = self.call_engine(self.engine.fuse, request, feedback)
         for warning in result.warnings:
             feedback.pushWarning(warning)
