@@ -199,10 +199,9 @@ class FusionDialog(QDialog):
             label.setToolTip(f"required by {spec.name}" if required else "")
             self.pickers[role].setEnabled(used)
             label.setEnabled(used)
-        trainable = spec.name in self.trainable
-        self.train_first.setEnabled(trainable)
-        self.train_epochs.setEnabled(trainable and self.train_first.isChecked())
-        training = trainable and self.train_first.isChecked()
+        self.train_first.setEnabled(spec.name in self.trainable)
+        training = self.training_first
+        self.train_epochs.setEnabled(training)
         self.weights.setEnabled(spec.needs_weights and not training)
         hint = ""
         if spec.needs_weights and not training:
@@ -231,7 +230,7 @@ class FusionDialog(QDialog):
             truth=self.layer_path(TRUTH),
             output=os.path.join(folder, stem + ".tif"),
             method=spec.name,
-            weights=self.weights.filePath() or None if spec.needs_weights and not self.training_first else None,
+            weights=(self.weights.filePath() or None) if spec.needs_weights and not self.training_first else None,
             error_maps_dir=os.path.join(folder, stem + "_error_maps") if self.write_error_maps.isChecked() else None,
             uncertainty=self.write_error_maps.isChecked() and self.uncertainty.isChecked(),
             tile=self.tile.value(),
@@ -312,6 +311,7 @@ class FusionDialog(QDialog):
         self.uncertainty.setChecked(settings.value(SETTINGS + "uncertainty", False, type=bool))
         self.train_first.setChecked(settings.value(SETTINGS + "train_first", False, type=bool))
         self.train_epochs.setValue(int(settings.value(SETTINGS + "train_epochs", 20)))
+        self.uncertainty.setEnabled(self.write_error_maps.isChecked())
         for role, picker in self.pickers.items():
             source = settings.value(SETTINGS + f"layer/{role}", "")
             matches = [layer for layer in self.project.mapLayers().values() if source and layer.source() == source]

@@ -100,6 +100,13 @@ def test_single_band_output_is_grey_and_untagged_maps_styled_by_sign(tmp_path):
     assert style_error_map(QgsRasterLayer(str(tmp_path / "signed.tif"), "signed")) == "diverging"
 
 
+def cancel_after_first_batch(task):
+    """Cancel from the worker thread as soon as progress moves, so the run cannot finish first."""
+    from qgis.PyQt.QtCore import Qt
+
+    task.progressChanged.connect(lambda value: task.cancel() if value > 0 else None, Qt.DirectConnection)
+
+
 def test_cancel_leaves_nothing(plugin, sample_layers, sample_paths, tmp_path, iface):
     from qgis.core import Qgis
 
@@ -108,7 +115,7 @@ def test_cancel_leaves_nothing(plugin, sample_layers, sample_paths, tmp_path, if
     outcomes = []
     task = plugin.start(request)
     task.taskTerminated.connect(lambda: outcomes.append("terminated"))
-    task.progressChanged.connect(lambda value: task.cancel() if value > 0 else None)
+    cancel_after_first_batch(task)
     wait_for(lambda: outcomes and not plugin.tasks)
     assert outcomes == ["terminated"]
     assert files_under(out) == [] and not out.exists()
@@ -163,7 +170,7 @@ def test_cancel_during_training_leaves_no_checkpoint(plugin, qgis_new_project, s
     outcomes = []
     task = plugin.start(request, training)
     task.taskTerminated.connect(lambda: outcomes.append("terminated"))
-    task.progressChanged.connect(lambda value: task.cancel() if value > 0 else None)
+    cancel_after_first_batch(task)
     wait_for(lambda: outcomes and not plugin.tasks, timeout=120)
     assert outcomes == ["terminated"]
     assert not (tmp_path / "cancelled").exists() and fusion_groups() == []
