@@ -25,11 +25,13 @@ from qgis.PyQt.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QVBoxLayout,
     QWidget,
 )
 
 from .layer_info import describe, file_path
+from .method_options import describe_defaults, parse_method_options
 from .paths import icon_path
 
 SETTINGS = "stf/dialog/"
@@ -178,6 +180,9 @@ class FusionDialog(QDialog):
         form.addRow("Halo (px)", self.halo)
         form.addRow("Batch (tiles)", self.batch)
         form.addRow("Real coarse pixel size", self.coarse_resolution)
+        self.method_options = QLineEdit()
+        self.method_options.setToolTip("key=value pairs separated by commas; empty keeps the method's defaults")
+        form.addRow("Method options", self.method_options)
         box.setCollapsed(True)
         return box
 
@@ -208,6 +213,10 @@ class FusionDialog(QDialog):
             shipped = spec.default_weights
             hint = f"empty: shipped demo weights {shipped}" if shipped else "required (stf:train writes one)"
         self.weights.lineEdit().setPlaceholderText(hint)
+        defaults = describe_defaults(spec)
+        self.method_options.setEnabled(bool(defaults))
+        self.method_options.setPlaceholderText(f"defaults: {defaults}" if defaults else "this method has no options")
+        self.method_options.setText(QgsSettings().value(SETTINGS + f"options/{spec.name}", "") if defaults else "")
 
     @property
     def training_first(self) -> bool:
@@ -218,7 +227,7 @@ class FusionDialog(QDialog):
         return file_path(picker.currentLayer()) if picker.isEnabled() else None
 
     def build_request(self):
-        """The FusionRequest the form describes (not yet validated)."""
+        """The FusionRequest the form describes (not yet validated); ValueError for malformed method options."""
         spec = self.method
         stem = f"fused_{spec.name}_{time.strftime('%Y%m%d_%H%M%S')}"
         folder = self.output_folder.filePath()
@@ -238,6 +247,7 @@ class FusionDialog(QDialog):
             batch=self.batch.value(),
             device=self.device_combo.currentText(),
             coarse_resolution=self.coarse_resolution.value() or None,
+            options=parse_method_options(self.method_options.text(), spec) if self.method_options.isEnabled() else {},
         )
 
     def build_training(self, request):
@@ -285,8 +295,11 @@ class FusionDialog(QDialog):
         return None
 
     def run(self) -> None:
-        request = self.build_request()
-        problem = self.validate(request)
+        try:
+            request = self.build_request()
+            problem = self.validate(request)
+        except ValueError as exc:
+            problem = str(exc)
         self.message.setText(f"Cannot run: {problem}" if problem else "")
         if problem:
             return
@@ -321,6 +334,7 @@ class FusionDialog(QDialog):
     def _save(self) -> None:
         settings = QgsSettings()
         settings.setValue(SETTINGS + "method", self.method.name)
+        settings.setValue(SETTINGS + f"options/{self.method.name}", self.method_options.text())
         settings.setValue(SETTINGS + "device", self.device_combo.currentText())
         settings.setValue(SETTINGS + "tile", self.tile.value())
         settings.setValue(SETTINGS + "halo", self.halo.value())

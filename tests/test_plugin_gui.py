@@ -165,3 +165,28 @@ def test_deep_models_take_weights_or_train_first(plugin, sample_layers, tmp_path
     dialog.method_combo.setCurrentIndex(dialog.method_combo.findData("starfm"))
     assert not dialog.train_first.isEnabled() and not dialog.weights.isEnabled()
     dialog.close()
+
+
+def test_method_options_are_typed_checked_and_remembered_per_method(plugin, sample_layers, tmp_path):
+    from stf_qgis_plugin.dialog import FusionDialog
+
+    plugin.show_dialog()
+    dialog = plugin.dialog
+    dialog.run_requested.disconnect(plugin.start)
+    emitted = []
+    dialog.run_requested.connect(lambda request, training: emitted.append(request))
+    dialog.method_combo.setCurrentIndex(dialog.method_combo.findData("cubic"))
+    assert not dialog.method_options.isEnabled()
+    dialog.method_combo.setCurrentIndex(dialog.method_combo.findData("starfm"))
+    assert "window=31" in dialog.method_options.placeholderText()
+    dialog.pickers["coarse_target"].setLayer(sample_layers["coarse_target"])
+    dialog.pickers["fine_reference"].setLayer(sample_layers["fine_reference"])
+    dialog.output_folder.setFilePath(str(tmp_path))
+    dialog.method_options.setText("window 5")
+    dialog.run()
+    assert "key=value" in dialog.message.text() and emitted == []
+    dialog.method_options.setText("window=5; classes=3")
+    dialog.run()
+    assert emitted[0].options == {"window": "5", "classes": "3"}
+    again = FusionDialog(plugin.status.engine)
+    assert again.method.name == "starfm" and again.method_options.text() == "window=5; classes=3"

@@ -151,3 +151,21 @@ def test_train_writes_a_checkpoint_that_fuse_uses(plugin, small_scene, tmp_path)
         "COARSE_RESOLUTION": 250, "OUTPUT": str(tmp_path / "fused.tif"),
     })
     assert read_tags(fused["OUTPUT"])[0]["STF_METHOD"] == "ganstfm"
+
+
+def test_method_options_reach_the_method_and_unknown_ones_are_refused(plugin, sample_paths, tmp_path):
+    import numpy as np
+    import processing
+    import rasterio
+    from qgis.core import QgsProcessingException
+
+    small, large = (
+        processing.run("stf:fuse", fuse_parameters(
+            sample_paths, tmp_path / f"w{window}.tif", METHOD="starfm", TILE_SIZE=0, OPTIONS=f"window={window}"
+        ))["OUTPUT"]
+        for window in (3, 9)
+    )
+    with rasterio.open(small) as a, rasterio.open(large) as b:
+        assert not np.array_equal(a.read(), b.read())
+    with pytest.raises(QgsProcessingException, match="unknown option 'size' for starfm; it takes window"):
+        processing.run("stf:fuse", fuse_parameters(sample_paths, tmp_path / "x.tif", METHOD="starfm", OPTIONS="size=3"))

@@ -10,8 +10,10 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
 )
 
+from ..method_options import describe_defaults, parse_method_options
 from .common import CHECKPOINTS, DEVICES, EngineAlgorithm
 
 LAYERS = {
@@ -29,7 +31,8 @@ class FuseAlgorithm(EngineAlgorithm):
 
     def __init__(self, engine):
         super().__init__(engine)
-        self.enums = {"METHOD": list(engine.available_methods()), "DEVICE": DEVICES}
+        self.specs = engine.available_methods()
+        self.enums = {"METHOD": list(self.specs), "DEVICE": DEVICES}
 
     def name(self) -> str:
         return "fuse"
@@ -38,8 +41,10 @@ class FuseAlgorithm(EngineAlgorithm):
         return "Fuse"
 
     def shortHelpString(self) -> str:  # noqa: N802
-        specs = self.engine.available_methods()
-        lines = "".join(f"<li><b>{name}</b>: {spec.description}</li>" for name, spec in specs.items())
+        lines = "".join(
+            f"<li><b>{name}</b>: {spec.description}{f' (options: {describe_defaults(spec)})' if spec.options else ''}</li>"
+            for name, spec in self.specs.items()
+        )
         return (
             "Predicts the fine image at the coarse target's date from a fine reference (and, for most methods, "
             f"the coarse image at the reference date). Methods:<ul>{lines}</ul>"
@@ -72,6 +77,9 @@ class FuseAlgorithm(EngineAlgorithm):
                 QgsProcessingParameterNumber.Double, None, True, 0,
             )
         )
+        self.addParameter(
+            QgsProcessingParameterString("OPTIONS", "Method options: key=value pairs, e.g. window=15", optional=True)
+        )
         self.addParameter(QgsProcessingParameterBoolean("UNCERTAINTY", "Also write the uncertainty (spread) map", False))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Fused raster"))
         self.addParameter(
@@ -82,9 +90,16 @@ class FuseAlgorithm(EngineAlgorithm):
         parameters = self.by_index(parameters)
         paths = {role: self.local_file(parameters, key, context) or None for key, (role, _, _) in LAYERS.items()}
         halo = self.optional_number(parameters, "HALO", context, int)
+        method = self.enum_name(parameters, "METHOD", context)
+        try:
+            text = self.parameterAsString(parameters, "OPTIONS", context) or ""
+            options = parse_method_options(text, self.specs[method])
+        except ValueError as exc:
+            raise QgsProcessingException(str(exc)) from None
         request = self.engine.FusionRequest(
             output=self.parameterAsOutputLayer(parameters, "OUTPUT", context),
-            method=self.enum_name(parameters, "METHOD", context),
+            method=method,
+            options=options,
             weights=self.parameterAsFile(parameters, "WEIGHTS", context) or None,
             error_maps_dir=self.parameterAsString(parameters, "ERROR_MAPS", context) or None,
             uncertainty=self.parameterAsBool(parameters, "UNCERTAINTY", context),
