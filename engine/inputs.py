@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+import torch
 from rasterio.enums import Resampling
 
 from . import roles
@@ -13,8 +14,9 @@ from .errors import StfError
 from .grid import Grid, coarse_ratio, overlap_fraction, resolution_in
 from .registration import estimate_offset
 from .reader import AlignedRaster, Units, choose_resampling, open_raster, units_of
-from .registry import MethodSpec
+from .registry import MethodSpec, TileBatch
 from .request import FusionRequest
+from .tiling import Tile
 
 
 @dataclass
@@ -36,6 +38,21 @@ class AlignedInputs:
     fine_std: Tuple[float, ...]
     coarse_shift: Tuple[float, float] = (0.0, 0.0)
     warnings: List[str] = field(default_factory=list)
+
+    def read_batch(self, group: Sequence[Tile], halo: int, device) -> TileBatch:
+        """Every role's haloed window for each tile, stacked into tensors on the device."""
+        arrays: Dict[str, list] = {role: [] for role in self.readers}
+        valid = []
+        for tile in group:
+            window = tile.read_window(halo)
+            tile_valid = None
+            for role, reader in self.readers.items():
+                data, mask = reader.read_padded(*window)
+                arrays[role].append(data)
+                tile_valid = mask if tile_valid is None else tile_valid & mask
+            valid.append(tile_valid[None])
+        tensors = {role: torch.from_numpy(np.stack(stack)).to(device) for role, stack in arrays.items()}
+        return TileBatch(valid=torch.from_numpy(np.stack(valid)).to(device), **tensors)
 
 
 def open_inputs(request: FusionRequest, spec: MethodSpec, stack: ExitStack) -> AlignedInputs:

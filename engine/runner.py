@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import ExitStack
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, Optional
 
 import numpy as np
 import rasterio
@@ -15,8 +15,8 @@ from .assess.error_maps import write_error_maps
 from .blend import TileBlender
 from .device import autocast, resolve_device
 from .errors import FusionCancelled, StfError
-from .inputs import AlignedInputs, FineProfile, open_inputs
-from .registry import MethodContext, TileBatch, get_method
+from .inputs import FineProfile, open_inputs
+from .registry import MethodContext, get_method
 from .request import FusionRequest, FusionResult
 from .writer import PendingOutputs
 
@@ -77,7 +77,7 @@ def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel=Non
                 blender = TileBlender(store, grid.height, grid.width, context.bands, halo)
             for group in tiling.batches(tiles, request.batch):
                 _check_cancel(cancel)
-                batch = _read_batch(inputs, group, halo, device)
+                batch = inputs.read_batch(group, halo, device)
                 with torch.inference_mode(), autocast(device, request.precision):
                     predicted = method(batch).float()
                 if blender:
@@ -130,22 +130,6 @@ def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel=Non
 def _check_cancel(cancel) -> None:
     if cancel is not None and cancel.is_set():
         raise FusionCancelled("cancelled")
-
-
-def _read_batch(inputs: AlignedInputs, group: Sequence[tiling.Tile], halo: int, device) -> TileBatch:
-    """Read every role's haloed window for each tile and stack them into tensors on the device."""
-    arrays: Dict[str, list] = {role: [] for role in inputs.readers}
-    valid = []
-    for tile in group:
-        window = tile.read_window(halo)
-        tile_valid = None
-        for role, reader in inputs.readers.items():
-            data, mask = reader.read_padded(*window)
-            arrays[role].append(data)
-            tile_valid = mask if tile_valid is None else tile_valid & mask
-        valid.append(tile_valid[None])
-    tensors = {role: torch.from_numpy(np.stack(stack)).to(device) for role, stack in arrays.items()}
-    return TileBatch(valid=torch.from_numpy(np.stack(valid)).to(device), **tensors)
 
 
 def _write_batch(writer, fine: FineProfile, group, halo: int, predicted: torch.Tensor, valid: torch.Tensor) -> None:

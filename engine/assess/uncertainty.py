@@ -117,9 +117,7 @@ class UncertaintyEstimator:
         return np.where(valid, spread, np.nan).astype(np.float32)
 
     def _read(self, group, halo: int) -> TileBatch:
-        from ..runner import _read_batch  # the runner's own reading, so every view sees what the run saw
-
-        return _read_batch(self.inputs, group, halo, self.device)
+        return self.inputs.read_batch(group, halo, self.device)  # as the run read, so every view sees the same
 
     def _d4(self, tile: tiling.Tile) -> np.ndarray:
         batch = self._read([tile], self.halo)
