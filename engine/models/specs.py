@@ -54,7 +54,10 @@ def _build(model: ModelDef):
         normalisation = Normalisation.from_meta(loaded.meta["normalisation"])
 
         def run(batch: TileBatch):
-            inputs = {role: normalisation.apply(role, getattr(batch, role)) for role in given}
+            # nodata becomes the training mean (0 once normalised) so it cannot skew pooled statistics
+            inputs = {
+                role: normalisation.apply(role, getattr(batch, role)).masked_fill(~batch.valid, 0.0) for role in given
+            }
             return normalisation.restore(network(inputs))
 
         return run
