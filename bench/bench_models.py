@@ -96,6 +96,6 @@ def section() -> str:
             speeds = " | ".join(f"{t:.1f} | {i:.3f}" for t, i in (_speeds(name, d) for d in devices))
             rows.append(f"| {name} | {parameters / 1e6:.2f} M | {speeds} | {_sample_rmse(name, folder):.4f} |")
         blanks = " | ".join("" for _ in range(2 * len(devices)))
-        for baseline in ("starfm", "delta"):
+        for baseline in ("starfm", "delta", "cubic"):
             rows.append(f"| {baseline} (no training) | – | {blanks} | {_sample_rmse(baseline, folder):.4f} |")
     return "\n".join(rows) + "\n"

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from typing import Any, Dict, FrozenSet, Optional
 
@@ -26,13 +25,11 @@ class Checkpoint:
 
 def save(path: str, checkpoint: Checkpoint) -> None:
     """Write atomically: an interrupted save leaves the previous file intact."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "meta": checkpoint.meta, "state": checkpoint.state}
     if checkpoint.training is not None:
         payload["training"] = checkpoint.training
-    handle, partial = tempfile.mkstemp(prefix=".stf-", suffix=".pt.partial", dir=folder)
-    os.close(handle)
+    partial = f"{path}.partial"
     try:
         torch.save(payload, partial)
         os.replace(partial, path)
