@@ -41,7 +41,8 @@ class EDCSTFN(nn.Module):
         self.decoder = nn.Sequential(_stack(STREAM[-1][0], DECODER), conv3(DECODER[-1][0], bands))
 
     def forward(self, inputs: Inputs) -> torch.Tensor:
-        fine, reference, target = (inputs[r] for r in (roles.FINE_REFERENCE, roles.COARSE_REFERENCE, roles.COARSE_TARGET))
+        fine, reference = inputs[roles.FINE_REFERENCE], inputs[roles.COARSE_REFERENCE]
+        target = inputs[roles.COARSE_TARGET]
         fused = self.fine(fine) + self.coarse(torch.cat([reference, target], dim=1))
         return fine + (target - reference) + self.decoder(fused)
 

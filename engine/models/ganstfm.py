@@ -65,7 +65,8 @@ class PatchDiscriminator(nn.Module):
         layers = []
         for width_in, width_out, stride in ((channels, 32, 2), (32, 64, 2), (64, 128, 1)):
             kernel = 4 if stride == 2 else 3
-            layers += [spectral_norm(nn.Conv2d(width_in, width_out, kernel, stride, 1)), nn.LeakyReLU(0.2, inplace=True)]
+            convolution = spectral_norm(nn.Conv2d(width_in, width_out, kernel, stride, 1))
+            layers += [convolution, nn.LeakyReLU(0.2, inplace=True)]
         layers.append(spectral_norm(nn.Conv2d(128, 1, 3, 1, 1)))
         self.net = nn.Sequential(*layers)
 

@@ -28,7 +28,9 @@ class PatchSampler:
         self.corners = [_clean_corners(scene.valid, self.patch) for scene in scenes]
         counts = np.array([len(c) for c in self.corners], dtype=np.float64)
         if counts.sum() == 0:
-            raise StfError(f"no {self.patch}×{self.patch} patch free of nodata in the training data; use a smaller --patch")
+            raise StfError(
+                f"no {self.patch}×{self.patch} patch free of nodata in the training data; use a smaller --patch"
+            )
         self.odds = counts / counts.sum()
 
     def draw(self, count: int, augment: bool = True) -> Batch:

@@ -57,7 +57,10 @@ def _from_csv(path: Path) -> List[Dated]:
         raise StfError(f"{path} needs the columns date, coarse, fine (and optionally pan); missing {sorted(missing)}")
     here = path.parent
     resolve = lambda name: str(here / name.strip()) if name and name.strip() else None  # noqa: E731
-    return [Dated(row["date"].strip(), resolve(row["coarse"]), resolve(row["fine"]), resolve(row.get("pan"))) for row in rows]
+    return [
+        Dated(row["date"].strip(), resolve(row["coarse"]), resolve(row["fine"]), resolve(row.get("pan")))
+        for row in rows
+    ]
 
 
 def _from_folder(folder: Path) -> List[Dated]:
@@ -88,7 +91,9 @@ def series_scenes(request: TrainingRequest, model: ModelDef, spec: MethodSpec):
         read[entry.date] = aligned = read_aligned(given, request, spec)
         first = read[entries[0].date]
         if aligned.grid != first.grid:
-            raise StfError(f"the fine raster of {entry.date} is not on the grid of {entries[0].date}'s; align them first")
+            raise StfError(
+                f"the fine raster of {entry.date} is not on the grid of {entries[0].date}'s; align them first"
+            )
     available = {roles.COARSE_REFERENCE} | ({roles.PAN} if with_pan else set())
     used = model.roles_for(available)
     targets = request.target_dates or tuple(read)

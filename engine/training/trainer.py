@@ -67,7 +67,8 @@ def load_data(request: TrainingRequest, model: ModelDef) -> TrainingData:
             if not train:
                 raise StfError("no training dates left after holding out the validation date")
         else:
-            train, validation = split_rows([s for scenes in by_date.values() for s in scenes], request.validation_fraction)
+            scenes = [scene for listed in by_date.values() for scene in listed]
+            train, validation = split_rows(scenes, request.validation_fraction)
         sources = {"series": str(request.series)}
     summary = {
         "mode": request.mode,
@@ -165,7 +166,8 @@ def train(request: TrainingRequest, progress: Optional[Progress] = None, cancel=
         "engine_version": _engine_version(),
     }
     training_state = resumed.training if resumed else None
-    network = instantiate(model, meta, training_state["network"] if training_state else (resumed.state if resumed else None))
+    start = training_state["network"] if training_state else (resumed.state if resumed else None)
+    network = instantiate(model, meta, start)
     network = network.to(device).train()
     objective = model.objective(data.bands, options).to(device)
     optimizer = torch.optim.Adam(network.parameters(), lr=request.lr)
@@ -240,7 +242,8 @@ def train(request: TrainingRequest, progress: Optional[Progress] = None, cancel=
             "rng": json.dumps(rng.bit_generator.state),
             "torch_rng": torch.get_rng_state(),
         })
-        report(history["epoch"] / request.epochs, f"epoch {epoch + 1}: loss {history['train'][-1]:.4f} val rmse {metrics['rmse']:.4f}")
+        summary = f"epoch {epoch + 1}: loss {history['train'][-1]:.4f} val rmse {metrics['rmse']:.4f}"
+        report(history["epoch"] / request.epochs, summary)
         if stopped_early:
             break
 
