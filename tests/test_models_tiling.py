@@ -96,3 +96,25 @@ def test_marstfn_blended_tiles_keep_the_seam_ratio_of_the_whole_image(tmp_path):
         valid &= (w.read_masks(1) > 0) & (b.read_masks(1) > 0)
     ratios = [seam_ratio(image, reference, valid, tiled.tile_borders) for image in (whole_image, tiled_image)]
     assert abs(ratios[1] - ratios[0]) <= 0.02, ratios
+
+
+@pytest.mark.parametrize("name", ["ganstfm", "edcstfn"])
+def test_declared_halo_is_the_measured_impulse_response_radius(name):
+    from stf_engine.models import MODELS
+
+    torch.manual_seed(0)
+    model = MODELS[name]
+    used = model.roles_for({"coarse_reference"})
+    network = model.network(2, used, 4, model.options).eval()
+    radius = model.radius(4, used)
+    side, centre = 2 * radius + 21, radius + 10
+    base = {role: torch.zeros(1, 2, side, side) for role in used}
+    reach = 0
+    with torch.no_grad():
+        for role in used:
+            impulse = {r: t.clone() for r, t in base.items()}
+            impulse[role][..., centre, centre] = 1.0
+            changed = (network(impulse) - network(base)).abs().amax(dim=(0, 1)) > 0
+            rows, cols = torch.nonzero(changed, as_tuple=True)
+            reach = max(reach, int(torch.maximum((rows - centre).abs(), (cols - centre).abs()).max()))
+    assert reach == radius
