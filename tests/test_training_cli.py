@@ -95,3 +95,25 @@ def test_training_errors_are_one_line(tmp_path, capsys):
                  "--option", "width=3", "--out", out, *TINY]) == 2
     assert "unknown option(s) ['width']" in capsys.readouterr().err
     assert not Path(out).exists()
+
+
+def test_progress_reports_loss_and_validation_and_cancel_stops(tmp_path):
+    import threading
+
+    from stf_engine import FusionCancelled
+
+    request = TrainingRequest(model="ganstfm", output=str(tmp_path / "p.pt"), mode="self", coarse_target=str(C2000),
+                              fine_reference=str(F2002), coarse_resolution=250, patch=16, batch=2, epochs=2,
+                              steps_per_epoch=2, device="cpu")
+    messages = []
+    result = train(request, progress=lambda fraction, message: messages.append((fraction, message)))
+    fractions = [f for f, _ in messages]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert any("loss" in m and "val rmse 0.0" in m for _, m in messages)
+    assert result.epochs == 2 and len(result.validation_losses) == 2 and result.device == "cpu"
+    cancel = threading.Event()
+    cancel.set()
+    request.output = str(tmp_path / "c.pt")
+    with pytest.raises(FusionCancelled):
+        train(request, cancel=cancel)
+    assert not (tmp_path / "c.pt").exists()
