@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .. import roles
 from ..device import devices_found
-from ..registry import available_methods
+from ..registry import MethodContext, available_methods
 
 NAME = "info"
 HELP = "list methods, their inputs and halo, and the devices found"
@@ -14,8 +14,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..registry import MethodContext
-
     print("methods:")
     for spec in available_methods().values():
         print(f"  {spec.name:<10} {spec.description}")
@@ -32,6 +30,7 @@ def run(args) -> int:
             halo += f" ({halos[0]} px without the optional inputs)"
         print(f"  {'':<10} requires: {required}; optional: {optional}; halo at ratio {args.ratio}: {halo}")
         if spec.needs_weights:
-            print(f"  {'':<10} needs a weights file")
+            shipped = f"; without --weights it uses the demo checkpoint {spec.default_weights}" if spec.default_weights else ""
+            print(f"  {'':<10} needs a weights file (train one with `stf train`){shipped}")
     print("devices: " + "; ".join(devices_found()))
     return 0
