@@ -73,7 +73,10 @@ def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel=Non
             done = 0
             blender = None
             if spec.blend and halo > 0 and len(tiles) > 1:
-                store = lambda row, values, valid: fused.write(to_stored(values, valid, inputs.fine), row, 0)  # noqa: E731
+
+                def store(row: int, values: np.ndarray, valid: np.ndarray) -> None:
+                    fused.write(to_stored(values, valid, inputs.fine), row, 0)
+
                 blender = TileBlender(store, grid.height, grid.width, context.bands, halo)
             for group in tiling.batches(tiles, request.batch):
                 _check_cancel(cancel)
