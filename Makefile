@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := qgis python3-qgis python3-rasterio python3-skimage python3-scipy python3-matplotlib xvfb
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.stf-setup-done
+# Extra pip arguments, e.g. PIP_ARGS="--extra-index-url https://download.pytorch.org/whl/cpu" for torch's CPU build.
+PIP_ARGS ?=
 export QT_QPA_PLATFORM ?= offscreen
 
 .PHONY: setup apt-packages demo test bench clean package deploy e2e
@@ -25,7 +27,7 @@ apt-packages:
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(SYSTEM_PYTHON) -m venv --system-site-packages $(VENV)
 	@$(PY) -c "import numpy; print('numpy==' + numpy.__version__)" > $(VENV)/constraints.txt
-	$(PY) -m pip install -q -c $(VENV)/constraints.txt torch==2.13.0 tqdm pytest pytest-qgis==2.1.0
+	$(PY) -m pip install -q $(PIP_ARGS) -c $(VENV)/constraints.txt torch==2.13.0 tqdm pytest pytest-qgis==2.1.0
 	$(PY) -m pip install -q --no-deps -e .
 	@touch $@
 
