@@ -13,9 +13,12 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SIZE, BANDS = 2000, 6
 
-RUN = textwrap.dedent(
+sys.path.insert(0, str(ROOT / "tests"))
+from memory_probe import HIGH_WATER  # noqa: E402
+
+RUN = HIGH_WATER + textwrap.dedent(
     """
-    import json, resource, sys, time
+    import json, sys, time
     import torch
     from stf_engine import EvaluationRequest, evaluate
     pred, truth, out, window = sys.argv[1:5]
@@ -25,7 +28,7 @@ RUN = textwrap.dedent(
     report = evaluate(request)
     seconds = time.perf_counter() - started
     print(json.dumps({"seconds": seconds, "pixels": report.valid_pixels, "threads": torch.get_num_threads(),
-                      "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "peak_mb": high_water_mb()}))
     """
 )
 

@@ -11,9 +11,13 @@ import textwrap
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "resources" / "sample"
 
-RUN = textwrap.dedent(
+sys.path.insert(0, str(ROOT / "tests"))
+from memory_probe import HIGH_WATER  # noqa: E402
+from test_engine_memory import measure_fusion  # noqa: E402
+
+RUN = HIGH_WATER + textwrap.dedent(
     """
-    import json, resource, sys, time
+    import json, sys, time
     from stf_engine import FusionRequest, fuse
     sample, out, method, tile, halo = sys.argv[1:6]
     request = FusionRequest(coarse_target=f"{sample}/MOD09_2002311_SZ_B214_250m.tif",
@@ -25,7 +29,7 @@ RUN = textwrap.dedent(
     result = fuse(request)
     seconds = time.perf_counter() - started
     print(json.dumps({"seconds": seconds, "mpx": result.width * result.height / 1e6, "halo": result.halo,
-                      "tiles": result.tiles, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "tiles": result.tiles, "peak_mb": high_water_mb()}))
     """
 )
 
@@ -37,13 +41,6 @@ def _run(method: str, tile: int, halo: str, folder: str) -> dict:
     done = subprocess.run([sys.executable, "-c", RUN, str(SAMPLE), out, method, str(tile), halo],
                           capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def _large_delta(folder: str) -> dict:
-    sys.path.insert(0, str(ROOT / "tests"))
-    from test_engine_memory import measure_fusion
-
-    return measure_fusion(folder)
 
 
 def section() -> str:
@@ -58,7 +55,7 @@ def section() -> str:
                 overhead = f"{stats['seconds'] / naive - 1:+.0%}" if name == "seamless tiles 128" else ""
                 rows.append(f"| {method} | {name} | {stats['halo']} | {stats['tiles']} | {stats['seconds']:.2f} | "
                             f"{stats['mpx'] / stats['seconds']:.2f} | {overhead} | {stats['peak_mb']:.0f} |")
-        large = _large_delta(folder)
+        large = measure_fusion(folder)
     rows += ["", f"Large raster: `delta` on a synthetic 8000×8000×3 int16 raster in {large['tiles']} tiles of 512: "
              f"peak RSS {large['peak_mb']:.0f} MB (the process held {large['before_mb']:.0f} MB before fusing; "
              "the raster alone is 384 MB as int16 and 768 MB as float32 per input).", ""]

@@ -14,6 +14,7 @@ from stf_engine.cli import main
 from stf_engine.tiling import borders as tile_borders
 
 from synthetic import fine_transform, textured_scene, write
+from memory_probe import HIGH_WATER
 
 SAMPLE = pathlib.Path(__file__).resolve().parents[1] / "resources" / "sample"
 NODATA = 32767
@@ -112,11 +113,11 @@ def test_band_mismatch_and_cancel(rasters, tmp_path, capsys):
         evaluate(EvaluationRequest(str(tmp_path / "missing.tif"), paths["truth"]))
 
 
-MEASURE_RSS = """
-import resource, sys
+MEASURE_RSS = HIGH_WATER + """
+import sys
 from stf_engine import EvaluationRequest, evaluate
 evaluate(EvaluationRequest(sys.argv[1], sys.argv[2], device="cpu"))
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+print(high_water_mb())
 """
 
 

@@ -6,6 +6,8 @@ import textwrap
 
 import pytest
 
+from memory_probe import HIGH_WATER
+
 MAKE_INPUTS = textwrap.dedent(
     """
     import sys
@@ -30,18 +32,18 @@ MAKE_INPUTS = textwrap.dedent(
     """
 )
 
-FUSE = textwrap.dedent(
+FUSE = HIGH_WATER + textwrap.dedent(
     """
-    import json, resource, sys
+    import json, sys
     from stf_engine import FusionRequest, fuse
 
     folder = sys.argv[1]
     import torch  # counted in 'before': the interpreter, torch and GDAL before any raster is read
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = high_water_mb()
     result = fuse(FusionRequest(coarse_target=f"{folder}/c2.tif", fine_reference=f"{folder}/fine.tif",
                                 coarse_reference=f"{folder}/c1.tif", output=f"{folder}/out.tif", method="delta"))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"peak_mb": peak / 1024, "before_mb": before / 1024, "tiles": result.tiles}))
+    peak = high_water_mb()
+    print(json.dumps({"peak_mb": peak, "before_mb": before, "tiles": result.tiles}))
     """
 )
 
