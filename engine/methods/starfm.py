@@ -54,20 +54,21 @@ def _build(context: MethodContext):
         limit_s = (f1 - c1).abs() + sigma_s
         limit_t = (c2 - c1).abs() + sigma_t
         thr = threshold.to(f1.dtype)
+        # Everything that depends on the neighbour alone is computed once on the padded tile.
         pf1, pc1, pc2 = (reflect_pad(x, half) for x in (f1, c1, c2))
-        pvalid = reflect_pad(batch.valid.to(f1.dtype), half)
+        spectral = (pf1 - pc1).abs()
+        temporal = (pc2 - pc1).abs()
+        inverse_cost = reflect_pad(batch.valid.to(f1.dtype), half) / ((spectral + sigma_s) * (temporal + sigma_t))
+        candidate = pf1 + pc2 - pc1
         height, width = f1.shape[-2:]
         numerator = torch.zeros_like(f1)
         denominator = torch.zeros_like(f1)
         for dy, dx, distance in offsets:
-            rows = slice(half + dy, half + dy + height)
-            cols = slice(half + dx, half + dx + width)
-            n_f1, n_c1, n_c2 = pf1[..., rows, cols], pc1[..., rows, cols], pc2[..., rows, cols]
-            spectral = (n_f1 - n_c1).abs()
-            temporal = (n_c2 - n_c1).abs()
-            chosen = ((n_f1 - f1).abs() <= thr) & (spectral <= limit_s) & (temporal <= limit_t)
-            weight = chosen * pvalid[..., rows, cols] / ((spectral + sigma_s) * (temporal + sigma_t) * distance)
-            numerator += weight * (n_f1 + n_c2 - n_c1)
+            at = (..., slice(half + dy, half + dy + height), slice(half + dx, half + dx + width))
+            chosen = ((pf1[at] - f1).abs() <= thr) & (spectral[at] <= limit_s) & (temporal[at] <= limit_t)
+            weight = inverse_cost[at] * chosen
+            weight *= 1.0 / distance
+            numerator.addcmul_(weight, candidate[at])
             denominator += weight
         fallback = f1 + c2 - c1
         return torch.where(denominator > 0, numerator / denominator.clamp_min(1e-12), fallback)
