@@ -1,4 +1,4 @@
-"""Shared fixtures for the plugin tests (pytest-qgis); engine tests use none of them."""
+"""Shared fixtures: the plugin tests' (pytest-qgis) and a one-thread torch for the model tests."""
 from __future__ import annotations
 
 import os
@@ -9,6 +9,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "resources" / "sample"
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One CPU thread: on a shared 2-core machine a second spinning thread makes small steps far slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -19,12 +19,7 @@ from synthetic import scene_set
 WEIGHTS = Path(__file__).resolve().parents[1] / "resources" / "weights"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def save_random(path, name, bands=3, given=(), ratio=4, seed=0) -> str:

@@ -12,13 +12,7 @@ from stf_engine.registry import MethodContext, TileBatch, get_method
 ALL = sorted(MODELS)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One CPU thread: on a shared 2-core machine a second spinning thread makes small steps far slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _inputs(model, bands=3, size=(45, 51), batch=1, seed=0, given=(roles.PAN, roles.COARSE_REFERENCE)):

@@ -21,12 +21,7 @@ SAMPLE = Path(__file__).resolve().parents[1] / "resources" / "sample"
 WEIGHTS = Path(__file__).resolve().parents[1] / "resources" / "weights"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("name", ["ganstfm", "edcstfn"])

@@ -22,12 +22,7 @@ C2002, F2002 = SAMPLE / "MOD09_2002311_SZ_B214_250m.tif", SAMPLE / "L72002311_SZ
 TINY = ["--patch", "16", "--batch", "2", "--steps", "2", "--device", "cpu"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _fuse_crop(tmp_path, name, weights, with_reference=False) -> np.ndarray:
