@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# Plain `pytest` (not only `make test`) must run headless: set before pytest-qgis starts QGIS.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "resources" / "sample"
 
