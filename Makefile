@@ -3,7 +3,7 @@ SHELL := /bin/bash
 SYSTEM_PYTHON := /usr/bin/python3
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := qgis python3-qgis python3-rasterio python3-skimage python3-scipy python3-matplotlib xvfb
+APT_PACKAGES := qgis python3-qgis python3-rasterio python3-skimage python3-scipy python3-matplotlib xvfb xauth
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.stf-setup-done
 # Extra pip arguments, e.g. PIP_ARGS="--extra-index-url https://download.pytorch.org/whl/cpu" for torch's CPU build.
@@ -20,7 +20,7 @@ apt-packages:
 	if [ -n "$$missing" ]; then \
 	  echo "Installing Debian packages:" $$missing; \
 	  $(SUDO) apt-get update -q && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; \
 	fi
 
 # The venv sees Debian's numpy, GDAL, rasterio and QGIS; the constraint keeps pip from replacing numpy.
