@@ -22,17 +22,21 @@ WEIGHTS = Path(__file__).resolve().parents[1] / "resources" / "weights"
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def save_random(path, name, bands=3, given=(), ratio=4, seed=0) -> str:
-    """A checkpoint of a freshly initialised network, as training would describe it."""
+def save_random(path, name, bands=3, given=(), ratio=4, seed=0, prepare=None) -> str:
+    """A checkpoint of a freshly initialised network (passed to `prepare` first, if given), as training would
+    describe it."""
     torch.manual_seed(seed)
     model = MODELS[name]
     used = model.roles_for(given)
     meta = {
         "model": name, "model_version": model.version, "bands": bands, "roles": sorted(used), "ratio": ratio,
         "options": dict(model.options), "halo": model.radius(ratio, used),
-        "normalisation": Normalisation((0.2,) * bands, (0.05,) * bands).to_meta(),
+        "normalisation": Normalisation((0.2,) * bands, (0.05,) * bands, 0.3, 0.1).to_meta(),
     }
-    checkpoint.save(str(path), checkpoint.Checkpoint(meta, model.network(bands, used, ratio, model.options).state_dict()))
+    network = model.network(bands, used, ratio, model.options)
+    if prepare:
+        prepare(network)
+    checkpoint.save(str(path), checkpoint.Checkpoint(meta, network.state_dict()))
     return str(path)
 
 

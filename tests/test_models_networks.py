@@ -6,8 +6,9 @@ import torch
 
 from stf_engine import roles
 from stf_engine.models import MODELS, ganstfm
-from stf_engine.models.normalise import Normalisation
 from stf_engine.registry import MethodContext, TileBatch, get_method
+
+from test_models_checkpoint import save_random
 
 ALL = sorted(MODELS)
 
@@ -73,22 +74,13 @@ def test_overfits_one_tiny_batch(name):
 
 def _tile_function(name, given, bands=3, ratio=2, seed=0, tmp_path=None):
     """The registered method's tile function over a freshly initialised checkpoint."""
-    from stf_engine.models import checkpoint
 
-    torch.manual_seed(seed)
-    model = MODELS[name]
-    used = model.roles_for(given)
-    meta = {
-        "model": name, "model_version": model.version, "bands": bands, "roles": sorted(used), "ratio": ratio,
-        "options": dict(model.options), "halo": model.radius(ratio, used),
-        "normalisation": Normalisation((0.2,) * bands, (0.05,) * bands, 0.3, 0.1).to_meta(),
-    }
-    network = model.network(bands, used, ratio, model.options)
-    for parameter in network.parameters():  # attention gates start at zero; open them so every path counts
-        if parameter.numel() == 1:
-            parameter.data.fill_(0.5)
-    path = str(tmp_path / f"{name}.pt")
-    checkpoint.save(path, checkpoint.Checkpoint(meta, network.state_dict()))
+    def open_gates(network):  # attention gates start at zero; open them so every path counts
+        for parameter in network.parameters():
+            if parameter.numel() == 1:
+                parameter.data.fill_(0.5)
+
+    path = save_random(tmp_path / f"{name}.pt", name, bands, given, ratio, seed, prepare=open_gates)
     context = MethodContext(ratio=ratio, bands=bands, given=frozenset(given), device=torch.device("cpu"),
                             fine_std=(0.05,) * bands, weights=path)
     return get_method(name).build(context)
