@@ -4,22 +4,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import roles
 from ..registry import available_methods
 from ..request import FusionRequest
 from ..runner import fuse
-from .common import float_pair, int_list, progress_bar
+from .common import add_unit_arguments, float_pair, int_list, parse_options, parse_scales, progress_bar
 
 NAME = "fuse"
 HELP = "fuse a coarse target with a fine reference into a fine image"
-
-SCALE_ROLES = {
-    "coarse": (roles.COARSE_TARGET, roles.COARSE_REFERENCE),
-    "coarse-target": (roles.COARSE_TARGET,),
-    "coarse-ref": (roles.COARSE_REFERENCE,),
-    "fine": (roles.FINE_REFERENCE,),
-    "pan": (roles.PAN,),
-}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,44 +31,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tiles.add_argument("--batch", type=int, default=4, help="tiles per batch (default 4)")
     tiles.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     tiles.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"], help="autocast on CUDA")
-    units = parser.add_argument_group("bands and units")
-    units.add_argument("--bands", help="coarse bands (1-based) matching the fine bands in order, e.g. 3,2,1")
-    units.add_argument(
-        "--scale",
-        action="append",
-        default=[],
-        metavar="[ROLE=]FACTOR",
-        help="stored value × FACTOR = reflectance; ROLE is coarse, coarse-target, coarse-ref, fine or pan "
-        "(default: raster metadata, else 1e-4 for integers and 1 for floats)",
-    )
-    units.add_argument("--coarse-res", type=float, help="real coarse pixel size in fine-grid units (e.g. 250)")
+    units = add_unit_arguments(parser)
     units.add_argument("--register", action="store_true",
                        help="estimate and correct the coarse rasters' misregistration against the fine reference")
     units.add_argument("--coarse-shift", metavar="DX,DY",
                        help="move the coarse rasters' georeference by DX fine pixels east and DY south")
     units.add_argument("--resampling", choices=["bilinear", "cubic", "nearest", "lanczos"], help="coarse upsampling")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="method parameter")
-
-
-def parse_scales(items) -> dict:
-    scales = {}
-    for item in items:
-        role_name, _, value = item.rpartition("=")
-        targets = SCALE_ROLES.get(role_name) if role_name else roles.ALL_ROLES
-        if targets is None:
-            raise ValueError(f"unknown scale role '{role_name}'; use one of {', '.join(SCALE_ROLES)}")
-        scales.update({role: float(value) for role in targets})
-    return scales
-
-
-def parse_options(items) -> dict:
-    options = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--option expects KEY=VALUE, got '{item}'")
-        options[key] = value
-    return options
 
 
 def request_from(args) -> FusionRequest:

@@ -5,8 +5,7 @@ import sys
 
 from ..models import MODELS
 from ..training import TrainingRequest, train
-from .common import int_list, progress_bar
-from .fuse import parse_options, parse_scales
+from .common import add_unit_arguments, int_list, parse_options, parse_scales, progress_bar
 
 NAME = "train"
 HELP = "train a deep model (marstfn, ganstfm, edcstfn) and write a checkpoint for stf fuse --weights"
@@ -38,10 +37,7 @@ def add_arguments(parser) -> None:
     loop.add_argument("--patience", type=int, default=5, help="early stopping after N epochs without progress")
     loop.add_argument("--resume", help="checkpoint to continue from (or fine-tune, if it is slim)")
     loop.add_argument("--slim", action="store_true", help="leave the optimiser state out of the final checkpoint")
-    units = parser.add_argument_group("bands and units (as in stf fuse)")
-    units.add_argument("--bands", help="coarse bands (1-based) matching the fine bands in order")
-    units.add_argument("--scale", action="append", default=[], metavar="[ROLE=]FACTOR")
-    units.add_argument("--coarse-res", type=float, help="real coarse pixel size in fine-grid units (e.g. 250)")
+    add_unit_arguments(parser)
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="model option")
 
 
