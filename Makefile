@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml Makefile
 	@touch $@
 
 demo: setup
-	$(PY) -m stf_engine.demo resources/sample out/demo
+	$(PY) -m stf_engine.cli.demo resources/sample out/demo
 
 test: setup
 	$(PY) -m pytest -q
@@ -50,7 +50,7 @@ deploy: setup
 	$(PY) -m stf_qgis_plugin.packaging install --out dist --plugins-dir "$(QGIS_PLUGINS_DIR)"
 
 e2e: setup
-	$(PY) tests/e2e/run_e2e.py --out out/e2e
+	$(PY) tests/plugin/e2e/run_e2e.py --out out/e2e
 
 clean:
 	rm -rf out dist build *.egg-info .pytest_cache

@@ -38,8 +38,8 @@ MAKE_LARGE = textwrap.dedent(
     """
 )
 
-sys.path.insert(0, str(ROOT / "tests"))
-from memory_probe import HIGH_WATER  # noqa: E402
+sys.path.insert(0, str(ROOT))
+from devkit.memory_probe import HIGH_WATER  # noqa: E402
 
 RUN = HIGH_WATER + textwrap.dedent(
     """
@@ -60,8 +60,8 @@ RUN = HIGH_WATER + textwrap.dedent(
 
 def _pair(folder: str):
     """A 2000×2000×6 int16 truth and a noisy, blurred prediction (×10000, nodata 32767 in a corner)."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from synthetic import fine_transform, textured_scene, write
+    sys.path.insert(0, str(ROOT))
+    from devkit.synthetic import fine_transform, textured_scene, write
 
     truth = textured_scene(SIZE, SIZE, BANDS, seed=3)
     noise = np.random.default_rng(5).normal(0, 0.01, truth.shape).astype(np.float32)

@@ -11,9 +11,8 @@ import textwrap
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "resources" / "sample"
 
-sys.path.insert(0, str(ROOT / "tests"))
-from memory_probe import HIGH_WATER  # noqa: E402
-from test_engine_memory import measure_fusion  # noqa: E402
+sys.path.insert(0, str(ROOT))
+from devkit.memory_probe import HIGH_WATER, measure_fusion  # noqa: E402
 
 RUN = HIGH_WATER + textwrap.dedent(
     """

@@ -11,6 +11,7 @@ import rasterio
 import torch
 
 from stf_engine import FusionRequest, fuse
+from stf_engine.core.options import defaults
 from stf_engine.models import MODELS
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -27,8 +28,8 @@ def _inputs(model, batch: int, side: int, device) -> dict:
 def _speeds(name: str, device: torch.device):
     """(training patches/s at 64×64, batch 4; inference Mpx/s on 256×256) after one warm-up step."""
     model = MODELS[name]
-    network = model.network(BANDS, model.roles_for({"coarse_reference"}), 8, model.options).to(device)
-    objective = model.objective(BANDS, model.options).to(device)
+    network = model.network(BANDS, model.roles_for({"coarse_reference"}), 8, defaults(model.options)).to(device)
+    objective = model.objective(BANDS, defaults(model.options)).to(device)
     optimizer = torch.optim.Adam(network.parameters(), lr=1e-4)
     inputs = _inputs(model, TRAIN_BATCH, TRAIN_PATCH, device)
     target = inputs["fine_reference"].clone()
@@ -91,7 +92,7 @@ def section() -> str:
     ]
     with tempfile.TemporaryDirectory() as folder:
         for name, model in MODELS.items():
-            network = model.network(BANDS, model.roles_for({"coarse_reference"}), 8, model.options)
+            network = model.network(BANDS, model.roles_for({"coarse_reference"}), 8, defaults(model.options))
             parameters = sum(p.numel() for p in network.parameters())
             speeds = " | ".join(f"{t:.1f} | {i:.3f}" for t, i in (_speeds(name, d) for d in devices))
             rows.append(f"| {name} | {parameters / 1e6:.2f} M | {speeds} | {_sample_rmse(name, folder):.4f} |")

@@ -4,11 +4,9 @@ The dialog never runs the engine itself; `run_requested` carries the request to 
 """
 from __future__ import annotations
 
-import importlib
 import os
 import tempfile
 import time
-from contextlib import ExitStack
 from types import ModuleType
 from typing import Dict, Optional
 
@@ -31,12 +29,10 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from .layer_info import describe, file_path
-from .method_options import describe_defaults, parse_method_options
 from .paths import icon_path
 
 SETTINGS = "stf/dialog/"
 TRUTH = "truth"
-DEVICES = ("auto", "cpu", "cuda")
 
 
 def default_output_folder(project: QgsProject) -> str:
@@ -55,13 +51,12 @@ class FusionDialog(QDialog):
         super().__init__(parent)
         self.engine = engine
         self.project = project or QgsProject.instance()
-        self.methods = engine.available_methods()
-        self.trainable = set(importlib.import_module(f"{engine.__name__}.models").MODELS)
-        self.roles = importlib.import_module(f"{engine.__name__}.roles")
+        self.methods = engine.list_methods()
+        self.trainable = set(engine.TRAINABLE_MODELS)
         self.setWindowTitle("Spatiotemporal Fusion")
         self.setWindowIcon(QIcon(icon_path()))
         self.setMinimumWidth(560)
-        self.labels = {**self.roles.LABELS, TRUTH: "truth (fine image at the target date)"}
+        self.labels = {**engine.ROLE_LABELS, TRUTH: "truth (fine image at the target date)"}
         self.pickers: Dict[str, QgsMapLayerComboBox] = {}
         self.role_labels: Dict[str, QLabel] = {}
         self.layer_infos: Dict[str, QLabel] = {}
@@ -90,7 +85,7 @@ class FusionDialog(QDialog):
     def _inputs_box(self) -> QGroupBox:
         box = QGroupBox("Input layers (local raster files; everything is aligned to the fine reference)")
         form = QFormLayout(box)
-        for role in (*self.roles.ALL_ROLES, TRUTH):
+        for role in (*self.engine.ALL_ROLES, TRUTH):
             picker = QgsMapLayerComboBox()
             picker.setFilters(QgsMapLayerProxyModel.RasterLayer)
             picker.setAllowEmptyLayer(True)
@@ -136,10 +131,11 @@ class FusionDialog(QDialog):
         form.addRow("", training)
         self.train_first.toggled.connect(self._method_changed)
         self.device_combo = QComboBox()
-        self.device_combo.addItems(DEVICES)
-        found = importlib.import_module(f"{self.engine.__name__}.device").devices_found()
+        devices = list(self.engine.DEVICES)
+        self.device_combo.addItems(devices)
+        found = self.engine.devices_found()
         if not any(item.startswith("cuda") for item in found):
-            self.device_combo.model().item(DEVICES.index("cuda")).setEnabled(False)
+            self.device_combo.model().item(devices.index("cuda")).setEnabled(False)
         form.addRow("Device", self.device_combo)
         form.addRow("", QLabel("Detected: " + ", ".join(found)))
         return box
@@ -213,10 +209,13 @@ class FusionDialog(QDialog):
             shipped = spec.default_weights
             hint = f"empty: shipped demo weights {shipped}" if shipped else "required (stf:train writes one)"
         self.weights.lineEdit().setPlaceholderText(hint)
-        defaults = describe_defaults(spec)
-        self.method_options.setEnabled(bool(defaults))
-        self.method_options.setPlaceholderText(f"defaults: {defaults}" if defaults else "this method has no options")
-        self.method_options.setText(QgsSettings().value(SETTINGS + f"options/{spec.name}", "") if defaults else "")
+        takes_options = bool(spec.options)
+        self.method_options.setEnabled(takes_options)
+        described = self.engine.describe_options(spec)
+        self.method_options.setPlaceholderText(f"defaults: {described}" if takes_options else "this method has no options")
+        self.method_options.setToolTip(described)
+        saved = QgsSettings().value(SETTINGS + f"options/{spec.name}", "")
+        self.method_options.setText(saved if takes_options else "")
 
     @property
     def training_first(self) -> bool:
@@ -227,15 +226,15 @@ class FusionDialog(QDialog):
         return file_path(picker.currentLayer()) if picker.isEnabled() else None
 
     def build_request(self):
-        """The FusionRequest the form describes (not yet validated); ValueError for malformed method options."""
+        """The FusionRequest the form describes (not yet validated); StfError for malformed method options."""
         spec = self.method
         stem = f"fused_{spec.name}_{time.strftime('%Y%m%d_%H%M%S')}"
         folder = self.output_folder.filePath()
         return self.engine.FusionRequest(
-            coarse_target=self.layer_path(self.roles.COARSE_TARGET),
-            fine_reference=self.layer_path(self.roles.FINE_REFERENCE),
-            coarse_reference=self.layer_path(self.roles.COARSE_REFERENCE),
-            pan=self.layer_path(self.roles.PAN),
+            coarse_target=self.layer_path(self.engine.COARSE_TARGET),
+            fine_reference=self.layer_path(self.engine.FINE_REFERENCE),
+            coarse_reference=self.layer_path(self.engine.COARSE_REFERENCE),
+            pan=self.layer_path(self.engine.PAN),
             truth=self.layer_path(TRUTH),
             output=os.path.join(folder, stem + ".tif"),
             method=spec.name,
@@ -247,7 +246,7 @@ class FusionDialog(QDialog):
             batch=self.batch.value(),
             device=self.device_combo.currentText(),
             coarse_resolution=self.coarse_resolution.value() or None,
-            options=parse_method_options(self.method_options.text(), spec) if self.method_options.isEnabled() else {},
+            options=self.engine.parse_options(spec.name, self.method_options.text()) if spec.options else {},
         )
 
     def build_training(self, request):
@@ -269,27 +268,15 @@ class FusionDialog(QDialog):
 
     def validate(self, request) -> Optional[str]:
         """The first problem a run would hit, as the engine's one-line message; None when it can run."""
-        spec = self.method
         for role, picker in self.pickers.items():
             layer = picker.currentLayer()
             if picker.isEnabled() and layer is not None and file_path(layer) is None:
                 name = layer.name()
                 return f"the {self.labels[role]} layer '{name}' is not a local raster file; save it as GeoTIFF first"
-        for role in spec.required:
-            if self.pickers[role].currentLayer() is None:
-                return f"method '{spec.name}' needs a {self.labels[role]} layer"
-        if request.weights and not os.path.isfile(request.weights):
-            return f"weights file not found: {request.weights}"
-        if spec.needs_weights and not (request.weights or spec.default_weights or self.training_first):
-            return f"method '{spec.name}' needs a weights file: pick one, or tick 'Train on these layers first'"
-        if request.truth and not request.error_maps_dir:
-            return "a truth layer adds error-vs-truth maps: tick 'Write error maps' (or clear the truth layer)"
         if not self.output_folder.filePath():
             return "choose an output folder"
-        inputs = importlib.import_module(f"{self.engine.__name__}.inputs")
         try:
-            with ExitStack() as stack:
-                inputs.open_inputs(request, spec, stack)
+            self.engine.check(request, weights_from_training=self.training_first)
         except self.engine.StfError as exc:
             return str(exc)
         return None
@@ -298,7 +285,7 @@ class FusionDialog(QDialog):
         try:
             request = self.build_request()
             problem = self.validate(request)
-        except ValueError as exc:
+        except self.engine.StfError as exc:
             problem = str(exc)
         self.message.setText(f"Cannot run: {problem}" if problem else "")
         if problem:

@@ -40,8 +40,7 @@ def load_engine() -> EngineStatus:
     name = BUNDLED if importlib.util.find_spec(BUNDLED) is not None else "stf_engine"
     try:
         engine = importlib.import_module(name)
-        importlib.import_module(f"{name}.device")
-        engine.available_methods()
+        engine.list_methods()
     except ImportError as exc:
         return EngineStatus(None, missing_module_message(exc))
     return EngineStatus(engine)

@@ -30,7 +30,7 @@ def version(metadata: Path = ROOT / "metadata.txt") -> str:
 def zip_entries() -> Iterator[Tuple[Path, str]]:
     """(source file, path in the zip) for everything the plugin ships, all under one top folder."""
     yield from _tree(ROOT / PLUGIN, PLUGIN)
-    yield from _tree(ROOT / "engine", f"{PLUGIN}/stf_engine")
+    yield from _tree(ROOT / "engine" / "stf_engine", f"{PLUGIN}/stf_engine")
     yield from _tree(ROOT / "resources" / "icons", f"{PLUGIN}/icons")
     if (ROOT / "resources" / "weights").is_dir():  # shipped demo checkpoints, where the engine looks for them
         yield from _tree(ROOT / "resources" / "weights", f"{PLUGIN}/resources/weights")

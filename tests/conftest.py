@@ -10,8 +10,7 @@ import pytest
 # Plain `pytest` (not only `make test`) must run headless: set before pytest-qgis starts QGIS.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "resources" / "sample"
+from helpers.paths import SAMPLE  # noqa: E402
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcess
 
 from ..layer_info import file_path
 
-DEVICES = ["auto", "cpu", "cuda"]
 CHECKPOINTS = "STF checkpoints (*.pt);;All files (*.*)"
 
 

@@ -1,8 +1,6 @@
 """Processing algorithm `stf:evaluate`: accuracy of a prediction against the truth, as numbers, tables and plots."""
 from __future__ import annotations
 
-import importlib
-
 from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
@@ -12,7 +10,7 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from .common import DEVICES, EngineAlgorithm
+from .common import EngineAlgorithm
 
 
 class EvaluateAlgorithm(EngineAlgorithm):
@@ -20,10 +18,9 @@ class EvaluateAlgorithm(EngineAlgorithm):
 
     def __init__(self, engine):
         super().__init__(engine)
-        self.enums = {"DEVICE": DEVICES}
-        evaluation = importlib.import_module(f"{engine.__name__}.assess.evaluation")
-        self.metrics = list(evaluation.METRIC_ORDER)
-        self.units = dict(evaluation.UNITS)
+        self.enums = {"DEVICE": list(engine.DEVICES)}
+        self.metrics = list(engine.METRIC_ORDER)
+        self.units = dict(engine.METRIC_UNITS)
 
     def name(self) -> str:
         return "evaluate"
@@ -46,7 +43,7 @@ class EvaluateAlgorithm(EngineAlgorithm):
             QgsProcessingParameterRasterLayer("COARSE", "Coarse image at the target date (ERGAS, plots)", optional=True)
         )
         self.addParameter(QgsProcessingParameterBoolean("PLOTS", "Write plots", True))
-        self.addParameter(QgsProcessingParameterEnum("DEVICE", "Device", DEVICES, defaultValue=0))
+        self.addParameter(QgsProcessingParameterEnum("DEVICE", "Device", self.enums["DEVICE"], defaultValue=0))
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Report folder"))
         for metric in self.metrics:
             self.addOutput(QgsProcessingOutputNumber(metric.upper(), f"{metric} ({self.units[metric]})"))

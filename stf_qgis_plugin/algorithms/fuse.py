@@ -13,8 +13,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..method_options import describe_defaults, parse_method_options
-from .common import CHECKPOINTS, DEVICES, EngineAlgorithm
+from .common import CHECKPOINTS, EngineAlgorithm
 
 LAYERS = {
     "COARSE_TARGET": ("coarse_target", "Coarse image at the target date", False),
@@ -31,8 +30,8 @@ class FuseAlgorithm(EngineAlgorithm):
 
     def __init__(self, engine):
         super().__init__(engine)
-        self.specs = engine.available_methods()
-        self.enums = {"METHOD": list(self.specs), "DEVICE": DEVICES}
+        self.specs = engine.list_methods()
+        self.enums = {"METHOD": list(self.specs), "DEVICE": list(engine.DEVICES)}
 
     def name(self) -> str:
         return "fuse"
@@ -42,7 +41,8 @@ class FuseAlgorithm(EngineAlgorithm):
 
     def shortHelpString(self) -> str:  # noqa: N802
         lines = "".join(
-            f"<li><b>{name}</b>: {spec.description}{f' (options: {describe_defaults(spec)})' if spec.options else ''}</li>"
+            f"<li><b>{name}</b>: {spec.description}"
+            f"{f' (options: {self.engine.describe_options(spec)})' if spec.options else ''}</li>"
             for name, spec in self.specs.items()
         )
         return (
@@ -56,21 +56,25 @@ class FuseAlgorithm(EngineAlgorithm):
         for key, (_, label, optional) in LAYERS.items():
             self.addParameter(QgsProcessingParameterRasterLayer(key, label, optional=optional))
         methods = self.enums["METHOD"]
-        default = methods.index("starfm") if "starfm" in methods else 0
+        default = methods.index(self.engine.DEFAULT_METHOD)
         self.addParameter(QgsProcessingParameterEnum("METHOD", "Method", methods, defaultValue=default))
         self.addParameter(
             QgsProcessingParameterFile("WEIGHTS", "Weights file (deep models)", optional=True, fileFilter=CHECKPOINTS)
         )
-        self.addParameter(QgsProcessingParameterEnum("DEVICE", "Device", DEVICES, defaultValue=0))
+        self.addParameter(QgsProcessingParameterEnum("DEVICE", "Device", self.enums["DEVICE"], defaultValue=0))
         self.addParameter(
-            QgsProcessingParameterNumber("TILE_SIZE", "Tile size in pixels (0 = whole raster)", INTEGER, 512, minValue=0)
+            QgsProcessingParameterNumber(
+                "TILE_SIZE", "Tile size in pixels (0 = whole raster)", INTEGER, self.engine.DEFAULT_TILE, minValue=0
+            )
         )
         self.addParameter(
             QgsProcessingParameterNumber(
                 "HALO", "Halo in pixels (unset = the method's receptive radius)", INTEGER, None, True, 0
             )
         )
-        self.addParameter(QgsProcessingParameterNumber("BATCH", "Tiles per batch", INTEGER, 4, minValue=1))
+        self.addParameter(
+            QgsProcessingParameterNumber("BATCH", "Tiles per batch", INTEGER, self.engine.DEFAULT_BATCH, minValue=1)
+        )
         self.addParameter(
             QgsProcessingParameterNumber(
                 "COARSE_RESOLUTION", "Real coarse pixel size in fine-grid units (unset = from the raster)",
@@ -92,9 +96,8 @@ class FuseAlgorithm(EngineAlgorithm):
         halo = self.optional_number(parameters, "HALO", context, int)
         method = self.enum_name(parameters, "METHOD", context)
         try:
-            text = self.parameterAsString(parameters, "OPTIONS", context) or ""
-            options = parse_method_options(text, self.specs[method])
-        except ValueError as exc:
+            options = self.engine.parse_options(method, self.parameterAsString(parameters, "OPTIONS", context) or "")
+        except self.engine.StfError as exc:
             raise QgsProcessingException(str(exc)) from None
         request = self.engine.FusionRequest(
             output=self.parameterAsOutputLayer(parameters, "OUTPUT", context),
@@ -110,8 +113,6 @@ class FuseAlgorithm(EngineAlgorithm):
             coarse_resolution=self.optional_number(parameters, "COARSE_RESOLUTION", context),
             **paths,
         )
-        if (request.truth or request.uncertainty) and not request.error_maps_dir:
-            raise QgsProcessingException("TRUTH and UNCERTAINTY add error maps: set ERROR_MAPS as well")
         result = self.call_engine(self.engine.fuse, request, feedback)
         for warning in result.warnings:
             feedback.pushWarning(warning)

@@ -1,8 +1,6 @@
 """Processing algorithm `stf:train`: train a deep model on one scene (self) or a series, writing a checkpoint."""
 from __future__ import annotations
 
-import importlib
-
 from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterEnum,
@@ -12,7 +10,7 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from .common import CHECKPOINTS, DEVICES, EngineAlgorithm
+from .common import CHECKPOINTS, EngineAlgorithm
 
 LAYERS = {
     "COARSE_TARGET": ("coarse_target", "Coarse image at the target date (self mode)"),
@@ -28,9 +26,9 @@ class TrainAlgorithm(EngineAlgorithm):
 
     def __init__(self, engine):
         super().__init__(engine)
-        training = importlib.import_module(f"{engine.__name__}.training.request")
-        models = importlib.import_module(f"{engine.__name__}.models")
-        self.enums = {"MODEL": list(models.MODELS), "MODE": list(training.MODES), "DEVICE": DEVICES}
+        self.enums = {
+            "MODEL": list(engine.TRAINABLE_MODELS), "MODE": list(engine.TRAINING_MODES), "DEVICE": list(engine.DEVICES)
+        }
 
     def name(self) -> str:
         return "train"
@@ -66,7 +64,7 @@ class TrainAlgorithm(EngineAlgorithm):
                 QgsProcessingParameterNumber.Double, None, True, 0,
             )
         )
-        self.addParameter(QgsProcessingParameterEnum("DEVICE", "Device", DEVICES, defaultValue=0))
+        self.addParameter(QgsProcessingParameterEnum("DEVICE", "Device", self.enums["DEVICE"], defaultValue=0))
         self.addParameter(
             QgsProcessingParameterFile("RESUME", "Resume from checkpoint", optional=True, fileFilter=CHECKPOINTS)
         )

@@ -1,0 +1,1 @@
+"""Development kit shared by the tests and the bench: synthetic scenes and memory probes (not shipped)."""

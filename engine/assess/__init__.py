@@ -1,1 +1,0 @@
-"""Assessment: error maps and measures of a fused image."""

@@ -1,0 +1,66 @@
+"""STF engine: spatiotemporal fusion of coarse and fine rasters, headless (no Qt or QGIS).
+
+This module is the engine's whole public API: the CLI, the Processing algorithms and the QGIS dialog use
+these names only. Layers below it import one way (see docs/architecture in the README):
+cli → fusion | training | evaluation → inputs → methods → models → raster, core → errors, roles.
+"""
+from .core.device import DEVICES, PRECISIONS, devices_found
+from .core.options import Option
+from .core.tiling import DEFAULT_TILE
+from .errors import FusionCancelled, StfError
+from .evaluation.evaluate import METRIC_ORDER, EvaluationReport, EvaluationRequest, evaluate
+from .evaluation.evaluate import UNITS as METRIC_UNITS
+from .fusion.check import CheckReport, check
+from .fusion.request import DEFAULT_BATCH, FusionRequest, FusionResult
+from .fusion.run import fuse
+from .methods.catalog import describe_options, list_methods, method_halo, parse_options
+from .methods.contract import MethodSpec
+from .models import MODELS as _MODELS
+from .roles import ALL_ROLES, COARSE_REFERENCE, COARSE_TARGET, FINE_REFERENCE, LABELS as ROLE_LABELS, PAN
+from .training import TrainingRequest, TrainingResult, train
+from .training.request import MODES as TRAINING_MODES
+from .version import __version__
+
+DEFAULT_METHOD = "starfm"
+"""The method a run uses when none is named."""
+TRAINABLE_MODELS = tuple(_MODELS)
+"""Deep models `train` can fit (each is also a fusion method of the same name)."""
+
+__all__ = [
+    "ALL_ROLES",
+    "COARSE_REFERENCE",
+    "COARSE_TARGET",
+    "CheckReport",
+    "DEFAULT_BATCH",
+    "DEFAULT_METHOD",
+    "DEFAULT_TILE",
+    "DEVICES",
+    "EvaluationReport",
+    "EvaluationRequest",
+    "FINE_REFERENCE",
+    "FusionCancelled",
+    "FusionRequest",
+    "FusionResult",
+    "METRIC_ORDER",
+    "METRIC_UNITS",
+    "MethodSpec",
+    "Option",
+    "PAN",
+    "PRECISIONS",
+    "ROLE_LABELS",
+    "StfError",
+    "TRAINABLE_MODELS",
+    "TRAINING_MODES",
+    "TrainingRequest",
+    "TrainingResult",
+    "__version__",
+    "check",
+    "describe_options",
+    "devices_found",
+    "evaluate",
+    "fuse",
+    "list_methods",
+    "method_halo",
+    "parse_options",
+    "train",
+]

@@ -1,0 +1,85 @@
+"""`stf evaluate`: measure a prediction against the truth; write metrics.json/csv and plots."""
+from __future__ import annotations
+
+import argparse
+
+from .. import DEVICES, EvaluationReport, EvaluationRequest, StfError, evaluate
+from .common import number, progress_bar
+
+NAME = "evaluate"
+HELP = "measure a fused image against the truth (RMSE, SSIM, ERGAS, Edge, LBP, …) with plots"
+SCALE_ROLES = ("prediction", "truth", "fine_reference", "coarse")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pred", required=True, metavar="P", help="the fused image")
+    parser.add_argument("--truth", required=True, metavar="T", help="the real fine image at the same date")
+    parser.add_argument("--fine-ref", metavar="F", help="fine reference of the run (quick-look panel)")
+    parser.add_argument("--coarse", metavar="C", help="coarse target of the run (ERGAS's h/l and the quick-look)")
+    parser.add_argument("--out", metavar="DIR", help="write metrics.json, metrics.csv and PNG plots into DIR")
+    parser.add_argument("--no-plots", action="store_true", help="write the tables only")
+    parser.add_argument("--ratio", help="coarse/fine pixel-size ratio for ERGAS: a number or a fraction (e.g. 500/30)")
+    parser.add_argument("--tile", type=int, help="tile size of the run, for the seam ratio (default: the STF_TILE tag)")
+    parser.add_argument("--data-range", type=float, default=1.0, help="reflectance peak for PSNR and SSIM (default 1)")
+    parser.add_argument(
+        "--scale",
+        action="append",
+        default=[],
+        metavar="ROLE=FACTOR",
+        help=f"stored value × FACTOR = reflectance; ROLE is one of {', '.join(SCALE_ROLES)}",
+    )
+    parser.add_argument("--device", default=DEVICES[0], choices=DEVICES)
+
+
+def parse_scales(items) -> dict:
+    scales = {}
+    for item in items:
+        role, sep, value = item.partition("=")
+        role = role.replace("-", "_")
+        if not sep or role not in SCALE_ROLES:
+            raise StfError(f"--scale expects ROLE=FACTOR with ROLE one of {', '.join(SCALE_ROLES)}, got '{item}'")
+        scales[role] = number(value, f"--scale {item}")
+    return scales
+
+
+def request_from(args) -> EvaluationRequest:
+    return EvaluationRequest(
+        prediction=args.pred,
+        truth=args.truth,
+        fine_reference=args.fine_ref,
+        coarse=args.coarse,
+        out_dir=args.out,
+        plots=not args.no_plots,
+        tile=args.tile,
+        scales=parse_scales(args.scale),
+        ratio=number(args.ratio, "--ratio") if args.ratio else None,
+        data_range=args.data_range,
+        device=args.device,
+    )
+
+
+def format_table(report: EvaluationReport) -> str:
+    """Metrics as rows, bands and overall as columns."""
+    names = list(report.overall)
+    header = ["metric"] + report.band_names + ["overall"]
+    rows = [header]
+    for name in names:
+        values = [band.get(name) for band in report.bands] + [report.overall[name]]
+        rows.append([name] + ["" if v is None else f"{v:.4f}" for v in values])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = []
+    for row in rows:
+        cells = [cell.rjust(width) if i else cell.ljust(width) for i, (cell, width) in enumerate(zip(row, widths))]
+        lines.append("  ".join(cells))
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    request = request_from(args)
+    with progress_bar("stf evaluate") as progress:
+        report = evaluate(request, progress=progress)
+    print(format_table(report))
+    print(f"valid pixels: {report.valid_pixels}")
+    for name, path in report.files.items():
+        print(f"{name}: {path}")
+    return 0

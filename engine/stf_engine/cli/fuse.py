@@ -1,0 +1,96 @@
+"""`stf fuse`: predict the fine image at the coarse target's date."""
+from __future__ import annotations
+
+import argparse
+
+from .. import (
+    DEFAULT_BATCH, DEFAULT_METHOD, DEFAULT_TILE, DEVICES, PRECISIONS, FusionRequest, StfError, fuse, list_methods,
+    parse_options,
+)
+from .common import add_unit_arguments, float_pair, int_list, parse_scales, progress_bar
+
+NAME = "fuse"
+HELP = "fuse a coarse target with a fine reference into a fine image"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    given = parser.add_argument_group("inputs (any GDAL-readable raster; all are aligned to the fine grid)")
+    given.add_argument("--coarse", required=True, metavar="C2", help="coarse image at the target date")
+    given.add_argument("--fine", required=True, metavar="F1", help="fine image at a reference date")
+    given.add_argument("--coarse-ref", metavar="C1", help="coarse image at the reference date")
+    given.add_argument("--pan", metavar="P", help="panchromatic band at the target date")
+    parser.add_argument("--method", default=DEFAULT_METHOD,
+                        help=f"one of: {', '.join(list_methods())} (default {DEFAULT_METHOD})")
+    parser.add_argument("--weights", help="checkpoint file for deep models")
+    parser.add_argument("--out", required=True, help="output GeoTIFF")
+    parser.add_argument("--error-maps", metavar="DIR", help="write error maps (GeoTIFF) into DIR")
+    parser.add_argument("--truth", metavar="T", help="fine image at the target date: adds error-vs-truth maps")
+    parser.add_argument("--uncertainty", action="store_true", help="add the prediction-spread map (slower)")
+    tiles = parser.add_argument_group("tiling and device")
+    tiles.add_argument("--tile", type=int, default=DEFAULT_TILE,
+                       help=f"core tile size in pixels; 0 = whole raster (default {DEFAULT_TILE})")
+    tiles.add_argument("--halo", default="auto", help="halo in pixels, or auto = the method's receptive radius")
+    tiles.add_argument("--batch", type=int, default=DEFAULT_BATCH, help=f"tiles per batch (default {DEFAULT_BATCH})")
+    tiles.add_argument("--device", default=DEVICES[0], choices=DEVICES)
+    tiles.add_argument("--precision", default=PRECISIONS[0], choices=PRECISIONS, help="autocast on CUDA")
+    units = add_unit_arguments(parser)
+    units.add_argument("--register", action="store_true",
+                       help="estimate and correct the coarse rasters' misregistration against the fine reference")
+    units.add_argument("--coarse-shift", metavar="DX,DY",
+                       help="move the coarse rasters' georeference by DX fine pixels east and DY south")
+    units.add_argument("--resampling", choices=["bilinear", "cubic", "nearest", "lanczos"], help="coarse upsampling")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="method parameter (stf info lists each method's options and ranges)")
+
+
+def request_from(args) -> FusionRequest:
+    return FusionRequest(
+        coarse_target=args.coarse,
+        fine_reference=args.fine,
+        coarse_reference=args.coarse_ref,
+        pan=args.pan,
+        output=args.out,
+        method=args.method,
+        weights=args.weights,
+        error_maps_dir=args.error_maps,
+        truth=args.truth,
+        uncertainty=args.uncertainty,
+        tile=args.tile,
+        halo=_halo(args.halo),
+        batch=args.batch,
+        device=args.device,
+        precision=args.precision,
+        bands=int_list(args.bands) if args.bands else None,
+        scales=parse_scales(args.scale),
+        coarse_resolution=args.coarse_res,
+        resampling=args.resampling,
+        coarse_shift=float_pair(args.coarse_shift) if args.coarse_shift else None,
+        register=args.register,
+        options=parse_options(args.method, args.option),
+    )
+
+
+def _halo(text: str):
+    if text == "auto":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise StfError(f"--halo expects a whole number of pixels or auto, got '{text}'") from None
+
+
+def run(args) -> int:
+    request = request_from(args)
+    with progress_bar(f"stf fuse ({request.method})") as progress:
+        result = fuse(request, progress=progress)
+    print(
+        f"{result.method} on {result.device}: {result.width}×{result.height}×{result.bands}, "
+        f"{result.tiles} tile(s) of {result.tile or 'whole raster'} with halo {result.halo}, "
+        f"{result.seconds:.1f} s"
+    )
+    print(f"output: {result.output}")
+    if result.coarse_shift != (0.0, 0.0):
+        print(f"coarse rasters shifted by {result.coarse_shift[0]:+.2f} px east, {result.coarse_shift[1]:+.2f} px south")
+    for name, path in result.error_maps.items():
+        print(f"{name}: {path}")
+    return 0

@@ -1,0 +1,31 @@
+"""`stf info`: the methods with their inputs and halo, and the devices found."""
+from __future__ import annotations
+
+from .. import ROLE_LABELS, describe_options, devices_found, list_methods, method_halo
+
+NAME = "info"
+HELP = "list methods, their inputs and halo, and the devices found"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--ratio", type=int, default=8, help="coarse/fine pixel ratio to size halos for (default 8)")
+
+
+def run(args) -> int:
+    print("methods:")
+    for spec in list_methods().values():
+        print(f"  {spec.name:<10} {spec.description}")
+        required = ", ".join(ROLE_LABELS[r] for r in spec.required)
+        optional = ", ".join(ROLE_LABELS[r] for r in spec.optional) or "none"
+        halos = [method_halo(spec, args.ratio, given) for given in (spec.required, spec.required + spec.optional)]
+        halo = f"{halos[1]} px"
+        if halos[0] != halos[1]:
+            halo += f" ({halos[0]} px without the optional inputs)"
+        print(f"  {'':<10} requires: {required}; optional: {optional}; halo at ratio {args.ratio}: {halo}")
+        if spec.needs_weights:
+            shipped = f"; without --weights it uses the demo checkpoint {spec.default_weights}" if spec.default_weights else ""
+            print(f"  {'':<10} needs a weights file (train one with `stf train`){shipped}")
+        if spec.options:
+            print(f"  {'':<10} options (--option KEY=VALUE): {describe_options(spec)}")
+    print("devices: " + "; ".join(devices_found()))
+    return 0

@@ -1,0 +1,43 @@
+"""Choosing the torch device (and autocast) a run uses."""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from ..errors import StfError
+
+DEVICES = ("auto", "cpu", "cuda")
+"""Device names a request may give: auto takes CUDA when usable, else the CPU."""
+PRECISIONS = ("fp32", "fp16", "bf16")
+"""fp32, or fp16/bf16 autocast (CUDA only)."""
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' takes CUDA when a GPU is usable, the CPU otherwise; 'cuda' without a GPU is an error."""
+    name = (name or "auto").lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise StfError("device 'cuda' was asked for but no CUDA GPU is available; use --device auto or cpu")
+    if name not in ("cpu",) and not name.startswith("cuda"):
+        raise StfError(f"unknown device '{name}'; use auto, cpu or cuda")
+    return torch.device(name)
+
+
+def devices_found() -> list:
+    """Human-readable list of the devices this machine offers."""
+    found = [f"cpu ({torch.get_num_threads()} threads)"]
+    for index in range(torch.cuda.device_count() if torch.cuda.is_available() else 0):
+        found.append(f"cuda:{index} ({torch.cuda.get_device_name(index)})")
+    return found
+
+
+def autocast(device: torch.device, precision: str):
+    """fp16/bf16 autocast on CUDA; a no-op for fp32 and on the CPU."""
+    dtypes = {"fp16": torch.float16, "bf16": torch.bfloat16}
+    if precision not in PRECISIONS:
+        raise StfError(f"unknown precision '{precision}'; use fp32, fp16 or bf16")
+    if device.type != "cuda" or precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=dtypes[precision])

@@ -1,0 +1,113 @@
+"""Declared, typed and range-checked parameters of methods and models (`window=15`, `classes=6`).
+
+A method or model declares each parameter once as an `Option`; text from the command line, Processing or
+the dialog is parsed against those declarations, so a typo or a value out of range is refused with one
+line naming the valid options instead of being silently ignored.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Mapping, Optional, Sequence, Union
+
+from ..errors import StfError
+
+Given = Union[None, str, Sequence[str], Mapping[str, object]]
+"""Options as 'k=v, k=v' text, a list of 'k=v' items (one per --option), or a mapping of values."""
+
+
+@dataclass(frozen=True)
+class Option:
+    """One parameter: its default (whose type is the option's type), inclusive bounds and a short help."""
+
+    default: Union[int, float, bool, str]
+    minimum: Optional[float] = None
+    maximum: Optional[float] = None
+    help: str = ""
+
+    @property
+    def kind(self) -> type:
+        return type(self.default)
+
+    def describe(self, name: str) -> str:
+        """'window=31 (integer 3..255)' as shown in errors, help texts and the dialog."""
+        kind = {int: "integer", float: "number", bool: "true/false", str: "text"}[self.kind]
+        if self.minimum is not None and self.maximum is not None:
+            kind += f" {_number(self.minimum)}..{_number(self.maximum)}"
+        elif self.minimum is not None:
+            kind += f" ≥ {_number(self.minimum)}"
+        elif self.maximum is not None:
+            kind += f" ≤ {_number(self.maximum)}"
+        return f"{name}={_number(self.default)} ({kind})"
+
+    def convert(self, value: object) -> Union[int, float, bool, str]:
+        """The value as the option's type, or ValueError saying what was expected."""
+        kind = self.kind
+        if kind is bool:
+            text = str(value).strip().lower()
+            if text in ("true", "1", "yes", "on"):
+                return True
+            if text in ("false", "0", "no", "off"):
+                return False
+            raise ValueError("expected true or false")
+        if kind is int:
+            number = float(str(value).strip()) if not isinstance(value, (int, float)) else float(value)
+            if number != int(number):
+                raise ValueError("expected a whole number")
+            converted = int(number)
+        elif kind is float:
+            converted = float(str(value).strip()) if not isinstance(value, (int, float)) else float(value)
+        else:
+            return str(value)
+        if (self.minimum is not None and converted < self.minimum) or (
+            self.maximum is not None and converted > self.maximum
+        ):
+            raise ValueError("out of range")
+        return converted
+
+
+def _number(value) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def describe_all(declared: Mapping[str, Option]) -> str:
+    """Every option with its default, type and range; 'no options' when there are none."""
+    return ", ".join(option.describe(name) for name, option in declared.items()) or "no options"
+
+
+def defaults(declared: Mapping[str, Option]) -> Dict[str, object]:
+    return {name: option.default for name, option in declared.items()}
+
+
+def split_items(given: Given) -> Dict[str, object]:
+    """'k=v' items (text separated by commas or semicolons, or a list) or a mapping → {key: raw value}."""
+    if given is None:
+        return {}
+    if isinstance(given, Mapping):
+        return dict(given)
+    items = given.replace(";", ",").split(",") if isinstance(given, str) else list(given)
+    raw: Dict[str, object] = {}
+    for item in items:
+        if not str(item).strip():
+            continue
+        key, sep, value = (part.strip() for part in str(item).partition("="))
+        if not sep or not key or not value:
+            raise StfError(f"options are key=value pairs, got '{str(item).strip()}'")
+        raw[key] = value
+    return raw
+
+
+def parse(declared: Mapping[str, Option], given: Given, owner: str) -> Dict[str, object]:
+    """Typed values of the given options (defaults not filled in); StfError names the valid options."""
+    parsed: Dict[str, object] = {}
+    for key, value in split_items(given).items():
+        if key not in declared:
+            raise StfError(f"unknown option '{key}' for {owner}; valid options: {describe_all(declared)}")
+        try:
+            parsed[key] = declared[key].convert(value)
+        except (TypeError, ValueError) as exc:
+            raise StfError(
+                f"option {key}={value} for {owner}: {exc}; valid options: {describe_all(declared)}"
+            ) from None
+    return parsed

@@ -1,0 +1,52 @@
+"""The one progress, cancel and warnings protocol every long engine step uses.
+
+- progress: a callable `progress(fraction, message)` with fraction in [0, 1];
+- cancel: any object with `is_set()` (a `threading.Event`), checked between units of work;
+- warnings: a `Warnings` list collected on the result and logged once as they arise.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable, List, Optional, Protocol
+
+from ..errors import FusionCancelled
+
+Progress = Callable[[float, str], None]
+log = logging.getLogger("stf_engine")
+
+
+class Cancel(Protocol):
+    def is_set(self) -> bool: ...
+
+
+def silent(fraction: float, message: str) -> None:
+    """A progress callable that reports nowhere."""
+
+
+def check_cancel(cancel: Optional[Cancel], what: str = "cancelled") -> None:
+    """Raise FusionCancelled when the caller asked to stop."""
+    if cancel is not None and cancel.is_set():
+        raise FusionCancelled(what)
+
+
+def stage(progress: Progress, start: float, stop: float, label: str = "") -> Progress:
+    """Progress of one step mapped onto [start, stop] of the whole run's bar, its messages prefixed by label."""
+
+    def report(fraction: float, message: str) -> None:
+        text = f"{label}: {message}" if label and message else (label or message)
+        progress(start + (stop - start) * min(max(fraction, 0.0), 1.0), text)
+
+    return report
+
+
+class Warnings(List[str]):
+    """Warnings of one run, in order and without repeats; each is logged once when added."""
+
+    def add(self, message: str) -> None:
+        if message not in self:
+            self.append(message)
+            log.warning(message)
+
+    def extend_unique(self, messages) -> None:
+        for message in messages:
+            self.add(message)

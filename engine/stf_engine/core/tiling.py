@@ -1,0 +1,97 @@
+"""Seamless tiling (SS-STFM): fixed-size cores read with a halo, the last row/column shifted inward."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, List, Sequence, Tuple
+
+DEFAULT_TILE = 512
+"""Core tile side in fine pixels; 0 runs the whole raster as one piece."""
+
+
+@dataclass(frozen=True)
+class Span:
+    """One tile's extent along one axis."""
+
+    core_start: int
+    core_size: int
+    write_start: int
+    """First pixel this tile writes (later than core_start when the core overlaps the previous tile)."""
+    write_stop: int
+
+
+@dataclass(frozen=True)
+class Tile:
+    rows: Span
+    cols: Span
+
+    def read_window(self, halo: int) -> Tuple[int, int, int, int]:
+        """(row, col, height, width) of the haloed read, possibly reaching past the raster."""
+        return (
+            self.rows.core_start - halo,
+            self.cols.core_start - halo,
+            self.rows.core_size + 2 * halo,
+            self.cols.core_size + 2 * halo,
+        )
+
+    def written(self, halo: int) -> Tuple[slice, slice]:
+        """Rows and columns of this tile's haloed prediction that it writes (its core minus overlaps)."""
+        r0 = halo + self.rows.write_start - self.rows.core_start
+        c0 = halo + self.cols.write_start - self.cols.core_start
+        return (
+            slice(r0, r0 + self.rows.write_stop - self.rows.write_start),
+            slice(c0, c0 + self.cols.write_stop - self.cols.write_start),
+        )
+
+
+@dataclass(frozen=True)
+class Clipped:
+    """A window that may reach past a raster's edges: the part inside it and the padding on each side."""
+
+    row: int
+    col: int
+    height: int
+    width: int
+    pads: Tuple[Tuple[int, int], Tuple[int, int]]
+    """((top, bottom), (left, right)) pixels of the requested window outside the raster."""
+
+    @property
+    def padded(self) -> bool:
+        return any(p for pair in self.pads for p in pair)
+
+
+def clip(row: int, col: int, height: int, width: int, raster_height: int, raster_width: int) -> Clipped:
+    """Split a (row, col, height, width) window into its part inside a raster_height×raster_width raster."""
+    r0, c0 = max(row, 0), max(col, 0)
+    r1, c1 = min(row + height, raster_height), min(col + width, raster_width)
+    pads = ((r0 - row, row + height - r1), (c0 - col, col + width - c1))
+    return Clipped(r0, c0, r1 - r0, c1 - c0, pads)
+
+
+def spans(length: int, tile: int) -> List[Span]:
+    """Cores of size `tile` (or the whole axis when tile is 0 or larger), the last shifted inward."""
+    if tile <= 0 or tile >= length:
+        return [Span(0, length, 0, length)]
+    out = []
+    for start in range(0, length, tile):
+        core = min(start, length - tile)
+        out.append(Span(core, tile, start, min(start + tile, length)))
+    return out
+
+
+def plan(height: int, width: int, tile: int) -> List[Tile]:
+    """All tiles covering a height×width raster, row-major; every pixel is written exactly once."""
+    return [Tile(r, c) for r in spans(height, tile) for c in spans(width, tile)]
+
+
+def borders(height: int, width: int, tile: int) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
+    """Row and column indices where one tile's written part begins after another's."""
+    return (
+        tuple(s.write_start for s in spans(height, tile)[1:]),
+        tuple(s.write_start for s in spans(width, tile)[1:]),
+    )
+
+
+def batches(tiles: Sequence[Tile], size: int) -> Iterator[Sequence[Tile]]:
+    size = max(1, size)
+    for i in range(0, len(tiles), size):
+        yield tiles[i : i + size]

@@ -1,0 +1,1 @@
+"""Offline assessment of a prediction against the truth: metrics, tables and plots."""

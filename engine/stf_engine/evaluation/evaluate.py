@@ -1,0 +1,264 @@
+"""`evaluate`: measure a prediction against a truth image window by window, in bounded memory.
+
+The prediction's grid is the reference: the truth (and, for the plots, the fine reference and the
+coarse image) are read onto it with `AlignedRaster`. Pixel-wise sums, the spatial measures' sums and
+the plot histograms are accumulated per window, so memory depends on the window size only.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import rasterio
+import torch
+
+from ..core import tiling
+from ..core.device import resolve_device
+from ..core.progress import Cancel, Progress, Warnings, check_cancel, silent
+from ..errors import StfError
+from ..raster.grid import Grid, resolution_in
+from ..raster.open import open_on_grid, open_raster
+from ..raster.reader import AlignedRaster
+from ..raster.windows import block_windows
+from .metrics import PixelSums
+from .spatial import HALO, SpatialSums
+
+BAND_AVERAGED = ("cc", "r2", "ssim", "uiqi", "edge", "lbp")
+"""Measures whose overall value is the mean of the per-band values; the others pool all bands' pixels."""
+METRIC_ORDER = ("rmse", "mae", "ad", "psnr", "ssim", "cc", "r2", "sam", "ergas", "uiqi", "edge", "lbp", "seam_ratio")
+UNITS = {
+    "rmse": "reflectance",
+    "mae": "reflectance",
+    "ad": "reflectance (prediction − truth)",
+    "psnr": "dB",
+    "ssim": "1",
+    "cc": "1",
+    "r2": "1",
+    "sam": "degrees",
+    "ergas": "1 (percent-scaled, lower is better)",
+    "uiqi": "1",
+    "edge": "relative (signed; < 0 smoother than truth)",
+    "lbp": "relative (signed)",
+    "seam_ratio": "ratio (1 = no seams)",
+}
+
+
+@dataclass
+class EvaluationRequest:
+    """A prediction and the truth at its date; the other inputs only feed plots and ERGAS."""
+
+    prediction: str
+    truth: str
+    fine_reference: Optional[str] = None
+    coarse: Optional[str] = None
+    """Coarse image at the target date: its pixel size gives ERGAS's h/l, and it appears in the quick-look."""
+    out_dir: Optional[str] = None
+    """Folder for metrics.json, metrics.csv and plots; None measures only."""
+    plots: bool = True
+    tile: Optional[int] = None
+    """Tile size of the run, for the seam ratio; None reads the STF_TILE tag `fuse` writes into its output."""
+    scales: Dict[str, float] = field(default_factory=dict)
+    """Stored value → reflectance factor per input: prediction, truth, fine_reference, coarse."""
+    ratio: Optional[float] = None
+    """Coarse/fine pixel-size ratio for ERGAS; overrides the coarse raster's own pixel size."""
+    data_range: float = 1.0
+    """Peak for PSNR and SSIM's constants, in reflectance (1.0 = the full reflectance scale)."""
+    device: str = "auto"
+    window: int = 512
+    """Processing window side in pixels (memory grows with its square); results do not depend on it."""
+
+
+@dataclass
+class EvaluationReport:
+    """Measures per band and overall, their units, and the files written."""
+
+    overall: Dict[str, float]
+    bands: List[Dict[str, float]]
+    units: Dict[str, str]
+    files: Dict[str, str] = field(default_factory=dict)
+    band_names: List[str] = field(default_factory=list)
+    valid_pixels: int = 0
+    notes: List[str] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(_finite(asdict(self)), indent=2)
+
+
+def evaluate(
+    request: EvaluationRequest, progress: Optional[Progress] = None, cancel: Optional[Cancel] = None
+) -> EvaluationReport:
+    """Measure request.prediction against request.truth; write metrics and plots when out_dir is set."""
+    report_progress = progress or silent
+    device = resolve_device(request.device)
+    notes = Warnings()
+    with rasterio.Env(GDAL_CACHEMAX=128 * 2**20), ExitStack() as stack:
+        pred_ds = stack.enter_context(open_raster(request.prediction, "prediction"))
+        grid = Grid.of(pred_ds)
+        pred = _on_grid(stack, request.prediction, "prediction", grid, request, "nearest", dataset=pred_ds)
+        truth = _on_grid(stack, request.truth, "truth", grid, request, "nearest")
+        if truth.count != pred.count:
+            raise StfError(f"the prediction has {pred.count} bands but the truth has {truth.count}")
+        borders = _borders(request, pred_ds, grid)
+        band_names = [name or f"band {b}" for b, name in enumerate(pred_ds.descriptions, start=1)]
+        ratio = _ratio(stack, request, grid, notes)
+        plots = None
+        if request.out_dir and request.plots:
+            from .plots import PlotData
+
+            extras = {
+                role: _on_grid(stack, path, role.replace("_", " "), grid, request, "bilinear")
+                for role, path in (("fine_reference", request.fine_reference), ("coarse", request.coarse))
+                if path
+            }
+            plots = PlotData.from_previews(pred, truth, extras)
+
+        pixel_sums, spatial_sums = PixelSums(pred.count), SpatialSums(pred.count)
+        windows = list(block_windows(grid.height, grid.width, 1, request.window))
+        for index, window in enumerate(windows):
+            check_cancel(cancel)
+            p, p_valid = pred.read_haloed(window, HALO)
+            t, t_valid = truth.read_haloed(window, HALO)
+            valid = p_valid & t_valid
+            core = (slice(HALO, -HALO), slice(HALO, -HALO))
+            origin = (int(window.row_off), int(window.col_off))
+            pixel_sums.add(p[(...,) + core], t[(...,) + core], valid[core], origin, borders)
+            spatial_sums.add(*(torch.from_numpy(a).to(device) for a in (p, t, valid)), request.data_range)
+            if plots is not None:
+                plots.add(p[(...,) + core], t[(...,) + core], valid[core])
+            report_progress((index + 1) / len(windows) * (0.9 if plots else 1.0), f"window {index + 1}/{len(windows)}")
+
+    overall, bands = _combine(pixel_sums, spatial_sums, request.data_range, ratio)
+    if pixel_sums.zero_vectors:
+        notes.add(f"SAM leaves out {pixel_sums.zero_vectors} pixel(s) where a spectrum is all zero (angle undefined)")
+    if borders is None:
+        notes.add("no tile borders known (no STF_TILE tag, or a single tile): no seam ratio")
+    report = EvaluationReport(
+        overall=overall,
+        bands=bands,
+        units={k: UNITS[k] for k in METRIC_ORDER if k in overall},
+        band_names=band_names,
+        valid_pixels=pixel_sums.pixels,
+        notes=notes,
+    )
+    if request.out_dir:
+        _write_tables(report, request.out_dir)
+        if plots is not None:
+            report_progress(0.9, "plots")
+            report.files.update(plots.render(report, request.out_dir))
+            _write_json(report, report.files["metrics.json"])
+    report_progress(1.0, "done")
+    return report
+
+
+def measure(
+    pred: np.ndarray,
+    truth: np.ndarray,
+    valid: Optional[np.ndarray] = None,
+    data_range: float = 1.0,
+    ratio: Optional[float] = None,
+    borders=None,
+    device: str = "cpu",
+) -> Tuple[Dict[str, float], List[Dict[str, float]]]:
+    """Every measure of in-memory (C, H, W) reflectance arrays as one window: (overall, per band)."""
+    valid = np.ones(pred.shape[1:], dtype=bool) if valid is None else valid
+    pads = ((HALO, HALO), (HALO, HALO))
+    padded = [np.pad(np.asarray(a, dtype=np.float32), ((0, 0),) + pads) for a in (pred, truth)]
+    pixel_sums, spatial_sums = PixelSums(pred.shape[0]), SpatialSums(pred.shape[0])
+    pixel_sums.add(pred, truth, valid, (0, 0), borders if borders and any(borders) else None)
+    target = resolve_device(device)
+    spatial_sums.add(*(torch.from_numpy(a).to(target) for a in (*padded, np.pad(valid, pads))), data_range)
+    return _combine(pixel_sums, spatial_sums, data_range, ratio)
+
+
+def _combine(pixel_sums: PixelSums, spatial_sums: SpatialSums, data_range: float, ratio: Optional[float]):
+    """Final (overall, per-band) values from the accumulated sums."""
+    if not pixel_sums.pixels:
+        raise StfError("the prediction and the truth share no valid pixels")
+    band_values, overall = pixel_sums.results(data_range, ratio)
+    band_values.update(spatial_sums.results())
+    for name in BAND_AVERAGED:
+        overall[name] = float(np.mean(band_values[name]))
+    bands = [_ordered({k: float(v[b]) for k, v in band_values.items()}) for b in range(pixel_sums.bands)]
+    return _ordered(overall), bands
+
+
+def _on_grid(stack: ExitStack, path: str, label: str, grid: Grid, request: EvaluationRequest, upsampling: str,
+             dataset=None) -> AlignedRaster:
+    """One input on the prediction's grid (averaging when it is finer, `upsampling` otherwise)."""
+    scale = request.scales.get(label.replace(" ", "_"))
+    return open_on_grid(stack, path, label, grid, scale, upsampling, against="the prediction",
+                        dataset=dataset)
+
+
+def _borders(request: EvaluationRequest, dataset, grid: Grid):
+    """Tile borders from the request's tile size, else from fuse's STF_TILE tag; None when there are none."""
+    tile = request.tile
+    if tile is None:
+        tag = dataset.tags().get("STF_TILE")
+        if tag is None or not tag.strip().isdigit():
+            return None
+        tile = int(tag)
+    borders = tiling.borders(grid.height, grid.width, tile)
+    return borders if any(borders) else None
+
+
+def _ratio(stack: ExitStack, request: EvaluationRequest, grid: Grid, notes: List[str]) -> Optional[float]:
+    """Coarse/fine pixel-size ratio for ERGAS: the request's, else the coarse raster's pixel size."""
+    if request.ratio:
+        return float(request.ratio)
+    if request.coarse:
+        coarse = stack.enter_context(open_raster(request.coarse, "coarse"))
+        ratio = resolution_in(grid, coarse) / grid.resolution
+        if ratio < 1.5:
+            notes.add(
+                f"the coarse image's pixel size is {ratio:.2f}× the fine one; if it was resampled from a coarser "
+                "sensor, give the real ratio (--ratio) for ERGAS"
+            )
+        return ratio
+    notes.add("ERGAS needs the coarse/fine pixel-size ratio: give --coarse or --ratio")
+    return None
+
+
+def _ordered(values: Dict[str, float]) -> Dict[str, float]:
+    return {k: float(values[k]) for k in METRIC_ORDER if k in values}
+
+
+def _finite(value):
+    """JSON has no NaN or infinity: they become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _write_json(report: EvaluationReport, path: str) -> None:
+    with open(path, "w") as handle:
+        handle.write(report.to_json() + "\n")
+
+
+def _write_tables(report: EvaluationReport, out_dir: str) -> None:
+    """metrics.json and metrics.csv (a row per band, then the overall row), added to report.files."""
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {"metrics.json": os.path.join(out_dir, "metrics.json"), "metrics.csv": os.path.join(out_dir, "metrics.csv")}
+    report.files.update(paths)
+    _write_json(report, paths["metrics.json"])
+    columns = list(report.overall)
+    with open(paths["metrics.csv"], "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["band", "name"] + columns)
+        for number, (name, values) in enumerate(zip(report.band_names, report.bands), start=1):
+            writer.writerow([number, name] + [_cell(values.get(k)) for k in columns])
+        writer.writerow(["overall", ""] + [_cell(report.overall[k]) for k in columns])
+
+
+def _cell(value: Optional[float]) -> str:
+    return "" if value is None else repr(float(value))

@@ -1,0 +1,102 @@
+"""Pixel-wise accuracy measures from running sums, so any raster is measured window by window.
+
+Every sum is float64 over the pixels valid in both images; nothing is clipped or dropped. The
+formulas are in docs/assessment.md; `PixelSums.results` is the one place they are written down in code.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+
+from ..core.seams import Borders, seam_mask_window
+
+MOMENTS = ("n", "p", "t", "pp", "tt", "pt", "abs", "diff", "sq", "seam_n", "seam_sq")
+
+
+@dataclass
+class PixelSums:
+    """Per-band sums of the prediction p, the truth t and their products, plus the spectral angle."""
+
+    bands: int
+    sums: Dict[str, np.ndarray] = field(init=False)
+    angle_sum: float = 0.0
+    angle_count: int = 0
+    zero_vectors: int = 0
+    """Valid pixels where p or t is the zero vector: their spectral angle is undefined."""
+
+    def __post_init__(self):
+        self.sums = {name: np.zeros(self.bands) for name in MOMENTS}
+
+    def add(
+        self,
+        pred: np.ndarray,
+        truth: np.ndarray,
+        valid: np.ndarray,
+        origin: Tuple[int, int] = (0, 0),
+        borders: Optional[Borders] = None,
+    ) -> None:
+        """Add a (C, h, w) window at `origin` (row, col) of the raster; `borders` are the run's tile borders."""
+        p = pred[:, valid].astype(np.float64)
+        t = truth[:, valid].astype(np.float64)
+        d = p - t
+        s = self.sums
+        s["n"] += p.shape[1]
+        s["p"] += p.sum(axis=1)
+        s["t"] += t.sum(axis=1)
+        s["pp"] += (p * p).sum(axis=1)
+        s["tt"] += (t * t).sum(axis=1)
+        s["pt"] += (p * t).sum(axis=1)
+        s["abs"] += np.abs(d).sum(axis=1)
+        s["diff"] += d.sum(axis=1)
+        s["sq"] += (d * d).sum(axis=1)
+        if borders is not None:
+            seams = seam_mask_window(*origin, *valid.shape, borders)[valid]
+            s["seam_n"] += seams.sum()
+            s["seam_sq"] += (d[:, seams] ** 2).sum(axis=1)
+        norms = np.sqrt((p * p).sum(axis=0) * (t * t).sum(axis=0))
+        defined = norms > 0
+        cosine = (p * t).sum(axis=0)[defined] / norms[defined]
+        self.angle_sum += float(np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0))).sum())
+        self.angle_count += int(defined.sum())
+        self.zero_vectors += int((~defined).sum())
+
+    def results(self, data_range: float, ratio: Optional[float]) -> Tuple[Dict[str, np.ndarray], Dict[str, float]]:
+        """(per-band arrays, overall values) for every pixel-wise measure; `ratio` = coarse/fine pixel size."""
+        s = self.sums
+        n = s["n"]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean_p, mean_t = s["p"] / n, s["t"] / n
+            var_p, var_t = s["pp"] / n - mean_p**2, s["tt"] / n - mean_t**2
+            cov = s["pt"] / n - mean_p * mean_t
+            mse = s["sq"] / n
+            band = {
+                "rmse": np.sqrt(mse),
+                "mae": s["abs"] / n,
+                "ad": s["diff"] / n,
+                "psnr": 10 * np.log10(data_range**2 / mse),
+                "cc": cov / np.sqrt(var_p * var_t),
+                "r2": 1 - s["sq"] / (s["tt"] - n * mean_t**2),
+                "uiqi": 4 * cov * mean_p * mean_t / ((var_p + var_t) * (mean_p**2 + mean_t**2)),
+            }
+            overall_mse = s["sq"].sum() / n.sum()
+            overall = {
+                "rmse": math.sqrt(overall_mse),
+                "mae": s["abs"].sum() / n.sum(),
+                "ad": s["diff"].sum() / n.sum(),
+                "psnr": 10 * math.log10(data_range**2 / overall_mse) if overall_mse > 0 else math.inf,
+                "sam": self.angle_sum / self.angle_count if self.angle_count else math.nan,
+            }
+            if ratio:
+                overall["ergas"] = 100.0 / ratio * math.sqrt(np.mean(mse / mean_t**2))
+            if s["seam_n"].any():
+                band["seam_ratio"] = np.sqrt(s["seam_sq"] / s["seam_n"]) / np.sqrt(mse)
+                overall["seam_ratio"] = math.sqrt(s["seam_sq"].sum() / s["seam_n"].sum() / overall_mse)
+        return band, overall
+
+    @property
+    def pixels(self) -> int:
+        return int(self.sums["n"][0]) if self.bands else 0
+

@@ -1,0 +1,128 @@
+"""`check`: every rule a fusion request must meet, in one place, before any pixel is predicted.
+
+The CLI, Processing and the dialog call this (through `fuse`, or directly to validate a form): cheap,
+metadata plus a bounded sample of pixels, safe on the GUI thread.
+"""
+from __future__ import annotations
+
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+import torch
+
+from .. import roles
+from ..core import tiling
+from ..core.device import PRECISIONS, resolve_device
+from ..core.progress import Warnings
+from ..errors import StfError
+from ..inputs.aligned import AlignedInputs, open_inputs
+from ..methods.catalog import get_method, resolved_options
+from ..methods.contract import MethodContext, MethodSpec
+from .request import FusionRequest
+
+
+@dataclass
+class Plan:
+    """A checked request with its inputs open: what the prediction phase runs."""
+
+    request: FusionRequest
+    spec: MethodSpec
+    device: torch.device
+    inputs: AlignedInputs
+    context: MethodContext
+    halo: int
+    tiles: List[tiling.Tile]
+    warnings: Warnings
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """What a checked request would do: for forms and dry runs."""
+
+    method: str
+    device: str
+    width: int
+    height: int
+    bands: int
+    ratio: int
+    halo: int
+    tiles: int
+    warnings: Tuple[str, ...] = ()
+
+
+def check(request: FusionRequest, weights_from_training: bool = False) -> CheckReport:
+    """Raise StfError naming the first problem of the request; otherwise say what the run would do.
+
+    `weights_from_training`: the run will use the checkpoint a training run writes first (the dialog's
+    "train on these layers first"), so a missing weights file is not a problem.
+    """
+    with ExitStack() as stack:
+        plan = prepare(request, stack, weights_from_training)
+        grid = plan.inputs.grid
+        return CheckReport(
+            method=plan.spec.name,
+            device=str(plan.device),
+            width=grid.width,
+            height=grid.height,
+            bands=plan.inputs.bands,
+            ratio=plan.inputs.ratio,
+            halo=plan.halo,
+            tiles=len(plan.tiles),
+            warnings=tuple(plan.warnings),
+        )
+
+
+def check_rules(request: FusionRequest, weights_from_training: bool = False) -> Tuple[MethodSpec, Dict[str, object]]:
+    """The checks that need no file: method, options, numbers, device, weights and the products asked for."""
+    spec = get_method(request.method)
+    options = resolved_options(spec, request.options)
+    if not request.output:
+        raise StfError("no output path given; name the fused GeoTIFF to write")
+    if request.tile < 0 or request.batch < 1 or (request.halo is not None and request.halo < 0):
+        raise StfError("tile and halo must be ≥ 0 and batch ≥ 1")
+    if request.precision not in PRECISIONS:
+        raise StfError(f"unknown precision '{request.precision}'; use {', '.join(PRECISIONS)}")
+    if (request.truth or request.uncertainty) and not request.error_maps_dir:
+        raise StfError(
+            "a truth image and the uncertainty map are error maps: also give a folder for them "
+            "(--error-maps DIR; tick 'Write error maps' in the dialog; set ERROR_MAPS in Processing)"
+        )
+    if request.weights and not spec.needs_weights:
+        raise StfError(f"method '{spec.name}' takes no weights file; leave it out or pick a deep model")
+    if spec.needs_weights and not (request.weights or spec.default_weights or weights_from_training):
+        raise StfError(f"method '{spec.name}' needs a weights file (--weights); train one with `stf train`")
+    given = request.inputs()
+    for role in spec.required:
+        if role not in given:
+            raise StfError(f"method '{spec.name}' needs a {roles.LABELS[role]}")
+    return spec, options
+
+
+def prepare(request: FusionRequest, stack: ExitStack, weights_from_training: bool = False) -> Plan:
+    """Check the request, open its inputs on the fine grid and size the run; StfError for any problem."""
+    spec, options = check_rules(request, weights_from_training)
+    device = resolve_device(request.device)
+    warnings = Warnings()
+    given = request.inputs()
+    for role in given:
+        if not spec.accepts(role):
+            warnings.add(f"method '{spec.name}' does not use the {roles.LABELS[role]}; it is ignored")
+    paths = {role: path for role, path in given.items() if spec.accepts(role)}
+    inputs = open_inputs(paths, request.alignment(spec.coarse_resampling), stack)
+    warnings.extend_unique(inputs.warnings)
+    if device.type == "cpu" and request.precision != "fp32":
+        warnings.add(f"{request.precision} autocast is for CUDA; the CPU runs in fp32")
+    context = MethodContext(
+        ratio=inputs.ratio,
+        bands=inputs.bands,
+        given=frozenset(inputs.readers),
+        device=device,
+        fine_std=inputs.fine_std,
+        weights=request.weights or spec.default_weights,
+        options=options,
+        warn=warnings.add,
+    )
+    halo = spec.halo(context) if request.halo is None else request.halo
+    tiles = tiling.plan(inputs.grid.height, inputs.grid.width, request.tile)
+    return Plan(request, spec, device, inputs, context, halo, tiles, warnings)

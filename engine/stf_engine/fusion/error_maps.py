@@ -1,0 +1,188 @@
+"""Which error maps a run writes next to its output (called by the runner once the fused image exists).
+
+Always: the coarse-consistency residual, the temporal-change magnitude |C2 − C1| when a coarse
+reference was given, and the seam mask when the run had more than one tile. With a truth image: the
+absolute error per band and the RMS error across bands. With `request.uncertainty`: the spread map
+(see uncertainty.py). Every map is float32 on the fine grid (the seam mask uint8), written by windows,
+with DESCRIPTION and UNITS tags, and STF_RAMP saying which colour ramp suits it (RAMPS).
+"""
+from __future__ import annotations
+
+import os
+from contextlib import ExitStack
+from typing import Dict, Optional
+
+import numpy as np
+import rasterio
+
+from .. import roles
+from ..core import tiling
+from ..core.progress import Cancel, Progress, check_cancel, stage
+from ..core.seams import SEAM_HALF_WIDTH, seam_mask_window
+from ..errors import StfError
+from ..inputs.aligned import AlignedInputs
+from ..raster.open import open_on_grid
+from ..raster.windows import block_windows
+from ..raster.writer import PendingOutputs
+from .check import Plan
+from .predict import TileFunction
+from .residual import write_coarse_residual
+from .uncertainty import UncertaintyEstimator
+
+REFLECTANCE = "reflectance"
+RAMPS = {
+    "coarse_residual": "diverging",
+    "coarse_residual_rms": "sequential",
+    "abs_error": "sequential",
+    "rms_error": "sequential",
+    "temporal_change": "sequential",
+    "seam_mask": "mask",
+    "uncertainty": "sequential",
+}
+"""Colour ramp kind per map (also in each file's STF_RAMP tag): diverging for signed values around 0,
+sequential for magnitudes from 0, mask for 0/1."""
+
+
+def write_error_maps(
+    fused_path: str,
+    plan: Plan,
+    method: TileFunction,
+    outputs: PendingOutputs,
+    progress: Progress,
+    cancel: Optional[Cancel] = None,
+) -> Dict[str, str]:
+    """Write every error map the request asks for into its error-maps folder; return name → path.
+
+    `method` is the run's own tile function, which the uncertainty map runs again.
+    """
+    request, inputs = plan.request, plan.inputs
+    out_dir = request.error_maps_dir
+    steps = 2 + bool(request.truth) + bool(request.uncertainty)
+    step = iter(range(steps))
+
+    def part() -> Progress:
+        first = next(step)
+        return stage(progress, first / steps, (first + 1) / steps)
+
+    paths = write_coarse_residual(fused_path, inputs, out_dir, outputs, part(), cancel)
+    maps = _MapWriter(inputs, outputs, out_dir)
+    if roles.COARSE_REFERENCE in inputs.readers:
+        paths.update(_temporal_change(maps, inputs, cancel))
+    paths.update(_seam_mask(maps, inputs, request.tile))
+    part()(1.0, "temporal change and seams")
+    with rasterio.open(fused_path) as fused:
+        if request.truth:
+            paths.update(_truth_errors(maps, fused, inputs, request, part(), cancel))
+        if request.uncertainty:
+            estimator = UncertaintyEstimator(plan, method)
+            paths.update(_uncertainty(maps, fused, estimator, request.tile, part(), cancel))
+    progress(1.0, "done")
+    return paths
+
+
+class _MapWriter:
+    """Creates tagged float32 maps on the fine grid in the error-map folder."""
+
+    def __init__(self, inputs: AlignedInputs, outputs: PendingOutputs, out_dir: str):
+        self.inputs, self.outputs, self.out_dir = inputs, outputs, out_dir
+
+    def create(self, name: str, bands, description: str, units: str, dtype: str = "float32", nodata=float("nan")):
+        names = [bands] if isinstance(bands, str) else list(bands)
+        return self.outputs.create(
+            os.path.join(self.out_dir, f"{name}.tif"),
+            self.inputs.grid,
+            len(names),
+            dtype,
+            nodata,
+            descriptions=names,
+            tags={"DESCRIPTION": description, "UNITS": units, "STF_RAMP": RAMPS[name]},
+        )
+
+    def windows(self):
+        return list(block_windows(self.inputs.grid.height, self.inputs.grid.width, 1))
+
+
+def _band_names(inputs: AlignedInputs, what: str):
+    count = inputs.readers[roles.FINE_REFERENCE].count
+    return [f"{what} band {b}" for b in range(1, count + 1)]
+
+
+def _rms(values: np.ndarray) -> np.ndarray:
+    """Root mean square over the band axis, keeping it: (C, h, w) → (1, h, w)."""
+    return np.sqrt(np.mean(values.astype(np.float32) ** 2, axis=0, keepdims=True))
+
+
+def _truth_errors(maps: _MapWriter, fused, inputs: AlignedInputs, request, progress: Progress, cancel):
+    """|prediction − truth| per band and the RMS error across bands."""
+    with ExitStack() as stack:
+        truth = open_on_grid(stack, request.truth, "truth", inputs.grid, request.scales.get("truth"), "nearest")
+        if truth.count != inputs.bands:
+            raise StfError(f"the truth has {truth.count} bands but the fine reference has {inputs.bands}")
+        absolute = maps.create(
+            "abs_error", _band_names(inputs, "|error|"), "absolute error |prediction - truth| per band", REFLECTANCE
+        )
+        rms = maps.create(
+            "rms_error", "RMS error", "root mean square across bands of prediction - truth", REFLECTANCE
+        )
+        windows = maps.windows()
+        for index, window in enumerate(windows):
+            check_cancel(cancel)
+            predicted = inputs.fine.units.to_reflectance(fused.read(window=window))
+            fused_valid = np.all(fused.read_masks(window=window) > 0, axis=0)
+            values, truth_valid = truth.read(window)
+            error = predicted - values
+            error[:, ~(fused_valid & truth_valid)] = np.nan
+            row, col = int(window.row_off), int(window.col_off)
+            absolute.write(np.abs(error), row, col)
+            rms.write(_rms(error), row, col)
+            progress((index + 1) / len(windows), "error against the truth")
+    return {"abs_error": absolute.path, "rms_error": rms.path}
+
+
+def _temporal_change(maps: _MapWriter, inputs: AlignedInputs, cancel):
+    """RMS across bands of C2 − C1 on the fine grid: large change means a less reliable prediction."""
+    target, reference = inputs.readers[roles.COARSE_TARGET], inputs.readers[roles.COARSE_REFERENCE]
+    change = maps.create(
+        "temporal_change",
+        "|C2 - C1| (RMS over bands)",
+        "temporal-change magnitude: RMS across bands of coarse target minus coarse reference; large = less reliable",
+        REFLECTANCE,
+    )
+    for window in maps.windows():
+        check_cancel(cancel)
+        c2, valid2 = target.read(window)
+        c1, valid1 = reference.read(window)
+        magnitude = _rms(c2 - c1)
+        magnitude[:, ~(valid1 & valid2)] = np.nan
+        change.write(magnitude, int(window.row_off), int(window.col_off))
+    return {"temporal_change": change.path}
+
+
+def _seam_mask(maps: _MapWriter, inputs: AlignedInputs, tile: int) -> Dict[str, str]:
+    """1 on the pixels within SEAM_HALF_WIDTH of a tile border of this run, 0 elsewhere; none for one tile."""
+    grid = inputs.grid
+    borders = tiling.borders(grid.height, grid.width, tile)
+    if not any(borders):
+        return {}
+    mask = maps.create(
+        "seam_mask",
+        "tile seams",
+        f"1 within {SEAM_HALF_WIDTH} pixels of a border between tiles of this run (tile {tile})",
+        "1 = seam pixel",
+        dtype="uint8",
+        nodata=None,
+    )
+    for window in maps.windows():
+        row, col, height, width = int(window.row_off), int(window.col_off), int(window.height), int(window.width)
+        mask.write(seam_mask_window(row, col, height, width, borders)[None].astype(np.uint8), row, col)
+    return {"seam_mask": mask.path}
+
+
+def _uncertainty(maps: _MapWriter, fused, estimator: UncertaintyEstimator, tile: int, progress: Progress, cancel):
+    out = maps.create("uncertainty", "prediction spread", estimator.describe(), REFLECTANCE)
+    tiles = tiling.plan(maps.inputs.grid.height, maps.inputs.grid.width, tile)
+    for index, each in enumerate(tiles):
+        check_cancel(cancel)
+        out.write(estimator.spread(fused, each, cancel)[None], each.rows.write_start, each.cols.write_start)
+        progress((index + 1) / len(tiles), f"uncertainty, tile {index + 1}/{len(tiles)}")
+    return {"uncertainty": out.path}

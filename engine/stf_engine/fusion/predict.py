@@ -1,0 +1,45 @@
+"""The tiled prediction loop, shared by the fused output and the uncertainty map."""
+from __future__ import annotations
+
+from typing import Callable, Iterator, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from ..core import tiling
+from ..core.device import autocast
+from ..core.progress import Cancel, check_cancel
+from ..inputs.aligned import AlignedInputs
+from ..methods.contract import TileBatch
+
+TileFunction = Callable[[TileBatch], torch.Tensor]
+Predicted = Tuple[Sequence[tiling.Tile], torch.Tensor, torch.Tensor]
+"""(tiles of the batch, prediction (B, C, H, W) float32 over each haloed window, valid (B, 1, H, W))."""
+
+
+def predict_tiles(
+    inputs: AlignedInputs,
+    method: TileFunction,
+    tiles: Sequence[tiling.Tile],
+    halo: int,
+    batch: int,
+    device: torch.device,
+    precision: str = "fp32",
+    cancel: Optional[Cancel] = None,
+) -> Iterator[Predicted]:
+    """Read each batch of tiles with its halo, run the method on it, and yield the haloed predictions."""
+    for group in tiling.batches(tiles, batch):
+        check_cancel(cancel)
+        data = inputs.read_batch(group, halo, device)
+        with torch.inference_mode(), autocast(device, precision):
+            predicted = method(data).float()
+        yield group, predicted, data.valid
+
+
+def written_parts(predicted: Predicted, halo: int) -> Iterator[Tuple[tiling.Tile, np.ndarray, np.ndarray]]:
+    """(tile, values (C, h, w), valid (h, w)) of the part each tile writes, on the CPU."""
+    group, values, valid = predicted
+    values, valid = values.cpu().numpy(), valid.cpu().numpy()
+    for index, tile in enumerate(group):
+        rows, cols = tile.written(halo)
+        yield tile, values[index, :, rows, cols], valid[index, 0, rows, cols]

@@ -1,0 +1,91 @@
+"""Typed request and result of one fusion run: what the CLI, the QGIS task and Processing hand to `fuse`."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Sequence, Tuple, Union
+
+from .. import roles
+from ..core.tiling import DEFAULT_TILE
+from ..inputs.aligned import Alignment
+
+DEFAULT_BATCH = 4
+"""Tiles per batch handed to the method."""
+
+
+@dataclass
+class FusionRequest:
+    """Everything one run needs; paths are any GDAL-readable rasters, everything lands on the fine grid."""
+
+    coarse_target: str
+    fine_reference: str
+    output: str
+    coarse_reference: Optional[str] = None
+    pan: Optional[str] = None
+    method: str = "starfm"
+    weights: Optional[str] = None
+    error_maps_dir: Optional[str] = None
+    truth: Optional[str] = None
+    """Fine image at the target date, if known: enables error-vs-truth maps."""
+    uncertainty: bool = False
+    """Also write the prediction-spread map (D4 views for learned models, cut context for classic ones)."""
+    tile: int = DEFAULT_TILE
+    """Core tile size a in fine pixels; 0 runs the whole raster as one piece."""
+    halo: Optional[int] = None
+    """Halo b read around each tile; None takes the method's receptive radius, 0 gives naive tiling."""
+    batch: int = DEFAULT_BATCH
+    device: str = "auto"
+    precision: str = "fp32"
+    """fp32, or fp16/bf16 autocast (CUDA only)."""
+    bands: Optional[Tuple[int, ...]] = None
+    """1-based coarse bands, in the order of the fine reference's bands."""
+    scales: Dict[str, float] = field(default_factory=dict)
+    """Per-role factor from stored values to reflectance, overriding metadata and defaults."""
+    coarse_resolution: Optional[float] = None
+    """Effective coarse pixel size in fine-grid units, for coarse data already resampled to a finer grid."""
+    resampling: Optional[str] = None
+    """Resampling for coarse inputs brought up to the fine grid; None takes the method's choice."""
+    coarse_shift: Optional[Tuple[float, float]] = None
+    """Known misregistration of the coarse rasters, in fine pixels east and south, applied to both."""
+    register: bool = False
+    """Estimate coarse_shift by correlating the coarse and fine content (ignored when coarse_shift is set)."""
+    options: Union[Dict[str, object], str, Sequence[str]] = field(default_factory=dict)
+    """Method parameters (e.g. STARFM's window) as values or text, checked against the method's declared options."""
+
+    def inputs(self) -> Dict[str, str]:
+        """The roles that were given, mapped to their paths."""
+        given = {role: getattr(self, role) for role in roles.ALL_ROLES}
+        return {role: path for role, path in given.items() if path}
+
+    def alignment(self, default_resampling: str) -> Alignment:
+        """How this request's inputs are aligned; the method's resampling unless the request names one."""
+        return Alignment(
+            bands=self.bands,
+            scales=dict(self.scales),
+            coarse_resolution=self.coarse_resolution,
+            resampling=self.resampling or default_resampling,
+            coarse_shift=self.coarse_shift,
+            register=self.register,
+        )
+
+
+@dataclass
+class FusionResult:
+    """What a finished run produced and how it ran."""
+
+    output: str
+    method: str
+    device: str
+    tiles: int
+    tile: int
+    halo: int
+    seconds: float
+    ratio: int
+    width: int
+    height: int
+    bands: int
+    tile_borders: Tuple[Tuple[int, ...], Tuple[int, ...]] = ((), ())
+    """Rows and columns where one tile's written core meets the next (for seam measures)."""
+    coarse_shift: Tuple[float, float] = (0.0, 0.0)
+    """Shift applied to the coarse rasters' georeference, in fine pixels east and south."""
+    error_maps: Dict[str, str] = field(default_factory=dict)
+    warnings: Tuple[str, ...] = ()

@@ -1,0 +1,108 @@
+"""`fuse`: the one entry point the CLI, the QGIS task and Processing call, in named phases.
+
+check and open the inputs (`check.prepare`) → predict tile by tile into the output → write the error maps
+→ commit every output together (renamed from their temporary names only when all succeeded).
+"""
+from __future__ import annotations
+
+import time
+from contextlib import ExitStack
+from typing import Dict, Optional
+
+import rasterio
+
+from ..core import tiling
+from ..core.blend import TileBlender
+from ..core.progress import Cancel, Progress, check_cancel, silent, stage
+from ..raster.writer import GeoTiffWriter, PendingOutputs
+from .check import Plan, prepare
+from .error_maps import write_error_maps
+from .predict import TileFunction, predict_tiles, written_parts
+from .request import FusionRequest, FusionResult
+
+GDAL_CACHE_BYTES = 128 * 2**20
+"""Caps GDAL's block cache so memory is set by tile and batch size, not by raster size."""
+PREDICTION_SHARE = 0.9
+"""Share of the progress bar given to the prediction when error maps follow."""
+
+
+def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel: Optional[Cancel] = None) -> FusionResult:
+    """Fuse one request tile by tile; `progress(fraction, message)` per batch, `cancel.is_set()` checked per batch."""
+    started = time.perf_counter()
+    report = progress or silent
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), ExitStack() as stack:
+        plan = prepare(request, stack)
+        share = PREDICTION_SHARE if request.error_maps_dir else 1.0
+        with PendingOutputs() as outputs:
+            method = plan.spec.build(plan.context)
+            fused = _create_output(plan, outputs)
+            _predict(plan, method, fused, stage(report, 0.0, share), cancel)
+            error_maps: Dict[str, str] = {}
+            if request.error_maps_dir:
+                maps_progress = stage(report, share, 1.0, "error maps")
+                error_maps = write_error_maps(fused.partial, plan, method, outputs, maps_progress, cancel)
+            check_cancel(cancel)  # a cancel seen before the outputs are committed still removes them
+    report(1.0, "done")
+    return _result(plan, fused.path, error_maps, time.perf_counter() - started)
+
+
+def _create_output(plan: Plan, outputs: PendingOutputs) -> GeoTiffWriter:
+    """The fused GeoTIFF in the fine reference's encoding, tagged with how it was tiled."""
+    fine = plan.inputs.fine
+    return outputs.create(
+        plan.request.output,
+        plan.inputs.grid,
+        plan.inputs.bands,
+        fine.dtype,
+        fine.output_nodata,
+        descriptions=fine.descriptions,
+        tags={"STF_METHOD": plan.spec.name, "STF_HALO": str(plan.halo), "STF_TILE": str(plan.request.tile)},
+    )
+
+
+def _predict(plan: Plan, method: TileFunction, fused: GeoTiffWriter, progress: Progress, cancel: Optional[Cancel]):
+    """Every tile predicted and written once: cropped to its written part, or Hann-blended for global models."""
+    request, inputs, halo, tiles = plan.request, plan.inputs, plan.halo, plan.tiles
+    progress(0.0, f"{plan.spec.name} on {plan.device}: {len(tiles)} tile(s), halo {halo}")
+    blender = None
+    if plan.spec.blend and halo > 0 and len(tiles) > 1:
+        grid = inputs.grid
+
+        def store(row: int, values, valid) -> None:
+            fused.write(inputs.fine.to_stored(values, valid), row, 0)
+
+        blender = TileBlender(store, grid.height, grid.width, inputs.bands, halo)
+    done = 0
+    batches = predict_tiles(inputs, method, tiles, halo, request.batch, plan.device, request.precision, cancel)
+    for predicted in batches:
+        if blender:
+            blender.add(*predicted)
+        else:
+            for tile, values, valid in written_parts(predicted, halo):
+                fused.write(inputs.fine.to_stored(values, valid), tile.rows.write_start, tile.cols.write_start)
+        done += len(predicted[0])
+        progress(done / len(tiles), f"tile {done}/{len(tiles)}")
+    if blender:
+        blender.finish()
+    fused.close()
+
+
+def _result(plan: Plan, output: str, error_maps: Dict[str, str], seconds: float) -> FusionResult:
+    grid, request = plan.inputs.grid, plan.request
+    return FusionResult(
+        output=output,
+        method=plan.spec.name,
+        device=str(plan.device),
+        tiles=len(plan.tiles),
+        tile=request.tile,
+        halo=plan.halo,
+        seconds=seconds,
+        ratio=plan.inputs.ratio,
+        coarse_shift=plan.inputs.coarse_shift,
+        width=grid.width,
+        height=grid.height,
+        bands=plan.inputs.bands,
+        tile_borders=tiling.borders(grid.height, grid.width, request.tile),
+        error_maps=error_maps,
+        warnings=tuple(plan.warnings),
+    )

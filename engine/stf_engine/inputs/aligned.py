@@ -1,0 +1,181 @@
+"""Opening a run's rasters by role, checking them against each other, and aligning them to the fine grid.
+
+Takes paths by role and the alignment options, not a whole fusion request, so fusion, training and the
+checks share it. Everything read here is metadata plus a bounded sample of pixels.
+"""
+from __future__ import annotations
+
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from .. import roles
+from ..core.tiling import Tile
+from ..errors import StfError
+from ..methods.contract import TileBatch
+from ..raster.grid import Grid, coarse_ratio, resolution_in
+from ..raster.open import check_covers, open_on_grid, open_raster
+from ..raster.reader import AlignedRaster
+from ..raster.writer import Encoding
+from .registration import estimate_offset
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """How inputs are brought onto the fine grid: band mapping, units, coarse pixel size and co-registration."""
+
+    bands: Optional[Tuple[int, ...]] = None
+    """1-based coarse bands, in the order of the fine reference's bands."""
+    scales: Mapping[str, float] = field(default_factory=dict)
+    """Per-role factor from stored values to reflectance, overriding metadata and defaults."""
+    coarse_resolution: Optional[float] = None
+    """Effective coarse pixel size in fine-grid units, for coarse data already resampled to a finer grid."""
+    resampling: str = "bilinear"
+    """Resampling for coarse inputs brought up to the fine grid."""
+    coarse_shift: Optional[Tuple[float, float]] = None
+    """Known misregistration of the coarse rasters, in fine pixels east and south."""
+    register: bool = False
+    """Estimate coarse_shift by correlating coarse and fine content (ignored when coarse_shift is set)."""
+
+
+@dataclass
+class AlignedInputs:
+    grid: Grid
+    readers: Dict[str, AlignedRaster]
+    fine: Encoding
+    """How the output stores values: the fine reference's dtype, scale, nodata and band names."""
+    ratio: int
+    fine_std: Tuple[float, ...]
+    coarse_shift: Tuple[float, float] = (0.0, 0.0)
+    warnings: List[str] = field(default_factory=list)
+
+    @property
+    def bands(self) -> int:
+        return self.readers[roles.FINE_REFERENCE].count
+
+    def read_batch(self, group: Sequence[Tile], halo: int, device) -> TileBatch:
+        """Every role's haloed window for each tile, stacked into tensors on the device."""
+        arrays: Dict[str, list] = {role: [] for role in self.readers}
+        valid = []
+        for tile in group:
+            window = tile.read_window(halo)
+            tile_valid = None
+            for role, reader in self.readers.items():
+                data, mask = reader.read_padded(*window)
+                arrays[role].append(data)
+                tile_valid = mask if tile_valid is None else tile_valid & mask
+            valid.append(tile_valid[None])
+        tensors = {role: torch.from_numpy(np.stack(stack)).to(device) for role, stack in arrays.items()}
+        return TileBatch(valid=torch.from_numpy(np.stack(valid)).to(device), **tensors)
+
+
+def open_inputs(paths: Mapping[str, str], alignment: Alignment, stack: ExitStack) -> AlignedInputs:
+    """Open every given role on the fine reference's grid; StfError for anything a user must fix."""
+    for role in (roles.COARSE_TARGET, roles.FINE_REFERENCE):
+        if not paths.get(role):
+            raise StfError(f"a {roles.LABELS[role]} is needed")
+    datasets = {role: stack.enter_context(open_raster(path, roles.LABELS[role])) for role, path in paths.items()}
+    fine = datasets[roles.FINE_REFERENCE]
+    if fine.crs is None:
+        raise StfError(f"{roles.LABELS[roles.FINE_REFERENCE]} has no coordinate reference system: {fine.name}")
+    grid = Grid.of(fine)
+    warnings: List[str] = []
+    if grid.crs.is_geographic:
+        warnings.append(
+            "the fine reference is in a geographic CRS (degrees); distances and pixel ratios are approximate"
+        )
+    for role, dataset in datasets.items():
+        covered = check_covers(grid, dataset, roles.LABELS[role])
+        if covered < 0.999:
+            warnings.append(
+                f"{roles.LABELS[role]} covers {covered:.0%} of the fine reference; the rest is written as nodata"
+            )
+
+    band_map = _band_map(alignment, datasets)
+    coarse = datasets[roles.COARSE_TARGET]
+    ratio = coarse_ratio(grid, coarse, alignment.coarse_resolution)
+
+    def aligned(role: str, shift: Tuple[float, float] = (0.0, 0.0)) -> AlignedRaster:
+        upsampling = "nearest" if role == roles.FINE_REFERENCE else alignment.resampling
+        return open_on_grid(
+            stack, paths[role], roles.LABELS[role], grid, alignment.scales.get(role), upsampling,
+            band_map.get(role), shift, dataset=datasets[role],
+        )
+
+    readers: Dict[str, AlignedRaster] = {role: aligned(role) for role in datasets}
+    shift = _coarse_shift(alignment, readers, ratio)
+    if shift != (0.0, 0.0):
+        map_shift = (shift[0] * grid.transform.a, shift[1] * grid.transform.e)
+        for role in roles.COARSE_ROLES:
+            if role in readers:
+                readers[role] = aligned(role, map_shift)
+    if alignment.coarse_resolution is None and resolution_in(grid, coarse) < grid.resolution * 1.5:
+        warnings.append(
+            "the coarse target has the fine reference's pixel size; if it was resampled from a coarser "
+            "sensor, give its real pixel size (--coarse-res) for the simulated reference and error maps"
+        )
+    fine_std = _check_samples(readers, warnings)
+    encoding = Encoding(
+        dtype=fine.dtypes[0],
+        nodata=fine.nodata,
+        units=readers[roles.FINE_REFERENCE].units,
+        descriptions=tuple(fine.descriptions),
+    )
+    return AlignedInputs(grid, readers, encoding, ratio, fine_std, shift, warnings)
+
+
+def _coarse_shift(alignment: Alignment, readers: Dict[str, AlignedRaster], ratio: int) -> Tuple[float, float]:
+    """The user's shift, or one estimated from the coarse raster of the fine reference's date if asked."""
+    if alignment.coarse_shift is not None:
+        return (float(alignment.coarse_shift[0]), float(alignment.coarse_shift[1]))
+    if not alignment.register:
+        return (0.0, 0.0)
+    same_date = readers.get(roles.COARSE_REFERENCE, readers[roles.COARSE_TARGET])
+    dx, dy = estimate_offset(readers[roles.FINE_REFERENCE], same_date, ratio, search=max(8, 2 * ratio))
+    return (round(dx, 2), round(dy, 2))
+
+
+def _band_map(alignment: Alignment, datasets) -> Dict[str, List[int]]:
+    """Coarse bands to read so they match the fine reference band for band; pan keeps band 1."""
+    fine_count = datasets[roles.FINE_REFERENCE].count
+    mapping: Dict[str, List[int]] = {}
+    for role in roles.COARSE_ROLES:
+        if role not in datasets:
+            continue
+        count = datasets[role].count
+        bands = list(alignment.bands) if alignment.bands else list(range(1, count + 1))
+        if len(bands) != fine_count:
+            how = f"bands {','.join(map(str, bands))} of it" if alignment.bands else f"{count} bands"
+            raise StfError(
+                f"band mismatch: the {roles.LABELS[role]} has {how} but the fine reference has {fine_count}; "
+                f"pick and order coarse bands with --bands (e.g. --bands {','.join(map(str, range(1, fine_count + 1)))})"
+            )
+        mapping[role] = bands
+    if roles.PAN in datasets:
+        mapping[roles.PAN] = [1]
+    return mapping
+
+
+def _check_samples(readers: Dict[str, AlignedRaster], warnings: List[str]) -> Tuple[float, ...]:
+    """Reject all-nodata inputs, warn on unit mismatches; return the fine reference's per-band std."""
+    typical = {}
+    fine_std: Tuple[float, ...] = ()
+    for role, reader in readers.items():
+        data, valid = reader.sample()
+        if not valid.any():
+            raise StfError(f"{reader.label} holds no valid pixels over the fine reference's extent")
+        values = data[:, valid]
+        typical[role] = float(np.median(np.abs(values))) or 1e-12
+        if role == roles.FINE_REFERENCE:
+            fine_std = tuple(float(v) for v in values.std(axis=1))
+    fine_level = typical[roles.FINE_REFERENCE]
+    for role, level in typical.items():
+        if role != roles.FINE_REFERENCE and not 0.05 < level / fine_level < 20:
+            warnings.append(
+                f"{readers[role].label} values (median {level:.4g}) differ from the fine reference's "
+                f"({fine_level:.4g}) by more than an order of magnitude; check units and set --scale"
+            )
+    return fine_std

@@ -1,0 +1,1 @@
+"""Fusion methods: the contract (`contract`), STARFM, the baselines, the deep-model adapter and the catalog."""

@@ -1,0 +1,45 @@
+"""The explicit method catalog: every built-in method by name, collected from each module's `SPECS`."""
+from __future__ import annotations
+
+from typing import Dict
+
+from ..core.options import Given, defaults, describe_all, parse
+from ..errors import StfError
+from . import baselines, deep, starfm
+from .contract import MethodContext, MethodSpec
+
+METHODS: Dict[str, MethodSpec] = {spec.name: spec for module in (baselines, starfm, deep) for spec in module.SPECS}
+
+
+def list_methods() -> Dict[str, MethodSpec]:
+    """All methods by name, baselines first, then classic methods, then the deep models."""
+    return dict(METHODS)
+
+
+def get_method(name: str) -> MethodSpec:
+    if name not in METHODS:
+        raise StfError(f"unknown method '{name}'; choose one of: {', '.join(METHODS)}")
+    return METHODS[name]
+
+
+def parse_options(method: str, given: Given) -> Dict[str, object]:
+    """The method's options typed and range-checked; StfError names the valid options and their ranges."""
+    spec = get_method(method)
+    return parse(spec.options, given, f"method '{spec.name}'")
+
+
+def resolved_options(spec: MethodSpec, given: Given) -> Dict[str, object]:
+    """Every option of the method: the given ones parsed, the rest at their defaults."""
+    return {**defaults(spec.options), **parse(spec.options, given, f"method '{spec.name}'")}
+
+
+def method_halo(spec: MethodSpec, ratio: int, given) -> int:
+    """The method's halo at a coarse/fine ratio with the given input roles (for listings; weights as shipped)."""
+    context = MethodContext(ratio=ratio, bands=1, given=frozenset(given), device=None, fine_std=(0.0,))
+    return spec.halo(context)
+
+
+def describe_options(method) -> str:
+    """A method's options with defaults and ranges, e.g. 'window=31 (integer 1..255), …', or 'no options'."""
+    spec = method if isinstance(method, MethodSpec) else get_method(method)
+    return describe_all(spec.options)

@@ -1,0 +1,75 @@
+"""The method contract: what a method declares (inputs, halo, options) and what its tile function sees.
+
+Adding a method is one module in this package exporting `SPECS`, listed once in `catalog.py`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, FrozenSet, Mapping, Optional, Tuple
+
+import torch
+
+from .. import roles
+from ..core.options import Option
+
+
+@dataclass
+class TileBatch:
+    """A batch of same-sized tiles on the fine grid, float32 reflectance, shape (B, C, H, W)."""
+
+    coarse_target: torch.Tensor
+    fine_reference: torch.Tensor
+    valid: torch.Tensor
+    """(B, 1, H, W) bool: every given input holds data there."""
+    coarse_reference: Optional[torch.Tensor] = None
+    pan: Optional[torch.Tensor] = None
+
+
+@dataclass(frozen=True)
+class MethodContext:
+    """Run-wide facts a method may size itself by; identical for every tile so tiling cannot change results."""
+
+    ratio: int
+    """Coarse/fine pixel-size ratio (≥ 1)."""
+    bands: int
+    given: FrozenSet[str]
+    device: torch.device
+    fine_std: Tuple[float, ...]
+    """Per-band standard deviation of the fine reference over the whole raster."""
+    weights: Optional[str] = None
+    options: Mapping[str, object] = field(default_factory=dict)
+    """The method's options, defaults filled in and typed (see `catalog.parse_options`)."""
+    warn: Callable[[str], None] = field(default=lambda message: None, compare=False)
+    """The run's warnings channel, for what a method notices while it is built."""
+
+
+TileFunction = Callable[[TileBatch], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A fusion method as the engine, CLI and plugin see it."""
+
+    name: str
+    description: str
+    required: Tuple[str, ...]
+    optional: Tuple[str, ...]
+    halo: Callable[[MethodContext], int]
+    """Receptive radius in fine pixels: how far a pixel's value depends on its neighbours."""
+    build: Callable[[MethodContext], TileFunction]
+    coarse_resampling: str = "bilinear"
+    needs_weights: bool = False
+    options: Mapping[str, Option] = field(default_factory=dict)
+    """Tunable parameters, declared with defaults and ranges."""
+    default_weights: Optional[str] = None
+    """Checkpoint used when a method needs weights and the request names none (a shipped demo)."""
+    blend: bool = False
+    """Blend overlapping tiles with a Hann weight instead of cropping (for networks with global parts)."""
+
+    def accepts(self, role: str) -> bool:
+        return role in self.required or role in self.optional
+
+    def __post_init__(self):
+        unknown = set(self.required + self.optional) - set(roles.ALL_ROLES)
+        if unknown:
+            raise ValueError(f"method {self.name} declares unknown roles {sorted(unknown)}")

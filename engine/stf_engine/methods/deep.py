@@ -1,0 +1,82 @@
+"""The deep models as fusion methods: load the checkpoint, check it fits the run, normalise, run the network."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+from ..models import MODELS, checkpoint, instantiate
+from ..models.base import ModelDef
+from ..models.normalise import Normalisation
+from .contract import MethodContext, MethodSpec, TileBatch
+
+WEIGHTS_ENV = "STF_WEIGHTS_DIR"
+"""Folder searched first for shipped demo checkpoints named <model>.pt."""
+_PACKAGE = Path(__file__).resolve().parents[1]
+BUNDLED_WEIGHTS = (
+    _PACKAGE.parents[1] / "resources" / "weights",  # a source checkout: <repo>/engine/stf_engine
+    _PACKAGE.parent / "resources" / "weights",  # the plugin zip: <plugin>/stf_engine
+)
+
+
+def shipped_weights(name: str) -> Optional[str]:
+    """The demo checkpoint for a model, if one is installed."""
+    for folder in (os.environ.get(WEIGHTS_ENV), *BUNDLED_WEIGHTS):
+        if folder and (Path(folder) / f"{name}.pt").is_file():
+            return str(Path(folder) / f"{name}.pt")
+    return None
+
+
+def _halo(model: ModelDef):
+    def halo(context: MethodContext) -> int:
+        path = context.weights or shipped_weights(model.name)
+        if path:
+            return int(checkpoint.load(path).meta["halo"])
+        return model.radius(context.ratio, model.roles_for(context.given))
+
+    return halo
+
+
+def _build(model: ModelDef):
+    def build(context: MethodContext):
+        path = context.weights
+        loaded = checkpoint.load(path)
+        given = frozenset(context.given) & frozenset(model.required + model.optional)
+        checkpoint.check_fits(loaded.meta, model.name, context.bands, given, path)
+        if int(loaded.meta["ratio"]) != context.ratio:
+            context.warn(
+                f"{path} was trained at a coarse/fine ratio of {loaded.meta['ratio']} but these inputs have "
+                f"{context.ratio}; results may suffer (set the real coarse pixel size or train on these rasters)"
+            )
+        network = instantiate(model, loaded.meta, loaded.state).to(context.device).eval()
+        normalisation = Normalisation.from_meta(loaded.meta["normalisation"])
+
+        def run(batch: TileBatch):
+            # nodata becomes the training mean (0 once normalised) so it cannot skew pooled statistics
+            inputs = {
+                role: normalisation.apply(role, getattr(batch, role)).masked_fill(~batch.valid, 0.0) for role in given
+            }
+            return normalisation.restore(network(inputs))
+
+        return run
+
+    return build
+
+
+def method_spec(model: ModelDef) -> MethodSpec:
+    """A deep model as a fusion method; it takes no options at fusion time (they are in its checkpoint)."""
+    return MethodSpec(
+        name=model.name,
+        description=model.description,
+        required=model.required,
+        optional=model.optional,
+        halo=_halo(model),
+        build=_build(model),
+        coarse_resampling=model.coarse_resampling,
+        needs_weights=True,
+        default_weights=shipped_weights(model.name),
+        blend=model.blend,
+    )
+
+
+SPECS = tuple(method_spec(model) for model in MODELS.values())

@@ -1,0 +1,66 @@
+"""Opening rasters with one-line errors, and the one way to put another raster onto a grid."""
+from __future__ import annotations
+
+from contextlib import ExitStack
+from typing import Optional, Sequence, Tuple
+
+import rasterio
+from rasterio.enums import Resampling
+
+from ..errors import StfError
+from .grid import Grid, overlap_fraction, resolution_in
+from .reader import AlignedRaster, units_of
+
+
+def open_raster(path: str, label: str):
+    """Open a raster with a one-line error naming its role when it is missing or unreadable."""
+    try:
+        return rasterio.open(path)
+    except rasterio.errors.RasterioIOError as exc:
+        reason = "file not found" if "No such file" in str(exc) else "not a readable raster"
+        raise StfError(f"{label}: {reason}: {path}") from None
+
+
+def choose_resampling(grid: Grid, dataset, upsampling: str) -> Resampling:
+    """Averaging when the input is finer than the grid, the requested interpolation otherwise."""
+    if resolution_in(grid, dataset) < grid.resolution * 0.99:
+        return Resampling.average
+    try:
+        return Resampling[upsampling]
+    except KeyError:
+        raise StfError(f"unknown resampling '{upsampling}'") from None
+
+
+def check_covers(grid: Grid, dataset, label: str, against: str = "the fine reference") -> float:
+    """The share of the grid the dataset covers; StfError when it has no CRS or does not overlap at all."""
+    if dataset.crs is None:
+        raise StfError(f"{label} has no coordinate reference system: {dataset.name}")
+    covered = overlap_fraction(grid, dataset)
+    if covered <= 0:
+        raise StfError(f"{label} does not overlap {against}: {dataset.name}")
+    return covered
+
+
+def open_on_grid(
+    stack: ExitStack,
+    path: str,
+    label: str,
+    grid: Grid,
+    scale: Optional[float] = None,
+    upsampling: str = "bilinear",
+    bands: Optional[Sequence[int]] = None,
+    shift: Tuple[float, float] = (0.0, 0.0),
+    against: str = "the fine reference",
+    dataset=None,
+) -> AlignedRaster:
+    """A raster read onto `grid` (averaged when finer, `upsampling` otherwise); closed with the stack.
+
+    `dataset` reuses an already open raster for `path` (its closing stays with whoever opened it).
+    """
+    if dataset is None:
+        dataset = stack.enter_context(open_raster(path, label))
+    check_covers(grid, dataset, label, against)
+    resampling = choose_resampling(grid, dataset, upsampling)
+    reader = AlignedRaster(dataset, label, grid, units_of(dataset, scale), bands, resampling, shift)
+    stack.callback(reader.close)
+    return reader

@@ -1,0 +1,164 @@
+"""One input raster brought onto the fine grid and read by windows as float32 reflectance plus a mask."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+from rasterio.enums import MaskFlags, Resampling
+from rasterio.transform import Affine
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from ..core.tiling import clip
+from ..errors import StfError
+from .grid import Grid, resolution_in
+
+DEFAULT_INTEGER_SCALE = 1e-4
+"""Integer rasters are taken as reflectance ×10000 unless their metadata or the user says otherwise."""
+
+
+@dataclass(frozen=True)
+class Units:
+    """value_reflectance = stored * scale + offset."""
+
+    scale: float
+    offset: float = 0.0
+
+    def to_reflectance(self, stored: np.ndarray) -> np.ndarray:
+        out = stored.astype(np.float32, copy=False) * np.float32(self.scale)
+        if self.offset:
+            out += np.float32(self.offset)
+        return out
+
+    def to_stored(self, reflectance: np.ndarray) -> np.ndarray:
+        return (reflectance - np.float32(self.offset)) / np.float32(self.scale)
+
+
+def units_of(dataset, override: Optional[float] = None) -> Units:
+    """Scale from the user, else from the raster's scale/offset metadata, else by dtype (integer → 1e-4)."""
+    if override is not None:
+        return Units(float(override))
+    scales, offsets = dataset.scales or (1.0,), dataset.offsets or (0.0,)
+    if any(s not in (None, 1.0) for s in scales) or any(o not in (None, 0.0) for o in offsets):
+        return Units(float(scales[0] or 1.0), float(offsets[0] or 0.0))
+    if np.issubdtype(np.dtype(dataset.dtypes[0]), np.integer):
+        return Units(DEFAULT_INTEGER_SCALE)
+    return Units(1.0)
+
+
+class AlignedRaster:
+    """Reads any window of the fine grid from one input, warping on the fly when its grid differs.
+
+    Windows may reach outside the raster: those pixels are filled by reflection so that a tile's halo
+    sees the same values a whole-raster run would.
+    """
+
+    def __init__(
+        self,
+        dataset,
+        label: str,
+        grid: Grid,
+        units: Units,
+        bands: Optional[Sequence[int]] = None,
+        resampling: Resampling = Resampling.bilinear,
+        shift: Tuple[float, float] = (0.0, 0.0),
+    ):
+        """`shift` (map units, x then y) moves this input's georeference to correct a misregistration."""
+        self.label = label
+        self.grid = grid
+        self.units = units
+        self.dataset = dataset
+        self.bands = list(bands) if bands else list(range(1, dataset.count + 1))
+        bad = [b for b in self.bands if not 1 <= b <= dataset.count]
+        if bad:
+            raise StfError(f"{label} has {dataset.count} bands; band(s) {bad} do not exist")
+        if grid.same_as(dataset) and shift == (0.0, 0.0):
+            self.source = dataset
+        else:
+            self.source = WarpedVRT(
+                dataset,
+                src_transform=Affine.translation(*shift) * dataset.transform,
+                crs=grid.crs,
+                transform=grid.transform,
+                width=grid.width,
+                height=grid.height,
+                resampling=resampling,
+                add_alpha=dataset.nodata is None and not _has_mask(dataset),
+            )
+        self.nodata = dataset.nodata
+
+    @property
+    def count(self) -> int:
+        return len(self.bands)
+
+    def close(self) -> None:
+        """Close the warped view, if any; the dataset stays with whoever opened it."""
+        if self.source is not self.dataset:
+            self.source.close()
+
+    def read(self, window: Window) -> Tuple[np.ndarray, np.ndarray]:
+        """(data (C, h, w) float32 reflectance, valid (h, w) bool) inside the grid."""
+        stored = self.source.read(self.bands, window=window)
+        masks = self.source.read_masks(self.bands, window=window)
+        valid = np.all(masks > 0, axis=0)
+        data = self.units.to_reflectance(stored)
+        finite = np.isfinite(data).all(axis=0)
+        if not finite[valid].all():
+            raise StfError(
+                f"{self.label} holds NaN or infinite values that are not marked as nodata "
+                f"(near row {int(window.row_off)}, column {int(window.col_off)}); set its nodata value"
+            )
+        data[:, ~valid] = 0.0
+        return data, valid
+
+    def read_padded(self, row: int, col: int, height: int, width: int) -> Tuple[np.ndarray, np.ndarray]:
+        """Like `read`, for a window that may extend past the grid's edges (reflect padding)."""
+        inside = clip(row, col, height, width, self.grid.height, self.grid.width)
+        data, valid = self.read(Window(inside.col, inside.row, inside.width, inside.height))
+        if inside.padded:
+            data = np.pad(data, ((0, 0),) + inside.pads, mode="reflect")
+            valid = np.pad(valid, inside.pads, mode="reflect")
+        return data, valid
+
+    def read_haloed(self, window: Window, halo: int) -> Tuple[np.ndarray, np.ndarray]:
+        """The window with `halo` pixels of context around it; outside the raster is invalid (and zero)."""
+        row, col = int(window.row_off) - halo, int(window.col_off) - halo
+        inside = clip(row, col, int(window.height) + 2 * halo, int(window.width) + 2 * halo,
+                      self.grid.height, self.grid.width)
+        data, valid = self.read(Window(inside.col, inside.row, inside.width, inside.height))
+        return np.pad(data, ((0, 0),) + inside.pads), np.pad(valid, inside.pads)
+
+    def preview(self, max_side: int = 512) -> Tuple[np.ndarray, np.ndarray]:
+        """A decimated read of the whole grid, for quick-look images in bounded memory."""
+        step = max(1, -(-max(self.grid.width, self.grid.height) // max_side))
+        shape = (self.count, max(1, self.grid.height // step), max(1, self.grid.width // step))
+        stored = self.source.read(self.bands, out_shape=shape, resampling=Resampling.nearest)
+        masks = self.source.read_masks(self.bands, out_shape=shape, resampling=Resampling.nearest)
+        return self._decode(stored, masks)
+
+    def sample(self, max_side: int = 512, per_axis: int = 4) -> Tuple[np.ndarray, np.ndarray]:
+        """Pixels for statistics in bounded reads: the whole grid when it fits in max_side², else
+        per_axis² windows spread evenly over it, max_side² pixels in all, side by side in one array."""
+        grid = self.grid
+        if max(grid.width, grid.height) <= max_side:
+            windows = [Window(0, 0, grid.width, grid.height)]
+        else:
+            side_h, side_w = min(grid.height, max_side // per_axis), min(grid.width, max_side // per_axis)
+            rows = np.linspace(0, grid.height - side_h, per_axis).astype(int)
+            cols = np.linspace(0, grid.width - side_w, per_axis).astype(int)
+            windows = [Window(int(c), int(r), side_w, side_h) for r in rows for c in cols]
+        parts = [
+            self._decode(self.source.read(self.bands, window=w), self.source.read_masks(self.bands, window=w))
+            for w in windows
+        ]
+        return np.concatenate([p[0] for p in parts], axis=2), np.concatenate([p[1] for p in parts], axis=1)
+
+    def _decode(self, stored: np.ndarray, masks: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        data = self.units.to_reflectance(stored)
+        valid = np.all(masks > 0, axis=0) & np.isfinite(data).all(axis=0)
+        return data, valid
+
+
+def _has_mask(dataset) -> bool:
+    return any(MaskFlags.per_dataset in flags or MaskFlags.alpha in flags for flags in dataset.mask_flag_enums)

@@ -1,0 +1,78 @@
+"""Training data for a request's mode: scenes read whole, split into training and validation, as tensors."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, FrozenSet, List, Optional, Tuple
+
+import torch
+
+from .. import roles
+from ..core.progress import Warnings
+from ..errors import StfError
+from ..models.base import ModelDef
+from ..models.normalise import Normalisation
+from .patches import Batch
+from .request import TrainingRequest
+from .scenes import Scene, read_aligned, split_rows
+from .series import series_scenes
+from .wald import reduced_scene
+
+
+@dataclass
+class TrainingData:
+    train: List[Scene]
+    validation: List[Scene]
+    roles: FrozenSet[str]
+    bands: int
+    ratio: int
+    band_names: Tuple[Optional[str], ...]
+    summary: Dict[str, object]
+    warnings: List[str]
+
+
+def load_data(request: TrainingRequest, model: ModelDef) -> TrainingData:
+    """Training and validation scenes for the request's mode."""
+    if request.mode == "self":
+        if not (request.coarse_target and request.fine_reference):
+            raise StfError("self-training needs a coarse target and a fine reference")
+        given = {r: getattr(request, r) for r in roles.ALL_ROLES if getattr(request, r)}
+        given = {r: p for r, p in given.items() if r in model.roles_for(given)}
+        missing = set(model.required) - set(given)
+        if missing:
+            raise StfError(f"{model.name} needs a {', '.join(roles.LABELS[r] for r in sorted(missing))}")
+        aligned = read_aligned(given, request, model.coarse_resampling)
+        scene = reduced_scene(aligned, aligned.ratio, model.coarse_resampling, "reduced resolution")
+        train, validation = split_rows([scene], request.validation_fraction)
+        used = frozenset(scene.inputs)
+        sources = {r: str(p) for r, p in given.items()}
+    else:
+        if not request.series:
+            raise StfError("series training needs --series (a CSV or a folder of dated rasters)")
+        by_date, used, aligned = series_scenes(request, model)
+        if request.validation_date:
+            validation = by_date.pop(request.validation_date)
+            train = [scene for scenes in by_date.values() for scene in scenes]
+            if not train:
+                raise StfError("no training dates left after holding out the validation date")
+        else:
+            scenes = [scene for listed in by_date.values() for scene in listed]
+            train, validation = split_rows(scenes, request.validation_fraction)
+        sources = {"series": str(request.series)}
+    summary = {
+        "mode": request.mode,
+        "sources": sources,
+        "scenes": [scene.label for scene in train],
+        "validation": [scene.label for scene in validation],
+        "train_pixels": int(sum(scene.valid.sum() for scene in train)),
+        "ratio": aligned.ratio,
+    }
+    bands = aligned.arrays[roles.FINE_REFERENCE].shape[0]
+    warnings = Warnings()
+    warnings.extend_unique(aligned.warnings)
+    return TrainingData(train, validation, used, bands, aligned.ratio, aligned.band_names, summary, warnings)
+
+
+def to_tensors(batch: Batch, normalisation: Normalisation, device) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
+    inputs, target = batch
+    moved = {role: normalisation.apply(role, torch.from_numpy(a).to(device)) for role, a in inputs.items()}
+    return moved, normalisation.apply(roles.FINE_REFERENCE, torch.from_numpy(target).to(device))

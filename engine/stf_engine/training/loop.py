@@ -1,0 +1,262 @@
+"""`train`: fit a deep model on the user's rasters and write a self-describing checkpoint, in phases.
+
+check the request → load the data → set up the network (fresh or resumed) → epochs of steps, each epoch
+validated and checkpointed → the result.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Optional, Tuple
+
+import numpy as np
+import torch
+
+from .. import roles
+from ..core.device import autocast, resolve_device
+from ..core.options import defaults, parse
+from ..core.progress import Cancel, Progress, check_cancel, silent
+from ..errors import StfError
+from ..models import checkpoint, get_model, instantiate
+from ..models.base import ModelDef
+from ..models.normalise import Normalisation
+from ..version import __version__
+from .data import TrainingData, load_data, to_tensors
+from .patches import Batch, PatchSampler
+from .request import MODES, TrainingRequest, TrainingResult
+
+VALIDATION_PATCHES = 16
+MAX_STEPS = 500
+
+
+@dataclass
+class Session:
+    """What the epochs update: the network, its objective and optimisers, and the history to resume from."""
+
+    network: torch.nn.Module
+    objective: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    aux_optimizer: Optional[torch.optim.Optimizer]
+    draw: Callable[[], Tuple[Dict[str, torch.Tensor], torch.Tensor]]
+    best_state: Dict[str, torch.Tensor]
+    history: Dict[str, object] = field(
+        default_factory=lambda: {"train": [], "validation": [], "metrics": [], "best_epoch": 0, "bad_epochs": 0,
+                                 "epoch": 0}
+    )
+
+
+def train(request: TrainingRequest, progress: Optional[Progress] = None, cancel: Optional[Cancel] = None) -> TrainingResult:
+    """Train `request.model`; `progress(fraction, message)` per step, `cancel.is_set()` checked per step."""
+    started = time.perf_counter()
+    report = progress or silent
+    model = get_model(request.model)
+    options = _check(request, model)
+    device = resolve_device(request.device)
+    report(0.0, "reading training data")
+    data = load_data(request, model)
+    resumed = checkpoint.load(request.resume) if request.resume else None
+    if resumed:
+        checkpoint.check_fits(resumed.meta, model.name, data.bands, data.roles, request.resume)
+
+    rng = np.random.default_rng(request.seed)
+    torch.manual_seed(request.seed)
+    sampler = PatchSampler(data.train, request.patch, rng)
+    validation = PatchSampler(data.validation, request.patch, np.random.default_rng(request.seed + 1))
+    validation_batch = validation.draw(VALIDATION_PATCHES, augment=False)
+    if resumed:
+        normalisation = Normalisation.from_meta(resumed.meta["normalisation"])
+    else:
+        fine = [s.target[:, s.valid] for s in data.train]
+        pan = [s.inputs[roles.PAN][:, s.valid] for s in data.train if roles.PAN in s.inputs]
+        normalisation = Normalisation.fit(fine, pan)
+    resumed_options = resumed.meta["options"] if resumed else {}
+    meta = _meta(model, data, request, normalisation, {**defaults(model.options), **resumed_options, **options})
+    draw = lambda: to_tensors(sampler.draw(request.batch), normalisation, device)  # noqa: E731
+    session = _start(model, meta, request, resumed, device, draw, rng, report)
+
+    steps = request.steps_per_epoch or int(
+        min(MAX_STEPS, max(1, math.ceil(data.summary["train_pixels"] / (sampler.patch**2 * request.batch))))
+    )
+    stopped_early = _epochs(session, request, meta, data, steps, sampler.patch, validation_batch, normalisation,
+                            device, rng, report, cancel)
+    history = session.history
+    best = history["metrics"][history["best_epoch"] - 1] if history["metrics"] else {}
+    return TrainingResult(
+        checkpoint=request.output,
+        model=model.name,
+        epochs=history["epoch"],
+        best_epoch=history["best_epoch"],
+        steps=steps,
+        train_losses=history["train"],
+        validation_losses=history["validation"],
+        validation_metrics=best,
+        seconds=time.perf_counter() - started,
+        device=str(device),
+        samples={"train_scenes": len(data.train), "train_pixels": data.summary["train_pixels"], "patch": sampler.patch},
+        stopped_early=stopped_early,
+        warnings=tuple(data.warnings),
+    )
+
+
+def _check(request: TrainingRequest, model: ModelDef) -> Dict[str, object]:
+    """Refuse a malformed request; return its model options typed and range-checked."""
+    if request.mode not in MODES:
+        raise StfError(f"unknown training mode '{request.mode}'; use self or series")
+    if request.epochs < 1 or request.batch < 1 or request.patch < 8 or request.lr <= 0:
+        raise StfError("epochs and batch must be ≥ 1, patch ≥ 8 and the learning rate > 0")
+    if not 0 < request.validation_fraction < 1:
+        raise StfError("the validation fraction must lie between 0 and 1")
+    if not request.output:
+        raise StfError("no checkpoint path given; name the .pt file to write")
+    return parse(model.options, request.options, f"model '{model.name}'")
+
+
+def _meta(model: ModelDef, data: TrainingData, request: TrainingRequest, normalisation, options) -> Dict:
+    """The checkpoint's description of the model, its inputs and how to normalise them."""
+    return {
+        "model": model.name,
+        "model_version": model.version,
+        "bands": data.bands,
+        "band_names": [name or "" for name in data.band_names],
+        "roles": sorted(data.roles),
+        "ratio": data.ratio,
+        "scales": dict(request.scales),
+        "normalisation": normalisation.to_meta(),
+        "options": options,
+        "halo": model.radius(data.ratio, data.roles),
+        "engine_version": __version__,
+    }
+
+
+def _start(model: ModelDef, meta, request: TrainingRequest, resumed, device, draw, rng, report) -> Session:
+    """The network and optimisers, fresh (with the objective prepared) or restored from a checkpoint."""
+    training_state = resumed.training if resumed else None
+    start = training_state["network"] if training_state else (resumed.state if resumed else None)
+    network = instantiate(model, meta, start).to(device).train()
+    objective = model.objective(int(meta["bands"]), meta["options"]).to(device)
+    optimizer = torch.optim.Adam(network.parameters(), lr=request.lr)
+    auxiliary = [p for p in objective.parameters() if p.requires_grad]
+    aux_optimizer = torch.optim.Adam(auxiliary, lr=request.lr, betas=(0.5, 0.999)) if auxiliary else None
+    session = Session(network, objective, optimizer, aux_optimizer, draw, copy.deepcopy(network.state_dict()))
+    if training_state:
+        optimizer.load_state_dict(training_state["optimizer"])
+        objective.load_state_dict(training_state["objective"])
+        if aux_optimizer:
+            aux_optimizer.load_state_dict(training_state["aux_optimizer"])
+        session.history = json.loads(training_state["history"])
+        rng.bit_generator.state = json.loads(training_state["rng"])
+        torch.set_rng_state(training_state["torch_rng"])
+        session.best_state = resumed.state
+    else:
+        report(0.0, "preparing the loss")
+        objective.prepare(draw, None, request.lr)
+    return session
+
+
+def _epochs(session: Session, request, meta, data, steps, patch, validation_batch, normalisation, device, rng,
+            report: Progress, cancel) -> bool:
+    """Run the remaining epochs; checkpoint after each; True when early stopping ended them."""
+    history = session.history
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+    precision = "fp16" if device.type == "cuda" else "fp32"
+    first_epoch = history["epoch"]
+    total = max(1, (request.epochs - first_epoch) * steps)
+    stopped_early = False
+    for epoch in range(first_epoch, request.epochs):
+        losses = []
+        last = history["metrics"][-1]["rmse"] if history["metrics"] else float("nan")
+        for step in range(steps):
+            check_cancel(cancel, "training cancelled; the last finished epoch is in the checkpoint")
+            losses.append(_step(session, scaler, precision, device))
+            done = (epoch - first_epoch) * steps + step + 1
+            report(done / total, f"epoch {epoch + 1}/{request.epochs} loss {np.mean(losses):.4f} val rmse {last:.4f}")
+
+        metrics = _evaluate(session.network, validation_batch, normalisation, device, request.batch)
+        history["train"].append(float(np.mean(losses)))
+        history["validation"].append(metrics["rmse"])
+        history["metrics"].append(metrics)
+        history["epoch"] = epoch + 1
+        if metrics["rmse"] < min(history["validation"][:-1], default=math.inf):
+            session.best_state = copy.deepcopy(session.network.state_dict())
+            history["best_epoch"], history["bad_epochs"] = epoch + 1, 0
+        else:
+            history["bad_epochs"] += 1
+        stopped_early = history["bad_epochs"] >= request.patience
+        final = epoch + 1 == request.epochs or stopped_early
+        _save(request, meta, data, steps, patch, history, session.best_state, final, {
+            "network": session.network.state_dict(),
+            "optimizer": session.optimizer.state_dict(),
+            "aux_optimizer": session.aux_optimizer.state_dict() if session.aux_optimizer else {},
+            "objective": session.objective.state_dict(),
+            "history": json.dumps(history),
+            "rng": json.dumps(rng.bit_generator.state),
+            "torch_rng": torch.get_rng_state(),
+        })
+        report(history["epoch"] / request.epochs,
+               f"epoch {epoch + 1}: loss {history['train'][-1]:.4f} val rmse {metrics['rmse']:.4f}")
+        if stopped_early:
+            break
+    return stopped_early
+
+
+def _step(session: Session, scaler, precision: str, device) -> float:
+    """One optimisation step of the network (and of the objective's auxiliary networks); the loss."""
+    inputs, target = session.draw()
+    with autocast(device, precision):
+        predicted = session.network(inputs)
+        loss = session.objective.loss(predicted.float(), target, inputs)
+    session.optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(session.optimizer)
+    if session.aux_optimizer:
+        with autocast(device, precision):
+            aux_loss = session.objective.auxiliary_loss(predicted.detach().float(), target, inputs)
+        session.aux_optimizer.zero_grad(set_to_none=True)
+        scaler.scale(aux_loss).backward()
+        scaler.step(session.aux_optimizer)
+    scaler.update()
+    return float(loss.detach())
+
+
+def _evaluate(network, batch: Batch, normalisation: Normalisation, device, size: int) -> Dict[str, float]:
+    """RMSE and MAE (reflectance) of the network and of the coarse target on the fixed validation patches."""
+    network.eval()
+    inputs, target = batch
+    errors, coarse_errors = [], []
+    with torch.no_grad():
+        for start in range(0, len(target), size):
+            part = ({r: a[start : start + size] for r, a in inputs.items()}, target[start : start + size])
+            moved, _ = to_tensors(part, normalisation, device)
+            predicted = normalisation.restore(network(moved).float()).cpu().numpy()
+            errors.append(predicted - part[1])
+            coarse_errors.append(part[0][roles.COARSE_TARGET] - part[1])
+    error, coarse = np.concatenate(errors), np.concatenate(coarse_errors)
+    network.train()
+    return {
+        "rmse": float(np.sqrt(np.mean(error.astype(np.float64) ** 2))),
+        "mae": float(np.mean(np.abs(error))),
+        "rmse_coarse_input": float(np.sqrt(np.mean(coarse.astype(np.float64) ** 2))),
+    }
+
+
+def _save(request, meta, data, steps, patch, history, best_state, final, training) -> None:
+    """Best weights with metadata, plus the state needed to resume (left out of final slim checkpoints)."""
+    described = dict(meta)
+    described["training"] = {
+        **data.summary,
+        "patch": patch,
+        "batch": request.batch,
+        "epochs": history["epoch"],
+        "steps_per_epoch": steps,
+        "lr": request.lr,
+        "seed": request.seed,
+        "train_losses": history["train"],
+        "validation_rmse": history["validation"],
+        "best_epoch": history["best_epoch"],
+    }
+    described["validation"] = history["metrics"][history["best_epoch"] - 1] if history["best_epoch"] else {}
+    keep = request.keep_training_state or not final
+    checkpoint.save(request.output, checkpoint.Checkpoint(described, best_state, training if keep else None))

@@ -1,0 +1,53 @@
+"""Wald's reduced-resolution protocol for one scene: degrade every input by the coarse/fine ratio and learn
+to predict the coarse target from the degraded inputs; the network is then applied at full resolution."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import roles
+from ..core.blocks import block_mean
+from ..errors import StfError
+from .scenes import Aligned, Scene
+
+MIN_SIDE = 8
+"""Smallest degraded scene side (coarse pixels) worth training on."""
+INTERPOLATION = {"cubic": "bicubic", "bilinear": "bilinear", "nearest": "nearest"}
+
+
+def _complete(valid: np.ndarray, ratio: int) -> np.ndarray:
+    """True for r×r blocks in which every pixel holds data."""
+    fraction, _ = block_mean(valid[None].astype(np.float32), np.ones_like(valid), ratio)
+    return fraction[0] >= 1.0 - 1e-6
+
+
+def _upsample(image: np.ndarray, size, mode: str) -> np.ndarray:
+    tensor = torch.from_numpy(np.ascontiguousarray(image))[None]
+    kwargs = {} if mode == "nearest" else {"align_corners": False}
+    return F.interpolate(tensor, size=size, mode=mode, **kwargs)[0].numpy()
+
+
+def reduced_scene(aligned: Aligned, ratio: int, resampling: str, label: str) -> Scene:
+    """The scene one ratio coarser: inputs degraded once more, the coarse target (block means) as truth."""
+    if ratio < 2:
+        raise StfError(
+            "self-training needs a coarse/fine ratio of at least 2; if the coarse raster was resampled to the "
+            "fine grid, give its real pixel size (--coarse-res)"
+        )
+    valid = _complete(aligned.valid, ratio)
+    height, width = valid.shape
+    if min(height, width) < MIN_SIDE:
+        raise StfError(f"the scene is only {height}×{width} coarse pixels; self-training needs at least {MIN_SIDE}")
+    mode = INTERPOLATION.get(resampling, "bilinear")
+    ones = np.ones_like(aligned.valid)
+    inputs = {}
+    for role, array in aligned.arrays.items():
+        reduced, _ = block_mean(array, ones, ratio)
+        if role in roles.COARSE_ROLES:
+            twice, _ = block_mean(reduced, np.ones((height, width), bool), ratio)
+            reduced = _upsample(twice, (height, width), mode)
+        inputs[role] = reduced.astype(np.float32)
+    valid &= _upsample(_complete(valid, ratio)[None].astype(np.float32), (height, width), "nearest")[0] > 0.5
+    target, _ = block_mean(aligned.arrays[roles.COARSE_TARGET], ones, ratio)
+    return Scene(inputs, target.astype(np.float32), valid, label)

@@ -1,5 +1,0 @@
-"""Training the deep models: Wald self-training on one scene or time series, with patches, checkpoints and resume."""
-from .request import TrainingRequest, TrainingResult
-from .trainer import train
-
-__all__ = ["TrainingRequest", "TrainingResult", "train"]

@@ -1,0 +1,133 @@
+"""`stf fuse` and `stf info`: bad input gives one `error:` line, exit code 2 and no output file."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+from stf_engine.cli import main
+from devkit.synthetic import ORIGIN, fine_transform, scene_set, write
+from helpers.paths import TEST_DATA
+
+
+@pytest.fixture
+def scene(tmp_path):
+    return scene_set(tmp_path, height=48, width=48, bands=3, ratio=4, dtype="int16")
+
+
+def run_cli(args, capsys):
+    code = main(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_user_error(code, err, out_path, text):
+    lines = [line for line in err.splitlines() if line.strip() and "\r" not in line]
+    error_lines = [line for line in lines if line.startswith("error: ")]
+    assert code == 2
+    assert len(error_lines) == 1 and text in error_lines[0], err
+    assert "Traceback" not in err
+    assert not os.path.exists(out_path)
+    assert not [f for f in os.listdir(os.path.dirname(out_path)) if ".partial" in f]
+
+
+def test_fuse_writes_output_and_summary(scene, tmp_path, capsys):
+    out = tmp_path / "fused.tif"
+    code, stdout, _ = run_cli(["fuse", "--coarse", scene["coarse"], "--fine", scene["fine"], "--coarse-ref",
+                               scene["coarse_ref"], "--out", str(out), "--tile", "16", "--method", "delta",
+                               "--error-maps", str(tmp_path / "maps")], capsys)
+    assert code == 0 and out.exists()
+    assert "delta on cpu" in stdout and "9 tile(s)" in stdout and str(out) in stdout
+    assert (tmp_path / "maps" / "coarse_residual_rms.tif").exists()
+
+
+def test_info_lists_methods_inputs_halo_and_devices(capsys):
+    code, stdout, _ = run_cli(["info"], capsys)
+    assert code == 0
+    for name in ("starfm", "delta", "cubic"):
+        assert f"  {name}" in stdout
+    assert "requires: coarse target, fine reference" in stdout and "halo at ratio 8" in stdout
+    assert "devices: cpu" in stdout
+
+
+def bad_inputs(scene, tmp_path):
+    text = tmp_path / "not_a_raster.tif"
+    text.write_text("hello")
+    far = write(tmp_path / "far.tif", np.ones((3, 12, 12), "float32"), from_origin(ORIGIN[0] + 1e6, ORIGIN[1], 120, 120))
+    two_bands = write(tmp_path / "two.tif", np.ones((2, 12, 12), "float32"), fine_transform(120))
+    empty = write(tmp_path / "empty.tif", np.full((3, 12, 12), -5, "int16"), fine_transform(120), nodata=-5)
+    nan = np.ones((3, 12, 12), "float32")
+    nan[0, 3, 3] = np.inf
+    nonfinite = write(tmp_path / "inf.tif", nan, fine_transform(120))
+    fine = scene["fine"]
+    return {
+        "missing": (["--coarse", str(tmp_path / "nope.tif"), "--fine", fine], "file not found"),
+        "unreadable": (["--coarse", str(text), "--fine", fine], "not a readable raster"),
+        "no overlap": (["--coarse", far, "--fine", fine], "does not overlap"),
+        "band mismatch": (["--coarse", two_bands, "--fine", fine], "has 2 bands but the fine reference has 3"),
+        "bad band map": (["--coarse", scene["coarse"], "--fine", fine, "--bands", "1,2"], "band mismatch"),
+        "all nodata": (["--coarse", empty, "--fine", fine], "no valid pixels"),
+        "nan/inf": (["--coarse", nonfinite, "--fine", fine, "--method", "cubic"], "NaN or infinite"),
+        "unknown method": (["--coarse", scene["coarse"], "--fine", fine, "--method", "magic"], "unknown method"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case", ["missing", "unreadable", "no overlap", "band mismatch", "bad band map", "all nodata", "nan/inf", "unknown method"]
+)
+def test_bad_input_is_one_line_exit_2_and_no_output(scene, tmp_path, capsys, case):
+    args, text = bad_inputs(scene, tmp_path)[case]
+    out = str(tmp_path / "out" / "fused.tif")
+    os.makedirs(os.path.dirname(out))
+    code, _, err = run_cli(["fuse", *args, "--out", out], capsys)
+    assert_user_error(code, err, out, text)
+
+
+def test_geographic_crs_warns_but_works(tmp_path, capsys):
+    data = str(TEST_DATA / "yanco_lst")
+    out = tmp_path / "lst.tif"
+    code, _, err = run_cli(["fuse", "--coarse", f"{data}/MOD11A1_LST_cloudrm_20160308.tif",
+                            "--fine", f"{data}/Landsat_LST_cloudrm_20160205.tif",
+                            "--coarse-ref", f"{data}/MOD11A1_LST_cloudrm_20160205.tif",
+                            "--method", "delta", "--out", str(out)], capsys)
+    assert code == 0, err
+    assert "warning: the fine reference is in a geographic CRS" in err
+    with rasterio.open(out) as src:
+        assert src.crs.to_epsg() == 4326 and src.dtypes[0] == "float32"
+
+
+def test_stf_command_runs_as_a_program(tmp_path):
+    completed = subprocess.run([sys.executable, "-m", "stf_engine", "fuse", "--coarse", str(tmp_path / "x.tif"),
+                                "--fine", str(tmp_path / "y.tif"), "--out", str(tmp_path / "o.tif")],
+                               capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 2
+    assert completed.stderr.strip().splitlines()[-1].startswith("error: coarse target: file not found")
+
+
+@pytest.mark.parametrize("method, option, text", [
+    ("starfm", "windw=15", "unknown option 'windw' for method 'starfm'; valid options: window=31 (integer 1..255)"),
+    ("starfm", "window=-3", "option window=-3 for method 'starfm': out of range; valid options: window=31"),
+    ("delta", "window=15", "unknown option 'window' for method 'delta'; valid options: no options"),
+])
+def test_bad_method_options_are_one_line_naming_the_valid_ones(scene, tmp_path, capsys, method, option, text):
+    out = tmp_path / "fused.tif"
+    code, _, err = run_cli(["fuse", "--coarse", scene["coarse"], "--fine", scene["fine"], "--method", method,
+                            "--option", option, "--out", str(out)], capsys)
+    assert_user_error(code, err, str(out), text)
+
+
+def test_an_engine_bug_shows_its_traceback_and_says_so(scene, tmp_path, capsys, monkeypatch):
+    """Only StfError is a user error: anything else is a bug, exit 1 with the traceback (not one line)."""
+    from stf_engine.cli import fuse as fuse_command
+
+    def broken(request, progress=None, cancel=None):
+        raise ValueError("an internal numpy problem")
+
+    monkeypatch.setattr(fuse_command, "fuse", broken)
+    code, _, err = run_cli(["fuse", "--coarse", scene["coarse"], "--fine", scene["fine"], "--out",
+                            str(tmp_path / "o.tif")], capsys)
+    assert code == 1
+    assert "Traceback" in err and "ValueError: an internal numpy problem" in err and "this is a bug" in err

@@ -1,0 +1,36 @@
+"""Device choice: auto falls back to the CPU; CUDA results match the CPU's when a GPU is present."""
+import numpy as np
+import pytest
+import rasterio
+import torch
+
+from stf_engine import FusionRequest, StfError, fuse
+from stf_engine.core.device import resolve_device
+from devkit.synthetic import scene_set
+
+
+def test_auto_picks_cuda_only_when_available():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    assert resolve_device("cpu").type == "cpu"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_without_gpu_is_a_clear_error():
+    with pytest.raises(StfError, match="no CUDA GPU"):
+        resolve_device("cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("precision,atol", [("fp32", 2), ("bf16", 60)])
+def test_cuda_starfm_matches_cpu(tmp_path, precision, atol):
+    scene = scene_set(tmp_path, height=80, width=96, dtype="int16")
+    outputs = {}
+    for device in ("cpu", "cuda"):
+        result = fuse(FusionRequest(coarse_target=scene["coarse"], fine_reference=scene["fine"],
+                                    coarse_reference=scene["coarse_ref"], output=str(tmp_path / f"{device}.tif"),
+                                    method="starfm", tile=32, device=device,
+                                    precision=precision if device == "cuda" else "fp32", options={"window": 9}))
+        assert result.device.startswith(device)
+        outputs[device] = rasterio.open(result.output).read().astype(int)
+    assert np.abs(outputs["cuda"] - outputs["cpu"]).max() <= atol

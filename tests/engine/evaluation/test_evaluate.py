@@ -1,0 +1,143 @@
+"""`evaluate` on rasters: windowed equals whole-array, nodata, seams from the run's tag, files, CLI."""
+import csv
+import json
+import pathlib
+import threading
+
+import numpy as np
+import pytest
+import rasterio
+
+from stf_engine import EvaluationRequest, FusionCancelled, FusionRequest, StfError, evaluate, fuse
+from stf_engine.evaluation.evaluate import measure
+from stf_engine.cli import main
+from stf_engine.core.tiling import borders as tile_borders
+
+from devkit.synthetic import fine_transform, textured_scene, write
+from devkit.memory_probe import HIGH_WATER
+from helpers.paths import SAMPLE
+
+NODATA = 32767
+TILE = 32
+
+
+@pytest.fixture
+def rasters(tmp_path):
+    """int16 truth and prediction (×10000) with nodata holes in each; the prediction tagged as a tiled run."""
+    truth = textured_scene(70, 90, seed=2)
+    pred = truth * 1.03 + np.random.default_rng(4).normal(0, 0.01, truth.shape).astype(np.float32)
+    stored = {name: np.rint(image * 1e4).astype(np.int16) for name, image in (("truth", truth), ("pred", pred))}
+    stored["truth"][:, 3:8, 40:52] = NODATA
+    stored["pred"][:, 50:66, 2:5] = NODATA
+    paths = {
+        name: write(tmp_path / f"{name}.tif", array, fine_transform(), nodata=NODATA, dtype="int16")
+        for name, array in stored.items()
+    }
+    with rasterio.open(paths["pred"], "r+") as dataset:
+        dataset.update_tags(STF_TILE=str(TILE))
+    valid = (stored["truth"] != NODATA).all(0) & (stored["pred"] != NODATA).all(0)
+    return paths, stored["pred"] * 1e-4, stored["truth"] * 1e-4, valid
+
+
+@pytest.mark.parametrize("window", [16, 27])
+def test_windowed_equals_whole_array(rasters, window):
+    paths, pred, truth, valid = rasters
+    report = evaluate(EvaluationRequest(paths["pred"], paths["truth"], ratio=8, window=window))
+    overall, bands = measure(pred, truth, valid, ratio=8, borders=tile_borders(70, 90, TILE))
+    assert set(report.overall) == set(overall) >= {"rmse", "ssim", "sam", "ergas", "edge", "lbp", "seam_ratio"}
+    for name, value in overall.items():
+        assert report.overall[name] == pytest.approx(value, rel=1e-6, abs=1e-9), name
+    for got, expected in zip(report.bands, bands):
+        assert got == pytest.approx(expected, rel=1e-6, abs=1e-9)
+    assert report.valid_pixels == int(valid.sum())
+
+
+def test_perfect_prediction_and_json_without_nan(tmp_path):
+    truth = str(SAMPLE / "L72002311_SZ_B432_30m.tif")
+    report = evaluate(EvaluationRequest(truth, truth, out_dir=str(tmp_path), plots=False, window=256))
+    overall = report.overall
+    assert overall["rmse"] == 0 and overall["ad"] == 0 and overall["sam"] == pytest.approx(0, abs=1e-3)
+    assert overall["ssim"] == pytest.approx(1) and overall["cc"] == pytest.approx(1) and overall["r2"] == 1
+    assert overall["edge"] == 0 and overall["lbp"] == 0 and overall["psnr"] == float("inf")
+    stored = json.loads(pathlib.Path(report.files["metrics.json"]).read_text())
+    assert stored["overall"]["psnr"] is None  # JSON has no infinity
+
+
+@pytest.mark.slow
+def test_real_sample_report_files_and_cli(tmp_path, capsys):
+    fused = fuse(
+        FusionRequest(
+            coarse_target=str(SAMPLE / "MOD09_2002311_SZ_B214_250m.tif"),
+            fine_reference=str(SAMPLE / "L72000306_SZ_B432_30m.tif"),
+            coarse_reference=str(SAMPLE / "MOD09_2000306_SZ_B214_250m.tif"),
+            output=str(tmp_path / "delta.tif"),
+            method="delta",
+            tile=100,
+        )
+    )
+    truth = str(SAMPLE / "L72002311_SZ_B432_30m.tif")
+    request = EvaluationRequest(
+        fused.output, truth, fine_reference=str(SAMPLE / "L72000306_SZ_B432_30m.tif"),
+        coarse=str(SAMPLE / "MOD09_2002311_SZ_B214_250m.tif"), out_dir=str(tmp_path / "report"), ratio=250 / 30,
+    )
+    report = evaluate(request)
+    assert {"metrics.json", "metrics.csv", "scatter", "error_histogram", "apa_diagram", "quicklook"} <= set(report.files)
+    for name in ("scatter", "error_histogram", "apa_diagram", "quicklook"):
+        assert pathlib.Path(report.files[name]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    stored = json.loads(pathlib.Path(report.files["metrics.json"]).read_text())
+    assert list(stored)[:3] == ["overall", "bands", "units"] and len(stored["bands"]) == 3
+    assert stored["overall"]["seam_ratio"] == pytest.approx(report.overall["seam_ratio"])  # from STF_TILE=100
+    assert 0.01 < report.overall["rmse"] < 0.1 and 0.5 < report.overall["ssim"] < 1
+    with open(report.files["metrics.csv"]) as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["band"] for row in rows] == ["1", "2", "3", "overall"]
+    assert float(rows[-1]["rmse"]) == pytest.approx(report.overall["rmse"])
+
+    code = main(["evaluate", "--pred", fused.output, "--truth", truth, "--ratio", "8.33", "--out", str(tmp_path / "cli"), "--no-plots"])
+    out = capsys.readouterr().out
+    assert code == 0 and "rmse" in out and "ergas" in out and "metrics.csv" in out
+    assert (tmp_path / "cli" / "metrics.json").exists() and not (tmp_path / "cli" / "scatter.png").exists()
+
+
+def test_band_mismatch_and_cancel(rasters, tmp_path, capsys):
+    paths, *_ = rasters
+    with rasterio.open(paths["truth"]) as source:
+        two = write(tmp_path / "two.tif", source.read([1, 2]), fine_transform(), nodata=NODATA, dtype="int16")
+    assert main(["evaluate", "--pred", paths["pred"], "--truth", two]) == 2
+    assert "3 bands but the truth has 2" in capsys.readouterr().err
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(FusionCancelled):
+        evaluate(EvaluationRequest(paths["pred"], paths["truth"]), cancel=cancel)
+    with pytest.raises(StfError, match="prediction: file not found"):
+        evaluate(EvaluationRequest(str(tmp_path / "missing.tif"), paths["truth"]))
+
+
+MEASURE_RSS = HIGH_WATER + """
+import sys
+from stf_engine import EvaluationRequest, evaluate
+evaluate(EvaluationRequest(sys.argv[1], sys.argv[2], device="cpu"))
+print(high_water_mb())
+"""
+
+
+@pytest.mark.slow
+def test_memory_is_bounded_by_the_window_not_the_raster(tmp_path):
+    """A 2500×2500 pair (whole-array SSIM would hold ~750 MB of temporaries) peaks like a 600×600 one."""
+    import subprocess
+    import sys
+
+    peaks = {}
+    for side in (600, 2500):
+        truth = np.full((1, side, side), 2000, dtype=np.int16)
+        truth[0, ::7, :] = 2500
+        pred = truth.copy()
+        pred[0, :, ::5] += 100
+        paths = [
+            write(tmp_path / f"{name}{side}.tif", array, fine_transform(), nodata=NODATA, dtype="int16",
+                  tiled=True, blockxsize=256, blockysize=256, compress="deflate")
+            for name, array in (("pred", pred), ("truth", truth))
+        ]
+        done = subprocess.run([sys.executable, "-c", MEASURE_RSS, *paths], capture_output=True, text=True, check=True)
+        peaks[side] = float(done.stdout.strip().splitlines()[-1])
+    assert peaks[2500] - peaks[600] < 150, peaks

@@ -1,0 +1,114 @@
+"""`stf train` on the bundled sample in both modes, for a few steps: checkpoints that `stf fuse` uses."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+
+from stf_engine import TrainingRequest, train
+from stf_engine.cli import main
+from stf_engine.models import checkpoint
+
+from helpers.rasters import crop
+from helpers.paths import ROOT, SAMPLE
+
+SAMPLE = ROOT / "resources" / "sample"
+SERIES = ROOT / "resources" / "weights" / "shenzhen_series.csv"
+C2000, F2000 = SAMPLE / "MOD09_2000306_SZ_B214_250m.tif", SAMPLE / "L72000306_SZ_B432_30m.tif"
+C2002, F2002 = SAMPLE / "MOD09_2002311_SZ_B214_250m.tif", SAMPLE / "L72002311_SZ_B432_30m.tif"
+TINY = ["--patch", "16", "--batch", "2", "--steps", "2", "--device", "cpu"]
+
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _fuse_crop(tmp_path, name, weights, with_reference=False) -> np.ndarray:
+    folder = tmp_path / "crop"
+    folder.mkdir(exist_ok=True)
+    args = ["fuse", "--method", name, "--weights", weights, "--coarse-res", "250", "--tile", "0", "--halo", "0",
+            "--coarse", crop(C2002, folder, 80), "--fine", crop(F2000, folder, 80), "--out", str(tmp_path / f"{name}.tif")]
+    if with_reference:
+        args += ["--coarse-ref", crop(C2000, folder, 80)]
+    assert main(args) == 0
+    with rasterio.open(tmp_path / f"{name}.tif") as fused:
+        assert fused.tags()["STF_METHOD"] == name
+        return fused.read(masked=True)
+
+
+@pytest.mark.parametrize("name", ["marstfn", "ganstfm", "edcstfn"])
+def test_self_training_writes_a_checkpoint_that_fuse_uses(name, tmp_path, capsys):
+    out = str(tmp_path / f"{name}.pt")
+    args = ["train", "--model", name, "--mode", "self", "--coarse", str(C2000), "--fine", str(F2002),
+            "--coarse-ref", str(C2002), "--coarse-res", "250", "--epochs", "1", "--out", out, *TINY]
+    if name == "edcstfn":
+        args += ["--option", "extractor_steps=2"]
+    assert main(args) == 0, capsys.readouterr().err
+    loaded = checkpoint.load(out)
+    assert loaded.meta["ratio"] == 8 and loaded.meta["training"]["mode"] == "self"
+    assert loaded.meta["validation"]["rmse"] > 0 and loaded.training is not None
+    fused = _fuse_crop(tmp_path, name, out, with_reference=name == "edcstfn")
+    assert fused.count() > 0.8 * fused.size and 0.0 < float(fused.mean()) < 6000
+
+
+def test_series_training_resumes_and_fuses(tmp_path):
+    out = str(tmp_path / "edc.pt")
+    base = ["train", "--model", "edcstfn", "--mode", "series", "--series", str(SERIES), "--targets", "2000-11-01",
+            "--coarse-res", "250", "--option", "extractor_steps=2", "--out", out, *TINY]
+    assert main(base + ["--epochs", "1"]) == 0
+    first = checkpoint.load(out)
+    assert first.meta["training"]["scenes"] == ["2000-11-01 from 2002-11-07"]
+    assert first.meta["roles"] == ["coarse_reference", "coarse_target", "fine_reference"]
+    assert main(base + ["--epochs", "2", "--resume", out]) == 0
+    resumed = checkpoint.load(out)
+    assert resumed.meta["training"]["epochs"] == 2 and len(resumed.meta["training"]["validation_rmse"]) == 2
+    _fuse_crop(tmp_path, "edcstfn", out, with_reference=True)
+
+
+def test_validation_date_and_seeded_runs_repeat(tmp_path):
+    def run(path):
+        return train(TrainingRequest(
+            model="ganstfm", output=str(path), mode="series", series=str(SERIES), target_dates=("2000-11-01",),
+            validation_date="2002-11-07", coarse_resolution=250, patch=16, batch=2, epochs=1, steps_per_epoch=2,
+            device="cpu", seed=5,
+        ))
+
+    first, second = run(tmp_path / "a.pt"), run(tmp_path / "b.pt")
+    assert first.validation_metrics == second.validation_metrics and set(first.validation_metrics) >= {"rmse", "mae"}
+    a, b = checkpoint.load(first.checkpoint).state, checkpoint.load(second.checkpoint).state
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    assert checkpoint.load(first.checkpoint).meta["training"]["validation"] == ["2002-11-07 from 2000-11-01"]
+
+
+def test_training_errors_are_one_line(tmp_path, capsys):
+    out = str(tmp_path / "x.pt")
+    assert main(["train", "--model", "ganstfm", "--coarse", str(C2000), "--fine", str(F2002), "--out", out, *TINY]) == 2
+    assert "ratio of at least 2" in capsys.readouterr().err
+    assert main(["train", "--model", "ganstfm", "--coarse", str(C2000), "--fine", str(F2002), "--coarse-res", "250",
+                 "--option", "width=3", "--out", out, *TINY]) == 2
+    assert "unknown option 'width'" in capsys.readouterr().err
+    assert not Path(out).exists()
+
+
+def test_progress_reports_loss_and_validation_and_cancel_stops(tmp_path):
+    import threading
+
+    from stf_engine import FusionCancelled
+
+    request = TrainingRequest(model="ganstfm", output=str(tmp_path / "p.pt"), mode="self", coarse_target=str(C2000),
+                              fine_reference=str(F2002), coarse_resolution=250, patch=16, batch=2, epochs=2,
+                              steps_per_epoch=2, device="cpu")
+    messages = []
+    result = train(request, progress=lambda fraction, message: messages.append((fraction, message)))
+    fractions = [f for f, _ in messages]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert any("loss" in m and "val rmse 0.0" in m for _, m in messages)
+    assert result.epochs == 2 and len(result.validation_losses) == 2 and result.device == "cpu"
+    cancel = threading.Event()
+    cancel.set()
+    request.output = str(tmp_path / "c.pt")
+    with pytest.raises(FusionCancelled):
+        train(request, cancel=cancel)
+    assert not (tmp_path / "c.pt").exists()

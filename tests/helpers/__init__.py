@@ -1,0 +1,1 @@
+"""Helpers the tests share (paths to the bundled data, reading module imports)."""

@@ -1,0 +1,212 @@
+"""Plugin load/unload in a QGIS interface, and the dialog's pickers, method-driven inputs and validation."""
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("qgis")
+
+from conftest import write_bands  # noqa: E402
+
+
+def menu_actions(iface):
+    submenus = [entry.menu() for entry in iface.raster_menu.actions() if entry.menu()]
+    return [action for menu in submenus for action in menu.actions()]
+
+
+def test_init_gui_adds_and_unload_removes_menu_toolbar_and_provider(iface, qgis_processing):
+    import stf_qgis_plugin
+    from qgis.core import QgsApplication
+
+    plugin = stf_qgis_plugin.classFactory(iface)
+    plugin.initGui()
+    assert plugin.action in menu_actions(iface)
+    assert plugin.action in iface.raster_toolbar.actions()
+    assert QgsApplication.processingRegistry().providerById("stf") is not None
+    assert QgsApplication.processingRegistry().algorithmById("stf:fuse") is not None
+
+    plugin.unload()
+    assert menu_actions(iface) == []
+    assert iface.raster_toolbar.actions() == []
+    assert QgsApplication.processingRegistry().providerById("stf") is None
+
+
+def test_dialog_lists_the_projects_raster_layers(plugin, sample_layers):
+    plugin.show_dialog()
+    dialog = plugin.dialog
+    picker = dialog.pickers["coarse_target"]
+    listed = {picker.layer(i).id() for i in range(picker.count()) if picker.layer(i) is not None}
+    assert listed == {layer.id() for layer in sample_layers.values()}
+    picker.setLayer(sample_layers["fine_reference"])
+    info = dialog.layer_infos["coarse_target"].text()
+    assert "500×500 px" in info and "EPSG:32649" in info and "3 bands" in info and "30×30" in info
+    dialog.close()
+
+
+def test_method_choice_enables_and_marks_inputs(plugin, sample_layers):
+    plugin.show_dialog()
+    dialog = plugin.dialog
+    dialog.method_combo.setCurrentIndex(dialog.method_combo.findData("cubic"))
+    assert not dialog.pickers["coarse_reference"].isEnabled()
+    assert "*" in dialog.role_labels["coarse_target"].text()
+    assert "not used" in dialog.role_labels["coarse_reference"].text()
+    dialog.method_combo.setCurrentIndex(dialog.method_combo.findData("delta"))
+    assert dialog.pickers["coarse_reference"].isEnabled()
+    assert "optional" in dialog.role_labels["coarse_reference"].text()
+    assert dialog.method_description.text() == dialog.methods["delta"].description
+    assert not dialog.weights.isEnabled()
+    dialog.close()
+
+
+def test_run_shows_the_engines_message_instead_of_starting(plugin, sample_layers, qgis_new_project, tmp_path):
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    plugin.show_dialog()
+    dialog = plugin.dialog
+    started = []
+    dialog.run_requested.connect(started.append)
+    dialog.method_combo.setCurrentIndex(dialog.method_combo.findData("delta"))
+    dialog.output_folder.setFilePath(str(tmp_path))
+    dialog.run()
+    assert "needs a coarse target" in dialog.message.text()
+
+    # A two-band raster as coarse target: the engine's band-mismatch message appears in the dialog.
+    two_bands = tmp_path / "two_bands.tif"
+    write_bands(sample_layers["coarse_target"].source(), two_bands, [1, 2])
+    layer = QgsRasterLayer(str(two_bands), "two bands")
+    QgsProject.instance().addMapLayer(layer)
+    dialog.pickers["coarse_target"].setLayer(layer)
+    dialog.pickers["fine_reference"].setLayer(sample_layers["fine_reference"])
+    dialog.run()
+    assert "band mismatch" in dialog.message.text()
+
+    dialog.pickers["coarse_target"].setLayer(sample_layers["coarse_target"])
+    dialog.pickers["truth"].setLayer(sample_layers["truth"])
+    dialog.write_error_maps.setChecked(False)
+    dialog.run()
+    assert "tick 'Write error maps'" in dialog.message.text()
+    dialog.pickers["truth"].setLayer(None)
+
+    far_away = tmp_path / "far_away.tif"
+    _write_shifted_copy(sample_layers["coarse_target"].source(), far_away, 1_000_000)
+    layer = QgsRasterLayer(str(far_away), "far away")
+    QgsProject.instance().addMapLayer(layer)
+    dialog.pickers["coarse_target"].setLayer(layer)
+    dialog.run()
+    assert "does not overlap the fine reference" in dialog.message.text()
+
+    wms = QgsRasterLayer("type=xyz&url=http://localhost/{z}/{x}/{y}.png", "tiles", "wms")
+    QgsProject.instance().addMapLayer(wms)
+    dialog.pickers["coarse_target"].setLayer(wms)
+    dialog.run()
+    assert "not a local raster file" in dialog.message.text()
+    assert started == [] and sorted(tmp_path.iterdir()) == sorted([two_bands, far_away])
+    dialog.close()
+
+
+def _write_shifted_copy(source, target, metres) -> None:
+    import rasterio
+    from rasterio.transform import Affine
+
+    with rasterio.open(source) as src:
+        profile = {**src.profile, "transform": Affine.translation(metres, 0) * src.transform}
+        with rasterio.open(target, "w", **profile) as dst:
+            dst.write(src.read())
+
+
+def test_last_choices_persist(plugin, sample_layers, tmp_path):
+    plugin.show_dialog()
+    dialog = plugin.dialog
+    dialog.method_combo.setCurrentIndex(dialog.method_combo.findData("cubic"))
+    dialog.pickers["coarse_target"].setLayer(sample_layers["coarse_target"])
+    dialog.pickers["fine_reference"].setLayer(sample_layers["fine_reference"])
+    dialog.output_folder.setFilePath(str(tmp_path / "out"))
+    dialog.tile.setValue(128)
+    dialog.run_requested.connect(lambda *request: None)
+    plugin.dialog.run_requested.disconnect(plugin.start)
+    dialog.run()
+    assert dialog.message.text() == ""
+
+    from stf_qgis_plugin.dialog import FusionDialog
+
+    again = FusionDialog(plugin.status.engine)
+    assert again.method.name == "cubic"
+    assert again.tile.value() == 128
+    assert again.output_folder.filePath() == str(tmp_path / "out")
+    assert again.pickers["coarse_target"].currentLayer() == sample_layers["coarse_target"]
+
+
+def test_deep_models_take_weights_or_train_first(plugin, sample_layers, tmp_path):
+    plugin.show_dialog()
+    dialog = plugin.dialog
+    dialog.run_requested.disconnect(plugin.start)
+    emitted = []
+    dialog.run_requested.connect(lambda request, training: emitted.append((request, training)))
+    dialog.method_combo.setCurrentIndex(dialog.method_combo.findData("ganstfm"))
+    dialog.pickers["coarse_target"].setLayer(sample_layers["coarse_target"])
+    dialog.pickers["fine_reference"].setLayer(sample_layers["fine_reference"])
+    dialog.output_folder.setFilePath(str(tmp_path))
+    dialog.train_first.setChecked(False)
+    assert dialog.weights.isEnabled() and dialog.train_first.isEnabled()
+    dialog.weights.setFilePath(str(tmp_path / "absent.pt"))
+    dialog.run()
+    assert "weights file not found" in dialog.message.text() and emitted == []
+
+    dialog.train_first.setChecked(True)
+    dialog.train_epochs.setValue(3)
+    dialog.coarse_resolution.setValue(250)
+    assert not dialog.weights.isEnabled()
+    dialog.run()
+    [(request, training)] = emitted
+    assert request.method == training.model == "ganstfm" and request.weights is None
+    assert (training.mode, training.epochs, training.coarse_resolution) == ("self", 3, 250)
+    assert training.output == request.output[:-4] + ".pt"
+    assert (training.coarse_target, training.fine_reference) == (request.coarse_target, request.fine_reference)
+
+    dialog.method_combo.setCurrentIndex(dialog.method_combo.findData("starfm"))
+    assert not dialog.train_first.isEnabled() and not dialog.weights.isEnabled()
+    dialog.close()
+
+
+def test_method_options_are_typed_checked_and_remembered_per_method(plugin, sample_layers, tmp_path):
+    from stf_qgis_plugin.dialog import FusionDialog
+
+    plugin.show_dialog()
+    dialog = plugin.dialog
+    dialog.run_requested.disconnect(plugin.start)
+    emitted = []
+    dialog.run_requested.connect(lambda request, training: emitted.append(request))
+    dialog.method_combo.setCurrentIndex(dialog.method_combo.findData("cubic"))
+    assert not dialog.method_options.isEnabled()
+    dialog.method_combo.setCurrentIndex(dialog.method_combo.findData("starfm"))
+    assert "window=31" in dialog.method_options.placeholderText()
+    dialog.pickers["coarse_target"].setLayer(sample_layers["coarse_target"])
+    dialog.pickers["fine_reference"].setLayer(sample_layers["fine_reference"])
+    dialog.output_folder.setFilePath(str(tmp_path))
+    dialog.method_options.setText("window 5")
+    dialog.run()
+    assert "key=value" in dialog.message.text() and emitted == []
+    dialog.method_options.setText("window=5; classes=3")
+    dialog.run()
+    assert emitted[0].options == {"window": 5, "classes": 3}
+    again = FusionDialog(plugin.status.engine)
+    assert again.method.name == "starfm" and again.method_options.text() == "window=5; classes=3"
+
+
+@pytest.mark.parametrize("options, text", [
+    ("windw=15", "unknown option 'windw' for method 'starfm'; valid options: window=31 (integer 1..255)"),
+    ("window=-3", "option window=-3 for method 'starfm': out of range; valid options: window=31"),
+])
+def test_dialog_refuses_bad_options_with_the_engines_message(plugin, sample_layers, tmp_path, options, text):
+    plugin.show_dialog()
+    dialog = plugin.dialog
+    dialog.run_requested.disconnect(plugin.start)
+    emitted = []
+    dialog.run_requested.connect(lambda request, training: emitted.append(request))
+    dialog.method_combo.setCurrentIndex(dialog.method_combo.findData("starfm"))
+    dialog.pickers["coarse_target"].setLayer(sample_layers["coarse_target"])
+    dialog.pickers["fine_reference"].setLayer(sample_layers["fine_reference"])
+    dialog.output_folder.setFilePath(str(tmp_path))
+    dialog.method_options.setText(options)
+    dialog.run()
+    assert dialog.message.text().startswith("Cannot run: ") and text in dialog.message.text()
+    assert emitted == []
