@@ -1,7 +1,7 @@
 """STF engine: spatiotemporal fusion of coarse and fine rasters, headless (no Qt or QGIS).
 
 This module is the engine's whole public API: the CLI, the Processing algorithms and the QGIS dialog use
-these names only. Layers below it import one way (see docs/architecture in the README):
+these names only. Layers below it import one way (the README's Architecture section):
 cli → fusion | training | evaluation → inputs → methods → models → raster, core → errors, roles.
 """
 from .core.device import DEVICES, PRECISIONS, devices_found

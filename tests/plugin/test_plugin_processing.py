@@ -6,6 +6,7 @@ import pytest
 pytest.importorskip("qgis")
 
 from conftest import write_bands  # noqa: E402
+from helpers.option_cases import BAD_OPTIONS  # noqa: E402
 
 
 def fuse_parameters(sample_paths, output, **changes):
@@ -171,11 +172,7 @@ def test_method_options_reach_the_method_and_unknown_ones_are_refused(plugin, sa
         processing.run("stf:fuse", fuse_parameters(sample_paths, tmp_path / "x.tif", METHOD="starfm", OPTIONS="size=3"))
 
 
-@pytest.mark.parametrize("method, options, text", [
-    ("starfm", "windw=15", "unknown option 'windw' for method 'starfm'; valid options: window=31 (integer 1..255)"),
-    ("starfm", "window=-3", "option window=-3 for method 'starfm': out of range; valid options: window=31"),
-    ("delta", "window=15", "unknown option 'window' for method 'delta'; valid options: no options"),
-])
+@pytest.mark.parametrize("method, options, text", BAD_OPTIONS)
 def test_bad_options_are_refused_with_the_engines_message(plugin, sample_paths, tmp_path, method, options, text):
     import re
 

@@ -10,6 +10,7 @@ from rasterio.transform import from_origin
 
 from stf_engine.cli import main
 from devkit.synthetic import ORIGIN, fine_transform, scene_set, write
+from helpers.option_cases import BAD_OPTIONS
 from helpers.paths import TEST_DATA
 
 
@@ -107,11 +108,7 @@ def test_stf_command_runs_as_a_program(tmp_path):
     assert completed.stderr.strip().splitlines()[-1].startswith("error: coarse target: file not found")
 
 
-@pytest.mark.parametrize("method, option, text", [
-    ("starfm", "windw=15", "unknown option 'windw' for method 'starfm'; valid options: window=31 (integer 1..255)"),
-    ("starfm", "window=-3", "option window=-3 for method 'starfm': out of range; valid options: window=31"),
-    ("delta", "window=15", "unknown option 'window' for method 'delta'; valid options: no options"),
-])
+@pytest.mark.parametrize("method, option, text", BAD_OPTIONS)
 def test_bad_method_options_are_one_line_naming_the_valid_ones(scene, tmp_path, capsys, method, option, text):
     out = tmp_path / "fused.tif"
     code, _, err = run_cli(["fuse", "--coarse", scene["coarse"], "--fine", scene["fine"], "--method", method,
