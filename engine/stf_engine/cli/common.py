@@ -1,6 +1,8 @@
 """What the subcommands share: the progress bar and the syntax of list and role=value arguments."""
 from __future__ import annotations
 
+import logging
+import sys
 from contextlib import contextmanager
 from typing import Iterator, Tuple
 
@@ -23,6 +25,27 @@ def progress_bar(description: str) -> Iterator:
             bar.update(max(0, int(round(fraction * STEPS)) - bar.n))
 
         yield update
+
+
+class _WarningLines(logging.Handler):
+    """The engine's warnings (logged once each) as `warning: …` lines on stderr, clear of the progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        tqdm.write(f"warning: {record.getMessage()}", file=sys.stderr)
+
+
+@contextmanager
+def warning_lines() -> Iterator[None]:
+    """Show the engine's warnings as `warning: …` lines while a command runs (and nowhere else)."""
+    engine_log = logging.getLogger("stf_engine")
+    handler = _WarningLines(logging.WARNING)
+    engine_log.addHandler(handler)
+    engine_log.propagate = False
+    try:
+        yield
+    finally:
+        engine_log.removeHandler(handler)
+        engine_log.propagate = True
 
 
 def int_list(text: str) -> Tuple[int, ...]:

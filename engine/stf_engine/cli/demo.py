@@ -11,6 +11,7 @@ import sys
 from typing import Dict, List, Tuple
 
 from .. import COARSE_REFERENCE, EvaluationRequest, FusionRequest, evaluate, fuse, list_methods
+from .common import warning_lines
 
 FINE_2000 = "L72000306_SZ_B432_30m.tif"
 TRUTH_2002 = "L72002311_SZ_B432_30m.tif"
@@ -83,7 +84,8 @@ def main(argv=None) -> int:
     parser.add_argument("sample", help="folder holding the Shenzhen sample")
     parser.add_argument("out", help="output folder")
     args = parser.parse_args(argv)
-    run(args.sample, args.out)
+    with warning_lines():
+        run(args.sample, args.out)
     return 0
 
 
