@@ -27,6 +27,7 @@ from ..raster.open import open_on_grid, open_raster
 from ..raster.reader import AlignedRaster
 from ..raster.windows import block_windows
 from .metrics import PixelSums
+from .plots import PlotData
 from .spatial import HALO, SpatialSums
 
 BAND_AVERAGED = ("cc", "r2", "ssim", "uiqi", "edge", "lbp")
@@ -109,8 +110,6 @@ def evaluate(
         ratio = _ratio(stack, request, grid, notes)
         plots = None
         if request.out_dir and request.plots:
-            from .plots import PlotData
-
             extras = {
                 role: _on_grid(stack, path, role.replace("_", " "), grid, request, "bilinear")
                 for role, path in (("fine_reference", request.fine_reference), ("coarse", request.coarse))
