@@ -48,6 +48,11 @@ def warning_lines() -> Iterator[None]:
         engine_log.propagate = True
 
 
+def add_threads_argument(parser) -> None:
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="CPU threads (default: the number of physical cores)")
+
+
 def int_list(text: str) -> Tuple[int, ...]:
     """'3,2,1' → (3, 2, 1)."""
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from .. import DEVICES, EvaluationReport, EvaluationRequest, StfError, evaluate
-from .common import number, progress_bar
+from .common import add_threads_argument, number, progress_bar
 
 NAME = "evaluate"
 HELP = "measure a fused image against the truth (RMSE, SSIM, ERGAS, Edge, LBP, …) with plots"
@@ -29,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"stored value × FACTOR = reflectance; ROLE is one of {', '.join(SCALE_ROLES)}",
     )
     parser.add_argument("--device", default=DEVICES[0], choices=DEVICES)
+    add_threads_argument(parser)
 
 
 def parse_scales(items) -> dict:
@@ -55,6 +56,7 @@ def request_from(args) -> EvaluationRequest:
         ratio=number(args.ratio, "--ratio") if args.ratio else None,
         data_range=args.data_range,
         device=args.device,
+        threads=args.threads,
     )
 
 

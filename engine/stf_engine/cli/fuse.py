@@ -7,7 +7,7 @@ from .. import (
     DEFAULT_BATCH, DEFAULT_METHOD, DEFAULT_TILE, DEVICES, PRECISIONS, FusionRequest, StfError, fuse, list_methods,
     parse_options,
 )
-from .common import add_unit_arguments, float_pair, int_list, parse_scales, progress_bar
+from .common import add_threads_argument, add_unit_arguments, float_pair, int_list, parse_scales, progress_bar
 
 NAME = "fuse"
 HELP = "fuse a coarse target with a fine reference into a fine image"
@@ -32,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tiles.add_argument("--halo", default="auto", help="halo in pixels, or auto = the method's receptive radius")
     tiles.add_argument("--batch", type=int, default=DEFAULT_BATCH, help=f"tiles per batch (default {DEFAULT_BATCH})")
     tiles.add_argument("--device", default=DEVICES[0], choices=DEVICES)
+    add_threads_argument(tiles)
     tiles.add_argument("--precision", default=PRECISIONS[0], choices=PRECISIONS, help="autocast on CUDA")
     units = add_unit_arguments(parser)
     units.add_argument("--register", action="store_true",
@@ -60,6 +61,7 @@ def request_from(args) -> FusionRequest:
         batch=args.batch,
         device=args.device,
         precision=args.precision,
+        threads=args.threads,
         bands=int_list(args.bands) if args.bands else None,
         scales=parse_scales(args.scale),
         coarse_resolution=args.coarse_res,
@@ -84,8 +86,8 @@ def run(args) -> int:
     with progress_bar(f"stf fuse ({request.method})") as progress:
         result = fuse(request, progress=progress)
     print(
-        f"{result.method} on {result.device}: {result.width}×{result.height}×{result.bands}, "
-        f"{result.tiles} tile(s) of {result.tile or 'whole raster'} with halo {result.halo}, "
+        f"{result.method} on {result.device} ({result.threads} CPU threads): "
+        f"{result.width}×{result.height}×{result.bands}, {result.tiles} tile(s) of {result.tile or 'whole raster'} with halo {result.halo}, "
         f"{result.seconds:.1f} s"
     )
     print(f"output: {result.output}")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .. import DEVICES, TRAINABLE_MODELS, TRAINING_MODES, TrainingRequest, train
-from .common import add_unit_arguments, int_list, parse_scales, progress_bar
+from .common import add_threads_argument, add_unit_arguments, int_list, parse_scales, progress_bar
 
 NAME = "train"
 HELP = "train a deep model (marstfn, ganstfm, edcstfn) and write a checkpoint for stf fuse --weights"
@@ -30,6 +30,7 @@ def add_arguments(parser) -> None:
     loop.add_argument("--lr", type=float, default=1e-3)
     loop.add_argument("--seed", type=int, default=0)
     loop.add_argument("--device", default=DEVICES[0], choices=DEVICES)
+    add_threads_argument(loop)
     loop.add_argument("--val-fraction", type=float, default=0.1, help="share of rows held out (default 0.1)")
     loop.add_argument("--patience", type=int, default=5, help="early stopping after N epochs without progress")
     loop.add_argument("--resume", help="checkpoint to continue from (or fine-tune, if it is slim)")
@@ -56,6 +57,7 @@ def request_from(args) -> TrainingRequest:
         lr=args.lr,
         seed=args.seed,
         device=args.device,
+        threads=args.threads,
         validation_date=args.val_date,
         validation_fraction=args.val_fraction,
         patience=args.patience,

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+from typing import Iterator, Optional
 
 import torch
 
@@ -41,3 +43,38 @@ def autocast(device: torch.device, precision: str):
     if device.type != "cuda" or precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast("cuda", dtype=dtypes[precision])
+
+
+def physical_cores() -> int:
+    """CPU cores without their hyper-threads (from /proc/cpuinfo on Linux), else every logical CPU."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            cores, physical = set(), "0"
+            for line in info:
+                key, _, value = (part.strip() for part in line.partition(":"))
+                if key == "physical id":
+                    physical = value
+                elif key == "core id":
+                    cores.add((physical, value))
+        if cores:
+            return len(cores)
+    except OSError:
+        pass
+    return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def cpu_threads(count: Optional[int]) -> Iterator[int]:
+    """torch's CPU threads set to `count` (default: the physical cores) for a run, restored afterwards.
+
+    More threads than physical cores make the CPU paths much slower on a busy machine, not faster.
+    """
+    if count is not None and count < 1:
+        raise StfError(f"threads must be at least 1, got {count}")
+    wanted = count or physical_cores()
+    before = torch.get_num_threads()
+    torch.set_num_threads(wanted)
+    try:
+        yield wanted
+    finally:
+        torch.set_num_threads(before)

@@ -19,7 +19,7 @@ import rasterio
 import torch
 
 from ..core import tiling
-from ..core.device import resolve_device
+from ..core.device import cpu_threads, resolve_device
 from ..core.progress import Cancel, Progress, Warnings, check_cancel, silent
 from ..errors import StfError
 from ..raster.grid import Grid, resolution_in
@@ -71,6 +71,8 @@ class EvaluationRequest:
     data_range: float = 1.0
     """Peak for PSNR and SSIM's constants, in reflectance (1.0 = the full reflectance scale)."""
     device: str = "auto"
+    threads: Optional[int] = None
+    """CPU threads; None takes the number of physical cores."""
     window: int = 512
     """Processing window side in pixels (memory grows with its square); results do not depend on it."""
 
@@ -99,6 +101,7 @@ def evaluate(
     device = resolve_device(request.device)
     notes = Warnings()
     with rasterio.Env(GDAL_CACHEMAX=128 * 2**20), ExitStack() as stack:
+        stack.enter_context(cpu_threads(request.threads))
         pred_ds = stack.enter_context(open_raster(request.prediction, "prediction"))
         grid = Grid.of(pred_ds)
         pred = _on_grid(stack, request.prediction, "prediction", grid, request, "nearest", dataset=pred_ds)

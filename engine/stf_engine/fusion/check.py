@@ -81,6 +81,8 @@ def check_rules(request: FusionRequest, weights_from_training: bool = False) -> 
         raise StfError("no output path given; name the fused GeoTIFF to write")
     if request.tile < 0 or request.batch < 1 or (request.halo is not None and request.halo < 0):
         raise StfError("tile and halo must be ≥ 0 and batch ≥ 1")
+    if request.threads is not None and request.threads < 1:
+        raise StfError(f"threads must be at least 1, got {request.threads}")
     if request.precision not in PRECISIONS:
         raise StfError(f"unknown precision '{request.precision}'; use {', '.join(PRECISIONS)}")
     if (request.truth or request.uncertainty) and not request.error_maps_dir:

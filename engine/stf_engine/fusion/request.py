@@ -36,6 +36,8 @@ class FusionRequest:
     device: str = "auto"
     precision: str = "fp32"
     """fp32, or fp16/bf16 autocast (CUDA only)."""
+    threads: Optional[int] = None
+    """CPU threads for the computation; None takes the number of physical cores."""
     bands: Optional[Tuple[int, ...]] = None
     """1-based coarse bands, in the order of the fine reference's bands."""
     scales: Dict[str, float] = field(default_factory=dict)
@@ -89,3 +91,5 @@ class FusionResult:
     """Shift applied to the coarse rasters' georeference, in fine pixels east and south."""
     error_maps: Dict[str, str] = field(default_factory=dict)
     warnings: Tuple[str, ...] = ()
+    threads: int = 1
+    """CPU threads the run used."""

@@ -13,6 +13,7 @@ import rasterio
 
 from ..core import tiling
 from ..core.blend import TileBlender
+from ..core.device import cpu_threads
 from ..core.progress import Cancel, Progress, check_cancel, silent, stage
 from ..raster.writer import GeoTiffWriter, PendingOutputs
 from .check import Plan, prepare
@@ -31,6 +32,7 @@ def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel: Op
     started = time.perf_counter()
     report = progress or silent
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), ExitStack() as stack:
+        threads = stack.enter_context(cpu_threads(request.threads))
         plan = prepare(request, stack)
         share = PREDICTION_SHARE if request.error_maps_dir else 1.0
         with PendingOutputs() as outputs:
@@ -43,7 +45,7 @@ def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel: Op
                 error_maps = write_error_maps(fused.partial, plan, method, outputs, maps_progress, cancel)
             check_cancel(cancel)  # a cancel seen before the outputs are committed still removes them
     report(1.0, "done")
-    return _result(plan, fused.path, error_maps, time.perf_counter() - started)
+    return _result(plan, fused.path, error_maps, time.perf_counter() - started, threads)
 
 
 def _create_output(plan: Plan, outputs: PendingOutputs) -> GeoTiffWriter:
@@ -87,7 +89,7 @@ def _predict(plan: Plan, method: TileFunction, fused: GeoTiffWriter, progress: P
     fused.close()
 
 
-def _result(plan: Plan, output: str, error_maps: Dict[str, str], seconds: float) -> FusionResult:
+def _result(plan: Plan, output: str, error_maps: Dict[str, str], seconds: float, threads: int) -> FusionResult:
     grid, request = plan.inputs.grid, plan.request
     return FusionResult(
         output=output,
@@ -105,4 +107,5 @@ def _result(plan: Plan, output: str, error_maps: Dict[str, str], seconds: float)
         tile_borders=tiling.borders(grid.height, grid.width, request.tile),
         error_maps=error_maps,
         warnings=tuple(plan.warnings),
+        threads=threads,
     )

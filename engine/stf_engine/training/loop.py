@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .. import roles
-from ..core.device import autocast, resolve_device
+from ..core.device import autocast, cpu_threads, resolve_device
 from ..core.options import defaults, parse
 from ..core.progress import Cancel, Progress, check_cancel, silent
 from ..errors import StfError
@@ -55,6 +55,11 @@ def train(request: TrainingRequest, progress: Optional[Progress] = None, cancel:
     model = get_model(request.model)
     options = _check(request, model)
     device = resolve_device(request.device)
+    with cpu_threads(request.threads):
+        return _train(request, model, options, device, report, cancel, started)
+
+
+def _train(request, model, options, device, report: Progress, cancel, started: float) -> TrainingResult:
     report(0.0, "reading training data")
     data = load_data(request, model)
     resumed = checkpoint.load(request.resume) if request.resume else None

@@ -32,6 +32,8 @@ class TrainingRequest:
     lr: float = 1e-3
     seed: int = 0
     device: str = "auto"
+    threads: Optional[int] = None
+    """CPU threads; None takes the number of physical cores."""
     validation_date: Optional[str] = None
     """Series: date held out for validation; None holds out the last `validation_fraction` of the rows."""
     validation_fraction: float = 0.1
