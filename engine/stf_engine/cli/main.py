@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import traceback
 from typing import Optional, Sequence
 
@@ -15,6 +17,16 @@ COMMANDS = (fuse, evaluate, info, train)
 EXIT_BUG = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+"""Handled like Ctrl-C: every partial output is removed and the exit code is 128 + the signal number."""
+
+
+class Stopped(BaseException):
+    """A stop signal arrived; raised where the program is, so every cleanup on the way out runs."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,17 +40,31 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     command = next(c for c in COMMANDS if c.NAME == args.command)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS} if in_main_thread else {}
     try:
+        for signum in previous:
+            signal.signal(signum, _stop)
         with warning_lines():
             return command.run(args)
     except StfError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+        print("error: interrupted; nothing was left at the output path", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Stopped as stop:
+        print(f"error: stopped by {stop}; nothing was left at the output path", file=sys.stderr)
+        return 128 + stop.signum
     except Exception:  # noqa: BLE001  (a bug: show everything, and say so)
         traceback.print_exc()
         print("error: this is a bug in STF, not a problem with your input; please report it with the "
               "traceback above", file=sys.stderr)
         return EXIT_BUG
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _stop(signum, frame) -> None:
+    raise Stopped(signum)

@@ -5,6 +5,7 @@ metadata plus a bounded sample of pixels, safe on the GUI thread.
 """
 from __future__ import annotations
 
+import os
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
@@ -14,12 +15,20 @@ import torch
 from .. import roles
 from ..core import tiling
 from ..core.device import PRECISIONS, resolve_device
+from ..core.memory import available_bytes
+from ..core.outputs import check_writable_file, check_writable_folder, refuse_overwrite
 from ..core.progress import Warnings
 from ..errors import StfError
 from ..inputs.aligned import AlignedInputs, open_inputs
 from ..methods.catalog import get_method, resolved_options
 from ..methods.contract import MethodContext, MethodSpec
-from .request import FusionRequest
+from .request import ERROR_MAP_NAMES, FusionRequest
+
+
+WORKING_ARRAYS = 16
+"""Float arrays per band and pixel a method may hold while it runs on a tile (STARFM holds about 12)."""
+MEMORY_SHARE = 0.8
+"""Share of the available memory a run may plan to use."""
 
 
 @dataclass
@@ -79,8 +88,14 @@ def check_rules(request: FusionRequest, weights_from_training: bool = False) -> 
     options = resolved_options(spec, request.options)
     if not request.output:
         raise StfError("no output path given; name the fused GeoTIFF to write")
+    _check_outputs(request)
     if request.tile < 0 or request.batch < 1 or (request.halo is not None and request.halo < 0):
         raise StfError("tile and halo must be ≥ 0 and batch ≥ 1")
+    if request.coarse_resolution is not None and not request.coarse_resolution > 0:
+        raise StfError(f"the real coarse pixel size must be a positive size in fine-grid units, got "
+                       f"{request.coarse_resolution}")
+    if request.bands is not None and (not request.bands or min(request.bands) < 1):
+        raise StfError(f"coarse bands are numbered from 1, got {','.join(map(str, request.bands)) or 'none'}")
     if request.threads is not None and request.threads < 1:
         raise StfError(f"threads must be at least 1, got {request.threads}")
     if request.precision not in PRECISIONS:
@@ -99,6 +114,20 @@ def check_rules(request: FusionRequest, weights_from_training: bool = False) -> 
         if role not in given:
             raise StfError(f"method '{spec.name}' needs a {roles.LABELS[role]}")
     return spec, options
+
+
+def _check_outputs(request: FusionRequest) -> None:
+    """Outputs never replace an input, and their folders accept files: checked before any work."""
+    inputs = {roles.LABELS[role]: path for role, path in request.inputs().items()}
+    inputs.update({"truth": request.truth, "weights file": request.weights})
+    check_writable_file(request.output)
+    refuse_overwrite(request.output, inputs)
+    if request.error_maps_dir:
+        if os.path.exists(request.error_maps_dir) and not os.path.isdir(request.error_maps_dir):
+            raise StfError(f"the error-maps folder {request.error_maps_dir} is a file; give a folder")
+        check_writable_folder(request.error_maps_dir, "error maps")
+        for name in ERROR_MAP_NAMES:
+            refuse_overwrite(os.path.join(request.error_maps_dir, f"{name}.tif"), inputs, f"error map {name}")
 
 
 def prepare(request: FusionRequest, stack: ExitStack, weights_from_training: bool = False) -> Plan:
@@ -126,5 +155,26 @@ def prepare(request: FusionRequest, stack: ExitStack, weights_from_training: boo
         warn=warnings.add,
     )
     halo = spec.halo(context) if request.halo is None else request.halo
+    longest = max(inputs.grid.height, inputs.grid.width)
+    if halo > longest:
+        warnings.add(f"a halo of {halo} px is more than the raster's {longest} px; {longest} px is used")
+        halo = longest
+    _check_memory(request, inputs, halo)
     tiles = tiling.plan(inputs.grid.height, inputs.grid.width, request.tile)
     return Plan(request, spec, device, inputs, context, halo, tiles, warnings)
+
+
+def _check_memory(request: FusionRequest, inputs: AlignedInputs, halo: int) -> None:
+    """Refuse a run whose tiles would not fit in the memory available now, naming what to lower."""
+    grid = inputs.grid
+    side_h = min(request.tile or grid.height, grid.height) + 2 * halo
+    side_w = min(request.tile or grid.width, grid.width) + 2 * halo
+    channels = sum(reader.count for reader in inputs.readers.values()) + 1 + WORKING_ARRAYS * inputs.bands
+    needed = request.batch * side_h * side_w * channels * 4
+    available = available_bytes()
+    if available and needed > MEMORY_SHARE * available:
+        raise StfError(
+            f"this run would need about {needed / 2**30:.1f} GB of memory for its tiles (tile {request.tile or 'whole'}, "
+            f"halo {halo}, batch {request.batch}) but about {available / 2**30:.1f} GB is available; lower the "
+            f"halo (--halo), the tile size (--tile) or the batch (--batch)"
+        )

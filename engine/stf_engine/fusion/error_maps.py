@@ -30,7 +30,7 @@ from .residual import write_coarse_residual
 from .uncertainty import UncertaintyEstimator
 
 REFLECTANCE = "reflectance"
-RAMPS = {
+RAMPS = {  # one per name in request.ERROR_MAP_NAMES
     "coarse_residual": "diverging",
     "coarse_residual_rms": "sequential",
     "abs_error": "sequential",

@@ -10,6 +10,10 @@ from ..inputs.aligned import Alignment
 
 DEFAULT_BATCH = 4
 """Tiles per batch handed to the method."""
+ERROR_MAP_NAMES = (
+    "coarse_residual", "coarse_residual_rms", "temporal_change", "seam_mask", "abs_error", "rms_error", "uncertainty",
+)
+"""The files (<name>.tif) a run may write into its error-maps folder."""
 
 
 @dataclass

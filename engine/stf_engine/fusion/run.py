@@ -14,9 +14,10 @@ import rasterio
 from ..core import tiling
 from ..core.blend import TileBlender
 from ..core.device import cpu_threads
+from ..core.outputs import output_lock
 from ..core.progress import Cancel, Progress, check_cancel, silent, stage
 from ..raster.writer import GeoTiffWriter, PendingOutputs
-from .check import Plan, prepare
+from .check import Plan, check_rules, prepare
 from .error_maps import write_error_maps
 from .predict import TileFunction, predict_tiles, written_parts
 from .request import FusionRequest, FusionResult
@@ -31,7 +32,9 @@ def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel: Op
     """Fuse one request tile by tile; `progress(fraction, message)` per batch, `cancel.is_set()` checked per batch."""
     started = time.perf_counter()
     report = progress or silent
+    check_rules(request)  # before any work, and before the output is locked
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), ExitStack() as stack:
+        stack.enter_context(output_lock(request.output))
         threads = stack.enter_context(cpu_threads(request.threads))
         plan = prepare(request, stack)
         share = PREDICTION_SHARE if request.error_maps_dir else 1.0

@@ -97,6 +97,8 @@ def open_inputs(paths: Mapping[str, str], alignment: Alignment, stack: ExitStack
     band_map = _band_map(alignment, datasets)
     coarse = datasets[roles.COARSE_TARGET]
     ratio = coarse_ratio(grid, coarse, alignment.coarse_resolution)
+    if alignment.coarse_resolution is not None:
+        _check_coarse_resolution(alignment.coarse_resolution, grid)
 
     def aligned(role: str, shift: Tuple[float, float] = (0.0, 0.0)) -> AlignedRaster:
         upsampling = "nearest" if role == roles.FINE_REFERENCE else alignment.resampling
@@ -125,6 +127,21 @@ def open_inputs(paths: Mapping[str, str], alignment: Alignment, stack: ExitStack
         descriptions=tuple(fine.descriptions),
     )
     return AlignedInputs(grid, readers, encoding, ratio, fine_std, shift, warnings)
+
+
+def _check_coarse_resolution(size: float, grid: Grid) -> None:
+    """A real coarse pixel size must lie between the fine pixel size and the raster's extent, in grid units."""
+    units = "degrees" if grid.crs.is_geographic else (grid.crs.linear_units or "grid units")
+    if size < grid.resolution * 0.99:
+        raise StfError(
+            f"the real coarse pixel size {size:g} is smaller than the fine pixel size {grid.resolution:g}; "
+            f"give it in the fine grid's units ({units})"
+        )
+    if size > grid.resolution * max(grid.width, grid.height):
+        raise StfError(
+            f"the real coarse pixel size {size:g} is larger than the whole fine raster "
+            f"({grid.width}×{grid.height} pixels of {grid.resolution:g}); give it in the fine grid's units ({units})"
+        )
 
 
 def _coarse_shift(alignment: Alignment, readers: Dict[str, AlignedRaster], ratio: int) -> Tuple[float, float]:

@@ -1,6 +1,7 @@
 """Opening rasters with one-line errors, and the one way to put another raster onto a grid."""
 from __future__ import annotations
 
+import os
 from contextlib import ExitStack
 from typing import Optional, Sequence, Tuple
 
@@ -8,17 +9,38 @@ import rasterio
 from rasterio.enums import Resampling
 
 from ..errors import StfError
+from .gdal_log import gdal_errors
 from .grid import Grid, overlap_fraction, resolution_in
 from .reader import AlignedRaster, units_of
 
 
+RASTER_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+", b"\x89HDF", b"CDF", b"\x00\x00\x00\x0cjP")
+"""First bytes of TIFF/BigTIFF, HDF5/netCDF and JPEG 2000 files: such a file that does not open is damaged."""
+
+
 def open_raster(path: str, label: str):
-    """Open a raster with a one-line error naming its role when it is missing or unreadable."""
+    """Open a raster with a one-line error naming its role when it is missing, damaged or not a raster."""
+    if not path or not os.path.isfile(path):
+        if path and os.path.isdir(path):
+            raise StfError(f"{label}: {path} is a folder, not a raster file")
+        raise StfError(f"{label}: file not found: {path}")
     try:
-        return rasterio.open(path)
-    except rasterio.errors.RasterioIOError as exc:
-        reason = "file not found" if "No such file" in str(exc) else "not a readable raster"
-        raise StfError(f"{label}: {reason}: {path}") from None
+        with gdal_errors() as errors:
+            dataset = rasterio.open(path)
+    except (rasterio.errors.RasterioError, OSError) as exc:
+        with open(path, "rb") as handle:
+            damaged = handle.read(8).startswith(RASTER_SIGNATURES)
+        what = "the file is damaged" if damaged else "not a readable raster"
+        raise StfError(f"{label}: {what} ({_short(exc)}): {path}") from None
+    if errors:
+        dataset.close()
+        raise StfError(f"{label}: the file is damaged ({_short(errors[0])}): {path}")
+    return dataset
+
+
+def _short(message) -> str:
+    text = str(message).replace(os.linesep, " ")
+    return text if len(text) <= 160 else text[:157] + "…"
 
 
 def choose_resampling(grid: Grid, dataset, upsampling: str) -> Resampling:

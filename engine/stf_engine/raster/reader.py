@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
+import rasterio
 from rasterio.enums import MaskFlags, Resampling
 from rasterio.transform import Affine
 from rasterio.vrt import WarpedVRT
@@ -12,6 +13,7 @@ from rasterio.windows import Window
 
 from ..core.tiling import clip
 from ..errors import StfError
+from .gdal_log import gdal_errors
 from .grid import Grid, resolution_in
 
 DEFAULT_INTEGER_SCALE = 1e-4
@@ -99,18 +101,31 @@ class AlignedRaster:
 
     def read(self, window: Window) -> Tuple[np.ndarray, np.ndarray]:
         """(data (C, h, w) float32 reflectance, valid (h, w) bool) inside the grid."""
-        stored = self.source.read(self.bands, window=window)
-        masks = self.source.read_masks(self.bands, window=window)
+        stored, masks = self._stored(window=window)
         valid = np.all(masks > 0, axis=0)
         data = self.units.to_reflectance(stored)
-        finite = np.isfinite(data).all(axis=0)
-        if not finite[valid].all():
+        bad = valid & ~np.isfinite(data).all(axis=0)
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
             raise StfError(
-                f"{self.label} holds NaN or infinite values that are not marked as nodata "
-                f"(near row {int(window.row_off)}, column {int(window.col_off)}); set its nodata value"
+                f"{self.label} holds NaN or infinite values that are not marked as nodata (the first at row "
+                f"{int(window.row_off) + int(row)}, column {int(window.col_off) + int(col)} of the fine grid); "
+                f"set its nodata value: {self.dataset.name}"
             )
         data[:, ~valid] = 0.0
         return data, valid
+
+    def _stored(self, **how) -> Tuple[np.ndarray, np.ndarray]:
+        """Stored values and masks of the bands; a read error or a damaged block is an StfError naming the file."""
+        with gdal_errors() as errors:
+            try:
+                stored = self.source.read(self.bands, **how)
+                masks = self.source.read_masks(self.bands, **how)
+            except (rasterio.errors.RasterioError, OSError) as exc:
+                errors.append(str(exc))
+        if errors:
+            raise StfError(f"{self.label}: the file is damaged ({errors[0][:160]}): {self.dataset.name}")
+        return stored, masks
 
     def read_padded(self, row: int, col: int, height: int, width: int) -> Tuple[np.ndarray, np.ndarray]:
         """Like `read`, for a window that may extend past the grid's edges (reflect padding)."""
@@ -133,9 +148,7 @@ class AlignedRaster:
         """A decimated read of the whole grid, for quick-look images in bounded memory."""
         step = max(1, -(-max(self.grid.width, self.grid.height) // max_side))
         shape = (self.count, max(1, self.grid.height // step), max(1, self.grid.width // step))
-        stored = self.source.read(self.bands, out_shape=shape, resampling=Resampling.nearest)
-        masks = self.source.read_masks(self.bands, out_shape=shape, resampling=Resampling.nearest)
-        return self._decode(stored, masks)
+        return self._decode(*self._stored(out_shape=shape, resampling=Resampling.nearest))
 
     def sample(self, max_side: int = 512, per_axis: int = 4) -> Tuple[np.ndarray, np.ndarray]:
         """Pixels for statistics in bounded reads: the whole grid when it fits in max_side², else
@@ -148,10 +161,7 @@ class AlignedRaster:
             rows = np.linspace(0, grid.height - side_h, per_axis).astype(int)
             cols = np.linspace(0, grid.width - side_w, per_axis).astype(int)
             windows = [Window(int(c), int(r), side_w, side_h) for r in rows for c in cols]
-        parts = [
-            self._decode(self.source.read(self.bands, window=w), self.source.read_masks(self.bands, window=w))
-            for w in windows
-        ]
+        parts = [self._decode(*self._stored(window=w)) for w in windows]
         return np.concatenate([p[0] for p in parts], axis=2), np.concatenate([p[1] for p in parts], axis=1)
 
     def _decode(self, stored: np.ndarray, masks: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:

@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 import rasterio
 from rasterio.windows import Window
 
+from ..errors import StfError
+from .gdal_log import gdal_errors
 from .grid import Grid
 from .reader import Units
 
@@ -83,29 +86,74 @@ class Encoding:
 
 
 class GeoTiffWriter:
-    """One output being written by windows under a temporary name beside its final path."""
+    """One output being written by windows under a temporary name beside its final path.
+
+    Every GDAL write error (a full disk reports one only through GDAL's error log) becomes an StfError
+    naming the output, so a failed write can never end in a successful-looking run.
+    """
 
     def __init__(self, path: str, profile: Dict, descriptions: Optional[Sequence[str]], tags: Dict[str, str]):
         self.path = os.path.abspath(path)
+        self.profile = profile
         folder = os.path.dirname(self.path)
-        os.makedirs(folder, exist_ok=True)
-        fd, self.partial = tempfile.mkstemp(
-            prefix="." + os.path.basename(self.path) + ".", suffix=".partial.tif", dir=folder
-        )
-        os.close(fd)
-        self.dataset = rasterio.open(self.partial, "w", **profile)
-        for band, text in enumerate(descriptions or (), start=1):
-            self.dataset.set_band_description(band, text)
-        if tags:
-            self.dataset.update_tags(**tags)
+        self.partial = os.path.join(folder, f".{os.path.basename(self.path)}.{secrets.token_hex(4)}.partial.tif")
+        with self._checked("create"):
+            os.makedirs(folder, exist_ok=True)
+            self.dataset = rasterio.open(self.partial, "w", **profile)
+            for band, text in enumerate(descriptions or (), start=1):
+                self.dataset.set_band_description(band, text)
+            if tags:
+                self.dataset.update_tags(**tags)
 
     def write(self, array: np.ndarray, row: int, col: int) -> None:
         """Write (C, h, w) at the given offset of the grid."""
-        self.dataset.write(array, window=Window(col, row, array.shape[-1], array.shape[-2]))
+        with self._checked("write"):
+            self.dataset.write(array, window=Window(col, row, array.shape[-1], array.shape[-2]))
 
     def close(self) -> None:
         if not self.dataset.closed:
-            self.dataset.close()
+            with self._checked("write"):
+                self.dataset.close()
+
+    def verify(self) -> None:
+        """Re-open the closed file and read its last block: the file is whole and readable."""
+        with self._checked("verify"):
+            with rasterio.open(self.partial) as written:
+                if (written.width, written.height, written.count) != (
+                    self.profile["width"], self.profile["height"], self.profile["count"]
+                ):
+                    raise StfError(f"cannot write {self.path}: the written file does not have the expected size")
+                block = Window(max(0, written.width - BLOCK), max(0, written.height - BLOCK),
+                               min(BLOCK, written.width), min(BLOCK, written.height))
+                written.read(window=block)
+
+    @contextmanager
+    def _checked(self, what: str) -> Iterator[None]:
+        with gdal_errors() as errors:
+            try:
+                yield
+            except (OSError, rasterio.errors.RasterioError) as exc:
+                errors.append(str(exc))
+        if errors:
+            raise StfError(f"cannot {what} {self.path}: {_reason(errors, os.path.dirname(self.path))}")
+
+
+def _reason(errors: Sequence[str], folder: str) -> str:
+    """'no space left on the device' for a full disk, else GDAL's (or the system's) first message."""
+    text = " ".join(errors)
+    if "No space left" in text or _free_bytes(folder) == 0:
+        return "no space left on the device"
+    if "Permission denied" in text or "Read-only file system" in text:
+        return "the folder is not writable"
+    return errors[0]
+
+
+def _free_bytes(folder: str) -> Optional[int]:
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return None
+    return stats.f_bavail * stats.f_frsize
 
 
 class PendingOutputs:
@@ -135,12 +183,27 @@ class PendingOutputs:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            for writer in self.writers:
+                writer.close()
+            if exc_type is None:
+                for writer in self.writers:
+                    writer.verify()
+                for writer in self.writers:
+                    os.replace(writer.partial, writer.path)
+        except BaseException:
+            self._remove_partials()
+            raise
+        if exc_type is not None:
+            self._remove_partials()
+
+    def _remove_partials(self) -> None:
         for writer in self.writers:
-            writer.close()
-        if exc_type is None:
-            for writer in self.writers:
-                os.replace(writer.partial, writer.path)
-        else:
-            for writer in self.writers:
-                if os.path.exists(writer.partial):
-                    os.remove(writer.partial)
+            if not writer.dataset.closed:
+                with gdal_errors():
+                    try:
+                        writer.dataset.close()
+                    except (OSError, rasterio.errors.RasterioError):
+                        pass
+            if os.path.exists(writer.partial):
+                os.remove(writer.partial)

@@ -1,0 +1,106 @@
+"""Rules that keep inputs safe and outputs whole: no output over an input, a writable folder, one writer."""
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import tempfile
+import time
+from contextlib import contextmanager
+from typing import Iterator, Mapping, Optional
+
+from ..errors import StfError
+
+UNREADABLE_LOCK_SECONDS = 60
+"""A lock file still empty after this long was left by a run that died while creating it."""
+
+
+def refuse_overwrite(output: str, inputs: Mapping[str, Optional[str]], what: str = "output") -> None:
+    """StfError when `output` is (the same file as) one of the inputs, compared by resolved real path."""
+    target = os.path.realpath(output)
+    for label, path in inputs.items():
+        if path and os.path.realpath(path) == target:
+            raise StfError(f"the {what} would overwrite the {label}: {output}; choose another path")
+
+
+def check_writable_file(path: str, what: str = "output") -> None:
+    """StfError unless a file can be created at `path`: not a folder, in a folder that exists or can be made
+    and that accepts new files (tried for real, so read-only mounts count too)."""
+    if os.path.isdir(path):
+        raise StfError(f"the {what} {path} is an existing folder; give a file name inside it")
+    check_writable_folder(os.path.dirname(os.path.abspath(path)), what)
+
+
+def check_writable_folder(folder: str, what: str = "output") -> None:
+    existing = os.path.abspath(folder)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise StfError(f"the {what} folder {folder} cannot be created: {existing} is a file")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".stf-write-test-", dir=existing)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as exc:
+        reason = "no space left on the device" if exc.errno == errno.ENOSPC else "it is not writable"
+        raise StfError(f"cannot write the {what} into {folder}: {reason}") from None
+
+
+def lock_path(output: str) -> str:
+    folder, name = os.path.split(os.path.abspath(output))
+    return os.path.join(folder, f".{name}.lock")
+
+
+@contextmanager
+def output_lock(output: str) -> Iterator[str]:
+    """Hold `.<name>.lock` beside the output for the run; a second run on the same output (in this process or
+    another) is refused while the first holds it. A lock left by a process that no longer exists (killed
+    outright) is taken over."""
+    path = lock_path(output)
+    mine = f"{os.getpid()} {secrets.token_hex(8)}"
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            break
+        except FileExistsError:
+            holder = _holder(path)
+            if holder is None and time.time() - os.path.getmtime(path) > UNREADABLE_LOCK_SECONDS:
+                holder = "0 unreadable"
+            if holder is None or _alive(int(holder.split()[0])):
+                pid = holder.split()[0] if holder else "unknown"
+                raise StfError(
+                    f"another STF run (process {pid}) is writing {output}; wait for it or choose another output"
+                ) from None
+            os.remove(path)  # stale: its process is gone
+    else:
+        raise StfError(f"cannot lock {output}: {path} keeps reappearing")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(mine)
+        yield path
+    finally:
+        if _holder(path) == mine:
+            os.remove(path)
+
+
+def _holder(path: str) -> Optional[str]:
+    """'pid token' of the run holding the lock; None when it cannot be read (being written: treated as held)."""
+    try:
+        with open(path) as handle:
+            text = handle.read().strip()
+    except OSError:
+        return None
+    return text if text and text.split()[0].isdigit() else None
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
