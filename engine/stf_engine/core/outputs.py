@@ -4,6 +4,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import shutil
 import tempfile
 import time
 from contextlib import contextmanager
@@ -42,8 +43,7 @@ def check_writable_folder(folder: str, what: str = "output") -> None:
         os.close(fd)
         os.remove(probe)
     except OSError as exc:
-        reason = "no space left on the device" if exc.errno == errno.ENOSPC else "it is not writable"
-        raise StfError(f"cannot write the {what} into {folder}: {reason}") from None
+        raise StfError(f"cannot write the {what} into {folder}: {_reason(exc)}") from None
 
 
 def lock_path(output: str) -> str:
@@ -104,3 +104,48 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+@contextmanager
+def staged_folder(folder: str, what: str) -> Iterator[str]:
+    """A hidden staging folder beside `folder` to write into; its files move into `folder` only when the block
+    succeeds, and it is removed on every exit. A write error becomes an StfError naming the folder."""
+    target = os.path.abspath(folder)
+    parent = os.path.dirname(target)
+    try:
+        os.makedirs(parent, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.", suffix=".partial", dir=parent)
+    except OSError as exc:
+        raise StfError(f"cannot write the {what} into {folder}: {_reason(exc)}") from None
+    try:
+        yield staging
+        os.makedirs(target, exist_ok=True)
+        for name in sorted(os.listdir(staging)):
+            os.replace(os.path.join(staging, name), os.path.join(target, name))
+    except OSError as exc:
+        raise StfError(f"cannot write the {what} into {folder}: {_reason(exc)}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _reason(exc: OSError) -> str:
+    return why_write_failed(exc.strerror or str(exc), exc.filename or ".", exc.errno)
+
+
+def why_write_failed(message: str, folder: str, number: Optional[int] = None) -> str:
+    """'no space left on the device' for a full disk (by errno, message or the folder's free space),
+    'it is not writable' for permissions and read-only mounts, else the message itself."""
+    if number == errno.ENOSPC or "No space left" in message or _free_bytes(folder) == 0:
+        return "no space left on the device"
+    if number in (errno.EACCES, errno.EPERM, errno.EROFS) or "Permission denied" in message or "Read-only" in message:
+        return "it is not writable"
+    return message
+
+
+def _free_bytes(path: str) -> Optional[int]:
+    folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return None
+    return stats.f_bavail * stats.f_frsize

@@ -20,6 +20,7 @@ import torch
 
 from ..core import tiling
 from ..core.device import cpu_threads, resolve_device
+from ..core.outputs import check_writable_folder, refuse_overwrite, staged_folder
 from ..core.progress import Cancel, Progress, Warnings, check_cancel, silent
 from ..errors import StfError
 from ..raster.grid import Grid, resolution_in
@@ -27,11 +28,13 @@ from ..raster.open import open_on_grid, open_raster
 from ..raster.reader import AlignedRaster
 from ..raster.windows import block_windows
 from .metrics import PixelSums
-from .plots import PlotData
+from .plots import PLOT_NAMES, PlotData
 from .spatial import HALO, SpatialSums
 
 BAND_AVERAGED = ("cc", "r2", "ssim", "uiqi", "edge", "lbp")
 """Measures whose overall value is the mean of the per-band values; the others pool all bands' pixels."""
+REPORT_FILES = ("metrics.json", "metrics.csv") + tuple(f"{name}.png" for name in PLOT_NAMES)
+"""Every file an evaluation may write into its report folder."""
 METRIC_ORDER = ("rmse", "mae", "ad", "psnr", "ssim", "cc", "r2", "sam", "ergas", "uiqi", "edge", "lbp", "seam_ratio")
 UNITS = {
     "rmse": "reflectance",
@@ -98,6 +101,7 @@ def evaluate(
 ) -> EvaluationReport:
     """Measure request.prediction against request.truth; write metrics and plots when out_dir is set."""
     report_progress = progress or silent
+    _check_outputs(request)
     device = resolve_device(request.device)
     notes = Warnings()
     with rasterio.Env(GDAL_CACHEMAX=128 * 2**20), ExitStack() as stack:
@@ -149,11 +153,13 @@ def evaluate(
         notes=notes,
     )
     if request.out_dir:
-        _write_tables(report, request.out_dir)
-        if plots is not None:
-            report_progress(0.9, "plots")
-            report.files.update(plots.render(report, request.out_dir))
-            _write_json(report, report.files["metrics.json"])
+        with staged_folder(request.out_dir, "evaluation report") as staging:
+            written = {"metrics.json": os.path.join(staging, "metrics.json"), **_write_csv(report, staging)}
+            if plots is not None:
+                report_progress(0.9, "plots")
+                written.update(plots.render(report, staging))
+            report.files = {name: os.path.join(request.out_dir, os.path.basename(p)) for name, p in written.items()}
+            _write_json(report, written["metrics.json"])
     report_progress(1.0, "done")
     return report
 
@@ -188,6 +194,19 @@ def _combine(pixel_sums: PixelSums, spatial_sums: SpatialSums, data_range: float
         overall[name] = float(np.mean(band_values[name]))
     bands = [_ordered({k: float(v[b]) for k, v in band_values.items()}) for b in range(pixel_sums.bands)]
     return _ordered(overall), bands
+
+
+def _check_outputs(request: EvaluationRequest) -> None:
+    """The report never replaces an input, and its folder accepts files: checked before any work."""
+    if not request.out_dir:
+        return
+    if os.path.exists(request.out_dir) and not os.path.isdir(request.out_dir):
+        raise StfError(f"the report folder {request.out_dir} is a file; give a folder")
+    check_writable_folder(request.out_dir, "evaluation report")
+    inputs = {"prediction": request.prediction, "truth": request.truth, "fine reference": request.fine_reference,
+              "coarse image": request.coarse}
+    for name in REPORT_FILES:
+        refuse_overwrite(os.path.join(request.out_dir, name), inputs, f"report file {name}")
 
 
 def _on_grid(stack: ExitStack, path: str, label: str, grid: Grid, request: EvaluationRequest, upsampling: str,
@@ -247,19 +266,17 @@ def _write_json(report: EvaluationReport, path: str) -> None:
         handle.write(report.to_json() + "\n")
 
 
-def _write_tables(report: EvaluationReport, out_dir: str) -> None:
-    """metrics.json and metrics.csv (a row per band, then the overall row), added to report.files."""
-    os.makedirs(out_dir, exist_ok=True)
-    paths = {"metrics.json": os.path.join(out_dir, "metrics.json"), "metrics.csv": os.path.join(out_dir, "metrics.csv")}
-    report.files.update(paths)
-    _write_json(report, paths["metrics.json"])
+def _write_csv(report: EvaluationReport, out_dir: str) -> Dict[str, str]:
+    """metrics.csv: a row per band, then the overall row."""
+    path = os.path.join(out_dir, "metrics.csv")
     columns = list(report.overall)
-    with open(paths["metrics.csv"], "w", newline="") as handle:
+    with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["band", "name"] + columns)
         for number, (name, values) in enumerate(zip(report.band_names, report.bands), start=1):
             writer.writerow([number, name] + [_cell(values.get(k)) for k in columns])
         writer.writerow(["overall", ""] + [_cell(report.overall[k]) for k in columns])
+    return {"metrics.csv": path}
 
 
 def _cell(value: Optional[float]) -> str:

@@ -12,6 +12,8 @@ from typing import Dict
 
 import numpy as np
 
+PLOT_NAMES = ("scatter", "error_histogram", "apa_diagram", "quicklook")
+"""The plots an evaluation writes, as <name>.png."""
 BINS = 200
 PREVIEW_SIDE = 400
 
@@ -76,13 +78,10 @@ class PlotData:
         import matplotlib.pyplot as plt
 
         paths = {}
-        for name, draw in (
-            ("scatter", self._scatter),
-            ("error_histogram", self._error_histogram),
-            ("apa_diagram", _apa_diagram),
-            ("quicklook", self._quicklook),
-        ):
-            figure = draw(plt, report)
+        drawings = {"scatter": self._scatter, "error_histogram": self._error_histogram, "apa_diagram": _apa_diagram,
+                    "quicklook": self._quicklook}
+        for name in PLOT_NAMES:
+            figure = drawings[name](plt, report)
             paths[name] = os.path.join(out_dir, f"{name}.png")
             figure.savefig(paths[name], dpi=110, bbox_inches="tight")
             plt.close(figure)

@@ -11,6 +11,7 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
+from ..core.outputs import why_write_failed
 from ..errors import StfError
 from .gdal_log import gdal_errors
 from .grid import Grid
@@ -135,25 +136,8 @@ class GeoTiffWriter:
             except (OSError, rasterio.errors.RasterioError) as exc:
                 errors.append(str(exc))
         if errors:
-            raise StfError(f"cannot {what} {self.path}: {_reason(errors, os.path.dirname(self.path))}")
-
-
-def _reason(errors: Sequence[str], folder: str) -> str:
-    """'no space left on the device' for a full disk, else GDAL's (or the system's) first message."""
-    text = " ".join(errors)
-    if "No space left" in text or _free_bytes(folder) == 0:
-        return "no space left on the device"
-    if "Permission denied" in text or "Read-only file system" in text:
-        return "the folder is not writable"
-    return errors[0]
-
-
-def _free_bytes(folder: str) -> Optional[int]:
-    try:
-        stats = os.statvfs(folder)
-    except OSError:
-        return None
-    return stats.f_bavail * stats.f_frsize
+            reason = why_write_failed(" ".join(errors), os.path.dirname(self.path)) if what != "verify" else errors[0]
+            raise StfError(f"cannot {what} {self.path}: {reason}")
 
 
 class PendingOutputs:

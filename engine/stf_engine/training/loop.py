@@ -18,6 +18,7 @@ import torch
 from .. import roles
 from ..core.device import autocast, cpu_threads, resolve_device
 from ..core.options import defaults, parse
+from ..core.outputs import check_writable_file, output_lock, refuse_overwrite
 from ..core.progress import Cancel, Progress, check_cancel, silent
 from ..errors import StfError
 from ..models import checkpoint, get_model, instantiate
@@ -55,7 +56,7 @@ def train(request: TrainingRequest, progress: Optional[Progress] = None, cancel:
     model = get_model(request.model)
     options = _check(request, model)
     device = resolve_device(request.device)
-    with cpu_threads(request.threads):
+    with output_lock(request.output), cpu_threads(request.threads):
         return _train(request, model, options, device, report, cancel, started)
 
 
@@ -116,6 +117,9 @@ def _check(request: TrainingRequest, model: ModelDef) -> Dict[str, object]:
         raise StfError("the validation fraction must lie between 0 and 1")
     if not request.output:
         raise StfError("no checkpoint path given; name the .pt file to write")
+    check_writable_file(request.output, "checkpoint")
+    inputs = {role.replace("_", " "): getattr(request, role) for role in roles.ALL_ROLES}
+    refuse_overwrite(request.output, {**inputs, "series": request.series}, "checkpoint")
     return parse(model.options, request.options, f"model '{model.name}'")
 
 
