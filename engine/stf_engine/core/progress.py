@@ -39,6 +39,24 @@ def stage(progress: Progress, start: float, stop: float, label: str = "") -> Pro
     return report
 
 
+class Ticker:
+    """Progress and cancel inside one unit of work (a batch of tiles): the method calls `tick(fraction)` from
+    its inner loops, or `tick()` just to honour a cancel, so a long tile still reports and stops promptly."""
+
+    def __init__(self, progress: Progress = silent, cancel: Optional[Cancel] = None):
+        self.progress, self.cancel = progress, cancel
+        self.start, self.stop, self.message = 0.0, 0.0, ""
+
+    def span(self, start: float, stop: float, message: str) -> None:
+        """The share of the whole run the next unit of work covers, and what to call it."""
+        self.start, self.stop, self.message = start, stop, message
+
+    def __call__(self, fraction: Optional[float] = None) -> None:
+        check_cancel(self.cancel)
+        if fraction is not None:
+            self.progress(self.start + (self.stop - self.start) * min(max(fraction, 0.0), 1.0), self.message)
+
+
 class Warnings(List[str]):
     """Warnings of one run, in order and without repeats; each is logged once when added."""
 

@@ -17,7 +17,7 @@ from ..core import tiling
 from ..core.device import PRECISIONS, resolve_device
 from ..core.memory import available_bytes
 from ..core.outputs import check_writable_file, check_writable_folder, refuse_overwrite
-from ..core.progress import Warnings
+from ..core.progress import Progress, Ticker, Warnings, silent
 from ..errors import StfError
 from ..inputs.aligned import AlignedInputs, open_inputs
 from ..methods.catalog import get_method, resolved_options
@@ -130,8 +130,17 @@ def _check_outputs(request: FusionRequest) -> None:
             refuse_overwrite(os.path.join(request.error_maps_dir, f"{name}.tif"), inputs, f"error map {name}")
 
 
-def prepare(request: FusionRequest, stack: ExitStack, weights_from_training: bool = False) -> Plan:
-    """Check the request, open its inputs on the fine grid and size the run; StfError for any problem."""
+def prepare(
+    request: FusionRequest,
+    stack: ExitStack,
+    weights_from_training: bool = False,
+    progress: Progress = silent,
+    ticker: Optional[Ticker] = None,
+) -> Plan:
+    """Check the request, open its inputs on the fine grid and size the run; StfError for any problem.
+
+    `ticker` carries the run's cancel into the method's inner loops (and its progress within a tile)."""
+    ticker = ticker or Ticker()
     spec, options = check_rules(request, weights_from_training)
     device = resolve_device(request.device)
     warnings = Warnings()
@@ -140,7 +149,7 @@ def prepare(request: FusionRequest, stack: ExitStack, weights_from_training: boo
         if not spec.accepts(role):
             warnings.add(f"method '{spec.name}' does not use the {roles.LABELS[role]}; it is ignored")
     paths = {role: path for role, path in given.items() if spec.accepts(role)}
-    inputs = open_inputs(paths, request.alignment(spec.coarse_resampling), stack)
+    inputs = open_inputs(paths, request.alignment(spec.coarse_resampling), stack, progress, ticker.cancel)
     warnings.extend_unique(inputs.warnings)
     if device.type == "cpu" and request.precision != "fp32":
         warnings.add(f"{request.precision} autocast is for CUDA; the CPU runs in fp32")
@@ -153,6 +162,7 @@ def prepare(request: FusionRequest, stack: ExitStack, weights_from_training: boo
         weights=request.weights or spec.default_weights,
         options=options,
         warn=warnings.add,
+        tick=ticker,
     )
     halo = spec.halo(context) if request.halo is None else request.halo
     longest = max(inputs.grid.height, inputs.grid.width)

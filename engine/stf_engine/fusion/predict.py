@@ -8,7 +8,7 @@ import torch
 
 from ..core import tiling
 from ..core.device import autocast
-from ..core.progress import Cancel, check_cancel
+from ..core.progress import Cancel, Ticker, check_cancel
 from ..inputs.aligned import AlignedInputs
 from ..methods.contract import TileBatch
 
@@ -26,10 +26,19 @@ def predict_tiles(
     device: torch.device,
     precision: str = "fp32",
     cancel: Optional[Cancel] = None,
+    ticker: Optional[Ticker] = None,
 ) -> Iterator[Predicted]:
-    """Read each batch of tiles with its halo, run the method on it, and yield the haloed predictions."""
+    """Read each batch of tiles with its halo, run the method on it, and yield the haloed predictions.
+
+    With a `ticker`, each batch's share of the tiles is where the method's own ticks report progress."""
+    done = 0
     for group in tiling.batches(tiles, batch):
         check_cancel(cancel)
+        if ticker is not None:
+            ticker.span(done / len(tiles), (done + len(group)) / len(tiles),
+                        f"tile {done + 1}/{len(tiles)}" if len(group) == 1 else
+                        f"tiles {done + 1}-{done + len(group)}/{len(tiles)}")
+        done += len(group)
         data = inputs.read_batch(group, halo, device)
         with torch.inference_mode(), autocast(device, precision):
             predicted = method(data).float()

@@ -15,7 +15,7 @@ from ..core import tiling
 from ..core.blend import TileBlender
 from ..core.device import cpu_threads
 from ..core.outputs import output_lock
-from ..core.progress import Cancel, Progress, check_cancel, silent, stage
+from ..core.progress import Cancel, Progress, Ticker, check_cancel, silent, stage
 from ..raster.writer import GeoTiffWriter, PendingOutputs
 from .check import Plan, check_rules, prepare
 from .error_maps import write_error_maps
@@ -36,12 +36,15 @@ def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel: Op
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), ExitStack() as stack:
         stack.enter_context(output_lock(request.output))
         threads = stack.enter_context(cpu_threads(request.threads))
-        plan = prepare(request, stack)
+        ticker = Ticker(cancel=cancel)
+        plan = prepare(request, stack, progress=stage(report, 0.0, 0.0), ticker=ticker)
         share = PREDICTION_SHARE if request.error_maps_dir else 1.0
         with PendingOutputs() as outputs:
             method = plan.spec.build(plan.context)
             fused = _create_output(plan, outputs)
-            _predict(plan, method, fused, stage(report, 0.0, share), cancel)
+            ticker.progress = stage(report, 0.0, share)
+            _predict(plan, method, fused, ticker)
+            ticker.progress = silent  # the error maps run the method again: only its cancel checks count there
             error_maps: Dict[str, str] = {}
             if request.error_maps_dir:
                 maps_progress = stage(report, share, 1.0, "error maps")
@@ -65,9 +68,10 @@ def _create_output(plan: Plan, outputs: PendingOutputs) -> GeoTiffWriter:
     )
 
 
-def _predict(plan: Plan, method: TileFunction, fused: GeoTiffWriter, progress: Progress, cancel: Optional[Cancel]):
+def _predict(plan: Plan, method: TileFunction, fused: GeoTiffWriter, ticker: Ticker):
     """Every tile predicted and written once: cropped to its written part, or Hann-blended for global models."""
     request, inputs, halo, tiles = plan.request, plan.inputs, plan.halo, plan.tiles
+    progress = ticker.progress
     progress(0.0, f"{plan.spec.name} on {plan.device}: {len(tiles)} tile(s), halo {halo}")
     blender = None
     if plan.spec.blend and halo > 0 and len(tiles) > 1:
@@ -78,7 +82,8 @@ def _predict(plan: Plan, method: TileFunction, fused: GeoTiffWriter, progress: P
 
         blender = TileBlender(store, grid.height, grid.width, inputs.bands, halo)
     done = 0
-    batches = predict_tiles(inputs, method, tiles, halo, request.batch, plan.device, request.precision, cancel)
+    batches = predict_tiles(inputs, method, tiles, halo, request.batch, plan.device, request.precision, ticker.cancel,
+                            ticker)
     for predicted in batches:
         if blender:
             blender.add(*predicted)

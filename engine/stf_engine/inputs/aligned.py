@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from .. import roles
+from ..core.progress import Cancel, Progress, check_cancel, silent
 from ..core.tiling import Tile
 from ..errors import StfError
 from ..methods.contract import TileBatch
@@ -72,8 +73,15 @@ class AlignedInputs:
         return TileBatch(valid=torch.from_numpy(np.stack(valid)).to(device), **tensors)
 
 
-def open_inputs(paths: Mapping[str, str], alignment: Alignment, stack: ExitStack) -> AlignedInputs:
+def open_inputs(
+    paths: Mapping[str, str],
+    alignment: Alignment,
+    stack: ExitStack,
+    progress: Progress = silent,
+    cancel: Optional[Cancel] = None,
+) -> AlignedInputs:
     """Open every given role on the fine reference's grid; StfError for anything a user must fix."""
+    progress(0.0, "opening the inputs")
     for role in (roles.COARSE_TARGET, roles.FINE_REFERENCE):
         if not paths.get(role):
             raise StfError(f"a {roles.LABELS[role]} is needed")
@@ -108,6 +116,9 @@ def open_inputs(paths: Mapping[str, str], alignment: Alignment, stack: ExitStack
         )
 
     readers: Dict[str, AlignedRaster] = {role: aligned(role) for role in datasets}
+    check_cancel(cancel)
+    if alignment.register and alignment.coarse_shift is None:
+        progress(0.0, "co-registering the coarse rasters")
     shift = _coarse_shift(alignment, readers, ratio)
     if shift != (0.0, 0.0):
         map_shift = (shift[0] * grid.transform.a, shift[1] * grid.transform.e)
@@ -119,7 +130,8 @@ def open_inputs(paths: Mapping[str, str], alignment: Alignment, stack: ExitStack
             "the coarse target has the fine reference's pixel size; if it was resampled from a coarser "
             "sensor, give its real pixel size (--coarse-res) for the simulated reference and error maps"
         )
-    fine_std = _check_samples(readers, warnings)
+    progress(0.0, "sampling the inputs")
+    fine_std = _check_samples(readers, warnings, cancel)
     encoding = Encoding(
         dtype=fine.dtypes[0],
         nodata=fine.nodata,
@@ -176,11 +188,12 @@ def _band_map(alignment: Alignment, datasets) -> Dict[str, List[int]]:
     return mapping
 
 
-def _check_samples(readers: Dict[str, AlignedRaster], warnings: List[str]) -> Tuple[float, ...]:
+def _check_samples(readers: Dict[str, AlignedRaster], warnings: List[str], cancel) -> Tuple[float, ...]:
     """Reject all-nodata inputs, warn on unit mismatches; return the fine reference's per-band std."""
     typical = {}
     fine_std: Tuple[float, ...] = ()
     for role, reader in readers.items():
+        check_cancel(cancel)
         data, valid = reader.sample()
         if not valid.any():
             raise StfError(f"{reader.label} holds no valid pixels over the fine reference's extent")

@@ -41,6 +41,9 @@ class MethodContext:
     """The method's options, defaults filled in and typed (see `catalog.parse_options`)."""
     warn: Callable[[str], None] = field(default=lambda message: None, compare=False)
     """The run's warnings channel, for what a method notices while it is built."""
+    tick: Callable[..., None] = field(default=lambda fraction=None: None, compare=False)
+    """Called from a method's inner loops: tick(fraction of the batch done) or tick() raises FusionCancelled
+    when the run is cancelled, so a long tile stops within about a second."""
 
 
 TileFunction = Callable[[TileBatch], torch.Tensor]

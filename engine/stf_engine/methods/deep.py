@@ -49,6 +49,8 @@ def _build(model: ModelDef):
                 f"{context.ratio}; results may suffer (set the real coarse pixel size or train on these rasters)"
             )
         network = instantiate(model, loaded.meta, loaded.state).to(context.device).eval()
+        for module in network.modules():  # a forward pass can take seconds: honour a cancel between layers
+            module.register_forward_pre_hook(lambda module, inputs: context.tick())
         normalisation = Normalisation.from_meta(loaded.meta["normalisation"])
 
         def run(batch: TileBatch):

@@ -43,6 +43,7 @@ def _build(context: MethodContext):
     sigma_s = math.hypot(sigma_fine, sigma_coarse)
     sigma_t = math.sqrt(2) * sigma_coarse
     threshold = torch.tensor(context.fine_std, device=context.device).view(1, -1, 1, 1) * (2.0 / classes)
+    side = 2 * half + 1
     offsets = [
         (dy, dx, 1.0 + math.hypot(dy, dx) / max(half, 1))
         for dy in range(-half, half + 1)
@@ -64,7 +65,9 @@ def _build(context: MethodContext):
         height, width = f1.shape[-2:]
         numerator = torch.zeros_like(f1)
         denominator = torch.zeros_like(f1)
-        for dy, dx, distance in offsets:
+        for index, (dy, dx, distance) in enumerate(offsets):
+            if index % side == 0:
+                context.tick(index / len(offsets))
             at = (..., slice(half + dy, half + dy + height), slice(half + dx, half + dx + width))
             chosen = ((pf1[at] - f1).abs() <= thr) & (spectral[at] <= limit_s) & (temporal[at] <= limit_t)
             weight = inverse_cost[at] * chosen

@@ -57,3 +57,62 @@ def test_cancel_during_error_maps_removes_fused_output_too(scene, tmp_path):
     assert not out.exists()
     assert [f for f in os.listdir(out.parent) if f.endswith(".tif")] == []
     assert not [f for f in os.listdir(out.parent / "maps") if f.endswith(".tif")]
+
+
+class CancelAfter:
+    """A cancel that turns set after `checks` calls of is_set(): it lands wherever the run checks next."""
+
+    def __init__(self, checks: int):
+        self.remaining = checks
+
+    def is_set(self) -> bool:
+        self.remaining -= 1
+        return self.remaining < 0
+
+
+def test_starfm_reports_and_honours_cancel_inside_a_single_tile(tmp_path):
+    scene = scene_set(tmp_path, height=120, width=120, bands=2, ratio=4, dtype="int16")
+    request = FusionRequest(coarse_target=scene["coarse"], fine_reference=scene["fine"], output=str(tmp_path / "s.tif"),
+                            method="starfm", tile=0, threads=1)
+    within = []
+    fuse(request, progress=lambda f, m: within.append(f) if m == "tile 1/1" and 0 < f < 1 else None)
+    assert len(within) == 30  # one report per row of the 31×31 window after the first
+    cancel = threading.Event()
+    reports = []
+
+    def progress(fraction, message):
+        if message == "tile 1/1" and 0 < fraction < 1:
+            reports.append(fraction)
+            if len(reports) == 3:
+                cancel.set()
+
+    request.output = str(tmp_path / "cancelled.tif")
+    with pytest.raises(FusionCancelled):
+        fuse(request, progress=progress, cancel=cancel)
+    assert len(reports) == 3  # the next row of offsets saw the cancel: the tile stopped a tenth of the way in
+    assert not os.path.exists(request.output) and not [n for n in os.listdir(tmp_path) if ".partial" in n]
+
+
+def test_deep_model_honours_cancel_inside_its_forward_pass(tmp_path):
+    scene = scene_set(tmp_path, height=64, width=64, bands=3, ratio=4, dtype="int16")
+    request = FusionRequest(coarse_target=scene["coarse"], fine_reference=scene["fine"], output=str(tmp_path / "g.tif"),
+                            method="ganstfm", tile=0, threads=1)
+    with pytest.raises(FusionCancelled) as raised:
+        fuse(request, cancel=CancelAfter(checks=12))
+    frames = [entry.name for entry in raised.traceback]
+    assert "forward" in frames or "_call_impl" in frames, frames  # stopped between two layers of the network
+    assert not os.path.exists(request.output)
+
+
+def test_cancel_is_honoured_while_the_inputs_are_sampled(scene, tmp_path):
+    with pytest.raises(FusionCancelled) as raised:
+        fuse(request_for(scene, tmp_path / "out" / "f.tif"), cancel=CancelAfter(checks=1))
+    assert "open_inputs" in [entry.name for entry in raised.traceback]
+
+
+def test_threads_are_set_for_the_run_and_restored(scene, tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    result = fuse(request_for(scene, tmp_path / "out" / "f.tif", threads=1))
+    assert result.threads == 1 and torch.get_num_threads() == before
