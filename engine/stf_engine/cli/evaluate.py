@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-plots", action="store_true", help="write the tables only")
     parser.add_argument("--ratio", help="coarse/fine pixel-size ratio for ERGAS: a number or a fraction (e.g. 500/30)")
     parser.add_argument("--tile", type=int, help="tile size of the run, for the seam ratio (default: the STF_TILE tag)")
-    parser.add_argument("--data-range", type=float, default=1.0, help="reflectance peak for PSNR and SSIM (default 1)")
+    parser.add_argument("--data-range", type=float,
+                        help="peak for PSNR and SSIM (default: 1 for reflectance, else the truth's range)")
     parser.add_argument(
         "--scale",
         action="append",

@@ -35,6 +35,9 @@ BAND_AVERAGED = ("cc", "r2", "ssim", "uiqi", "edge", "lbp")
 """Measures whose overall value is the mean of the per-band values; the others pool all bands' pixels."""
 REPORT_FILES = ("metrics.json", "metrics.csv") + tuple(f"{name}.png" for name in PLOT_NAMES)
 """Every file an evaluation may write into its report folder."""
+REFLECTANCE = "reflectance"
+REFLECTANCE_LIMITS = (-0.5, 1.6)
+"""Values outside these (in the raster's scaled units) are not reflectance: temperature, counts, indices ×10000."""
 METRIC_ORDER = ("rmse", "mae", "ad", "psnr", "ssim", "cc", "r2", "sam", "ergas", "uiqi", "edge", "lbp", "seam_ratio")
 UNITS = {
     "rmse": "reflectance",
@@ -71,8 +74,8 @@ class EvaluationRequest:
     """Stored value → reflectance factor per input: prediction, truth, fine_reference, coarse."""
     ratio: Optional[float] = None
     """Coarse/fine pixel-size ratio for ERGAS; overrides the coarse raster's own pixel size."""
-    data_range: float = 1.0
-    """Peak for PSNR and SSIM's constants, in reflectance (1.0 = the full reflectance scale)."""
+    data_range: Optional[float] = None
+    """Peak for PSNR and SSIM's constants in the data's units; None: 1 for reflectance, else the truth's range."""
     device: str = "auto"
     threads: Optional[int] = None
     """CPU threads; None takes the number of physical cores."""
@@ -91,6 +94,8 @@ class EvaluationReport:
     band_names: List[str] = field(default_factory=list)
     valid_pixels: int = 0
     notes: List[str] = field(default_factory=list)
+    data_range: float = 1.0
+    """The peak PSNR and SSIM used, in the data's units."""
 
     def to_json(self) -> str:
         return json.dumps(_finite(asdict(self)), indent=2)
@@ -110,6 +115,7 @@ def evaluate(
         grid = Grid.of(pred_ds)
         pred = _on_grid(stack, request.prediction, "prediction", grid, request, "nearest", dataset=pred_ds)
         truth = _on_grid(stack, request.truth, "truth", grid, request, "nearest")
+        data_range, unit = _range_and_unit(request, truth, notes)
         if truth.count != pred.count:
             raise StfError(f"the prediction has {pred.count} bands but the truth has {truth.count}")
         borders = _borders(request, pred_ds, grid)
@@ -134,12 +140,12 @@ def evaluate(
             core = (slice(HALO, -HALO), slice(HALO, -HALO))
             origin = (int(window.row_off), int(window.col_off))
             pixel_sums.add(p[(...,) + core], t[(...,) + core], valid[core], origin, borders)
-            spatial_sums.add(*(torch.from_numpy(a).to(device) for a in (p, t, valid)), request.data_range)
+            spatial_sums.add(*(torch.from_numpy(a).to(device) for a in (p, t, valid)), data_range)
             if plots is not None:
                 plots.add(p[(...,) + core], t[(...,) + core], valid[core])
             report_progress((index + 1) / len(windows) * (0.9 if plots else 1.0), f"window {index + 1}/{len(windows)}")
 
-    overall, bands = _combine(pixel_sums, spatial_sums, request.data_range, ratio)
+    overall, bands = _combine(pixel_sums, spatial_sums, data_range, ratio)
     if pixel_sums.zero_vectors:
         notes.add(f"SAM leaves out {pixel_sums.zero_vectors} pixel(s) where a spectrum is all zero (angle undefined)")
     if borders is None:
@@ -147,7 +153,8 @@ def evaluate(
     report = EvaluationReport(
         overall=overall,
         bands=bands,
-        units={k: UNITS[k] for k in METRIC_ORDER if k in overall},
+        units={k: UNITS[k].replace(REFLECTANCE, unit) for k in METRIC_ORDER if k in overall},
+        data_range=data_range,
         band_names=band_names,
         valid_pixels=pixel_sums.pixels,
         notes=notes,
@@ -207,6 +214,29 @@ def _check_outputs(request: EvaluationRequest) -> None:
               "coarse image": request.coarse}
     for name in REPORT_FILES:
         refuse_overwrite(os.path.join(request.out_dir, name), inputs, f"report file {name}")
+
+
+def _range_and_unit(request: EvaluationRequest, truth: AlignedRaster, notes: Warnings) -> Tuple[float, str]:
+    """PSNR/SSIM peak and the unit of the values: reflectance (peak 1) unless the truth's values say otherwise,
+    then its own range as the peak and its unit from the raster's metadata."""
+    data, valid = truth.sample()
+    values = data[:, valid]
+    reflectance = values.size == 0 or (values.min() >= REFLECTANCE_LIMITS[0] and values.max() <= REFLECTANCE_LIMITS[1])
+    unit = REFLECTANCE if reflectance else _unit_of(truth.dataset)
+    if request.data_range:
+        return float(request.data_range), unit
+    if reflectance:
+        return 1.0, unit
+    peak = float(values.max() - values.min()) or 1.0
+    notes.add(f"the truth is not reflectance (values {values.min():.4g} to {values.max():.4g} {unit}): PSNR and SSIM "
+              f"take its range, {peak:.4g}, as their peak (set --data-range to choose another)")
+    return peak, unit
+
+
+def _unit_of(dataset) -> str:
+    """The first band's unit from the raster's metadata (GDAL unit type, else a UNITS tag)."""
+    named = (dataset.units or (None,))[0] or dataset.tags(1).get("UNITS") or dataset.tags().get("UNITS")
+    return named or "data units"
 
 
 def _on_grid(stack: ExitStack, path: str, label: str, grid: Grid, request: EvaluationRequest, upsampling: str,

@@ -104,10 +104,10 @@ class PlotData:
                 transform=ax.transAxes, va="top", fontsize=9,
                 bbox=dict(facecolor="white", alpha=0.8, edgecolor="none"),
             )
-            ax.set(title=report.band_names[band], xlabel="truth (reflectance)", aspect="equal")
+            ax.set(title=report.band_names[band], xlabel=f"truth ({_unit(report)})", aspect="equal")
             ax.set_xlim(edges[0], edges[-1])
             ax.set_ylim(edges[0], edges[-1])
-        axes[0][0].set_ylabel("prediction (reflectance)")
+        axes[0][0].set_ylabel(f"prediction ({_unit(report)})")
         figure.colorbar(mesh, ax=axes[0].tolist(), label="pixels", shrink=0.8)
         if self.outside_values:
             figure.suptitle(f"{self.outside_values} value(s) outside the axes (still in every metric)", fontsize=8)
@@ -122,7 +122,7 @@ class PlotData:
             label = f"{report.band_names[band]}: AD {values['ad']:+.4f}, RMSE {values['rmse']:.4f}"
             ax.step(centres, counts, where="mid", label=label)
         ax.axvline(0, color="black", linewidth=0.8)
-        ax.set(xlabel="prediction − truth (reflectance)", ylabel="pixels", title="error distribution")
+        ax.set(xlabel=f"prediction − truth ({_unit(report)})", ylabel="pixels", title="error distribution")
         ax.legend(fontsize=8)
         if self.outside_errors:
             ax.text(0.99, 0.02, f"{self.outside_errors} beyond the axes", transform=ax.transAxes, ha="right", fontsize=8)
@@ -144,7 +144,7 @@ class PlotData:
         top = float(np.percentile(error.compressed(), 99)) if error.count() else 1.0
         image = axes[-1].imshow(error, cmap="magma", vmin=0, vmax=top or 1.0, interpolation="nearest")
         axes[-1].set_title("RMS error (99 % stretch)")
-        figure.colorbar(image, ax=axes[-1], shrink=0.75, label="reflectance")
+        figure.colorbar(image, ax=axes[-1], shrink=0.75, label=_unit(report))
         for ax in axes:
             ax.set_xticks([])
             ax.set_yticks([])
@@ -204,3 +204,7 @@ def _symmetric(ax, both: bool) -> None:
     y = 1.25 * max(np.abs(points[:, 1]).max(), 1e-4)
     ax.set_ylim(-y if both else 0, y)
 
+
+def _unit(report) -> str:
+    """The unit the report measured in (reflectance, or the raster's own such as K)."""
+    return report.units.get("rmse", "reflectance")

@@ -141,3 +141,23 @@ def test_memory_is_bounded_by_the_window_not_the_raster(tmp_path):
         done = subprocess.run([sys.executable, "-c", MEASURE_RSS, *paths], capture_output=True, text=True, check=True)
         peaks[side] = float(done.stdout.strip().splitlines()[-1])
     assert peaks[2500] - peaks[600] < 150, peaks
+
+
+def test_temperature_is_measured_in_its_own_units_and_range(tmp_path):
+    """Yanco LST (kelvin): the peak comes from the data and the unit from the raster, not 'reflectance'."""
+    import shutil
+
+    from helpers.paths import TEST_DATA
+
+    truth = tmp_path / "truth_K.tif"
+    shutil.copy(TEST_DATA / "yanco_lst" / "Landsat_LST_cloudrm_20160308.tif", truth)
+    with rasterio.open(truth, "r+") as dataset:
+        dataset.set_band_unit(1, "K")
+    prediction = str(TEST_DATA / "yanco_lst" / "MOD11A1_LST_cloudrm_20160308.tif")
+    report = evaluate(EvaluationRequest(prediction, str(truth), device="cpu", out_dir=str(tmp_path / "report")))
+    assert report.units["rmse"] == "K" and report.units["ad"].startswith("K")
+    assert 10 < report.data_range < 40 and report.overall["psnr"] > 0
+    assert any("not reflectance" in note for note in report.notes)
+    reflectance = evaluate(EvaluationRequest(str(SAMPLE / "L72000306_SZ_B432_30m.tif"),
+                                             str(SAMPLE / "L72002311_SZ_B432_30m.tif"), device="cpu"))
+    assert reflectance.data_range == 1.0 and reflectance.units["rmse"] == "reflectance"
