@@ -15,9 +15,9 @@ KRANJ = TEST_DATA / "kranj"
 
 def kranj_request(tmp_path, **kwargs):
     return FusionRequest(
-        coarse_target=str(KRANJ / "modis_2020093.tif"),
-        fine_reference=str(KRANJ / "landsat_2020068_unfilled.tif"),
-        coarse_reference=str(KRANJ / "modis_2020068.tif"),
+        coarse_target=str(KRANJ / "modis" / "modis_2020093.tif"),
+        fine_reference=str(KRANJ / "landsat_unfilled" / "landsat_2020068.tif"),
+        coarse_reference=str(KRANJ / "modis" / "modis_2020068.tif"),
         output=str(tmp_path / "kranj.tif"),
         method="starfm",
         options={"window": 5},
@@ -30,7 +30,7 @@ def test_unit_mismatch_is_warned_and_scale_override_fixes_it(tmp_path):
     assert any("differ from the fine reference" in w for w in unscaled.warnings)
     scaled = fuse(kranj_request(tmp_path, scales={"fine_reference": 1e-4}))
     assert not any("differ from the fine reference" in w for w in scaled.warnings)
-    with rasterio.open(scaled.output) as out, rasterio.open(KRANJ / "landsat_2020093_unfilled.tif") as truth:
+    with rasterio.open(scaled.output) as out, rasterio.open(KRANJ / "landsat_unfilled" / "landsat_2020093.tif") as truth:
         fused = out.read(masked=True).astype(float)
         later = truth.read(masked=True).astype(float)
         assert out.dtypes[0] == "float32" and out.nodata == truth.nodata
@@ -43,7 +43,7 @@ def test_unit_mismatch_is_warned_and_scale_override_fixes_it(tmp_path):
 
 def test_fine_reference_gaps_become_output_nodata(tmp_path):
     result = fuse(kranj_request(tmp_path, scales={"fine_reference": 1e-4}))
-    with rasterio.open(KRANJ / "landsat_2020068_unfilled.tif") as fine, rasterio.open(result.output) as out:
+    with rasterio.open(KRANJ / "landsat_unfilled" / "landsat_2020068.tif") as fine, rasterio.open(result.output) as out:
         gaps = ~np.all(fine.read_masks() > 0, axis=0)
         written = np.all(out.read_masks() > 0, axis=0)
     assert gaps.sum() > 50
