@@ -52,3 +52,24 @@ def scene_set(folder, height=96, width=112, bands=3, ratio=4, dtype="int16"):
         "truth": write(folder / "f2.tif", f2 * scale, fine_transform(), dtype=dtype),
     }
     return paths
+
+
+def class_scene(height, width, bands=3, classes=4, seed=0, noise=0.0):
+    """(image (C, H, W) float32, labels (H, W)): land-cover patches, each class with its own spectrum."""
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(0, [height, width], size=(classes * 6, 2))
+    y, x = np.mgrid[0:height, 0:width]
+    nearest = np.argmin((y[..., None] - centres[:, 0]) ** 2 + (x[..., None] - centres[:, 1]) ** 2, axis=-1)
+    labels = nearest % classes
+    spectra = rng.uniform(0.05, 0.45, size=(classes, bands)).astype(np.float32)
+    image = spectra[labels].transpose(2, 0, 1) + rng.normal(0, noise, (bands, height, width))
+    return image.astype(np.float32), labels
+
+
+def coarse_on_fine(image, ratio):
+    """Each r×r block (anchored at (0, 0)) replaced by its mean: a perfectly aligned coarse image on the fine grid."""
+    bands, height, width = image.shape
+    hb, wb = -(-height // ratio), -(-width // ratio)
+    padded = np.pad(image, ((0, 0), (0, hb * ratio - height), (0, wb * ratio - width)), mode="edge")
+    means = padded.reshape(bands, hb, ratio, wb, ratio).mean(axis=(2, 4))
+    return means.repeat(ratio, axis=1).repeat(ratio, axis=2)[:, :height, :width].astype(np.float32)

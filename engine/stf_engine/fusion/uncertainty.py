@@ -16,6 +16,7 @@ The map is the root mean square over bands of the per-band population standard d
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import List, Optional
 
 import numpy as np
@@ -55,11 +56,8 @@ def d4_spread(tile_function: TileFunction, batch: TileBatch) -> torch.Tensor:
     """(B, C, H, W) standard deviation over the 8 D4 views of one batch of tiles."""
     views = []
     for rotations, flip in D4:
-        turned = TileBatch(
-            **{
-                name: None if value is None else d4_transform(value, rotations, flip)
-                for name, value in vars(batch).items()
-            }
+        turned = dataclasses.replace(
+            batch, **{name: d4_transform(value, rotations, flip) for name, value in batch.tensors().items()}
         )
         views.append(d4_inverse(tile_function(turned).float(), rotations, flip))
     return torch.stack(views).std(dim=0, unbiased=False)

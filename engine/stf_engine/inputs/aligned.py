@@ -60,9 +60,10 @@ class AlignedInputs:
     def read_batch(self, group: Sequence[Tile], halo: int, device) -> TileBatch:
         """Every role's haloed window for each tile, stacked into tensors on the device."""
         arrays: Dict[str, list] = {role: [] for role in self.readers}
-        valid = []
+        valid, origins = [], []
         for tile in group:
             window = tile.read_window(halo)
+            origins.append((window[0], window[1]))
             tile_valid = None
             for role, reader in self.readers.items():
                 data, mask = reader.read_padded(*window)
@@ -70,7 +71,7 @@ class AlignedInputs:
                 tile_valid = mask if tile_valid is None else tile_valid & mask
             valid.append(tile_valid[None])
         tensors = {role: torch.from_numpy(np.stack(stack)).to(device) for role, stack in arrays.items()}
-        return TileBatch(valid=torch.from_numpy(np.stack(valid)).to(device), **tensors)
+        return TileBatch(valid=torch.from_numpy(np.stack(valid)).to(device), origins=tuple(origins), **tensors)
 
 
 def open_inputs(

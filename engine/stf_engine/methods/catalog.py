@@ -5,10 +5,10 @@ from typing import Dict
 
 from ..core.options import Given, defaults, describe_all, parse
 from ..errors import StfError
-from . import baselines, deep, starfm
+from . import baselines, deep, fitfc, starfm
 from .contract import MethodContext, MethodSpec
 
-METHODS: Dict[str, MethodSpec] = {spec.name: spec for module in (baselines, starfm, deep) for spec in module.SPECS}
+METHODS: Dict[str, MethodSpec] = {spec.name: spec for module in (baselines, starfm, fitfc, deep) for spec in module.SPECS}
 
 
 def list_methods() -> Dict[str, MethodSpec]:
