@@ -7,8 +7,12 @@ from ..core.options import Given, defaults, describe_all, parse
 from ..errors import StfError
 from . import baselines, deep, fitfc, starfm
 from .contract import MethodContext, MethodSpec
+from .residual import with_residual_option
 
-METHODS: Dict[str, MethodSpec] = {spec.name: spec for module in (baselines, starfm, fitfc, deep) for spec in module.SPECS}
+METHODS: Dict[str, MethodSpec] = {
+    spec.name: with_residual_option(spec) for module in (baselines, starfm, fitfc, deep) for spec in module.SPECS
+}
+"""Every method also takes the shared `residual` option (residual compensation, see residual.py)."""
 
 
 def list_methods() -> Dict[str, MethodSpec]:

@@ -27,11 +27,13 @@ def test_bad_options_name_the_valid_ones_and_their_ranges(given, problem):
         assert "window=31 (integer 1..255)" in message and "\n" not in message
 
 
-def test_methods_without_options_refuse_any():
+def test_methods_refuse_options_they_do_not_declare():
     for method in ("delta", "ganstfm"):
-        with pytest.raises(StfError, match=f"unknown option 'window' for method '{method}'; valid options: no options"):
+        with pytest.raises(StfError, match=f"unknown option 'window' for method '{method}'; valid options: "
+                                           "residual=false"):
             parse_options(method, "window=3")
-    assert describe_options("cubic") == "no options"
+    assert describe_options("cubic") == "residual=false (true/false)"
+    assert parse_options("cubic", "residual=yes") == {"residual": True}
 
 
 def test_unknown_method_names_the_methods():
