@@ -1,36 +1,159 @@
-"""Turning a finished run into styled layers in a new group, and reporting it in the message bar and log."""
+"""Turning a finished run into styled layers in a new group (after the dialog's task, or after `stf:fuse` in
+Processing), keeping the legend's band names current, and reporting the run in the message bar and log."""
 from __future__ import annotations
 
 import os
 import time
+from typing import Dict, Optional
 
-from qgis.core import Qgis, QgsLayerTreeGroup, QgsProject, QgsRasterLayer
+from qgis.core import (
+    Qgis,
+    QgsLayerTreeGroup,
+    QgsLayerTreeLayer,
+    QgsMapLayer,
+    QgsProject,
+    QgsRasterLayer,
+)
+from qgis.PyQt import sip
+from qgis.PyQt.QtCore import QObject, pyqtSlot
 
 from . import log
-from .styling import style_error_map, style_fused
+from .styling import error_map_name, file_tags, label_legend, style_error_map, style_fused
 from .task import TaskOutcome
 
 MESSAGE_TITLE = "Spatiotemporal fusion"
+SHOWN_ERROR_MAPS = ("rms_error", "coarse_residual_rms")
+"""The error map switched on in a result group: the first of these the run wrote (else its first map); the
+others are added switched off with their legends collapsed."""
 
 
-def add_result_layers(result, project: QgsProject) -> QgsLayerTreeGroup:
-    """A group "Fusion <method> <time>" at the top of the layer tree: the fused raster, then each error map."""
+def add_result_layers(result, project: QgsProject, canvas=None) -> QgsLayerTreeGroup:
+    """A group "Fusion <method> <time>" at the top of the layer tree: the fused raster, then each error map.
+    In a project with no layers or no CRS yet, the project takes the fused raster's CRS and `canvas` shows it."""
     fused = QgsRasterLayer(result.output, f"fused ({result.method})")
-    error_maps = [QgsRasterLayer(path, name) for name, path in result.error_maps.items()]
-    invalid = [layer.source() for layer in [fused, *error_maps] if not layer.isValid()]
+    error_maps = open_error_maps(result.error_maps)
+    invalid = [layer.source() for layer in [fused, *error_maps.values()] if not layer.isValid()]
     if invalid:
         raise RuntimeError(f"QGIS could not open the output {invalid[0]}")
-    style_fused(fused)
-    for layer in error_maps:
-        style_error_map(layer)
-        if layer.bandCount() > 1:
-            layer.setName(f"{layer.name()} (band 1 of {layer.bandCount()})")
-    group = project.layerTreeRoot().insertGroup(0, f"Fusion {result.method} {time.strftime('%Y-%m-%d %H:%M:%S')}")
-    for layer in [fused, *error_maps]:
-        project.addMapLayer(layer, False)
-        group.addLayer(layer).setExpanded(True)
-    group.setExpanded(True)
+    new_view = has_no_view(project)
+    group = project.layerTreeRoot().insertGroup(0, group_name(result.method))
+    project.addMapLayer(fused, False)
+    fill_group(group, QgsLayerTreeLayer(fused), error_maps, project)
+    if new_view:
+        show_on_canvas(fused, project, canvas)
     return group
+
+
+def group_loaded_layer(fused: QgsRasterLayer, method: str, error_map_paths: Dict[str, str], project: QgsProject,
+                       canvas=None) -> QgsLayerTreeGroup:
+    """The same group for a fused raster Processing has already loaded into `project`: the layer moves from where
+    Processing put it into a new group at that place, with the error maps that could be opened."""
+    root = project.layerTreeRoot()
+    new_view = not [layer for layer in project.mapLayers().values() if layer.id() != fused.id()]
+    new_view = new_view or not project.crs().isValid()
+    fused.setName(f"fused ({method})")
+    error_maps = open_error_maps(error_map_paths)
+    for name, layer in list(error_maps.items()):
+        if not layer.isValid():
+            log.warning(f"QGIS could not open the error map {layer.source()}")
+            del error_maps[name]
+    loaded = root.findLayer(fused.id())
+    parent = loaded.parent() if loaded is not None else root
+    index = next((i for i, child in enumerate(parent.children()) if child is loaded), 0)
+    group = parent.insertGroup(index, group_name(method))
+    fill_group(group, loaded.clone() if loaded is not None else QgsLayerTreeLayer(fused), error_maps, project)
+    if loaded is not None:
+        parent.removeChildNode(loaded)  # after the clone is in the tree, so the layer stays in the project
+    if new_view:
+        show_on_canvas(fused, project, canvas)
+    return group
+
+
+def group_name(method: str) -> str:
+    return f"Fusion {method} {time.strftime('%Y-%m-%d %H:%M:%S')}"
+
+
+def open_error_maps(paths: Dict[str, str]) -> Dict[str, QgsRasterLayer]:
+    return {name: QgsRasterLayer(path, name) for name, path in paths.items()}
+
+
+def fill_group(group: QgsLayerTreeGroup, fused_node: QgsLayerTreeLayer, error_maps: Dict[str, QgsRasterLayer],
+               project: QgsProject) -> None:
+    """Style and add the fused raster (switched on, legend open, channels named by band) and the error maps (named
+    with their units; one switched on with its legend open, the others off and collapsed)."""
+    fused = fused_node.layer()
+    style_fused(fused)
+    label_legend(fused_node)  # before the node is in the tree, so every legend model sees the labels
+    fused_node.setItemVisibilityChecked(True)
+    fused_node.setExpanded(True)
+    group.insertChildNode(0, fused_node)
+    legend_band_names().watch(fused)
+    shown = next((name for name in SHOWN_ERROR_MAPS if name in error_maps), next(iter(error_maps), None))
+    for name, layer in error_maps.items():
+        style_error_map(layer)
+        layer.setName(error_map_name(layer, name))
+        layer.setAbstract(file_tags(layer).get("DESCRIPTION", ""))
+        project.addMapLayer(layer, False)
+        node = group.addLayer(layer)
+        node.setItemVisibilityChecked(name == shown)
+        node.setExpanded(name == shown)
+    group.setItemVisibilityChecked(True)
+    group.setExpanded(True)
+
+
+def has_no_view(project: QgsProject) -> bool:
+    """A project with no layers or no CRS yet: nothing on the canvas tells where a new result should be shown."""
+    return not project.mapLayers() or not project.crs().isValid()
+
+
+def show_on_canvas(layer: QgsMapLayer, project: QgsProject, canvas=None) -> None:
+    """The project takes the layer's CRS, and the canvas (when there is one) shows the whole layer."""
+    project.setCrs(layer.crs())
+    if canvas is None:
+        return
+    canvas.setDestinationCrs(layer.crs())
+    canvas.setExtent(layer.extent())
+    canvas.refresh()
+
+
+class LegendBandNames(QObject):
+    """Keeps the band names in the legends of fused layers right when their renderer changes (the labels are kept
+    per legend entry, so a composite switched to other bands would otherwise show the old names).
+
+    One instance for the plugin; `release()` deletes it when the plugin unloads, and with it every connection to
+    a layer's signal, so nothing of the plugin is called once it is gone."""
+
+    def watch(self, layer: QgsRasterLayer) -> None:
+        layer.rendererChanged.connect(self.relabel)
+
+    @pyqtSlot()
+    def relabel(self) -> None:
+        layer = self.sender()
+        if not isinstance(layer, QgsMapLayer):
+            return
+        project = layer.project() or QgsProject.instance()
+        for node in project.layerTreeRoot().findLayers():
+            if node.layerId() == layer.id():
+                label_legend(node)
+        layer.legendChanged.emit()  # the layer tree and layout legends rebuild their entries with the new labels
+
+
+_band_names: Optional[LegendBandNames] = None
+
+
+def legend_band_names() -> LegendBandNames:
+    global _band_names
+    if _band_names is None or sip.isdeleted(_band_names):
+        _band_names = LegendBandNames()
+    return _band_names
+
+
+def release() -> None:
+    """Disconnect the plugin from every layer it watches (on unload)."""
+    global _band_names
+    if _band_names is not None and not sip.isdeleted(_band_names):
+        sip.delete(_band_names)
+    _band_names = None
 
 
 def report(outcome: TaskOutcome, iface, project: QgsProject) -> None:
@@ -43,15 +166,15 @@ def report(outcome: TaskOutcome, iface, project: QgsProject) -> None:
         return
     result = outcome.result
     try:
-        add_result_layers(result, project)
+        add_result_layers(result, project, iface.mapCanvas())
     except RuntimeError as exc:
         log.error(str(exc))
         bar.pushMessage(MESSAGE_TITLE, str(exc), Qgis.Critical, 0)
         return
     outputs = [result.output, *result.error_maps.values()]
     summary = (
-        f"{result.method} on {result.device} in {result.seconds:.1f} s, "
-        f"{result.width}×{result.height}×{result.bands}: {os.path.basename(result.output)}"
+        f"{result.method} on {result.device} ({result.threads} CPU thread{'s' if result.threads != 1 else ''}) in "
+        f"{result.seconds:.1f} s, {result.width}×{result.height}×{result.bands}: {os.path.basename(result.output)}"
         + (f" and {len(result.error_maps)} error map(s)" if result.error_maps else "")
     )
     if outcome.training is not None:

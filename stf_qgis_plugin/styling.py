@@ -1,7 +1,8 @@
-"""Renderers for the fused raster (colour composite, cumulative-cut stretch) and error maps (pseudocolour)."""
+"""Renderers for the fused raster (colour composite, cumulative-cut stretch) and error maps (pseudocolour), and
+the names their legends and layers show (band descriptions, units)."""
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from osgeo import gdal
 from qgis.core import (
@@ -9,7 +10,10 @@ from qgis.core import (
     QgsContrastEnhancement,
     QgsGradientColorRamp,
     QgsGradientStop,
+    QgsLayerTreeLayer,
+    QgsMapLayerLegendUtils,
     QgsMultiBandColorRenderer,
+    QgsRasterInterface,
     QgsRasterLayer,
     QgsRasterMinMaxOrigin,
     QgsRasterShader,
@@ -94,9 +98,63 @@ def style_error_map(layer: QgsRasterLayer, band: int = 1) -> str:
 
 def ramp_kind(layer: QgsRasterLayer) -> Optional[str]:
     """The engine's STF_RAMP tag (diverging, sequential or mask) of a GeoTIFF error map, if it has one."""
-    dataset = gdal.Open(layer.source())
-    kind = dataset.GetMetadataItem("STF_RAMP") if dataset is not None else None
+    kind = file_tags(layer).get("STF_RAMP")
     return kind if kind in ("diverging", "sequential", "mask") else None
+
+
+def file_tags(layer: QgsRasterLayer) -> Dict[str, str]:
+    """The dataset-level metadata of the layer's file (the engine's DESCRIPTION, UNITS, STF_RAMP…)."""
+    dataset = gdal.Open(layer.source())
+    return dict(dataset.GetMetadata() or {}) if dataset is not None else {}
+
+
+def error_map_name(layer: QgsRasterLayer, name: str) -> str:
+    """The error map's name with its units from the engine's UNITS tag (and the band shown, for multi-band maps),
+    e.g. "coarse_residual (band 1 of 3, reflectance)"."""
+    notes = [f"band 1 of {layer.bandCount()}"] if layer.bandCount() > 1 else []
+    units = file_tags(layer).get("UNITS")
+    return f"{name} ({', '.join(notes + [units])})" if units else f"{name} ({notes[0]})" if notes else name
+
+
+UNINFORMATIVE = ("Undefined", "Gray")
+"""Colour interpretations that say nothing about a band of a colour composite (GeoTIFF marks band 1 Gray)."""
+
+
+def band_name(layer: QgsRasterLayer, band: int) -> str:
+    """What a band is: QGIS's own name with the file's band description ("Band 1: NIR"); without a description
+    the band's colour interpretation when it says something ("Band 1 (Red)"), else "Band 1" (never QGIS's
+    misleading "Band 1 (Gray)" for a band shown in a colour channel)."""
+    provider = layer.dataProvider()
+    name = provider.generateBandName(band)
+    if name != QgsRasterInterface.generateBandName(provider, band):  # GDAL's provider added the description
+        return name
+    interpretation = provider.colorInterpretationName(band)
+    return name if interpretation in UNINFORMATIVE else f"{name} ({interpretation})"
+
+
+def legend_labels(layer: QgsRasterLayer) -> List[str]:
+    """The labels of the layer's legend entries that name bands: one per colour channel of an RGB composite
+    (in QGIS's order red, green, blue); none for other renderers, whose legends show values."""
+    renderer = layer.renderer()
+    if not isinstance(renderer, QgsMultiBandColorRenderer):
+        return []
+    channels = (renderer.redBand(), renderer.greenBand(), renderer.blueBand())
+    return [band_name(layer, band) for band in channels if band > 0]
+
+
+LABELLED_ENTRIES = 3
+"""Legend entries whose labels `label_legend` manages (the three channels of a composite)."""
+
+
+def label_legend(node: QgsLayerTreeLayer) -> None:
+    """Set the legend labels of a layer-tree node from its layer's current renderer (QGIS keeps them as the
+    node's legend user labels, saved with the project); entries that no longer name a band get QGIS's own."""
+    labels = legend_labels(node.layer()) if node.layer() is not None else []
+    for index in range(LABELLED_ENTRIES):
+        if index < len(labels):
+            QgsMapLayerLegendUtils.setLegendNodeUserLabel(node, index, labels[index])
+        else:  # QGIS 3.22 has no call to drop a user label (an empty one is kept); this is the property it reads
+            node.removeCustomProperty(f"legend/label-{index}")
 
 
 def _ramp(name: str, start: str, end: str, inverted: bool = False, middle: str = ""):

@@ -7,6 +7,7 @@ import pytest
 pytest.importorskip("qgis")
 
 from conftest import files_under, wait_for  # noqa: E402
+from helpers.result_group import check_result_group, legend_texts  # noqa: E402
 
 
 def request_for(plugin, sample_paths, out, **changes):
@@ -41,38 +42,85 @@ def fusion_groups():
 
 
 def test_task_adds_a_group_with_styled_fused_raster_and_error_maps(plugin, sample_layers, sample_paths, tmp_path, iface):
-    from qgis.core import (
-        Qgis,
-        QgsColorRampShader,
-        QgsMultiBandColorRenderer,
-        QgsRasterMinMaxOrigin,
-        QgsSingleBandPseudoColorRenderer,
-    )
+    """Band names instead of "Band 1 (Gray)", units in the error maps' names, one error map switched on."""
+    from qgis.core import Qgis
 
     assert run_task(plugin, request_for(plugin, sample_paths, tmp_path / "out")) == "completed"
     [group] = fusion_groups()
-    assert group.name().startswith("Fusion delta ")
-    layers = {node.layer().name(): node.layer() for node in group.findLayers()}
-    fused = group.findLayers()[0].layer()
-    assert fused.name() == "fused (delta)"
-    residual, rms = layers["coarse_residual (band 1 of 3)"], layers["coarse_residual_rms"]
-    assert fused.source() == str(tmp_path / "out" / "fused.tif")
-    renderer = fused.renderer()
-    assert isinstance(renderer, QgsMultiBandColorRenderer)
-    assert (renderer.redBand(), renderer.greenBand(), renderer.blueBand()) == (1, 2, 3)
-    assert renderer.minMaxOrigin().limits() == QgsRasterMinMaxOrigin.CumulativeCut
-    enhancement = renderer.redContrastEnhancement()
-    assert 0 < enhancement.minimumValue() < enhancement.maximumValue() < 10000
-    error_maps = [layer for layer in layers.values() if layer is not fused]
-    assert len(error_maps) == len(list((tmp_path / "out" / "error_maps").glob("*.tif")))
-    for layer in error_maps:
-        assert isinstance(layer.renderer(), QgsSingleBandPseudoColorRenderer), layer.name()
-        assert layer.renderer().legendSymbologyItems()
-    assert residual.renderer().classificationMin() == -residual.renderer().classificationMax()
-    seams = layers["seam_mask"].renderer().shader().rasterShaderFunction()
-    assert seams.colorRampType() == QgsColorRampShader.Exact and len(seams.colorRampItemList()) == 2
-    assert rms.renderer().classificationMin() == 0
+    out = tmp_path / "out"
+    check_result_group(group, "delta", out / "fused.tif", out / "error_maps", shown="coarse_residual_rms")
     assert any("delta on cpu" in m for m in iface.messageBar().get_messages(Qgis.Success))
+
+
+def test_with_a_truth_the_rms_error_is_the_map_switched_on(plugin, sample_layers, sample_paths, tmp_path):
+    request = request_for(plugin, sample_paths, tmp_path / "out", truth=sample_paths["truth"])
+    assert run_task(plugin, request) == "completed"
+    [group] = fusion_groups()
+    maps = check_result_group(group, "delta", tmp_path / "out" / "fused.tif", tmp_path / "out" / "error_maps",
+                              shown="rms_error")
+    assert {"abs_error", "rms_error"} <= set(maps)
+
+
+def described_copy(source, target, names) -> str:
+    """The raster with GDAL band descriptions (what a Landsat product exported with band names carries)."""
+    import rasterio
+
+    with rasterio.open(source) as src:
+        with rasterio.open(target, "w", **src.profile) as dst:
+            dst.write(src.read())
+            for band, name in enumerate(names, start=1):
+                dst.set_band_description(band, name)
+    return str(target)
+
+
+def test_legend_names_bands_by_description_and_follows_the_renderer(plugin, sample_layers, sample_paths, tmp_path):
+    from qgis.core import QgsMapLayerLegendUtils, QgsMultiBandColorRenderer, QgsSingleBandGrayRenderer
+
+    fine = described_copy(sample_paths["fine_reference"], tmp_path / "fine_named.tif", ["NIR", "red", "green"])
+    request = request_for(plugin, sample_paths, tmp_path / "out", fine_reference=fine, error_maps_dir=None)
+    assert run_task(plugin, request) == "completed"
+    [group] = fusion_groups()
+    [node] = group.findLayers()
+    fused = node.layer()
+    assert legend_texts(node) == ["Band 1: NIR", "Band 2: red", "Band 3: green"]
+
+    fused.setRenderer(QgsMultiBandColorRenderer(fused.dataProvider(), 3, 2, 1))
+    assert legend_texts(node) == ["Band 3: green", "Band 2: red", "Band 1: NIR"]
+    fused.setRenderer(QgsSingleBandGrayRenderer(fused.dataProvider(), 2))
+    assert not any(QgsMapLayerLegendUtils.hasLegendNodeUserLabel(node, index) for index in range(3))
+
+    # Unloaded, the plugin no longer reacts to the layer (no connection outlives it): the labels stay QGIS's.
+    plugin.unload()
+    fused.setRenderer(QgsMultiBandColorRenderer(fused.dataProvider(), 3, 2, 1))
+    assert legend_texts(node) == ["Band 3: green", "Band 2: red", "Band 1: NIR (Gray)"]
+
+
+def test_a_result_in_an_empty_project_sets_the_crs_and_the_canvas_shows_it(plugin, qgis_new_project, sample_paths,
+                                                                          tmp_path, iface):
+    from qgis.core import QgsProject
+
+    project, canvas = QgsProject.instance(), iface.mapCanvas()
+    assert project.mapLayers() == {}
+    assert run_task(plugin, request_for(plugin, sample_paths, tmp_path / "out")) == "completed"
+    [group] = fusion_groups()
+    extent = group.findLayers()[0].layer().extent()
+    assert project.crs().authid() == canvas.mapSettings().destinationCrs().authid() == "EPSG:32649"
+    shown = canvas.extent()
+    assert shown.contains(extent) and shown.width() * shown.height() < 4 * extent.width() * extent.height()
+
+
+def test_a_result_in_a_project_with_layers_leaves_crs_and_canvas_alone(plugin, sample_layers, sample_paths, tmp_path,
+                                                                      iface):
+    from qgis.core import QgsCoordinateReferenceSystem, QgsProject, QgsRectangle
+
+    project, canvas = QgsProject.instance(), iface.mapCanvas()
+    project.setCrs(QgsCoordinateReferenceSystem("EPSG:3857"))
+    canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:3857"))
+    canvas.setExtent(QgsRectangle(0, 0, 1000, 1000))
+    before = canvas.extent()
+    assert run_task(plugin, request_for(plugin, sample_paths, tmp_path / "out")) == "completed"
+    assert project.crs().authid() == canvas.mapSettings().destinationCrs().authid() == "EPSG:3857"
+    assert canvas.extent() == before
 
 
 def write_raster(path, values):
@@ -174,3 +222,22 @@ def test_cancel_during_training_leaves_no_checkpoint(plugin, qgis_new_project, s
     wait_for(lambda: outcomes and not plugin.tasks, timeout=120)
     assert outcomes == ["terminated"]
     assert not (tmp_path / "cancelled").exists() and fusion_groups() == []
+
+
+def test_unload_cancels_tasks_and_they_no_longer_report_back(plugin, sample_layers, sample_paths, tmp_path, iface):
+    """A task that ends after the plugin is gone (QGIS closing) adds no layers and pushes no message."""
+    from qgis.core import Qgis
+
+    out = tmp_path / "unloaded"
+    request = request_for(plugin, sample_paths, out, method="starfm", tile=64, batch=1, options={"window": 5})
+    ended = []
+    task = plugin.start(request)
+    task.taskTerminated.connect(lambda: ended.append("terminated"))
+    task.taskCompleted.connect(lambda: ended.append("completed"))
+    cancel_after_first_batch(task)  # in case it is not running yet when the plugin unloads
+    messages = {level: len(iface.messageBar().get_messages(level)) for level in (Qgis.Warning, Qgis.Critical)}
+    plugin.unload()
+    assert plugin.tasks == []
+    wait_for(lambda: ended)
+    assert ended == ["terminated"] and fusion_groups() == [] and not out.exists()
+    assert {level: len(iface.messageBar().get_messages(level)) for level in messages} == messages
