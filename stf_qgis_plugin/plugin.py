@@ -4,10 +4,11 @@ from __future__ import annotations
 from typing import List, Optional
 
 from qgis.core import Qgis, QgsApplication, QgsProject
+from qgis.PyQt import sip
 from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import QAction, QMessageBox
 
-from . import log
+from . import log, results
 from .algorithms.provider import StfProvider
 from .engine_loader import load_engine
 from .paths import icon_path
@@ -49,8 +50,13 @@ class StfPlugin:
             self.iface.messageBar().pushMessage(MESSAGE_TITLE, self.status.problem, Qgis.Warning, 0)
 
     def unload(self) -> None:
+        """Undo initGui and leave nothing of the plugin connected to QGIS: running tasks are cancelled and no
+        longer report back (they would add layers to a project QGIS may be closing), the dialog is deleted (not
+        only hidden: its layer pickers follow the project's layers), and fused layers' legends stop being watched."""
         for task in self.tasks:
+            task.detach()
             task.cancel()
+        self.tasks = []
         if self.action is not None:
             self.iface.removePluginRasterMenu(MENU, self.action)
             self.iface.removeRasterToolBarIcon(self.action)
@@ -61,7 +67,9 @@ class StfPlugin:
             self.provider = None
         if self.dialog is not None:
             self.dialog.close()
+            sip.delete(self.dialog)
             self.dialog = None
+        results.release()
 
     def show_dialog(self) -> None:
         """Open (or raise) the dialog; without a usable engine, explain what to install instead."""

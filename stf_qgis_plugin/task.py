@@ -32,7 +32,7 @@ class FusionTask(QgsTask):
     """Runs `engine.fuse` off the main thread (after `engine.train` when given a TrainingRequest); progress per
     batch or step, QGIS's cancel mapped to the engine's event."""
 
-    def __init__(self, engine: ModuleType, request, on_finished: Callable[[TaskOutcome], None], training=None):
+    def __init__(self, engine: ModuleType, request, on_finished: Optional[Callable[[TaskOutcome], None]], training=None):
         super().__init__(f"Spatiotemporal fusion ({request.method})", QgsTask.CanCancel)
         self.engine = engine
         self.request = request
@@ -68,6 +68,10 @@ class FusionTask(QgsTask):
         self._cancel.set()
         super().cancel()
 
+    def detach(self) -> None:
+        """Hand the outcome to no one (the plugin is unloading); the task still cleans up after itself."""
+        self.on_finished = None
+
     def _stage(self, start: float, stop: float) -> Callable[[float, str], None]:
         """The engine's progress callable for one stage, mapped onto [start, stop] of the task's bar."""
 
@@ -87,7 +91,8 @@ class FusionTask(QgsTask):
             if self._new_checkpoint and os.path.exists(self._new_checkpoint):
                 os.remove(self._new_checkpoint)
             _remove_empty(self._created_folders)
-        self.on_finished(self.outcome)
+        if self.on_finished is not None:
+            self.on_finished(self.outcome)
 
 
 def _missing_folders(request) -> List[str]:

@@ -215,3 +215,31 @@ def test_dialog_refuses_bad_options_with_the_engines_message(plugin, sample_laye
     dialog.run()
     assert dialog.message.text().startswith("Cannot run: ") and text in dialog.message.text()
     assert emitted == []
+
+
+def test_unload_deletes_the_dialog_so_nothing_of_it_follows_the_project(plugin, sample_layers, sample_paths,
+                                                                        monkeypatch):
+    """A closed dialog kept alive would still update its pickers (and call into the plugin) while QGIS clears the
+    project on exit."""
+    from qgis.core import QgsProject, QgsRasterLayer
+    from qgis.PyQt import sip
+
+    import stf_qgis_plugin.dialog as dialog_module
+
+    project = QgsProject.instance()
+    plugin.show_dialog()
+    dialog = plugin.dialog
+    picker = dialog.pickers["coarse_target"]
+    picker.setLayer(sample_layers["coarse_target"])
+    described = []
+    monkeypatch.setattr(dialog_module, "describe", lambda layer: described.append(layer) or "")
+    project.removeAllMapLayers()
+    assert described and set(described) == {None}, "while the plugin is loaded, its pickers follow the project"
+    layer = QgsRasterLayer(sample_paths["coarse_target"], "again")
+    project.addMapLayer(layer)
+    picker.setLayer(layer)
+    plugin.unload()
+    assert sip.isdeleted(dialog) and plugin.dialog is None
+    described.clear()
+    project.removeAllMapLayers()
+    assert described == []
