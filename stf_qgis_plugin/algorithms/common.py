@@ -5,11 +5,28 @@ import threading
 from types import ModuleType
 from typing import Callable, Dict, List, Tuple
 
-from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingFeedback
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterNumber,
+)
 
 from ..layer_info import file_path
 
 CHECKPOINTS = "STF checkpoints (*.pt);;All files (*.*)"
+THREADS = "THREADS"
+
+
+def threads_parameter() -> QgsProcessingParameterDefinition:
+    """THREADS: optional integer ≥ 1, unset = the engine's default (the physical cores); an advanced parameter."""
+    parameter = QgsProcessingParameterNumber(
+        THREADS, "CPU threads (unset = the number of physical cores)", QgsProcessingParameterNumber.Integer,
+        None, True, 1,
+    )
+    parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+    return parameter
 
 
 class EngineAlgorithm(QgsProcessingAlgorithm):
@@ -53,6 +70,10 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         if parameters.get(key) is None:
             return None
         return kind(self.parameterAsDouble(parameters, key, context))
+
+    def threads(self, parameters: Dict, context):
+        """The THREADS parameter as the requests take it: None when unset."""
+        return self.optional_number(parameters, THREADS, context, int)
 
     def call_engine(self, function: Callable, request, feedback: QgsProcessingFeedback):
         """Run an engine entry point with Processing's progress and cancel; engine errors become Processing errors."""

@@ -7,10 +7,11 @@ from qgis.core import (
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
 )
 
-from .common import EngineAlgorithm
+from .common import EngineAlgorithm, threads_parameter
 
 
 class EvaluateAlgorithm(EngineAlgorithm):
@@ -32,7 +33,9 @@ class EvaluateAlgorithm(EngineAlgorithm):
         return (
             "Compares PREDICTION with TRUTH window by window: RMSE, MAE, PSNR, SSIM, CC, SAM, ERGAS and more, "
             "overall and per band. Each overall measure is an output number (e.g. RMSE) for use in models; "
-            "metrics.json, metrics.csv and plots land in OUTPUT_FOLDER."
+            "metrics.json, metrics.csv and plots land in OUTPUT_FOLDER. ERGAS needs the coarse/fine pixel-size "
+            "ratio: RATIO, else COARSE's pixel size; give RATIO when the coarse image was already resampled to the "
+            "fine grid (e.g. 250/30 for 250 m MODIS resampled to 30 m Landsat pixels)."
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -42,8 +45,15 @@ class EvaluateAlgorithm(EngineAlgorithm):
         self.addParameter(
             QgsProcessingParameterRasterLayer("COARSE", "Coarse image at the target date (ERGAS, plots)", optional=True)
         )
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                "RATIO", "Coarse/fine pixel-size ratio for ERGAS (unset = from COARSE's pixel size), e.g. 250/30",
+                QgsProcessingParameterNumber.Double, None, True, 0,
+            )
+        )
         self.addParameter(QgsProcessingParameterBoolean("PLOTS", "Write plots", True))
         self.addParameter(QgsProcessingParameterEnum("DEVICE", "Device", self.enums["DEVICE"], defaultValue=0))
+        self.addParameter(threads_parameter())
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Report folder"))
         for metric in self.metrics:
             self.addOutput(QgsProcessingOutputNumber(metric.upper(), f"{metric} ({self.units[metric]})"))
@@ -60,6 +70,8 @@ class EvaluateAlgorithm(EngineAlgorithm):
             out_dir=out_dir,
             plots=self.parameterAsBool(parameters, "PLOTS", context),
             device=self.enum_name(parameters, "DEVICE", context),
+            ratio=self.optional_number(parameters, "RATIO", context),
+            threads=self.threads(parameters, context),
         )
         report = self.call_engine(self.engine.evaluate, request, feedback)
         for metric, value in report.overall.items():

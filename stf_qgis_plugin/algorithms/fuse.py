@@ -1,8 +1,11 @@
 """Processing algorithm `stf:fuse`: the dialog's inputs as parameters, the fused raster and error maps as outputs."""
 from __future__ import annotations
 
+from typing import Dict, Set
+
 from qgis.core import (
     QgsProcessingException,
+    QgsProcessingLayerPostProcessorInterface,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
@@ -13,7 +16,8 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from .common import CHECKPOINTS, EngineAlgorithm
+from .. import results
+from .common import CHECKPOINTS, EngineAlgorithm, threads_parameter
 
 LAYERS = {
     "COARSE_TARGET": ("coarse_target", "Coarse image at the target date", False),
@@ -32,6 +36,7 @@ class FuseAlgorithm(EngineAlgorithm):
         super().__init__(engine)
         self.specs = engine.list_methods()
         self.enums = {"METHOD": list(self.specs), "DEVICE": list(engine.DEVICES)}
+        self.result = None
 
     def name(self) -> str:
         return "fuse"
@@ -62,6 +67,7 @@ class FuseAlgorithm(EngineAlgorithm):
             QgsProcessingParameterFile("WEIGHTS", "Weights file (deep models)", optional=True, fileFilter=CHECKPOINTS)
         )
         self.addParameter(QgsProcessingParameterEnum("DEVICE", "Device", self.enums["DEVICE"], defaultValue=0))
+        self.addParameter(threads_parameter())
         self.addParameter(
             QgsProcessingParameterNumber(
                 "TILE_SIZE", "Tile size in pixels (0 = whole raster)", INTEGER, self.engine.DEFAULT_TILE, minValue=0
@@ -110,13 +116,53 @@ class FuseAlgorithm(EngineAlgorithm):
             halo=halo,
             batch=self.parameterAsInt(parameters, "BATCH", context),
             device=self.enum_name(parameters, "DEVICE", context),
+            threads=self.threads(parameters, context),
             coarse_resolution=self.optional_number(parameters, "COARSE_RESOLUTION", context),
             **paths,
         )
         result = self.call_engine(self.engine.fuse, request, feedback)
         for warning in result.warnings:
             feedback.pushWarning(warning)
-        feedback.pushInfo(f"{result.method} on {result.device}: {result.tiles} tile(s), {result.seconds:.1f} s")
+        feedback.pushInfo(
+            f"{result.method} on {result.device} ({result.threads} CPU threads): {result.tiles} tile(s), "
+            f"{result.seconds:.1f} s"
+        )
         for name, path in result.error_maps.items():
             feedback.pushInfo(f"{name}: {path}")
+        self.result = result
         return {"OUTPUT": result.output, "ERROR_MAPS": request.error_maps_dir or ""}
+
+    def postProcessAlgorithm(self, context, feedback):  # noqa: N802
+        """When Processing will load the fused raster (toolbox "Open output file after running",
+        processing.runAndLoadResults), it gets the dialog's styling and the error maps in a result group."""
+        if self.result is not None and context.willLoadLayerOnCompletion(self.result.output):
+            details = context.layerToLoadOnCompletionDetails(self.result.output)
+            details.setPostProcessor(ResultGroupLoader.create(self.result.method, dict(self.result.error_maps)))
+        return {}
+
+
+class ResultGroupLoader(QgsProcessingLayerPostProcessorInterface):
+    """Puts a fused raster Processing has loaded into a styled result group with its error maps."""
+
+    alive: Set["ResultGroupLoader"] = set()
+    """Processing holds post-processors by pointer only: keep each Python object alive until it has run."""
+
+    def __init__(self, method: str, error_maps: Dict[str, str]):
+        super().__init__()
+        self.method, self.error_maps = method, error_maps
+
+    @classmethod
+    def create(cls, method: str, error_maps: Dict[str, str]) -> "ResultGroupLoader":
+        loader = cls(method, error_maps)
+        cls.alive.add(loader)
+        return loader
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802
+        from qgis.core import QgsProject
+        from qgis.utils import iface
+
+        project = context.project() or QgsProject.instance()
+        try:
+            results.group_loaded_layer(layer, self.method, self.error_maps, project, iface.mapCanvas() if iface else None)
+        finally:
+            ResultGroupLoader.alive.discard(self)  # Processing calls it once per loaded layer

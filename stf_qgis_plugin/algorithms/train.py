@@ -10,7 +10,7 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from .common import CHECKPOINTS, EngineAlgorithm
+from .common import CHECKPOINTS, EngineAlgorithm, threads_parameter
 
 LAYERS = {
     "COARSE_TARGET": ("coarse_target", "Coarse image at the target date (self mode)"),
@@ -65,6 +65,7 @@ class TrainAlgorithm(EngineAlgorithm):
             )
         )
         self.addParameter(QgsProcessingParameterEnum("DEVICE", "Device", self.enums["DEVICE"], defaultValue=0))
+        self.addParameter(threads_parameter())
         self.addParameter(
             QgsProcessingParameterFile("RESUME", "Resume from checkpoint", optional=True, fileFilter=CHECKPOINTS)
         )
@@ -86,6 +87,7 @@ class TrainAlgorithm(EngineAlgorithm):
             steps_per_epoch=self.optional_number(parameters, "STEPS", context, int),
             coarse_resolution=self.optional_number(parameters, "COARSE_RESOLUTION", context),
             device=self.enum_name(parameters, "DEVICE", context),
+            threads=self.threads(parameters, context),
             resume=self.parameterAsFile(parameters, "RESUME", context) or None,
             **paths,
         )
