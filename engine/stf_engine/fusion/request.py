@@ -97,3 +97,5 @@ class FusionResult:
     warnings: Tuple[str, ...] = ()
     threads: int = 1
     """CPU threads the run used."""
+    validation: Tuple[Tuple[str, float], ...] = ()
+    """With method auto: each candidate's RMSE in Wald's reduced-resolution validation, best first."""

@@ -5,6 +5,8 @@ check and open the inputs (`check.prepare`) → predict tile by tile into the ou
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 from contextlib import ExitStack
 from typing import Dict, Optional
@@ -17,6 +19,8 @@ from ..core.device import cpu_threads
 from ..core.outputs import output_lock
 from ..core.progress import Cancel, Progress, Ticker, check_cancel, silent, stage
 from ..raster.writer import GeoTiffWriter, PendingOutputs
+from ..methods.auto import Choice
+from .auto import choose
 from .check import Plan, check_rules, prepare
 from .error_maps import write_error_maps
 from .predict import TileFunction, predict_tiles, written_parts
@@ -32,16 +36,22 @@ def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel: Op
     """Fuse one request tile by tile; `progress(fraction, message)` per batch, `cancel.is_set()` checked per batch."""
     started = time.perf_counter()
     report = progress or silent
-    check_rules(request)  # before any work, and before the output is locked
+    spec, _ = check_rules(request)  # before any work, and before the output is locked
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), ExitStack() as stack:
         stack.enter_context(output_lock(request.output))
         threads = stack.enter_context(cpu_threads(request.threads))
         ticker = Ticker(cancel=cancel)
+        choice = None
+        if spec.chooses:
+            choice = choose(request, spec, stage(report, 0.0, 0.0), ticker)
+            request = dataclasses.replace(request, method=choice.method, options={})
         plan = prepare(request, stack, progress=stage(report, 0.0, 0.0), ticker=ticker)
+        if choice is not None:
+            plan.warnings.add(choice.reason)
         share = PREDICTION_SHARE if request.error_maps_dir else 1.0
         with PendingOutputs() as outputs:
             method = plan.spec.build(plan.context)
-            fused = _create_output(plan, outputs)
+            fused = _create_output(plan, outputs, choice)
             ticker.progress = stage(report, 0.0, share)
             _predict(plan, method, fused, ticker)
             ticker.progress = silent  # the error maps run the method again: only its cancel checks count there
@@ -51,12 +61,16 @@ def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel: Op
                 error_maps = write_error_maps(fused.partial, plan, method, outputs, maps_progress, cancel)
             check_cancel(cancel)  # a cancel seen before the outputs are committed still removes them
     report(1.0, "done")
-    return _result(plan, fused.path, error_maps, time.perf_counter() - started, threads)
+    return _result(plan, fused.path, error_maps, time.perf_counter() - started, threads, choice)
 
 
-def _create_output(plan: Plan, outputs: PendingOutputs) -> GeoTiffWriter:
-    """The fused GeoTIFF in the fine reference's encoding, tagged with how it was tiled."""
+def _create_output(plan: Plan, outputs: PendingOutputs, choice: Optional[Choice]) -> GeoTiffWriter:
+    """The fused GeoTIFF in the fine reference's encoding, tagged with how it was made (and auto's table)."""
     fine = plan.inputs.fine
+    tags = {"STF_METHOD": plan.spec.name, "STF_HALO": str(plan.halo), "STF_TILE": str(plan.request.tile)}
+    if choice is not None:
+        tags["STF_AUTO"] = json.dumps({"chosen": choice.method, "reason": choice.reason,
+                                       "validation_rmse": {s.method: s.rmse for s in choice.scores}})
     return outputs.create(
         plan.request.output,
         plan.inputs.grid,
@@ -64,7 +78,7 @@ def _create_output(plan: Plan, outputs: PendingOutputs) -> GeoTiffWriter:
         fine.dtype,
         fine.output_nodata,
         descriptions=fine.descriptions,
-        tags={"STF_METHOD": plan.spec.name, "STF_HALO": str(plan.halo), "STF_TILE": str(plan.request.tile)},
+        tags=tags,
     )
 
 
@@ -97,7 +111,8 @@ def _predict(plan: Plan, method: TileFunction, fused: GeoTiffWriter, ticker: Tic
     fused.close()
 
 
-def _result(plan: Plan, output: str, error_maps: Dict[str, str], seconds: float, threads: int) -> FusionResult:
+def _result(plan: Plan, output: str, error_maps: Dict[str, str], seconds: float, threads: int,
+            choice: Optional[Choice]) -> FusionResult:
     grid, request = plan.inputs.grid, plan.request
     return FusionResult(
         output=output,
@@ -116,4 +131,5 @@ def _result(plan: Plan, output: str, error_maps: Dict[str, str], seconds: float,
         error_maps=error_maps,
         warnings=tuple(plan.warnings),
         threads=threads,
+        validation=tuple((s.method, s.rmse) for s in choice.scores) if choice else (),
     )

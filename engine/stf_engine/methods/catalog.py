@@ -3,14 +3,30 @@ from __future__ import annotations
 
 from typing import Dict
 
+from .. import roles
 from ..core.options import Given, defaults, describe_all, parse
 from ..errors import StfError
 from . import baselines, deep, fitfc, starfm
 from .contract import MethodContext, MethodSpec
 from .residual import with_residual_option
 
+def _chosen_first(context: MethodContext):
+    raise StfError("auto picks its method before tiling; call fuse(), which resolves it")
+
+
+AUTO = MethodSpec(
+    name="auto",
+    description="Scores the classic methods on the scene itself (Wald's reduced-resolution validation) and runs "
+    "the best; never a method that does worse than delta there",
+    required=(roles.COARSE_TARGET, roles.FINE_REFERENCE),
+    optional=(roles.COARSE_REFERENCE,),
+    halo=lambda context: 0,
+    build=_chosen_first,
+    chooses=True,
+)
 METHODS: Dict[str, MethodSpec] = {
-    spec.name: with_residual_option(spec) for module in (baselines, starfm, fitfc, deep) for spec in module.SPECS
+    AUTO.name: AUTO,
+    **{spec.name: with_residual_option(spec) for module in (baselines, starfm, fitfc, deep) for spec in module.SPECS},
 }
 """Every method also takes the shared `residual` option (residual compensation, see residual.py)."""
 

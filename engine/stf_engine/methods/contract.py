@@ -75,6 +75,8 @@ class MethodSpec:
     """Checkpoint used when a method needs weights and the request names none (a shipped demo)."""
     blend: bool = False
     """Blend overlapping tiles with a Hann weight instead of cropping (for networks with global parts)."""
+    chooses: bool = False
+    """The method picks another one for the scene before any tile is predicted (`auto`)."""
 
     def accepts(self, role: str) -> bool:
         return role in self.required or role in self.optional

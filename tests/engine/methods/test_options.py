@@ -37,5 +37,5 @@ def test_methods_refuse_options_they_do_not_declare():
 
 
 def test_unknown_method_names_the_methods():
-    with pytest.raises(StfError, match="unknown method 'starfn'; choose one of: cubic, delta, starfm"):
+    with pytest.raises(StfError, match="unknown method .starfn.; choose one of: auto, cubic, delta, starfm"):
         parse_options("starfn", "window=3")

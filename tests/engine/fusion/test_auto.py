@@ -1,0 +1,59 @@
+"""`--method auto`: Wald's reduced-resolution validation on the scene picks the method that must win there."""
+import json
+
+import numpy as np
+import rasterio
+
+from devkit.synthetic import class_scene, coarse_on_fine, fine_transform, write
+from stf_engine import FusionRequest, fuse, list_methods
+
+RATIO = 4
+
+
+def scene_with_local_gain(folder, size=160):
+    """A change that is a slowly varying gain: C2 = a·C1 + b holds at every scale, so Fit-FC must win."""
+    f1, _ = class_scene(size, size, bands=3, classes=6, seed=11, noise=0.004)
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32)
+    f2 = (1.6 + 0.4 * x / size) * f1 - 0.05 + 0.02 * y / size
+    paths = {
+        "fine_reference": write(folder / "f1.tif", f1, fine_transform()),
+        "coarse_reference": write(folder / "c1.tif", coarse_on_fine(f1, RATIO), fine_transform()),
+        "coarse_target": write(folder / "c2.tif", coarse_on_fine(f2, RATIO), fine_transform()),
+    }
+    return paths, f2
+
+
+def test_auto_picks_the_method_built_to_win_and_records_its_validation(tmp_path):
+    paths, truth = scene_with_local_gain(tmp_path)
+    result = fuse(FusionRequest(output=str(tmp_path / "auto.tif"), method="auto", coarse_resolution=30 * RATIO,
+                                **paths))
+    assert result.method == "fitfc", result.validation
+    scores = dict(result.validation)
+    assert scores["fitfc"] < scores["delta"] and set(scores) >= {"delta", "starfm", "fitfc"}
+    assert any("auto takes fitfc" in warning for warning in result.warnings)
+    with rasterio.open(result.output) as fused:
+        recorded = json.loads(fused.tags()["STF_AUTO"])
+        prediction = fused.read()
+    assert recorded["chosen"] == "fitfc" and recorded["validation_rmse"]["delta"] == scores["delta"]
+    delta = fuse(FusionRequest(output=str(tmp_path / "delta.tif"), method="delta", coarse_resolution=30 * RATIO,
+                               **paths))
+    with rasterio.open(delta.output) as baseline:
+        rmse = lambda a: float(np.sqrt(np.mean((a - truth)[:, 16:-16, 16:-16] ** 2)))  # noqa: E731
+        assert rmse(prediction) < rmse(baseline.read())
+
+
+def test_auto_takes_delta_when_the_scene_is_too_small_to_validate(tmp_path):
+    paths, _ = scene_with_local_gain(tmp_path, size=40)
+    result = fuse(FusionRequest(output=str(tmp_path / "auto.tif"), method="auto", coarse_resolution=30 * RATIO,
+                                **paths))
+    assert result.method == "delta" and result.validation == ()
+    assert any("too few to validate" in warning for warning in result.warnings)
+
+
+def test_auto_is_listed_first_and_checked_without_running_candidates(tmp_path):
+    from stf_engine import check
+
+    paths, _ = scene_with_local_gain(tmp_path, size=64)
+    report = check(FusionRequest(output=str(tmp_path / "a.tif"), method="auto", **paths))
+    assert list(list_methods())[0] == "auto" and report.method == "auto"
+    assert not (tmp_path / "a.tif").exists()
