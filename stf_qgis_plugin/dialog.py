@@ -10,20 +10,23 @@ import time
 from types import ModuleType
 from typing import Dict, Optional
 
-from qgis.core import QgsMapLayerProxyModel, QgsProject, QgsSettings
+from qgis.core import QgsMapLayerProxyModel, QgsProject, QgsSettings, QgsUnitTypes
 from qgis.gui import QgsCollapsibleGroupBox, QgsDoubleSpinBox, QgsFileWidget, QgsMapLayerComboBox, QgsSpinBox
-from qgis.PyQt.QtCore import pyqtSignal
+from qgis.PyQt.QtCore import QSize, pyqtSignal
 from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import (
+    QApplication,
     QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -33,6 +36,33 @@ from .paths import icon_path
 
 SETTINGS = "stf/dialog/"
 TRUTH = "truth"
+MAX_HEIGHT = 700
+"""Most the dialog asks for (sizeHint), so it fits a 768-pixel-high screen with its title bar; the form scrolls."""
+NOTE_STYLE = "color: palette(mid);"
+
+
+def note(text: str = "") -> QLabel:
+    """A grey, word-wrapped line under a field: never cut off, whatever the dialog's width."""
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setStyleSheet(NOTE_STYLE)
+    return label
+
+
+def show_text(label: QLabel, text: str) -> None:
+    """A line that takes no room while it has nothing to say."""
+    label.setText(text)
+    label.setVisible(bool(text))
+
+
+class FormScrollArea(QScrollArea):
+    """Scrolls the form when the screen is too small; asks for the whole form's size (a plain QScrollArea asks for
+    at most 24 lines), so the dialog only scrolls when it has to."""
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        content = self.widget().sizeHint()
+        frame = 2 * self.frameWidth()
+        return QSize(content.width() + self.verticalScrollBar().sizeHint().width() + frame, content.height() + frame)
 
 
 def default_output_folder(project: QgsProject) -> str:
@@ -55,17 +85,27 @@ class FusionDialog(QDialog):
         self.trainable = set(engine.TRAINABLE_MODELS)
         self.setWindowTitle("Spatiotemporal Fusion")
         self.setWindowIcon(QIcon(icon_path()))
-        self.setMinimumWidth(560)
-        self.labels = {**engine.ROLE_LABELS, TRUTH: "truth (fine image at the target date)"}
+        self.setMinimumWidth(620)
+        self.labels = {**engine.ROLE_LABELS, TRUTH: "truth"}
+        self.role_tips = {TRUTH: "the fine image at the target date, if you have one: adds error-against-truth maps"}
         self.pickers: Dict[str, QgsMapLayerComboBox] = {}
         self.role_labels: Dict[str, QLabel] = {}
         self.layer_infos: Dict[str, QLabel] = {}
 
+        form = QWidget()
+        column = QVBoxLayout(form)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self._inputs_box())
+        column.addWidget(self._method_box())
+        column.addWidget(self._output_box())
+        column.addWidget(self._advanced_box())
+        column.addStretch()
+        self.scroll = FormScrollArea()
+        self.scroll.setWidget(form)
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.NoFrame)
         layout = QVBoxLayout(self)
-        layout.addWidget(self._inputs_box())
-        layout.addWidget(self._method_box())
-        layout.addWidget(self._output_box())
-        layout.addWidget(self._advanced_box())
+        layout.addWidget(self.scroll)
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.message.setStyleSheet("color: #b00020;")
@@ -78,29 +118,37 @@ class FusionDialog(QDialog):
 
         self._restore()
         self.method_combo.currentIndexChanged.connect(self._method_changed)
+        self.pickers[self.engine.FINE_REFERENCE].layerChanged.connect(self._fine_reference_changed)
         self._method_changed()
+        self._fine_reference_changed()
+        self.resize(self.sizeHint())  # else Qt sizes a new window from its layout, past MAX_HEIGHT
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        """The form's size, but never taller than MAX_HEIGHT or the screen (the form scrolls instead)."""
+        hint = super().sizeHint()
+        screen = self.screen() if hasattr(self, "screen") else None
+        screen = screen or QApplication.primaryScreen()
+        available = screen.availableGeometry().height() - 60 if screen is not None else MAX_HEIGHT
+        return QSize(max(hint.width(), self.minimumWidth()), min(hint.height(), MAX_HEIGHT, max(available, 300)))
 
     # Building the form -------------------------------------------------------------------------------------
 
     def _inputs_box(self) -> QGroupBox:
-        box = QGroupBox("Input layers (local raster files; everything is aligned to the fine reference)")
+        box = QGroupBox("Input layers")
         form = QFormLayout(box)
+        form.addRow(note("Local raster files; everything is aligned to the fine reference's grid."))
         for role in (*self.engine.ALL_ROLES, TRUTH):
             picker = QgsMapLayerComboBox()
             picker.setFilters(QgsMapLayerProxyModel.RasterLayer)
             picker.setAllowEmptyLayer(True)
             picker.setLayer(None)
-            info = QLabel()
-            info.setStyleSheet("color: palette(mid);")
-            picker.layerChanged.connect(lambda layer, label=info: label.setText(describe(layer)))
-            cell = QWidget()
-            column = QVBoxLayout(cell)
-            column.setContentsMargins(0, 0, 0, 0)
-            column.setSpacing(1)
-            column.addWidget(picker)
-            column.addWidget(info)
+            info = note()
+            info.setContentsMargins(12, 0, 0, 4)
+            info.hide()
+            picker.layerChanged.connect(lambda layer, label=info: show_text(label, describe(layer)))
             label = QLabel()
-            form.addRow(label, cell)
+            form.addRow(label, picker)
+            form.addRow(info)  # the whole width, so size, pixel size, CRS and bands stay on one line
             self.pickers[role], self.role_labels[role], self.layer_infos[role] = picker, label, info
         return box
 
@@ -118,7 +166,11 @@ class FusionDialog(QDialog):
         self.weights = QgsFileWidget()
         self.weights.setFilter("STF checkpoints (*.pt);;All files (*)")
         form.addRow("Weights file", self.weights)
-        self.train_first = QCheckBox("Train on these layers first (self-training), epochs:")
+        self.train_first = QCheckBox("Train on these layers first, epochs:")
+        self.train_first.setToolTip(
+            "Self-training (Wald's protocol) on the chosen layers, then the fusion with the new checkpoint, "
+            "saved beside the output as <output>.pt"
+        )
         self.train_epochs = QgsSpinBox()
         self.train_epochs.setRange(1, 1000)
         self.train_epochs.setClearValue(20)
@@ -137,7 +189,7 @@ class FusionDialog(QDialog):
         if not any(item.startswith("cuda") for item in found):
             self.device_combo.model().item(devices.index("cuda")).setEnabled(False)
         form.addRow("Device", self.device_combo)
-        form.addRow("", QLabel("Detected: " + ", ".join(found)))
+        form.addRow("", note("Detected: " + ", ".join(found)))
         return box
 
     def _output_box(self) -> QGroupBox:
@@ -146,15 +198,17 @@ class FusionDialog(QDialog):
         self.output_folder = QgsFileWidget()
         self.output_folder.setStorageMode(QgsFileWidget.GetDirectory)
         form.addRow("Folder", self.output_folder)
-        self.write_error_maps = QCheckBox("Write error maps (coarse residual; error vs truth when a truth layer is set)")
+        self.write_error_maps = QCheckBox("Write error maps")
         form.addRow("", self.write_error_maps)
-        self.uncertainty = QCheckBox("Also write the uncertainty (prediction spread) map; takes longer")
+        form.addRow("", note("Coarse residual, temporal change, tile seams; error against the truth when a truth "
+                             "layer is set."))
+        self.uncertainty = QCheckBox("Uncertainty map (prediction spread; slower)")
         form.addRow("", self.uncertainty)
         self.write_error_maps.toggled.connect(self.uncertainty.setEnabled)
         return box
 
     def _advanced_box(self) -> QgsCollapsibleGroupBox:
-        box = QgsCollapsibleGroupBox("Advanced")
+        box = self.advanced = QgsCollapsibleGroupBox("Advanced")
         form = QFormLayout(box)
         self.tile = QgsSpinBox()
         self.tile.setRange(0, 16384)
@@ -168,14 +222,22 @@ class FusionDialog(QDialog):
         self.batch = QgsSpinBox()
         self.batch.setRange(1, 256)
         self.batch.setClearValue(4)
+        self.threads = QgsSpinBox()
+        self.threads.setRange(0, 1024)
+        self.threads.setSpecialValueText("automatic (the physical cores)")
+        self.threads.setClearValue(0)
         self.coarse_resolution = QgsDoubleSpinBox()
         self.coarse_resolution.setRange(0, 1e7)
         self.coarse_resolution.setSpecialValueText("from the raster")
         self.coarse_resolution.setClearValue(0)
+        self.coarse_resolution_hint = note()
+        self.coarse_resolution_label = QLabel()
         form.addRow("Tile size (px)", self.tile)
         form.addRow("Halo (px)", self.halo)
         form.addRow("Batch (tiles)", self.batch)
-        form.addRow("Real coarse pixel size", self.coarse_resolution)
+        form.addRow("CPU threads", self.threads)
+        form.addRow(self.coarse_resolution_label, self.coarse_resolution)
+        form.addRow("", self.coarse_resolution_hint)
         self.method_options = QLineEdit()
         self.method_options.setToolTip("key=value pairs separated by commas; empty keeps the method's defaults")
         form.addRow("Method options", self.method_options)
@@ -197,7 +259,8 @@ class FusionDialog(QDialog):
             used = role == TRUTH or spec.accepts(role)
             text = self.labels[role][0].upper() + self.labels[role][1:]
             label.setText(f"<b>{text} *</b>" if required else f"{text} (optional)" if used else f"{text} (not used)")
-            label.setToolTip(f"required by {spec.name}" if required else "")
+            tip = self.role_tips.get(role, "")
+            label.setToolTip("; ".join(filter(None, [tip, f"required by {spec.name}" if required else ""])))
             self.pickers[role].setEnabled(used)
             label.setEnabled(used)
         self.train_first.setEnabled(spec.name in self.trainable)
@@ -216,6 +279,17 @@ class FusionDialog(QDialog):
         self.method_options.setToolTip(described)
         saved = QgsSettings().value(SETTINGS + f"options/{spec.name}", "")
         self.method_options.setText(saved if takes_options else "")
+
+    def _fine_reference_changed(self) -> None:
+        """The real coarse pixel size is in the fine grid's units: show them, and when the field is needed."""
+        layer = self.pickers[self.engine.FINE_REFERENCE].currentLayer()
+        units = QgsUnitTypes.toAbbreviatedString(layer.crs().mapUnits()) if layer is not None else ""
+        self.coarse_resolution.setSuffix(f" {units}" if units else "")
+        self.coarse_resolution_label.setText(f"Real coarse pixel size ({units or 'fine-grid units'})")
+        self.coarse_resolution_hint.setText(
+            "Needed when the coarse raster was already resampled to the fine grid, as in the bundled sample: give "
+            "the coarse sensor's real pixel size, e.g. 250 for 250 m MODIS (self-training needs it then too)."
+        )
 
     @property
     def training_first(self) -> bool:
@@ -245,6 +319,7 @@ class FusionDialog(QDialog):
             halo=None if self.halo.value() < 0 else self.halo.value(),
             batch=self.batch.value(),
             device=self.device_combo.currentText(),
+            threads=self.threads.value() or None,
             coarse_resolution=self.coarse_resolution.value() or None,
             options=self.engine.parse_options(spec.name, self.method_options.text()) if spec.options else {},
         )
@@ -263,6 +338,7 @@ class FusionDialog(QDialog):
             pan=request.pan,
             epochs=self.train_epochs.value(),
             device=request.device,
+            threads=request.threads,
             coarse_resolution=request.coarse_resolution,
         )
 
@@ -304,6 +380,7 @@ class FusionDialog(QDialog):
         self.tile.setValue(int(settings.value(SETTINGS + "tile", 512)))
         self.halo.setValue(int(settings.value(SETTINGS + "halo", -1)))
         self.batch.setValue(int(settings.value(SETTINGS + "batch", 4)))
+        self.threads.setValue(int(settings.value(SETTINGS + "threads", 0) or 0))
         self.weights.setFilePath(settings.value(SETTINGS + "weights", ""))
         folder = settings.value(SETTINGS + "output_folder", "") or default_output_folder(self.project)
         self.output_folder.setFilePath(folder)
@@ -326,6 +403,7 @@ class FusionDialog(QDialog):
         settings.setValue(SETTINGS + "tile", self.tile.value())
         settings.setValue(SETTINGS + "halo", self.halo.value())
         settings.setValue(SETTINGS + "batch", self.batch.value())
+        settings.setValue(SETTINGS + "threads", self.threads.value())
         settings.setValue(SETTINGS + "weights", self.weights.filePath())
         settings.setValue(SETTINGS + "output_folder", self.output_folder.filePath())
         settings.setValue(SETTINGS + "error_maps", self.write_error_maps.isChecked())

@@ -155,10 +155,12 @@ def test_deep_models_take_weights_or_train_first(plugin, sample_layers, tmp_path
     dialog.train_first.setChecked(True)
     dialog.train_epochs.setValue(3)
     dialog.coarse_resolution.setValue(250)
+    dialog.threads.setValue(2)
     assert not dialog.weights.isEnabled()
     dialog.run()
     [(request, training)] = emitted
     assert request.method == training.model == "ganstfm" and request.weights is None
+    assert request.threads == training.threads == 2
     assert (training.mode, training.epochs, training.coarse_resolution) == ("self", 3, 250)
     assert training.output == request.output[:-4] + ".pt"
     assert (training.coarse_target, training.fine_reference) == (request.coarse_target, request.fine_reference)
@@ -243,3 +245,78 @@ def test_unload_deletes_the_dialog_so_nothing_of_it_follows_the_project(plugin, 
     described.clear()
     project.removeAllMapLayers()
     assert described == []
+
+
+def cut_off(dialog) -> list:
+    """Texts the dialog shows only in part: labels taller or wider than their room, checkbox texts and group
+    titles wider than theirs."""
+    from qgis.PyQt.QtWidgets import QCheckBox, QGroupBox, QLabel
+
+    problems = []
+    for label in dialog.findChildren(QLabel):
+        if not label.isVisibleTo(dialog) or not label.text():
+            continue
+        if label.wordWrap():
+            if label.height() < label.heightForWidth(label.width()):
+                problems.append(f"label '{label.text()[:40]}' is {label.height()} px high for "
+                                f"{label.heightForWidth(label.width())} px of text")
+        elif label.width() < label.sizeHint().width():
+            problems.append(f"label '{label.text()[:40]}' is {label.width()} px wide for {label.sizeHint().width()}")
+    for box in dialog.findChildren(QCheckBox):
+        if box.isVisibleTo(dialog) and box.width() < box.sizeHint().width():
+            problems.append(f"checkbox '{box.text()}' is {box.width()} px wide for {box.sizeHint().width()}")
+    for group in dialog.findChildren(QGroupBox):
+        title = group.fontMetrics().horizontalAdvance(group.title()) + 40  # frame, indicator, margins
+        if group.isVisibleTo(dialog) and group.width() < title:
+            problems.append(f"group '{group.title()}' is {group.width()} px wide for its title ({title} px)")
+    return problems
+
+
+def test_dialog_fits_a_768_pixel_screen_and_cuts_no_text_off(plugin, sample_layers):
+    """With every picker set, Advanced open and a message shown, the dialog asks for at most 740 px (the form
+    scrolls), can be made that small, and every label, checkbox and title is shown whole, also at its narrowest."""
+    from qgis.core import QgsApplication
+
+    plugin.show_dialog()
+    dialog = plugin.dialog
+    for role, layer in sample_layers.items():
+        dialog.pickers[role].setLayer(layer)
+    dialog.advanced.setCollapsed(False)
+    dialog.message.setText("Cannot run: the coarse target has 2 bands but the fine reference has 3 (band mismatch)")
+    QgsApplication.processEvents()
+    assert dialog.scroll.widget().sizeHint().height() > 740, "the form itself is taller than the screen allows"
+    assert dialog.sizeHint().height() <= 740 and dialog.minimumSizeHint().height() <= 740
+    for width in (dialog.sizeHint().width(), dialog.minimumWidth()):
+        dialog.resize(width, dialog.sizeHint().height())
+        QgsApplication.processEvents()
+        assert dialog.height() <= 740
+        assert cut_off(dialog) == [], width
+    dialog.scroll.ensureWidgetVisible(dialog.threads)
+    QgsApplication.processEvents()
+    assert not dialog.threads.visibleRegion().isEmpty(), "the last fields are reached by scrolling"
+
+
+def test_cpu_threads_reach_the_request_and_are_remembered(plugin, sample_layers, tmp_path):
+    from stf_qgis_plugin.dialog import FusionDialog
+
+    dialog, emitted = starfm_dialog(plugin, sample_layers, tmp_path)
+    dialog.threads.clear()
+    assert dialog.threads.value() == dialog.threads.minimum() == 0
+    assert dialog.threads.specialValueText().startswith("automatic")
+    dialog.run()
+    dialog.show()
+    dialog.threads.setValue(3)
+    dialog.run()
+    assert [request.threads for request in emitted] == [None, 3]
+    assert FusionDialog(plugin.status.engine).threads.value() == 3
+
+
+def test_real_coarse_pixel_size_shows_the_fine_grids_unit_and_when_it_is_needed(plugin, sample_layers, tmp_path):
+    dialog, emitted = starfm_dialog(plugin, sample_layers, tmp_path)
+    assert dialog.coarse_resolution_label.text() == "Real coarse pixel size (m)"
+    dialog.coarse_resolution.setValue(250)
+    assert dialog.coarse_resolution.text().endswith(" m")
+    assert "already resampled to the fine grid" in dialog.coarse_resolution_hint.text()
+    dialog.pickers["fine_reference"].setLayer(None)
+    assert dialog.coarse_resolution_label.text() == "Real coarse pixel size (fine-grid units)"
+    assert dialog.coarse_resolution.suffix() == ""
