@@ -16,7 +16,10 @@ from .fusion.run import fuse
 from .methods.catalog import describe_options, list_methods, method_halo, parse_options
 from .methods.contract import MethodSpec
 from .models import MODELS as _MODELS
-from .roles import ALL_ROLES, COARSE_REFERENCE, COARSE_TARGET, FINE_REFERENCE, LABELS as ROLE_LABELS, PAN
+from .roles import (
+    ALL_ROLES, COARSE_REFERENCE, COARSE_REFERENCE_2, COARSE_TARGET, FINE_REFERENCE, FINE_REFERENCE_2, PAN,
+)
+from .roles import LABELS as ROLE_LABELS
 from .training import TrainingRequest, TrainingResult, train
 from .training.request import MODES as TRAINING_MODES
 from .version import __version__
@@ -29,6 +32,7 @@ TRAINABLE_MODELS = tuple(_MODELS)
 __all__ = [
     "ALL_ROLES",
     "COARSE_REFERENCE",
+    "COARSE_REFERENCE_2",
     "COARSE_TARGET",
     "CheckReport",
     "DEFAULT_BATCH",
@@ -38,6 +42,7 @@ __all__ = [
     "EvaluationReport",
     "EvaluationRequest",
     "FINE_REFERENCE",
+    "FINE_REFERENCE_2",
     "FusionCancelled",
     "FusionRequest",
     "FusionResult",

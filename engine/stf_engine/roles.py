@@ -4,13 +4,19 @@ COARSE_TARGET = "coarse_target"
 FINE_REFERENCE = "fine_reference"
 COARSE_REFERENCE = "coarse_reference"
 PAN = "pan"
+FINE_REFERENCE_2 = "fine_reference_2"
+COARSE_REFERENCE_2 = "coarse_reference_2"
+"""A second reference pair, on the other side of the target date (ESTARFM, STARFM with two pairs)."""
 
-ALL_ROLES = (COARSE_TARGET, FINE_REFERENCE, COARSE_REFERENCE, PAN)
-COARSE_ROLES = (COARSE_TARGET, COARSE_REFERENCE)
+ALL_ROLES = (COARSE_TARGET, FINE_REFERENCE, COARSE_REFERENCE, PAN, FINE_REFERENCE_2, COARSE_REFERENCE_2)
+COARSE_ROLES = (COARSE_TARGET, COARSE_REFERENCE, COARSE_REFERENCE_2)
+FINE_ROLES = (FINE_REFERENCE, FINE_REFERENCE_2)
 
 LABELS = {
     COARSE_TARGET: "coarse target",
     FINE_REFERENCE: "fine reference",
     COARSE_REFERENCE: "coarse reference",
     PAN: "pan band",
+    FINE_REFERENCE_2: "second fine reference",
+    COARSE_REFERENCE_2: "second coarse reference",
 }

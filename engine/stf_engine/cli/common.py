@@ -8,7 +8,9 @@ from typing import Iterator, Tuple
 
 from tqdm import tqdm
 
-from .. import ALL_ROLES, COARSE_REFERENCE, COARSE_TARGET, FINE_REFERENCE, PAN, StfError
+from .. import (
+    ALL_ROLES, COARSE_REFERENCE, COARSE_REFERENCE_2, COARSE_TARGET, FINE_REFERENCE, FINE_REFERENCE_2, PAN, StfError,
+)
 
 STEPS = 1000
 """Resolution of the progress bar (shown as a percentage)."""
@@ -83,10 +85,10 @@ def number(text: str, what: str) -> float:
 
 
 SCALE_ROLES = {
-    "coarse": (COARSE_TARGET, COARSE_REFERENCE),
+    "coarse": (COARSE_TARGET, COARSE_REFERENCE, COARSE_REFERENCE_2),
     "coarse-target": (COARSE_TARGET,),
-    "coarse-ref": (COARSE_REFERENCE,),
-    "fine": (FINE_REFERENCE,),
+    "coarse-ref": (COARSE_REFERENCE, COARSE_REFERENCE_2),
+    "fine": (FINE_REFERENCE, FINE_REFERENCE_2),
     "pan": (PAN,),
 }
 """--scale role names and the request roles each one sets."""

@@ -19,6 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     given.add_argument("--fine", required=True, metavar="F1", help="fine image at a reference date")
     given.add_argument("--coarse-ref", metavar="C1", help="coarse image at the reference date")
     given.add_argument("--pan", metavar="P", help="panchromatic band at the target date")
+    given.add_argument("--fine2", metavar="F3", help="second fine reference, on the other side of the target date")
+    given.add_argument("--coarse-ref2", metavar="C3", help="coarse image at the second fine reference's date")
     parser.add_argument("--method", default=DEFAULT_METHOD,
                         help=f"one of: {', '.join(list_methods())} (default {DEFAULT_METHOD})")
     parser.add_argument("--weights", help="checkpoint file for deep models")
@@ -50,6 +52,8 @@ def request_from(args) -> FusionRequest:
         fine_reference=args.fine,
         coarse_reference=args.coarse_ref,
         pan=args.pan,
+        fine_reference_2=args.fine2,
+        coarse_reference_2=args.coarse_ref2,
         output=args.out,
         method=args.method,
         weights=args.weights,

@@ -25,6 +25,10 @@ class FusionRequest:
     output: str
     coarse_reference: Optional[str] = None
     pan: Optional[str] = None
+    fine_reference_2: Optional[str] = None
+    """A second fine reference, on the other side of the target date from the first (two-pair methods)."""
+    coarse_reference_2: Optional[str] = None
+    """The coarse image at the second fine reference's date."""
     method: str = "starfm"
     weights: Optional[str] = None
     error_maps_dir: Optional[str] = None

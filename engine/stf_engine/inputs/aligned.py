@@ -110,13 +110,17 @@ def open_inputs(
         _check_coarse_resolution(alignment.coarse_resolution, grid)
 
     def aligned(role: str, shift: Tuple[float, float] = (0.0, 0.0)) -> AlignedRaster:
-        upsampling = "nearest" if role == roles.FINE_REFERENCE else alignment.resampling
+        upsampling = "nearest" if role in roles.FINE_ROLES else alignment.resampling
         return open_on_grid(
             stack, paths[role], roles.LABELS[role], grid, alignment.scales.get(role), upsampling,
             band_map.get(role), shift, dataset=datasets[role],
         )
 
     readers: Dict[str, AlignedRaster] = {role: aligned(role) for role in datasets}
+    second = readers.get(roles.FINE_REFERENCE_2)
+    if second is not None and second.count != readers[roles.FINE_REFERENCE].count:
+        raise StfError(f"the second fine reference has {second.count} bands but the fine reference has "
+                       f"{readers[roles.FINE_REFERENCE].count}")
     check_cancel(cancel)
     if alignment.register and alignment.coarse_shift is None:
         progress(0.0, "co-registering the coarse rasters")

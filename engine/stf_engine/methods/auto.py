@@ -64,13 +64,11 @@ def reduced_world(arrays: Mapping[str, np.ndarray], valid: np.ndarray, ratio: in
     reduced = max(2, min(ratio, min(hb, wb) // 8))
     complete, _ = block_mean(valid[None].astype(np.float32), np.ones_like(valid), ratio)
     small_valid = complete[0] >= 1.0 - 1e-6
-    world = {roles.FINE_REFERENCE: fine}
-    for role in (roles.COARSE_TARGET, roles.COARSE_REFERENCE):
-        if role in arrays:
-            means, _ = block_mean(arrays[role], valid, ratio)
-            world[role] = _coarser(means, small_valid, reduced)
-            if role == roles.COARSE_TARGET:
-                truth = means
+    world = {}
+    for role, array in arrays.items():
+        means, _ = block_mean(array, valid, ratio)
+        world[role] = _coarser(means, small_valid, reduced) if role in roles.COARSE_ROLES else means
+    truth, _ = block_mean(arrays[roles.COARSE_TARGET], valid, ratio)
     return world, truth, small_valid, reduced
 
 

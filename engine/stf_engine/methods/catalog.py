@@ -6,7 +6,7 @@ from typing import Dict
 from .. import roles
 from ..core.options import Given, defaults, describe_all, parse
 from ..errors import StfError
-from . import baselines, deep, fitfc, starfm
+from . import baselines, deep, estarfm, fitfc, starfm
 from .contract import MethodContext, MethodSpec
 from .residual import with_residual_option
 
@@ -19,14 +19,14 @@ AUTO = MethodSpec(
     description="Scores the classic methods on the scene itself (Wald's reduced-resolution validation) and runs "
     "the best; never a method that does worse than delta there",
     required=(roles.COARSE_TARGET, roles.FINE_REFERENCE),
-    optional=(roles.COARSE_REFERENCE,),
+    optional=(roles.COARSE_REFERENCE, roles.FINE_REFERENCE_2, roles.COARSE_REFERENCE_2),
     halo=lambda context: 0,
     build=_chosen_first,
     chooses=True,
 )
 METHODS: Dict[str, MethodSpec] = {
     AUTO.name: AUTO,
-    **{spec.name: with_residual_option(spec) for module in (baselines, starfm, fitfc, deep) for spec in module.SPECS},
+    **{spec.name: with_residual_option(spec) for module in (baselines, starfm, fitfc, estarfm, deep) for spec in module.SPECS},
 }
 """Every method also takes the shared `residual` option (residual compensation, see residual.py)."""
 

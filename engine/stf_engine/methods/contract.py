@@ -23,6 +23,8 @@ class TileBatch:
     """(B, 1, H, W) bool: every given input holds data there."""
     coarse_reference: Optional[torch.Tensor] = None
     pan: Optional[torch.Tensor] = None
+    fine_reference_2: Optional[torch.Tensor] = None
+    coarse_reference_2: Optional[torch.Tensor] = None
     origins: Tuple[Tuple[int, int], ...] = ()
     """(row, col) on the fine grid of each tile's first (haloed) pixel, for methods working on the coarse
     pixels' block grid, which is anchored at (0, 0) of the fine grid."""

@@ -35,7 +35,7 @@ def load_data(request: TrainingRequest, model: ModelDef) -> TrainingData:
     if request.mode == "self":
         if not (request.coarse_target and request.fine_reference):
             raise StfError("self-training needs a coarse target and a fine reference")
-        given = {r: getattr(request, r) for r in roles.ALL_ROLES if getattr(request, r)}
+        given = {r: getattr(request, r) for r in roles.ALL_ROLES if getattr(request, r, None)}
         given = {r: p for r, p in given.items() if r in model.roles_for(given)}
         missing = set(model.required) - set(given)
         if missing:

@@ -118,7 +118,7 @@ def _check(request: TrainingRequest, model: ModelDef) -> Dict[str, object]:
     if not request.output:
         raise StfError("no checkpoint path given; name the .pt file to write")
     check_writable_file(request.output, "checkpoint")
-    inputs = {role.replace("_", " "): getattr(request, role) for role in roles.ALL_ROLES}
+    inputs = {roles.LABELS[role]: getattr(request, role, None) for role in roles.ALL_ROLES}
     refuse_overwrite(request.output, {**inputs, "series": request.series}, "checkpoint")
     return parse(model.options, request.options, f"model '{model.name}'")
 
