@@ -5,6 +5,7 @@ metadata plus a bounded sample of pixels, safe on the GUI thread.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -67,7 +68,7 @@ def check(request: FusionRequest, weights_from_training: bool = False) -> CheckR
     "train on these layers first"), so a missing weights file is not a problem.
     """
     with ExitStack() as stack:
-        plan = prepare(request, stack, weights_from_training)
+        plan = prepare(request, stack, weights_from_training, survey_scene=False)
         grid = plan.inputs.grid
         return CheckReport(
             method=plan.spec.name,
@@ -136,6 +137,7 @@ def prepare(
     weights_from_training: bool = False,
     progress: Progress = silent,
     ticker: Optional[Ticker] = None,
+    survey_scene: bool = True,
 ) -> Plan:
     """Check the request, open its inputs on the fine grid and size the run; StfError for any problem.
 
@@ -164,6 +166,9 @@ def prepare(
         warn=warnings.add,
         tick=ticker,
     )
+    if spec.survey is not None and survey_scene:
+        progress(0.0, f"{spec.name}: surveying the scene")
+        context = dataclasses.replace(context, survey=spec.survey(context, inputs.read_blocks(inputs.ratio, device)))
     halo = spec.halo(context) if request.halo is None else request.halo
     longest = max(inputs.grid.height, inputs.grid.width)
     if halo > longest:

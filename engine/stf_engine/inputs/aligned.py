@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -20,6 +20,7 @@ from ..methods.contract import TileBatch
 from ..raster.grid import Grid, coarse_ratio, resolution_in
 from ..raster.open import check_covers, open_on_grid, open_raster
 from ..raster.reader import AlignedRaster
+from ..raster.windows import block_windows
 from ..raster.writer import Encoding
 from .registration import estimate_offset
 
@@ -56,6 +57,17 @@ class AlignedInputs:
     @property
     def bands(self) -> int:
         return self.readers[roles.FINE_REFERENCE].count
+
+    def read_blocks(self, ratio: int, device, side: int = 512) -> Iterator[TileBatch]:
+        """The whole scene in windows whose edges fall on the coarse pixels' block grid, one per batch, no halo."""
+        for window in block_windows(self.grid.height, self.grid.width, ratio, side):
+            arrays, valid = {}, None
+            for role, reader in self.readers.items():
+                data, mask = reader.read(window)
+                arrays[role] = torch.from_numpy(data)[None].to(device)
+                valid = mask if valid is None else valid & mask
+            origin = ((int(window.row_off), int(window.col_off)),)
+            yield TileBatch(valid=torch.from_numpy(valid)[None, None].to(device), origins=origin, **arrays)
 
     def read_batch(self, group: Sequence[Tile], halo: int, device) -> TileBatch:
         """Every role's haloed window for each tile, stacked into tensors on the device."""

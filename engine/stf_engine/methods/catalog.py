@@ -6,7 +6,7 @@ from typing import Dict
 from .. import roles
 from ..core.options import Given, defaults, describe_all, parse
 from ..errors import StfError
-from . import baselines, deep, estarfm, fitfc, starfm
+from . import baselines, deep, estarfm, fitfc, fsdaf, starfm
 from .contract import MethodContext, MethodSpec
 from .residual import with_residual_option
 
@@ -26,7 +26,7 @@ AUTO = MethodSpec(
 )
 METHODS: Dict[str, MethodSpec] = {
     AUTO.name: AUTO,
-    **{spec.name: with_residual_option(spec) for module in (baselines, starfm, fitfc, estarfm, deep) for spec in module.SPECS},
+    **{spec.name: with_residual_option(spec) for module in (baselines, starfm, fitfc, fsdaf, estarfm, deep) for spec in module.SPECS},
 }
 """Every method also takes the shared `residual` option (residual compensation, see residual.py)."""
 

@@ -5,7 +5,7 @@ Adding a method is one module in this package exporting `SPECS`, listed once in 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, FrozenSet, Mapping, Optional, Tuple
+from typing import Callable, FrozenSet, Iterable, Mapping, Optional, Tuple
 
 import torch
 
@@ -50,6 +50,8 @@ class MethodContext:
     """The method's options, defaults filled in and typed (see `catalog.parse_options`)."""
     warn: Callable[[str], None] = field(default=lambda message: None, compare=False)
     """The run's warnings channel, for what a method notices while it is built."""
+    survey: Mapping[str, object] = field(default_factory=dict, compare=False)
+    """What the method's scene-wide pre-pass found (MethodSpec.survey), the same for every tile."""
     tick: Callable[..., None] = field(default=lambda fraction=None: None, compare=False)
     """Called from a method's inner loops: tick(fraction of the batch done) or tick() raises FusionCancelled
     when the run is cancelled, so a long tile stops within about a second."""
@@ -77,6 +79,9 @@ class MethodSpec:
     """Checkpoint used when a method needs weights and the request names none (a shipped demo)."""
     blend: bool = False
     """Blend overlapping tiles with a Hann weight instead of cropping (for networks with global parts)."""
+    survey: Optional[Callable[[MethodContext, Iterable[TileBatch]], Mapping[str, object]]] = None
+    """A pre-pass over the whole scene in bounded memory (windows aligned with the coarse pixels, no halo),
+    for statistics a method needs scene-wide (FSDAF's classes and class changes); tiles then use its result."""
     chooses: bool = False
     """The method picks another one for the scene before any tile is predicted (`auto`)."""
 

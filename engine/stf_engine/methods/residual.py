@@ -46,18 +46,23 @@ def compensate(predicted: torch.Tensor, batch: TileBatch, context: MethodContext
         target, _ = block_means(batch.coarse_target[sample], valid, ratio, origin)
         mean, _ = block_means(predicted[sample], valid, ratio, origin)
         residual = expand(target - mean, ratio, origin, shape)
-        agreeing = (torch.sign(residual) * (batch.coarse_target[sample] - predicted[sample])).clamp_min(0.0)
-        weight = index[sample] * agreeing + (1 - index[sample]) * residual.abs()
-        weight_mean, _ = block_means(weight, valid, ratio, origin)
-        share = weight / expand(weight_mean, ratio, origin, shape).clamp_min(1e-12)
-        out.append(predicted[sample] + residual * torch.where(weight_mean_is_zero(weight_mean, ratio, origin, shape),
-                                                              torch.ones_like(share), share))
+        guide = batch.coarse_target[sample] - predicted[sample]
+        out.append(predicted[sample] + distribute(residual, guide, index[sample], valid, ratio, origin))
     return torch.stack(out)
 
 
-def weight_mean_is_zero(weight_mean: torch.Tensor, ratio: int, origin, shape) -> torch.Tensor:
-    """Blocks whose weights are all 0 (no residual there): they take an even share instead."""
-    return expand(weight_mean <= 1e-12, ratio, origin, shape)
+def distribute(residual: torch.Tensor, guide: torch.Tensor, index: torch.Tensor, valid: torch.Tensor, ratio: int,
+               origin) -> torch.Tensor:
+    """Each pixel's share of its block's residual R ((C, H, W), R repeated over the block): where the homogeneity
+    `index` (1, H, W) is high the shares follow the part of `guide` that points the way R does, elsewhere they
+    are even; their block mean is exactly R, and a block without residual gets nothing."""
+    shape = residual.shape[-2:]
+    agreeing = (torch.sign(residual) * guide).clamp_min(0.0)
+    weight = index * agreeing + (1 - index) * residual.abs()
+    weight_mean, _ = block_means(weight, valid, ratio, origin)
+    spread = expand(weight_mean, ratio, origin, shape)
+    share = torch.where(spread > 1e-12, weight / spread.clamp_min(1e-12), torch.ones_like(weight))
+    return residual * share
 
 
 def with_residual_option(spec: MethodSpec) -> MethodSpec:
