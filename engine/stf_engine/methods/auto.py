@@ -9,6 +9,7 @@ measured to do better here, so `auto` runs the single winner.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -100,6 +101,8 @@ def score(arrays: Mapping[str, np.ndarray], valid: np.ndarray, ratio: int, specs
         context = MethodContext(ratio=reduced, bands=fine.shape[0], given=frozenset(inputs),
                                 device=torch.device("cpu"), fine_std=std, weights=weights if spec.needs_weights
                                 else None, options=resolved_options(spec, options.get(spec.name)), tick=tick)
+        if spec.survey is not None:
+            context = dataclasses.replace(context, survey=spec.survey(context, [batch]))
         with torch.inference_mode():
             predicted = spec.build(context)(batch)[0].float().numpy()
         error = (predicted - truth)[:, small_valid]
