@@ -80,7 +80,8 @@ def open_error_maps(paths: Dict[str, str]) -> Dict[str, QgsRasterLayer]:
 def fill_group(group: QgsLayerTreeGroup, fused_node: QgsLayerTreeLayer, error_maps: Dict[str, QgsRasterLayer],
                project: QgsProject) -> None:
     """Style and add the fused raster (switched on, legend open, channels named by band) and the error maps (named
-    with their units; one switched on with its legend open, the others off and collapsed)."""
+    with their units, in the layer name and the legend; one switched on with its legend open, the others off and
+    collapsed)."""
     fused = fused_node.layer()
     style_fused(fused)
     label_legend(fused_node)  # before the node is in the tree, so every legend model sees the labels
@@ -94,9 +95,12 @@ def fill_group(group: QgsLayerTreeGroup, fused_node: QgsLayerTreeLayer, error_ma
         layer.setName(error_map_name(layer, name))
         layer.setAbstract(file_tags(layer).get("DESCRIPTION", ""))
         project.addMapLayer(layer, False)
-        node = group.addLayer(layer)
+        node = QgsLayerTreeLayer(layer)
+        label_legend(node)
         node.setItemVisibilityChecked(name == shown)
         node.setExpanded(name == shown)
+        group.addChildNode(node)
+        legend_band_names().watch(layer)
     group.setItemVisibilityChecked(True)
     group.setExpanded(True)
 

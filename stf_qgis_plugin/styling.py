@@ -132,14 +132,26 @@ def band_name(layer: QgsRasterLayer, band: int) -> str:
     return name if interpretation in UNINFORMATIVE else f"{name} ({interpretation})"
 
 
+def band_title(layer: QgsRasterLayer, band: int) -> str:
+    """A pseudocolour legend's heading: the band's description (else its name) and the file's units, e.g.
+    "RMS error (reflectance)"."""
+    name = band_name(layer, band)
+    prefix = QgsRasterInterface.generateBandName(layer.dataProvider(), band) + ": "
+    name = name[len(prefix):] if name.startswith(prefix) else name
+    units = file_tags(layer).get("UNITS")
+    return f"{name} ({units})" if units else name
+
+
 def legend_labels(layer: QgsRasterLayer) -> List[str]:
-    """The labels of the layer's legend entries that name bands: one per colour channel of an RGB composite
-    (in QGIS's order red, green, blue); none for other renderers, whose legends show values."""
+    """The labels of the layer's legend entries that name bands, in QGIS's order: the colour channels of an RGB
+    composite (red, green, blue), or the heading of a pseudocolour legend; none for other renderers."""
     renderer = layer.renderer()
-    if not isinstance(renderer, QgsMultiBandColorRenderer):
-        return []
-    channels = (renderer.redBand(), renderer.greenBand(), renderer.blueBand())
-    return [band_name(layer, band) for band in channels if band > 0]
+    if isinstance(renderer, QgsMultiBandColorRenderer):
+        channels = (renderer.redBand(), renderer.greenBand(), renderer.blueBand())
+        return [band_name(layer, band) for band in channels if band > 0]
+    if isinstance(renderer, QgsSingleBandPseudoColorRenderer):
+        return [band_title(layer, renderer.band())]
+    return []
 
 
 LABELLED_ENTRIES = 3

@@ -5,6 +5,14 @@ from pathlib import Path
 from typing import Sequence
 
 
+def band_description(path) -> str:
+    """The first band's description the engine wrote into a raster."""
+    import rasterio
+
+    with rasterio.open(path) as dataset:
+        return dataset.descriptions[0]
+
+
 def legend_texts(node) -> list:
     """The legend entries QGIS shows under a layer-tree node (a fresh model over the project's tree)."""
     from qgis.core import QgsLayerTreeModel, QgsProject
@@ -42,10 +50,11 @@ def check_result_group(group, method: str, fused_path, maps_dir, shown: str,
     for stem, node in maps.items():
         layer = node.layer()
         assert isinstance(layer.renderer(), QgsSingleBandPseudoColorRenderer), stem
-        assert legend_texts(node), stem
         units = "1 = seam pixel" if stem == "seam_mask" else "reflectance"
         band = f"band 1 of {layer.bandCount()}, " if layer.bandCount() > 1 else ""
         assert layer.name() == f"{stem} ({band}{units})"
+        heading, *entries = legend_texts(node)
+        assert heading == f"{band_description(layer.source())} ({units})" and entries, stem
         assert layer.abstract(), stem  # the engine's DESCRIPTION tag
         assert (node.isVisible(), node.isExpanded()) == (stem == shown, stem == shown), stem
     residual = maps["coarse_residual"].layer().renderer()
