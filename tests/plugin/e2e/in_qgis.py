@@ -1,7 +1,10 @@
 """Startup code for the real QGIS desktop (`qgis --code`): drive the installed plugin like a user and record the outcome.
 
 Loads the sample, opens the dialog from the Raster menu, sets the pickers, presses Run, waits for the task,
-checks the layers, runs stf:fuse through Processing, saves screenshots and result.json into $STF_E2E_OUT, then quits.
+checks the result group (styles, legend names, visibility), runs stf:fuse through Processing and loads its result,
+saves screenshots and result.json into $STF_E2E_OUT, then quits with File → Exit (run_e2e.py checks QGIS's exit
+status: QGIS 3.22 has crashed at exit in QgisApp::setMapStyleDockLayer, so the style dock is open with a result
+layer current when it quits).
 """
 import json
 import os
@@ -12,7 +15,6 @@ from qgis.core import (
     QgsApplication,
     QgsMultiBandColorRenderer,
     QgsProject,
-    QgsRasterLayer,
     QgsSingleBandPseudoColorRenderer,
 )
 from qgis.PyQt.QtCore import QTimer
@@ -31,6 +33,10 @@ INPUTS = {
 METHOD = "delta"
 """Fast on the sample, so `make test` stays quick; any method exercises the same dialog, task and styling."""
 TASK_TIMEOUT = 180
+MAX_DIALOG_HEIGHT = 740
+"""The dialog must fit a 768-pixel-high screen."""
+EXIT_TIMEOUT_MS = 60_000
+"""After File → Exit QGIS must be gone within this; otherwise (a modal question?) the script ends it with status 3."""
 
 
 class EndToEnd:
@@ -88,7 +94,13 @@ class EndToEnd:
         dialog.output_folder.setFilePath(os.path.join(OUT, "output"))
         dialog.write_error_maps.setChecked(True)
         dialog.tile.setValue(256)
-        dialog.adjustSize()
+        dialog.advanced.setCollapsed(False)
+        QgsApplication.processEvents()
+        heights = (dialog.sizeHint().height(), dialog.minimumSizeHint().height(), dialog.height())
+        self.result["dialog_heights"] = heights
+        self.check(max(heights) <= MAX_DIALOG_HEIGHT, f"the dialog fits a 768-px screen {heights}")
+        dialog.advanced.setCollapsed(True)
+        dialog.scroll.verticalScrollBar().setValue(0)
         self.later(self.run_dialog, 800)
 
     def run_dialog(self):
@@ -110,13 +122,9 @@ class EndToEnd:
         self.result["task_seconds"] = round(time.monotonic() - self.run_started, 1)
         groups = [g for g in QgsProject.instance().layerTreeRoot().children() if g.name().startswith(f"Fusion {METHOD} ")]
         self.check(len(groups) == 1, f"one 'Fusion {METHOD} <time>' group")
+        self.check_group(groups[0], "rms_error")
         layers = [node.layer() for node in groups[0].findLayers()]
         self.result["layers"] = [layer.name() for layer in layers]
-        self.check(isinstance(layers[0].renderer(), QgsMultiBandColorRenderer), "fused raster as RGB composite")
-        self.check(
-            len(layers) >= 3 and all(isinstance(l.renderer(), QgsSingleBandPseudoColorRenderer) for l in layers[1:]),
-            "error maps as pseudocolour",
-        )
         root = QgsProject.instance().layerTreeRoot()
         for layer in self.layers.values():
             root.findLayer(layer).setItemVisibilityChecked(False)
@@ -125,6 +133,28 @@ class EndToEnd:
         canvas.setExtent(layers[0].extent())
         canvas.refresh()
         self.later(self.screenshots, 3000)
+
+    def check_group(self, group, shown):
+        """Styles, legend names and visibility of a result group, as the layer panel shows them."""
+        nodes = group.findLayers()
+        layers = [node.layer() for node in nodes]
+        self.check(isinstance(layers[0].renderer(), QgsMultiBandColorRenderer), "fused raster as RGB composite")
+        self.check(
+            len(layers) >= 3 and all(isinstance(l.renderer(), QgsSingleBandPseudoColorRenderer) for l in layers[1:]),
+            "error maps as pseudocolour",
+        )
+        model = iface.layerTreeView().layerTreeModel()
+        legend = [entry.data(0) for entry in model.layerLegendNodes(nodes[0])]
+        self.result.setdefault("fused_legends", []).append(legend)
+        self.check(legend == ["Band 1", "Band 2", "Band 3"], f"fused legend names the bands ({legend})")
+        grey = [str(e.data(0)) for n in nodes for e in model.layerLegendNodes(n) if "(Gray)" in str(e.data(0))]
+        self.check(not grey, f"no legend entry says '(Gray)' ({grey})")
+        units = [layer.name() for layer in layers[1:] if not layer.name().endswith(("reflectance)", "seam pixel)"))]
+        self.check(not units, f"error maps named with their units (not: {units})")
+        on = [node.layer().name().split(" ")[0] for node in nodes[1:] if node.itemVisibilityChecked()]
+        expanded = [node.layer().name().split(" ")[0] for node in nodes[1:] if node.isExpanded()]
+        self.check(nodes[0].itemVisibilityChecked() and nodes[0].isExpanded(), "fused layer on, legend open")
+        self.check(on == expanded == [shown], f"only {shown} on, others off and collapsed (on: {on})")
 
     def screenshots(self):
         canvas = iface.mapCanvas()
@@ -150,16 +180,29 @@ class EndToEnd:
         return image.scaledToWidth(1200, 1)  # Qt.SmoothTransformation
 
     def processing_run(self):
+        """What the toolbox does with "Open output file after running": the result gets the dialog's group."""
         import processing
 
         target = os.path.join(OUT, "output", "processing_cubic.tif")
-        result = processing.run("stf:fuse", {
+        result = processing.runAndLoadResults("stf:fuse", {
             "COARSE_TARGET": self.layers["coarse_target"], "FINE_REFERENCE": self.layers["fine_reference"],
-            "METHOD": "cubic", "OUTPUT": target,
+            "METHOD": "cubic", "TILE_SIZE": 256, "OUTPUT": target,
+            "ERROR_MAPS": os.path.join(OUT, "output", "processing_cubic_error_maps"),
         })
-        valid = result["OUTPUT"] == target and QgsRasterLayer(target, "processed").isValid()
-        self.check(valid, "processing.run('stf:fuse') output")
-        self.finish(None)
+        self.check(result["OUTPUT"] == target, "processing.runAndLoadResults('stf:fuse') output")
+        groups = [g for g in QgsProject.instance().layerTreeRoot().children() if g.name().startswith("Fusion cubic ")]
+        self.check(len(groups) == 1, "Processing's result in a 'Fusion cubic <time>' group")
+        self.check_group(groups[0], "coarse_residual_rms")
+        self.later(self.quit)
+
+    def quit(self):
+        """As a user would leave it: the Layer Styling dock open on a result layer; then File → Exit."""
+        styling = iface.mainWindow().findChild(QDockWidget, "LayerStyling")
+        self.check(styling is not None, "the Layer Styling dock exists")
+        styling.show()
+        root = QgsProject.instance().layerTreeRoot()
+        iface.layerTreeView().setCurrentLayer(root.findLayers()[0].layer())
+        self.later(lambda: self.finish(None), 500)
 
     def finish(self, error):
         self.result["ok"] = error is None
@@ -169,7 +212,7 @@ class EndToEnd:
             json.dump(self.result, handle, indent=2)
         QgsProject.instance().setDirty(False)
         QTimer.singleShot(500, iface.actionExit().trigger)
-        QTimer.singleShot(20000, lambda: os._exit(0 if error is None else 1))
+        QTimer.singleShot(EXIT_TIMEOUT_MS, lambda: os._exit(3))  # still here: QGIS did not exit by itself
 
 
 E2E = EndToEnd()

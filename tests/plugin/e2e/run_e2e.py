@@ -1,5 +1,6 @@
 """End to end in the real QGIS desktop: build the zip, install and enable it in a fresh profile, run QGIS under
-xvfb-run with `in_qgis.py` as its startup code, and check the result file it writes (exit 0 only on success).
+xvfb-run with `in_qgis.py` as its startup code, and check the result file it writes and how QGIS exited after
+File → Exit (exit 0 only when both are right).
 
 python tests/plugin/e2e/run_e2e.py [--out out/e2e] [--timeout 300]
 """
@@ -28,7 +29,12 @@ processing=true
 [qgis]
 checkVersion=false
 showTips=false
+
+[app]
+askToSaveMemoryLayers=false
 """
+"""askToSaveMemoryLayers: the outputs lie in a temporary folder (a test's tmp_path), which QGIS counts as temporary
+layers and asks about, in a modal box nobody answers, on File → Exit."""
 
 
 def available() -> bool:
@@ -73,7 +79,11 @@ def run(out: Path, timeout: int) -> dict:
             completed = subprocess.run(command, env=qgis_environment(out), stdout=log, stderr=subprocess.STDOUT)
     if not result_file.exists():
         return {"ok": False, "error": f"QGIS exited with {completed.returncode} without a result (see {out / 'qgis.log'})"}
-    return json.loads(result_file.read_text())
+    result = json.loads(result_file.read_text())
+    # 0 after File → Exit; 3: QGIS was still running a minute later (in_qgis.py ends it then); 124/137: killed at
+    # the timeout; 134 or 139, with a backtrace in qgis.log: it crashed.
+    result["exit_status"] = completed.returncode
+    return result
 
 
 def main(argv=None) -> int:
@@ -86,7 +96,7 @@ def main(argv=None) -> int:
         return 2
     result = run(Path(args.out).resolve(), args.timeout)
     print(json.dumps(result, indent=2))
-    return 0 if result.get("ok") else 1
+    return 0 if result.get("ok") and result.get("exit_status") == 0 else 1
 
 
 if __name__ == "__main__":
