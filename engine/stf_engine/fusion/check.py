@@ -168,7 +168,8 @@ def prepare(
     )
     if spec.survey is not None and survey_scene:
         progress(0.0, f"{spec.name}: surveying the scene")
-        context = dataclasses.replace(context, survey=spec.survey(context, inputs.read_blocks(inputs.ratio, device)))
+        scene = lambda: inputs.read_blocks(inputs.ratio, device)  # noqa: E731
+        context = dataclasses.replace(context, survey=spec.survey(context, scene))
     halo = spec.halo(context) if request.halo is None else request.halo
     longest = max(inputs.grid.height, inputs.grid.width)
     if halo > longest:

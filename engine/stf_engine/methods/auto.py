@@ -95,18 +95,23 @@ def score(arrays: Mapping[str, np.ndarray], valid: np.ndarray, ratio: int, specs
     batch = TileBatch(valid=torch.from_numpy(small_valid)[None, None], origins=((0, 0),),
                       **{role: tensor(array) for role, array in inputs.items()})
     std = tuple(float(s) for s in fine[:, small_valid].std(axis=1))
-    scores = []
+    scores, predictions = [], {}
     for index, spec in enumerate(specs):
         tick(index / len(specs))
         context = MethodContext(ratio=reduced, bands=fine.shape[0], given=frozenset(inputs),
                                 device=torch.device("cpu"), fine_std=std, weights=weights if spec.needs_weights
                                 else None, options=resolved_options(spec, options.get(spec.name)), tick=tick)
         if spec.survey is not None:
-            context = dataclasses.replace(context, survey=spec.survey(context, [batch]))
+            context = dataclasses.replace(context, survey=spec.survey(context, lambda: [batch]))
         with torch.inference_mode():
             predicted = spec.build(context)(batch)[0].float().numpy()
-        error = (predicted - truth)[:, small_valid]
-        scores.append(Score(spec.name, float(np.sqrt(np.mean(error.astype(np.float64) ** 2)))))
+        predictions[spec.name] = predicted
+        scores.append(Score(spec.name, _rmse(predicted, truth, small_valid)))
+    singles = sorted(scores, key=lambda s: s.rmse)
+    for count in range(2, len(singles) + 1):  # the mean of the best k: kept when the validation says so
+        members = [s.method for s in singles[:count]]
+        mean = np.mean([predictions[name] for name in members], axis=0)
+        scores.append(Score("+".join(members), _rmse(mean, truth, small_valid)))
     ranked = tuple(sorted(scores, key=lambda s: s.rmse))
     delta = next((s.rmse for s in ranked if s.method == "delta"), None)
     best = ranked[0]
@@ -114,6 +119,12 @@ def score(arrays: Mapping[str, np.ndarray], valid: np.ndarray, ratio: int, specs
         reason = "no candidate beats the delta baseline on this scene's own validation; auto takes delta"
     else:
         gain = f" ({1 - best.rmse / delta:.0%} below delta)" if delta else ""
-        reason = f"auto takes {best.method}: RMSE {best.rmse:.4g} in Wald's reduced-resolution validation{gain}"
+        what = f"the mean of {best.method.replace('+', ', ')}" if "+" in best.method else best.method
+        reason = f"auto takes {what}: RMSE {best.rmse:.4g} in Wald's reduced-resolution validation{gain}"
     return Choice(best.method, ranked, reason)
+
+
+def _rmse(predicted: np.ndarray, truth: np.ndarray, valid: np.ndarray) -> float:
+    error = (predicted - truth)[:, valid].astype(np.float64)
+    return float(np.sqrt(np.mean(error**2)))
 

@@ -8,6 +8,7 @@ from ..core.options import Given, defaults, describe_all, parse
 from ..errors import StfError
 from . import baselines, deep, estarfm, fitfc, fsdaf, starfm
 from .contract import MethodContext, MethodSpec
+from .ensemble import ensemble
 from .residual import with_residual_option
 
 def _chosen_first(context: MethodContext):
@@ -37,6 +38,9 @@ def list_methods() -> Dict[str, MethodSpec]:
 
 
 def get_method(name: str) -> MethodSpec:
+    """A method by name; "a+b" is the pixel-wise mean of methods a and b (what auto may choose)."""
+    if "+" in name:
+        return ensemble([get_method(part) for part in name.split("+")])
     if name not in METHODS:
         raise StfError(f"unknown method '{name}'; choose one of: {', '.join(METHODS)}")
     return METHODS[name]

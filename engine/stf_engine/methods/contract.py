@@ -79,9 +79,10 @@ class MethodSpec:
     """Checkpoint used when a method needs weights and the request names none (a shipped demo)."""
     blend: bool = False
     """Blend overlapping tiles with a Hann weight instead of cropping (for networks with global parts)."""
-    survey: Optional[Callable[[MethodContext, Iterable[TileBatch]], Mapping[str, object]]] = None
-    """A pre-pass over the whole scene in bounded memory (windows aligned with the coarse pixels, no halo),
-    for statistics a method needs scene-wide (FSDAF's classes and class changes); tiles then use its result."""
+    survey: Optional[Callable[[MethodContext, Callable[[], Iterable[TileBatch]]], Mapping[str, object]]] = None
+    """A pre-pass over the whole scene in bounded memory, for statistics a method needs scene-wide (FSDAF's
+    classes and class changes); tiles then use its result. It gets a callable that starts a new pass over
+    the scene (windows aligned with the coarse pixels, no halo) each time it is called."""
     chooses: bool = False
     """The method picks another one for the scene before any tile is predicted (`auto`)."""
 

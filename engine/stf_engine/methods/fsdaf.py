@@ -18,7 +18,7 @@ Because the classes and class changes come from the whole scene, tiled output eq
 """
 from __future__ import annotations
 
-from typing import Dict, Iterable
+from typing import Callable, Dict, Iterable
 
 import torch
 
@@ -83,19 +83,19 @@ def _coarse_reference(batch: TileBatch, ratio: int) -> torch.Tensor:
     return simulate_coarse(batch.fine_reference, ratio)
 
 
-def survey(context: MethodContext, batches: Iterable[TileBatch]) -> Dict[str, object]:
-    """Class centres from a sample of the fine reference, then each class's change by unmixing the coarse one."""
+def survey(context: MethodContext, scene: Callable[[], Iterable[TileBatch]]) -> Dict[str, object]:
+    """Two passes over the scene: class centres from a sample of the fine reference, then each class's change
+    by unmixing the coarse change (sums over coarse pixels only, so memory does not grow with the scene)."""
     ratio, classes = context.ratio, _option(context, "classes")
-    windows = list(batches)
-    total = sum(int(b.valid.sum()) for b in windows) or 1
+    total = sum(int(b.valid.sum()) for b in scene()) or 1  # a pass over the masks: the sampling step
     step = max(1, total // SAMPLE_PIXELS)
-    samples = torch.cat([b.fine_reference[0][:, b.valid[0, 0]].T[::step] for b in windows]).double()
+    samples = torch.cat([b.fine_reference[0][:, b.valid[0, 0]].T[::step] for b in scene()]).double()
     centres = kmeans(samples, classes)
     gram = torch.zeros(classes, classes, dtype=torch.float64)
     moment = torch.zeros(classes, context.bands, dtype=torch.float64)
     low, high = None, None
-    for index, batch in enumerate(windows):
-        context.tick(index / len(windows))
+    for batch in scene():
+        context.tick()
         valid, origin = batch.valid[0, 0], batch.origins[0]
         labels = label(batch.fine_reference, centres)[0]
         onehot = torch.nn.functional.one_hot(labels, classes).permute(2, 0, 1).to(batch.fine_reference.dtype)

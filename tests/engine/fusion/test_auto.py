@@ -57,3 +57,16 @@ def test_auto_is_listed_first_and_checked_without_running_candidates(tmp_path):
     report = check(FusionRequest(output=str(tmp_path / "a.tif"), method="auto", **paths))
     assert list(list_methods())[0] == "auto" and report.method == "auto"
     assert not (tmp_path / "a.tif").exists()
+
+
+def test_an_ensemble_is_the_mean_of_its_members_and_tiles_seamlessly(tmp_path):
+    paths, _ = scene_with_local_gain(tmp_path, size=72)
+    outputs = {}
+    for method, tile in (("fitfc", 0), ("delta", 0), ("fitfc+delta", 0), ("fitfc+delta", 24)):
+        result = fuse(FusionRequest(output=str(tmp_path / f"{method}_{tile}.tif"), method=method, tile=tile,
+                                    coarse_resolution=30 * RATIO, **paths))
+        with rasterio.open(result.output) as fused:
+            outputs[method, tile] = fused.read()
+    mean = (outputs["fitfc", 0] + outputs["delta", 0]) / 2
+    np.testing.assert_allclose(outputs["fitfc+delta", 0], mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(outputs["fitfc+delta", 24], mean, rtol=1e-5, atol=1e-6)

@@ -1,0 +1,42 @@
+"""Several methods averaged pixel by pixel ("starfm+fsdaf"), what `auto` runs when its validation says the mean
+of the best candidates beats the best alone (their errors partly cancel)."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import torch
+
+from .contract import MethodContext, MethodSpec
+
+
+def ensemble(members: Sequence[MethodSpec]) -> MethodSpec:
+    """The mean of the members' predictions, with the widest halo and every member's inputs and survey."""
+    required = tuple(dict.fromkeys(role for m in members for role in m.required))
+    optional = tuple(dict.fromkeys(role for m in members for role in m.optional if role not in required))
+
+    def own(context: MethodContext, member: MethodSpec) -> MethodContext:
+        given = frozenset(context.given) & frozenset(member.required + member.optional)
+        return dataclasses.replace(context, given=given, options={}, survey=context.survey.get(member.name, {}))
+
+    def halo(context: MethodContext) -> int:
+        return max(m.halo(own(context, m)) for m in members)
+
+    def survey(context: MethodContext, scene):
+        return {m.name: m.survey(own(context, m), scene) for m in members if m.survey is not None}
+
+    def build(context: MethodContext):
+        methods = [m.build(own(context, m)) for m in members]
+        return lambda batch: torch.stack([method(batch).float() for method in methods]).mean(dim=0)
+
+    return MethodSpec(
+        name="+".join(m.name for m in members),
+        description="mean of " + ", ".join(m.name for m in members),
+        required=required,
+        optional=optional,
+        halo=halo,
+        build=build,
+        needs_weights=any(m.needs_weights for m in members),
+        blend=any(m.blend for m in members),
+        survey=survey if any(m.survey is not None for m in members) else None,
+    )
