@@ -178,8 +178,10 @@ def test_method_options_are_typed_checked_and_remembered_per_method(plugin, samp
     dialog.run_requested.disconnect(plugin.start)
     emitted = []
     dialog.run_requested.connect(lambda request, training: emitted.append(request))
-    dialog.method_combo.setCurrentIndex(dialog.method_combo.findData("cubic"))
-    assert not dialog.method_options.isEnabled()
+    without = [name for name, spec in dialog.methods.items() if not spec.options]  # every method but auto has some
+    for name in without:
+        dialog.method_combo.setCurrentIndex(dialog.method_combo.findData(name))
+        assert not dialog.method_options.isEnabled() and "no options" in dialog.method_options.placeholderText()
     dialog.method_combo.setCurrentIndex(dialog.method_combo.findData("starfm"))
     assert "window=31" in dialog.method_options.placeholderText()
     dialog.pickers["coarse_target"].setLayer(sample_layers["coarse_target"])
