@@ -21,6 +21,7 @@ from .roles import (
 )
 from .roles import LABELS as ROLE_LABELS
 from .training import TrainingRequest, TrainingResult, train
+from .training.request import DEFAULT_MINUTES as DEFAULT_TRAINING_MINUTES
 from .training.request import MODES as TRAINING_MODES
 from .version import __version__
 
@@ -38,6 +39,7 @@ __all__ = [
     "DEFAULT_BATCH",
     "DEFAULT_METHOD",
     "DEFAULT_TILE",
+    "DEFAULT_TRAINING_MINUTES",
     "DEVICES",
     "EvaluationReport",
     "EvaluationRequest",

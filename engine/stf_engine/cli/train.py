@@ -1,6 +1,7 @@
 """`stf train`: train a deep model on one scene (Wald self-training) or a dated series; write a checkpoint."""
 from __future__ import annotations
 
+from .. import DEFAULT_TRAINING_MINUTES as DEFAULT_MINUTES
 from .. import DEVICES, TRAINABLE_MODELS, TRAINING_MODES, TrainingRequest, train
 from .common import add_threads_argument, add_unit_arguments, int_list, parse_scales, progress_bar
 
@@ -33,6 +34,8 @@ def add_arguments(parser) -> None:
     add_threads_argument(loop)
     loop.add_argument("--val-fraction", type=float, default=0.1, help="share of rows held out (default 0.1)")
     loop.add_argument("--patience", type=int, default=5, help="early stopping after N epochs without progress")
+    loop.add_argument("--minutes", type=float, default=DEFAULT_MINUTES,
+                      help=f"time budget: stop after the epoch that uses it up (default {DEFAULT_MINUTES:g}; 0 = none)")
     loop.add_argument("--resume", help="checkpoint to continue from (or fine-tune, if it is slim)")
     loop.add_argument("--slim", action="store_true", help="leave the optimiser state out of the final checkpoint")
     add_unit_arguments(parser)
@@ -61,6 +64,7 @@ def request_from(args) -> TrainingRequest:
         validation_date=args.val_date,
         validation_fraction=args.val_fraction,
         patience=args.patience,
+        minutes=args.minutes or None,
         resume=args.resume,
         keep_training_state=not args.slim,
         bands=int_list(args.bands) if args.bands else None,
@@ -80,5 +84,10 @@ def run(args) -> int:
         f"{result.best_epoch}{' (stopped early)' if result.stopped_early else ''}, {result.seconds:.1f} s"
     )
     print(f"validation: {metrics}")
+    held_out = result.validation_metrics
+    if held_out.get("rmse_delta"):
+        gain = 1 - held_out["rmse"] / held_out["rmse_delta"]
+        verdict = f"beats delta by {gain:.0%}" if gain > 0 else "does NOT beat delta: use delta or auto for this scene"
+        print(f"held-out RMSE {held_out['rmse']:.4f} against delta's {held_out['rmse_delta']:.4f}: the model {verdict}")
     print(f"checkpoint: {result.checkpoint}")
     return 0

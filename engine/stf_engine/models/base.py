@@ -23,7 +23,7 @@ class Objective(nn.Module):
         """Loss for the trainable auxiliary networks (None when there are none); prediction is detached."""
         return None
 
-    def prepare(self, draw: Callable[[], Tuple[Inputs, torch.Tensor]], steps: int, lr: float) -> None:
+    def prepare(self, draw: Callable[[], Tuple[Inputs, torch.Tensor, torch.Tensor]], steps: int, lr: float) -> None:
         """Train whatever must be ready before the main loop (EDCSTFN's feature extractor); default nothing."""
 
 

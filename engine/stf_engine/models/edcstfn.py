@@ -88,8 +88,8 @@ class CompoundObjective(Objective):
         self.extractor.requires_grad_(True)
         optimizer = torch.optim.Adam(self.extractor.parameters(), lr=lr)
         for _ in range(self.extractor_steps if steps is None else steps):
-            _, target = draw()
-            loss = (self.extractor(target) - target).abs().mean()
+            _, target, valid = draw()
+            loss = ((self.extractor(target) - target).abs() * valid).sum() / (valid.sum() * target.shape[1]).clamp_min(1)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -15,7 +15,7 @@ from .patches import Batch
 from .request import TrainingRequest
 from .scenes import Scene, read_aligned, split_rows
 from .series import series_scenes
-from .wald import reduced_scene
+from .wald import reduced_scene, wald_factor
 
 
 @dataclass
@@ -28,6 +28,8 @@ class TrainingData:
     band_names: Tuple[Optional[str], ...]
     summary: Dict[str, object]
     warnings: List[str]
+    step_ratio: int = 1
+    """The coarse/fine ratio inside the training scenes (the Wald factor in self mode, the real ratio in series)."""
 
 
 def load_data(request: TrainingRequest, model: ModelDef) -> TrainingData:
@@ -41,10 +43,17 @@ def load_data(request: TrainingRequest, model: ModelDef) -> TrainingData:
         if missing:
             raise StfError(f"{model.name} needs a {', '.join(roles.LABELS[r] for r in sorted(missing))}")
         aligned = read_aligned(given, request, model.coarse_resampling)
-        scene = reduced_scene(aligned, aligned.ratio, model.coarse_resampling, "reduced resolution")
+        factor = wald_factor(*aligned.valid.shape, aligned.ratio) if aligned.ratio >= 2 else aligned.ratio
+        scene = reduced_scene(aligned, factor, model.coarse_resampling, "reduced resolution")
+        if factor < aligned.ratio:
+            aligned.warnings.append(
+                f"the scene is small for its coarse/fine ratio of {aligned.ratio}: self-training degrades it by "
+                f"{factor} only, so the model learns a smaller step than it will take"
+            )
         train, validation = split_rows([scene], request.validation_fraction)
         used = frozenset(scene.inputs)
         sources = {r: str(p) for r, p in given.items()}
+        summary_factor = {"wald_factor": factor}
     else:
         if not request.series:
             raise StfError("series training needs --series (a CSV or a folder of dated rasters)")
@@ -58,6 +67,7 @@ def load_data(request: TrainingRequest, model: ModelDef) -> TrainingData:
             scenes = [scene for listed in by_date.values() for scene in listed]
             train, validation = split_rows(scenes, request.validation_fraction)
         sources = {"series": str(request.series)}
+        summary_factor, factor = {}, aligned.ratio
     summary = {
         "mode": request.mode,
         "sources": sources,
@@ -65,14 +75,19 @@ def load_data(request: TrainingRequest, model: ModelDef) -> TrainingData:
         "validation": [scene.label for scene in validation],
         "train_pixels": int(sum(scene.valid.sum() for scene in train)),
         "ratio": aligned.ratio,
+        **summary_factor,
     }
     bands = aligned.arrays[roles.FINE_REFERENCE].shape[0]
     warnings = Warnings()
     warnings.extend_unique(aligned.warnings)
-    return TrainingData(train, validation, used, bands, aligned.ratio, aligned.band_names, summary, warnings)
+    step = factor if request.mode == "self" else aligned.ratio
+    return TrainingData(train, validation, used, bands, aligned.ratio, aligned.band_names, summary, warnings, step)
 
 
-def to_tensors(batch: Batch, normalisation: Normalisation, device) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
-    inputs, target = batch
-    moved = {role: normalisation.apply(role, torch.from_numpy(a).to(device)) for role, a in inputs.items()}
-    return moved, normalisation.apply(roles.FINE_REFERENCE, torch.from_numpy(target).to(device))
+def to_tensors(batch: Batch, normalisation: Normalisation, device):
+    """(normalised inputs with nodata at the training mean (0), as fusing sees them; normalised target; mask)."""
+    inputs, target, valid = batch
+    mask = torch.from_numpy(valid).to(device)
+    moved = {role: normalisation.apply(role, torch.from_numpy(a).to(device)).masked_fill(~mask, 0.0)
+             for role, a in inputs.items()}
+    return moved, normalisation.apply(roles.FINE_REFERENCE, torch.from_numpy(target).to(device)), mask

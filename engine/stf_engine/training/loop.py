@@ -19,6 +19,7 @@ from .. import roles
 from ..core.device import autocast, cpu_threads, resolve_device
 from ..core.options import defaults, parse
 from ..core.outputs import check_writable_file, output_lock, refuse_overwrite
+from ..core.psf import simulate_coarse
 from ..core.progress import Cancel, Progress, check_cancel, silent
 from ..errors import StfError
 from ..models import checkpoint, get_model, instantiate
@@ -26,11 +27,13 @@ from ..models.base import ModelDef
 from ..models.normalise import Normalisation
 from ..version import __version__
 from .data import TrainingData, load_data, to_tensors
-from .patches import Batch, PatchSampler
+from .patches import MIN_PATCH, Batch, PatchSampler
 from .request import MODES, TrainingRequest, TrainingResult
 
 VALIDATION_PATCHES = 16
 MAX_STEPS = 500
+MIN_STEPS = 25
+"""Steps per epoch at least: a small scene is drawn from many times (random crops, flips and turns)."""
 
 
 @dataclass
@@ -69,7 +72,7 @@ def _train(request, model, options, device, report: Progress, cancel, started: f
 
     rng = np.random.default_rng(request.seed)
     torch.manual_seed(request.seed)
-    sampler = PatchSampler(data.train, request.patch, rng)
+    sampler = PatchSampler(data.train, _patch_size(request.patch, data.train), rng)
     validation = PatchSampler(data.validation, request.patch, np.random.default_rng(request.seed + 1))
     validation_batch = validation.draw(VALIDATION_PATCHES, augment=False)
     if resumed:
@@ -84,12 +87,19 @@ def _train(request, model, options, device, report: Progress, cancel, started: f
     session = _start(model, meta, request, resumed, device, draw, rng, report)
 
     steps = request.steps_per_epoch or int(
-        min(MAX_STEPS, max(1, math.ceil(data.summary["train_pixels"] / (sampler.patch**2 * request.batch))))
+        min(MAX_STEPS, max(MIN_STEPS, math.ceil(data.summary["train_pixels"] / (sampler.patch**2 * request.batch))))
     )
+    deadline = started + request.minutes * 60 if request.minutes else math.inf
     stopped_early = _epochs(session, request, meta, data, steps, sampler.patch, validation_batch, normalisation,
-                            device, rng, report, cancel)
+                            device, rng, report, cancel, deadline)
     history = session.history
     best = history["metrics"][history["best_epoch"] - 1] if history["metrics"] else {}
+    warnings = data.warnings
+    if best and best["rmse"] >= best["rmse_delta"]:
+        warnings.add(
+            f"the trained {model.name} does not beat the delta baseline on held-out data (RMSE {best['rmse']:.4g} "
+            f"against {best['rmse_delta']:.4g}): fuse this scene with delta or auto instead"
+        )
     return TrainingResult(
         checkpoint=request.output,
         model=model.name,
@@ -103,8 +113,14 @@ def _train(request, model, options, device, report: Progress, cancel, started: f
         device=str(device),
         samples={"train_scenes": len(data.train), "train_pixels": data.summary["train_pixels"], "patch": sampler.patch},
         stopped_early=stopped_early,
-        warnings=tuple(data.warnings),
+        warnings=tuple(warnings),
     )
+
+
+def _patch_size(wanted: int, scenes) -> int:
+    """The requested patch, at most half the smallest training scene's side (so patches differ), at least 8."""
+    side = min(min(scene.shape) for scene in scenes)
+    return max(min(MIN_PATCH, side), min(wanted, side // 2))
 
 
 def _check(request: TrainingRequest, model: ModelDef) -> Dict[str, object]:
@@ -113,6 +129,8 @@ def _check(request: TrainingRequest, model: ModelDef) -> Dict[str, object]:
         raise StfError(f"unknown training mode '{request.mode}'; use self or series")
     if request.epochs < 1 or request.batch < 1 or request.patch < 8 or request.lr <= 0:
         raise StfError("epochs and batch must be ≥ 1, patch ≥ 8 and the learning rate > 0")
+    if request.minutes is not None and not request.minutes > 0:
+        raise StfError(f"the training time budget must be positive minutes, got {request.minutes}")
     if not 0 < request.validation_fraction < 1:
         raise StfError("the validation fraction must lie between 0 and 1")
     if not request.output:
@@ -166,8 +184,8 @@ def _start(model: ModelDef, meta, request: TrainingRequest, resumed, device, dra
 
 
 def _epochs(session: Session, request, meta, data, steps, patch, validation_batch, normalisation, device, rng,
-            report: Progress, cancel) -> bool:
-    """Run the remaining epochs; checkpoint after each; True when early stopping ended them."""
+            report: Progress, cancel, deadline: float) -> bool:
+    """Run the remaining epochs; checkpoint after each; True when early stopping or the time budget ended them."""
     history = session.history
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
     precision = "fp16" if device.type == "cuda" else "fp32"
@@ -179,11 +197,13 @@ def _epochs(session: Session, request, meta, data, steps, patch, validation_batc
         last = history["metrics"][-1]["rmse"] if history["metrics"] else float("nan")
         for step in range(steps):
             check_cancel(cancel, "training cancelled; the last finished epoch is in the checkpoint")
+            if step and time.perf_counter() > deadline:
+                break  # the time budget is spent: validate and keep what this epoch learnt
             losses.append(_step(session, scaler, precision, device))
             done = (epoch - first_epoch) * steps + step + 1
             report(done / total, f"epoch {epoch + 1}/{request.epochs} loss {np.mean(losses):.4f} val rmse {last:.4f}")
 
-        metrics = _evaluate(session.network, validation_batch, normalisation, device, request.batch)
+        metrics = _evaluate(session.network, validation_batch, normalisation, device, request.batch, data.step_ratio)
         history["train"].append(float(np.mean(losses)))
         history["validation"].append(metrics["rmse"])
         history["metrics"].append(metrics)
@@ -193,7 +213,7 @@ def _epochs(session: Session, request, meta, data, steps, patch, validation_batc
             history["best_epoch"], history["bad_epochs"] = epoch + 1, 0
         else:
             history["bad_epochs"] += 1
-        stopped_early = history["bad_epochs"] >= request.patience
+        stopped_early = history["bad_epochs"] >= request.patience or time.perf_counter() > deadline
         final = epoch + 1 == request.epochs or stopped_early
         _save(request, meta, data, steps, patch, history, session.best_state, final, {
             "network": session.network.state_dict(),
@@ -212,10 +232,13 @@ def _epochs(session: Session, request, meta, data, steps, patch, validation_batc
 
 
 def _step(session: Session, scaler, precision: str, device) -> float:
-    """One optimisation step of the network (and of the objective's auxiliary networks); the loss."""
-    inputs, target = session.draw()
+    """One optimisation step of the network (and of the objective's auxiliary networks); the loss.
+
+    Where the target holds no data it takes the prediction's own (detached) value: no loss term there."""
+    inputs, target, valid = session.draw()
     with autocast(device, precision):
         predicted = session.network(inputs)
+        target = torch.where(valid, target, predicted.detach().float())
         loss = session.objective.loss(predicted.float(), target, inputs)
     session.optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
@@ -230,25 +253,38 @@ def _step(session: Session, scaler, precision: str, device) -> float:
     return float(loss.detach())
 
 
-def _evaluate(network, batch: Batch, normalisation: Normalisation, device, size: int) -> Dict[str, float]:
-    """RMSE and MAE (reflectance) of the network and of the coarse target on the fixed validation patches."""
+def _evaluate(network, batch: Batch, normalisation: Normalisation, device, size: int, ratio: int) -> Dict[str, float]:
+    """RMSE and MAE (reflectance) of the network, and the RMSE of the coarse target and of the delta baseline,
+    on the fixed held-out patches (valid pixels only)."""
     network.eval()
-    inputs, target = batch
-    errors, coarse_errors = [], []
+    inputs, target, valid = batch
+    errors = []
     with torch.no_grad():
         for start in range(0, len(target), size):
-            part = ({r: a[start : start + size] for r, a in inputs.items()}, target[start : start + size])
-            moved, _ = to_tensors(part, normalisation, device)
-            predicted = normalisation.restore(network(moved).float()).cpu().numpy()
-            errors.append(predicted - part[1])
-            coarse_errors.append(part[0][roles.COARSE_TARGET] - part[1])
-    error, coarse = np.concatenate(errors), np.concatenate(coarse_errors)
+            part = tuple({r: a[start : start + size] for r, a in x.items()} if isinstance(x, dict)
+                         else x[start : start + size] for x in batch)
+            moved, _, _ = to_tensors(part, normalisation, device)
+            errors.append(normalisation.restore(network(moved).float()).cpu().numpy() - part[1])
     network.train()
+    mask = np.broadcast_to(valid, target.shape)
+    rmse = lambda error: float(np.sqrt(np.mean(error[mask].astype(np.float64) ** 2)))  # noqa: E731
+    error = np.concatenate(errors)
     return {
-        "rmse": float(np.sqrt(np.mean(error.astype(np.float64) ** 2))),
-        "mae": float(np.mean(np.abs(error))),
-        "rmse_coarse_input": float(np.sqrt(np.mean(coarse.astype(np.float64) ** 2))),
+        "rmse": rmse(error),
+        "mae": float(np.mean(np.abs(error[mask]))),
+        "rmse_coarse_input": rmse(inputs[roles.COARSE_TARGET] - target),
+        "rmse_delta": rmse(delta_baseline(inputs, ratio) - target),
     }
+
+
+def delta_baseline(inputs: Dict[str, np.ndarray], ratio: int) -> np.ndarray:
+    """F1 + C2 − C1 on patches (C1 simulated from F1 when the model has no coarse reference), the baseline a
+    trained model must beat."""
+    fine = inputs[roles.FINE_REFERENCE]
+    reference = inputs.get(roles.COARSE_REFERENCE)
+    if reference is None:
+        reference = simulate_coarse(torch.from_numpy(np.ascontiguousarray(fine)), ratio).numpy()
+    return fine + inputs[roles.COARSE_TARGET] - reference
 
 
 def _save(request, meta, data, steps, patch, history, best_state, final, training) -> None:

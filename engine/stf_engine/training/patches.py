@@ -1,4 +1,7 @@
-"""Random nodata-free patches from training scenes, with flips and 90° rotations, from a seeded generator."""
+"""Random patches from training scenes, with flips and 90° rotations, from a seeded generator.
+
+A patch is used when at least MIN_VALID of its pixels hold data; its mask travels with it, so the loss
+counts valid pixels only and scenes with nodata borders or gaps still train."""
 from __future__ import annotations
 
 from typing import Dict, List, Tuple
@@ -8,36 +11,40 @@ import numpy as np
 from ..errors import StfError
 from .scenes import Scene
 
-Batch = Tuple[Dict[str, np.ndarray], np.ndarray]
+Batch = Tuple[Dict[str, np.ndarray], np.ndarray, np.ndarray]
+"""(inputs by role (B, C, p, p), target (B, C, p, p), valid (B, 1, p, p))."""
+MIN_VALID = 0.5
+MIN_PATCH = 8
 
 
-def _clean_corners(valid: np.ndarray, size: int) -> np.ndarray:
-    """Flat indices (into the valid-corner grid) of size×size windows holding no nodata."""
+def _usable_corners(valid: np.ndarray, size: int) -> np.ndarray:
+    """Flat indices (into the corner grid) of size×size windows with at least MIN_VALID of their pixels valid."""
     invalid = np.pad((~valid).astype(np.int64), ((1, 0), (1, 0))).cumsum(0).cumsum(1)
     counts = invalid[size:, size:] - invalid[:-size, size:] - invalid[size:, :-size] + invalid[:-size, :-size]
-    return np.flatnonzero(counts == 0)
+    return np.flatnonzero(counts <= (1.0 - MIN_VALID) * size * size)
 
 
 class PatchSampler:
-    """Draws patch×patch samples uniformly over all nodata-free positions of all scenes."""
+    """Draws patch×patch samples uniformly over the usable positions of all scenes (the patch shrinks to fit)."""
 
     def __init__(self, scenes: List[Scene], patch: int, rng: np.random.Generator):
         self.scenes = scenes
-        self.patch = min([patch] + [min(scene.shape) for scene in scenes])
+        self.patch = max(1, min([patch] + [min(scene.shape) for scene in scenes]))
         self.rng = rng
-        self.corners = [_clean_corners(scene.valid, self.patch) for scene in scenes]
+        self.corners = [_usable_corners(scene.valid, self.patch) for scene in scenes]
         counts = np.array([len(c) for c in self.corners], dtype=np.float64)
         if counts.sum() == 0:
             raise StfError(
-                f"no {self.patch}×{self.patch} patch free of nodata in the training data; use a smaller --patch"
+                f"the training data has no {self.patch}×{self.patch} area with at least {MIN_VALID:.0%} of its "
+                f"pixels valid: the scene is mostly nodata"
             )
         self.odds = counts / counts.sum()
 
     def draw(self, count: int, augment: bool = True) -> Batch:
-        """`count` patches stacked: (inputs by role (B, C, p, p), target (B, C, p, p))."""
+        """`count` patches stacked, with their masks (see Batch)."""
         size = self.patch
         inputs: Dict[str, list] = {role: [] for role in self.scenes[0].inputs}
-        targets = []
+        targets, masks = [], []
         for _ in range(count):
             index = self.rng.choice(len(self.scenes), p=self.odds)
             scene, corners = self.scenes[index], self.corners[index]
@@ -47,7 +54,8 @@ class PatchSampler:
             for role, array in scene.inputs.items():
                 inputs[role].append(_augment(array[window], flip, turns))
             targets.append(_augment(scene.target[window], flip, turns))
-        return {role: np.stack(stack) for role, stack in inputs.items()}, np.stack(targets)
+            masks.append(_augment(scene.valid[None, row : row + size, col : col + size], flip, turns))
+        return {role: np.stack(stack) for role, stack in inputs.items()}, np.stack(targets), np.stack(masks)
 
 
 def _augment(patch: np.ndarray, flip: int, turns: int) -> np.ndarray:

@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 MODES = ("self", "series")
+DEFAULT_MINUTES = 10.0
+"""Default training time budget in minutes: enough on 2 CPU cores for the scenes the benchmark trains on."""
 
 
 @dataclass
@@ -39,6 +41,8 @@ class TrainingRequest:
     validation_fraction: float = 0.1
     patience: int = 5
     """Stop after this many epochs without a better validation RMSE."""
+    minutes: Optional[float] = DEFAULT_MINUTES
+    """Time budget: training stops after the epoch during which it runs out (None: no budget)."""
     resume: Optional[str] = None
     keep_training_state: bool = True
     """False writes a slim checkpoint (weights and metadata only; resuming from it restarts the optimiser)."""

@@ -69,12 +69,16 @@ def read_aligned(given: Dict[str, str], request: TrainingRequest, resampling: st
         return Aligned(arrays, valid, inputs.grid, inputs.ratio, inputs.fine.descriptions, list(inputs.warnings))
 
 
+MIN_ROWS = 8
+"""Rows each side of a split keeps at least (when the scene has them): the smallest patch worth a network."""
+
+
 def split_rows(scenes: List[Scene], fraction: float) -> Tuple[List[Scene], List[Scene]]:
-    """Hold out the last `fraction` of each scene's rows for validation (at least one row each side)."""
+    """Hold out the last `fraction` of each scene's rows for validation (MIN_ROWS each side where possible)."""
     train, validation = [], []
     for scene in scenes:
         height = scene.shape[0]
-        held = min(height - 1, max(1, int(round(height * fraction))))
+        held = min(max(1, height - MIN_ROWS), max(min(MIN_ROWS, height // 2), int(round(height * fraction))))
         train.append(scene.rows(0, height - held))
         validation.append(scene.rows(height - held, height))
     return train, validation

@@ -11,8 +11,8 @@ from ..core.blocks import block_mean
 from ..errors import StfError
 from .scenes import Aligned, Scene
 
-MIN_SIDE = 8
-"""Smallest degraded scene side (coarse pixels) worth training on."""
+MIN_SIDE = 16
+"""Reduced-scene pixels per side the Wald factor leaves at least (when the scene allows); below 2·8 it refuses."""
 INTERPOLATION = {"cubic": "bicubic", "bilinear": "bilinear", "nearest": "nearest"}
 
 
@@ -28,6 +28,12 @@ def _upsample(image: np.ndarray, size, mode: str) -> np.ndarray:
     return F.interpolate(tensor, size=size, mode=mode, **kwargs)[0].numpy()
 
 
+def wald_factor(height: int, width: int, ratio: int) -> int:
+    """The degradation factor: the coarse/fine ratio, made smaller on small scenes so that the reduced scene
+    keeps MIN_SIDE pixels a side (never below 2)."""
+    return max(2, min(ratio, min(height, width) // MIN_SIDE))
+
+
 def reduced_scene(aligned: Aligned, ratio: int, resampling: str, label: str) -> Scene:
     """The scene one ratio coarser: inputs degraded once more, the coarse target (block means) as truth."""
     if ratio < 2:
@@ -37,8 +43,9 @@ def reduced_scene(aligned: Aligned, ratio: int, resampling: str, label: str) -> 
         )
     valid = _complete(aligned.valid, ratio)
     height, width = valid.shape
-    if min(height, width) < MIN_SIDE:
-        raise StfError(f"the scene is only {height}×{width} coarse pixels; self-training needs at least {MIN_SIDE}")
+    if min(height, width) < MIN_SIDE // 2:
+        raise StfError(f"the scene is only {height * ratio}×{width * ratio} fine pixels; self-training needs at "
+                       f"least {MIN_SIDE * 2}×{MIN_SIDE * 2}")
     mode = INTERPOLATION.get(resampling, "bilinear")
     ones = np.ones_like(aligned.valid)
     inputs = {}

@@ -112,3 +112,44 @@ def test_progress_reports_loss_and_validation_and_cancel_stops(tmp_path):
     with pytest.raises(FusionCancelled):
         train(request, cancel=cancel)
     assert not (tmp_path / "c.pt").exists()
+
+
+@pytest.mark.parametrize("ratio", [4, 20])
+def test_self_training_takes_small_scenes_with_nodata_borders(tmp_path, capsys, ratio):
+    """64×64 fine pixels with a nodata border, coarse/fine ratio up to 20: trains, and says how it compares."""
+    from devkit.synthetic import fine_transform, textured_scene, write
+
+    fine = textured_scene(64, 64, bands=3, seed=2)
+    fine[:, :6, :] = -1.0
+    fine[:, :, -5:] = -1.0
+    coarse = textured_scene(64 // 4, 64 // 4, bands=3, seed=3) * 1.05
+    fine_path = write(tmp_path / "f.tif", fine, fine_transform(), nodata=-1.0)
+    coarse_path = write(tmp_path / "c.tif", coarse, fine_transform(120.0))
+    out = tmp_path / "m.pt"
+    code = main(["train", "--model", "ganstfm", "--coarse", coarse_path, "--fine", fine_path, "--coarse-res",
+                 str(30 * ratio), "--out", str(out), "--epochs", "2", "--minutes", "2", "--device", "cpu"])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert "held-out RMSE" in printed.out and "delta" in printed.out
+    meta = checkpoint.load(str(out)).meta
+    assert {"rmse", "rmse_delta"} <= set(meta["validation"]) and meta["training"]["wald_factor"] >= 2
+    if ratio == 20:
+        assert "learns a smaller step" in printed.err
+
+
+def test_series_training_takes_real_gaps_and_reports_delta(tmp_path, capsys):
+    """Kranj, two dates with real gaps (unfilled Landsat), MODIS in 0-1 floats: trains without refusing."""
+    from helpers.paths import TEST_DATA
+
+    kranj = TEST_DATA / "kranj"
+    series = tmp_path / "series.csv"
+    series.write_text("date,coarse,fine\n" + "".join(
+        f"2020-{day},{kranj / 'modis' / f'modis_2020{day}.tif'},{kranj / 'landsat_unfilled' / f'landsat_2020{day}.tif'}\n"
+        for day in ("068", "093")))
+    out = tmp_path / "s.pt"
+    code = main(["train", "--model", "edcstfn", "--mode", "series", "--series", str(series), "--scale", "fine=1e-4",
+                 "--out", str(out), "--epochs", "2", "--minutes", "2", "--device", "cpu", "--option",
+                 "extractor_steps=5"])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert "rmse_delta" in checkpoint.load(str(out)).meta["validation"]

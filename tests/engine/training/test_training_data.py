@@ -20,31 +20,34 @@ def _scene(height=40, width=36, seed=0) -> Scene:
     return Scene({roles.COARSE_TARGET: data(), roles.FINE_REFERENCE: data()}, data(), valid, "s")
 
 
-def test_patches_avoid_nodata_and_repeat_with_the_seed():
+def test_patches_are_mostly_valid_carry_their_mask_and_repeat_with_the_seed():
     scene = _scene()
     draws = [PatchSampler([scene], 12, np.random.default_rng(7)).draw(30) for _ in range(2)]
     for role in scene.inputs:
         assert np.array_equal(draws[0][0][role], draws[1][0][role])
-    assert draws[0][1].shape == (30, 3, 12, 12)
+    assert draws[0][1].shape == (30, 3, 12, 12) and draws[0][2].shape == (30, 1, 12, 12)
     marked = scene.target.copy()
-    marked[:, ~scene.valid] = -1.0  # any patch touching nodata would contain -1 in some orientation
+    marked[:, ~scene.valid] = -1.0  # nodata marked: the mask must say exactly where, in every orientation
     sampler = PatchSampler([Scene(scene.inputs, marked, scene.valid, "s")], 12, np.random.default_rng(1))
-    assert sampler.draw(200)[1].min() >= 0.0
+    _, target, valid = sampler.draw(200)
+    assert np.array_equal(target[:, :1] == -1.0, ~valid)
+    assert valid.mean(axis=(1, 2, 3)).min() >= 0.5 and not valid.all()
 
 
 def test_augmentation_turns_inputs_and_target_together():
     scene = _scene()
     scene.inputs[roles.FINE_REFERENCE] = scene.target.copy()
-    inputs, target = PatchSampler([scene], 10, np.random.default_rng(3)).draw(40)
+    inputs, target, _ = PatchSampler([scene], 10, np.random.default_rng(3)).draw(40)
     assert np.array_equal(inputs[roles.FINE_REFERENCE], target)
-    plain, _ = PatchSampler([scene], 10, np.random.default_rng(3)).draw(40, augment=False)
+    plain, _, _ = PatchSampler([scene], 10, np.random.default_rng(3)).draw(40, augment=False)
     assert not np.array_equal(plain[roles.FINE_REFERENCE], inputs[roles.FINE_REFERENCE])
 
 
-def test_no_clean_patch_is_a_clear_error():
+def test_a_mostly_nodata_scene_is_a_clear_error():
     scene = _scene()
-    scene.valid[::4] = False
-    with pytest.raises(StfError, match="no 12×12 patch free of nodata"):
+    scene.valid[:] = False
+    scene.valid[::3] = True  # a third of the rows
+    with pytest.raises(StfError, match="no 12×12 area with at least 50% of its pixels valid"):
         PatchSampler([scene], 12, np.random.default_rng(0))
 
 
