@@ -26,7 +26,9 @@ from .training.request import MODES as TRAINING_MODES
 from .version import __version__
 
 DEFAULT_METHOD = "starfm"
-"""The method a run uses when none is named."""
+"""The method a request runs when it names none (the CLI's and the Python API's default)."""
+RECOMMENDED_METHOD = "auto"
+"""What the dialog and Processing preselect: the method validated on the scene itself."""
 TRAINABLE_MODELS = tuple(_MODELS)
 """Deep models `train` can fit (each is also a fusion method of the same name)."""
 
@@ -54,6 +56,7 @@ __all__ = [
     "Option",
     "PAN",
     "PRECISIONS",
+    "RECOMMENDED_METHOD",
     "ROLE_LABELS",
     "StfError",
     "TRAINABLE_MODELS",
