@@ -69,81 +69,106 @@ GPU_STRIP = 1 << 26
 def _fuse(f1, c1, c2, valid, threshold, half, sigma_s, sigma_t, inverse_distance, tick) -> torch.Tensor:
     """The STARFM sums for every pixel of a (B, C, H, W) batch, one row of window offsets at a time.
 
-    For each row of offsets and each strip of a few image rows, the whole row of offsets is one set of
-    operations on strided views (offset × row × band × column) of the padded neighbour terms, so each pass
-    over memory does `side` offsets and a strip's temporaries stay in cache. The three tests are folded into
-    the sign bit of one integer per pixel and offset: for floats ≥ 0 (absolute differences, limits), a ≤ b
-    exactly when bits(a) - 1 - bits(b) < 0, so each test is an integer subtraction, the tests are combined
-    with `&`, and an arithmetic shift turns the sign into an all-ones or all-zeros mask that selects each
-    neighbour's weight. Weighted by 1/D, the selected weights are summed over the row of offsets by one
-    matrix-vector product. The decisions are exactly those of the comparisons; only the order of the sums
-    differs from one offset at a time (float rounding).
+    Layout: every band of every tile, padded, sits side by side in one row of length L = B·C·(W + 2·half), so
+    a pixel's neighbours at column offsets 0..side-1 are the next `side` elements of its row, and an image
+    row of all bands and tiles is one long contiguous run (the columns between two bands are computed and
+    dropped, about 2·half/W of the work). For each row of offsets, strips of that layout are processed with
+    one set of operations on strided views (offset × row × column), so each operation does `side` offsets,
+    runs over long contiguous columns and its temporaries stay in cache.
+
+    The three tests are folded into the sign bit of one integer per pixel and offset: for floats ≥ 0
+    (absolute differences and limits), a ≤ b exactly when bits(a) - 1 - bits(b) < 0, so each test is an
+    integer subtraction, the tests are combined with `&`, and an arithmetic shift turns the sign into a mask
+    of all ones or all zeros that selects each neighbour's weight (and weight × candidate). Weighted by 1/D,
+    the selected terms are summed over the row of offsets by a matrix-vector product. The decisions are
+    exactly those of the comparisons; only the order of the sums differs from one offset at a time.
     """
     batch, bands, height, width = f1.shape
     side = 2 * half + 1
-    dtype = f1.dtype
+    dtype, device = f1.dtype, f1.device
     if dtype not in _KEYS:
         return _fuse(f1.float(), c1.float(), c2.float(), valid, threshold.float(), half, sigma_s, sigma_t,
                      inverse_distance.float(), tick).to(dtype)
     key = _KEYS[dtype]
     sign = torch.iinfo(key).bits - 1
-
-    def rows_outside(x):  # (B, C, h, w) -> (B, h, C, w): one strip of rows of every band is contiguous
-        return x.permute(0, 2, 1, 3).contiguous()
-
-    centre = rows_outside(f1)
-    limit_s = rows_outside((f1 - c1).abs() + sigma_s).view(key)
-    limit_t = rows_outside((c2 - c1).abs() + sigma_t).view(key)
-    # Everything that depends on the neighbour alone is computed once on the padded tile.
     pf1, pc1, pc2 = (reflect_pad(x, half) for x in (f1, c1, c2))
-    spectral = (pf1 - pc1).abs()
-    temporal = (pc2 - pc1).abs()
-    inverse_cost = reflect_pad(valid.to(dtype), half) / ((spectral + sigma_s) * (temporal + sigma_t))
-    weighted = (inverse_cost * (pf1 + pc2 - pc1)).view(key)  # weight × candidate F1 + C2 - C1
-    inverse_cost = inverse_cost.view(key)
-    spectral, temporal = (x.view(key).sub_(1) for x in (spectral, temporal))  # bits(a) - 1
-    similar = (threshold.view(-1, 1).view(key) + 1)  # per band: bits(2σ/m) + 1
     padded_height, padded_width = pf1.shape[-2:]
-    plane = padded_height * padded_width
+    length = batch * bands * padded_width
+    columns = length - 2 * half  # centres q whose neighbours q..q+side-1 lie in the row
 
-    numerator = torch.zeros((batch, height, bands, width), dtype=dtype, device=f1.device)
-    denominator = torch.zeros_like(numerator)
-    per_row = side * bands * width
-    rows = max(1, min(height, (GPU_STRIP if f1.device.type == "cuda" else CPU_STRIP) // per_row))
-    strips = [(b, top, min(rows, height - top)) for b in range(batch) for top in range(0, height, rows)]
-    workers = min(torch.get_num_threads(), len(strips)) if f1.device.type == "cpu" else 1
-    size = side * rows * bands * width
-    buffers = [(torch.empty(size, dtype=dtype, device=f1.device), torch.empty(size, dtype=key, device=f1.device))
-               for _ in range(workers)]
+    def side_by_side(x):  # (B, C, Hp, Wp) -> (Hp, B·C·Wp)
+        return x.permute(2, 0, 1, 3).reshape(padded_height, length)
 
-    def strip(row, b, top, count, buffer):
-        shape = (side, count, bands, width)
-        strides = (1, padded_width, plane, 1)
-        start = (b * bands * plane) + (top + row) * padded_width
-        at = (b, slice(top, top + count))
-        difference, scratch = buffer
-        test = difference[: side * count * bands * width].view(shape)
-        scratch = scratch[: test.numel()].view(shape)
-        torch.sub(pf1.as_strided(shape, strides, start), centre[at], out=test)
-        test.abs_()
-        test = test.view(key)
-        test -= similar  # sign set: |F1(n) - F1(c)| <= 2σ/m
-        torch.sub(spectral.as_strided(shape, strides, start), limit_s[at], out=scratch)
-        test &= scratch  # and |F1(n) - C1(n)| <= |F1(c) - C1(c)| + σ_s
-        torch.sub(temporal.as_strided(shape, strides, start), limit_t[at], out=scratch)
-        test &= scratch  # and |C2(n) - C1(n)| <= |C2(c) - C1(c)| + σ_t
-        test >>= sign  # all ones where the neighbour qualifies, else zero
-        for sums, term in ((denominator, inverse_cost), (numerator, weighted)):
-            torch.bitwise_and(term.as_strided(shape, strides, start), test, out=scratch)
-            sums[at].view(-1).addmv_(scratch.view(side, -1).view(dtype).t(), inverse_distance[row])
+    # Everything that depends on the neighbour alone is computed once on the padded tile.
+    spectral = side_by_side((pf1 - pc1).abs())
+    temporal = side_by_side((pc2 - pc1).abs())
+    terms = torch.empty((2, padded_height, length), dtype=dtype, device=device)
+    inverse_cost = torch.div(side_by_side(reflect_pad(valid.to(dtype), half).expand_as(pf1)),
+                             (spectral + sigma_s) * (temporal + sigma_t), out=terms[0])
+    torch.mul(inverse_cost, side_by_side(pf1 + pc2 - pc1), out=terms[1])  # weight × candidate F1 + C2 - C1
+    terms = terms.view(key)
+    # The centre's limits, at the same places (the padding repeats the tile's own values).
+    limit_s = (spectral + sigma_s).view(key)
+    limit_t = (temporal + sigma_t).view(key)
+    spectral, temporal = (x.view(key).sub_(1) for x in (spectral, temporal))  # bits(a) - 1
+    fine = side_by_side(pf1)
+    band = torch.arange(columns, device=device) // padded_width % bands
+    similar = (threshold.view(-1)[band].view(key) + 1)  # bits(2σ_b/m) + 1 for each column's band
+
+    sums = torch.zeros((2, height, columns), dtype=dtype, device=device)  # denominator, numerator
+    budget = GPU_STRIP if device.type == "cuda" else CPU_STRIP
+    if side * columns <= budget:
+        rows, chunk = min(height, budget // (side * columns)), columns
+    else:
+        rows, chunk = 1, -(-columns // -(-side * columns // budget))
+    plane = padded_height * length
+    strips = []
+    for top in range(0, height, rows):
+        for left in range(0, columns, chunk):
+            count, wide = min(rows, height - top), min(chunk, columns - left)
+            start = top * length + left
+            # Views of one strip for every row of offsets (index them by the row): neighbour values...
+            near = tuple(x.as_strided((side, side, count, wide), (length, 1, length, 1), start)
+                         for x in (fine, spectral, temporal))
+            pair = terms.as_strided((side, 2, side, count, wide), (length, plane, 1, length, 1), start)
+            # ...and the centre's, with where its sums go.
+            centre = (slice(half + top, half + top + count), slice(half + left, half + left + wide))
+            out = sums[:, top: top + count, left: left + wide]
+            out = out.reshape(2, 1, count * wide) if count == 1 or wide == columns else None
+            strips.append((near, pair, fine[centre], limit_s[centre], limit_t[centre], similar[left: left + wide],
+                           out, (top, count, left, wide)))
+    workers = min(torch.get_num_threads(), len(strips)) if device.type == "cpu" else 1
+    weights = [inverse_distance[row].view(1, 1, side).expand(2, 1, side) for row in range(side)]
+
+    def work(row, queue, scratch):
+        with torch.inference_mode(inference):
+            for (f_near, s_near, t_near), pair, f_centre, s_limit, t_limit, similar_here, out, place in queue:
+                shape = (side,) + f_centre.shape
+                if shape not in scratch:
+                    scratch[shape] = (torch.empty(shape, dtype=dtype, device=device),
+                                      torch.empty(shape, dtype=key, device=device),
+                                      torch.empty((2,) + shape, dtype=key, device=device))
+                test, other, selected = scratch[shape]
+                torch.sub(f_near[row], f_centre, out=test)
+                test.abs_()
+                test = test.view(key)
+                test -= similar_here  # sign set: |F1(n) - F1(c)| <= 2σ_b/m
+                torch.sub(s_near[row], s_limit, out=other)
+                test &= other  # and |F1(n) - C1(n)| <= |F1(c) - C1(c)| + σ_s
+                torch.sub(t_near[row], t_limit, out=other)
+                test &= other  # and |C2(n) - C1(n)| <= |C2(c) - C1(c)| + σ_t
+                test.bitwise_right_shift_(sign)  # all ones where the neighbour qualifies, else zero
+                torch.bitwise_and(pair[row], test, out=selected)  # its weight and weight × candidate, or zeros
+                selected = selected.view(dtype).view(2, side, -1)
+                if out is not None:
+                    out.baddbmm_(weights[row], selected)  # summed over the row of offsets, weighted by 1/D
+                else:
+                    top, count, left, wide = place
+                    sums[:, top: top + count, left: left + wide] += torch.bmm(weights[row], selected).view(
+                        2, count, wide)
 
     inference = torch.is_inference_mode_enabled()
-
-    def work(row, queue, buffer):
-        with torch.inference_mode(inference):
-            for b, top, count in queue:
-                strip(row, b, top, count, buffer)
-
+    scratch = [{} for _ in range(workers)]  # each worker's temporaries, by strip shape
     if workers > 1:
         # One worker per torch thread, each running single-threaded operations on its own strips: no barrier
         # after every operation, and a worker that the system preempts holds up only its own strip.
@@ -154,16 +179,23 @@ def _fuse(f1, c1, c2, valid, threshold, half, sigma_s, sigma_t, inverse_distance
         for row in range(side):
             tick(row / side)
             queue = iter(strips)  # shared: each worker takes the next strip (next() on it is atomic)
-            helpers = [pool.submit(work, row, queue, buffer) for buffer in buffers[1:]] if workers > 1 else []
-            work(row, queue, buffers[0])
+            helpers = [pool.submit(work, row, queue, mine) for mine in scratch[1:]]
+            work(row, queue, scratch[0])
             for helper in helpers:
                 helper.result()
     finally:
         if workers > 1:
             pool.shutdown(cancel_futures=True)
             torch.set_num_threads(threads)
+
+    denominator, numerator = sums
+
+    def tiles(x):  # (H, columns) -> (B, C, H, W)
+        x = torch.nn.functional.pad(x, (0, 2 * half)).view(height, batch, bands, padded_width)[..., :width]
+        return x.permute(1, 2, 0, 3)
+
+    numerator, denominator = tiles(numerator), tiles(denominator)
     fallback = f1 + c2 - c1
-    numerator, denominator = numerator.permute(0, 2, 1, 3), denominator.permute(0, 2, 1, 3)
     return torch.where(denominator > 0, numerator / denominator.clamp_min(1e-12), fallback).contiguous()
 
 
