@@ -4,6 +4,7 @@ The dialog never runs the engine itself; `run_requested` carries the request to 
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 import time
@@ -33,6 +34,7 @@ from qgis.PyQt.QtWidgets import (
 
 from .layer_info import describe, file_path
 from .paths import icon_path
+from .wording import in_dialog_terms
 
 SETTINGS = "stf/dialog/"
 TRUTH = "truth"
@@ -87,7 +89,12 @@ class FusionDialog(QDialog):
         self.setWindowIcon(QIcon(icon_path()))
         self.setMinimumWidth(620)
         self.labels = {**engine.ROLE_LABELS, TRUTH: "truth"}
-        self.role_tips = {TRUTH: "the fine image at the target date, if you have one: adds error-against-truth maps"}
+        self.role_tips = {
+            TRUTH: "the fine image at the target date, if you have one: adds error-against-truth maps",
+            engine.FINE_REFERENCE_2: "a second fine image, on the other side of the target date from the first "
+                                     "(two-pair methods such as ESTARFM)",
+            engine.COARSE_REFERENCE_2: "the coarse image on the second fine reference's date",
+        }
         self.pickers: Dict[str, QgsMapLayerComboBox] = {}
         self.role_labels: Dict[str, QLabel] = {}
         self.layer_infos: Dict[str, QLabel] = {}
@@ -166,21 +173,41 @@ class FusionDialog(QDialog):
         self.weights = QgsFileWidget()
         self.weights.setFilter("STF checkpoints (*.pt);;All files (*)")
         form.addRow("Weights file", self.weights)
-        self.train_first = QCheckBox("Train on these layers first, epochs:")
+        self.train_first = QCheckBox("Train on these layers first")
         self.train_first.setToolTip(
             "Self-training (Wald's protocol) on the chosen layers, then the fusion with the new checkpoint, "
             "saved beside the output as <output>.pt"
         )
+        form.addRow("", self.train_first)
+        defaults = {field.name: field.default for field in dataclasses.fields(self.engine.TrainingRequest)}
         self.train_epochs = QgsSpinBox()
         self.train_epochs.setRange(1, 1000)
-        self.train_epochs.setClearValue(20)
-        training = QWidget()
-        row = QHBoxLayout(training)
+        self.train_epochs.setClearValue(defaults["epochs"])
+        self.train_epochs.setToolTip("Training stops earlier when the held-out score stops improving")
+        self.train_patch = QgsSpinBox()
+        self.train_patch.setRange(8, 4096)
+        self.train_patch.setSingleStep(32)
+        self.train_patch.setSuffix(" px")
+        self.train_patch.setClearValue(defaults["patch"])
+        self.train_patch.setToolTip("Side of the training patches; the engine takes less on a small scene")
+        self.train_minutes = QgsDoubleSpinBox()
+        self.train_minutes.setRange(0, 10000)
+        self.train_minutes.setDecimals(1)
+        self.train_minutes.setSuffix(" min")
+        self.train_minutes.setSpecialValueText("no limit")
+        self.train_minutes.setClearValue(self.engine.DEFAULT_TRAINING_MINUTES)
+        self.train_minutes.setToolTip("Time budget: training stops after the epoch in which it runs out")
+        self.training_fields = QWidget()
+        row = QHBoxLayout(self.training_fields)
         row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.train_first)
-        row.addWidget(self.train_epochs)
+        for text, widget in (("Epochs", self.train_epochs), ("Patch", self.train_patch),
+                             ("Time budget", self.train_minutes)):
+            label = QLabel(text)
+            label.setBuddy(widget)
+            row.addWidget(label)
+            row.addWidget(widget)
         row.addStretch()
-        form.addRow("", training)
+        form.addRow("", self.training_fields)
         self.train_first.toggled.connect(self._method_changed)
         self.device_combo = QComboBox()
         devices = list(self.engine.DEVICES)
@@ -265,7 +292,7 @@ class FusionDialog(QDialog):
             label.setEnabled(used)
         self.train_first.setEnabled(spec.name in self.trainable)
         training = self.training_first
-        self.train_epochs.setEnabled(training)
+        self.training_fields.setEnabled(training)
         self.weights.setEnabled(spec.needs_weights and not training)
         hint = ""
         if spec.needs_weights and not training:
@@ -309,6 +336,8 @@ class FusionDialog(QDialog):
             fine_reference=self.layer_path(self.engine.FINE_REFERENCE),
             coarse_reference=self.layer_path(self.engine.COARSE_REFERENCE),
             pan=self.layer_path(self.engine.PAN),
+            fine_reference_2=self.layer_path(self.engine.FINE_REFERENCE_2),
+            coarse_reference_2=self.layer_path(self.engine.COARSE_REFERENCE_2),
             truth=self.layer_path(TRUTH),
             output=os.path.join(folder, stem + ".tif"),
             method=spec.name,
@@ -337,6 +366,8 @@ class FusionDialog(QDialog):
             coarse_reference=request.coarse_reference,
             pan=request.pan,
             epochs=self.train_epochs.value(),
+            patch=self.train_patch.value(),
+            minutes=self.train_minutes.value() or None,
             device=request.device,
             threads=request.threads,
             coarse_resolution=request.coarse_resolution,
@@ -363,7 +394,7 @@ class FusionDialog(QDialog):
             problem = self.validate(request)
         except self.engine.StfError as exc:
             problem = str(exc)
-        self.message.setText(f"Cannot run: {problem}" if problem else "")
+        self.message.setText(f"Cannot run: {in_dialog_terms(problem)}" if problem else "")
         if problem:
             return
         self._save()
@@ -374,7 +405,7 @@ class FusionDialog(QDialog):
 
     def _restore(self) -> None:
         settings = QgsSettings()
-        index = self.method_combo.findData(settings.value(SETTINGS + "method", "starfm"))
+        index = self.method_combo.findData(settings.value(SETTINGS + "method", self.engine.RECOMMENDED_METHOD))
         self.method_combo.setCurrentIndex(max(index, 0))
         self.device_combo.setCurrentText(settings.value(SETTINGS + "device", "auto"))
         self.tile.setValue(int(settings.value(SETTINGS + "tile", 512)))
@@ -387,7 +418,9 @@ class FusionDialog(QDialog):
         self.write_error_maps.setChecked(settings.value(SETTINGS + "error_maps", True, type=bool))
         self.uncertainty.setChecked(settings.value(SETTINGS + "uncertainty", False, type=bool))
         self.train_first.setChecked(settings.value(SETTINGS + "train_first", False, type=bool))
-        self.train_epochs.setValue(int(settings.value(SETTINGS + "train_epochs", 20)))
+        self.train_epochs.setValue(int(settings.value(SETTINGS + "train_epochs", self.train_epochs.clearValue())))
+        self.train_patch.setValue(int(settings.value(SETTINGS + "train_patch", self.train_patch.clearValue())))
+        self.train_minutes.setValue(float(settings.value(SETTINGS + "train_minutes", self.train_minutes.clearValue())))
         self.uncertainty.setEnabled(self.write_error_maps.isChecked())
         for role, picker in self.pickers.items():
             source = settings.value(SETTINGS + f"layer/{role}", "")
@@ -410,6 +443,8 @@ class FusionDialog(QDialog):
         settings.setValue(SETTINGS + "uncertainty", self.uncertainty.isChecked())
         settings.setValue(SETTINGS + "train_first", self.train_first.isChecked())
         settings.setValue(SETTINGS + "train_epochs", self.train_epochs.value())
+        settings.setValue(SETTINGS + "train_patch", self.train_patch.value())
+        settings.setValue(SETTINGS + "train_minutes", self.train_minutes.value())
         for role, picker in self.pickers.items():
             layer = picker.currentLayer()
             settings.setValue(SETTINGS + f"layer/{role}", layer.source() if layer else "")

@@ -58,6 +58,49 @@ def test_method_choice_enables_and_marks_inputs(plugin, sample_layers):
     dialog.close()
 
 
+def test_dialog_preselects_the_recommended_method_unless_one_is_remembered(plugin):
+    from qgis.core import QgsSettings
+
+    from stf_qgis_plugin.dialog import SETTINGS, FusionDialog
+
+    engine = plugin.status.engine
+    QgsSettings().remove(SETTINGS + "method")
+    assert FusionDialog(engine).method.name == engine.RECOMMENDED_METHOD == "auto"
+    QgsSettings().setValue(SETTINGS + "method", "fitfc")
+    assert FusionDialog(engine).method.name == "fitfc"
+
+
+def test_second_reference_pair_is_labelled_enabled_per_method_and_reaches_the_request(plugin, sample_layers, tmp_path):
+    """ESTARFM needs both pairs, auto may use them, one-pair methods do not take them (their pickers are off)."""
+    plugin.show_dialog()
+    dialog = plugin.dialog
+    second = {"fine_reference_2": sample_layers["truth"], "coarse_reference_2": sample_layers["coarse_target"]}
+    for role, layer in {**sample_layers, **second}.items():
+        if role != "truth":
+            dialog.pickers[role].setLayer(layer)
+    dialog.output_folder.setFilePath(str(tmp_path))
+
+    dialog.method_combo.setCurrentIndex(dialog.method_combo.findData("estarfm"))
+    assert dialog.role_labels["fine_reference_2"].text() == "<b>Second fine reference *</b>"
+    assert dialog.role_labels["coarse_reference_2"].text() == "<b>Second coarse reference *</b>"
+    assert "other side of the target date" in dialog.role_labels["fine_reference_2"].toolTip()
+    request = dialog.build_request()
+    assert (request.fine_reference_2, request.coarse_reference_2) == (
+        sample_layers["truth"].source(), sample_layers["coarse_target"].source())
+    assert request.coarse_reference == sample_layers["coarse_reference"].source()
+
+    dialog.method_combo.setCurrentIndex(dialog.method_combo.findData("auto"))
+    assert dialog.role_labels["fine_reference_2"].text() == "Second fine reference (optional)"
+    assert dialog.build_request().fine_reference_2 == sample_layers["truth"].source()
+
+    dialog.method_combo.setCurrentIndex(dialog.method_combo.findData("starfm"))
+    assert dialog.role_labels["coarse_reference_2"].text() == "Second coarse reference (not used)"
+    assert not dialog.pickers["fine_reference_2"].isEnabled() and not dialog.pickers["coarse_reference_2"].isEnabled()
+    request = dialog.build_request()
+    assert (request.fine_reference_2, request.coarse_reference_2) == (None, None)
+    dialog.close()
+
+
 def test_run_shows_the_engines_message_instead_of_starting(plugin, sample_layers, qgis_new_project, tmp_path):
     from qgis.core import QgsProject, QgsRasterLayer
 
@@ -79,6 +122,7 @@ def test_run_shows_the_engines_message_instead_of_starting(plugin, sample_layers
     dialog.pickers["fine_reference"].setLayer(sample_layers["fine_reference"])
     dialog.run()
     assert "band mismatch" in dialog.message.text()
+    assert "--bands" not in dialog.message.text() and "Rearrange bands" in dialog.message.text()
 
     dialog.pickers["coarse_target"].setLayer(sample_layers["coarse_target"])
     dialog.pickers["truth"].setLayer(sample_layers["truth"])
@@ -152,8 +196,13 @@ def test_deep_models_take_weights_or_train_first(plugin, sample_layers, tmp_path
     dialog.run()
     assert "weights file not found" in dialog.message.text() and emitted == []
 
+    training_fields = (dialog.train_epochs, dialog.train_patch, dialog.train_minutes)
+    assert not any(field.isEnabled() for field in training_fields)
     dialog.train_first.setChecked(True)
+    assert all(field.isEnabled() for field in training_fields)
     dialog.train_epochs.setValue(3)
+    dialog.train_patch.setValue(64)
+    dialog.train_minutes.setValue(2.5)
     dialog.coarse_resolution.setValue(250)
     dialog.threads.setValue(2)
     assert not dialog.weights.isEnabled()
@@ -162,12 +211,105 @@ def test_deep_models_take_weights_or_train_first(plugin, sample_layers, tmp_path
     assert request.method == training.model == "ganstfm" and request.weights is None
     assert request.threads == training.threads == 2
     assert (training.mode, training.epochs, training.coarse_resolution) == ("self", 3, 250)
+    assert (training.patch, training.minutes) == (64, 2.5)
     assert training.output == request.output[:-4] + ".pt"
     assert (training.coarse_target, training.fine_reference) == (request.coarse_target, request.fine_reference)
 
+    from stf_qgis_plugin.dialog import FusionDialog
+
+    again = FusionDialog(plugin.status.engine)
+    assert (again.train_epochs.value(), again.train_patch.value(), again.train_minutes.value()) == (3, 64, 2.5)
+    again.train_minutes.clear()  # back to the engine's default budget
+    assert again.train_minutes.value() == plugin.status.engine.DEFAULT_TRAINING_MINUTES
+    dialog.show()
+    dialog.train_minutes.setValue(0)
+    assert dialog.train_minutes.text() == "no limit"
+    dialog.run()
+    assert emitted[-1][1].minutes is None
+
     dialog.method_combo.setCurrentIndex(dialog.method_combo.findData("starfm"))
     assert not dialog.train_first.isEnabled() and not dialog.weights.isEnabled()
+    assert not any(field.isEnabled() for field in training_fields)
     dialog.close()
+
+
+def test_training_fields_start_at_the_engines_defaults(plugin):
+    from qgis.core import QgsSettings
+
+    from stf_qgis_plugin.dialog import SETTINGS, FusionDialog
+
+    engine = plugin.status.engine
+    for key in ("train_epochs", "train_patch", "train_minutes"):
+        QgsSettings().remove(SETTINGS + key)
+    dialog = FusionDialog(engine)
+    defaults = engine.TrainingRequest(model="ganstfm", output="x.pt")
+    assert (dialog.train_epochs.value(), dialog.train_patch.value(), dialog.train_minutes.value()) == (
+        defaults.epochs, defaults.patch, engine.DEFAULT_TRAINING_MINUTES)
+
+
+def test_dialog_names_its_own_fields_not_command_line_flags(plugin, sample_layers, tmp_path, monkeypatch):
+    """Where no demo checkpoint is installed (e.g. a plugin zip without weights), the engine's check says a deep
+    model "needs a weights file (--weights); train one with `stf train`": the dialog names its field instead."""
+    import dataclasses
+
+    from stf_engine.methods import catalog
+
+    engine = plugin.status.engine
+    spec = engine.list_methods()["ganstfm"]
+    monkeypatch.setitem(catalog.METHODS, "ganstfm", dataclasses.replace(spec, default_weights=None))
+    with pytest.raises(engine.StfError, match=r"needs a weights file \(--weights\)"):  # what the engine says
+        engine.check(engine.FusionRequest(
+            coarse_target=sample_layers["coarse_target"].source(), fine_reference=sample_layers["fine_reference"].source(),
+            output=str(tmp_path / "x.tif"), method="ganstfm"))
+    plugin.show_dialog()
+    dialog = plugin.dialog
+    dialog.run_requested.disconnect(plugin.start)
+    emitted = []
+    dialog.run_requested.connect(lambda request, training: emitted.append(request))
+    dialog.method_combo.setCurrentIndex(dialog.method_combo.findData("ganstfm"))
+    dialog.pickers["coarse_target"].setLayer(sample_layers["coarse_target"])
+    dialog.pickers["fine_reference"].setLayer(sample_layers["fine_reference"])
+    dialog.output_folder.setFilePath(str(tmp_path))
+    dialog.weights.setFilePath("")
+    dialog.train_first.setChecked(False)
+    dialog.run()
+    text = dialog.message.text()
+    assert "needs a weights file ('Weights file')" in text and "'Train on these layers first'" in text, text
+    assert "--" not in text and "`stf train`" not in text and emitted == []
+
+
+@pytest.mark.parametrize("engine_says, dialog_shows", [
+    ("give its real pixel size (--coarse-res)", "give its real pixel size (Advanced → 'Real coarse pixel size')"),
+    ("lower the halo (--halo), the tile size (--tile) or the batch (--batch)",
+     "lower the halo (Advanced → 'Halo'), the tile size (Advanced → 'Tile size') or the batch (Advanced → 'Batch')"),
+    ("error maps: also give a folder for them (--error-maps DIR; tick 'Write error maps' in the dialog; set "
+     "ERROR_MAPS in Processing)", "error maps: also give a folder for them (tick 'Write error maps')"),
+    ("set --patch lower", "set the training 'Patch' lower"),
+    ("check units and set --scale", "check units and set a scale in the raster's metadata"),
+    ("use --method marstfn or other weights", "use the method 'marstfn' or other weights"),
+])
+def test_flags_map_to_the_dialogs_field_names(engine_says, dialog_shows):
+    from stf_qgis_plugin.wording import in_dialog_terms
+
+    assert in_dialog_terms(engine_says).startswith(dialog_shows)
+    assert "--" not in in_dialog_terms(engine_says)
+
+
+def test_dialog_labels_exist_for_every_field_the_mapping_names(plugin):
+    """The mapping's names are the dialog's own labels (a renamed field must rename its entry too)."""
+    import re
+
+    from qgis.PyQt.QtWidgets import QCheckBox, QLabel
+
+    from stf_qgis_plugin.wording import DIALOG_TERMS
+
+    plugin.show_dialog()
+    dialog = plugin.dialog
+    shown = [widget.text() for widget in dialog.findChildren(QLabel) + dialog.findChildren(QCheckBox)]
+    named = {name for _, replacement in DIALOG_TERMS for name in re.findall(r"'([A-Z][^'\\]*)'", replacement)}
+    assert {"Weights file", "Real coarse pixel size", "Patch", "Time budget", "Halo"} <= named
+    missing = [name for name in named if not any(text.startswith(name) for text in shown)]
+    assert missing == [], missing
 
 
 def test_method_options_are_typed_checked_and_remembered_per_method(plugin, sample_layers, tmp_path):
@@ -281,8 +423,13 @@ def test_dialog_fits_a_768_pixel_screen_and_cuts_no_text_off(plugin, sample_laye
 
     plugin.show_dialog()
     dialog = plugin.dialog
-    for role, layer in sample_layers.items():
+    others = {"fine_reference_2": sample_layers["truth"], "coarse_reference_2": sample_layers["coarse_target"],
+              "pan": sample_layers["fine_reference"]}  # any layer: what counts here is the room its line takes
+    for role, layer in {**sample_layers, **others}.items():
         dialog.pickers[role].setLayer(layer)
+    assert all(dialog.layer_infos[role].isVisibleTo(dialog) for role in dialog.pickers), "every layer's line shows"
+    dialog.method_combo.setCurrentIndex(dialog.method_combo.findData("ganstfm"))
+    dialog.train_first.setChecked(True)  # the training fields enabled
     dialog.advanced.setCollapsed(False)
     dialog.message.setText("Cannot run: the coarse target has 2 bands but the fine reference has 3 (band mismatch)")
     QgsApplication.processEvents()
