@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 from qgis.core import (
     Qgis,
@@ -20,8 +20,11 @@ from qgis.PyQt.QtCore import QObject, pyqtSlot
 from . import log
 from .styling import error_map_name, file_tags, label_legend, style_error_map, style_fused
 from .task import TaskOutcome
+from .wording import in_dialog_terms
 
 MESSAGE_TITLE = "Spatiotemporal fusion"
+BASELINE = "delta"
+"""The baseline every method is measured against (always one of auto's candidates)."""
 SHOWN_ERROR_MAPS = ("rms_error", "coarse_residual_rms")
 """The error map switched on in a result group: the first of these the run wrote (else its first map); the
 others are added switched off with their legends collapsed."""
@@ -160,13 +163,48 @@ def release() -> None:
     _band_names = None
 
 
+def chosen(requested: str, result) -> str:
+    """For a method that picks another one on the scene (auto): what it ran and how that scored in the validation,
+    e.g. "auto ran fsdaf+fitfc (Wald validation RMSE 0.0123, delta 0.0145)"; "" when the method ran as asked."""
+    if result.method == requested:
+        return ""
+    scores = dict(result.validation)
+    if result.method not in scores:
+        return f"{requested} ran {result.method} (not validated on this scene; why: in the log)"
+    baseline = f", {BASELINE} {scores[BASELINE]:.4g}" if BASELINE in scores and result.method != BASELINE else ""
+    return f"{requested} ran {result.method} (Wald validation RMSE {scores[result.method]:.4g}{baseline})"
+
+
+def validation_table(result) -> List[str]:
+    """auto's whole validation table, best first, one line per candidate (none for other methods)."""
+    if not result.validation:
+        return []
+    lines = ["Wald's reduced-resolution validation on the scene (RMSE, best first):"]
+    for method, rmse in result.validation:
+        notes = [note for note, applies in (("ran", method == result.method), ("baseline", method == BASELINE))
+                 if applies]
+        lines.append(f"  {method}: {rmse:.4g}" + (f" ({', '.join(notes)})" if notes else ""))
+    return lines
+
+
+def held_out(training) -> str:
+    """A trained model's held-out RMSE next to the delta baseline's on the same data."""
+    metrics = training.validation_metrics
+    if "rmse" not in metrics:
+        return ""
+    baseline = f", {BASELINE} {metrics['rmse_delta']:.4g}" if "rmse_delta" in metrics else ""
+    return f"held-out RMSE {metrics['rmse']:.4g}{baseline}"
+
+
 def report(outcome: TaskOutcome, iface, project: QgsProject) -> None:
-    """Layers and a success message, or the one-line reason (details in the log panel under STF)."""
+    """Layers and a success message, or the one-line reason (details in the log panel under STF); the training's
+    warnings (e.g. a model that does not beat delta) as warnings. Engine messages name the dialog's fields."""
     bar = iface.messageBar()
     if outcome.result is None:
         level = Qgis.Warning if outcome.cancelled else Qgis.Critical
-        log.error(f"fusion failed: {outcome.reason}" + (f"\n{outcome.details}" if outcome.details else ""))
-        bar.pushMessage(MESSAGE_TITLE, f"not run: {outcome.reason}", level, 0)
+        reason = in_dialog_terms(outcome.reason or "")
+        log.error(f"fusion failed: {reason}" + (f"\n{outcome.details}" if outcome.details else ""))
+        bar.pushMessage(MESSAGE_TITLE, f"not run: {reason}", level, 0)
         return
     result = outcome.result
     try:
@@ -177,13 +215,20 @@ def report(outcome: TaskOutcome, iface, project: QgsProject) -> None:
         return
     outputs = [result.output, *result.error_maps.values()]
     summary = (
-        f"{result.method} on {result.device} ({result.threads} CPU thread{'s' if result.threads != 1 else ''}) in "
-        f"{result.seconds:.1f} s, {result.width}×{result.height}×{result.bands}: {os.path.basename(result.output)}"
+        f"{chosen(outcome.request.method, result) or result.method} on {result.device} ({result.threads} CPU "
+        f"thread{'s' if result.threads != 1 else ''}) in {result.seconds:.1f} s, "
+        f"{result.width}×{result.height}×{result.bands}: {os.path.basename(result.output)}"
         + (f" and {len(result.error_maps)} error map(s)" if result.error_maps else "")
     )
+    training_warnings = []
     if outcome.training is not None:
         trained = outcome.training
-        summary = f"trained {trained.model} ({trained.epochs} epoch(s), {trained.seconds:.0f} s), then {summary}"
+        scores = ", ".join(filter(None, [f"{trained.epochs} epoch(s)", f"{trained.seconds:.0f} s", held_out(trained)]))
+        summary = f"trained {trained.model} ({scores}), then {summary}"
         outputs.append(trained.checkpoint)
-    log.info(summary + "\n" + "\n".join(outputs) + "".join(f"\nwarning: {w}" for w in result.warnings))
+        training_warnings = [in_dialog_terms(w) for w in trained.warnings]
+    warnings = dict.fromkeys(training_warnings + [in_dialog_terms(w) for w in result.warnings])  # each once, in order
+    log.info("\n".join([summary, *validation_table(result), *outputs, *(f"warning: {w}" for w in warnings)]))
     bar.pushMessage(MESSAGE_TITLE, f"{summary} (paths in the log panel, STF)", Qgis.Success, 15)
+    for warning in training_warnings:
+        bar.pushMessage(MESSAGE_TITLE, warning, Qgis.Warning, 0)

@@ -202,6 +202,7 @@ def test_train_first_then_fuse_with_the_new_checkpoint(plugin, qgis_new_project,
     request, training = fast_training(plugin, small_scene, tmp_path / "trained")
     outcomes = []
     task = plugin.start(request, training)
+    outcome = task.outcome
     task.taskCompleted.connect(lambda: outcomes.append("completed"))
     task.taskTerminated.connect(lambda: outcomes.append("terminated"))
     wait_for(lambda: outcomes and not plugin.tasks, timeout=120)
@@ -209,7 +210,94 @@ def test_train_first_then_fuse_with_the_new_checkpoint(plugin, qgis_new_project,
     assert (tmp_path / "trained" / "fused.pt").exists() and (tmp_path / "trained" / "fused.tif").exists()
     [group] = fusion_groups()
     assert group.findLayers()[0].layer().name() == "fused (ganstfm)"
-    assert "trained ganstfm (1 epoch(s)" in iface.messageBar().get_messages(Qgis.Success)[-1]
+    success = iface.messageBar().get_messages(Qgis.Success)[-1]
+    metrics = outcome.training.validation_metrics
+    assert "trained ganstfm (1 epoch(s)" in success
+    assert f"held-out RMSE {metrics['rmse']:.4g}, delta {metrics['rmse_delta']:.4g}" in success
+
+
+def test_a_model_that_does_not_beat_delta_is_a_warning_in_the_message_bar(plugin, qgis_new_project, small_scene,
+                                                                          tmp_path, iface):
+    """EDCSTFN after one training step on the small scene with its coarse reference does worse than delta on the
+    held-out data (0.0323 against 0.0321 when written): the engine warns, and the message bar shows the training's
+    warnings as warnings next to the success."""
+    from qgis.core import Qgis
+
+    from stf_qgis_plugin.wording import in_dialog_terms
+
+    request, training = fast_training(plugin, small_scene, tmp_path / "weak", model="edcstfn")
+    request.coarse_reference = training.coarse_reference = small_scene["coarse_reference"]
+    outcomes = []
+    task = plugin.start(request, training)
+    outcome = task.outcome
+    task.taskCompleted.connect(lambda: outcomes.append("completed"))
+    task.taskTerminated.connect(lambda: outcomes.append("terminated"))
+    wait_for(lambda: outcomes and not plugin.tasks, timeout=120)
+    assert outcomes == ["completed"], iface.messageBar().get_messages(Qgis.Critical)[-1:]
+    warned = outcome.training.warnings
+    assert any("does not beat the delta baseline" in w for w in warned), (outcome.training.validation_metrics, warned)
+    shown = iface.messageBar().get_messages(Qgis.Warning)
+    assert shown[-len(warned):] == [f"Spatiotemporal fusion:{in_dialog_terms(w)}" for w in warned]
+    assert "trained edcstfn" in iface.messageBar().get_messages(Qgis.Success)[-1]
+
+
+def test_a_training_error_names_the_dialogs_field(plugin, qgis_new_project, small_scene, tmp_path, iface):
+    """The sample's MODIS is resampled to 30 m, so self-training needs the real coarse pixel size: the engine asks
+    for it as --coarse-res, the message bar as the dialog's Advanced field."""
+    from qgis.core import Qgis
+
+    request, training = fast_training(plugin, small_scene, tmp_path / "failed")
+    request.coarse_resolution = training.coarse_resolution = None
+    outcomes = []
+    task = plugin.start(request, training)
+    outcome = task.outcome
+    task.taskTerminated.connect(lambda: outcomes.append("terminated"))
+    wait_for(lambda: outcomes and not plugin.tasks, timeout=120)
+    assert "(--coarse-res)" in outcome.reason  # what the engine said
+    message = iface.messageBar().get_messages(Qgis.Critical)[-1]
+    assert "give its real pixel size (Advanced → 'Real coarse pixel size')" in message and "--" not in message
+    assert not (tmp_path / "failed").exists()
+
+
+def stf_log():
+    """Collects what the plugin writes to the log panel's STF tab."""
+    from qgis.core import QgsApplication
+
+    lines = []
+    QgsApplication.messageLog().messageReceived.connect(
+        lambda message, tag, level: lines.append(message) if tag == "STF" else None)
+    return lines
+
+
+def test_auto_says_what_it_ran_and_logs_its_validation_table(plugin, sample_layers, sample_paths, tmp_path, iface):
+    import json
+
+    import rasterio
+    from qgis.core import Qgis
+
+    log = stf_log()
+    request = request_for(plugin, sample_paths, tmp_path / "auto", method="auto", coarse_resolution=250, tile=256)
+    task = plugin.start(request)
+    outcome = task.outcome
+    done = []
+    task.taskCompleted.connect(lambda: done.append("completed"))
+    task.taskTerminated.connect(lambda: done.append("terminated"))
+    wait_for(lambda: done and not plugin.tasks, timeout=180)
+    assert done == ["completed"], iface.messageBar().get_messages(Qgis.Critical)[-1:]
+    with rasterio.open(tmp_path / "auto" / "fused.tif") as fused:
+        recorded = json.loads(fused.tags()["STF_AUTO"])  # what the engine wrote into the output
+    ran, table = recorded["chosen"], recorded["validation_rmse"]
+    assert outcome.result.method == ran and ran != "auto" and "delta" in table
+    message = iface.messageBar().get_messages(Qgis.Success)[-1]
+    assert f"auto ran {ran} (Wald validation RMSE {table[ran]:.4g}, delta {table['delta']:.4g}) on cpu" in message
+    [logged] = [entry for entry in log if entry.startswith(f"auto ran {ran}")]
+    lines = logged.splitlines()
+    start = lines.index("Wald's reduced-resolution validation on the scene (RMSE, best first):")
+    rows = lines[start + 1:start + 1 + len(table)]
+    assert [row.split(":")[0].strip() for row in rows] == sorted(table, key=table.get)
+    assert all(f"{method}: {table[method]:.4g}" in row for method, row in zip(sorted(table, key=table.get), rows))
+    assert f"  {ran}: {table[ran]:.4g} (ran" in logged and f"  delta: {table['delta']:.4g}" in logged
+    assert any(recorded["reason"] in line for line in lines), "the engine's reason is logged as a warning"
 
 
 def test_cancel_during_training_leaves_no_checkpoint(plugin, qgis_new_project, small_scene, tmp_path):
