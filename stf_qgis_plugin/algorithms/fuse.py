@@ -23,6 +23,10 @@ LAYERS = {
     "COARSE_TARGET": ("coarse_target", "Coarse image at the target date", False),
     "FINE_REFERENCE": ("fine_reference", "Fine image at a reference date", False),
     "COARSE_REFERENCE": ("coarse_reference", "Coarse image at the reference date", True),
+    "FINE_REFERENCE_2": (
+        "fine_reference_2", "Second fine image, on the other side of the target date (two-pair methods: ESTARFM)", True
+    ),
+    "COARSE_REFERENCE_2": ("coarse_reference_2", "Coarse image at the second fine image's date", True),
     "PAN": ("pan", "Panchromatic band at the target date", True),
     "TRUTH": ("truth", "Truth: fine image at the target date (enables error-vs-truth maps)", True),
 }
@@ -53,15 +57,18 @@ class FuseAlgorithm(EngineAlgorithm):
         return (
             "Predicts the fine image at the coarse target's date from a fine reference (and, for most methods, "
             f"the coarse image at the reference date). Methods:<ul>{lines}</ul>"
-            "METHOD and DEVICE also accept the option's name, e.g. 'starfm' or 'cpu'. Deep models take a "
-            "weights file (stf:train writes one); without it they use shipped demo weights where installed."
+            "auto (preselected) validates the methods on the scene itself and runs the best; the log shows its "
+            "table. Two-pair methods (ESTARFM) also take a second fine image on the other side of the target date "
+            "and the coarse image of its date. METHOD and DEVICE also accept the option's name, e.g. 'starfm' or "
+            "'cpu'. Deep models take a weights file (stf:train writes one); without it they use shipped demo "
+            "weights where installed."
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802
         for key, (_, label, optional) in LAYERS.items():
             self.addParameter(QgsProcessingParameterRasterLayer(key, label, optional=optional))
         methods = self.enums["METHOD"]
-        default = methods.index(self.engine.DEFAULT_METHOD)
+        default = methods.index(self.engine.RECOMMENDED_METHOD)
         self.addParameter(QgsProcessingParameterEnum("METHOD", "Method", methods, defaultValue=default))
         self.addParameter(
             QgsProcessingParameterFile("WEIGHTS", "Weights file (deep models)", optional=True, fileFilter=CHECKPOINTS)
@@ -123,9 +130,11 @@ class FuseAlgorithm(EngineAlgorithm):
         result = self.call_engine(self.engine.fuse, request, feedback)
         for warning in result.warnings:
             feedback.pushWarning(warning)
+        for line in results.validation_table(result):
+            feedback.pushInfo(line)
         feedback.pushInfo(
-            f"{result.method} on {result.device} ({result.threads} CPU threads): {result.tiles} tile(s), "
-            f"{result.seconds:.1f} s"
+            f"{results.chosen(method, result) or result.method} on {result.device} ({result.threads} CPU threads): "
+            f"{result.tiles} tile(s), {result.seconds:.1f} s"
         )
         for name, path in result.error_maps.items():
             feedback.pushInfo(f"{name}: {path}")

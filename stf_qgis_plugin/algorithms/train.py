@@ -10,6 +10,7 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
+from .. import results
 from .common import CHECKPOINTS, EngineAlgorithm, threads_parameter
 
 LAYERS = {
@@ -41,7 +42,10 @@ class TrainAlgorithm(EngineAlgorithm):
             "self: Wald reduced-resolution training on one scene (the layers below; the coarse/fine ratio must be "
             "at least 2, set COARSE_RESOLUTION when the coarse raster was resampled to the fine grid). "
             "series: dated coarse/fine(/pan) rasters listed in SERIES (a CSV date,coarse,fine[,pan], or a folder "
-            "of files named with a date and coarse/fine/pan). MODEL, MODE and DEVICE also accept names."
+            "of files named with a date and coarse/fine/pan). Training stops at the end of the epoch in which "
+            "MINUTES runs out (0 = no time limit), or earlier when the held-out score stops improving. The log "
+            "compares the held-out RMSE with the delta baseline's and warns when the model does not beat it. "
+            "MODEL, MODE and DEVICE also accept names."
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -51,7 +55,17 @@ class TrainAlgorithm(EngineAlgorithm):
             self.addParameter(QgsProcessingParameterRasterLayer(key, label, optional=True))
         self.addParameter(QgsProcessingParameterFile("SERIES", "Series (CSV or folder; series mode)", optional=True))
         self.addParameter(QgsProcessingParameterNumber("EPOCHS", "Epochs", INTEGER, 20, minValue=1))
-        self.addParameter(QgsProcessingParameterNumber("PATCH", "Patch size in pixels", INTEGER, 256, minValue=8))
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                "MINUTES", "Time budget in minutes (0 = no limit)", QgsProcessingParameterNumber.Double,
+                self.engine.DEFAULT_TRAINING_MINUTES, minValue=0,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                "PATCH", "Patch size in pixels (less on a small scene)", INTEGER, 256, minValue=8
+            )
+        )
         self.addParameter(QgsProcessingParameterNumber("BATCH", "Patches per step", INTEGER, 8, minValue=1))
         self.addParameter(
             QgsProcessingParameterNumber(
@@ -72,6 +86,9 @@ class TrainAlgorithm(EngineAlgorithm):
         self.addParameter(QgsProcessingParameterFileDestination("OUTPUT", "Checkpoint", "Checkpoints (*.pt)"))
         self.addOutput(QgsProcessingOutputNumber("BEST_EPOCH", "Best epoch"))
         self.addOutput(QgsProcessingOutputNumber("VALIDATION_RMSE", "Validation RMSE of the best epoch (reflectance)"))
+        self.addOutput(
+            QgsProcessingOutputNumber("VALIDATION_RMSE_DELTA", "The delta baseline's RMSE on the same held-out data")
+        )
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         parameters = self.by_index(parameters)
@@ -82,6 +99,7 @@ class TrainAlgorithm(EngineAlgorithm):
             mode=self.enum_name(parameters, "MODE", context),
             series=self.parameterAsFile(parameters, "SERIES", context) or None,
             epochs=self.parameterAsInt(parameters, "EPOCHS", context),
+            minutes=self.parameterAsDouble(parameters, "MINUTES", context) or None,
             patch=self.parameterAsInt(parameters, "PATCH", context),
             batch=self.parameterAsInt(parameters, "BATCH", context),
             steps_per_epoch=self.optional_number(parameters, "STEPS", context, int),
@@ -94,12 +112,14 @@ class TrainAlgorithm(EngineAlgorithm):
         result = self.call_engine(self.engine.train, request, feedback)
         for warning in result.warnings:
             feedback.pushWarning(warning)
+        scores = results.held_out(result)
         feedback.pushInfo(
             f"{result.model} on {result.device}: {result.epochs} epoch(s), best {result.best_epoch}, "
-            f"{result.seconds:.1f} s, validation {result.validation_metrics}"
+            f"{result.seconds:.1f} s" + (f", {scores}" if scores else "")
         )
         return {
             "OUTPUT": result.checkpoint,
             "BEST_EPOCH": result.best_epoch,
             "VALIDATION_RMSE": result.validation_metrics.get("rmse"),
+            "VALIDATION_RMSE_DELTA": result.validation_metrics.get("rmse_delta"),
         }

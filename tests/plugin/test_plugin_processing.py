@@ -199,7 +199,7 @@ def test_evaluate_ratio_gives_ergas_for_coarse_data_resampled_to_the_fine_grid(p
 
 
 class RecordingFeedback:
-    """A Processing feedback that keeps the info lines."""
+    """A Processing feedback that keeps the info lines and the warnings."""
 
     def __new__(cls):
         from qgis.core import QgsProcessingFeedback
@@ -207,11 +207,15 @@ class RecordingFeedback:
         class Recording(QgsProcessingFeedback):
             def __init__(self):
                 super().__init__()
-                self.lines = []
+                self.lines, self.warnings = [], []
 
             def pushInfo(self, info):  # noqa: N802
                 self.lines.append(info)
                 super().pushInfo(info)
+
+            def pushWarning(self, warning):  # noqa: N802
+                self.warnings.append(warning)
+                super().pushWarning(warning)
 
         return Recording()
 
@@ -280,3 +284,111 @@ def test_fuse_loaded_into_an_empty_project_sets_its_crs_and_the_canvas_shows_it(
     assert canvas.extent().contains(layer.extent())
     project.removeAllMapLayers()
     project.layerTreeRoot().removeAllChildren()
+
+
+def test_fuse_preselects_auto_and_reports_its_choice_and_validation_table(plugin, sample_paths, tmp_path):
+    """METHOD defaults to the engine's recommendation (auto); the log gets what it ran and the whole table."""
+    import json
+
+    import processing
+    from qgis.core import QgsApplication
+
+    engine = plugin.status.engine
+    algorithm = QgsApplication.processingRegistry().algorithmById("stf:fuse")
+    methods = list(engine.list_methods())
+    assert methods[algorithm.parameterDefinition("METHOD").defaultValue()] == engine.RECOMMENDED_METHOD == "auto"
+
+    parameters = fuse_parameters(sample_paths, tmp_path / "auto.tif", COARSE_RESOLUTION=250)
+    del parameters["METHOD"]
+    feedback = RecordingFeedback()
+    result = processing.run("stf:fuse", parameters, feedback=feedback)
+    recorded = json.loads(read_tags(result["OUTPUT"])[0]["STF_AUTO"])  # the engine's record in the output
+    ran, table = recorded["chosen"], recorded["validation_rmse"]
+    ranked = sorted(table, key=table.get)
+    start = feedback.lines.index("Wald's reduced-resolution validation on the scene (RMSE, best first):")
+    rows = feedback.lines[start + 1:start + 1 + len(table)]
+    assert [row.split(":")[0].strip() for row in rows] == ranked
+    assert all(f"{method}: {table[method]:.4g}" in row for method, row in zip(ranked, rows))
+    assert any(line.startswith(f"auto ran {ran} (Wald validation RMSE {table[ran]:.4g}, delta {table['delta']:.4g}) "
+                                f"on cpu") for line in feedback.lines), feedback.lines
+    assert recorded["reason"] in feedback.warnings
+
+
+def scaled_copy(source, target, scale: float) -> str:
+    """The raster with a scale in its GDAL metadata, as `gdal_edit.py -scale` (or GDAL's Translate with -a_scale)
+    gives it: how a Processing user tells the engine the units of a float raster (stf:fuse has no scale parameter)."""
+    import rasterio
+
+    with rasterio.open(source) as src:
+        with rasterio.open(target, "w", **src.profile) as dst:
+            dst.write(src.read())
+            dst.scales = (scale,) * src.count
+    return str(target)
+
+
+def test_estarfm_takes_the_second_pair_on_real_kranj_data(plugin, tmp_path):
+    """Kranj, Slovenia, 2020: predict the Landsat image of day 077 from the Landsat/MODIS pairs of days 068 and 093,
+    one on each side of the target date (what ESTARFM is made for), with the MODIS image of day 077. The Landsat
+    files are reflectance ×10000 stored as float and MODIS is 0–1 reflectance; stf:fuse has no scale parameter, so
+    the Landsat copies carry their scale (1e-4) in their metadata. MODIS was resampled to the Landsat grid: its real
+    pixel size (480 m) is COARSE_RESOLUTION. The prediction must be closer to the real Landsat of day 077 than the
+    nearer reference (068) is, and ESTARFM refuses to run without the second pair."""
+    import numpy as np
+    import processing
+    import rasterio
+    from qgis.core import QgsProcessingException
+
+    from helpers.paths import TEST_DATA
+
+    kranj = TEST_DATA / "kranj"
+    landsat = {day: scaled_copy(kranj / "landsat_filled" / f"landsat_2020{day}.tif", tmp_path / f"l{day}.tif", 1e-4)
+               for day in ("068", "093")}
+    modis = {day: str(kranj / "modis" / f"modis_2020{day}.tif") for day in ("068", "077", "093")}
+    parameters = {
+        "COARSE_TARGET": modis["077"], "FINE_REFERENCE": landsat["068"], "COARSE_REFERENCE": modis["068"],
+        "FINE_REFERENCE_2": landsat["093"], "COARSE_REFERENCE_2": modis["093"],
+        "METHOD": "estarfm", "COARSE_RESOLUTION": 480, "DEVICE": "cpu", "TILE_SIZE": 0,
+        "OUTPUT": str(tmp_path / "estarfm_077.tif"),
+    }
+    feedback = RecordingFeedback()
+    result = processing.run("stf:fuse", parameters, feedback=feedback)
+    assert read_tags(result["OUTPUT"])[0]["STF_METHOD"] == "estarfm"
+    assert not [w for w in feedback.warnings if "order of magnitude" in w], feedback.warnings  # units agree
+    with rasterio.open(result["OUTPUT"]) as fused, \
+            rasterio.open(kranj / "landsat_filled" / "landsat_2020077.tif") as truth, \
+            rasterio.open(kranj / "landsat_filled" / "landsat_2020068.tif") as before:
+        truth_values = truth.read().astype(float)
+        rmse = np.sqrt(np.mean((fused.read().astype(float) - truth_values) ** 2))  # both ×10000
+        unchanged = np.sqrt(np.mean((before.read().astype(float) - truth_values) ** 2))
+    assert rmse < 0.8 * unchanged, (rmse, unchanged)
+
+    one_pair = {key: value for key, value in parameters.items() if not key.endswith("_2")}
+    with pytest.raises(QgsProcessingException, match="needs a second fine reference"):
+        processing.run("stf:fuse", {**one_pair, "OUTPUT": str(tmp_path / "one_pair.tif")})
+
+
+def test_train_takes_a_time_budget_and_warns_when_the_model_does_not_beat_delta(plugin, small_scene, tmp_path,
+                                                                                monkeypatch):
+    """MINUTES reaches the engine (0 = no limit, unset = the engine's default); EDCSTFN after one step on the small
+    scene does worse than delta on held-out data, which Processing shows as a warning (see the task test)."""
+    import processing
+
+    engine = plugin.status.engine
+    requests = []
+    real = engine.train
+    monkeypatch.setattr(engine, "train", lambda request, **kw: requests.append(request) or real(request, **kw))
+    common = {
+        "MODEL": "edcstfn", "MODE": "self", "COARSE_TARGET": small_scene["coarse_target"],
+        "FINE_REFERENCE": small_scene["fine_reference"], "COARSE_REFERENCE": small_scene["coarse_reference"],
+        "EPOCHS": 1, "PATCH": 8, "BATCH": 2, "STEPS": 1, "COARSE_RESOLUTION": 250, "DEVICE": "cpu",
+    }
+    feedback = RecordingFeedback()
+    trained = processing.run("stf:train", {**common, "MINUTES": 0.5, "OUTPUT": str(tmp_path / "a.pt")},
+                             feedback=feedback)
+    assert [w for w in feedback.warnings if "does not beat the delta baseline" in w], feedback.warnings
+    assert trained["VALIDATION_RMSE"] >= trained["VALIDATION_RMSE_DELTA"] > 0
+    assert any(f"held-out RMSE {trained['VALIDATION_RMSE']:.4g}, delta {trained['VALIDATION_RMSE_DELTA']:.4g}" in line
+               for line in feedback.lines), feedback.lines
+    processing.run("stf:train", {**common, "MINUTES": 0, "OUTPUT": str(tmp_path / "b.pt")})
+    processing.run("stf:train", {**common, "OUTPUT": str(tmp_path / "c.pt")})
+    assert [request.minutes for request in requests] == [0.5, None, engine.DEFAULT_TRAINING_MINUTES]
