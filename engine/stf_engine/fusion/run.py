@@ -79,6 +79,7 @@ def _create_output(plan: Plan, outputs: PendingOutputs, choice: Optional[Choice]
         fine.output_nodata,
         descriptions=fine.descriptions,
         tags=tags,
+        units=fine.units,
     )
 
 

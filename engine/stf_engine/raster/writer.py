@@ -93,7 +93,10 @@ class GeoTiffWriter:
     naming the output, so a failed write can never end in a successful-looking run.
     """
 
-    def __init__(self, path: str, profile: Dict, descriptions: Optional[Sequence[str]], tags: Dict[str, str]):
+    def __init__(self, path: str, profile: Dict, descriptions: Optional[Sequence[str]], tags: Dict[str, str],
+                 units: Optional[Units] = None):
+        """`units`: the stored values' scale and offset, written as GDAL band metadata (so the file says what it
+        holds) unless they are the identity."""
         self.path = os.path.abspath(path)
         self.profile = profile
         folder = os.path.dirname(self.path)
@@ -105,6 +108,9 @@ class GeoTiffWriter:
                 self.dataset.set_band_description(band, text)
             if tags:
                 self.dataset.update_tags(**tags)
+            if units is not None and (units.scale != 1.0 or units.offset != 0.0):
+                self.dataset.scales = (units.scale,) * profile["count"]
+                self.dataset.offsets = (units.offset,) * profile["count"]
 
     def write(self, array: np.ndarray, row: int, col: int) -> None:
         """Write (C, h, w) at the given offset of the grid."""
@@ -158,8 +164,9 @@ class PendingOutputs:
         nodata=None,
         descriptions: Optional[Sequence[str]] = None,
         tags: Optional[Dict[str, str]] = None,
+        units: Optional[Units] = None,
     ) -> GeoTiffWriter:
-        writer = GeoTiffWriter(path, geotiff_profile(grid, count, dtype, nodata), descriptions, tags or {})
+        writer = GeoTiffWriter(path, geotiff_profile(grid, count, dtype, nodata), descriptions, tags or {}, units)
         self.writers.append(writer)
         return writer
 
