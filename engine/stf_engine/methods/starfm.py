@@ -60,21 +60,20 @@ def _build(context: MethodContext):
 _KEYS = {torch.float16: torch.int16, torch.bfloat16: torch.int16, torch.float32: torch.int32,
          torch.float64: torch.int64}
 """The signed integer type a float type's bits are read as: for floats ≥ 0 the bits order like the values."""
-CPU_STRIP = 1 << 17
+CPU_STRIP = 1 << 18
 """Elements (offsets × pixels) one CPU operation handles: a strip's temporaries stay in the cores' caches."""
 GPU_STRIP = 1 << 26
 """The same on a GPU, where larger operations are better as long as memory allows."""
 
 
 def _fuse(f1, c1, c2, valid, threshold, half, sigma_s, sigma_t, inverse_distance, tick) -> torch.Tensor:
-    """The STARFM sums for every pixel of a (B, C, H, W) batch, one row of window offsets at a time.
+    """The STARFM prediction for every pixel of a (B, C, H, W) batch, one row of window offsets at a time.
 
-    Layout: every band of every tile, padded, sits side by side in one row of length L = B·C·(W + 2·half), so
-    a pixel's neighbours at column offsets 0..side-1 are the next `side` elements of its row, and an image
-    row of all bands and tiles is one long contiguous run (the columns between two bands are computed and
-    dropped, about 2·half/W of the work). For each row of offsets, strips of that layout are processed with
-    one set of operations on strided views (offset × row × column), so each operation does `side` offsets,
-    runs over long contiguous columns and its temporaries stay in cache.
+    Layout: the bands of all tiles are interleaved pixel by pixel, each padded row one run of L = (W + 2·half)·B·C
+    values, so a pixel's neighbour `dx` columns away is dx·B·C values along, and the centres of one image row
+    (every tile and band) are one contiguous run of W·B·C. For each row of offsets, strips of rows are done
+    with one set of operations on strided views (offset × row × column): each operation covers a whole row of
+    `side` offsets over long contiguous runs, and a strip's temporaries stay in the cores' caches.
 
     The three tests are folded into the sign bit of one integer per pixel and offset: for floats ≥ 0
     (absolute differences and limits), a ≤ b exactly when bits(a) - 1 - bits(b) < 0, so each test is an
@@ -93,61 +92,61 @@ def _fuse(f1, c1, c2, valid, threshold, half, sigma_s, sigma_t, inverse_distance
     sign = torch.iinfo(key).bits - 1
     pf1, pc1, pc2 = (reflect_pad(x, half) for x in (f1, c1, c2))
     padded_height, padded_width = pf1.shape[-2:]
-    length = batch * bands * padded_width
-    columns = length - 2 * half  # centres q whose neighbours q..q+side-1 lie in the row
+    step = batch * bands  # values per pixel
+    length = padded_width * step  # one padded row
+    columns = width * step  # the centres of one row
+    first = half * step  # where they start in their padded row
 
-    def side_by_side(x):  # (B, C, Hp, Wp) -> (Hp, B·C·Wp)
-        return x.permute(2, 0, 1, 3).reshape(padded_height, length)
+    def interleave(x):  # (B, C, Hp, Wp) -> (Hp, Wp·B·C)
+        return x.permute(2, 3, 0, 1).reshape(padded_height, length)
 
     # Everything that depends on the neighbour alone is computed once on the padded tile.
-    spectral = side_by_side((pf1 - pc1).abs())
-    temporal = side_by_side((pc2 - pc1).abs())
-    terms = torch.empty((2, padded_height, length), dtype=dtype, device=device)
-    inverse_cost = torch.div(side_by_side(reflect_pad(valid.to(dtype), half).expand_as(pf1)),
-                             (spectral + sigma_s) * (temporal + sigma_t), out=terms[0])
-    torch.mul(inverse_cost, side_by_side(pf1 + pc2 - pc1), out=terms[1])  # weight × candidate F1 + C2 - C1
+    spectral = interleave((pf1 - pc1).abs())
+    temporal = interleave((pc2 - pc1).abs())
+    terms = torch.empty((padded_height, 2, length), dtype=dtype, device=device)  # per row: weight, × candidate
+    inverse_cost = torch.div(interleave(reflect_pad(valid.to(dtype), half).expand_as(pf1)),
+                             (spectral + sigma_s) * (temporal + sigma_t), out=terms[:, 0])
+    torch.mul(inverse_cost, interleave(pf1 + pc2 - pc1), out=terms[:, 1])  # candidate F1 + C2 - C1
     terms = terms.view(key)
     # The centre's limits, at the same places (the padding repeats the tile's own values).
     limit_s = (spectral + sigma_s).view(key)
     limit_t = (temporal + sigma_t).view(key)
     spectral, temporal = (x.view(key).sub_(1) for x in (spectral, temporal))  # bits(a) - 1
-    fine = side_by_side(pf1)
-    band = torch.arange(columns, device=device) // padded_width % bands
+    fine = interleave(pf1)
+    band = torch.arange(columns, device=device) % bands
     similar = (threshold.view(-1)[band].view(key) + 1)  # bits(2σ_b/m) + 1 for each column's band
+    shift = torch.tensor(sign, dtype=key, device=device)
 
-    sums = torch.zeros((2, height, columns), dtype=dtype, device=device)  # denominator, numerator
+    sums = torch.zeros((height, 2, columns), dtype=dtype, device=device)  # per row: denominator, numerator
     budget = GPU_STRIP if device.type == "cuda" else CPU_STRIP
-    if side * columns <= budget:
-        rows, chunk = min(height, budget // (side * columns)), columns
-    else:
+    if side * columns <= 2 * budget:  # strips of whole rows
+        rows, chunk = max(1, min(height, budget // (side * columns))), columns
+    else:  # strips of part of a row
         rows, chunk = 1, -(-columns // -(-side * columns // budget))
-    plane = padded_height * length
     strips = []
     for top in range(0, height, rows):
         for left in range(0, columns, chunk):
             count, wide = min(rows, height - top), min(chunk, columns - left)
-            start = top * length + left
-            # Views of one strip for every row of offsets (index them by the row): neighbour values...
-            near = tuple(x.as_strided((side, side, count, wide), (length, 1, length, 1), start)
+            # Views of one strip for every row of offsets (index them by the row): offset × row × column...
+            near = tuple(x.as_strided((side, side, count, wide), (length, step, length, 1), top * length + left)
                          for x in (fine, spectral, temporal))
-            pair = terms.as_strided((side, 2, side, count, wide), (length, plane, 1, length, 1), start)
-            # ...and the centre's, with where its sums go.
-            centre = (slice(half + top, half + top + count), slice(half + left, half + left + wide))
-            out = sums[:, top: top + count, left: left + wide]
-            out = out.reshape(2, 1, count * wide) if count == 1 or wide == columns else None
-            strips.append((near, pair, fine[centre], limit_s[centre], limit_t[centre], similar[left: left + wide],
-                           out, (top, count, left, wide)))
+            pair = terms.as_strided((side, side, count, 2, wide), (2 * length, step, 2 * length, length, 1),
+                                    top * 2 * length + left)
+            # ...the centre's values, and where its sums go.
+            centre = (slice(half + top, half + top + count), slice(first + left, first + left + wide))
+            out = sums[top: top + count].view(1, -1) if wide == columns else sums[top, :, left: left + wide]
+            strips.append((near, pair, fine[centre], limit_s[centre], limit_t[centre], similar[left: left + wide], out))
     workers = min(torch.get_num_threads(), len(strips)) if device.type == "cpu" else 1
-    weights = [inverse_distance[row].view(1, 1, side).expand(2, 1, side) for row in range(side)]
+    weights = [inverse_distance[row: row + 1] for row in range(side)]  # 1/D of each row of offsets, (1, side)
 
     def work(row, queue, scratch):
         with torch.inference_mode(inference):
-            for (f_near, s_near, t_near), pair, f_centre, s_limit, t_limit, similar_here, out, place in queue:
+            for (f_near, s_near, t_near), pair, f_centre, s_limit, t_limit, similar_here, out in queue:
                 shape = (side,) + f_centre.shape
                 if shape not in scratch:
                     scratch[shape] = (torch.empty(shape, dtype=dtype, device=device),
                                       torch.empty(shape, dtype=key, device=device),
-                                      torch.empty((2,) + shape, dtype=key, device=device))
+                                      torch.empty((side, shape[1], 2, shape[2]), dtype=key, device=device))
                 test, other, selected = scratch[shape]
                 torch.sub(f_near[row], f_centre, out=test)
                 test.abs_()
@@ -157,15 +156,14 @@ def _fuse(f1, c1, c2, valid, threshold, half, sigma_s, sigma_t, inverse_distance
                 test &= other  # and |F1(n) - C1(n)| <= |F1(c) - C1(c)| + σ_s
                 torch.sub(t_near[row], t_limit, out=other)
                 test &= other  # and |C2(n) - C1(n)| <= |C2(c) - C1(c)| + σ_t
-                test.bitwise_right_shift_(sign)  # all ones where the neighbour qualifies, else zero
-                torch.bitwise_and(pair[row], test, out=selected)  # its weight and weight × candidate, or zeros
-                selected = selected.view(dtype).view(2, side, -1)
-                if out is not None:
-                    out.baddbmm_(weights[row], selected)  # summed over the row of offsets, weighted by 1/D
+                test.bitwise_right_shift_(shift)  # all ones where the neighbour qualifies, else zero
+                torch.bitwise_and(pair[row], test.unsqueeze(2), out=selected)  # its two terms, or zeros
+                # Summed over the row of offsets, weighted by 1/D: (1, side) @ (side, row × term × column).
+                if out.dim() == 2 and out.shape[0] == 1:
+                    out.addmm_(weights[row], selected.view(dtype).view(side, -1))
                 else:
-                    top, count, left, wide = place
-                    sums[:, top: top + count, left: left + wide] += torch.bmm(weights[row], selected).view(
-                        2, count, wide)
+                    for term in range(2):
+                        out[term].addmv_(selected[:, 0, term].view(dtype).t(), weights[row][0])
 
     inference = torch.is_inference_mode_enabled()
     scratch = [{} for _ in range(workers)]  # each worker's temporaries, by strip shape
@@ -188,11 +186,10 @@ def _fuse(f1, c1, c2, valid, threshold, half, sigma_s, sigma_t, inverse_distance
             pool.shutdown(cancel_futures=True)
             torch.set_num_threads(threads)
 
-    denominator, numerator = sums
+    denominator, numerator = sums[:, 0], sums[:, 1]
 
-    def tiles(x):  # (H, columns) -> (B, C, H, W)
-        x = torch.nn.functional.pad(x, (0, 2 * half)).view(height, batch, bands, padded_width)[..., :width]
-        return x.permute(1, 2, 0, 3)
+    def tiles(x):  # (H, W·B·C) -> (B, C, H, W)
+        return x.view(height, width, batch, bands).permute(2, 3, 0, 1)
 
     numerator, denominator = tiles(numerator), tiles(denominator)
     fallback = f1 + c2 - c1
