@@ -5,13 +5,13 @@ these names only. Layers below it import one way (the README's Architecture sect
 cli → fusion | training | evaluation → inputs → methods → models → raster, core → errors, roles.
 """
 from .core.device import DEVICES, PRECISIONS, devices_found
-from .core.options import Option
+from .core.options import Option, parse_number
 from .core.tiling import DEFAULT_TILE
 from .errors import FusionCancelled, StfError
 from .evaluation.evaluate import METRIC_ORDER, EvaluationReport, EvaluationRequest, evaluate
 from .evaluation.evaluate import UNITS as METRIC_UNITS
 from .fusion.check import CheckReport, check
-from .fusion.request import DEFAULT_BATCH, FusionRequest, FusionResult
+from .fusion.request import DEFAULT_BATCH, SCALE_ROLES, FusionRequest, FusionResult, parse_scales
 from .fusion.run import fuse
 from .methods.catalog import describe_options, list_methods, method_halo, parse_options
 from .methods.contract import MethodSpec
@@ -56,6 +56,7 @@ __all__ = [
     "Option",
     "PAN",
     "PRECISIONS",
+    "SCALE_ROLES",
     "RECOMMENDED_METHOD",
     "ROLE_LABELS",
     "StfError",
@@ -71,6 +72,8 @@ __all__ = [
     "fuse",
     "list_methods",
     "method_halo",
+    "parse_number",
     "parse_options",
+    "parse_scales",
     "train",
 ]

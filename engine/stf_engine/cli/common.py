@@ -8,9 +8,7 @@ from typing import Iterator, Tuple
 
 from tqdm import tqdm
 
-from .. import (
-    ALL_ROLES, COARSE_REFERENCE, COARSE_REFERENCE_2, COARSE_TARGET, FINE_REFERENCE, FINE_REFERENCE_2, PAN, StfError,
-)
+from .. import SCALE_ROLES, StfError
 
 STEPS = 1000
 """Resolution of the progress bar (shown as a percentage)."""
@@ -74,26 +72,6 @@ def float_pair(text: str) -> Tuple[float, float]:
     raise StfError(f"expected two comma-separated numbers, got '{text}'")
 
 
-def number(text: str, what: str) -> float:
-    """A number, or a fraction such as 500/30."""
-    numerator, sep, denominator = text.partition("/")
-    try:
-        value = float(numerator) / float(denominator) if sep else float(numerator)
-    except (ValueError, ZeroDivisionError):
-        raise StfError(f"{what}: expected a number or a fraction such as 500/30, got '{text}'") from None
-    return value
-
-
-SCALE_ROLES = {
-    "coarse": (COARSE_TARGET, COARSE_REFERENCE, COARSE_REFERENCE_2),
-    "coarse-target": (COARSE_TARGET,),
-    "coarse-ref": (COARSE_REFERENCE, COARSE_REFERENCE_2),
-    "fine": (FINE_REFERENCE, FINE_REFERENCE_2),
-    "pan": (PAN,),
-}
-"""--scale role names and the request roles each one sets."""
-
-
 def add_unit_arguments(parser):
     """The --bands, --scale and --coarse-res options shared by fuse and train; returns their group."""
     units = parser.add_argument_group("bands and units")
@@ -108,15 +86,3 @@ def add_unit_arguments(parser):
     )
     units.add_argument("--coarse-res", type=float, help="real coarse pixel size in fine-grid units (e.g. 250)")
     return units
-
-
-def parse_scales(items) -> dict:
-    """['fine=1e-4', '1e-4'] → {role: factor}; a factor without a role applies to every role."""
-    scales = {}
-    for item in items:
-        role_name, _, value = item.rpartition("=")
-        targets = SCALE_ROLES.get(role_name) if role_name else ALL_ROLES
-        if targets is None:
-            raise StfError(f"unknown scale role '{role_name}'; use one of {', '.join(SCALE_ROLES)}")
-        scales.update({role: number(value, f"--scale {item}") for role in targets})
-    return scales

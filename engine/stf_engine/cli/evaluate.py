@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import argparse
 
-from .. import DEVICES, EvaluationReport, EvaluationRequest, StfError, evaluate
-from .common import add_threads_argument, number, progress_bar
+from .. import DEVICES, EvaluationReport, EvaluationRequest, StfError, evaluate, parse_number
+
+from .common import add_threads_argument, progress_bar
 
 NAME = "evaluate"
 HELP = "measure a fused image against the truth (RMSE, SSIM, ERGAS, Edge, LBP, …) with plots"
@@ -40,7 +41,7 @@ def parse_scales(items) -> dict:
         role = role.replace("-", "_")
         if not sep or role not in SCALE_ROLES:
             raise StfError(f"--scale expects ROLE=FACTOR with ROLE one of {', '.join(SCALE_ROLES)}, got '{item}'")
-        scales[role] = number(value, f"--scale {item}")
+        scales[role] = parse_number(value, f"--scale {item}")
     return scales
 
 
@@ -54,7 +55,7 @@ def request_from(args) -> EvaluationRequest:
         plots=not args.no_plots,
         tile=args.tile,
         scales=parse_scales(args.scale),
-        ratio=number(args.ratio, "--ratio") if args.ratio else None,
+        ratio=parse_number(args.ratio, "--ratio") if args.ratio else None,
         data_range=args.data_range,
         device=args.device,
         threads=args.threads,

@@ -5,9 +5,9 @@ import argparse
 
 from .. import (
     DEFAULT_BATCH, DEFAULT_METHOD, DEFAULT_TILE, DEVICES, PRECISIONS, FusionRequest, StfError, fuse, list_methods,
-    parse_options,
+    parse_options, parse_scales,
 )
-from .common import add_threads_argument, add_unit_arguments, float_pair, int_list, parse_scales, progress_bar
+from .common import add_threads_argument, add_unit_arguments, float_pair, int_list, progress_bar
 
 NAME = "fuse"
 HELP = "fuse a coarse target with a fine reference into a fine image"

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from .. import DEFAULT_TRAINING_MINUTES as DEFAULT_MINUTES
-from .. import DEVICES, TRAINABLE_MODELS, TRAINING_MODES, TrainingRequest, train
-from .common import add_threads_argument, add_unit_arguments, int_list, parse_scales, progress_bar
+from .. import DEVICES, TRAINABLE_MODELS, TRAINING_MODES, TrainingRequest, parse_scales, train
+from .common import add_threads_argument, add_unit_arguments, int_list, progress_bar
 
 NAME = "train"
 HELP = "train a deep model (marstfn, ganstfm, edcstfn) and write a checkpoint for stf fuse --weights"

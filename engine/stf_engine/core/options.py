@@ -80,17 +80,22 @@ def defaults(declared: Mapping[str, Option]) -> Dict[str, object]:
     return {name: option.default for name, option in declared.items()}
 
 
+def split_list(given: Union[None, str, Sequence[str]]) -> list:
+    """Items of 'a, b; c' text or of a list, blanks dropped."""
+    if given is None:
+        return []
+    items = given.replace(";", ",").split(",") if isinstance(given, str) else list(given)
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
 def split_items(given: Given) -> Dict[str, object]:
     """'k=v' items (text separated by commas or semicolons, or a list) or a mapping → {key: raw value}."""
     if given is None:
         return {}
     if isinstance(given, Mapping):
         return dict(given)
-    items = given.replace(";", ",").split(",") if isinstance(given, str) else list(given)
     raw: Dict[str, object] = {}
-    for item in items:
-        if not str(item).strip():
-            continue
+    for item in split_list(given):
         key, sep, value = (part.strip() for part in str(item).partition("="))
         if not sep or not key or not value:
             raise StfError(f"options are key=value pairs, got '{str(item).strip()}'")
@@ -111,3 +116,13 @@ def parse(declared: Mapping[str, Option], given: Given, owner: str) -> Dict[str,
                 f"option {key}={value} for {owner}: {exc}; valid options: {describe_all(declared)}"
             ) from None
     return parsed
+
+
+def parse_number(text: str, what: str) -> float:
+    """A number, or a fraction such as 500/30."""
+    numerator, sep, denominator = text.partition("/")
+    try:
+        value = float(numerator) / float(denominator) if sep else float(numerator)
+    except (ValueError, ZeroDivisionError):
+        raise StfError(f"{what}: expected a number or a fraction such as 500/30, got '{text}'") from None
+    return value

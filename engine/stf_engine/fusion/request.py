@@ -5,7 +5,9 @@ from dataclasses import dataclass, field
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 from .. import roles
+from ..core.options import parse_number, split_list
 from ..core.tiling import DEFAULT_TILE
+from ..errors import StfError
 from ..inputs.aligned import Alignment
 
 DEFAULT_BATCH = 4
@@ -103,3 +105,25 @@ class FusionResult:
     """CPU threads the run used."""
     validation: Tuple[Tuple[str, float], ...] = ()
     """With method auto: each candidate's RMSE in Wald's reduced-resolution validation, best first."""
+
+
+SCALE_ROLES = {
+    "coarse": (roles.COARSE_TARGET, roles.COARSE_REFERENCE, roles.COARSE_REFERENCE_2),
+    "coarse-target": (roles.COARSE_TARGET,),
+    "coarse-ref": (roles.COARSE_REFERENCE, roles.COARSE_REFERENCE_2),
+    "fine": (roles.FINE_REFERENCE, roles.FINE_REFERENCE_2),
+    "pan": (roles.PAN,),
+}
+"""Scale role names (`--scale fine=1e-4`, Processing's SCALES) and the request roles each one sets."""
+
+
+def parse_scales(items: Union[str, Sequence[str]]) -> Dict[str, float]:
+    """'fine=1e-4, coarse=1' or ['fine=1e-4', '1e-4'] → {role: factor}; a factor without a role sets every role."""
+    scales = {}
+    for item in split_list(items):
+        role_name, _, value = item.rpartition("=")
+        targets = SCALE_ROLES.get(role_name) if role_name else roles.ALL_ROLES
+        if targets is None:
+            raise StfError(f"unknown scale role '{role_name}'; use one of {', '.join(SCALE_ROLES)}")
+        scales.update({role: parse_number(value, f"scale {item}") for role in targets})
+    return scales
