@@ -9,7 +9,8 @@ but finite weight. Without a coarse reference, C1 is simulated from F1 with a Ga
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import torch
 
@@ -123,67 +124,96 @@ def _fuse(f1, c1, c2, valid, threshold, half, sigma_s, sigma_t, inverse_distance
         rows, chunk = max(1, min(height, budget // (side * columns))), columns
     else:  # strips of part of a row
         rows, chunk = 1, -(-columns // -(-side * columns // budget))
-    strips = []
-    for top in range(0, height, rows):
-        for left in range(0, columns, chunk):
-            count, wide = min(rows, height - top), min(chunk, columns - left)
-            # Views of one strip for every row of offsets (index them by the row): offset × row × column...
-            near = tuple(x.as_strided((side, side, count, wide), (length, step, length, 1), top * length + left)
-                         for x in (fine, spectral, temporal))
-            pair = terms.as_strided((side, side, count, 2, wide), (2 * length, step, 2 * length, length, 1),
-                                    top * 2 * length + left)
-            # ...the centre's values, and where its sums go.
-            centre = (slice(half + top, half + top + count), slice(first + left, first + left + wide))
-            out = sums[top: top + count].view(1, -1) if wide == columns else sums[top, :, left: left + wide]
-            strips.append((near, pair, fine[centre], limit_s[centre], limit_t[centre], similar[left: left + wide], out))
-    workers = min(torch.get_num_threads(), len(strips)) if device.type == "cpu" else 1
+    strips = [(top, min(rows, height - top), left, min(chunk, columns - left))
+              for top in range(0, height, rows) for left in range(0, columns, chunk)]
     weights = [inverse_distance[row: row + 1] for row in range(side)]  # 1/D of each row of offsets, (1, side)
 
-    def work(row, queue, scratch):
-        with torch.inference_mode(inference):
-            for (f_near, s_near, t_near), pair, f_centre, s_limit, t_limit, similar_here, out in queue:
-                shape = (side,) + f_centre.shape
-                if shape not in scratch:
-                    scratch[shape] = (torch.empty(shape, dtype=dtype, device=device),
-                                      torch.empty(shape, dtype=key, device=device),
-                                      torch.empty((side, shape[1], 2, shape[2]), dtype=key, device=device))
-                test, other, selected = scratch[shape]
-                torch.sub(f_near[row], f_centre, out=test)
-                test.abs_()
-                test = test.view(key)
-                test -= similar_here  # sign set: |F1(n) - F1(c)| <= 2σ_b/m
-                torch.sub(s_near[row], s_limit, out=other)
-                test &= other  # and |F1(n) - C1(n)| <= |F1(c) - C1(c)| + σ_s
-                torch.sub(t_near[row], t_limit, out=other)
-                test &= other  # and |C2(n) - C1(n)| <= |C2(c) - C1(c)| + σ_t
-                test.bitwise_right_shift_(shift)  # all ones where the neighbour qualifies, else zero
-                torch.bitwise_and(pair[row], test.unsqueeze(2), out=selected)  # its two terms, or zeros
-                # Summed over the row of offsets, weighted by 1/D: (1, side) @ (side, row × term × column).
-                if out.dim() == 2 and out.shape[0] == 1:
-                    out.addmm_(weights[row], selected.view(dtype).view(side, -1))
-                else:
-                    for term in range(2):
-                        out[term].addmv_(selected[:, 0, term].view(dtype).t(), weights[row][0])
+    def temporaries(count, wide):
+        """One worker's buffers for a strip: the test as float and as integer, a scratch, the selected terms."""
+        shape = (side, count, wide)
+        test = torch.empty(shape, dtype=dtype, device=device)
+        selected = torch.empty((side, count, 2, wide), dtype=key, device=device)
+        return (test, test.view(key), test.view(key).unsqueeze(2), torch.empty(shape, dtype=key, device=device),
+                selected, selected.view(dtype).view(side, -1))
 
+    def strip(top, count, left, wide, buffers):
+        """All rows of offsets for the centres in rows top..top+count-1, columns left..left+wide-1."""
+        test, test_bits, mask, other, selected, terms_selected = buffers
+        # The neighbours of the strip for each row of offsets (offset × row × column views), the centre's values...
+        shape, strides, start = (side, side, count, wide), (length, step, length, 1), top * length + left
+        fine_near, spectral_near, temporal_near = (x.as_strided(shape, strides, start).unbind(0)
+                                                   for x in (fine, spectral, temporal))
+        pair_near = terms.as_strided((side, side, count, 2, wide), (2 * length, step, 2 * length, length, 1),
+                                     2 * start).unbind(0)
+        centre = (slice(half + top, half + top + count), slice(first + left, first + left + wide))
+        fine_centre, limit_s_centre, limit_t_centre = fine[centre], limit_s[centre], limit_t[centre]
+        similar_here = similar[left: left + wide]
+        # ...and where its sums go: (1, rows × 2 × columns) for whole rows, else a (2, wide) part of one row.
+        out = sums[top: top + count].view(1, -1) if wide == columns else sums[top, :, left: left + wide]
+        for row in range(side):
+            torch.sub(fine_near[row], fine_centre, out=test)
+            test.abs_()
+            test_bits.sub_(similar_here)  # sign set: |F1(n) - F1(c)| <= 2σ_b/m
+            torch.sub(spectral_near[row], limit_s_centre, out=other)
+            test_bits.bitwise_and_(other)  # and |F1(n) - C1(n)| <= |F1(c) - C1(c)| + σ_s
+            torch.sub(temporal_near[row], limit_t_centre, out=other)
+            test_bits.bitwise_and_(other)  # and |C2(n) - C1(n)| <= |C2(c) - C1(c)| + σ_t
+            test_bits.bitwise_right_shift_(shift)  # all ones where the neighbour qualifies, else zero
+            torch.bitwise_and(pair_near[row], mask, out=selected)  # its two terms, or zeros
+            # Summed over the row of offsets, weighted by 1/D: (1, side) @ (side, row × term × column).
+            if wide == columns:
+                out.addmm_(weights[row], terms_selected)
+            else:
+                for term in range(2):
+                    out[term].addmv_(selected[:, 0, term].view(dtype).t(), weights[row][0])
+
+    # Strips are shared out to one worker per torch thread, each running single-threaded operations on its own
+    # strips: no barrier after every operation, and a worker that the system preempts holds up only its strip.
+    # The calling thread works too and reports progress as strips complete: `side` ticks, one per row of
+    # offsets' worth of work, so a cancel stops the tile within a strip.
+    workers = min(torch.get_num_threads(), len(strips)) if device.type == "cpu" else 1
     inference = torch.is_inference_mode_enabled()
-    scratch = [{} for _ in range(workers)]  # each worker's temporaries, by strip shape
+    queue = iter(strips)  # next() on it is atomic: each strip goes to one worker
+    progress = {"done": 0, "reported": 0, "stop": False}
+    lock = threading.Lock()
+
+    def work(report):
+        buffers = {}
+        with torch.inference_mode(inference):
+            for top, count, left, wide in queue:
+                if progress["stop"]:
+                    return
+                if (count, wide) not in buffers:
+                    buffers[(count, wide)] = temporaries(count, wide)
+                strip(top, count, left, wide, buffers[(count, wide)])
+                with lock:
+                    progress["done"] += 1
+                report()
+
+    def report():  # on the calling thread: tick for every row of offsets' worth of strips done since the last
+        while progress["reported"] < side and progress["done"] * side >= progress["reported"] * len(strips):
+            tick(progress["reported"] / side)
+            progress["reported"] += 1
+
     if workers > 1:
-        # One worker per torch thread, each running single-threaded operations on its own strips: no barrier
-        # after every operation, and a worker that the system preempts holds up only its own strip.
         threads = torch.get_num_threads()
         pool = ThreadPoolExecutor(workers - 1, thread_name_prefix="starfm")
         torch.set_num_threads(1)
     try:
-        for row in range(side):
-            tick(row / side)
-            queue = iter(strips)  # shared: each worker takes the next strip (next() on it is atomic)
-            helpers = [pool.submit(work, row, queue, mine) for mine in scratch[1:]]
-            work(row, queue, scratch[0])
-            for helper in helpers:
+        report()
+        helpers = [pool.submit(work, lambda: None) for _ in range(workers - 1)] if workers > 1 else []
+        work(report)
+        while helpers:
+            finished, pending = wait(helpers, timeout=0.05)
+            for helper in finished:
                 helper.result()
+            helpers = list(pending)
+            report()
+        report()
     finally:
+        progress["stop"] = True
         if workers > 1:
-            pool.shutdown(cancel_futures=True)
+            pool.shutdown()
             torch.set_num_threads(threads)
 
     denominator, numerator = sums[:, 0], sums[:, 1]
