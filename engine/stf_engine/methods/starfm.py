@@ -58,9 +58,9 @@ def _build(context: MethodContext):
     return run
 
 
-_KEYS = {torch.float16: torch.int16, torch.bfloat16: torch.int16, torch.float32: torch.int32,
-         torch.float64: torch.int64}
-"""The signed integer type a float type's bits are read as: for floats ≥ 0 the bits order like the values."""
+_KEYS = {torch.float32: torch.int32, torch.float64: torch.int64}
+"""The signed integer type a float type's bits are read as: for floats ≥ 0 the bits order like the values.
+Other float types are computed in float32 (half precision could not hold the weights' sums)."""
 CPU_STRIP = 1 << 18
 """Elements (offsets × pixels) one CPU operation handles: a strip's temporaries stay in the cores' caches."""
 GPU_STRIP = 1 << 26
@@ -68,20 +68,29 @@ GPU_STRIP = 1 << 26
 
 
 def _fuse(f1, c1, c2, valid, threshold, half, sigma_s, sigma_t, inverse_distance, tick) -> torch.Tensor:
-    """The STARFM prediction for every pixel of a (B, C, H, W) batch, one row of window offsets at a time.
+    """The STARFM prediction for every pixel of a (B, C, H, W) batch.
 
-    Layout: the bands of all tiles are interleaved pixel by pixel, each padded row one run of L = (W + 2·half)·B·C
-    values, so a pixel's neighbour `dx` columns away is dx·B·C values along, and the centres of one image row
-    (every tile and band) are one contiguous run of W·B·C. For each row of offsets, strips of rows are done
-    with one set of operations on strided views (offset × row × column): each operation covers a whole row of
-    `side` offsets over long contiguous runs, and a strip's temporaries stay in the cores' caches.
+    Layout: the bands of all tiles are interleaved pixel by pixel, each padded row one run of
+    L = (W + 2·half)·B·C values, so a pixel's neighbour `dx` columns away is dx·B·C values along and the
+    centres of one image row (every tile and band) are one contiguous run of W·B·C. The centres are cut into
+    strips of whole rows (sized by CPU_STRIP); a worker takes a strip through every row of offsets, each row
+    of offsets being one set of operations on strided views (offset × row × column) of the padded neighbour
+    terms. So each operation covers `side` offsets over long contiguous runs, its temporaries stay in cache,
+    and a strip's centre values are read once for the whole window.
 
     The three tests are folded into the sign bit of one integer per pixel and offset: for floats ≥ 0
     (absolute differences and limits), a ≤ b exactly when bits(a) - 1 - bits(b) < 0, so each test is an
-    integer subtraction, the tests are combined with `&`, and an arithmetic shift turns the sign into a mask
-    of all ones or all zeros that selects each neighbour's weight (and weight × candidate). Weighted by 1/D,
-    the selected terms are summed over the row of offsets by a matrix-vector product. The decisions are
-    exactly those of the comparisons; only the order of the sums differs from one offset at a time.
+    integer subtraction (no comparison kernels, no bool tensors), the tests are combined with `&`, and an
+    arithmetic shift turns the sign into a mask of all ones or all zeros that selects the neighbour's weight
+    1/(S·T) and weight × candidate (two float bit patterns, or zeros). A (1 × side) @ (side × ...) product
+    weights them by 1/D and sums them over the row of offsets. The decisions are exactly the comparisons';
+    only the order of the sums differs from adding one offset at a time (float rounding).
+
+    On the CPU, one worker per torch thread takes strips from a shared queue and runs single-threaded
+    operations (torch's own threads are set to 1 meanwhile): no barrier after every operation as with
+    intra-op threads, and a worker that the system preempts holds up only its own strip. The calling
+    thread works too and reports progress as strips complete, `side` ticks in all (one per row of
+    offsets' worth of work), so a cancel stops the tile within one strip. A GPU takes a few large strips.
     """
     batch, bands, height, width = f1.shape
     side = 2 * half + 1
@@ -167,10 +176,6 @@ def _fuse(f1, c1, c2, valid, threshold, half, sigma_s, sigma_t, inverse_distance
                 for term in range(2):
                     out[term].addmv_(selected[:, 0, term].view(dtype).t(), weights[row][0])
 
-    # Strips are shared out to one worker per torch thread, each running single-threaded operations on its own
-    # strips: no barrier after every operation, and a worker that the system preempts holds up only its strip.
-    # The calling thread works too and reports progress as strips complete: `side` ticks, one per row of
-    # offsets' worth of work, so a cancel stops the tile within a strip.
     workers = min(torch.get_num_threads(), len(strips)) if device.type == "cpu" else 1
     inference = torch.is_inference_mode_enabled()
     queue = iter(strips)  # next() on it is atomic: each strip goes to one worker
