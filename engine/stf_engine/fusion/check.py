@@ -111,6 +111,9 @@ def check_rules(request: FusionRequest, weights_from_training: bool = False) -> 
     if spec.needs_weights and not (request.weights or spec.default_weights or weights_from_training):
         raise StfError(f"method '{spec.name}' needs a weights file (--weights); train one with `stf train`")
     given = request.inputs()
+    if (roles.FINE_REFERENCE_2 in given) != (roles.COARSE_REFERENCE_2 in given):
+        raise StfError("a second reference pair needs both its fine image and its coarse image "
+                       "(--fine2 and --coarse-ref2)")
     for role in spec.required:
         if role not in given:
             raise StfError(f"method '{spec.name}' needs a {roles.LABELS[role]}")

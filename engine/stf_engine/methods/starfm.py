@@ -5,6 +5,9 @@ For each fine pixel, neighbours in a moving window that are spectrally similar i
 (|C2 - C1|) difference, give predictions F1(n) + C2(n) - C1(n), weighted by 1 / (S · T · D) with
 D = 1 + d / (w/2). The measurement uncertainties regularise S and T so identical pixels get a large
 but finite weight. Without a coarse reference, C1 is simulated from F1 with a Gaussian PSF.
+
+With a second reference pair (F3, C3), as the paper allows, the candidates of both pairs enter one
+weighted mean: their weights are summed over both pairs' windows.
 """
 from __future__ import annotations
 
@@ -51,9 +54,18 @@ def _build(context: MethodContext):
     def run(batch: TileBatch) -> torch.Tensor:
         f1, c2 = batch.fine_reference, batch.coarse_target
         c1 = batch.coarse_reference if batch.coarse_reference is not None else simulate_coarse(f1, context.ratio)
+        pairs = [(f1, c1)]
+        if batch.fine_reference_2 is not None and batch.coarse_reference_2 is not None:
+            pairs.append((batch.fine_reference_2, batch.coarse_reference_2))
         with torch.autocast(f1.device.type, enabled=False):  # the weights are sums, kept in the inputs' precision
-            return _fuse(f1, c1, c2, batch.valid, threshold.to(f1.dtype), half, sigma_s, sigma_t,
-                         torch.tensor(inverse_distance, dtype=f1.dtype, device=f1.device), context.tick)
+            distance = torch.tensor(inverse_distance, dtype=f1.dtype, device=f1.device)
+            sums = [_sums(fine, coarse, c2, batch.valid, threshold.to(f1.dtype), half, sigma_s, sigma_t, distance,
+                          context.tick) for fine, coarse in pairs]
+            numerator = sum(s[0] for s in sums)
+            denominator = sum(s[1] for s in sums)
+            fallback = sum(fine + c2 - coarse for fine, coarse in pairs) / len(pairs)
+            predicted = torch.where(denominator > 0, numerator / denominator.clamp_min(1e-12), fallback)
+            return predicted.to(f1.dtype).contiguous()
 
     return run
 
@@ -67,8 +79,8 @@ GPU_STRIP = 1 << 26
 """The same on a GPU, where larger operations are better as long as memory allows."""
 
 
-def _fuse(f1, c1, c2, valid, threshold, half, sigma_s, sigma_t, inverse_distance, tick) -> torch.Tensor:
-    """The STARFM prediction for every pixel of a (B, C, H, W) batch.
+def _sums(f1, c1, c2, valid, threshold, half, sigma_s, sigma_t, inverse_distance, tick):
+    """(Σ weight·candidate, Σ weight) over each pixel's window for a (B, C, H, W) batch and one reference pair.
 
     Layout: the bands of all tiles are interleaved pixel by pixel, each padded row one run of
     L = (W + 2·half)·B·C values, so a pixel's neighbour `dx` columns away is dx·B·C values along and the
@@ -96,8 +108,8 @@ def _fuse(f1, c1, c2, valid, threshold, half, sigma_s, sigma_t, inverse_distance
     side = 2 * half + 1
     dtype, device = f1.dtype, f1.device
     if dtype not in _KEYS:
-        return _fuse(f1.float(), c1.float(), c2.float(), valid, threshold.float(), half, sigma_s, sigma_t,
-                     inverse_distance.float(), tick).to(dtype)
+        return _sums(f1.float(), c1.float(), c2.float(), valid, threshold.float(), half, sigma_s, sigma_t,
+                     inverse_distance.float(), tick)
     key = _KEYS[dtype]
     sign = torch.iinfo(key).bits - 1
     pf1, pc1, pc2 = (reflect_pad(x, half) for x in (f1, c1, c2))
@@ -226,9 +238,7 @@ def _fuse(f1, c1, c2, valid, threshold, half, sigma_s, sigma_t, inverse_distance
     def tiles(x):  # (H, W·B·C) -> (B, C, H, W)
         return x.view(height, width, batch, bands).permute(2, 3, 0, 1)
 
-    numerator, denominator = tiles(numerator), tiles(denominator)
-    fallback = f1 + c2 - c1
-    return torch.where(denominator > 0, numerator / denominator.clamp_min(1e-12), fallback).contiguous()
+    return tiles(numerator), tiles(denominator)
 
 
 SPECS = (
@@ -236,7 +246,7 @@ SPECS = (
         name="starfm",
         description="STARFM (Gao et al. 2006): weighted similar neighbours in a moving window; no training",
         required=(roles.COARSE_TARGET, roles.FINE_REFERENCE),
-        optional=(roles.COARSE_REFERENCE,),
+        optional=(roles.COARSE_REFERENCE, roles.FINE_REFERENCE_2, roles.COARSE_REFERENCE_2),
         halo=_halo,
         build=_build,
         options=OPTIONS,

@@ -72,3 +72,28 @@ def test_estarfm_tiled_equals_whole_and_needs_its_second_pair(tmp_path):
         fuse(FusionRequest(output=str(tmp_path / "x.tif"), method="estarfm", **one_pair))
     told = fuse(FusionRequest(output=str(tmp_path / "d.tif"), method="delta", **paths))
     assert any("does not use the second fine reference" in warning for warning in told.warnings)
+
+
+def test_starfm_takes_both_pairs_into_one_weighted_mean(tmp_path):
+    f1, f2, f3 = two_pairs(size=72, seed=5)
+    paths = {
+        "fine_reference": write(tmp_path / "f1.tif", f1, fine_transform()),
+        "fine_reference_2": write(tmp_path / "f3.tif", f3, fine_transform()),
+        "coarse_reference": write(tmp_path / "c1.tif", coarse_on_fine(f1, RATIO), fine_transform()),
+        "coarse_target": write(tmp_path / "c2.tif", coarse_on_fine(f2, RATIO), fine_transform()),
+        "coarse_reference_2": write(tmp_path / "c3.tif", coarse_on_fine(f3, RATIO), fine_transform()),
+    }
+    options = {"window": 11}
+    read = lambda result: rasterio.open(result.output).read()  # noqa: E731
+    both = fuse(FusionRequest(output=str(tmp_path / "b.tif"), method="starfm", tile=0, options=options, **paths))
+    tiled = fuse(FusionRequest(output=str(tmp_path / "t.tif"), method="starfm", tile=24, options=options, **paths))
+    first = {k: v for k, v in paths.items() if not k.endswith("_2")}
+    one = fuse(FusionRequest(output=str(tmp_path / "o.tif"), method="starfm", tile=0, options=options, **first))
+    np.testing.assert_allclose(read(both), read(tiled), rtol=1e-5, atol=1e-6)
+    assert not any("second" in warning for warning in both.warnings)
+    core = (slice(None), slice(8, -8), slice(8, -8))
+    rmse = lambda a: float(np.sqrt(np.mean((a[core] - f2[core]) ** 2)))  # noqa: E731
+    assert not np.allclose(read(both), read(one)) and rmse(read(both)) < 0.1
+    with pytest.raises(StfError, match="needs both its fine image and its coarse image"):
+        fuse(FusionRequest(output=str(tmp_path / "x.tif"), method="starfm", fine_reference_2=paths["fine_reference_2"],
+                           **first))
