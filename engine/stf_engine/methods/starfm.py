@@ -165,7 +165,7 @@ def _sums(f1, c1, c2, valid, threshold, half, sigma_s, sigma_t, inverse_distance
         fine_near, spectral_near, temporal_near = (x.as_strided(shape, strides, start).unbind(0)
                                                    for x in (fine, spectral, temporal))
         pair_near = terms.as_strided((side, side, count, 2, wide), (2 * length, step, 2 * length, length, 1),
-                                     2 * start).unbind(0)
+                                     2 * top * length + left).unbind(0)
         centre = (slice(half + top, half + top + count), slice(first + left, first + left + wide))
         fine_centre, limit_s_centre, limit_t_centre = fine[centre], limit_s[centre], limit_t[centre]
         similar_here = similar[left: left + wide]

@@ -22,15 +22,20 @@ from stf_engine.methods.contract import MethodContext, TileBatch
 ALL_ROLES = frozenset({"coarse_target", "fine_reference", "coarse_reference"})
 
 
-def reference(f1, c1, c2, valid, fine_std, window, classes=4, uncertainty_fine=0.002, uncertainty_coarse=0.002):
+def reflect(a, half):
+    return np.pad(a, ((0, 0), (half, half), (half, half)), mode="reflect")
+
+
+def reference(f1, c1, c2, valid, fine_std, window, classes=4, uncertainty_fine=0.002, uncertainty_coarse=0.002,
+              padding=reflect):
     """STARFM one pixel at a time: (C, H, W) float32 arrays and an (H, W) valid mask → (C, H, W) float64."""
     half = window // 2
     sigma_s = math.hypot(uncertainty_fine, uncertainty_coarse)
     sigma_t = math.sqrt(2) * uncertainty_coarse
     threshold = (np.asarray(fine_std, np.float32) * np.float32(2.0 / classes))[:, None, None]
-    pad = lambda a: np.pad(a, ((0, 0), (half, half), (half, half)), mode="reflect")  # noqa: E731
+    pad = lambda a: padding(a, half)  # noqa: E731
     pf1, pc1, pc2 = pad(f1), pad(c1), pad(c2)
-    pvalid = pad(valid[None])[0]
+    pvalid = pad(valid[None].astype(np.float32))[0] > 0
     dy, dx = np.mgrid[-half:half + 1, -half:half + 1]
     distance = 1.0 + np.hypot(dy, dx) / max(half, 1)
     out = np.empty(f1.shape, np.float64)
@@ -91,6 +96,28 @@ def test_matches_the_per_pixel_reference_on_a_random_scene(window, options, thre
         got = tile_function(fine_std, 3, window=window, **options)(batch_of(f1, c1, c2, valid))[0].numpy()
     finally:
         torch.set_num_threads(before)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("strip", [64, 2000])
+def test_strips_of_part_of_a_row_and_of_several_rows_give_the_same(monkeypatch, strip):
+    from stf_engine.methods import starfm
+
+    monkeypatch.setattr(starfm, "CPU_STRIP", strip)  # 64: strips of 9 of a row's 60 values; 2000: 4 rows
+    f1, c1, c2, valid = random_scene(seed=8)
+    fine_std = f1.reshape(3, -1).std(axis=1)
+    got = tile_function(fine_std, 3, window=7)(batch_of(f1, c1, c2, valid))[0].numpy()
+    np.testing.assert_allclose(got, reference(f1, c1, c2, valid, fine_std, 7), rtol=1e-5, atol=1e-6)
+
+
+def test_a_tile_smaller_than_the_window():
+    from stf_engine.core.psf import reflect_pad
+
+    f1, c1, c2, valid = random_scene(5, 4, seed=9)
+    fine_std = f1.reshape(3, -1).std(axis=1)
+    engine_padding = lambda a, half: reflect_pad(torch.from_numpy(a)[None], half)[0].numpy()  # noqa: E731
+    expected = reference(f1, c1, c2, valid, fine_std, 31, padding=engine_padding)  # reflected, then replicated
+    got = tile_function(fine_std, 3)(batch_of(f1, c1, c2, valid))[0].numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
 
