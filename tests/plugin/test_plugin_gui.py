@@ -93,7 +93,7 @@ def test_second_reference_pair_is_labelled_enabled_per_method_and_reaches_the_re
     assert dialog.role_labels["fine_reference_2"].text() == "Second fine reference (optional)"
     assert dialog.build_request().fine_reference_2 == sample_layers["truth"].source()
 
-    dialog.method_combo.setCurrentIndex(dialog.method_combo.findData("starfm"))
+    dialog.method_combo.setCurrentIndex(dialog.method_combo.findData("fitfc"))  # one pair only (STARFM takes two)
     assert dialog.role_labels["coarse_reference_2"].text() == "Second coarse reference (not used)"
     assert not dialog.pickers["fine_reference_2"].isEnabled() and not dialog.pickers["coarse_reference_2"].isEnabled()
     request = dialog.build_request()
