@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import traceback
 from dataclasses import dataclass
 from types import ModuleType
@@ -24,6 +25,8 @@ class TaskOutcome:
     cancelled: bool = False
 
 
+DESCRIPTION_EVERY_S = 1.0
+"""How often the task's description (what the task manager shows) is refreshed with the step and time left."""
 TRAINING_SHARE = 0.7
 """Share of the progress bar given to training when a run trains its model first."""
 
@@ -42,8 +45,12 @@ class FusionTask(QgsTask):
         self._cancel = threading.Event()
         self._created_folders = _missing_folders(request)
         self._new_checkpoint = training.output if training and not os.path.exists(training.output) else None
+        self._title = self.description()
+        self._started = time.monotonic()
+        self._shown = 0.0
 
     def run(self) -> bool:
+        self._started = time.monotonic()
         try:
             start = 0.0
             if self.training is not None:
@@ -78,7 +85,14 @@ class FusionTask(QgsTask):
         def progress(fraction: float, message: str) -> None:
             if self.isCanceled():
                 self._cancel.set()
-            self.setProgress(100.0 * (start + (stop - start) * fraction))
+            overall = start + (stop - start) * fraction
+            self.setProgress(100.0 * overall)
+            now = time.monotonic()
+            if now - self._shown >= DESCRIPTION_EVERY_S:
+                self._shown = now
+                left = time_left(now - self._started, overall)
+                details = ", ".join(part for part in (message, left) if part)
+                self.setDescription(f"{self._title}: {details}" if details else self._title)
 
         return progress
 
@@ -93,6 +107,18 @@ class FusionTask(QgsTask):
             _remove_empty(self._created_folders)
         if self.on_finished is not None:
             self.on_finished(self.outcome)
+
+
+def time_left(elapsed: float, fraction: float) -> str:
+    """'about 2 min left' from the time so far and the share done; empty until the estimate means something."""
+    if fraction < 0.02 or fraction >= 1.0 or elapsed < 2.0:
+        return ""
+    seconds = elapsed * (1.0 - fraction) / fraction
+    if seconds < 60:
+        return f"about {max(1, round(seconds))} s left"
+    if seconds < 3600:
+        return f"about {round(seconds / 60)} min left"
+    return f"about {seconds / 3600:.1f} h left"
 
 
 def _missing_folders(request) -> List[str]:

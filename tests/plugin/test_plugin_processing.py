@@ -392,3 +392,19 @@ def test_train_takes_a_time_budget_and_warns_when_the_model_does_not_beat_delta(
     processing.run("stf:train", {**common, "MINUTES": 0, "OUTPUT": str(tmp_path / "b.pt")})
     processing.run("stf:train", {**common, "OUTPUT": str(tmp_path / "c.pt")})
     assert [request.minutes for request in requests] == [0.5, None, engine.DEFAULT_TRAINING_MINUTES]
+
+
+def test_an_output_over_an_input_is_refused_and_the_input_untouched(plugin, sample_paths, tmp_path):
+    import hashlib
+    import shutil
+
+    import processing
+    from qgis.core import QgsProcessingException
+
+    fine = tmp_path / "fine.tif"
+    shutil.copy(sample_paths["fine_reference"], fine)
+    before = hashlib.sha256(fine.read_bytes()).hexdigest()
+    parameters = fuse_parameters(sample_paths, fine, FINE_REFERENCE=str(fine))
+    with pytest.raises(QgsProcessingException, match="would overwrite the fine reference"):
+        processing.run("stf:fuse", parameters)
+    assert hashlib.sha256(fine.read_bytes()).hexdigest() == before

@@ -329,3 +329,19 @@ def test_unload_cancels_tasks_and_they_no_longer_report_back(plugin, sample_laye
     wait_for(lambda: ended)
     assert ended == ["terminated"] and fusion_groups() == [] and not out.exists()
     assert {level: len(iface.messageBar().get_messages(level)) for level in messages} == messages
+
+
+def test_the_task_shows_its_step_and_the_time_left(plugin, sample_paths, tmp_path):
+    """Within a run the task manager's description names the step and an estimate of the time left."""
+    import time
+
+    from stf_qgis_plugin.task import FusionTask, time_left
+
+    assert time_left(1.0, 0.5) == "" and time_left(30.0, 0.01) == ""
+    assert time_left(10.0, 0.5) == "about 10 s left" and time_left(60.0, 0.25) == "about 3 min left"
+    task = FusionTask(plugin.status.engine, request_for(plugin, sample_paths, tmp_path / "o.tif"), lambda outcome: None)
+    progress = task._stage(0.0, 1.0)
+    task._started = time.monotonic() - 20.0
+    progress(0.4, "tile 2/5")
+    assert task.description().endswith(": tile 2/5, about 30 s left"), task.description()
+    assert task.progress() == pytest.approx(40.0)
