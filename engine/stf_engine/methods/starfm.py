@@ -154,8 +154,8 @@ def _sums(f1, c1, c2, valid, threshold, half, sigma_s, sigma_t, inverse_distance
         shape = (side, count, wide)
         test = torch.empty(shape, dtype=dtype, device=device)
         selected = torch.empty((side, count, 2, wide), dtype=key, device=device)
-        return (test, test.view(key), test.view(key).unsqueeze(2), torch.empty(shape, dtype=key, device=device),
-                selected, selected.view(dtype).view(side, -1))
+        other = selected.view(-1)[: test.numel()].view(shape)  # a scratch for the tests, free until selected
+        return test, test.view(key), test.view(key).unsqueeze(2), other, selected, selected.view(dtype).view(side, -1)
 
     def strip(top, count, left, wide, buffers):
         """All rows of offsets for the centres in rows top..top+count-1, columns left..left+wide-1."""
