@@ -99,42 +99,55 @@ def _sums(f1, c1, c2, valid, threshold, half, sigma_s, sigma_t, inverse_distance
     only the order of the sums differs from adding one offset at a time (float rounding).
 
     On the CPU, one worker per torch thread takes strips from a shared queue and runs single-threaded
-    operations (torch's own threads are set to 1 meanwhile): no barrier after every operation as with
-    intra-op threads, and a worker that the system preempts holds up only its own strip. The calling
-    thread works too and reports progress as strips complete, `side` ticks in all (one per row of
-    offsets' worth of work), so a cancel stops the tile within one strip. A GPU takes a few large strips.
+    operations (torch's own threads are set to 1 meanwhile, the padding included): no barrier after every
+    operation as with intra-op threads, and a worker that the system preempts holds up only its own strip.
+    The calling thread works too and reports progress as strips complete, `side` ticks in all (one per row
+    of offsets' worth of work), so a cancel stops the tile within one strip. A GPU takes a few large strips.
     """
+    if f1.dtype not in _KEYS:
+        return _sums(f1.float(), c1.float(), c2.float(), valid, threshold.float(), half, sigma_s, sigma_t,
+                     inverse_distance.float(), tick)
+    threads = torch.get_num_threads()
+    arguments = (f1, c1, c2, valid, threshold, half, sigma_s, sigma_t, inverse_distance, tick)
+    if f1.device.type != "cpu" or threads == 1:
+        return _window_sums(*arguments, workers=1)
+    torch.set_num_threads(1)  # from the padding on: the workers are the parallelism, torch's threads would contend
+    try:
+        return _window_sums(*arguments, workers=threads)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _window_sums(f1, c1, c2, valid, threshold, half, sigma_s, sigma_t, inverse_distance, tick, workers):
+    """_sums with `workers` threads (the calling one included) sharing the strips."""
     batch, bands, height, width = f1.shape
     side = 2 * half + 1
     dtype, device = f1.dtype, f1.device
-    if dtype not in _KEYS:
-        return _sums(f1.float(), c1.float(), c2.float(), valid, threshold.float(), half, sigma_s, sigma_t,
-                     inverse_distance.float(), tick)
     key = _KEYS[dtype]
     sign = torch.iinfo(key).bits - 1
-    pf1, pc1, pc2 = (reflect_pad(x, half) for x in (f1, c1, c2))
-    padded_height, padded_width = pf1.shape[-2:]
+    padded_height, padded_width = height + 2 * half, width + 2 * half
     step = batch * bands  # values per pixel
     length = padded_width * step  # one padded row
     columns = width * step  # the centres of one row
     first = half * step  # where they start in their padded row
 
-    def interleave(x):  # (B, C, Hp, Wp) -> (Hp, Wp·B·C)
-        return x.permute(2, 3, 0, 1).reshape(padded_height, length)
+    def interleave(x):  # (B, C, H, W) padded -> (Hp, Wp·B·C)
+        return reflect_pad(x, half).expand(batch, bands, -1, -1).permute(2, 3, 0, 1).reshape(padded_height, length)
 
     # Everything that depends on the neighbour alone is computed once on the padded tile.
-    spectral = interleave((pf1 - pc1).abs())
-    temporal = interleave((pc2 - pc1).abs())
-    terms = torch.empty((padded_height, 2, length), dtype=dtype, device=device)  # per row: weight, × candidate
-    inverse_cost = torch.div(interleave(reflect_pad(valid.to(dtype), half).expand_as(pf1)),
-                             (spectral + sigma_s) * (temporal + sigma_t), out=terms[:, 0])
-    torch.mul(inverse_cost, interleave(pf1 + pc2 - pc1), out=terms[:, 1])  # candidate F1 + C2 - C1
-    terms = terms.view(key)
+    fine, coarse_1, coarse_2 = interleave(f1), interleave(c1), interleave(c2)
+    spectral = torch.sub(fine, coarse_1).abs_()
+    temporal = torch.sub(coarse_2, coarse_1).abs_()
     # The centre's limits, at the same places (the padding repeats the tile's own values).
-    limit_s = (spectral + sigma_s).view(key)
-    limit_t = (temporal + sigma_t).view(key)
+    limit_s, limit_t = spectral + sigma_s, temporal + sigma_t
+    terms = torch.empty((padded_height, 2, length), dtype=dtype, device=device)  # per row: weight, × candidate
+    inverse_cost = torch.div(interleave(valid.to(dtype)), torch.mul(limit_s, limit_t, out=terms[:, 1]),
+                             out=terms[:, 0])  # 1 / (S·T), zero where invalid
+    candidate = torch.add(fine, coarse_2, out=coarse_2).sub_(coarse_1)  # F1 + C2 - C1
+    torch.mul(inverse_cost, candidate, out=terms[:, 1])
+    del coarse_1, coarse_2, candidate
+    terms, limit_s, limit_t = terms.view(key), limit_s.view(key), limit_t.view(key)
     spectral, temporal = (x.view(key).sub_(1) for x in (spectral, temporal))  # bits(a) - 1
-    fine = interleave(pf1)
     band = torch.arange(columns, device=device) % bands
     similar = (threshold.view(-1)[band].view(key) + 1)  # bits(2σ_b/m) + 1 for each column's band
     shift = torch.tensor(sign, dtype=key, device=device)
@@ -188,7 +201,7 @@ def _sums(f1, c1, c2, valid, threshold, half, sigma_s, sigma_t, inverse_distance
                 for term in range(2):
                     out[term].addmv_(selected[:, 0, term].view(dtype).t(), weights[row][0])
 
-    workers = min(torch.get_num_threads(), len(strips)) if device.type == "cpu" else 1
+    workers = min(workers, len(strips))
     inference = torch.is_inference_mode_enabled()
     queue = iter(strips)  # next() on it is atomic: each strip goes to one worker
     progress = {"done": 0, "reported": 0, "stop": False}
@@ -212,13 +225,10 @@ def _sums(f1, c1, c2, valid, threshold, half, sigma_s, sigma_t, inverse_distance
             tick(progress["reported"] / side)
             progress["reported"] += 1
 
-    if workers > 1:
-        threads = torch.get_num_threads()
-        pool = ThreadPoolExecutor(workers - 1, thread_name_prefix="starfm")
-        torch.set_num_threads(1)
+    pool = ThreadPoolExecutor(workers - 1, thread_name_prefix="starfm") if workers > 1 else None
     try:
         report()
-        helpers = [pool.submit(work, lambda: None) for _ in range(workers - 1)] if workers > 1 else []
+        helpers = [pool.submit(work, lambda: None) for _ in range(workers - 1)]
         work(report)
         while helpers:
             finished, pending = wait(helpers, timeout=0.05)
@@ -229,9 +239,8 @@ def _sums(f1, c1, c2, valid, threshold, half, sigma_s, sigma_t, inverse_distance
         report()
     finally:
         progress["stop"] = True
-        if workers > 1:
+        if pool is not None:
             pool.shutdown()
-            torch.set_num_threads(threads)
 
     denominator, numerator = sums[:, 0], sums[:, 1]
 

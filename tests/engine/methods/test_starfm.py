@@ -184,7 +184,8 @@ def test_matches_the_reference_on_the_shenzhen_sample_and_the_whole_raster_run(t
         got = function(batch)[0].numpy()
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
         rows, cols = tile.written(plan.halo)
-        window = (slice(tile.rows.write_start, tile.rows.write_stop), slice(tile.cols.write_start, tile.cols.write_stop))
+        window = (slice(tile.rows.write_start, tile.rows.write_stop),
+                  slice(tile.cols.write_start, tile.cols.write_stop))
         inside_valid = valid[rows, cols]
         difference = np.abs(got[:, rows, cols] - stored[(slice(None),) + window])[:, inside_valid]
         assert difference.max() <= 0.5e-4 + 1e-6  # the whole raster in one piece, rounded to int16 on writing
