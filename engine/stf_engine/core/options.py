@@ -39,6 +39,10 @@ class Option:
             kind += f" ≤ {_number(self.maximum)}"
         return f"{name}={_number(self.default)} ({kind})"
 
+    def value_in(self, options: Mapping[str, object], name: str) -> Union[int, float, bool, str]:
+        """This option's value among a run's options (its default when absent), as the option's type."""
+        return self.kind(options.get(name, self.default))
+
     def convert(self, value: object) -> Union[int, float, bool, str]:
         """The value as the option's type, or ValueError saying what was expected."""
         kind = self.kind

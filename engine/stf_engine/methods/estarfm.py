@@ -32,7 +32,7 @@ MIN_SLOPE, MAX_SLOPE = 0.2, 5.0
 
 
 def _option(context: MethodContext, name: str):
-    return OPTIONS[name].kind(context.options.get(name, OPTIONS[name].default))
+    return OPTIONS[name].value_in(context.options, name)
 
 
 def _halo(context: MethodContext) -> int:

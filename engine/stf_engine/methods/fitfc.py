@@ -34,7 +34,7 @@ OPTIONS = {
 
 
 def _option(context: MethodContext, name: str):
-    return OPTIONS[name].kind(context.options.get(name, OPTIONS[name].default))
+    return OPTIONS[name].value_in(context.options, name)
 
 
 def _similar_half(context: MethodContext) -> int:

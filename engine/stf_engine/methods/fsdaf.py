@@ -41,7 +41,7 @@ RIDGE = 1e-4
 
 
 def _option(context: MethodContext, name: str):
-    return OPTIONS[name].kind(context.options.get(name, OPTIONS[name].default))
+    return OPTIONS[name].value_in(context.options, name)
 
 
 def _half(context: MethodContext) -> int:

@@ -22,6 +22,17 @@ def two_pairs(size=64, seed=2):
     return f1, f2, f3
 
 
+def written_pairs(folder, f1, f2, f3) -> dict:
+    """The two pairs and the coarse target as files, by role."""
+    return {
+        "fine_reference": write(folder / "f1.tif", f1, fine_transform()),
+        "fine_reference_2": write(folder / "f3.tif", f3, fine_transform()),
+        "coarse_reference": write(folder / "c1.tif", coarse_on_fine(f1, RATIO), fine_transform()),
+        "coarse_target": write(folder / "c2.tif", coarse_on_fine(f2, RATIO), fine_transform()),
+        "coarse_reference_2": write(folder / "c3.tif", coarse_on_fine(f3, RATIO), fine_transform()),
+    }
+
+
 def run_estarfm(f1, f3, c1, c2, c3, **options):
     spec = get_method("estarfm")
     tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a))[None]  # noqa: E731
@@ -55,13 +66,7 @@ def test_estarfm_uses_all_five_inputs(which):
 
 def test_estarfm_tiled_equals_whole_and_needs_its_second_pair(tmp_path):
     f1, f2, f3 = two_pairs(size=72)
-    paths = {
-        "fine_reference": write(tmp_path / "f1.tif", f1, fine_transform()),
-        "fine_reference_2": write(tmp_path / "f3.tif", f3, fine_transform()),
-        "coarse_reference": write(tmp_path / "c1.tif", coarse_on_fine(f1, RATIO), fine_transform()),
-        "coarse_target": write(tmp_path / "c2.tif", coarse_on_fine(f2, RATIO), fine_transform()),
-        "coarse_reference_2": write(tmp_path / "c3.tif", coarse_on_fine(f3, RATIO), fine_transform()),
-    }
+    paths = written_pairs(tmp_path, f1, f2, f3)
     options = {"window": 11}
     whole = fuse(FusionRequest(output=str(tmp_path / "w.tif"), method="estarfm", tile=0, options=options, **paths))
     tiled = fuse(FusionRequest(output=str(tmp_path / "t.tif"), method="estarfm", tile=24, options=options, **paths))
@@ -76,13 +81,7 @@ def test_estarfm_tiled_equals_whole_and_needs_its_second_pair(tmp_path):
 
 def test_starfm_takes_both_pairs_into_one_weighted_mean(tmp_path):
     f1, f2, f3 = two_pairs(size=72, seed=5)
-    paths = {
-        "fine_reference": write(tmp_path / "f1.tif", f1, fine_transform()),
-        "fine_reference_2": write(tmp_path / "f3.tif", f3, fine_transform()),
-        "coarse_reference": write(tmp_path / "c1.tif", coarse_on_fine(f1, RATIO), fine_transform()),
-        "coarse_target": write(tmp_path / "c2.tif", coarse_on_fine(f2, RATIO), fine_transform()),
-        "coarse_reference_2": write(tmp_path / "c3.tif", coarse_on_fine(f3, RATIO), fine_transform()),
-    }
+    paths = written_pairs(tmp_path, f1, f2, f3)
     options = {"window": 11}
     read = lambda result: rasterio.open(result.output).read()  # noqa: E731
     both = fuse(FusionRequest(output=str(tmp_path / "b.tif"), method="starfm", tile=0, options=options, **paths))
