@@ -96,3 +96,12 @@ def test_starfm_takes_both_pairs_into_one_weighted_mean(tmp_path):
     with pytest.raises(StfError, match="needs both its fine image and its coarse image"):
         fuse(FusionRequest(output=str(tmp_path / "x.tif"), method="starfm", fine_reference_2=paths["fine_reference_2"],
                            **first))
+
+
+def test_starfm_with_two_pairs_reports_progress_once_through_the_tile(tmp_path):
+    f1, f2, f3 = two_pairs(size=48, seed=6)
+    paths = written_pairs(tmp_path, f1, f2, f3)
+    fractions = []
+    fuse(FusionRequest(output=str(tmp_path / "p.tif"), method="starfm", tile=0, options={"window": 7}, **paths),
+         progress=lambda f, m: fractions.append(f) if m == "tile 1/1" else None)
+    assert fractions == sorted(fractions) and 0.4 < max(f for f in fractions if f < 1) < 1
