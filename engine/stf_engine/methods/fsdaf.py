@@ -24,11 +24,11 @@ import torch
 
 from .. import roles
 from ..core.options import Option
-from ..core.psf import reflect_pad, simulate_coarse
+from ..core.psf import simulate_coarse
 from .blocks import block_means, expand
 from .contract import MethodContext, MethodSpec, TileBatch
 from .fitfc import similar_mean
-from .residual import distribute
+from .residual import distribute, homogeneity
 
 OPTIONS = {
     "classes": Option(6, 2, 32, "unsupervised classes of the fine reference"),
@@ -36,6 +36,8 @@ OPTIONS = {
 }
 SAMPLE_PIXELS = 60_000
 KMEANS_ITERATIONS = 25
+SAME_CLASS = 0.5
+"""Class labels closer than this are the same class (homogeneity and smoothing compare labels as values)."""
 RIDGE = 1e-4
 """Relative ridge weight of the unmixing, against unstable class changes for rare classes."""
 
@@ -120,7 +122,6 @@ def _build(context: MethodContext):
     ratio, half = context.ratio, _half(context)
     centres = context.survey["centres"].to(context.device)
     class_change = context.survey["class_change"].to(context.device)
-    threshold = torch.tensor(context.fine_std, device=context.device).view(1, -1, 1, 1) * 1e-6
 
     def run(batch: TileBatch) -> torch.Tensor:
         f1, c2 = batch.fine_reference, batch.coarse_target
@@ -128,7 +129,7 @@ def _build(context: MethodContext):
         labels = label(f1, centres)
         change_tp = class_change.to(f1.dtype)[labels].permute(0, 3, 1, 2)
         temporal = f1 + change_tp
-        same_class = _homogeneity(labels, ratio // 2)
+        same_class = homogeneity(labels[:, None].to(f1.dtype), SAME_CLASS, ratio // 2)
         total = []
         for index, origin in enumerate(batch.origins):
             context.tick(index / max(1, len(batch.origins)))
@@ -139,21 +140,10 @@ def _build(context: MethodContext):
             spread = distribute(residual, c2[index] - temporal[index], same_class[index], valid, ratio, origin)
             total.append(change_tp[index] + spread)
         guide = labels[:, None].to(f1.dtype)  # similar pixels: the same class
-        smoothed = similar_mean(torch.stack(total), guide, batch.valid, threshold[:, :1], half)
+        smoothed = similar_mean(torch.stack(total), guide, batch.valid, torch.tensor(SAME_CLASS), half)
         return f1 + smoothed
 
     return run
-
-
-def _homogeneity(labels: torch.Tensor, half: int) -> torch.Tensor:
-    """(B, 1, H, W): share of the pixels within `half` of each pixel that are in its class."""
-    padded = reflect_pad(labels[:, None].float(), half)
-    height, width = labels.shape[-2:]
-    same = torch.zeros(labels.shape[0], 1, height, width, device=labels.device)
-    for dy in range(-half, half + 1):
-        for dx in range(-half, half + 1):
-            same += padded[..., half + dy : half + dy + height, half + dx : half + dx + width] == labels[:, None]
-    return same / (2 * half + 1) ** 2
 
 
 SPECS = (
