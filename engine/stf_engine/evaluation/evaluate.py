@@ -25,7 +25,7 @@ from ..core.progress import Cancel, Progress, Warnings, check_cancel, silent
 from ..errors import StfError
 from ..raster.grid import Grid, resolution_in
 from ..raster.open import open_on_grid, open_raster
-from ..raster.reader import AlignedRaster
+from ..raster.reader import AlignedRaster, Scale
 from ..raster.windows import block_windows
 from .metrics import PixelSums
 from .plots import PLOT_NAMES, PlotData
@@ -70,8 +70,8 @@ class EvaluationRequest:
     plots: bool = True
     tile: Optional[int] = None
     """Tile size of the run, for the seam ratio; None reads the STF_TILE tag `fuse` writes into its output."""
-    scales: Dict[str, float] = field(default_factory=dict)
-    """Stored value → reflectance factor per input: prediction, truth, fine_reference, coarse."""
+    scales: Dict[str, Scale] = field(default_factory=dict)
+    """Stored value → reflectance factor, or (scale, offset), per input: prediction, truth, fine_reference, coarse."""
     ratio: Optional[float] = None
     """Coarse/fine pixel-size ratio for ERGAS; overrides the coarse raster's own pixel size."""
     data_range: Optional[float] = None

@@ -1,6 +1,7 @@
 """Typed request and result of one fusion run: what the CLI, the QGIS task and Processing hand to `fuse`."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Sequence, Tuple, Union
 
@@ -9,6 +10,7 @@ from ..core.options import parse_number, split_list
 from ..core.tiling import DEFAULT_TILE
 from ..errors import StfError
 from ..inputs.aligned import Alignment
+from ..raster.reader import Scale
 
 DEFAULT_BATCH = 4
 """Tiles per batch handed to the method."""
@@ -50,8 +52,9 @@ class FusionRequest:
     """CPU threads for the computation; None takes the number of physical cores."""
     bands: Optional[Tuple[int, ...]] = None
     """1-based coarse bands, in the order of the fine reference's bands."""
-    scales: Dict[str, float] = field(default_factory=dict)
-    """Per-role factor from stored values to reflectance, overriding metadata and defaults."""
+    scales: Dict[str, Scale] = field(default_factory=dict)
+    """Per-role factor, or (scale, offset), from stored values to reflectance (stored × scale + offset),
+    overriding metadata and defaults."""
     coarse_resolution: Optional[float] = None
     """Effective coarse pixel size in fine-grid units, for coarse data already resampled to a finer grid."""
     resampling: Optional[str] = None
@@ -117,13 +120,26 @@ SCALE_ROLES = {
 """Scale role names (`--scale fine=1e-4`, Processing's SCALES) and the request roles each one sets."""
 
 
-def parse_scales(items: Union[str, Sequence[str]]) -> Dict[str, float]:
-    """'fine=1e-4, coarse=1' or ['fine=1e-4', '1e-4'] → {role: factor}; a factor without a role sets every role."""
-    scales = {}
+def parse_scales(items: Union[str, Sequence[str]]) -> Dict[str, Scale]:
+    """'fine=2.75e-5:-0.2, coarse=1' or ['fine=1e-4', '1e-4'] → {role: factor or (scale, offset)};
+    a value without a role sets every role."""
+    scales: Dict[str, Scale] = {}
     for item in split_list(items):
         role_name, _, value = item.rpartition("=")
         targets = SCALE_ROLES.get(role_name) if role_name else roles.ALL_ROLES
         if targets is None:
             raise StfError(f"unknown scale role '{role_name}'; use one of {', '.join(SCALE_ROLES)}")
-        scales.update({role: parse_number(value, f"scale {item}") for role in targets})
+        scales.update({role: _scale_value(value, item) for role in targets})
     return scales
+
+
+def _scale_value(text: str, item: str) -> Scale:
+    """'1e-4' → 1e-4 and '2.75e-5:-0.2' → (2.75e-5, -0.2); StfError for anything else or a zero scale."""
+    what = f"scale {item} (FACTOR or SCALE:OFFSET, e.g. fine=2.75e-5:-0.2)"
+    parts = text.split(":")
+    if len(parts) > 2:
+        raise StfError(f"{what}: expected one or two numbers, got '{text}'")
+    numbers = [parse_number(part.strip(), what) for part in parts]
+    if numbers[0] == 0 or not all(math.isfinite(number) for number in numbers):
+        raise StfError(f"{what}: the scale must be a non-zero finite number and the offset finite, got '{text}'")
+    return numbers[0] if len(numbers) == 1 else (numbers[0], numbers[1])

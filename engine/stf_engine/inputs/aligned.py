@@ -19,7 +19,7 @@ from ..errors import StfError
 from ..methods.contract import TileBatch
 from ..raster.grid import Grid, coarse_ratio, resolution_in
 from ..raster.open import check_covers, open_on_grid, open_raster
-from ..raster.reader import AlignedRaster
+from ..raster.reader import AlignedRaster, Scale
 from ..raster.windows import block_windows
 from ..raster.writer import Encoding
 from .registration import estimate_offset
@@ -31,8 +31,8 @@ class Alignment:
 
     bands: Optional[Tuple[int, ...]] = None
     """1-based coarse bands, in the order of the fine reference's bands."""
-    scales: Mapping[str, float] = field(default_factory=dict)
-    """Per-role factor from stored values to reflectance, overriding metadata and defaults."""
+    scales: Mapping[str, Scale] = field(default_factory=dict)
+    """Per-role factor, or (scale, offset), from stored values to reflectance, overriding metadata and defaults."""
     coarse_resolution: Optional[float] = None
     """Effective coarse pixel size in fine-grid units, for coarse data already resampled to a finer grid."""
     resampling: str = "bilinear"

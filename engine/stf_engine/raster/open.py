@@ -11,7 +11,7 @@ from rasterio.enums import Resampling
 from ..errors import StfError
 from .gdal_log import gdal_errors
 from .grid import Grid, overlap_fraction, resolution_in
-from .reader import AlignedRaster, units_of
+from .reader import AlignedRaster, Scale, units_of
 
 
 RASTER_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+", b"\x89HDF", b"CDF", b"\x00\x00\x00\x0cjP")
@@ -68,7 +68,7 @@ def open_on_grid(
     path: str,
     label: str,
     grid: Grid,
-    scale: Optional[float] = None,
+    scale: Optional[Scale] = None,
     upsampling: str = "bilinear",
     bands: Optional[Sequence[int]] = None,
     shift: Tuple[float, float] = (0.0, 0.0),
@@ -77,6 +77,7 @@ def open_on_grid(
 ) -> AlignedRaster:
     """A raster read onto `grid` (averaged when finer, `upsampling` otherwise); closed with the stack.
 
+    `scale` (a factor or a (scale, offset) pair) overrides the raster's own units; see `units_of`.
     `dataset` reuses an already open raster for `path` (its closing stays with whoever opened it).
     """
     if dataset is None:

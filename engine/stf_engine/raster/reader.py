@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 import rasterio
@@ -18,6 +18,8 @@ from .grid import Grid, resolution_in
 
 DEFAULT_INTEGER_SCALE = 1e-4
 """Integer rasters are taken as reflectance ×10000 unless their metadata or the user says otherwise."""
+Scale = Union[float, Tuple[float, float]]
+"""A user's conversion to reflectance: a factor, or (scale, offset) as Landsat C2 L2's (2.75e-5, -0.2)."""
 
 
 @dataclass(frozen=True)
@@ -37,8 +39,12 @@ class Units:
         return (reflectance - np.float32(self.offset)) / np.float32(self.scale)
 
 
-def units_of(dataset, override: Optional[float] = None) -> Units:
-    """Scale from the user, else from the raster's scale/offset metadata, else by dtype (integer → 1e-4)."""
+def units_of(dataset, override: Optional[Scale] = None) -> Units:
+    """Scale (and offset) from the user, else from the raster's scale/offset metadata, else by dtype
+    (integer → 1e-4)."""
+    if isinstance(override, (tuple, list)):
+        scale, offset = override
+        return Units(float(scale), float(offset))
     if override is not None:
         return Units(float(override))
     scales, offsets = dataset.scales or (1.0,), dataset.offsets or (0.0,)

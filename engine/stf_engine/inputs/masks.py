@@ -1,0 +1,163 @@
+"""Quality masks (Landsat QA_PIXEL, Sentinel-2 SCL, MODIS state_1km, plain 0/1) as 'unusable' flags on the fine grid.
+
+Codes are carried to the fine grid by nearest neighbour and decoded afterwards: averaging or interpolating
+a bit field would make up codes whose bits mean nothing.
+"""
+from __future__ import annotations
+
+from contextlib import ExitStack
+from typing import Callable, Dict, Optional, Sequence, Union
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from ..core.options import split_list
+from ..errors import StfError
+from ..raster.gdal_log import gdal_errors
+from ..raster.grid import Grid
+from ..raster.open import check_covers, open_raster
+
+MASK_ROLES = ("coarse", "fine")
+"""Which inputs a mask applies to (`--mask fine=landsat-qa`)."""
+MASK_RULES: Dict[str, str] = {
+    "landsat-qa": "Landsat Collection 2 QA_PIXEL: fill, dilated cloud, cirrus, cloud, cloud shadow or snow bit set",
+    "s2-scl": "Sentinel-2 L2A SCL: no data, saturated/defective, cloud shadow, cloud medium/high probability, "
+    "thin cirrus or snow",
+    "modis-state": "MOD09 state_1km: cloudy or mixed cloud state, cloud shadow or internal cloud flag set",
+    "nonzero": "any value other than 0 (plain 0/1 or 0/255 masks)",
+}
+"""Rule name → what it marks unusable."""
+
+LANDSAT_QA_UNUSABLE = 0b111111
+"""QA_PIXEL bits 0–5: fill, dilated cloud, cirrus, cloud, cloud shadow, snow."""
+S2_SCL_CLASSES = 12
+"""SCL classes run 0..11; any other value is not a class and is taken as unusable."""
+S2_SCL_UNUSABLE = (0, 1, 3, 8, 9, 10, 11)
+"""No data, saturated/defective, cloud shadow, cloud medium and high probability, thin cirrus, snow."""
+MODIS_CLOUD_STATE = 0b11
+"""state_1km bits 0–1: 00 clear, 01 cloudy, 10 mixed, 11 not set (assumed clear)."""
+MODIS_CLOUDY, MODIS_MIXED = 0b01, 0b10
+MODIS_SHADOW = 1 << 2
+MODIS_INTERNAL_CLOUD = 1 << 10
+
+Decoder = Callable[[np.ndarray], np.ndarray]
+
+
+def _codes(values: np.ndarray) -> np.ndarray:
+    """Integer codes of a mask band (a float band's non-finite values become 0; `decode_mask` flags them)."""
+    if values.dtype.kind == "f":
+        values = np.where(np.isfinite(values), values, 0)
+    return values.astype(np.int64)
+
+
+def _landsat_qa(values: np.ndarray) -> np.ndarray:
+    return (_codes(values) & LANDSAT_QA_UNUSABLE) != 0
+
+
+def _s2_scl(values: np.ndarray) -> np.ndarray:
+    codes = _codes(values)
+    return np.isin(codes, S2_SCL_UNUSABLE) | (codes < 0) | (codes >= S2_SCL_CLASSES)
+
+
+def _modis_state(values: np.ndarray) -> np.ndarray:
+    codes = _codes(values)
+    state = codes & MODIS_CLOUD_STATE
+    return (state == MODIS_CLOUDY) | (state == MODIS_MIXED) | ((codes & (MODIS_SHADOW | MODIS_INTERNAL_CLOUD)) != 0)
+
+
+def _nonzero(values: np.ndarray) -> np.ndarray:
+    return values != 0
+
+
+_DECODERS: Dict[str, Decoder] = {
+    "landsat-qa": _landsat_qa,
+    "s2-scl": _s2_scl,
+    "modis-state": _modis_state,
+    "nonzero": _nonzero,
+}
+
+
+def _decoder(rule: str, label: Optional[str] = None) -> Decoder:
+    """The rule's decoder; StfError naming the valid rules (and the mask's label, when known)."""
+    decoder = _DECODERS.get(rule)
+    if decoder is None:
+        where = f" for the {label}" if label else ""
+        raise StfError(f"unknown mask rule '{rule}'{where}; use one of {', '.join(MASK_RULES)}")
+    return decoder
+
+
+def decode_mask(values: np.ndarray, rule: str) -> np.ndarray:
+    """Bool array of `values`' shape, True where the pixel is unusable under `rule` (NaN is always unusable)."""
+    values = np.asarray(values)
+    unusable = _decoder(rule)(values)
+    if values.dtype.kind == "f":
+        unusable |= ~np.isfinite(values)
+    return unusable
+
+
+def parse_mask_rules(items: Union[None, str, Sequence[str]]) -> Dict[str, str]:
+    """'fine=landsat-qa, coarse=modis-state' or ['fine=s2-scl'] → {mask role: rule}."""
+    rules: Dict[str, str] = {}
+    for item in split_list(items):
+        role, sep, rule = (part.strip() for part in item.partition("="))
+        if not sep:
+            raise StfError(f"mask rules are ROLE=RULE (e.g. fine=landsat-qa), got '{item}'")
+        if role not in MASK_ROLES:
+            raise StfError(f"unknown mask role '{role}' in '{item}'; use one of {', '.join(MASK_ROLES)}")
+        _decoder(rule, f"{role} mask")
+        rules[role] = rule
+    return rules
+
+
+class MaskReader:
+    """A mask raster's first band on the fine grid, read by windows as 'unusable' flags."""
+
+    def __init__(self, dataset, label: str, grid: Grid, rule: str):
+        self.label = label
+        self.dataset = dataset
+        self.rule = rule
+        if grid.same_as(dataset):
+            self.source = dataset
+        else:
+            # Nearest keeps codes whole; without a nodata value an alpha band marks what lies outside the raster.
+            self.source = WarpedVRT(
+                dataset,
+                crs=grid.crs,
+                transform=grid.transform,
+                width=grid.width,
+                height=grid.height,
+                resampling=Resampling.nearest,
+                add_alpha=dataset.nodata is None,
+            )
+
+    def close(self) -> None:
+        """Close the warped view, if any; the dataset stays with whoever opened it."""
+        if self.source is not self.dataset:
+            self.source.close()
+
+    def read(self, window: Window) -> np.ndarray:
+        """(h, w) bool for a window inside the grid: True where the mask flags the pixel, where it holds its
+        nodata value and where it does not reach."""
+        with gdal_errors() as errors:
+            try:
+                values = self.source.read(1, window=window)
+                present = self.source.read_masks(1, window=window) > 0
+            except (rasterio.errors.RasterioError, OSError) as exc:
+                errors.append(str(exc))
+        if errors:
+            raise StfError(f"{self.label}: the file is damaged ({errors[0][:160]}): {self.dataset.name}")
+        return decode_mask(values, self.rule) | ~present
+
+
+def open_mask(stack: ExitStack, path: str, label: str, grid: Grid, rule: str) -> MaskReader:
+    """The mask raster at `path` on `grid`, decoded with `rule`; closed with the stack. The rule is checked
+    before the file is opened."""
+    _decoder(rule, label)
+    dataset = stack.enter_context(open_raster(path, label))
+    check_covers(grid, dataset, label)
+    reader = MaskReader(dataset, label, grid, rule)
+    stack.callback(reader.close)
+    return reader
