@@ -2,7 +2,7 @@
 
 This module is the engine's whole public API: the CLI, the Processing algorithms and the QGIS dialog use
 these names only. Layers below it import one way (the README's Architecture section):
-cli → fusion | training | evaluation → inputs → methods → models → raster, core → errors, roles.
+cli → series → fusion | training | evaluation → inputs → methods → models → raster, core → errors, roles.
 """
 from .core.device import DEVICES, PRECISIONS, devices_found
 from .core.options import Option, parse_number
@@ -13,6 +13,8 @@ from .evaluation.evaluate import UNITS as METRIC_UNITS
 from .fusion.check import CheckReport, check
 from .fusion.request import DEFAULT_BATCH, SCALE_ROLES, FusionRequest, FusionResult, parse_scales
 from .fusion.run import fuse
+from .inputs.masks import MASK_ROLES, MASK_RULES, parse_mask_rules
+from .inputs.series_list import list_series
 from .methods.catalog import describe_options, list_methods, method_halo, parse_options
 from .methods.contract import MethodSpec
 from .models import MODELS as _MODELS
@@ -20,6 +22,9 @@ from .roles import (
     ALL_ROLES, COARSE_REFERENCE, COARSE_REFERENCE_2, COARSE_TARGET, FINE_REFERENCE, FINE_REFERENCE_2, PAN,
 )
 from .roles import LABELS as ROLE_LABELS
+from .series.plan import PlannedDate, plan_series
+from .series.request import DEFAULT_MAX_GAP, DEFAULT_SERIES_METHOD, DateResult, SeriesRequest, SeriesResult
+from .series.run import fuse_series
 from .training import TrainingRequest, TrainingResult, train
 from .training.request import DEFAULT_MINUTES as DEFAULT_TRAINING_MINUTES
 from .training.request import MODES as TRAINING_MODES
@@ -39,10 +44,13 @@ __all__ = [
     "COARSE_TARGET",
     "CheckReport",
     "DEFAULT_BATCH",
+    "DEFAULT_MAX_GAP",
     "DEFAULT_METHOD",
+    "DEFAULT_SERIES_METHOD",
     "DEFAULT_TILE",
     "DEFAULT_TRAINING_MINUTES",
     "DEVICES",
+    "DateResult",
     "EvaluationReport",
     "EvaluationRequest",
     "FINE_REFERENCE",
@@ -50,15 +58,20 @@ __all__ = [
     "FusionCancelled",
     "FusionRequest",
     "FusionResult",
+    "MASK_ROLES",
+    "MASK_RULES",
     "METRIC_ORDER",
     "METRIC_UNITS",
     "MethodSpec",
     "Option",
     "PAN",
     "PRECISIONS",
-    "SCALE_ROLES",
+    "PlannedDate",
     "RECOMMENDED_METHOD",
     "ROLE_LABELS",
+    "SCALE_ROLES",
+    "SeriesRequest",
+    "SeriesResult",
     "StfError",
     "TRAINABLE_MODELS",
     "TRAINING_MODES",
@@ -70,10 +83,14 @@ __all__ = [
     "devices_found",
     "evaluate",
     "fuse",
+    "fuse_series",
     "list_methods",
+    "list_series",
     "method_halo",
+    "parse_mask_rules",
     "parse_number",
     "parse_options",
     "parse_scales",
+    "plan_series",
     "train",
 ]

@@ -13,6 +13,7 @@ LAYERS = (
     ("__main__",),
     ("cli",),
     ("__init__",),  # the public API: what the front ends use
+    ("series",),  # a run per date, built on fusion
     ("fusion", "training", "evaluation"),
     ("inputs",),
     ("methods",),

@@ -9,10 +9,10 @@ import traceback
 from typing import Optional, Sequence
 
 from .. import StfError
-from . import evaluate, fuse, info, train
+from . import evaluate, fuse, fuse_series, info, train
 from .common import warning_lines
 
-COMMANDS = (fuse, evaluate, info, train)
+COMMANDS = (fuse, fuse_series, evaluate, info, train)
 """Each module offers NAME, HELP, add_arguments(parser) and run(args) -> exit code."""
 EXIT_BUG = 1
 EXIT_USAGE = 2

@@ -1,6 +1,10 @@
 """Baselines every run can be compared with: the upsampled coarse target, and reference-plus-change."""
 from __future__ import annotations
 
+from typing import Callable, Dict, Iterable
+
+import torch
+
 from .. import roles
 from ..core.psf import psf_radius, simulate_coarse
 from .contract import MethodContext, MethodSpec, TileBatch
@@ -11,13 +15,38 @@ def _cubic(context: MethodContext):
 
 
 def _delta(context: MethodContext):
+    weight_2 = context.survey.get("weight_2", 0.0)
+
     def run(batch: TileBatch):
-        reference = batch.coarse_reference
-        if reference is None:
-            reference = simulate_coarse(batch.fine_reference, context.ratio)
-        return batch.fine_reference + (batch.coarse_target - reference)
+        first = batch.fine_reference + (batch.coarse_target - _coarse_reference(batch, context.ratio))
+        if not weight_2:
+            return first
+        second = batch.fine_reference_2 + (batch.coarse_target - batch.coarse_reference_2)
+        return torch.lerp(first, second, weight_2)
 
     return run
+
+
+def _coarse_reference(batch: TileBatch, ratio: int) -> torch.Tensor:
+    if batch.coarse_reference is not None:
+        return batch.coarse_reference
+    return simulate_coarse(batch.fine_reference, ratio)
+
+
+def _delta_survey(context: MethodContext, scene: Callable[[], Iterable[TileBatch]]) -> Dict[str, float]:
+    """With a second pair: each pair weighted by the inverse of its mean coarse change over the scene, so the
+    pair whose date looks more like the target counts more (ESTARFM's temporal weight, taken scene-wide so
+    that tiling cannot change it)."""
+    if not {roles.FINE_REFERENCE_2, roles.COARSE_REFERENCE_2} <= context.given:
+        return {}
+    change = torch.zeros(2, dtype=torch.float64)
+    for batch in scene():
+        context.tick()
+        valid = batch.valid.expand_as(batch.coarse_target)
+        for index, reference in enumerate((_coarse_reference(batch, context.ratio), batch.coarse_reference_2)):
+            change[index] += (batch.coarse_target - reference).abs()[valid].double().sum()
+    inverse = 1.0 / change.clamp_min(1e-12)
+    return {"weight_2": float(inverse[1] / inverse.sum())}
 
 
 def _delta_halo(context: MethodContext) -> int:
@@ -36,10 +65,13 @@ SPECS = (
     ),
     MethodSpec(
         name="delta",
-        description="Fine reference plus the coarse change C2 − C1 (C1 simulated from the fine reference if absent)",
+        description="Fine reference plus the coarse change C2 − C1 (C1 simulated from the fine reference if absent); "
+                    "with a second pair, both pairs' predictions weighted by how little each pair's coarse image "
+                    "differs from the target",
         required=(roles.COARSE_TARGET, roles.FINE_REFERENCE),
-        optional=(roles.COARSE_REFERENCE,),
+        optional=(roles.COARSE_REFERENCE, roles.FINE_REFERENCE_2, roles.COARSE_REFERENCE_2),
         halo=_delta_halo,
         build=_delta,
+        survey=_delta_survey,
     ),
 )

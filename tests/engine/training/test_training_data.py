@@ -7,7 +7,7 @@ import pytest
 from stf_engine import StfError, roles
 from stf_engine.training.patches import PatchSampler
 from stf_engine.training.scenes import Aligned, Scene, split_rows
-from stf_engine.training.series import list_series
+from stf_engine.inputs.series_list import list_series
 from stf_engine.training.wald import reduced_scene
 
 

@@ -1,0 +1,82 @@
+"""The series' index files: series.json (what each date used and scored) and series.vrt (all fused dates stacked)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Dict, Sequence
+from xml.sax.saxutils import escape
+
+import rasterio
+
+from ..errors import StfError
+from .request import DateResult
+
+MANIFEST = "series.json"
+STACK = "series.vrt"
+
+
+def read_manifest(output_dir: str) -> Dict[str, dict]:
+    """Date → its record from an earlier run's series.json (empty when there is none)."""
+    path = os.path.join(output_dir, MANIFEST)
+    if not os.path.isfile(path):
+        return {}
+    try:
+        with open(path) as handle:
+            return {record["date"]: record for record in json.load(handle).get("dates", [])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def write_manifest(output_dir: str, dates: Sequence[DateResult], extra: dict) -> str:
+    """series.json: the run's facts (`extra`) and one record per date."""
+    path = os.path.join(output_dir, MANIFEST)
+    records = []
+    for result in sorted(dates, key=lambda r: r.date):
+        record = dataclasses.asdict(result)
+        for key in ("fused", "reliability"):
+            record[key] = os.path.basename(record[key]) if record[key] else None
+        records.append(record)
+    return _write_whole(path, json.dumps({**extra, "dates": records}, indent=2))
+
+
+def write_stack(output_dir: str, fused: Sequence[str]) -> str:
+    """series.vrt: every band of every fused date in date order, described '<date> <band name>'."""
+    path = os.path.join(output_dir, STACK)
+    bands = []
+    with rasterio.open(fused[0]) as first:
+        width, height, crs, transform, dtype = first.width, first.height, first.crs, first.transform, first.dtypes[0]
+        nodata = first.nodata
+    kind = {"float32": "Float32", "float64": "Float64", "int16": "Int16", "uint16": "UInt16", "uint8": "Byte",
+            "int32": "Int32", "uint32": "UInt32"}[dtype]
+    for file in fused:
+        day = os.path.basename(file)[len("fused_"):-len(".tif")]
+        with rasterio.open(file) as dataset:
+            for band in range(1, dataset.count + 1):
+                name = dataset.descriptions[band - 1] or f"band {band}"
+                nodata_xml = f"<NoDataValue>{nodata}</NoDataValue>" if nodata is not None else ""
+                bands.append(
+                    f'  <VRTRasterBand dataType="{kind}" band="{len(bands) + 1}">'
+                    f"<Description>{escape(day + ' ' + name)}</Description>{nodata_xml}"
+                    f'<SimpleSource><SourceFilename relativeToVRT="1">{escape(os.path.basename(file))}</SourceFilename>'
+                    f"<SourceBand>{band}</SourceBand></SimpleSource></VRTRasterBand>"
+                )
+    geo = ", ".join(repr(v) for v in transform.to_gdal())
+    text = (f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">\n'
+            f"  <SRS>{escape(crs.to_wkt())}</SRS>\n  <GeoTransform>{geo}</GeoTransform>\n"
+            + "\n".join(bands) + "\n</VRTDataset>\n")
+    return _write_whole(path, text)
+
+
+def _write_whole(path: str, text: str) -> str:
+    """Write beside `path` and rename, so a reader never sees half a file."""
+    partial = path + ".partial"
+    try:
+        with open(partial, "w") as handle:
+            handle.write(text)
+        os.replace(partial, path)
+    except OSError as exc:
+        if os.path.exists(partial):
+            os.remove(partial)
+        raise StfError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path

@@ -1,0 +1,77 @@
+"""Typed request and result of a series run: what the CLI, Processing and the QGIS task hand to `fuse_series`."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Sequence, Tuple, Union
+
+from ..core.tiling import DEFAULT_TILE
+from ..fusion.request import DEFAULT_BATCH
+
+DEFAULT_MAX_GAP = 60
+"""Days a fine reference may lie from the target date; farther ones are not used."""
+DEFAULT_SERIES_METHOD = "auto"
+
+
+@dataclass
+class SeriesRequest:
+    """A dated series (CSV or folder, see `list_series`) and where and how to fuse it."""
+
+    series: str
+    output_dir: str
+    method: str = DEFAULT_SERIES_METHOD
+    date_from: Optional[str] = None
+    date_to: Optional[str] = None
+    dates: Tuple[str, ...] = ()
+    """Only these target dates (any of the series' date spellings); empty: every coarse date in range."""
+    max_gap: int = DEFAULT_MAX_GAP
+    mask_rules: Dict[str, str] = field(default_factory=dict)
+    """'coarse'/'fine' → how that role's mask rasters are decoded (`MASK_RULES`); 'nonzero' when not named."""
+    scales: Dict[str, Union[float, Tuple[float, float]]] = field(default_factory=dict)
+    """Per-role scale (or scale, offset) from stored values to reflectance, as in FusionRequest."""
+    bands: Optional[Tuple[int, ...]] = None
+    coarse_resolution: Optional[float] = None
+    resampling: str = "bilinear"
+    register: bool = False
+    tile: int = DEFAULT_TILE
+    batch: int = DEFAULT_BATCH
+    device: str = "auto"
+    threads: Optional[int] = None
+    options: Union[Dict[str, object], str, Sequence[str]] = field(default_factory=dict)
+    overwrite: bool = False
+    """Fuse again the dates whose outputs exist; otherwise a re-run resumes where the last one stopped."""
+
+
+@dataclass(frozen=True)
+class DateResult:
+    """What happened to one target date (dates as YYYY-MM-DD)."""
+
+    date: str
+    status: str
+    """'fused', 'kept' (done by an earlier run), or 'skipped' (no usable reference: see `note`)."""
+    references: Tuple[str, ...] = ()
+    method: str = ""
+    fused: Optional[str] = None
+    reliability: Optional[str] = None
+    restored: float = 0.0
+    """Share of the references' pixels restored (masked or missing in them) before fusing."""
+    fallback: float = 0.0
+    """Share of the image predicted from the coarse target alone because of drastic change."""
+    expected_error: float = 0.0
+    """Mean of the reliability map (reflectance)."""
+    observed_rmse: Optional[float] = None
+    """When the date has its own fine image: the fusion's RMSE against it on its clear pixels."""
+    note: str = ""
+
+
+@dataclass
+class SeriesResult:
+    output_dir: str
+    dates: Tuple[DateResult, ...]
+    manifest: str
+    """series.json: dates, references, methods, validation and file names."""
+    stack: Optional[str]
+    """series.vrt: every fused date's bands in one multi-band raster."""
+    validation: Tuple[Tuple[str, str, float, float], ...] = ()
+    """(reference, predicted date, days apart, delta RMSE) between the series' own fine images."""
+    seconds: float = 0.0
+    warnings: Tuple[str, ...] = ()

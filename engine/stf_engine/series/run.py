@@ -1,0 +1,157 @@
+"""`fuse_series`: a fused image and a reliability map for every coarse date of a series, in phases.
+
+list the dates and their references → align and restore the coarse images → restore the references
+(once, shared by every date) → cross-validate the references → per date: fuse with the chosen method,
+then fallback and reliability (`finish`) → series.json after every date, series.vrt at the end.
+A date's two files appear together when it is done, so an interrupted run loses at most the date in
+progress, and a re-run resumes after the dates already written (unless `overwrite`).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from contextlib import ExitStack
+from typing import Dict, List, Optional
+
+import rasterio
+
+from .. import roles
+from ..core.device import cpu_threads
+from ..core.outputs import check_writable_folder, output_lock
+from ..core.progress import Cancel, Progress, Warnings, check_cancel, silent, stage
+from ..fusion.request import FusionRequest
+from ..fusion.run import GDAL_CACHE_BYTES, fuse
+from ..inputs.series_list import list_series, parse_date
+from ..methods.catalog import get_method
+from .finish import finish_date, output_names
+from .manifest import MANIFEST, read_manifest, write_manifest, write_stack
+from .plan import PlannedDate, plan_entries
+from .request import DateResult, SeriesRequest, SeriesResult
+from .restore import Restored, coarse_name, restore_coarse, restore_references
+from .scene import SeriesScene
+from .validate import ErrorModel, error_model
+from .work import WorkRasters
+
+PREPARATION_SHARE = 0.15
+"""Share of the progress bar for aligning and restoring, before the first date is fused."""
+FINISH_SHARE = 0.2
+"""Share of each date's progress for its fallback and reliability pass."""
+
+
+def fuse_series(request: SeriesRequest, progress: Optional[Progress] = None,
+                cancel: Optional[Cancel] = None) -> SeriesResult:
+    """Fuse every requested date of the series into `request.output_dir`; see the module doc."""
+    started = time.perf_counter()
+    report = progress or silent
+    get_method(request.method)  # an unknown method is refused before any work
+    entries = list_series(request.series, pairs_only=False)
+    planned = plan_entries(entries, request)
+    out = os.path.abspath(request.output_dir)
+    check_writable_folder(out, "series output")
+    os.makedirs(out, exist_ok=True)
+    earlier = read_manifest(out)
+    todo = [p for p in planned if request.overwrite or not _done(out, p)]
+    results: Dict[str, DateResult] = {p.date: _kept(out, p, earlier) for p in planned if p not in todo}
+    warnings = Warnings()
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), ExitStack() as stack:
+        stack.enter_context(output_lock(os.path.join(out, MANIFEST)))
+        stack.enter_context(cpu_threads(request.threads))
+        model = None
+        if any(p.usable for p in todo):
+            scene = SeriesScene(entries, request, stack)
+            warnings.extend_unique(scene.warnings)
+            work = WorkRasters(stack.enter_context(tempfile.TemporaryDirectory(prefix=".stf-series-", dir=out)),
+                               scene.grid, stack)
+            references, model, todo = _prepare(scene, work, request, todo, stage(report, 0.0, PREPARATION_SHARE),
+                                               cancel)
+        for index, date in enumerate(todo):
+            check_cancel(cancel)
+            share = stage(report, PREPARATION_SHARE + (1 - PREPARATION_SHARE) * index / len(todo),
+                          PREPARATION_SHARE + (1 - PREPARATION_SHARE) * (index + 1) / len(todo), date.date)
+            if not date.usable:
+                results[date.date] = DateResult(_iso(date.date), "skipped",
+                                                note=f"no usable fine reference within {request.max_gap} days")
+                warnings.add(f"{date.date}: skipped, no usable fine reference within {request.max_gap} days")
+            else:
+                results[date.date] = _fuse_date(scene, work, request, date, references, model, out, share, cancel,
+                                                warnings)
+            write_manifest(out, list(results.values()), _facts(request, model))
+    ordered = tuple(results[p.date] for p in planned)
+    manifest = write_manifest(out, list(results.values()), _facts(request, model))
+    fused = [r.fused for r in ordered if r.fused]
+    stack_path = write_stack(out, fused) if fused else None
+    report(1.0, "done")
+    return SeriesResult(out, ordered, manifest, stack_path, model.pairs if model else (),
+                        time.perf_counter() - started, tuple(warnings))
+
+
+def _done(out: str, date: PlannedDate) -> bool:
+    return all(os.path.isfile(path) for path in output_names(out, _iso(date.date)))
+
+
+def _iso(date: str) -> str:
+    return parse_date(date).isoformat()
+
+
+def _kept(out: str, date: PlannedDate, earlier: Dict[str, dict]) -> DateResult:
+    """A date an earlier run finished: its record from series.json, its files as they are."""
+    fused, reliability = output_names(out, _iso(date.date))
+    record = earlier.get(_iso(date.date), {})
+    return DateResult(_iso(date.date), "kept", tuple(record.get("references", ())), record.get("method", ""), fused,
+                      reliability, record.get("restored", 0.0), record.get("fallback", 0.0),
+                      record.get("expected_error", 0.0), record.get("observed_rmse"), "written by an earlier run")
+
+
+def _prepare(scene: SeriesScene, work: WorkRasters, request: SeriesRequest, todo: List[PlannedDate],
+             progress: Progress, cancel: Optional[Cancel]):
+    """Restore every coarse date and reference the dates need; re-plan without references that are all cloud."""
+    candidates = sorted({r for p in todo for r in p.references}, key=lambda d: scene.entries[d].day)
+    coarse = sorted({p.date for p in todo if p.usable} | set(candidates), key=lambda d: scene.entries[d].day)
+    restore_coarse(scene, coarse, work, request.max_gap, stage(progress, 0.0, 0.6), cancel)
+    references = restore_references(scene, candidates, work, request.max_gap, stage(progress, 0.6, 0.9), cancel)
+    clear = {d: r.clear for d, r in references.items()}
+    replanned = {p.date: p for p in plan_entries(list(scene.entries.values()), request, clear)}
+    todo = [replanned[p.date] for p in todo]
+    progress(0.9, "cross-validating the references")
+    model = error_model(scene, references, work, request.max_gap)
+    return references, model, todo
+
+
+def _fuse_date(scene: SeriesScene, work: WorkRasters, request: SeriesRequest, date: PlannedDate,
+               references: Dict[str, Restored], model: ErrorModel, out: str, progress: Progress,
+               cancel: Optional[Cancel], warnings: Warnings) -> DateResult:
+    """One date: the method on the restored inputs into the work folder, then its final files."""
+    pairs = date.pairs
+    given = {roles.COARSE_TARGET: work.path(coarse_name(date.date))}
+    for (fine_role, coarse_role), reference in zip(((roles.FINE_REFERENCE, roles.COARSE_REFERENCE),
+                                                    (roles.FINE_REFERENCE_2, roles.COARSE_REFERENCE_2)), pairs):
+        given[fine_role] = references[reference].image
+        given[coarse_role] = work.path(coarse_name(reference))
+    raw = work.path(f"raw_{date.date}")
+    method = request.method
+    if len(pairs) == 1 and roles.FINE_REFERENCE_2 in get_method(method).required:
+        warnings.add(f"{date.date}: one usable reference only; {method} needs two, delta is used")
+        method = "delta"
+    fusion = FusionRequest(output=raw, method=method, coarse_resolution=scene.coarse_resolution, tile=request.tile,
+                           batch=request.batch, device=request.device, threads=request.threads,
+                           options=request.options if method == request.method else {}, **given)
+    result = fuse(fusion, stage(progress, 0.0, 1 - FINISH_SHARE), cancel)
+    warnings.extend_unique(f"{date.date}: {w}" for w in result.warnings if "auto takes" not in w)
+    used = tuple(_iso(reference) for reference in pairs)
+    tags = {"STF_DATE": _iso(date.date), "STF_METHOD": result.method, "STF_REFERENCES": ",".join(used)}
+    done = finish_date(scene, work, raw, date.date, pairs, model, out, tags,
+                       stage(progress, 1 - FINISH_SHARE, 1.0), cancel)
+    return DateResult(_iso(date.date), "fused", used, result.method, done.fused, done.reliability, done.restored,
+                      done.fallback, done.expected_error, done.observed_rmse)
+
+
+def _facts(request: SeriesRequest, model: Optional[ErrorModel]) -> dict:
+    facts = {"series": os.path.abspath(request.series), "method": request.method, "max_gap_days": request.max_gap}
+    if model is not None:
+        facts["validation"] = {
+            "error_per_root_day": model.per_root_day,
+            "coarse_only_rmse": model.coarse,
+            "cross_predictions": [dict(reference=r, predicted=t, days=d, rmse=e) for r, t, d, e in model.pairs],
+        }
+    return facts

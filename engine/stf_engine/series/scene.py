@@ -1,0 +1,105 @@
+"""Every date of a series read onto one fine grid, in reflectance, with its usable-pixel mask.
+
+The grid is the first fine image's; every other fine image must lie on it. Coarse images are warped onto it
+as in a single run (same band map, units, resampling and co-registration shift, found once on the first pair).
+"""
+from __future__ import annotations
+
+from contextlib import ExitStack
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+from rasterio.windows import Window
+
+from .. import roles
+from ..errors import StfError
+from ..inputs.aligned import Alignment, open_inputs
+from ..inputs.masks import open_mask
+from ..inputs.series_list import Dated
+from ..raster.grid import Grid
+from ..raster.open import open_on_grid
+from ..raster.reader import AlignedRaster
+from ..raster.windows import block_windows
+from ..raster.writer import Encoding
+from .request import SeriesRequest
+
+DEFAULT_MASK_RULE = "nonzero"
+
+
+class SeriesScene:
+    """Readers for the series' coarse and fine images (and their masks), opened once and closed with `stack`."""
+
+    def __init__(self, entries: Sequence[Dated], request: SeriesRequest, stack: ExitStack):
+        self.entries = {e.date: e for e in entries}
+        self.request, self.stack = request, stack
+        first = next((e for e in entries if e.coarse and e.fine), None)
+        if first is None:
+            raise StfError(f"the series {request.series} has no date with both a coarse and a fine image")
+        alignment = Alignment(bands=request.bands, scales=_pair_scales(request.scales),
+                              coarse_resolution=request.coarse_resolution, resampling=request.resampling,
+                              register=request.register)
+        probe = open_inputs({roles.COARSE_TARGET: first.coarse, roles.FINE_REFERENCE: first.fine}, alignment, stack)
+        self.grid: Grid = probe.grid
+        self.ratio: int = probe.ratio
+        self.encoding: Encoding = probe.fine
+        self.bands: int = probe.bands
+        self.warnings: List[str] = list(probe.warnings)
+        east, south = probe.coarse_shift
+        self._shift = (east * self.grid.transform.a, south * self.grid.transform.e)
+        self._coarse_bands = probe.readers[roles.COARSE_TARGET].bands
+        self._readers: Dict[Tuple[str, str], AlignedRaster] = {}
+        self._masks: Dict[Tuple[str, str], object] = {}
+
+    @property
+    def coarse_resolution(self) -> float:
+        """The coarse pixel size in map units, for runs on rasters already brought onto the fine grid."""
+        return self.ratio * self.grid.resolution
+
+    def read(self, kind: str, date: str, window: Window) -> Tuple[np.ndarray, np.ndarray]:
+        """(reflectance (C, h, w), usable (h, w)) of the `kind` ('coarse' or 'fine') image of `date`."""
+        data, usable = self._reader(kind, date).read(window)
+        mask = self._mask(kind, date)
+        if mask is not None:
+            usable &= ~mask.read(window)
+        return data, usable
+
+    def has(self, kind: str, date: str) -> bool:
+        return bool(getattr(self.entries[date], kind))
+
+    def _reader(self, kind: str, date: str) -> AlignedRaster:
+        key = (kind, date)
+        if key not in self._readers:
+            path = getattr(self.entries[date], kind)
+            label = f"the {kind} image of {date}"
+            if kind == "fine":
+                reader = open_on_grid(self.stack, path, label, self.grid, self.request.scales.get(roles.FINE_REFERENCE),
+                                      "nearest")
+                if not self.grid.same_as(reader.dataset):
+                    raise StfError(f"{label} is not on the grid of the series' first fine image; align it first: {path}")
+            else:
+                reader = open_on_grid(self.stack, path, label, self.grid, self.request.scales.get(roles.COARSE_TARGET),
+                                      self.request.resampling, self._coarse_bands, self._shift)
+            if reader.count != self.bands:
+                raise StfError(f"{label} has {reader.count} bands but the fine images have {self.bands}; "
+                               f"choose its bands with --bands: {path}")
+            self._readers[key] = reader
+        return self._readers[key]
+
+    def _mask(self, kind: str, date: str):
+        key = (kind, date)
+        if key not in self._masks:
+            path = getattr(self.entries[date], f"{kind}_mask")
+            rule = self.request.mask_rules.get(kind, DEFAULT_MASK_RULE)
+            self._masks[key] = open_mask(self.stack, path, f"the {kind} mask of {date}", self.grid, rule) if path \
+                else None
+        return self._masks[key]
+
+
+def _pair_scales(scales) -> Dict[str, object]:
+    """The series' per-role scales for the probe pair (coarse target and fine reference)."""
+    return {role: scales[role] for role in (roles.COARSE_TARGET, roles.FINE_REFERENCE) if role in scales}
+
+
+def work_windows(grid: Grid, ratio: int) -> List[Window]:
+    """Block-aligned windows of bounded size over the grid, for passes that must see whole coarse pixels."""
+    return list(block_windows(grid.height, grid.width, ratio))

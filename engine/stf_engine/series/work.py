@@ -1,0 +1,40 @@
+"""The run's working rasters on the fine grid (restored coarse and fine images, reference ages): float32
+reflectance with NaN as nodata, written once and read by many dates, removed with the run's work folder."""
+from __future__ import annotations
+
+import os
+from contextlib import ExitStack
+from typing import Dict
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+
+from ..raster.grid import Grid
+from ..raster.writer import GeoTiffWriter, PendingOutputs
+
+
+class WorkRasters:
+    """Named float32 rasters in one folder: `create` inside a PendingOutputs, `read` any window afterwards."""
+
+    def __init__(self, folder: str, grid: Grid, stack: ExitStack):
+        self.folder, self.grid, self.stack = folder, grid, stack
+        self._open: Dict[str, object] = {}
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.folder, f"{name}.tif")
+
+    def create(self, outputs: PendingOutputs, name: str, count: int) -> GeoTiffWriter:
+        return outputs.create(self.path(name), self.grid, count, "float32", float("nan"))
+
+    def read(self, name: str, window: Window) -> np.ndarray:
+        if name not in self._open:
+            self._open[name] = self.stack.enter_context(rasterio.open(self.path(name)))
+        return self._open[name].read(window=window)
+
+    def preview(self, name: str, max_side: int = 512) -> np.ndarray:
+        """A decimated (nearest) read of the whole raster, for scene statistics in bounded memory."""
+        step = max(1, -(-max(self.grid.width, self.grid.height) // max_side))
+        with rasterio.open(self.path(name)) as dataset:
+            shape = (dataset.count, max(1, self.grid.height // step), max(1, self.grid.width // step))
+            return dataset.read(out_shape=shape)

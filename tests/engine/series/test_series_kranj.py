@@ -1,0 +1,159 @@
+"""`fuse_series` on the real Kranj series: every date, leave-one-out accuracy against the single-reference
+delta, cloud masks, a simulated abrupt change, and resume after an interruption."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import rasterio
+
+from helpers.series import DAYS, SERIES_OPTIONS, changed_copy, iso, kranj_series, landsat, modis, write_mask
+from stf_engine import FusionRequest, SeriesRequest, StfError, fuse, fuse_series
+
+CLOUD = (slice(5, 25), slice(10, 30))
+"""A block of a reference covered by a (simulated) cloud."""
+CHANGED = (slice(16, 32), slice(16, 32))
+"""One coarse pixel of the coarse target altered (MODIS is 16 fine pixels a side here)."""
+
+
+def read(path, scale=1e-4):
+    """(reflectance (C, h, w), valid (h, w)) of a fused output or a Landsat file (stored ×10000)."""
+    with rasterio.open(path) as dataset:
+        values = dataset.read(masked=True)
+    return values.data.astype(np.float64) * scale, ~np.ma.getmaskarray(values).any(axis=0)
+
+
+def reliability(path):
+    with rasterio.open(path) as dataset:
+        return dataset.read(1)
+
+
+def rmse(a, b, where):
+    return float(np.sqrt(np.mean((a[:, where] - b[:, where]) ** 2)))
+
+
+def series(tmp_path, **kwargs) -> SeriesRequest:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    csv = kranj_series(tmp_path, **{k: kwargs.pop(k) for k in ("hide", "fine", "coarse", "fine_masks") if k in kwargs})
+    return SeriesRequest(series=str(csv), output_dir=str(tmp_path / "out"), **SERIES_OPTIONS, **kwargs)
+
+
+def single_reference_delta(tmp_path, target: int, reference: int):
+    """What one `stf fuse --method delta` from the nearest reference gives: the baseline to beat."""
+    result = fuse(FusionRequest(coarse_target=str(modis(target)), fine_reference=str(landsat(reference)),
+                                coarse_reference=str(modis(reference)), output=str(tmp_path / f"delta_{target}.tif"),
+                                method="delta", **SERIES_OPTIONS))
+    return read(result.output)
+
+
+@pytest.fixture(scope="module")
+def without_077(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("kranj")
+    return fuse_series(series(folder, hide=(77,))), folder
+
+
+def test_every_coarse_date_gets_a_fused_image_and_a_reliability_map(without_077):
+    result, folder = without_077
+    assert [d.date for d in result.dates] == [iso(day) for day in DAYS]
+    assert all(d.status == "fused" for d in result.dates)
+    for date in result.dates:
+        values, valid = read(date.fused)
+        errors = reliability(date.reliability)
+        assert valid.mean() > 0.95 and np.isfinite(errors[valid]).all() and (errors[valid] >= 0).all()
+    with rasterio.open(result.stack) as stack:
+        assert stack.count == 6 * len(DAYS)
+        assert stack.descriptions[6].startswith(iso(DAYS[1]))
+    assert "dates" in (folder / "out" / "series.json").read_text()
+
+
+@pytest.mark.parametrize("hidden, nearest", [(77, 68), (93, 77)])
+def test_leaving_a_landsat_date_out_the_series_beats_the_single_reference_delta_by_10_percent(
+        without_077, tmp_path, hidden, nearest):
+    if hidden == 77:
+        result, _ = without_077
+    else:
+        result = fuse_series(series(tmp_path, hide=(hidden,), dates=(iso(hidden),)))
+    date = next(d for d in result.dates if d.date == iso(hidden))
+    assert date.status == "fused" and len(date.references) == 2
+    truth, truth_valid = read(landsat(hidden))
+    baseline, baseline_valid = single_reference_delta(tmp_path, hidden, nearest)
+    fused, fused_valid = read(date.fused)
+    where = truth_valid & baseline_valid
+    assert fused_valid[where].all()
+    assert rmse(fused, truth, where) <= 0.9 * rmse(baseline, truth, where)
+
+
+def test_a_masked_cloud_never_reaches_the_output_and_its_pixels_are_flagged_less_reliable(without_077, tmp_path):
+    clear, _ = without_077
+    cloudy = changed_copy(landsat(68), tmp_path / "cloudy_068.tif", _cloud)
+    mask = write_mask(landsat(68), tmp_path / "mask_068.tif", *CLOUD)
+    result = fuse_series(series(tmp_path, hide=(77,), fine={68: cloudy}, fine_masks={68: mask}, dates=(iso(77),)))
+    masked = next(d for d in result.dates if d.date == iso(77))
+    unmasked = next(d for d in clear.dates if d.date == iso(77))
+    truth, valid = read(landsat(77))
+    fused, _ = read(masked.fused)
+    reference, _ = read(unmasked.fused)
+    inside = np.zeros_like(valid)
+    inside[CLOUD] = True
+    inside &= valid
+    assert fused[:, inside].max() < 0.5  # the cloud's 0.9 reflectance is nowhere
+    assert rmse(fused, truth, inside) <= 1.3 * rmse(reference, truth, inside)
+    assert (reliability(masked.reliability)[inside] > reliability(unmasked.reliability)[inside]).mean() > 0.9
+    assert masked.restored > unmasked.restored
+
+    unmasked_cloud = fuse_series(series(tmp_path / "no_mask", hide=(77,), fine={68: cloudy}, dates=(iso(77),)))
+    leaked, _ = read(unmasked_cloud.dates[0].fused)
+    assert leaked[:, inside].max() > 0.5  # without the mask the cloud does reach it: the mask is what stops it
+
+
+def _cloud(values: np.ndarray) -> np.ndarray:
+    values[(slice(None),) + CLOUD] = 9000
+    return values
+
+
+def test_an_abrupt_change_falls_back_to_the_coarse_image_and_is_flagged(without_077, tmp_path):
+    clear, _ = without_077
+    flooded = changed_copy(modis(80), tmp_path / "modis_080_changed.tif", _flood)
+    result = fuse_series(series(tmp_path, hide=(77,), coarse={80: flooded}, dates=(iso(80),)))
+    date = result.dates[0]
+    before = next(d for d in clear.dates if d.date == iso(80))
+    assert date.fallback > 0.05 and before.fallback == 0.0
+    fused, _ = read(date.fused)
+    coarse, _ = read(flooded, scale=1.0)
+    np.testing.assert_allclose(fused[(slice(None),) + CHANGED], coarse[(slice(None),) + CHANGED], atol=1e-3)
+    errors, usual = reliability(date.reliability), reliability(before.reliability)
+    block = np.zeros(errors.shape, bool)
+    block[CHANGED] = True
+    assert errors[block].min() > np.nanpercentile(usual, 99)
+    assert np.nanmedian(errors[~block]) < 1.5 * np.nanmedian(usual[~block])
+
+
+def _flood(values: np.ndarray) -> np.ndarray:
+    values[(slice(None),) + CHANGED] -= 0.25
+    return values
+
+
+def test_a_resumed_run_gives_the_files_of_an_uninterrupted_one(tmp_path):
+    dates = tuple(iso(day) for day in (70, 71, 72))
+    whole = fuse_series(series(tmp_path / "whole", hide=(77,), dates=dates))
+    cancel = threading.Event()
+
+    def stop_at_second_date(fraction, message):
+        if message.startswith("2020071"):
+            cancel.set()
+
+    interrupted = series(tmp_path / "resumed", hide=(77,), dates=dates)
+    with pytest.raises(StfError):
+        fuse_series(interrupted, stop_at_second_date, cancel)
+    written = sorted(p.name for p in (tmp_path / "resumed" / "out").glob("*.tif"))
+    assert written == [f"fused_{dates[0]}.tif", f"reliability_{dates[0]}.tif"]
+    resumed = fuse_series(interrupted)
+    assert [d.status for d in resumed.dates] == ["kept", "fused", "fused"]
+    for first, second in zip(whole.dates, resumed.dates):
+        for name in ("fused", "reliability"):
+            a, b = reliability(getattr(first, name)), reliability(getattr(second, name))
+            np.testing.assert_array_equal(a, b)
+    assert [d.status for d in fuse_series(interrupted).dates] == ["kept"] * 3
+    assert [d.status for d in fuse_series(series(tmp_path / "resumed", hide=(77,), dates=dates,
+                                                 overwrite=True)).dates] == ["fused"] * 3
