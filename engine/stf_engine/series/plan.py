@@ -19,6 +19,7 @@ class PlannedDate:
     on one side when the other has none within the gap); the rest, nearest first, only restore masked pixels."""
 
     date: str
+    """YYYY-MM-DD, as are the references."""
     references: Tuple[str, ...]
     has_fine: bool
     """The date has a fine image of its own: the output keeps it where clear and scores the fusion against it."""
@@ -34,7 +35,7 @@ class PlannedDate:
 
 
 def plan_series(request: SeriesRequest, clear: Optional[Dict[str, float]] = None) -> Tuple[PlannedDate, ...]:
-    """Target dates in the request's range with their references; `clear` (date → clear share of its fine image)
+    """Target dates in the request's range with their references; `clear` (YYYY-MM-DD → clear share of its fine image)
     drops references that are almost all masked. Reads the series listing only, no raster."""
     entries = list_series(request.series, pairs_only=False)
     return plan_entries(entries, request, clear)
@@ -45,12 +46,13 @@ def plan_entries(entries: Sequence[Dated], request: SeriesRequest,
     if request.max_gap < 1:
         raise StfError(f"--max-gap must be at least 1 day; got {request.max_gap}")
     clear = clear or {}
-    pairs = [e for e in entries if e.coarse and e.fine and clear.get(e.date, 1.0) >= MIN_CLEAR]
+    pairs = [e for e in entries if e.coarse and e.fine and clear.get(e.day.isoformat(), 1.0) >= MIN_CLEAR]
     targets = _targets(entries, request)
     planned = []
     for target in targets:
         near = [e for e in pairs if e.day != target.day and abs((e.day - target.day).days) <= request.max_gap]
-        planned.append(PlannedDate(target.date, tuple(e.date for e in _ordered(near, target.day)), bool(target.fine)))
+        references = tuple(e.day.isoformat() for e in _ordered(near, target.day))
+        planned.append(PlannedDate(target.day.isoformat(), references, bool(target.fine)))
     return tuple(planned)
 
 

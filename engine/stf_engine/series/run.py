@@ -22,7 +22,7 @@ from ..core.outputs import check_writable_folder, output_lock
 from ..core.progress import Cancel, Progress, Warnings, check_cancel, silent, stage
 from ..fusion.request import FusionRequest
 from ..fusion.run import GDAL_CACHE_BYTES, fuse
-from ..inputs.series_list import list_series, parse_date
+from ..inputs.series_list import list_series
 from ..methods.catalog import get_method
 from .finish import finish_date, output_names
 from .manifest import MANIFEST, read_manifest, write_manifest, write_stack
@@ -70,7 +70,7 @@ def fuse_series(request: SeriesRequest, progress: Optional[Progress] = None,
             share = stage(report, PREPARATION_SHARE + (1 - PREPARATION_SHARE) * index / len(todo),
                           PREPARATION_SHARE + (1 - PREPARATION_SHARE) * (index + 1) / len(todo), date.date)
             if not date.usable:
-                results[date.date] = DateResult(_iso(date.date), "skipped",
+                results[date.date] = DateResult(date.date, "skipped",
                                                 note=f"no usable fine reference within {request.max_gap} days")
                 warnings.add(f"{date.date}: skipped, no usable fine reference within {request.max_gap} days")
             else:
@@ -87,18 +87,14 @@ def fuse_series(request: SeriesRequest, progress: Optional[Progress] = None,
 
 
 def _done(out: str, date: PlannedDate) -> bool:
-    return all(os.path.isfile(path) for path in output_names(out, _iso(date.date)))
-
-
-def _iso(date: str) -> str:
-    return parse_date(date).isoformat()
+    return all(os.path.isfile(path) for path in output_names(out, date.date))
 
 
 def _kept(out: str, date: PlannedDate, earlier: Dict[str, dict]) -> DateResult:
     """A date an earlier run finished: its record from series.json, its files as they are."""
-    fused, reliability = output_names(out, _iso(date.date))
-    record = earlier.get(_iso(date.date), {})
-    return DateResult(_iso(date.date), "kept", tuple(record.get("references", ())), record.get("method", ""), fused,
+    fused, reliability = output_names(out, date.date)
+    record = earlier.get(date.date, {})
+    return DateResult(date.date, "kept", tuple(record.get("references", ())), record.get("method", ""), fused,
                       reliability, record.get("restored", 0.0), record.get("fallback", 0.0),
                       record.get("expected_error", 0.0), record.get("observed_rmse"), "written by an earlier run")
 
@@ -138,11 +134,10 @@ def _fuse_date(scene: SeriesScene, work: WorkRasters, request: SeriesRequest, da
                            options=request.options if method == request.method else {}, **given)
     result = fuse(fusion, stage(progress, 0.0, 1 - FINISH_SHARE), cancel)
     warnings.extend_unique(f"{date.date}: {w}" for w in result.warnings if "auto takes" not in w)
-    used = tuple(_iso(reference) for reference in pairs)
-    tags = {"STF_DATE": _iso(date.date), "STF_METHOD": result.method, "STF_REFERENCES": ",".join(used)}
+    tags = {"STF_DATE": date.date, "STF_METHOD": result.method, "STF_REFERENCES": ",".join(pairs)}
     done = finish_date(scene, work, raw, date.date, pairs, model, out, tags,
                        stage(progress, 1 - FINISH_SHARE, 1.0), cancel)
-    return DateResult(_iso(date.date), "fused", used, result.method, done.fused, done.reliability, done.restored,
+    return DateResult(date.date, "fused", pairs, result.method, done.fused, done.reliability, done.restored,
                       done.fallback, done.expected_error, done.observed_rmse)
 
 

@@ -30,7 +30,8 @@ class SeriesScene:
     """Readers for the series' coarse and fine images (and their masks), opened once and closed with `stack`."""
 
     def __init__(self, entries: Sequence[Dated], request: SeriesRequest, stack: ExitStack):
-        self.entries = {e.date: e for e in entries}
+        self.entries = {e.day.isoformat(): e for e in entries}
+        """The series' dates by YYYY-MM-DD."""
         self.request, self.stack = request, stack
         first = next((e for e in entries if e.coarse and e.fine), None)
         if first is None:

@@ -48,7 +48,7 @@ def error_model(scene: SeriesScene, references: Dict[str, Restored], work: WorkR
             both = clear & source_clear
             if both.sum() >= 16:
                 error = _rmse(source_fine + coarse - source_coarse, fine, both)
-                pairs.append((_iso(scene, source), _iso(scene, target), float(days), error))
+                pairs.append((source, target, float(days), error))
     coarse_rmse = float(np.mean(coarse_errors)) if coarse_errors else 0.0
     if pairs:
         roots = np.sqrt([p[2] for p in pairs])
@@ -57,10 +57,6 @@ def error_model(scene: SeriesScene, references: Dict[str, Restored], work: WorkR
     else:  # one reference: no evidence of growth; assume the coarse-only error is reached at the largest gap
         per_root_day = coarse_rmse / math.sqrt(max_gap)
     return ErrorModel(per_root_day, coarse_rmse, tuple(pairs))
-
-
-def _iso(scene: SeriesScene, date: str) -> str:
-    return scene.entries[date].day.isoformat()
 
 
 def _view(work: WorkRasters, date: str):

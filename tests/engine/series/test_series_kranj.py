@@ -140,7 +140,7 @@ def test_a_resumed_run_gives_the_files_of_an_uninterrupted_one(tmp_path):
     cancel = threading.Event()
 
     def stop_at_second_date(fraction, message):
-        if message.startswith("2020071"):
+        if message.startswith(dates[1]):
             cancel.set()
 
     interrupted = series(tmp_path / "resumed", hide=(77,), dates=dates)
