@@ -61,6 +61,11 @@ def test_every_coarse_date_gets_a_fused_image_and_a_reliability_map(without_077)
         values, valid = read(date.fused)
         errors = reliability(date.reliability)
         assert valid.mean() > 0.95 and np.isfinite(errors[valid]).all() and (errors[valid] >= 0).all()
+    own = next(d for d in result.dates if d.date == iso(68))  # a date with its own Landsat image keeps it
+    observed, clear = read(landsat(68))
+    fused, _ = read(own.fused)
+    np.testing.assert_allclose(fused[:, clear], observed[:, clear], atol=1e-6)
+    assert (reliability(own.reliability)[clear] == 0).all() and 0 < own.observed_rmse < 0.05
     with rasterio.open(result.stack) as stack:
         assert stack.count == 6 * len(DAYS)
         assert stack.descriptions[6].startswith(iso(DAYS[1]))
