@@ -1,4 +1,5 @@
-"""The fusion dialog: pick layers, method and device, validate, and hand a FusionRequest to whoever runs it.
+"""The fusion dialog: pick layers, method and device, validate, and hand a FusionRequest to whoever runs it; in
+Series mode, a dated series (its dates and their references listed as soon as it is picked) and a SeriesRequest.
 
 The dialog never runs the engine itself; `run_requested` carries the request to the plugin, which starts a task.
 """
@@ -9,16 +10,18 @@ import os
 import tempfile
 import time
 from types import ModuleType
-from typing import Dict, Optional
+from pathlib import Path
+from typing import Dict, Optional, Sequence
 
 from qgis.core import QgsMapLayerProxyModel, QgsProject, QgsSettings, QgsUnitTypes
 from qgis.gui import QgsCollapsibleGroupBox, QgsDoubleSpinBox, QgsFileWidget, QgsMapLayerComboBox, QgsSpinBox
-from qgis.PyQt.QtCore import QSize, pyqtSignal
+from qgis.PyQt.QtCore import QDate, QSize, pyqtSignal
 from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import (
     QApplication,
     QCheckBox,
     QComboBox,
+    QDateEdit,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
@@ -34,13 +37,20 @@ from qgis.PyQt.QtWidgets import (
 
 from .layer_info import describe, file_path
 from .paths import icon_path
+from .results import series_day
 from .wording import in_dialog_terms
 
 SETTINGS = "stf/dialog/"
 TRUTH = "truth"
+SINGLE, SERIES = "single", "series"
+"""The dialog's modes: one target date from layers, or every date of a series."""
+SERIES_FILTER = "Series lists (*.csv);;All files (*)"
+SHOWN_UNUSABLE = 3
+"""Dates without a reference the series summary names; it counts the rest."""
 MAX_HEIGHT = 700
 """Most the dialog asks for (sizeHint), so it fits a 768-pixel-high screen with its title bar; the form scrolls."""
 NOTE_STYLE = "color: palette(mid);"
+ERROR_STYLE = "color: #b00020;"
 
 
 def note(text: str = "") -> QLabel:
@@ -67,6 +77,46 @@ class FormScrollArea(QScrollArea):
         return QSize(content.width() + self.verticalScrollBar().sizeHint().width() + frame, content.height() + frame)
 
 
+def show_row(form: QFormLayout, field: QWidget, visible: bool) -> None:
+    """Show or hide a form row: its field and its label."""
+    label = form.labelForField(field)
+    for widget in (label, field):
+        if widget is not None:
+            widget.setVisible(visible)
+
+
+def plan_summary(planned: Sequence, max_gap: int) -> str:
+    """'3 dates (2020-03-08 to 2020-04-02): 1 with references, 2 without (2020-03-08, 2020-04-02: no fine image
+    within 10 days)' from `plan_series`."""
+    if not planned:
+        return ""
+    count = len(planned)
+    span = f"{planned[0].date} to {planned[-1].date}" if count > 1 else planned[0].date
+    head = f"{count} date{'s' if count != 1 else ''} ({span})"
+    without = [date.date for date in planned if not date.usable]
+    own = sum(1 for date in planned if date.has_fine)
+    own = f"; {own} with a fine image of their own (kept where clear, scored against it)" if own else ""
+    if not without:
+        return f"{head}, all with references{own}"
+    named = ", ".join(without[:SHOWN_UNUSABLE])
+    named += f" and {len(without) - SHOWN_UNUSABLE} more" if len(without) > SHOWN_UNUSABLE else ""
+    return (f"{head}: {count - len(without)} with references, {len(without)} without ({named}: no fine image "
+            f"within {max_gap} days){own}")
+
+
+def plan_details(planned: Sequence) -> str:
+    """One line per date: its references, best first (the tooltip of the summary)."""
+    return "\n".join(f"{date.date}: {', '.join(date.references) or 'no reference'}" for date in planned)
+
+
+def series_name(path: str) -> str:
+    """What names a series: its folder, or its CSV's name (the folder's for a series.csv)."""
+    source = Path(path)
+    if source.suffix.lower() == ".csv":
+        return source.parent.name if source.stem.lower() == "series" else source.stem
+    return source.name
+
+
 def default_output_folder(project: QgsProject) -> str:
     """Beside the saved project, else in the user's temp folder (never a folder QGIS empties on exit)."""
     home = project.homePath()
@@ -74,10 +124,11 @@ def default_output_folder(project: QgsProject) -> str:
 
 
 class FusionDialog(QDialog):
-    """Inputs, method, device and output of one fusion run."""
+    """Inputs, method, device and output of one fusion run, or of a series run (Series mode)."""
 
     run_requested = pyqtSignal(object, object)
-    """Emitted with a validated FusionRequest, and a TrainingRequest or None, when the user presses Run."""
+    """Emitted with a validated FusionRequest, and a TrainingRequest or None, when the user presses Run; in Series
+    mode with a SeriesRequest and None."""
 
     def __init__(self, engine: ModuleType, project: Optional[QgsProject] = None, parent: Optional[QWidget] = None):
         super().__init__(parent)
@@ -98,11 +149,15 @@ class FusionDialog(QDialog):
         self.pickers: Dict[str, QgsMapLayerComboBox] = {}
         self.role_labels: Dict[str, QLabel] = {}
         self.layer_infos: Dict[str, QLabel] = {}
+        self.mask_combos: Dict[str, QComboBox] = {}
+        self.planned = ()
+        self._proposed_output = ""
 
         form = QWidget()
         column = QVBoxLayout(form)
         column.setContentsMargins(0, 0, 0, 0)
         column.addWidget(self._inputs_box())
+        column.addWidget(self._series_box())
         column.addWidget(self._method_box())
         column.addWidget(self._output_box())
         column.addWidget(self._advanced_box())
@@ -112,10 +167,11 @@ class FusionDialog(QDialog):
         self.scroll.setWidgetResizable(True)
         self.scroll.setFrameShape(QFrame.NoFrame)
         layout = QVBoxLayout(self)
+        layout.addLayout(self._mode_row())
         layout.addWidget(self.scroll)
         self.message = QLabel()
         self.message.setWordWrap(True)
-        self.message.setStyleSheet("color: #b00020;")
+        self.message.setStyleSheet(ERROR_STYLE)
         layout.addWidget(self.message)
         self.buttons = QDialogButtonBox(QDialogButtonBox.Close)
         self.run_button = self.buttons.addButton("Run", QDialogButtonBox.AcceptRole)
@@ -126,8 +182,17 @@ class FusionDialog(QDialog):
         self._restore()
         self.method_combo.currentIndexChanged.connect(self._method_changed)
         self.pickers[self.engine.FINE_REFERENCE].layerChanged.connect(self._fine_reference_changed)
+        self.mode_combo.currentIndexChanged.connect(self._mode_changed)
+        self.series_kind.currentIndexChanged.connect(self._series_kind_changed)
+        self.series_path.fileChanged.connect(self._series_changed)
+        self.whole_series.toggled.connect(self._whole_series_toggled)
+        for field in (self.date_from, self.date_to):
+            field.dateChanged.connect(self._plan)
+        self.max_gap.valueChanged.connect(self._plan)
         self._method_changed()
         self._fine_reference_changed()
+        self._series_kind_changed()
+        self._mode_changed()
         self.resize(self.sizeHint())  # else Qt sizes a new window from its layout, past MAX_HEIGHT
 
     def sizeHint(self) -> QSize:  # noqa: N802
@@ -140,8 +205,21 @@ class FusionDialog(QDialog):
 
     # Building the form -------------------------------------------------------------------------------------
 
+    def _mode_row(self) -> QHBoxLayout:
+        self.mode_combo = QComboBox()
+        self.mode_combo.addItem("One date: fuse chosen layers", SINGLE)
+        self.mode_combo.addItem("Series: every coarse date of a dated series", SERIES)
+        self.mode_combo.setToolTip("Series: a fused image and a reliability map per date, shown as layers the "
+                                   "Temporal Controller animates")
+        row = QHBoxLayout()
+        label = QLabel("Mode")
+        label.setBuddy(self.mode_combo)
+        row.addWidget(label)
+        row.addWidget(self.mode_combo, 1)
+        return row
+
     def _inputs_box(self) -> QGroupBox:
-        box = QGroupBox("Input layers")
+        box = self.inputs_box = QGroupBox("Input layers")
         form = QFormLayout(box)
         form.addRow(note("Local raster files; everything is aligned to the fine reference's grid."))
         for role in (*self.engine.ALL_ROLES, TRUTH):
@@ -159,9 +237,74 @@ class FusionDialog(QDialog):
             self.pickers[role], self.role_labels[role], self.layer_infos[role] = picker, label, info
         return box
 
+    def _series_box(self) -> QGroupBox:
+        box = self.series_box = QGroupBox("Series")
+        form = QFormLayout(box)
+        form.addRow(note("A CSV with the columns date, coarse, fine (optionally pan, coarse_mask, fine_mask; fine "
+                         "left empty on coarse-only dates), or a folder of rasters named with a date and coarse, "
+                         "fine, coarse_mask or fine_mask (e.g. 2020-03-08_fine.tif)."))
+        self.series_kind = QComboBox()
+        self.series_kind.addItem("CSV file", QgsFileWidget.GetFile)
+        self.series_kind.addItem("Folder", QgsFileWidget.GetDirectory)
+        self.series_path = QgsFileWidget()
+        self.series_path.setFilter(SERIES_FILTER)
+        row = QHBoxLayout()
+        row.addWidget(self.series_kind)
+        row.addWidget(self.series_path, 1)
+        form.addRow("Series", row)
+        self.series_plan = note()
+        self.series_plan.hide()
+        form.addRow(self.series_plan)
+        self.whole_series = QCheckBox("Whole series")
+        self.date_from, self.date_to = QDateEdit(), QDateEdit()
+        self.dates_fields = QWidget()
+        row = QHBoxLayout(self.dates_fields)
+        row.setContentsMargins(0, 0, 0, 0)
+        for text, field in (("From", self.date_from), ("To", self.date_to)):
+            field.setCalendarPopup(True)
+            field.setDisplayFormat("yyyy-MM-dd")
+            label = QLabel(text)
+            label.setBuddy(field)
+            row.addWidget(label)
+            row.addWidget(field)
+        row.addStretch()
+        dates = QHBoxLayout()
+        dates.addWidget(self.whole_series)
+        dates.addWidget(self.dates_fields, 1)
+        form.addRow("Dates", dates)
+        self.max_gap = QgsSpinBox()
+        self.max_gap.setRange(1, 3660)
+        self.max_gap.setSuffix(" days")
+        self.max_gap.setClearValue(self.engine.DEFAULT_MAX_GAP)
+        self.max_gap.setToolTip("How far from a date its fine references may lie; dates with none are skipped")
+        form.addRow("Max gap", self.max_gap)
+        for role in self.engine.MASK_ROLES:
+            combo = QComboBox()
+            combo.addItem("not set (a mask marks its non-zero pixels)", None)
+            for rule, description in self.engine.MASK_RULES.items():
+                combo.addItem(rule, rule)
+                combo.setItemData(combo.count() - 1, description, 3)  # tooltip
+            combo.setToolTip(f"How the series' {role}_mask rasters are read (pixels marked are not used)")
+            form.addRow(f"{role[0].upper()}{role[1:]} masks", combo)
+            self.mask_combos[role] = combo
+        self.series_scales = QLineEdit()
+        self.series_scales.setPlaceholderText("e.g. fine=1e-4; empty: from the rasters' metadata")
+        self.series_scales.setToolTip("Stored value × scale (+ offset) = reflectance, per role: fine=1e-4 for "
+                                      "reflectance ×10000, fine=2.75e-5:-0.2 for Landsat Collection 2 Level-2")
+        form.addRow("Scales", self.series_scales)
+        self.series_output = QgsFileWidget()
+        self.series_output.setStorageMode(QgsFileWidget.GetDirectory)
+        form.addRow("Output folder", self.series_output)
+        self.overwrite = QCheckBox("Overwrite the dates already fused")
+        self.overwrite.setToolTip("Otherwise a run into a folder with outputs keeps the dates done and fuses the rest")
+        form.addRow("", self.overwrite)
+        form.addRow("", note("Per date: fused_<date>.tif and reliability_<date>.tif (expected error), and "
+                             "series.json and series.vrt for the whole series."))
+        return box
+
     def _method_box(self) -> QGroupBox:
         box = QGroupBox("Method and device")
-        form = QFormLayout(box)
+        form = self.method_form = QFormLayout(box)
         self.method_combo = QComboBox()
         for name, spec in self.methods.items():
             self.method_combo.addItem(name, name)
@@ -220,7 +363,7 @@ class FusionDialog(QDialog):
         return box
 
     def _output_box(self) -> QGroupBox:
-        box = QGroupBox("Output")
+        box = self.output_box = QGroupBox("Output")
         form = QFormLayout(box)
         self.output_folder = QgsFileWidget()
         self.output_folder.setStorageMode(QgsFileWidget.GetDirectory)
@@ -236,7 +379,7 @@ class FusionDialog(QDialog):
 
     def _advanced_box(self) -> QgsCollapsibleGroupBox:
         box = self.advanced = QgsCollapsibleGroupBox("Advanced")
-        form = QFormLayout(box)
+        form = self.advanced_form = QFormLayout(box)
         self.tile = QgsSpinBox()
         self.tile.setRange(0, 16384)
         self.tile.setSingleStep(64)
@@ -319,6 +462,72 @@ class FusionDialog(QDialog):
         )
 
     @property
+    def series_mode(self) -> bool:
+        return self.mode_combo.currentData() == SERIES
+
+    def _mode_changed(self) -> None:
+        """Series mode: the series box instead of the layers and output boxes, and no field a series run does not
+        take (weights, training first, halo)."""
+        series = self.series_mode
+        self.inputs_box.setVisible(not series)
+        self.output_box.setVisible(not series)
+        self.series_box.setVisible(series)
+        for field in (self.weights, self.train_first, self.training_fields):
+            show_row(self.method_form, field, not series)
+        show_row(self.advanced_form, self.halo, not series)
+        self.message.setText("")
+        self._plan()
+
+    def _series_kind_changed(self) -> None:
+        """The browse button picks a CSV file or a folder (a typed path may be either)."""
+        mode = self.series_kind.currentData()
+        self.series_path.setStorageMode(mode)
+        self.series_path.setFilter(SERIES_FILTER if mode == QgsFileWidget.GetFile else "")
+
+    def _series_changed(self) -> None:
+        """A new series: propose an output folder named after it (unless one was chosen), and list its dates."""
+        path = self.series_path.filePath().strip()
+        output = self.series_output.filePath().strip()
+        if path and (not output or output == self._proposed_output):
+            self._proposed_output = os.path.join(default_output_folder(self.project), f"series_{series_name(path)}")
+            self.series_output.setFilePath(self._proposed_output)
+        self._plan()
+
+    def _whole_series_toggled(self) -> None:
+        self.dates_fields.setEnabled(not self.whole_series.isChecked())
+        self._plan()
+
+    def _plan(self) -> None:
+        """Under the series: its dates, which have references within the max gap and which not (the tooltip lists
+        each date's references), or why the series cannot be read. Reads the listing only, no raster."""
+        self.planned = ()
+        path = self.series_path.filePath().strip()
+        if not self.series_mode or not path:
+            self._show_plan("")
+            return
+        try:
+            self.planned = self.engine.plan_series(self.engine.SeriesRequest(**self._series_scope()))
+        except self.engine.StfError as exc:
+            self._show_plan(in_dialog_terms(str(exc), series=True), error=True)
+            return
+        except (OSError, ValueError) as exc:  # e.g. a raster picked as the CSV
+            self._show_plan(f"cannot read the series {path}: {exc}", error=True)
+            return
+        if self.whole_series.isChecked() and self.planned:
+            for field, date in ((self.date_from, self.planned[0].date), (self.date_to, self.planned[-1].date)):
+                day = series_day(date)
+                if day.isValid():
+                    field.blockSignals(True)
+                    field.setDate(day)
+                    field.blockSignals(False)
+        self._show_plan(plan_summary(self.planned, self.max_gap.value()), details=plan_details(self.planned))
+
+    def _show_plan(self, text: str, error: bool = False, details: str = "") -> None:
+        self.series_plan.setStyleSheet(ERROR_STYLE if error else NOTE_STYLE)
+        self.series_plan.setToolTip(details)
+        show_text(self.series_plan, text)
+
+    @property
     def training_first(self) -> bool:
         return self.train_first.isEnabled() and self.train_first.isChecked()
 
@@ -351,6 +560,36 @@ class FusionDialog(QDialog):
             threads=self.threads.value() or None,
             coarse_resolution=self.coarse_resolution.value() or None,
             options=self.engine.parse_options(spec.name, self.method_options.text()) if spec.options else {},
+        )
+
+    def _series_scope(self) -> dict:
+        """Series, output folder, dates and max gap: the SeriesRequest fields `plan_series` reads."""
+        whole = self.whole_series.isChecked()
+        return dict(
+            series=self.series_path.filePath().strip(),
+            output_dir=self.series_output.filePath().strip(),
+            date_from=None if whole else self.date_from.date().toString("yyyy-MM-dd"),
+            date_to=None if whole else self.date_to.date().toString("yyyy-MM-dd"),
+            max_gap=self.max_gap.value(),
+        )
+
+    def build_series_request(self):
+        """The SeriesRequest the Series mode describes (not yet validated); StfError for malformed scales or
+        method options."""
+        spec = self.method
+        scales = self.series_scales.text().strip()
+        return self.engine.SeriesRequest(
+            **self._series_scope(),
+            method=spec.name,
+            mask_rules={role: combo.currentData() for role, combo in self.mask_combos.items() if combo.currentData()},
+            scales=self.engine.parse_scales(scales) if scales else {},
+            coarse_resolution=self.coarse_resolution.value() or None,
+            tile=self.tile.value(),
+            batch=self.batch.value(),
+            device=self.device_combo.currentText(),
+            threads=self.threads.value() or None,
+            options=self.engine.parse_options(spec.name, self.method_options.text()) if spec.options else {},
+            overwrite=self.overwrite.isChecked(),
         )
 
     def build_training(self, request):
@@ -388,17 +627,31 @@ class FusionDialog(QDialog):
             return str(exc)
         return None
 
+    def validate_series(self, request) -> Optional[str]:
+        """The first problem a series run would hit before its first date; None when it can start."""
+        if not request.series:
+            return "choose a series: a CSV file or a folder of dated rasters"
+        if not request.output_dir:
+            return "choose an output folder"
+        spec = self.method
+        if spec.needs_weights and not spec.default_weights:
+            return f"{spec.name} needs a weights file, which a series run does not take; choose another method"
+        if not any(date.usable for date in self.engine.plan_series(request)):
+            return f"no date of the series has a fine reference within {request.max_gap} days; raise --max-gap"
+        return None
+
     def run(self) -> None:
+        series = self.series_mode
         try:
-            request = self.build_request()
-            problem = self.validate(request)
+            request = self.build_series_request() if series else self.build_request()
+            problem = self.validate_series(request) if series else self.validate(request)
         except self.engine.StfError as exc:
             problem = str(exc)
-        self.message.setText(f"Cannot run: {in_dialog_terms(problem)}" if problem else "")
+        self.message.setText(f"Cannot run: {in_dialog_terms(problem, series=series)}" if problem else "")
         if problem:
             return
         self._save()
-        self.run_requested.emit(request, self.build_training(request))
+        self.run_requested.emit(request, None if series else self.build_training(request))
         self.accept()
 
     # Persistence -------------------------------------------------------------------------------------------
@@ -427,6 +680,20 @@ class FusionDialog(QDialog):
             matches = [layer for layer in self.project.mapLayers().values() if source and layer.source() == source]
             if matches:
                 picker.setLayer(matches[0])
+        self.mode_combo.setCurrentIndex(max(self.mode_combo.findData(settings.value(SETTINGS + "mode", SINGLE)), 0))
+        series = settings.value(SETTINGS + "series/path", "")
+        self.series_kind.setCurrentIndex(1 if series and os.path.isdir(series) else 0)
+        self.series_path.setFilePath(series)
+        self.series_output.setFilePath(settings.value(SETTINGS + "series/output", ""))
+        self.whole_series.setChecked(settings.value(SETTINGS + "series/whole", True, type=bool))
+        self.dates_fields.setEnabled(not self.whole_series.isChecked())
+        for field, key in ((self.date_from, "from"), (self.date_to, "to")):
+            day = series_day(settings.value(SETTINGS + f"series/{key}", ""))
+            field.setDate(day if day.isValid() else QDate.currentDate())
+        self.max_gap.setValue(int(settings.value(SETTINGS + "series/max_gap", self.engine.DEFAULT_MAX_GAP)))
+        for role, combo in self.mask_combos.items():
+            combo.setCurrentIndex(max(combo.findData(settings.value(SETTINGS + f"series/mask/{role}", "")), 0))
+        self.series_scales.setText(settings.value(SETTINGS + "series/scales", ""))
 
     def _save(self) -> None:
         settings = QgsSettings()
@@ -448,3 +715,13 @@ class FusionDialog(QDialog):
         for role, picker in self.pickers.items():
             layer = picker.currentLayer()
             settings.setValue(SETTINGS + f"layer/{role}", layer.source() if layer else "")
+        settings.setValue(SETTINGS + "mode", self.mode_combo.currentData())
+        settings.setValue(SETTINGS + "series/path", self.series_path.filePath())
+        settings.setValue(SETTINGS + "series/output", self.series_output.filePath())
+        settings.setValue(SETTINGS + "series/whole", self.whole_series.isChecked())
+        settings.setValue(SETTINGS + "series/from", self.date_from.date().toString("yyyy-MM-dd"))
+        settings.setValue(SETTINGS + "series/to", self.date_to.date().toString("yyyy-MM-dd"))
+        settings.setValue(SETTINGS + "series/max_gap", self.max_gap.value())
+        for role, combo in self.mask_combos.items():
+            settings.setValue(SETTINGS + f"series/mask/{role}", combo.currentData() or "")
+        settings.setValue(SETTINGS + "series/scales", self.series_scales.text())

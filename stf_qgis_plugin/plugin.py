@@ -1,4 +1,5 @@
-"""The plugin object QGIS loads: menu and toolbar entry, Processing provider, and starting fusion tasks."""
+"""The plugin object QGIS loads: menu and toolbar entry, Processing provider, and starting fusion (and series)
+tasks."""
 from __future__ import annotations
 
 from typing import List, Optional
@@ -12,14 +13,15 @@ from . import log, results
 from .algorithms.provider import StfProvider
 from .engine_loader import load_engine
 from .paths import icon_path
-from .results import MESSAGE_TITLE, report
-from .task import FusionTask, TaskOutcome
+from .results import MESSAGE_TITLE, report, report_series
+from .task import FusionTask, SeriesTask, TaskOutcome
 
 MENU = "Spatiotemporal Fusion"
 
 
 class StfPlugin:
-    """Raster menu and toolbar action opening the dialog; each Run becomes a FusionTask in QGIS's task manager."""
+    """Raster menu and toolbar action opening the dialog; each Run becomes a FusionTask (a SeriesTask for a
+    SeriesRequest) in QGIS's task manager."""
 
     def __init__(self, iface):
         self.iface = iface
@@ -85,14 +87,22 @@ class StfPlugin:
         self.dialog.raise_()
 
     def start(self, request, training=None) -> FusionTask:
-        """Queue one run (training first when given a TrainingRequest) in QGIS's task manager; its outcome
-        becomes layers or a message."""
-        task = FusionTask(self.status.engine, request, self._finished, training)
+        """Queue one run (training first when given a TrainingRequest; a whole series for a SeriesRequest) in
+        QGIS's task manager; its outcome becomes layers or a message."""
+        if self.is_series(request):
+            task = SeriesTask(self.status.engine, request, self._finished)
+            log.info(f"started the series {request.series} with {request.method}: {request.output_dir}")
+        else:
+            task = FusionTask(self.status.engine, request, self._finished, training)
+            log.info(f"started {request.method}{' after training' if training else ''}: {request.output}")
         self.tasks.append(task)
-        log.info(f"started {request.method}{' after training' if training else ''}: {request.output}")
         QgsApplication.taskManager().addTask(task)
         return task
 
+    def is_series(self, request) -> bool:
+        return isinstance(request, self.status.engine.SeriesRequest)
+
     def _finished(self, outcome: TaskOutcome) -> None:
         self.tasks = [task for task in self.tasks if task.outcome is not outcome]
-        report(outcome, self.iface, QgsProject.instance())
+        reporter = report_series if self.is_series(outcome.request) else report
+        reporter(outcome, self.iface, QgsProject.instance())

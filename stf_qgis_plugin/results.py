@@ -1,24 +1,28 @@
 """Turning a finished run into styled layers in a new group (after the dialog's task, or after `stf:fuse` in
-Processing), keeping the legend's band names current, and reporting the run in the message bar and log."""
+Processing; a series as dated layers the Temporal Controller animates), keeping the legend's band names current,
+and reporting the run in the message bar and log."""
 from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from typing import Dict, List, Optional
 
 from qgis.core import (
     Qgis,
+    QgsDateTimeRange,
     QgsLayerTreeGroup,
     QgsLayerTreeLayer,
     QgsMapLayer,
     QgsProject,
     QgsRasterLayer,
+    QgsRasterLayerTemporalProperties,
 )
 from qgis.PyQt import sip
-from qgis.PyQt.QtCore import QObject, pyqtSlot
+from qgis.PyQt.QtCore import QDate, QDateTime, QObject, QTime, pyqtSlot
 
 from . import log
-from .styling import error_map_name, file_tags, label_legend, style_error_map, style_fused
+from .styling import copy_style, error_map_name, file_tags, label_legend, style_error_map, style_fused
 from .task import TaskOutcome
 from .wording import in_dialog_terms
 
@@ -28,6 +32,8 @@ BASELINE = "delta"
 SHOWN_ERROR_MAPS = ("rms_error", "coarse_residual_rms")
 """The error map switched on in a result group: the first of these the run wrote (else its first map); the
 others are added switched off with their legends collapsed."""
+RELIABILITY_GROUP = "reliability"
+"""The subgroup of a series group holding the reliability maps (switched off: the fused dates show)."""
 
 
 def add_result_layers(result, project: QgsProject, canvas=None) -> QgsLayerTreeGroup:
@@ -201,10 +207,7 @@ def report(outcome: TaskOutcome, iface, project: QgsProject) -> None:
     warnings (e.g. a model that does not beat delta) as warnings. Engine messages name the dialog's fields."""
     bar = iface.messageBar()
     if outcome.result is None:
-        level = Qgis.Warning if outcome.cancelled else Qgis.Critical
-        reason = in_dialog_terms(outcome.reason or "")
-        log.error(f"fusion failed: {reason}" + (f"\n{outcome.details}" if outcome.details else ""))
-        bar.pushMessage(MESSAGE_TITLE, f"not run: {reason}", level, 0)
+        report_failure(outcome, bar)
         return
     result = outcome.result
     try:
@@ -232,3 +235,161 @@ def report(outcome: TaskOutcome, iface, project: QgsProject) -> None:
     bar.pushMessage(MESSAGE_TITLE, f"{summary} (paths in the log panel, STF)", Qgis.Success, 15)
     for warning in training_warnings:
         bar.pushMessage(MESSAGE_TITLE, warning, Qgis.Warning, 0)
+
+
+def report_failure(outcome: TaskOutcome, bar, series: bool = False, note: str = "") -> None:
+    """The one-line reason (and `note`) in the message bar, with the details in the log panel."""
+    level = Qgis.Warning if outcome.cancelled else Qgis.Critical
+    reason = in_dialog_terms(outcome.reason or "", series=series)
+    log.error(f"fusion failed: {reason}" + (f"\n{outcome.details}" if outcome.details else ""))
+    bar.pushMessage(MESSAGE_TITLE, f"not run: {reason}" + (f"; {note}" if note else ""), level, 0)
+
+
+# Series ------------------------------------------------------------------------------------------------------
+
+
+def series_day(text: str) -> QDate:
+    """A series date as the engine reads it (2020-03-08, 20200308, or 2020068: year and day of year) as a QDate;
+    an invalid QDate for anything else."""
+    text = text.strip()
+    if len(text) == 7 and text.isdigit():
+        start = QDate(int(text[:4]), 1, 1)
+        return start.addDays(int(text[4:]) - 1) if 1 <= int(text[4:]) <= start.daysInYear() else QDate()
+    return QDate.fromString(text, "yyyyMMdd" if text.isdigit() else "yyyy-MM-dd")
+
+
+def set_date(layer: QgsRasterLayer, date: str) -> bool:
+    """Give the layer its date as a fixed temporal range (the whole day), so the Temporal Controller shows it on
+    that date only; False when the date cannot be read."""
+    day = series_day(date)
+    if not day.isValid():
+        return False
+    properties = layer.temporalProperties()
+    properties.setMode(QgsRasterLayerTemporalProperties.ModeFixedTemporalRange)
+    properties.setFixedTemporalRange(
+        QgsDateTimeRange(QDateTime(day, QTime(0, 0)), QDateTime(day, QTime(23, 59, 59, 999)))
+    )
+    properties.setIsActive(True)
+    return True
+
+
+def status_counts(result) -> Dict[str, int]:
+    """How many dates were fused, kept (done by an earlier run) and skipped (no usable reference)."""
+    counts = Counter(date.status for date in result.dates)
+    return {status: counts.get(status, 0) for status in ("fused", "kept", "skipped")}
+
+
+def series_summary(result, requested: str = "") -> str:
+    """'series kranj: 2 date(s) fused, 1 kept, 0 skipped in 3.1 s; auto ran delta (2)'."""
+    counts = status_counts(result)
+    ran = Counter(date.method for date in result.dates if date.status == "fused" and date.method)
+    methods = ", ".join(f"{method} ({count})" for method, count in ran.most_common())
+    if methods and requested and set(ran) != {requested}:
+        methods = f"{requested} ran {methods}"
+    name = os.path.basename(os.path.normpath(result.output_dir))
+    return (
+        f"series {name}: {counts['fused']} date(s) fused, {counts['kept']} kept, {counts['skipped']} skipped in "
+        f"{result.seconds:.1f} s" + (f"; {methods}" if methods else "")
+    )
+
+
+def series_table(result) -> List[str]:
+    """One line per date: date, references, method, expected error (reflectance) and status (with the RMSE
+    against the date's own fine image, and the engine's note, when there are)."""
+    rows = [("date", "references", "method", "expected error", "status")]
+    for date in result.dates:
+        status = date.status
+        if date.observed_rmse is not None:
+            status += f" (observed RMSE {date.observed_rmse:.4g})"
+        if date.note:
+            status += f": {date.note}"
+        error = f"{date.expected_error:.4g}" if date.fused else "-"
+        rows.append((date.date, ", ".join(date.references) or "-", date.method or "-", error, status))
+    widths = [max(len(row[column]) for row in rows) for column in range(4)]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4] for row in rows]
+
+
+def series_group_name(output_dir: str) -> str:
+    return f"STF series {os.path.basename(os.path.normpath(output_dir))}"
+
+
+def add_series_layers(result, project: QgsProject, canvas=None) -> Optional[QgsLayerTreeGroup]:
+    """A group "STF series <folder>" at the top of the layer tree: each date's fused raster (one stretch for
+    all, so the animation compares like with like), then a subgroup "reliability" (switched off) with the
+    reliability maps (one colour ramp for all, from the least reliable date). Every layer has its date as a
+    fixed temporal range for the Temporal Controller. None when no date has a fused raster."""
+    done = [date for date in result.dates if date.fused]
+    if not done:
+        return None
+    fused = {date.date: QgsRasterLayer(date.fused, f"fused {date.date} ({date.method})" if date.method else
+                                       f"fused {date.date}") for date in done}
+    reliability = {date.date: QgsRasterLayer(date.reliability, "reliability") for date in done if date.reliability}
+    invalid = [layer.source() for layer in [*fused.values(), *reliability.values()] if not layer.isValid()]
+    if invalid:
+        raise RuntimeError(f"QGIS could not open the output {invalid[0]}")
+    new_view = has_no_view(project)
+    group = project.layerTreeRoot().insertGroup(0, series_group_name(result.output_dir))
+    first = next(iter(fused.values()))
+    style_fused(first)
+    for index, (date, layer) in enumerate(fused.items()):
+        if layer is not first:
+            copy_style(first, layer)
+        add_dated(layer, date, group, project, expanded=index == 0)
+    if reliability:
+        worst = max(done, key=lambda date: date.expected_error if date.reliability else float("-inf"))
+        style_error_map(reliability[worst.date])
+        maps = group.addGroup(RELIABILITY_GROUP)
+        for date, layer in reliability.items():
+            if date != worst.date:
+                copy_style(reliability[worst.date], layer)
+            layer.setName(error_map_name(layer, f"reliability {date}"))
+            layer.setAbstract(file_tags(layer).get("DESCRIPTION", ""))
+            add_dated(layer, date, maps, project, expanded=False)
+        maps.setItemVisibilityChecked(False)
+        maps.setExpanded(False)
+    group.setItemVisibilityChecked(True)
+    group.setExpanded(True)
+    if new_view:
+        show_on_canvas(first, project, canvas)
+    return group
+
+
+def add_dated(layer: QgsRasterLayer, date: str, group: QgsLayerTreeGroup, project: QgsProject,
+              expanded: bool) -> None:
+    """Date the layer (before it joins the project, so the Temporal Controller sees a temporal layer arrive) and
+    add it at the end of the group, its legend naming the bands."""
+    if not set_date(layer, date):
+        log.warning(f"'{date}' is not a date QGIS reads: {layer.source()} is shown on every date")
+    project.addMapLayer(layer, False)
+    node = QgsLayerTreeLayer(layer)
+    label_legend(node)
+    node.setItemVisibilityChecked(True)
+    node.setExpanded(expanded)
+    group.addChildNode(node)
+    legend_band_names().watch(layer)
+
+
+def report_series(outcome: TaskOutcome, iface, project: QgsProject) -> None:
+    """The series' layers and a summary (dates fused, kept, skipped), the per-date table in the log; or the
+    one-line reason, saying that the dates fused before a cancel or failure stay for the next run."""
+    bar = iface.messageBar()
+    if outcome.result is None:
+        folder = outcome.request.output_dir
+        written = os.path.isdir(folder) and any(name.startswith("fused_") for name in os.listdir(folder))
+        note = f"the dates fused so far stay in {folder}; run the series again to go on" if written else ""
+        report_failure(outcome, bar, series=True, note=note)
+        return
+    result = outcome.result
+    try:
+        group = add_series_layers(result, project, iface.mapCanvas())
+    except RuntimeError as exc:
+        log.error(str(exc))
+        bar.pushMessage(MESSAGE_TITLE, str(exc), Qgis.Critical, 0)
+        return
+    summary = series_summary(result, outcome.request.method)
+    warnings = dict.fromkeys(in_dialog_terms(w, series=True) for w in result.warnings)
+    outputs = [result.manifest, *([result.stack] if result.stack else [])]
+    log.info("\n".join([summary, *series_table(result), *outputs, *(f"warning: {w}" for w in warnings)]))
+    shown = "the Temporal Controller animates it" if group is not None else "no date has a fused image to show"
+    bar.pushMessage(MESSAGE_TITLE, f"{summary}; {shown} (table and paths in the log panel, STF)",
+                    Qgis.Success if group is not None else Qgis.Warning, 15)

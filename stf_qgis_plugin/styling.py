@@ -96,6 +96,16 @@ def style_error_map(layer: QgsRasterLayer, band: int = 1) -> str:
     return kind
 
 
+def copy_style(source: QgsRasterLayer, target: QgsRasterLayer) -> None:
+    """Give `target` the renderer of `source`: the same bands and stretch, or the same colour ramp and range (one
+    look for every date of a series, so its layers compare like with like)."""
+    renderer = source.renderer().clone()
+    if isinstance(renderer, QgsSingleBandPseudoColorRenderer):  # clone() leaves the classification range unset
+        renderer.setClassificationMin(source.renderer().classificationMin())
+        renderer.setClassificationMax(source.renderer().classificationMax())
+    target.setRenderer(renderer)
+
+
 def ramp_kind(layer: QgsRasterLayer) -> Optional[str]:
     """The engine's STF_RAMP tag (diverging, sequential or mask) of a GeoTIFF error map, if it has one."""
     kind = file_tags(layer).get("STF_RAMP")

@@ -1,4 +1,4 @@
-"""The background QgsTask that runs one fusion; it knows nothing about dialogs or layers."""
+"""The background QgsTasks that run one fusion or one series; they know nothing about dialogs or layers."""
 from __future__ import annotations
 
 import os
@@ -35,15 +35,17 @@ class FusionTask(QgsTask):
     """Runs `engine.fuse` off the main thread (after `engine.train` when given a TrainingRequest); progress per
     batch or step, QGIS's cancel mapped to the engine's event."""
 
+    TITLE = "Spatiotemporal fusion"
+
     def __init__(self, engine: ModuleType, request, on_finished: Optional[Callable[[TaskOutcome], None]], training=None):
-        super().__init__(f"Spatiotemporal fusion ({request.method})", QgsTask.CanCancel)
+        super().__init__(f"{self.TITLE} ({request.method})", QgsTask.CanCancel)
         self.engine = engine
         self.request = request
         self.training = training
         self.on_finished = on_finished
         self.outcome = TaskOutcome(request)
         self._cancel = threading.Event()
-        self._created_folders = _missing_folders(request)
+        self._created_folders = _missing_folders(self.output_folders())
         self._new_checkpoint = training.output if training and not os.path.exists(training.output) else None
         self._title = self.description()
         self._started = time.monotonic()
@@ -52,14 +54,7 @@ class FusionTask(QgsTask):
     def run(self) -> bool:
         self._started = time.monotonic()
         try:
-            start = 0.0
-            if self.training is not None:
-                progress = self._stage(0.0, TRAINING_SHARE)
-                self.outcome.training = self.engine.train(self.training, progress=progress, cancel=self._cancel)
-                self.request.weights = self.outcome.training.checkpoint
-                start = TRAINING_SHARE
-            progress = self._stage(start, 1.0)
-            self.outcome.result = self.engine.fuse(self.request, progress=progress, cancel=self._cancel)
+            self.outcome.result = self.work()
             return True
         except self.engine.FusionCancelled:
             self.outcome.cancelled = True
@@ -70,6 +65,20 @@ class FusionTask(QgsTask):
             self.outcome.reason = f"{type(exc).__name__}: {exc}"
             self.outcome.details = traceback.format_exc()
         return False
+
+    def work(self):
+        """The engine's calls, on the task's thread: training first when asked, then the fusion."""
+        start = 0.0
+        if self.training is not None:
+            progress = self._stage(0.0, TRAINING_SHARE)
+            self.outcome.training = self.engine.train(self.training, progress=progress, cancel=self._cancel)
+            self.request.weights = self.outcome.training.checkpoint
+            start = TRAINING_SHARE
+        return self.engine.fuse(self.request, progress=self._stage(start, 1.0), cancel=self._cancel)
+
+    def output_folders(self) -> List[Optional[str]]:
+        """Where the run writes (a trained checkpoint goes beside the output): what a failed run cleans up."""
+        return [self.request.error_maps_dir, os.path.dirname(os.path.abspath(self.request.output))]
 
     def cancel(self) -> None:
         self._cancel.set()
@@ -109,6 +118,19 @@ class FusionTask(QgsTask):
             self.on_finished(self.outcome)
 
 
+class SeriesTask(FusionTask):
+    """Runs `engine.fuse_series` for a SeriesRequest; a cancelled or failed run leaves the dates it finished
+    (a new run resumes from them) and removes only the folders it created and left empty."""
+
+    TITLE = "Spatiotemporal fusion series"
+
+    def work(self):
+        return self.engine.fuse_series(self.request, progress=self._stage(0.0, 1.0), cancel=self._cancel)
+
+    def output_folders(self) -> List[Optional[str]]:
+        return [os.path.abspath(self.request.output_dir)]
+
+
 def time_left(elapsed: float, fraction: float) -> str:
     """'about 2 min left' from the time so far and the share done; empty until the estimate means something."""
     if fraction < 0.02 or fraction >= 1.0 or elapsed < 2.0:
@@ -121,10 +143,10 @@ def time_left(elapsed: float, fraction: float) -> str:
     return f"about {seconds / 3600:.1f} h left"
 
 
-def _missing_folders(request) -> List[str]:
-    """Folders the run will create (output and error maps; a trained checkpoint goes beside the output), deepest first."""
+def _missing_folders(folders: List[Optional[str]]) -> List[str]:
+    """The folders (and their parents) a run will create, deepest first."""
     created = []
-    for path in (request.error_maps_dir, os.path.dirname(os.path.abspath(request.output))):
+    for path in folders:
         while path and not os.path.exists(path) and path not in created:
             created.append(path)
             path = os.path.dirname(path)

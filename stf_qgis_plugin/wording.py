@@ -22,6 +22,10 @@ DIALOG_TERMS = (
     (r"--patch\b", "the training 'Patch'"),
     (r"--minutes\b", "the training 'Time budget'"),
     (r"--device\b", "'Device'"),
+    (r"--max-gap\b", "Series → 'Max gap'"),
+    (r"--from\b", "Series → 'From'"),
+    (r"--to\b", "Series → 'To'"),
+    (r"--overwrite\b", "Series → 'Overwrite the dates already fused'"),
     (r"--method (\w+)", r"the method '\1'"),
     (r"--method\b", "'Method'"),
     (r"with --bands \(e\.g\. --bands ([\d,]+)\)",
@@ -35,10 +39,14 @@ DIALOG_TERMS = (
      "0.0001, or GDAL's Translate with the extra option -a_scale 0.0001)"),
 )
 """The one mapping from command-line flags to the dialog's fields."""
+SERIES_TERMS = (
+    (r"--scale(?: (?:[a-z_-]+=)?[0-9][0-9.e:+-]*)?", "Series → 'Scales'"),
+)
+"""What the Series mode has a field for where the single-date form has none; applied before DIALOG_TERMS."""
 
 
-def in_dialog_terms(text: str) -> str:
-    """An engine message as the dialog and the message bar show it."""
-    for pattern, replacement in DIALOG_TERMS:
+def in_dialog_terms(text: str, series: bool = False) -> str:
+    """An engine message as the dialog and the message bar show it (`series`: about a series run)."""
+    for pattern, replacement in (*SERIES_TERMS, *DIALOG_TERMS) if series else DIALOG_TERMS:
         text = re.sub(pattern, replacement, text)
     return text

@@ -75,6 +75,14 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         """The THREADS parameter as the requests take it: None when unset."""
         return self.optional_number(parameters, THREADS, context, int)
 
+    def parsed(self, parse: Callable, *args):
+        """An engine parser's value (options, scales, mask rules from a string parameter); its one-line error
+        becomes a Processing error."""
+        try:
+            return parse(*args)
+        except self.engine.StfError as exc:
+            raise QgsProcessingException(str(exc)) from None
+
     def call_engine(self, function: Callable, request, feedback: QgsProcessingFeedback):
         """Run an engine entry point with Processing's progress and cancel; engine errors become Processing errors."""
         progress, cancel = engine_callbacks(feedback)

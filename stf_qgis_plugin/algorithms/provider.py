@@ -8,6 +8,7 @@ from ..engine_loader import EngineStatus
 from ..paths import icon_path
 from .evaluate import EvaluateAlgorithm
 from .fuse import FuseAlgorithm
+from .fuse_series import FuseSeriesAlgorithm
 from .train import TrainAlgorithm
 
 
@@ -33,5 +34,5 @@ class StfProvider(QgsProcessingProvider):
     def loadAlgorithms(self) -> None:  # noqa: N802
         if not self.status.ok:
             return
-        for algorithm in (FuseAlgorithm, EvaluateAlgorithm, TrainAlgorithm):
+        for algorithm in (FuseAlgorithm, FuseSeriesAlgorithm, EvaluateAlgorithm, TrainAlgorithm):
             self.addAlgorithm(algorithm(self.status.engine))
