@@ -25,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"one of: {', '.join(list_methods())} (default {DEFAULT_METHOD})")
     parser.add_argument("--weights", help="checkpoint file for deep models")
     parser.add_argument("--out", required=True, help="output GeoTIFF")
+    parser.add_argument("--cog", action="store_true",
+                        help="write a Cloud Optimized GeoTIFF (internal overviews; one more pass over the output)")
     parser.add_argument("--error-maps", metavar="DIR", help="write error maps (GeoTIFF) into DIR")
     parser.add_argument("--truth", metavar="T", help="fine image at the target date: adds error-vs-truth maps")
     parser.add_argument("--uncertainty", action="store_true", help="add the prediction-spread map (slower)")
@@ -73,6 +75,7 @@ def request_from(args) -> FusionRequest:
         coarse_shift=float_pair(args.coarse_shift) if args.coarse_shift else None,
         register=args.register,
         options=parse_options(args.method, args.option),
+        cog=args.cog,
     )
 
 

@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how coarse or fine mask rasters are decoded: "
                              + "; ".join(f"{name}: {text}" for name, text in MASK_RULES.items())
                              + " (default nonzero)")
+    parser.add_argument("--cog", action="store_true",
+                        help="write the fused images as Cloud Optimized GeoTIFFs (internal overviews)")
     parser.add_argument("--overwrite", action="store_true",
                         help="fuse again the dates already written (default: resume after them)")
     tiles = parser.add_argument_group("tiling and device")
@@ -65,6 +67,7 @@ def request_from(args) -> SeriesRequest:
         threads=args.threads,
         options=parse_options(args.method, args.option),
         overwrite=args.overwrite,
+        cog=args.cog,
     )
 
 

@@ -65,6 +65,8 @@ class FusionRequest:
     """Estimate coarse_shift by correlating the coarse and fine content (ignored when coarse_shift is set)."""
     options: Union[Dict[str, object], str, Sequence[str]] = field(default_factory=dict)
     """Method parameters (e.g. STARFM's window) as values or text, checked against the method's declared options."""
+    cog: bool = False
+    """Write the fused image as a Cloud Optimized GeoTIFF (internal overviews; a second pass over the file)."""
 
     def inputs(self) -> Dict[str, str]:
         """The roles that were given, mapped to their paths."""

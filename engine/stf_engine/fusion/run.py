@@ -80,6 +80,7 @@ def _create_output(plan: Plan, outputs: PendingOutputs, choice: Optional[Choice]
         descriptions=fine.descriptions,
         tags=tags,
         units=fine.units,
+        cog=plan.request.cog,
     )
 
 

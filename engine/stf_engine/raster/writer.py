@@ -9,6 +9,7 @@ from typing import Dict, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 import rasterio
+import rasterio.shutil
 from rasterio.windows import Window
 
 from ..core.outputs import why_write_failed
@@ -18,6 +19,7 @@ from .grid import Grid
 from .reader import Units
 
 BLOCK = 256
+COG_BLOCK = 512
 
 
 def compression() -> str:
@@ -94,11 +96,12 @@ class GeoTiffWriter:
     """
 
     def __init__(self, path: str, profile: Dict, descriptions: Optional[Sequence[str]], tags: Dict[str, str],
-                 units: Optional[Units] = None):
+                 units: Optional[Units] = None, cog: bool = False):
         """`units`: the stored values' scale and offset, written as GDAL band metadata (so the file says what it
-        holds) unless they are the identity."""
+        holds) unless they are the identity. `cog`: rewritten as a Cloud Optimized GeoTIFF when complete."""
         self.path = os.path.abspath(path)
         self.profile = profile
+        self.cog = cog
         folder = os.path.dirname(self.path)
         self.partial = os.path.join(folder, f".{os.path.basename(self.path)}.{secrets.token_hex(4)}.partial.tif")
         with self._checked("create"):
@@ -134,6 +137,18 @@ class GeoTiffWriter:
                                min(BLOCK, written.width), min(BLOCK, written.height))
                 written.read(window=block)
 
+    def to_cog(self) -> None:
+        """Rewrite the finished partial file as a Cloud Optimized GeoTIFF (internal overviews, 512² blocks): a
+        second pass over the file, because a COG's overviews and layout need the whole image first."""
+        plain, self.partial = self.partial, self.partial[: -len(".tif")] + ".cog.tif"
+        try:
+            with self._checked("write"):
+                rasterio.shutil.copy(plain, self.partial, driver="COG", COMPRESS=self.profile["compress"].upper(),
+                                     PREDICTOR="YES", OVERVIEWS="AUTO", BLOCKSIZE=COG_BLOCK, BIGTIFF="IF_SAFER",
+                                     RESAMPLING="AVERAGE", NUM_THREADS="ALL_CPUS")
+        finally:
+            os.remove(plain)
+
     @contextmanager
     def _checked(self, what: str) -> Iterator[None]:
         with gdal_errors() as errors:
@@ -165,8 +180,9 @@ class PendingOutputs:
         descriptions: Optional[Sequence[str]] = None,
         tags: Optional[Dict[str, str]] = None,
         units: Optional[Units] = None,
+        cog: bool = False,
     ) -> GeoTiffWriter:
-        writer = GeoTiffWriter(path, geotiff_profile(grid, count, dtype, nodata), descriptions, tags or {}, units)
+        writer = GeoTiffWriter(path, geotiff_profile(grid, count, dtype, nodata), descriptions, tags or {}, units, cog)
         self.writers.append(writer)
         return writer
 
@@ -179,6 +195,8 @@ class PendingOutputs:
                 writer.close()
             if exc_type is None:
                 for writer in self.writers:
+                    if writer.cog:
+                        writer.to_cog()
                     writer.verify()
                 for writer in self.writers:
                     os.replace(writer.partial, writer.path)

@@ -58,7 +58,8 @@ def finish_date(scene: SeriesScene, work: WorkRasters, raw: str, date: str, refe
     raw_name = os.path.splitext(os.path.basename(raw))[0]
     with PendingOutputs() as outputs:
         fused = outputs.create(fused_path, scene.grid, scene.bands, scene.encoding.dtype, scene.encoding.output_nodata,
-                               descriptions=scene.encoding.descriptions, tags=tags, units=scene.encoding.units)
+                               descriptions=scene.encoding.descriptions, tags=tags, units=scene.encoding.units,
+                               cog=scene.request.cog)
         reliability = outputs.create(reliability_path, scene.grid, 1, "float32", float("nan"),
                                      descriptions=("expected error (reflectance)",),
                                      tags={"UNITS": "reflectance", "STF_DATE": day.isoformat()})

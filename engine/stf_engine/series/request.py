@@ -37,6 +37,8 @@ class SeriesRequest:
     device: str = "auto"
     threads: Optional[int] = None
     options: Union[Dict[str, object], str, Sequence[str]] = field(default_factory=dict)
+    cog: bool = False
+    """Write the fused images as Cloud Optimized GeoTIFFs (internal overviews; a second pass over each file)."""
     overwrite: bool = False
     """Fuse again the dates whose outputs exist; otherwise a re-run resumes where the last one stopped."""
 
