@@ -1,0 +1,145 @@
+"""Processing algorithm `stf:fuse_series`: a fused image and a reliability map for every coarse date of a series."""
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessingException,
+    QgsProcessingOutputFile,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
+)
+
+from .. import results
+from .common import EngineAlgorithm, threads_parameter
+
+SERIES_FILTER = "Series lists (*.csv);;All files (*.*)"
+INTEGER = QgsProcessingParameterNumber.Integer
+COUNTS = {"FUSED_DATES": "fused", "KEPT_DATES": "kept", "SKIPPED_DATES": "skipped"}
+"""Output → the date status it counts."""
+
+
+class FuseSeriesAlgorithm(EngineAlgorithm):
+    """Fuse every coarse date of a dated series with its nearest fine references (quality masks applied)."""
+
+    def __init__(self, engine):
+        super().__init__(engine)
+        self.enums = {"METHOD": list(engine.list_methods()), "DEVICE": list(engine.DEVICES)}
+
+    def name(self) -> str:
+        return "fuse_series"
+
+    def displayName(self) -> str:  # noqa: N802
+        return "Fuse a series"
+
+    def shortHelpString(self) -> str:  # noqa: N802
+        rules = "".join(f"<li><b>{name}</b>: {text}</li>" for name, text in self.engine.MASK_RULES.items())
+        return (
+            "Predicts the fine image of every coarse date in the series (or between DATE_FROM and DATE_TO) from the "
+            "nearest fine references within MAX_GAP days, one on each side where there is one. The series is "
+            "SERIES, a CSV with the columns date, coarse, fine (optionally pan, coarse_mask, fine_mask; paths "
+            "relative to the CSV; a date with only a coarse image leaves fine empty), or SERIES_FOLDER, a folder "
+            "of rasters named with a date and coarse/fine/pan/coarse_mask/fine_mask (or holding a series.csv). "
+            "OUTPUT_FOLDER gets fused_&lt;date&gt;.tif and reliability_&lt;date&gt;.tif (expected error in "
+            "reflectance) per date, series.json (MANIFEST) and series.vrt (STACK); a run into a folder with "
+            "outputs resumes (the dates done are kept) unless OVERWRITE is set. MASK_RULES decode the masks, e.g. "
+            f"'fine=landsat-qa, coarse=modis-state':<ul>{rules}</ul>SCALES turn stored values into reflectance, "
+            "e.g. 'fine=1e-4' for Landsat stored ×10000. METHOD and DEVICE also accept the option's name."
+        )
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(
+            QgsProcessingParameterFile(
+                "SERIES", "Series list (CSV: date, coarse, fine[, pan, coarse_mask, fine_mask])", optional=True,
+                fileFilter=SERIES_FILTER,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterFile(
+                "SERIES_FOLDER", "Or a folder of dated rasters (instead of the CSV)",
+                QgsProcessingParameterFile.Folder, optional=True,
+            )
+        )
+        methods = self.enums["METHOD"]
+        default = methods.index(self.engine.DEFAULT_SERIES_METHOD)
+        self.addParameter(QgsProcessingParameterEnum("METHOD", "Method", methods, defaultValue=default))
+        for key, label in (("DATE_FROM", "First date, e.g. 2020-03-08 (unset = the series' first)"),
+                           ("DATE_TO", "Last date (unset = the series' last)")):
+            self.addParameter(QgsProcessingParameterString(key, label, optional=True))
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                "MAX_GAP", "Days a fine reference may lie from the date it predicts", INTEGER,
+                self.engine.DEFAULT_MAX_GAP, minValue=1,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterString(
+                "MASK_RULES", "Mask rules, e.g. fine=landsat-qa, coarse=modis-state (unset = nonzero)", optional=True
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterString("SCALES", "Scales to reflectance, e.g. fine=1e-4 or fine=2.75e-5:-0.2",
+                                         optional=True)
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                "COARSE_RESOLUTION", "Real coarse pixel size in fine-grid units (unset = from the raster)",
+                QgsProcessingParameterNumber.Double, None, True, 0,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterString("OPTIONS", "Method options: key=value pairs, e.g. window=15", optional=True)
+        )
+        self.addParameter(QgsProcessingParameterEnum("DEVICE", "Device", self.enums["DEVICE"], defaultValue=0))
+        self.addParameter(threads_parameter())
+        self.addParameter(
+            QgsProcessingParameterBoolean("OVERWRITE", "Fuse again the dates already in the output folder", False)
+        )
+        self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Output folder"))
+        self.addOutput(QgsProcessingOutputFile("MANIFEST", "Manifest (series.json)"))
+        self.addOutput(QgsProcessingOutputFile("STACK", "Every fused date in one raster (series.vrt)"))
+        self.addOutput(QgsProcessingOutputNumber("FUSED_DATES", "Dates fused by this run"))
+        self.addOutput(QgsProcessingOutputNumber("KEPT_DATES", "Dates kept from an earlier run"))
+        self.addOutput(QgsProcessingOutputNumber("SKIPPED_DATES", "Dates skipped (no fine reference within MAX_GAP)"))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        parameters = self.by_index(parameters)
+        listing = self.parameterAsFile(parameters, "SERIES", context)
+        folder = self.parameterAsFile(parameters, "SERIES_FOLDER", context)
+        if bool(listing) == bool(folder):
+            raise QgsProcessingException("give the series as SERIES (a CSV) or as SERIES_FOLDER, not both"
+                                         if listing else "give the series: SERIES (a CSV) or SERIES_FOLDER")
+        method = self.enum_name(parameters, "METHOD", context)
+        text = {key: self.parameterAsString(parameters, key, context).strip()
+                for key in ("DATE_FROM", "DATE_TO", "MASK_RULES", "SCALES", "OPTIONS")}
+        request = self.engine.SeriesRequest(
+            series=listing or folder,
+            output_dir=self.parameterAsString(parameters, "OUTPUT_FOLDER", context),
+            method=method,
+            date_from=text["DATE_FROM"] or None,
+            date_to=text["DATE_TO"] or None,
+            max_gap=self.parameterAsInt(parameters, "MAX_GAP", context),
+            mask_rules=self.parsed(self.engine.parse_mask_rules, text["MASK_RULES"]) if text["MASK_RULES"] else {},
+            scales=self.parsed(self.engine.parse_scales, text["SCALES"]) if text["SCALES"] else {},
+            coarse_resolution=self.optional_number(parameters, "COARSE_RESOLUTION", context),
+            options=self.parsed(self.engine.parse_options, method, text["OPTIONS"]) if text["OPTIONS"] else {},
+            device=self.enum_name(parameters, "DEVICE", context),
+            threads=self.threads(parameters, context),
+            overwrite=self.parameterAsBool(parameters, "OVERWRITE", context),
+        )
+        result = self.call_engine(self.engine.fuse_series, request, feedback)
+        for warning in result.warnings:
+            feedback.pushWarning(warning)
+        for line in results.series_table(result):
+            feedback.pushInfo(line)
+        feedback.pushInfo(results.series_summary(result))
+        counts = results.status_counts(result)
+        return {
+            "OUTPUT_FOLDER": result.output_dir,
+            "MANIFEST": result.manifest,
+            "STACK": result.stack or "",
+            **{key: counts[status] for key, status in COUNTS.items()},
+        }

@@ -1,0 +1,303 @@
+"""Series in QGIS on three real Kranj dates (Landsat on days 068 and 093 with their gaps, MODIS on 068, 077 and
+093): `stf:fuse_series`, the dialog's Series mode, and a series task's dated layers for the Temporal Controller."""
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+
+pytest.importorskip("qgis")
+
+from conftest import wait_for  # noqa: E402
+from helpers.paths import TEST_DATA  # noqa: E402
+from test_plugin_gui import cut_off  # noqa: E402
+from test_plugin_processing import RecordingFeedback  # noqa: E402
+
+KRANJ = TEST_DATA / "kranj"
+DATES = ("2020-03-08", "2020-03-17", "2020-04-02")
+SCALES = "fine=1e-4"
+"""The Landsat files hold reflectance ×10000; MODIS holds 0–1 reflectance."""
+
+
+@pytest.fixture
+def series_csv(tmp_path):
+    """date,coarse,fine with absolute paths; 2020-03-17 has MODIS only (the date the references predict)."""
+    rows = [
+        (DATES[0], KRANJ / "modis" / "modis_2020068.tif", KRANJ / "landsat_unfilled" / "landsat_2020068.tif"),
+        (DATES[1], KRANJ / "modis" / "modis_2020077.tif", ""),
+        (DATES[2], KRANJ / "modis" / "modis_2020093.tif", KRANJ / "landsat_unfilled" / "landsat_2020093.tif"),
+    ]
+    path = tmp_path / "kranj.csv"
+    path.write_text("date,coarse,fine\n" + "".join(f"{d},{c},{f}\n" for d, c, f in rows))
+    return str(path)
+
+
+@pytest.fixture
+def series_settings():
+    """The dialog remembers its mode and series fields: forget them afterwards, so other tests open one date."""
+    from qgis.core import QgsSettings
+
+    from stf_qgis_plugin.dialog import SETTINGS
+
+    yield
+    for key in ("mode", "series"):
+        QgsSettings().remove(SETTINGS + key)
+
+
+def series_parameters(series, output, **changes):
+    parameters = {"SERIES": series, "METHOD": "delta", "COARSE_RESOLUTION": 480, "SCALES": SCALES, "DEVICE": "cpu",
+                  "OUTPUT_FOLDER": str(output)}
+    parameters.update(changes)
+    return parameters
+
+
+def test_fuse_series_writes_every_date_logs_its_table_and_resumes(plugin, series_csv, tmp_path):
+    import processing
+
+    out = tmp_path / "out"
+    feedback = RecordingFeedback()
+    result = processing.run("stf:fuse_series", series_parameters(series_csv, out), feedback=feedback)
+    for date in DATES:
+        assert (out / f"fused_{date}.tif").is_file() and (out / f"reliability_{date}.tif").is_file()
+    assert (result["FUSED_DATES"], result["KEPT_DATES"], result["SKIPPED_DATES"]) == (3, 0, 0)
+    assert (result["OUTPUT_FOLDER"], result["MANIFEST"], result["STACK"]) == (
+        str(out), str(out / "series.json"), str(out / "series.vrt"))
+    header = next(line for line in feedback.lines if line.startswith("date "))
+    assert header.split() == ["date", "references", "method", "expected", "error", "status"]
+    [row] = [line for line in feedback.lines if line.startswith(DATES[1])]
+    assert re.match(r"2020-03-17\s+2020-03-08, 2020-04-02\s+delta\s+0\.\d+\s+fused$", row), row
+    assert any(line.startswith("series out: 3 date(s) fused, 0 kept, 0 skipped") for line in feedback.lines)
+
+    again = processing.run("stf:fuse_series", series_parameters(series_csv, out))  # resumes: nothing left to do
+    assert (again["FUSED_DATES"], again["KEPT_DATES"], again["SKIPPED_DATES"]) == (0, 3, 0)
+
+
+def test_dates_and_max_gap_reach_the_engine_and_a_folder_is_a_series(plugin, tmp_path):
+    """A folder of rasters named with year and day of year; from day 076 with a 10-day gap, 2020-03-17 has its
+    reference (9 days before) and 2020-04-02 none (25 days)."""
+    import processing
+
+    folder = tmp_path / "dated"
+    folder.mkdir()
+    for day in ("068", "077", "093"):
+        shutil.copy(KRANJ / "modis" / f"modis_2020{day}.tif", folder / f"2020{day}_coarse.tif")
+    for day in ("068", "093"):
+        shutil.copy(KRANJ / "landsat_unfilled" / f"landsat_2020{day}.tif", folder / f"2020{day}_fine.tif")
+    parameters = series_parameters(None, tmp_path / "out", SERIES_FOLDER=str(folder), DATE_FROM="2020076",
+                                   MAX_GAP=10)
+    del parameters["SERIES"]
+    result = processing.run("stf:fuse_series", parameters)
+    assert (result["FUSED_DATES"], result["KEPT_DATES"], result["SKIPPED_DATES"]) == (1, 0, 1)
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.tif")) == [
+        "fused_2020-03-17.tif", "reliability_2020-03-17.tif"]
+
+
+def test_bad_mask_rules_are_the_engines_one_line(plugin, series_csv, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException
+
+    engine = plugin.status.engine
+    with pytest.raises(engine.StfError) as expected:
+        engine.parse_mask_rules("fine=clouds")
+    said = str(expected.value)
+    assert said and "\n" not in said
+    with pytest.raises(QgsProcessingException) as raised:
+        processing.run("stf:fuse_series", series_parameters(series_csv, tmp_path / "out", MASK_RULES="fine=clouds"))
+    assert str(raised.value) == said
+    with pytest.raises(QgsProcessingException, match="give the series"):
+        processing.run("stf:fuse_series", series_parameters("", tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+def series_dialog(plugin):
+    """The plugin's dialog in Series mode, its Run captured instead of started: (dialog, emitted)."""
+    plugin.show_dialog()
+    dialog = plugin.dialog
+    dialog.run_requested.disconnect(plugin.start)
+    emitted = []
+    dialog.run_requested.connect(lambda request, training: emitted.append((request, training)))
+    dialog.mode_combo.setCurrentIndex(dialog.mode_combo.findData("series"))
+    return dialog, emitted
+
+
+def test_series_mode_lists_the_dates_and_emits_a_series_request(plugin, series_settings, series_csv, tmp_path):
+    from qgis.PyQt.QtCore import QDate
+
+    from stf_qgis_plugin.dialog import FusionDialog
+
+    engine = plugin.status.engine
+    dialog, emitted = series_dialog(plugin)
+    assert dialog.series_box.isVisibleTo(dialog) and not dialog.inputs_box.isVisibleTo(dialog)
+    assert not dialog.weights.isVisibleTo(dialog) and not dialog.halo.isVisibleTo(dialog)
+    assert dialog.method_combo.isVisibleTo(dialog) and dialog.advanced.isVisibleTo(dialog)
+    dialog.whole_series.setChecked(True)
+    dialog.max_gap.clear()
+    assert dialog.max_gap.value() == engine.DEFAULT_MAX_GAP == 60
+    dialog.series_path.setFilePath(series_csv)
+    assert dialog.series_plan.text() == (
+        "3 dates (2020-03-08 to 2020-04-02), all with references; 2 with a fine image of their own (kept where "
+        "clear, scored against it)")
+    assert "2020-03-17: 2020-03-08, 2020-04-02" in dialog.series_plan.toolTip().splitlines()
+    assert (dialog.date_from.date(), dialog.date_to.date()) == (QDate(2020, 3, 8), QDate(2020, 4, 2))
+    assert dialog.series_output.filePath().endswith("series_kranj")
+    dialog.max_gap.setValue(10)
+    assert dialog.series_plan.text().startswith(
+        "3 dates (2020-03-08 to 2020-04-02): 1 with references, 2 without (2020-03-08, 2020-04-02: no fine image "
+        "within 10 days)")
+
+    dialog.method_combo.setCurrentIndex(dialog.method_combo.findData("delta"))
+    dialog.whole_series.setChecked(False)
+    dialog.date_from.setDate(QDate(2020, 3, 10))
+    assert dialog.series_plan.text().startswith("2 dates (2020-03-17 to 2020-04-02): 1 with references")
+    dialog.mask_combos["fine"].setCurrentIndex(dialog.mask_combos["fine"].findData("landsat-qa"))
+    dialog.series_scales.setText(SCALES)
+    dialog.series_output.setFilePath(str(tmp_path / "out"))
+    dialog.coarse_resolution.setValue(480)
+    dialog.overwrite.setChecked(True)
+    dialog.run()
+    assert dialog.message.text() == ""
+    [(request, training)] = emitted
+    assert isinstance(request, engine.SeriesRequest) and training is None
+    assert (request.series, request.output_dir, request.method) == (series_csv, str(tmp_path / "out"), "delta")
+    assert (request.date_from, request.date_to, request.max_gap) == ("2020-03-10", "2020-04-02", 10)
+    assert request.mask_rules == {"fine": "landsat-qa"} and request.scales == engine.parse_scales(SCALES)
+    assert (request.coarse_resolution, request.overwrite) == (480, True)
+
+    again = FusionDialog(engine)
+    assert again.series_mode and again.series_path.filePath() == series_csv
+    assert again.mask_combos["fine"].currentData() == "landsat-qa" and again.mask_combos["coarse"].currentData() is None
+    assert again.series_plan.text().startswith("2 dates (2020-03-17 to 2020-04-02)")
+
+
+def test_series_mode_shows_the_engines_line_and_refuses_what_cannot_run(plugin, series_settings, series_csv,
+                                                                        tmp_path):
+    from qgis.PyQt.QtCore import QDate
+
+    dialog, emitted = series_dialog(plugin)
+    dialog.series_path.setFilePath(str(tmp_path / "absent.csv"))
+    assert dialog.series_plan.text() == f"series not found: {tmp_path / 'absent.csv'}"
+    dialog.run()
+    assert dialog.message.text() == f"Cannot run: series not found: {tmp_path / 'absent.csv'}"
+
+    dialog.series_path.setFilePath(series_csv)
+    dialog.whole_series.setChecked(False)
+    dialog.date_from.setDate(QDate(2020, 3, 20))
+    dialog.date_to.setDate(QDate(2020, 4, 30))
+    dialog.max_gap.setValue(10)
+    assert dialog.series_plan.text().startswith("1 date (2020-04-02): 0 with references, 1 without")
+    dialog.run()
+    assert dialog.message.text() == (
+        "Cannot run: no date of the series has a fine reference within 10 days; raise Series → 'Max gap'")
+    dialog.max_gap.setValue(60)
+    dialog.series_scales.setText("fine=zero")
+    dialog.run()
+    assert dialog.message.text().startswith("Cannot run: scale fine=zero") and emitted == []
+
+
+def test_series_mode_cuts_no_text_off(plugin, series_settings, series_csv):
+    from qgis.core import QgsApplication
+
+    dialog, _ = series_dialog(plugin)
+    dialog.series_path.setFilePath(series_csv)
+    dialog.message.setText("Cannot run: no date of the series has a fine reference within 10 days")
+    dialog.show()
+    for width in (dialog.sizeHint().width(), dialog.minimumWidth()):
+        dialog.resize(width, dialog.sizeHint().height())
+        QgsApplication.processEvents()
+        assert dialog.height() <= 740 and cut_off(dialog) == [], width
+    dialog.close()
+
+
+def series_groups():
+    from qgis.core import QgsProject
+
+    return [g for g in QgsProject.instance().layerTreeRoot().children() if g.name().startswith("STF series ")]
+
+
+def run_series(plugin, request):
+    outcomes = []
+    task = plugin.start(request)
+    task.taskCompleted.connect(lambda: outcomes.append("completed"))
+    task.taskTerminated.connect(lambda: outcomes.append("terminated"))
+    wait_for(lambda: outcomes and not plugin.tasks)
+    return outcomes[0]
+
+
+def test_a_series_task_loads_dated_layers_for_the_temporal_controller(plugin, qgis_new_project, series_csv, tmp_path,
+                                                                      iface):
+    from qgis.core import (
+        Qgis,
+        QgsDateTimeRange,
+        QgsLayerTreeLayer,
+        QgsMultiBandColorRenderer,
+        QgsRasterLayerTemporalProperties,
+        QgsSingleBandPseudoColorRenderer,
+    )
+    from qgis.PyQt.QtCore import QDate, QDateTime, QTime
+
+    engine = plugin.status.engine
+    request = engine.SeriesRequest(series=series_csv, output_dir=str(tmp_path / "kranj"), method="delta",
+                                   coarse_resolution=480, scales=engine.parse_scales(SCALES), device="cpu")
+    assert run_series(plugin, request) == "completed", iface.messageBar().get_messages(Qgis.Critical)[-1:]
+    [group] = series_groups()
+    assert group.name() == "STF series kranj" and group.isVisible()
+    fused = [node for node in group.children() if isinstance(node, QgsLayerTreeLayer)]
+    [maps] = [node for node in group.children() if not isinstance(node, QgsLayerTreeLayer)]
+    assert [node.layer().name() for node in fused] == [f"fused {date} (delta)" for date in DATES]
+    assert maps.name() == "reliability" and not maps.itemVisibilityChecked()
+    assert [node.layer().source() for node in maps.findLayers()] == [
+        str(tmp_path / "kranj" / f"reliability_{date}.tif") for date in DATES]
+
+    for date, node in zip(DATES * 2, fused + maps.findLayers()):
+        properties = node.layer().temporalProperties()
+        assert properties.isActive() and properties.mode() == QgsRasterLayerTemporalProperties.ModeFixedTemporalRange
+        day = QDate.fromString(date, "yyyy-MM-dd")
+        span = properties.fixedTemporalRange()
+        assert span.begin().date() == span.end().date() == day, (date, span.begin(), span.end())
+        noon = QgsDateTimeRange(QDateTime(day, QTime(12, 0)), QDateTime(day, QTime(13, 0)))
+        next_day = QgsDateTimeRange(QDateTime(day.addDays(1), QTime(12, 0)), QDateTime(day.addDays(1), QTime(13, 0)))
+        assert properties.isVisibleInTemporalRange(noon) and not properties.isVisibleInTemporalRange(next_day)
+
+    renderers = [node.layer().renderer() for node in fused]
+    assert all(isinstance(renderer, QgsMultiBandColorRenderer) for renderer in renderers)
+    stretches = {(r.redContrastEnhancement().minimumValue(), r.redContrastEnhancement().maximumValue())
+                 for r in renderers}
+    assert len(stretches) == 1 and 0 < min(stretches)[0] < min(stretches)[1] < 1, "one stretch for every date"
+    ramps = {(layer.renderer().classificationMin(), layer.renderer().classificationMax())
+             for layer in (node.layer() for node in maps.findLayers())}
+    assert all(isinstance(node.layer().renderer(), QgsSingleBandPseudoColorRenderer) for node in maps.findLayers())
+    assert len(ramps) == 1 and list(ramps)[0][1] > 0, "one colour ramp for every date"
+    assert maps.findLayers()[0].layer().name().startswith(f"reliability {DATES[0]}")
+    message = iface.messageBar().get_messages(Qgis.Success)[-1]
+    assert "series kranj: 3 date(s) fused, 0 kept, 0 skipped" in message and "Temporal Controller" in message
+
+
+def test_a_failed_series_is_one_line_and_adds_nothing(plugin, qgis_new_project, tmp_path, iface):
+    from qgis.core import Qgis
+
+    engine = plugin.status.engine
+    request = engine.SeriesRequest(series=str(tmp_path / "absent.csv"), output_dir=str(tmp_path / "out"))
+    assert run_series(plugin, request) == "terminated"
+    message = iface.messageBar().get_messages(Qgis.Critical)[-1]
+    assert message.endswith(f"not run: series not found: {tmp_path / 'absent.csv'}") and "\n" not in message
+    assert series_groups() == [] and not (tmp_path / "out").exists()
+
+
+def test_cancel_stops_the_series_and_removes_the_folder_it_left_empty(plugin, qgis_new_project, series_csv,
+                                                                     tmp_path, iface):
+    from qgis.core import Qgis
+    from qgis.PyQt.QtCore import Qt
+
+    engine = plugin.status.engine
+    out = tmp_path / "cancelled"
+    request = engine.SeriesRequest(series=series_csv, output_dir=str(out), method="delta", coarse_resolution=480,
+                                   scales=engine.parse_scales(SCALES), device="cpu")
+    outcomes = []
+    task = plugin.start(request)
+    task.taskTerminated.connect(lambda: outcomes.append("terminated"))
+    task.taskCompleted.connect(lambda: outcomes.append("completed"))
+    task.progressChanged.connect(lambda value: task.cancel() if value > 0 else None, Qt.DirectConnection)
+    wait_for(lambda: outcomes and not plugin.tasks)
+    assert outcomes == ["terminated"] and series_groups() == [] and not out.exists()
+    assert iface.messageBar().get_messages(Qgis.Warning)[-1].endswith("not run: cancelled")
