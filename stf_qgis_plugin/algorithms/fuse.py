@@ -98,6 +98,7 @@ class FuseAlgorithm(EngineAlgorithm):
             QgsProcessingParameterString("OPTIONS", "Method options: key=value pairs, e.g. window=15", optional=True)
         )
         self.addParameter(QgsProcessingParameterBoolean("UNCERTAINTY", "Also write the uncertainty (spread) map", False))
+        self.addParameter(QgsProcessingParameterBoolean("COG", "Write a Cloud Optimized GeoTIFF (slower)", False))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Fused raster"))
         self.addParameter(
             QgsProcessingParameterFolderDestination("ERROR_MAPS", "Error maps folder", optional=True, createByDefault=False)
@@ -119,6 +120,7 @@ class FuseAlgorithm(EngineAlgorithm):
             weights=self.parameterAsFile(parameters, "WEIGHTS", context) or None,
             error_maps_dir=self.parameterAsString(parameters, "ERROR_MAPS", context) or None,
             uncertainty=self.parameterAsBool(parameters, "UNCERTAINTY", context),
+            cog=self.parameterAsBool(parameters, "COG", context),
             tile=self.parameterAsInt(parameters, "TILE_SIZE", context),
             halo=halo,
             batch=self.parameterAsInt(parameters, "BATCH", context),

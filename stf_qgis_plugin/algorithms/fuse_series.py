@@ -98,6 +98,7 @@ class FuseSeriesAlgorithm(EngineAlgorithm):
         self.addParameter(
             QgsProcessingParameterBoolean("OVERWRITE", "Fuse again the dates already in the output folder", False)
         )
+        self.addParameter(QgsProcessingParameterBoolean("COG", "Write Cloud Optimized GeoTIFFs (slower)", False))
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Output folder"))
         self.addOutput(QgsProcessingOutputFile("MANIFEST", "Manifest (series.json)"))
         self.addOutput(QgsProcessingOutputFile("STACK", "Every fused date in one raster (series.vrt)"))
@@ -129,6 +130,7 @@ class FuseSeriesAlgorithm(EngineAlgorithm):
             device=self.enum_name(parameters, "DEVICE", context),
             threads=self.threads(parameters, context),
             overwrite=self.parameterAsBool(parameters, "OVERWRITE", context),
+            cog=self.parameterAsBool(parameters, "COG", context),
         )
         result = self.call_engine(self.engine.fuse_series, request, feedback)
         for warning in result.warnings:

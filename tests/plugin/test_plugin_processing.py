@@ -408,3 +408,13 @@ def test_an_output_over_an_input_is_refused_and_the_input_untouched(plugin, samp
     with pytest.raises(QgsProcessingException, match="would overwrite the fine reference"):
         processing.run("stf:fuse", parameters)
     assert hashlib.sha256(fine.read_bytes()).hexdigest() == before
+
+
+def test_cog_writes_a_cloud_optimized_geotiff(plugin, sample_paths, tmp_path):
+    import processing
+    import rasterio
+
+    output = processing.run("stf:fuse", fuse_parameters(sample_paths, tmp_path / "cog.tif", METHOD="delta",
+                                                        COG=True))["OUTPUT"]
+    with rasterio.open(output) as dataset:
+        assert dataset.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
