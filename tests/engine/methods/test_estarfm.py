@@ -75,8 +75,26 @@ def test_estarfm_tiled_equals_whole_and_needs_its_second_pair(tmp_path):
     one_pair = {k: v for k, v in paths.items() if not k.endswith("_2")}
     with pytest.raises(StfError, match="needs a second fine reference"):
         fuse(FusionRequest(output=str(tmp_path / "x.tif"), method="estarfm", **one_pair))
-    told = fuse(FusionRequest(output=str(tmp_path / "d.tif"), method="delta", **paths))
+    told = fuse(FusionRequest(output=str(tmp_path / "d.tif"), method="cubic", **paths))
     assert any("does not use the second fine reference" in warning for warning in told.warnings)
+
+
+def test_delta_with_two_pairs_weights_the_pair_whose_coarse_image_is_closer_to_the_target(tmp_path):
+    f1, f2, f3 = two_pairs(size=48)
+    f2 = 0.8 * f3 + 0.2 * f1  # the target's date looks much more like the second pair's
+    paths = written_pairs(tmp_path, f1, f2, f3)
+    both = fuse(FusionRequest(output=str(tmp_path / "both.tif"), method="delta", tile=16, **paths))
+    whole = fuse(FusionRequest(output=str(tmp_path / "whole.tif"), method="delta", tile=0, **paths))
+    assert not any("second" in warning for warning in both.warnings)
+    c1, c2, c3 = (coarse_on_fine(a, RATIO) for a in (f1, f2, f3))
+    first, second = f1 + c2 - c1, f3 + c2 - c3
+    with rasterio.open(both.output) as a, rasterio.open(whole.output) as b:
+        predicted = a.read()
+        np.testing.assert_allclose(predicted, b.read(), atol=1e-6)  # scene-wide weights: tiling changes nothing
+    weight = float(np.mean((predicted - first) / np.where(np.abs(second - first) > 1e-3, second - first, np.nan),
+                           where=np.abs(second - first) > 1e-3))
+    change_1, change_2 = np.abs(c2 - c1).mean(), np.abs(c2 - c3).mean()
+    assert weight == pytest.approx(change_1 / (change_1 + change_2), abs=0.02) and weight > 0.7
 
 
 def test_starfm_takes_both_pairs_into_one_weighted_mean(tmp_path):
