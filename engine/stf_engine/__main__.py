@@ -3,4 +3,5 @@ import sys
 
 from .cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # Dask's worker processes import this module again and must not run the command
+    sys.exit(main())

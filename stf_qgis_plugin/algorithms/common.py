@@ -11,12 +11,14 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
 )
 
 from ..layer_info import file_path
 
 CHECKPOINTS = "STF checkpoints (*.pt);;All files (*.*)"
 THREADS = "THREADS"
+SCHEDULER = "SCHEDULER"
 
 
 def threads_parameter() -> QgsProcessingParameterDefinition:
@@ -25,6 +27,14 @@ def threads_parameter() -> QgsProcessingParameterDefinition:
         THREADS, "CPU threads (unset = the number of physical cores)", QgsProcessingParameterNumber.Integer,
         None, True, 1,
     )
+    parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+    return parameter
+
+
+def scheduler_parameter() -> QgsProcessingParameterDefinition:
+    """SCHEDULER: the address of a running Dask scheduler to predict on (advanced; unset = this process)."""
+    parameter = QgsProcessingParameterString(
+        SCHEDULER, "Dask scheduler address (e.g. tcp://10.0.0.5:8786; unset = run here)", optional=True)
     parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
     return parameter
 
@@ -74,6 +84,10 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
     def threads(self, parameters: Dict, context):
         """The THREADS parameter as the requests take it: None when unset."""
         return self.optional_number(parameters, THREADS, context, int)
+
+    def scheduler(self, parameters: Dict, context):
+        """The SCHEDULER parameter as the requests take it: None when unset."""
+        return self.parameterAsString(parameters, SCHEDULER, context).strip() or None
 
     def parsed(self, parse: Callable, *args):
         """An engine parser's value (options, scales, mask rules from a string parameter); its one-line error

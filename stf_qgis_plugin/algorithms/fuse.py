@@ -17,7 +17,7 @@ from qgis.core import (
 )
 
 from .. import results
-from .common import CHECKPOINTS, EngineAlgorithm, threads_parameter
+from .common import CHECKPOINTS, EngineAlgorithm, scheduler_parameter, threads_parameter
 
 LAYERS = {
     "COARSE_TARGET": ("coarse_target", "Coarse image at the target date", False),
@@ -75,6 +75,7 @@ class FuseAlgorithm(EngineAlgorithm):
         )
         self.addParameter(QgsProcessingParameterEnum("DEVICE", "Device", self.enums["DEVICE"], defaultValue=0))
         self.addParameter(threads_parameter())
+        self.addParameter(scheduler_parameter())
         self.addParameter(
             QgsProcessingParameterNumber(
                 "TILE_SIZE", "Tile size in pixels (0 = whole raster)", INTEGER, self.engine.DEFAULT_TILE, minValue=0
@@ -126,6 +127,7 @@ class FuseAlgorithm(EngineAlgorithm):
             batch=self.parameterAsInt(parameters, "BATCH", context),
             device=self.enum_name(parameters, "DEVICE", context),
             threads=self.threads(parameters, context),
+            scheduler=self.scheduler(parameters, context),
             coarse_resolution=self.optional_number(parameters, "COARSE_RESOLUTION", context),
             **paths,
         )

@@ -14,7 +14,7 @@ from qgis.core import (
 )
 
 from .. import results
-from .common import EngineAlgorithm, threads_parameter
+from .common import EngineAlgorithm, scheduler_parameter, threads_parameter
 
 SERIES_FILTER = "Series lists (*.csv);;All files (*.*)"
 INTEGER = QgsProcessingParameterNumber.Integer
@@ -95,6 +95,7 @@ class FuseSeriesAlgorithm(EngineAlgorithm):
         )
         self.addParameter(QgsProcessingParameterEnum("DEVICE", "Device", self.enums["DEVICE"], defaultValue=0))
         self.addParameter(threads_parameter())
+        self.addParameter(scheduler_parameter())
         self.addParameter(
             QgsProcessingParameterBoolean("OVERWRITE", "Fuse again the dates already in the output folder", False)
         )
@@ -129,6 +130,7 @@ class FuseSeriesAlgorithm(EngineAlgorithm):
             options=self.parsed(self.engine.parse_options, method, text["OPTIONS"]) if text["OPTIONS"] else {},
             device=self.enum_name(parameters, "DEVICE", context),
             threads=self.threads(parameters, context),
+            scheduler=self.scheduler(parameters, context),
             overwrite=self.parameterAsBool(parameters, "OVERWRITE", context),
             cog=self.parameterAsBool(parameters, "COG", context),
         )

@@ -1,6 +1,7 @@
 """`stf:fuse` from processing.run (method by name or index), in batch runs and inside a Graphical Modeler model."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 pytest.importorskip("qgis")
@@ -418,3 +419,26 @@ def test_cog_writes_a_cloud_optimized_geotiff(plugin, sample_paths, tmp_path):
                                                         COG=True))["OUTPUT"]
     with rasterio.open(output) as dataset:
         assert dataset.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+
+
+def test_scheduler_runs_the_tiles_on_a_running_dask_cluster(plugin, small_scene, tmp_path):
+    """SCHEDULER: Processing predicts on an existing cluster (QGIS cannot start worker processes itself)."""
+    import processing
+
+    distributed = pytest.importorskip("distributed")
+    parameters = {"COARSE_TARGET": small_scene["coarse_target"], "FINE_REFERENCE": small_scene["fine_reference"],
+                  "COARSE_REFERENCE": small_scene["coarse_reference"], "COARSE_RESOLUTION": 250, "METHOD": "starfm",
+                  "THREADS": 1}
+    alone = processing.run("stf:fuse", {**parameters, "OUTPUT": str(tmp_path / "alone.tif")})["OUTPUT"]
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        spread = processing.run("stf:fuse", {**parameters, "SCHEDULER": cluster.scheduler_address,
+                                             "OUTPUT": str(tmp_path / "spread.tif")})["OUTPUT"]
+    np.testing.assert_array_equal(read_all(alone), read_all(spread))
+
+
+def read_all(path):
+    import rasterio
+
+    with rasterio.open(path) as dataset:
+        return dataset.read()

@@ -53,6 +53,14 @@ def add_threads_argument(parser) -> None:
                         help="CPU threads (default: the number of physical cores)")
 
 
+def add_cluster_arguments(parser) -> None:
+    """--workers and --scheduler: predict on Dask distributed (tiles, or dates in a series, as tasks)."""
+    group = parser.add_argument_group("scale-out (Dask distributed)")
+    group.add_argument("--workers", type=int, metavar="N", help="start a local Dask cluster of N worker processes")
+    group.add_argument("--scheduler", metavar="ADDRESS",
+                       help="use a running Dask scheduler, e.g. tcp://10.0.0.5:8786 (workers must see the same paths)")
+
+
 def int_list(text: str) -> Tuple[int, ...]:
     """'3,2,1' → (3, 2, 1)."""
     try:

@@ -7,7 +7,7 @@ from .. import (
     DEFAULT_BATCH, DEFAULT_METHOD, DEFAULT_TILE, DEVICES, PRECISIONS, FusionRequest, StfError, fuse, list_methods,
     parse_options, parse_scales,
 )
-from .common import add_threads_argument, add_unit_arguments, float_pair, int_list, progress_bar
+from .common import add_cluster_arguments, add_threads_argument, add_unit_arguments, float_pair, int_list, progress_bar
 
 NAME = "fuse"
 HELP = "fuse a coarse target with a fine reference into a fine image"
@@ -37,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tiles.add_argument("--batch", type=int, default=DEFAULT_BATCH, help=f"tiles per batch (default {DEFAULT_BATCH})")
     tiles.add_argument("--device", default=DEVICES[0], choices=DEVICES)
     add_threads_argument(tiles)
+    add_cluster_arguments(parser)
     tiles.add_argument("--precision", default=PRECISIONS[0], choices=PRECISIONS, help="autocast on CUDA")
     units = add_unit_arguments(parser)
     units.add_argument("--register", action="store_true",
@@ -76,6 +77,8 @@ def request_from(args) -> FusionRequest:
         register=args.register,
         options=parse_options(args.method, args.option),
         cog=args.cog,
+        workers=args.workers,
+        scheduler=args.scheduler,
     )
 
 

@@ -7,7 +7,7 @@ from .. import (
     DEFAULT_BATCH, DEFAULT_MAX_GAP, DEFAULT_SERIES_METHOD, DEFAULT_TILE, DEVICES, MASK_RULES, SeriesRequest,
     fuse_series, list_methods, parse_mask_rules, parse_options, parse_scales,
 )
-from .common import add_threads_argument, add_unit_arguments, int_list, progress_bar
+from .common import add_cluster_arguments, add_threads_argument, add_unit_arguments, int_list, progress_bar
 
 NAME = "fuse-series"
 HELP = "fuse every coarse date of a series (masks, references on both sides, reliability maps)"
@@ -39,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tiles.add_argument("--batch", type=int, default=DEFAULT_BATCH, help=f"tiles per batch (default {DEFAULT_BATCH})")
     tiles.add_argument("--device", default=DEVICES[0], choices=DEVICES)
     add_threads_argument(tiles)
+    add_cluster_arguments(parser)
     units = add_unit_arguments(parser)
     units.add_argument("--register", action="store_true", help="correct the coarse rasters' misregistration")
     units.add_argument("--resampling", choices=["bilinear", "cubic", "nearest", "lanczos"], default="bilinear",
@@ -68,6 +69,8 @@ def request_from(args) -> SeriesRequest:
         options=parse_options(args.method, args.option),
         overwrite=args.overwrite,
         cog=args.cog,
+        workers=args.workers,
+        scheduler=args.scheduler,
     )
 
 

@@ -23,7 +23,7 @@ from ..errors import StfError
 from ..inputs.aligned import AlignedInputs, open_inputs
 from ..methods.catalog import get_method, resolved_options
 from ..methods.contract import MethodContext, MethodSpec
-from .request import ERROR_MAP_NAMES, FusionRequest
+from .request import ERROR_MAP_NAMES, FusionRequest, check_cluster
 
 
 WORKING_ARRAYS = 16
@@ -99,6 +99,7 @@ def check_rules(request: FusionRequest, weights_from_training: bool = False) -> 
         raise StfError(f"coarse bands are numbered from 1, got {','.join(map(str, request.bands)) or 'none'}")
     if request.threads is not None and request.threads < 1:
         raise StfError(f"threads must be at least 1, got {request.threads}")
+    check_cluster(request)
     if request.precision not in PRECISIONS:
         raise StfError(f"unknown precision '{request.precision}'; use {', '.join(PRECISIONS)}")
     if (request.truth or request.uncertainty) and not request.error_maps_dir:

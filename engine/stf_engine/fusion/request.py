@@ -67,6 +67,10 @@ class FusionRequest:
     """Method parameters (e.g. STARFM's window) as values or text, checked against the method's declared options."""
     cog: bool = False
     """Write the fused image as a Cloud Optimized GeoTIFF (internal overviews; a second pass over the file)."""
+    workers: Optional[int] = None
+    """Predict on a local Dask cluster of this many worker processes (tiles as tasks)."""
+    scheduler: Optional[str] = None
+    """Address of a running Dask scheduler to predict on instead (its workers must see the input paths)."""
 
     def inputs(self) -> Dict[str, str]:
         """The roles that were given, mapped to their paths."""
@@ -145,3 +149,11 @@ def _scale_value(text: str, item: str) -> Scale:
     if numbers[0] == 0 or not all(math.isfinite(number) for number in numbers):
         raise StfError(f"{what}: the scale must be a non-zero finite number and the offset finite, got '{text}'")
     return numbers[0] if len(numbers) == 1 else (numbers[0], numbers[1])
+
+
+def check_cluster(request) -> None:
+    """The Dask options of a fusion or series request: at least one worker, and workers or a scheduler."""
+    if request.workers is not None and request.workers < 1:
+        raise StfError(f"--workers must be at least 1, got {request.workers}")
+    if request.workers and request.scheduler:
+        raise StfError("give either --workers (a local Dask cluster) or --scheduler (a running one), not both")

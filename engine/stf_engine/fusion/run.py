@@ -20,6 +20,7 @@ from ..core.outputs import output_lock
 from ..core.progress import Cancel, Progress, Ticker, check_cancel, silent, stage
 from ..raster.writer import GeoTiffWriter, PendingOutputs
 from ..methods.auto import Choice
+from . import distributed
 from .auto import choose
 from .check import Plan, check_rules, prepare
 from .error_maps import write_error_maps
@@ -53,7 +54,11 @@ def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel: Op
             method = plan.spec.build(plan.context)
             fused = _create_output(plan, outputs, choice)
             ticker.progress = stage(report, 0.0, share)
-            _predict(plan, method, fused, ticker)
+            client = None
+            if distributed.wanted(request):
+                ticker.progress(0.0, "starting the Dask workers" if request.workers else "connecting to Dask")
+                client = stack.enter_context(distributed.cluster(request))
+            _predict(plan, method, fused, ticker, client)
             ticker.progress = silent  # the error maps run the method again: only its cancel checks count there
             error_maps: Dict[str, str] = {}
             if request.error_maps_dir:
@@ -84,8 +89,9 @@ def _create_output(plan: Plan, outputs: PendingOutputs, choice: Optional[Choice]
     )
 
 
-def _predict(plan: Plan, method: TileFunction, fused: GeoTiffWriter, ticker: Ticker):
-    """Every tile predicted and written once: cropped to its written part, or Hann-blended for global models."""
+def _predict(plan: Plan, method: TileFunction, fused: GeoTiffWriter, ticker: Ticker, client=None):
+    """Every tile predicted and written once: cropped to its written part, or Hann-blended for global models.
+    With a Dask `client`, the batches are predicted by its workers and written here."""
     request, inputs, halo, tiles = plan.request, plan.inputs, plan.halo, plan.tiles
     progress = ticker.progress
     progress(0.0, f"{plan.spec.name} on {plan.device}: {len(tiles)} tile(s), halo {halo}")
@@ -98,8 +104,11 @@ def _predict(plan: Plan, method: TileFunction, fused: GeoTiffWriter, ticker: Tic
 
         blender = TileBlender(store, grid.height, grid.width, inputs.bands, halo)
     done = 0
-    batches = predict_tiles(inputs, method, tiles, halo, request.batch, plan.device, request.precision, ticker.cancel,
-                            ticker)
+    if client is not None:
+        batches = distributed.predict_on_cluster(client, request, tiles, halo, ticker.cancel)
+    else:
+        batches = predict_tiles(inputs, method, tiles, halo, request.batch, plan.device, request.precision,
+                                ticker.cancel, ticker)
     for predicted in batches:
         if blender:
             blender.add(*predicted)

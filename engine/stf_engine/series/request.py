@@ -37,6 +37,10 @@ class SeriesRequest:
     device: str = "auto"
     threads: Optional[int] = None
     options: Union[Dict[str, object], str, Sequence[str]] = field(default_factory=dict)
+    workers: Optional[int] = None
+    """Fuse the dates on a local Dask cluster of this many worker processes (each date a task)."""
+    scheduler: Optional[str] = None
+    """Address of a running Dask scheduler to fuse the dates on (its workers must see the same paths)."""
     cog: bool = False
     """Write the fused images as Cloud Optimized GeoTIFFs (internal overviews; a second pass over each file)."""
     overwrite: bool = False

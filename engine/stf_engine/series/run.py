@@ -12,7 +12,7 @@ import os
 import tempfile
 import time
 from contextlib import ExitStack
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import rasterio
 
@@ -20,7 +20,8 @@ from .. import roles
 from ..core.device import cpu_threads
 from ..core.outputs import check_writable_folder, output_lock
 from ..core.progress import Cancel, Progress, Warnings, check_cancel, silent, stage
-from ..fusion.request import FusionRequest
+from ..fusion.request import FusionRequest, check_cluster
+from ..fusion import distributed
 from ..fusion.run import GDAL_CACHE_BYTES, fuse
 from ..inputs.series_list import list_series
 from ..methods.catalog import get_method
@@ -44,7 +45,8 @@ def fuse_series(request: SeriesRequest, progress: Optional[Progress] = None,
     """Fuse every requested date of the series into `request.output_dir`; see the module doc."""
     started = time.perf_counter()
     report = progress or silent
-    get_method(request.method)  # an unknown method is refused before any work
+    get_method(request.method)  # an unknown method or a bad cluster option is refused before any work
+    check_cluster(request)
     entries = list_series(request.series, pairs_only=False)
     planned = plan_entries(entries, request)
     out = os.path.abspath(request.output_dir)
@@ -65,17 +67,23 @@ def fuse_series(request: SeriesRequest, progress: Optional[Progress] = None,
                                scene.grid, stack)
             references, model, todo = _prepare(scene, work, request, todo, stage(report, 0.0, PREPARATION_SHARE),
                                                cancel)
-        for index, date in enumerate(todo):
-            check_cancel(cancel)
-            share = stage(report, PREPARATION_SHARE + (1 - PREPARATION_SHARE) * index / len(todo),
-                          PREPARATION_SHARE + (1 - PREPARATION_SHARE) * (index + 1) / len(todo), date.date)
-            if not date.usable:
-                results[date.date] = DateResult(date.date, "skipped",
-                                                note=f"no usable fine reference within {request.max_gap} days")
-                warnings.add(f"{date.date}: skipped, no usable fine reference within {request.max_gap} days")
-            else:
-                results[date.date] = _fuse_date(scene, work, request, date, references, model, out, share, cancel,
-                                                warnings)
+        for date in (d for d in todo if not d.usable):
+            note = f"no usable fine reference within {request.max_gap} days"
+            results[date.date] = DateResult(date.date, "skipped", note=note)
+            warnings.add(f"{date.date}: skipped, {note}")
+        usable = [d for d in todo if d.usable]
+        dates = stage(report, PREPARATION_SHARE, 1.0)
+        if usable and distributed.wanted(request):
+            dates(0.0, "starting the Dask workers" if request.workers else "connecting to Dask")
+            client = stack.enter_context(distributed.cluster(request))
+            done = _on_cluster(client, request, usable, references, model, out, work.folder, dates, cancel)
+        elif usable:
+            done = _here(scene, work, request, usable, references, model, out, dates, cancel)
+        else:
+            done = iter(())
+        for result, date_warnings in done:
+            results[result.date] = result
+            warnings.extend_unique(date_warnings)
             write_manifest(out, list(results.values()), _facts(request, model))
     ordered = tuple(results[p.date] for p in planned)
     manifest = write_manifest(out, list(results.values()), _facts(request, model))
@@ -84,6 +92,43 @@ def fuse_series(request: SeriesRequest, progress: Optional[Progress] = None,
     report(1.0, "done")
     return SeriesResult(out, ordered, manifest, stack_path, model.pairs if model else (),
                         time.perf_counter() - started, tuple(warnings))
+
+
+def _here(scene: SeriesScene, work: WorkRasters, request: SeriesRequest, dates: List[PlannedDate],
+          references: Dict[str, Restored], model: ErrorModel, out: str, progress: Progress,
+          cancel: Optional[Cancel]) -> Iterator[Tuple[DateResult, List[str]]]:
+    """The dates one after another in this process, each with its share of the progress bar."""
+    for index, date in enumerate(dates):
+        check_cancel(cancel)
+        share = stage(progress, index / len(dates), (index + 1) / len(dates), date.date)
+        warnings = Warnings()
+        yield _fuse_date(scene, work, request, date, references, model, out, share, cancel, warnings), warnings
+
+
+def _on_cluster(client, request: SeriesRequest, dates: List[PlannedDate], references: Dict[str, Restored],
+                model: ErrorModel, out: str, folder: str, progress: Progress,
+                cancel: Optional[Cancel]) -> Iterator[Tuple[DateResult, List[str]]]:
+    """Each date a task on the Dask cluster (its workers read the shared restored references in `folder`)."""
+    futures = [client.submit(_date_task, request, date, references, model, out, folder, pure=False) for date in dates]
+    try:
+        for index, (date, future) in enumerate(zip(dates, futures)):
+            progress(index / len(dates), f"{date.date}: on the cluster")
+            yield distributed.wait_for(future, cancel)
+    finally:
+        client.cancel(futures)
+
+
+def _date_task(request: SeriesRequest, date: PlannedDate, references: Dict[str, Restored], model: ErrorModel,
+               out: str, folder: str) -> Tuple[DateResult, List[str]]:
+    """On a Dask worker: open the series, then fuse and finish one date like `_here` does."""
+    entries = list_series(request.series, pairs_only=False)
+    warnings = Warnings()
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), ExitStack() as stack:
+        stack.enter_context(cpu_threads(request.threads))
+        scene = SeriesScene(entries, request, stack)
+        work = WorkRasters(folder, scene.grid, stack)
+        result = _fuse_date(scene, work, request, date, references, model, out, silent, None, warnings)
+    return result, list(warnings)
 
 
 def _done(out: str, date: PlannedDate) -> bool:

@@ -162,3 +162,16 @@ def test_a_resumed_run_gives_the_files_of_an_uninterrupted_one(tmp_path):
     assert [d.status for d in fuse_series(interrupted).dates] == ["kept"] * 3
     assert [d.status for d in fuse_series(series(tmp_path / "resumed", hide=(77,), dates=dates,
                                                  overwrite=True)).dates] == ["fused"] * 3
+
+
+def test_dates_as_tasks_on_dask_workers_give_the_same_files(without_077, tmp_path):
+    pytest.importorskip("distributed")
+    alone, _ = without_077
+    dates = tuple(iso(day) for day in (70, 77, 85))
+    spread = fuse_series(series(tmp_path, hide=(77,), dates=dates, workers=2, threads=1))
+    assert [d.status for d in spread.dates] == ["fused"] * 3
+    for date in spread.dates:
+        same = next(d for d in alone.dates if d.date == date.date)
+        assert (date.references, date.method) == (same.references, same.method)
+        np.testing.assert_array_equal(read(date.fused)[0], read(same.fused)[0])
+        np.testing.assert_array_equal(reliability(date.reliability), reliability(same.reliability))

@@ -1,0 +1,108 @@
+"""Scale-out on Dask distributed: batches of tiles (with their halo) as tasks, one writer in the caller.
+
+`--workers N` starts a local cluster of N worker processes; `--scheduler ADDRESS` uses a running one (its
+workers must see the input files at the same paths). Each worker opens the inputs and builds the method
+once per run (one model load per worker) and predicts the batches it is given; results come back in tile
+order and the caller writes them, so the output is the single-process run's, bit for bit, when each worker
+uses as many CPU threads as that run did. A worker that dies has its batches re-run on another.
+Dask is optional: without `distributed` installed, only these options are refused.
+"""
+from __future__ import annotations
+
+import contextlib
+import secrets
+from contextlib import ExitStack
+from typing import Dict, Iterator, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from ..core import tiling
+from ..core.device import cpu_threads
+from ..core.progress import Cancel, check_cancel
+from ..errors import StfError
+from .check import prepare
+from .predict import Predicted, predict_tiles
+from .request import FusionRequest
+
+POLL_SECONDS = 0.5
+"""How often the caller looks at its cancel while it waits for a batch."""
+CONNECT_SECONDS = 20
+
+_RUNS: Dict[str, Tuple[ExitStack, object, object]] = {}
+"""On a worker: per run, its open inputs (the stack), its plan and its method."""
+
+
+def wanted(request) -> bool:
+    """Whether a request (a fusion or a series) asks for Dask workers or a scheduler."""
+    return bool(request.workers or request.scheduler)
+
+
+@contextlib.contextmanager
+def cluster(request) -> Iterator[object]:
+    """A Dask client: on a new local cluster of `request.workers` processes, or on `request.scheduler`."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise StfError("--workers/--scheduler need Dask distributed; install python3-distributed "
+                       "(Debian) or `pip install distributed`") from None
+    if request.scheduler:
+        try:
+            client = Client(request.scheduler, timeout=CONNECT_SECONDS)
+        except (OSError, TimeoutError) as exc:
+            raise StfError(f"cannot reach the Dask scheduler at {request.scheduler} ({exc}); check the address "
+                           f"and that the scheduler is running") from None
+        with client:
+            yield client
+        return
+    with LocalCluster(n_workers=request.workers, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as local, Client(local) as client:
+        yield client
+
+
+def predict_on_cluster(client, request: FusionRequest, tiles: Sequence[tiling.Tile], halo: int,
+                       cancel: Optional[Cancel]) -> Iterator[Predicted]:
+    """Like `predict_tiles`, with each batch of tiles a task on the cluster; batches come back in order."""
+    run = secrets.token_hex(8)
+    groups = list(tiling.batches(tiles, request.batch))
+    futures = [client.submit(_predict_group, run, request, tuple(group), halo, pure=False) for group in groups]
+    try:
+        for group, future in zip(groups, futures):
+            values, valid = wait_for(future, cancel)
+            yield group, torch.from_numpy(values), torch.from_numpy(valid)
+    finally:
+        client.cancel(futures)
+        with contextlib.suppress(Exception):  # a worker gone by now has nothing left to close
+            client.run(_forget, run)
+
+
+def wait_for(future, cancel: Optional[Cancel]):
+    """The future's result, looking at `cancel` every POLL_SECONDS while it runs."""
+    from distributed import TimeoutError as DaskTimeout
+
+    while True:
+        check_cancel(cancel)
+        try:
+            return future.result(timeout=POLL_SECONDS)
+        except (DaskTimeout, TimeoutError):
+            continue
+
+
+def _predict_group(run: str, request: FusionRequest, group: Tuple[tiling.Tile, ...], halo: int):
+    """On a worker: this run's inputs and method (built on first use), then one batch of tiles."""
+    if run not in _RUNS:
+        stack = ExitStack()
+        plan = prepare(request, stack)
+        _RUNS[run] = (stack, plan, plan.spec.build(plan.context))
+    _, plan, method = _RUNS[run]
+    with cpu_threads(request.threads):
+        ((_, values, valid),) = predict_tiles(plan.inputs, method, group, halo, len(group), plan.device,
+                                               request.precision)
+    return values.cpu().numpy(), valid.cpu().numpy().astype(np.bool_)
+
+
+def _forget(run: str) -> None:
+    """On a worker: close the run's inputs."""
+    entry = _RUNS.pop(run, None)
+    if entry is not None:
+        entry[0].close()

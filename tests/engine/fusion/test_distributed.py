@@ -1,0 +1,104 @@
+"""Scale-out on Dask distributed (`--workers`, `--scheduler`): output bit-identical to the single-process run,
+also when a worker is killed mid-run; cancel and errors as in any run."""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+import numpy as np
+import pytest
+import rasterio
+
+from devkit.synthetic import scene_set
+from stf_engine import FusionCancelled, FusionRequest, StfError, fuse
+
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    return scene_set(tmp_path_factory.mktemp("dask"), height=160, width=144, bands=3, ratio=4)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as local:
+        yield local
+
+
+def request(scene, output, method="starfm", **kwargs):
+    return FusionRequest(coarse_target=scene["coarse"], fine_reference=scene["fine"],
+                         coarse_reference=scene["coarse_ref"], output=str(output), method=method, tile=32, batch=1,
+                         threads=1, **kwargs)
+
+
+def pixels(path):
+    with rasterio.open(path) as dataset:
+        return dataset.read()
+
+
+@pytest.mark.parametrize("method", ["starfm", "fsdaf"])
+def test_a_local_cluster_gives_the_single_process_output_bit_for_bit(scene, tmp_path, method):
+    alone = fuse(request(scene, tmp_path / "alone.tif", method))
+    spread = fuse(request(scene, tmp_path / "spread.tif", method, workers=2))
+    assert spread.tiles == alone.tiles > 10
+    np.testing.assert_array_equal(pixels(alone.output), pixels(spread.output))
+
+
+def test_a_worker_killed_mid_run_has_its_tiles_run_again(scene, tmp_path, cluster):
+    alone = fuse(request(scene, tmp_path / "alone.tif"))
+    with distributed.Client(cluster) as client:
+        pids = list(client.run(os.getpid).values())
+    killed = []
+
+    def kill_one_worker(fraction, message):
+        if message.startswith("tile 3/") and not killed:
+            os.kill(pids[0], signal.SIGKILL)
+            killed.append(pids[0])
+
+    spread = fuse(request(scene, tmp_path / "spread.tif", scheduler=cluster.scheduler_address), kill_one_worker)
+    assert killed
+    np.testing.assert_array_equal(pixels(alone.output), pixels(spread.output))
+
+
+def test_cancel_stops_a_cluster_run_and_leaves_nothing(scene, tmp_path, cluster):
+    cancel = threading.Event()
+
+    def cancel_at_second_tile(fraction, message):
+        if message.startswith("tile 2/"):
+            cancel.set()
+
+    with pytest.raises(FusionCancelled):
+        fuse(request(scene, tmp_path / "x.tif", scheduler=cluster.scheduler_address), cancel_at_second_tile, cancel)
+    assert os.listdir(tmp_path) == []
+
+
+def test_an_unreachable_scheduler_and_a_bad_worker_count_are_one_line(scene, tmp_path, monkeypatch):
+    from stf_engine.fusion import distributed as scale_out
+
+    monkeypatch.setattr(scale_out, "CONNECT_SECONDS", 2)
+    with pytest.raises(StfError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
+        fuse(request(scene, tmp_path / "x.tif", scheduler="tcp://127.0.0.1:9"))
+    with pytest.raises(StfError, match="--workers must be at least 1"):
+        fuse(request(scene, tmp_path / "y.tif", workers=0))
+    with pytest.raises(StfError, match="not both"):
+        fuse(request(scene, tmp_path / "z.tif", workers=2, scheduler="tcp://127.0.0.1:9"))
+    assert os.listdir(tmp_path) == []
+
+
+def test_the_cli_runs_on_local_workers(scene, tmp_path):
+    """Through `python -m stf_engine`, whose module Dask's spawned workers import again (it must not re-run)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "cli.tif"
+    completed = subprocess.run(
+        [sys.executable, "-m", "stf_engine", "fuse", "--coarse", scene["coarse"], "--fine", scene["fine"],
+         "--coarse-ref", scene["coarse_ref"], "--method", "starfm", "--tile", "32", "--batch", "1",
+         "--threads", "1", "--workers", "2", "--out", str(out)],
+        capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    alone = fuse(request(scene, tmp_path / "alone.tif"))
+    np.testing.assert_array_equal(pixels(alone.output), pixels(out))
