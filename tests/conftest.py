@@ -107,6 +107,16 @@ def wait_for(condition, timeout: float = 60.0) -> None:
         time.sleep(0.01)
 
 
+def run_task(plugin, request) -> str:
+    """Start the plugin's task for `request` and wait for it: 'completed' or 'terminated'."""
+    outcomes = []
+    task = plugin.start(request)
+    task.taskCompleted.connect(lambda: outcomes.append("completed"))
+    task.taskTerminated.connect(lambda: outcomes.append("terminated"))
+    wait_for(lambda: outcomes and not plugin.tasks)
+    return outcomes[0]
+
+
 def files_under(folder) -> list:
     return sorted(str(p.relative_to(folder)) for p in Path(folder).rglob("*")) if os.path.exists(folder) else []
 

@@ -39,6 +39,19 @@ def scheduler_parameter() -> QgsProcessingParameterDefinition:
     return parameter
 
 
+def coarse_resolution_parameter() -> QgsProcessingParameterDefinition:
+    """COARSE_RESOLUTION: the coarse sensor's real pixel size, for coarse data already resampled (optional)."""
+    return QgsProcessingParameterNumber(
+        "COARSE_RESOLUTION", "Real coarse pixel size in fine-grid units (unset = from the raster)",
+        QgsProcessingParameterNumber.Double, None, True, 0,
+    )
+
+
+def options_parameter() -> QgsProcessingParameterDefinition:
+    """OPTIONS: the method's parameters as key=value text, parsed and checked by the engine."""
+    return QgsProcessingParameterString("OPTIONS", "Method options: key=value pairs, e.g. window=15", optional=True)
+
+
 class EngineAlgorithm(QgsProcessingAlgorithm):
     """An algorithm backed by the engine; its enum parameters (`enums`: name → options) also accept option names."""
 

@@ -13,11 +13,13 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
-    QgsProcessingParameterString,
 )
 
 from .. import results
-from .common import CHECKPOINTS, EngineAlgorithm, scheduler_parameter, threads_parameter
+from .common import (
+    CHECKPOINTS, EngineAlgorithm, coarse_resolution_parameter, options_parameter, scheduler_parameter,
+    threads_parameter,
+)
 
 LAYERS = {
     "COARSE_TARGET": ("coarse_target", "Coarse image at the target date", False),
@@ -89,15 +91,8 @@ class FuseAlgorithm(EngineAlgorithm):
         self.addParameter(
             QgsProcessingParameterNumber("BATCH", "Tiles per batch", INTEGER, self.engine.DEFAULT_BATCH, minValue=1)
         )
-        self.addParameter(
-            QgsProcessingParameterNumber(
-                "COARSE_RESOLUTION", "Real coarse pixel size in fine-grid units (unset = from the raster)",
-                QgsProcessingParameterNumber.Double, None, True, 0,
-            )
-        )
-        self.addParameter(
-            QgsProcessingParameterString("OPTIONS", "Method options: key=value pairs, e.g. window=15", optional=True)
-        )
+        self.addParameter(coarse_resolution_parameter())
+        self.addParameter(options_parameter())
         self.addParameter(QgsProcessingParameterBoolean("UNCERTAINTY", "Also write the uncertainty (spread) map", False))
         self.addParameter(QgsProcessingParameterBoolean("COG", "Write a Cloud Optimized GeoTIFF (slower)", False))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Fused raster"))

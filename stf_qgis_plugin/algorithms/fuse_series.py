@@ -14,7 +14,10 @@ from qgis.core import (
 )
 
 from .. import results
-from .common import EngineAlgorithm, scheduler_parameter, threads_parameter
+from .common import (
+    EngineAlgorithm, coarse_resolution_parameter, options_parameter, scheduler_parameter,
+    threads_parameter,
+)
 
 SERIES_FILTER = "Series lists (*.csv);;All files (*.*)"
 INTEGER = QgsProcessingParameterNumber.Integer
@@ -84,15 +87,8 @@ class FuseSeriesAlgorithm(EngineAlgorithm):
             QgsProcessingParameterString("SCALES", "Scales to reflectance, e.g. fine=1e-4 or fine=2.75e-5:-0.2",
                                          optional=True)
         )
-        self.addParameter(
-            QgsProcessingParameterNumber(
-                "COARSE_RESOLUTION", "Real coarse pixel size in fine-grid units (unset = from the raster)",
-                QgsProcessingParameterNumber.Double, None, True, 0,
-            )
-        )
-        self.addParameter(
-            QgsProcessingParameterString("OPTIONS", "Method options: key=value pairs, e.g. window=15", optional=True)
-        )
+        self.addParameter(coarse_resolution_parameter())
+        self.addParameter(options_parameter())
         self.addParameter(QgsProcessingParameterEnum("DEVICE", "Device", self.enums["DEVICE"], defaultValue=0))
         self.addParameter(threads_parameter())
         self.addParameter(scheduler_parameter())

@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("qgis")
 
-from conftest import wait_for  # noqa: E402
+from conftest import run_task, wait_for  # noqa: E402
 from helpers.paths import TEST_DATA  # noqa: E402
 from test_plugin_gui import cut_off  # noqa: E402
 from test_plugin_processing import RecordingFeedback  # noqa: E402
@@ -215,15 +215,6 @@ def series_groups():
     return [g for g in QgsProject.instance().layerTreeRoot().children() if g.name().startswith("STF series ")]
 
 
-def run_series(plugin, request):
-    outcomes = []
-    task = plugin.start(request)
-    task.taskCompleted.connect(lambda: outcomes.append("completed"))
-    task.taskTerminated.connect(lambda: outcomes.append("terminated"))
-    wait_for(lambda: outcomes and not plugin.tasks)
-    return outcomes[0]
-
-
 def test_a_series_task_loads_dated_layers_for_the_temporal_controller(plugin, qgis_new_project, series_csv, tmp_path,
                                                                       iface):
     from qgis.core import (
@@ -239,7 +230,7 @@ def test_a_series_task_loads_dated_layers_for_the_temporal_controller(plugin, qg
     engine = plugin.status.engine
     request = engine.SeriesRequest(series=series_csv, output_dir=str(tmp_path / "kranj"), method="delta",
                                    coarse_resolution=480, scales=engine.parse_scales(SCALES), device="cpu")
-    assert run_series(plugin, request) == "completed", iface.messageBar().get_messages(Qgis.Critical)[-1:]
+    assert run_task(plugin, request) == "completed", iface.messageBar().get_messages(Qgis.Critical)[-1:]
     [group] = series_groups()
     assert group.name() == "STF series kranj" and group.isVisible()
     fused = [node for node in group.children() if isinstance(node, QgsLayerTreeLayer)]
@@ -278,7 +269,7 @@ def test_a_failed_series_is_one_line_and_adds_nothing(plugin, qgis_new_project, 
 
     engine = plugin.status.engine
     request = engine.SeriesRequest(series=str(tmp_path / "absent.csv"), output_dir=str(tmp_path / "out"))
-    assert run_series(plugin, request) == "terminated"
+    assert run_task(plugin, request) == "terminated"
     message = iface.messageBar().get_messages(Qgis.Critical)[-1]
     assert message.endswith(f"not run: series not found: {tmp_path / 'absent.csv'}") and "\n" not in message
     assert series_groups() == [] and not (tmp_path / "out").exists()

@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("qgis")
 
-from conftest import files_under, wait_for  # noqa: E402
+from conftest import files_under, run_task, wait_for  # noqa: E402
 from helpers.result_group import check_result_group, legend_texts  # noqa: E402
 
 
@@ -24,15 +24,6 @@ def request_for(plugin, sample_paths, out, **changes):
     )
     fields.update(changes)
     return engine.FusionRequest(**fields)
-
-
-def run_task(plugin, request):
-    outcomes = []
-    task = plugin.start(request)
-    task.taskCompleted.connect(lambda: outcomes.append("completed"))
-    task.taskTerminated.connect(lambda: outcomes.append("terminated"))
-    wait_for(lambda: outcomes and not plugin.tasks)
-    return outcomes[0]
 
 
 def fusion_groups():
