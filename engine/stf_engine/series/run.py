@@ -182,6 +182,7 @@ def _fuse_date(scene: SeriesScene, work: WorkRasters, request: SeriesRequest, da
     tags = {"STF_DATE": date.date, "STF_METHOD": result.method, "STF_REFERENCES": ",".join(pairs)}
     done = finish_date(scene, work, raw, date.date, pairs, model, out, tags,
                        stage(progress, 1 - FINISH_SHARE, 1.0), cancel)
+    os.remove(raw)  # the work folder keeps what later dates share, not every date's raw prediction
     return DateResult(date.date, "fused", pairs, result.method, done.fused, done.reliability, done.restored,
                       done.fallback, done.expected_error, done.observed_rmse)
 

@@ -6,12 +6,13 @@ as in a single run (same band map, units, resampling and co-registration shift, 
 from __future__ import annotations
 
 from contextlib import ExitStack
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 from rasterio.windows import Window
 
 from .. import roles
+from ..core.recent import RecentlyOpened
 from ..errors import StfError
 from ..inputs.aligned import Alignment, open_inputs
 from ..inputs.masks import open_mask
@@ -48,8 +49,8 @@ class SeriesScene:
         east, south = probe.coarse_shift
         self._shift = (east * self.grid.transform.a, south * self.grid.transform.e)
         self._coarse_bands = probe.readers[roles.COARSE_TARGET].bands
-        self._readers: Dict[Tuple[str, str], AlignedRaster] = {}
-        self._masks: Dict[Tuple[str, str], object] = {}
+        self._readers = stack.enter_context(RecentlyOpened())
+        self._masks = stack.enter_context(RecentlyOpened())
 
     @property
     def coarse_resolution(self) -> float:
@@ -68,32 +69,31 @@ class SeriesScene:
         return bool(getattr(self.entries[date], kind))
 
     def _reader(self, kind: str, date: str) -> AlignedRaster:
-        key = (kind, date)
-        if key not in self._readers:
-            path = getattr(self.entries[date], kind)
-            label = f"the {kind} image of {date}"
-            if kind == "fine":
-                reader = open_on_grid(self.stack, path, label, self.grid, self.request.scales.get(roles.FINE_REFERENCE),
-                                      "nearest")
-                if not self.grid.same_as(reader.dataset):
-                    raise StfError(f"{label} is not on the grid of the series' first fine image; align it first: {path}")
-            else:
-                reader = open_on_grid(self.stack, path, label, self.grid, self.request.scales.get(roles.COARSE_TARGET),
-                                      self.request.resampling, self._coarse_bands, self._shift)
-            if reader.count != self.bands:
-                raise StfError(f"{label} has {reader.count} bands but the fine images have {self.bands}; "
-                               f"choose its bands with --bands: {path}")
-            self._readers[key] = reader
-        return self._readers[key]
+        return self._readers.get((kind, date), lambda stack: self._open(stack, kind, date))
+
+    def _open(self, stack: ExitStack, kind: str, date: str) -> AlignedRaster:
+        path = getattr(self.entries[date], kind)
+        label = f"the {kind} image of {date}"
+        if kind == "fine":
+            reader = open_on_grid(stack, path, label, self.grid, self.request.scales.get(roles.FINE_REFERENCE),
+                                  "nearest")
+            if not self.grid.same_as(reader.dataset):
+                raise StfError(f"{label} is not on the grid of the series' first fine image; align it first: {path}")
+        else:
+            reader = open_on_grid(stack, path, label, self.grid, self.request.scales.get(roles.COARSE_TARGET),
+                                  self.request.resampling, self._coarse_bands, self._shift)
+        if reader.count != self.bands:
+            raise StfError(f"{label} has {reader.count} bands but the fine images have {self.bands}; "
+                           f"choose its bands with --bands: {path}")
+        return reader
 
     def _mask(self, kind: str, date: str):
-        key = (kind, date)
-        if key not in self._masks:
-            path = getattr(self.entries[date], f"{kind}_mask")
-            rule = self.request.mask_rules.get(kind, DEFAULT_MASK_RULE)
-            self._masks[key] = open_mask(self.stack, path, f"the {kind} mask of {date}", self.grid, rule) if path \
-                else None
-        return self._masks[key]
+        path = getattr(self.entries[date], f"{kind}_mask")
+        if not path:
+            return None
+        rule = self.request.mask_rules.get(kind, DEFAULT_MASK_RULE)
+        return self._masks.get((kind, date),
+                               lambda stack: open_mask(stack, path, f"the {kind} mask of {date}", self.grid, rule))
 
 
 def _pair_scales(scales) -> Dict[str, object]:

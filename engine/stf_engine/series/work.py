@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 from contextlib import ExitStack
-from typing import Dict
 
 import numpy as np
 import rasterio
 from rasterio.windows import Window
 
+from ..core.recent import RecentlyOpened
 from ..raster.grid import Grid
 from ..raster.writer import GeoTiffWriter, PendingOutputs
 
@@ -18,8 +18,8 @@ class WorkRasters:
     """Named float32 rasters in one folder: `create` inside a PendingOutputs, `read` any window afterwards."""
 
     def __init__(self, folder: str, grid: Grid, stack: ExitStack):
-        self.folder, self.grid, self.stack = folder, grid, stack
-        self._open: Dict[str, object] = {}
+        self.folder, self.grid = folder, grid
+        self._open = stack.enter_context(RecentlyOpened())
 
     def path(self, name: str) -> str:
         return os.path.join(self.folder, f"{name}.tif")
@@ -28,9 +28,8 @@ class WorkRasters:
         return outputs.create(self.path(name), self.grid, count, "float32", float("nan"))
 
     def read(self, name: str, window: Window) -> np.ndarray:
-        if name not in self._open:
-            self._open[name] = self.stack.enter_context(rasterio.open(self.path(name)))
-        return self._open[name].read(window=window)
+        dataset = self._open.get(name, lambda stack: stack.enter_context(rasterio.open(self.path(name))))
+        return dataset.read(window=window)
 
     def preview(self, name: str, max_side: int = 512) -> np.ndarray:
         """A decimated (nearest) read of the whole raster, for scene statistics in bounded memory."""

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from helpers.series import iso, kranj_series
+from devkit.series import iso, kranj_series
 from stf_engine.cli import main
 
 KRANJ_ARGS = ["--coarse-res", "480", "--scale", "fine=1e-4"]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from helpers.series import DAYS, SERIES_OPTIONS, changed_copy, iso, kranj_series, landsat, modis, write_mask
+from devkit.series import DAYS, SERIES_OPTIONS, changed_copy, iso, kranj_series, landsat, modis, write_mask
 from stf_engine import FusionRequest, SeriesRequest, StfError, fuse, fuse_series
 
 CLOUD = (slice(5, 25), slice(10, 30))
