@@ -1,7 +1,7 @@
 """The tiled prediction loop, shared by the fused output and the uncertainty map."""
 from __future__ import annotations
 
-from typing import Callable, Iterator, Optional, Sequence, Tuple
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -9,6 +9,7 @@ import torch
 from ..core import tiling
 from ..core.device import autocast
 from ..core.progress import Cancel, Ticker, check_cancel
+from ..errors import StfError
 from ..inputs.aligned import AlignedInputs
 from ..methods.contract import TileBatch
 
@@ -27,11 +28,16 @@ def predict_tiles(
     precision: str = "fp32",
     cancel: Optional[Cancel] = None,
     ticker: Optional[Ticker] = None,
+    rebuild: Optional[Callable[[torch.device], TileFunction]] = None,
+    warn: Callable[[str], None] = lambda message: None,
 ) -> Iterator[Predicted]:
     """Read each batch of tiles with its halo, run the method on it, and yield the haloed predictions.
 
-    With a `ticker`, each batch's share of the tiles is where the method's own ticks report progress."""
+    With a `ticker`, each batch's share of the tiles is where the method's own ticks report progress.
+    When the GPU runs out of memory the batch is halved (for the rest of the run too), and at one tile the
+    method is rebuilt on the CPU with `rebuild`, each step with a warning; the results are the same."""
     done = 0
+    fitting = _Fitting(method, device, batch, rebuild, warn)
     for group in tiling.batches(tiles, batch):
         check_cancel(cancel)
         if ticker is not None:
@@ -39,10 +45,45 @@ def predict_tiles(
                         f"tile {done + 1}/{len(tiles)}" if len(group) == 1 else
                         f"tiles {done + 1}-{done + len(group)}/{len(tiles)}")
         done += len(group)
-        data = inputs.read_batch(group, halo, device)
-        with torch.inference_mode(), autocast(device, precision):
-            predicted = method(data).float()
-        yield group, predicted, data.valid
+        yield from fitting.predict(inputs, list(group), halo, precision)
+
+
+class _Fitting:
+    """Runs batches at the largest size that fits in GPU memory, and on the CPU when even one tile does not."""
+
+    def __init__(self, method: TileFunction, device: torch.device, batch: int,
+                 rebuild: Optional[Callable[[torch.device], TileFunction]], warn: Callable[[str], None]):
+        self.method, self.device, self.batch, self.rebuild, self.warn = method, device, batch, rebuild, warn
+
+    def predict(self, inputs: AlignedInputs, group: List[tiling.Tile], halo: int, precision: str
+                ) -> Iterator[Predicted]:
+        pending = group
+        while pending:
+            part = pending[: self.batch]
+            try:
+                data = inputs.read_batch(part, halo, self.device)
+                with torch.inference_mode(), autocast(self.device, precision):
+                    predicted = self.method(data).float()
+            except torch.cuda.OutOfMemoryError:
+                data = predicted = None
+                torch.cuda.empty_cache()
+                self._shrink(len(part))
+                continue
+            pending = pending[len(part):]
+            yield part, predicted, data.valid
+
+    def _shrink(self, size: int) -> None:
+        """Halve the batch; at one tile, move to the CPU; with neither possible, one line saying what to lower."""
+        if size > 1:
+            self.batch = max(1, size // 2)
+            self.warn(f"the GPU ran out of memory with {size} tiles a batch; the rest runs {self.batch} at a time")
+        elif self.device.type != "cpu" and self.rebuild is not None:
+            self.device = torch.device("cpu")
+            self.method = self.rebuild(self.device)
+            self.warn("the GPU ran out of memory with a single tile; the rest runs on the CPU (lower --tile to "
+                      "keep it on the GPU)")
+        else:
+            raise StfError("out of memory with a single tile; lower --tile or --halo")
 
 
 def written_parts(predicted: Predicted, halo: int) -> Iterator[Tuple[tiling.Tile, np.ndarray, np.ndarray]]:

@@ -108,7 +108,8 @@ def _predict(plan: Plan, method: TileFunction, fused: GeoTiffWriter, ticker: Tic
         batches = distributed.predict_on_cluster(client, request, tiles, halo, ticker.cancel)
     else:
         batches = predict_tiles(inputs, method, tiles, halo, request.batch, plan.device, request.precision,
-                                ticker.cancel, ticker)
+                                ticker.cancel, ticker, rebuild=lambda device: _rebuild(plan, device),
+                                warn=plan.warnings.add)
     for predicted in batches:
         if blender:
             blender.add(*predicted)
@@ -120,6 +121,11 @@ def _predict(plan: Plan, method: TileFunction, fused: GeoTiffWriter, ticker: Tic
     if blender:
         blender.finish()
     fused.close()
+
+
+def _rebuild(plan: Plan, device) -> TileFunction:
+    """The run's method built again on another device (the CPU, when the GPU runs out of memory)."""
+    return plan.spec.build(dataclasses.replace(plan.context, device=device))
 
 
 def _result(plan: Plan, output: str, error_maps: Dict[str, str], seconds: float, threads: int,
