@@ -6,7 +6,7 @@ from typing import Callable, Dict, Iterable
 import torch
 
 from .. import roles
-from ..core.psf import psf_radius, simulate_coarse
+from ..core.psf import psf_radius
 from .contract import MethodContext, MethodSpec, TileBatch
 
 
@@ -18,19 +18,13 @@ def _delta(context: MethodContext):
     weight_2 = context.survey.get("weight_2", 0.0)
 
     def run(batch: TileBatch):
-        first = batch.fine_reference + (batch.coarse_target - _coarse_reference(batch, context.ratio))
+        first = batch.fine_reference + (batch.coarse_target - batch.coarse_reference_or_simulated(context.ratio))
         if not weight_2:
             return first
         second = batch.fine_reference_2 + (batch.coarse_target - batch.coarse_reference_2)
         return torch.lerp(first, second, weight_2)
 
     return run
-
-
-def _coarse_reference(batch: TileBatch, ratio: int) -> torch.Tensor:
-    if batch.coarse_reference is not None:
-        return batch.coarse_reference
-    return simulate_coarse(batch.fine_reference, ratio)
 
 
 def _delta_survey(context: MethodContext, scene: Callable[[], Iterable[TileBatch]]) -> Dict[str, float]:
@@ -43,7 +37,7 @@ def _delta_survey(context: MethodContext, scene: Callable[[], Iterable[TileBatch
     for batch in scene():
         context.tick()
         valid = batch.valid.expand_as(batch.coarse_target)
-        for index, reference in enumerate((_coarse_reference(batch, context.ratio), batch.coarse_reference_2)):
+        for index, reference in enumerate((batch.coarse_reference_or_simulated(context.ratio), batch.coarse_reference_2)):
             change[index] += (batch.coarse_target - reference).abs()[valid].double().sum()
     inverse = 1.0 / change.clamp_min(1e-12)
     return {"weight_2": float(inverse[1] / inverse.sum())}

@@ -11,6 +11,7 @@ import torch
 
 from .. import roles
 from ..core.options import Option
+from ..core.psf import simulate_coarse
 
 
 @dataclass
@@ -28,6 +29,12 @@ class TileBatch:
     origins: Tuple[Tuple[int, int], ...] = ()
     """(row, col) on the fine grid of each tile's first (haloed) pixel, for methods working on the coarse
     pixels' block grid, which is anchored at (0, 0) of the fine grid."""
+
+    def coarse_reference_or_simulated(self, ratio: int) -> torch.Tensor:
+        """The coarse reference, or the fine reference as the coarse sensor would see it when none was given."""
+        if self.coarse_reference is not None:
+            return self.coarse_reference
+        return simulate_coarse(self.fine_reference, ratio)
 
     def tensors(self):
         """The batch's tensors by name (inputs and mask), for transforms that apply to all of them."""
@@ -58,6 +65,11 @@ class MethodContext:
 
 
 TileFunction = Callable[[TileBatch], torch.Tensor]
+
+
+def option_reader(options: Mapping[str, Option]) -> Callable[["MethodContext", str], object]:
+    """`read(context, name)`: a method's option as the run set it, or its declared default."""
+    return lambda context, name: options[name].value_in(context.options, name)
 
 
 @dataclass(frozen=True)

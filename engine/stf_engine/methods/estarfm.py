@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from .. import roles
 from ..core.options import Option
 from ..core.psf import reflect_pad
-from .contract import MethodContext, MethodSpec, TileBatch
+from .contract import MethodContext, MethodSpec, TileBatch, option_reader
 
 OPTIONS = {
     "window": Option(31, 3, 255, "side of the moving window in fine pixels"),
@@ -31,8 +31,7 @@ MIN_SLOPE, MAX_SLOPE = 0.2, 5.0
 """The conversion coefficient is kept within these bounds (few or nearly identical similar pixels)."""
 
 
-def _option(context: MethodContext, name: str):
-    return OPTIONS[name].value_in(context.options, name)
+_option = option_reader(OPTIONS)
 
 
 def _halo(context: MethodContext) -> int:

@@ -22,9 +22,9 @@ import torch.nn.functional as F
 
 from .. import roles
 from ..core.options import Option
-from ..core.psf import reflect_pad, simulate_coarse
+from ..core.psf import reflect_pad
 from .blocks import block_means, block_pad, expand
-from .contract import MethodContext, MethodSpec, TileBatch
+from .contract import MethodContext, MethodSpec, TileBatch, option_reader
 
 OPTIONS = {
     "window": Option(3, 1, 15, "regression window in coarse pixels (odd)"),
@@ -33,8 +33,7 @@ OPTIONS = {
 }
 
 
-def _option(context: MethodContext, name: str):
-    return OPTIONS[name].value_in(context.options, name)
+_option = option_reader(OPTIONS)
 
 
 def _similar_half(context: MethodContext) -> int:
@@ -90,7 +89,7 @@ def _build(context: MethodContext):
 
     def run(batch: TileBatch) -> torch.Tensor:
         f1, c2 = batch.fine_reference, batch.coarse_target
-        c1 = batch.coarse_reference if batch.coarse_reference is not None else simulate_coarse(f1, ratio)
+        c1 = batch.coarse_reference_or_simulated(ratio)
         fitted, residual = [], []
         for index, origin in enumerate(batch.origins):
             context.tick(index / max(1, len(batch.origins)))

@@ -24,9 +24,8 @@ import torch
 
 from .. import roles
 from ..core.options import Option
-from ..core.psf import simulate_coarse
 from .blocks import block_means, expand
-from .contract import MethodContext, MethodSpec, TileBatch
+from .contract import MethodContext, MethodSpec, TileBatch, option_reader
 from .fitfc import similar_mean
 from .residual import distribute, homogeneity
 
@@ -42,8 +41,7 @@ RIDGE = 1e-4
 """Relative ridge weight of the unmixing, against unstable class changes for rare classes."""
 
 
-def _option(context: MethodContext, name: str):
-    return OPTIONS[name].value_in(context.options, name)
+_option = option_reader(OPTIONS)
 
 
 def _half(context: MethodContext) -> int:
@@ -79,12 +77,6 @@ def label(fine: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
     return torch.cdist(flat, centres.to(flat)).argmin(dim=1).reshape(batch, height, width)
 
 
-def _coarse_reference(batch: TileBatch, ratio: int) -> torch.Tensor:
-    if batch.coarse_reference is not None:
-        return batch.coarse_reference
-    return simulate_coarse(batch.fine_reference, ratio)
-
-
 def survey(context: MethodContext, scene: Callable[[], Iterable[TileBatch]]) -> Dict[str, object]:
     """Two passes over the scene: class centres from a sample of the fine reference, then each class's change
     by unmixing the coarse change (sums over coarse pixels only, so memory does not grow with the scene)."""
@@ -102,7 +94,7 @@ def survey(context: MethodContext, scene: Callable[[], Iterable[TileBatch]]) -> 
         labels = label(batch.fine_reference, centres)[0]
         onehot = torch.nn.functional.one_hot(labels, classes).permute(2, 0, 1).to(batch.fine_reference.dtype)
         fractions, counts = block_means(onehot, valid, ratio, origin)
-        change, _ = block_means(batch.coarse_target[0] - _coarse_reference(batch, ratio)[0], valid, ratio, origin)
+        change, _ = block_means(batch.coarse_target[0] - batch.coarse_reference_or_simulated(ratio)[0], valid, ratio, origin)
         complete = counts >= ratio * ratio
         a = fractions[:, complete].T.double()
         b = change[:, complete].T.double()
@@ -125,7 +117,7 @@ def _build(context: MethodContext):
 
     def run(batch: TileBatch) -> torch.Tensor:
         f1, c2 = batch.fine_reference, batch.coarse_target
-        c1 = _coarse_reference(batch, ratio)
+        c1 = batch.coarse_reference_or_simulated(ratio)
         labels = label(f1, centres)
         change_tp = class_change.to(f1.dtype)[labels].permute(0, 3, 1, 2)
         temporal = f1 + change_tp

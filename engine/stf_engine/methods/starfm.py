@@ -19,8 +19,8 @@ import torch
 
 from .. import roles
 from ..core.options import Option
-from ..core.psf import psf_radius, reflect_pad, simulate_coarse
-from .contract import MethodContext, MethodSpec, TileBatch
+from ..core.psf import psf_radius, reflect_pad
+from .contract import MethodContext, MethodSpec, TileBatch, option_reader
 
 OPTIONS = {
     "window": Option(31, 1, 255, "side of the moving window in fine pixels"),
@@ -30,8 +30,7 @@ OPTIONS = {
 }
 
 
-def _option(context: MethodContext, name: str):
-    return OPTIONS[name].value_in(context.options, name)
+_option = option_reader(OPTIONS)
 
 
 def _halo(context: MethodContext) -> int:
@@ -53,7 +52,7 @@ def _build(context: MethodContext):
 
     def run(batch: TileBatch) -> torch.Tensor:
         f1, c2 = batch.fine_reference, batch.coarse_target
-        c1 = batch.coarse_reference if batch.coarse_reference is not None else simulate_coarse(f1, context.ratio)
+        c1 = batch.coarse_reference_or_simulated(context.ratio)
         pairs = [(f1, c1)]
         if batch.fine_reference_2 is not None and batch.coarse_reference_2 is not None:
             pairs.append((batch.fine_reference_2, batch.coarse_reference_2))
