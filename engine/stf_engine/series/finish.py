@@ -46,26 +46,25 @@ def output_names(output_dir: str, day: str):
     return os.path.join(output_dir, f"fused_{day}.tif"), os.path.join(output_dir, f"reliability_{day}.tif")
 
 
-def finish_date(scene: SeriesScene, work: WorkRasters, raw: str, date: str, references: Sequence[str],
+def finish_date(scene: SeriesScene, work: WorkRasters, raw_name: str, date: str, references: Sequence[str],
                 model: ErrorModel, output_dir: str, tags, progress: Progress, cancel: Optional[Cancel]) -> Finished:
-    """Write fused_<day>.tif and reliability_<day>.tif together (both or neither); see the module doc."""
+    """Write fused_<date>.tif and reliability_<date>.tif from the work raster `raw_name` (both or neither)."""
     day = scene.entries[date].day
     threshold = _drastic_threshold(work, date, references, model)
-    fused_path, reliability_path = output_names(output_dir, day.isoformat())
+    fused_path, reliability_path = output_names(output_dir, date)
     counts = dict(valid=0, fallback=0, restored=0, observed=0)
     sums = dict(error=0.0, observed=0.0)
     windows = work_windows(scene.grid, scene.ratio)
-    raw_name = os.path.splitext(os.path.basename(raw))[0]
     with PendingOutputs() as outputs:
         fused = outputs.create(fused_path, scene.grid, scene.bands, scene.encoding.dtype, scene.encoding.output_nodata,
                                descriptions=scene.encoding.descriptions, tags=tags, units=scene.encoding.units,
                                cog=scene.request.cog)
         reliability = outputs.create(reliability_path, scene.grid, 1, "float32", float("nan"),
                                      descriptions=("expected error (reflectance)",),
-                                     tags={"UNITS": "reflectance", "STF_DATE": day.isoformat()})
+                                     tags={"UNITS": "reflectance", "STF_DATE": date})
         for index, window in enumerate(windows):
             check_cancel(cancel)
-            progress(index / len(windows), f"{day}: fallback and reliability")
+            progress(index / len(windows), "fallback and reliability")
             predicted = work.read(raw_name, window)
             target = work.read(coarse_name(date), window)
             valid = np.isfinite(predicted).all(axis=0) & np.isfinite(target).all(axis=0)

@@ -85,10 +85,10 @@ def fuse_series(request: SeriesRequest, progress: Optional[Progress] = None,
             results[result.date] = result
             warnings.extend_unique(date_warnings)
             write_manifest(out, list(results.values()), _facts(request, model))
-    ordered = tuple(results[p.date] for p in planned)
-    manifest = write_manifest(out, list(results.values()), _facts(request, model))
-    fused = [r.fused for r in ordered if r.fused]
-    stack_path = write_stack(out, fused) if fused else None
+        ordered = tuple(results[p.date] for p in planned)
+        manifest = write_manifest(out, list(ordered), _facts(request, model))  # kept and skipped dates too
+        fused = [r.fused for r in ordered if r.fused]
+        stack_path = write_stack(out, fused) if fused else None
     report(1.0, "done")
     return SeriesResult(out, ordered, manifest, stack_path, model.pairs if model else (),
                         time.perf_counter() - started, tuple(warnings))
@@ -169,20 +169,20 @@ def _fuse_date(scene: SeriesScene, work: WorkRasters, request: SeriesRequest, da
                                                     (roles.FINE_REFERENCE_2, roles.COARSE_REFERENCE_2)), pairs):
         given[fine_role] = references[reference].image
         given[coarse_role] = work.path(coarse_name(reference))
-    raw = work.path(f"raw_{date.date}")
+    raw = f"raw_{date.date}"
     method = request.method
     if len(pairs) == 1 and roles.FINE_REFERENCE_2 in get_method(method).required:
         warnings.add(f"{date.date}: one usable reference only; {method} needs two, delta is used")
         method = "delta"
-    fusion = FusionRequest(output=raw, method=method, coarse_resolution=scene.coarse_resolution, tile=request.tile,
-                           batch=request.batch, device=request.device, threads=request.threads,
+    fusion = FusionRequest(output=work.path(raw), method=method, coarse_resolution=scene.coarse_resolution,
+                           tile=request.tile, batch=request.batch, device=request.device, threads=request.threads,
                            options=request.options if method == request.method else {}, **given)
     result = fuse(fusion, stage(progress, 0.0, 1 - FINISH_SHARE), cancel)
     warnings.extend_unique(f"{date.date}: {w}" for w in result.warnings if "auto takes" not in w)
     tags = {"STF_DATE": date.date, "STF_METHOD": result.method, "STF_REFERENCES": ",".join(pairs)}
     done = finish_date(scene, work, raw, date.date, pairs, model, out, tags,
                        stage(progress, 1 - FINISH_SHARE, 1.0), cancel)
-    os.remove(raw)  # the work folder keeps what later dates share, not every date's raw prediction
+    os.remove(work.path(raw))  # the work folder keeps what later dates share, not every date's raw prediction
     return DateResult(date.date, "fused", pairs, result.method, done.fused, done.reliability, done.restored,
                       done.fallback, done.expected_error, done.observed_rmse)
 
