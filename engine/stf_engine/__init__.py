@@ -12,7 +12,8 @@ from .evaluation.evaluate import METRIC_ORDER, EvaluationReport, EvaluationReque
 from .evaluation.evaluate import UNITS as METRIC_UNITS
 from .fusion.check import CheckReport, check
 from .fusion.request import DEFAULT_BATCH, SCALE_ROLES, FusionRequest, FusionResult, parse_scales
-from .fusion.run import fuse
+from .fusion.run import fuse, fuse_dates
+from .fusion.surveys import ReferenceSurveys
 from .inputs.masks import MASK_ROLES, MASK_RULES, parse_mask_rules
 from .inputs.series_list import list_series
 from .methods.catalog import describe_options, list_methods, method_halo, parse_options
@@ -23,7 +24,7 @@ from .roles import (
 )
 from .roles import LABELS as ROLE_LABELS
 from .series.plan import PlannedDate, plan_series
-from .series.request import DEFAULT_MAX_GAP, DEFAULT_SERIES_METHOD, DateResult, SeriesRequest, SeriesResult
+from .series.request import DEFAULT_DATE_BATCH, DEFAULT_MAX_GAP, DEFAULT_SERIES_METHOD, DateResult, SeriesRequest, SeriesResult
 from .series.run import fuse_series
 from .training import TrainingRequest, TrainingResult, train
 from .training.request import DEFAULT_MINUTES as DEFAULT_TRAINING_MINUTES
@@ -44,6 +45,7 @@ __all__ = [
     "COARSE_TARGET",
     "CheckReport",
     "DEFAULT_BATCH",
+    "DEFAULT_DATE_BATCH",
     "DEFAULT_MAX_GAP",
     "DEFAULT_METHOD",
     "DEFAULT_SERIES_METHOD",
@@ -67,6 +69,7 @@ __all__ = [
     "PAN",
     "PRECISIONS",
     "PlannedDate",
+    "ReferenceSurveys",
     "RECOMMENDED_METHOD",
     "ROLE_LABELS",
     "SCALE_ROLES",
@@ -83,6 +86,7 @@ __all__ = [
     "devices_found",
     "evaluate",
     "fuse",
+    "fuse_dates",
     "fuse_series",
     "list_methods",
     "list_series",

@@ -5,7 +5,6 @@ metadata plus a bounded sample of pixels, safe on the GUI thread.
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from ..inputs.aligned import AlignedInputs, open_inputs
 from ..methods.catalog import get_method, resolved_options
 from ..methods.contract import MethodContext, MethodSpec
 from .request import ERROR_MAP_NAMES, FusionRequest, check_cluster
+from .surveys import ReferenceSurveys, run_surveys
 
 
 WORKING_ARRAYS = 16
@@ -142,10 +142,12 @@ def prepare(
     progress: Progress = silent,
     ticker: Optional[Ticker] = None,
     survey_scene: bool = True,
+    surveys: Optional[ReferenceSurveys] = None,
 ) -> Plan:
     """Check the request, open its inputs on the fine grid and size the run; StfError for any problem.
 
-    `ticker` carries the run's cancel into the method's inner loops (and its progress within a tile)."""
+    `ticker` carries the run's cancel into the method's inner loops (and its progress within a tile);
+    `surveys` keeps reference surveys for later requests with the same references."""
     ticker = ticker or Ticker()
     spec, options = check_rules(request, weights_from_training)
     device = resolve_device(request.device)
@@ -170,22 +172,23 @@ def prepare(
         warn=warnings.add,
         tick=ticker,
     )
-    if spec.survey is not None and survey_scene:
+    if (spec.survey or spec.reference_survey) is not None and survey_scene:
         progress(0.0, f"{spec.name}: surveying the scene")
         scene = lambda: inputs.read_blocks(inputs.ratio, device)  # noqa: E731
-        context = dataclasses.replace(context, survey=spec.survey(context, scene))
+        context = run_surveys(spec, context, request, inputs, scene, surveys)
     halo = spec.halo(context) if request.halo is None else request.halo
     longest = max(inputs.grid.height, inputs.grid.width)
     if halo > longest:
         warnings.add(f"a halo of {halo} px is more than the raster's {longest} px; {longest} px is used")
         halo = longest
-    _check_memory(request, inputs, halo)
+    check_memory(request, inputs, halo)
     tiles = tiling.plan(inputs.grid.height, inputs.grid.width, request.tile)
     return Plan(request, spec, device, inputs, context, halo, tiles, warnings)
 
 
-def _check_memory(request: FusionRequest, inputs: AlignedInputs, halo: int) -> None:
-    """Refuse a run whose tiles would not fit in the memory available now, naming what to lower."""
+def check_memory(request: FusionRequest, inputs: AlignedInputs, halo: int) -> None:
+    """Refuse a run whose tiles would not fit in the memory available now, naming what to lower
+    (`request.batch` tiles a batch: times the dates when several are stacked)."""
     grid = inputs.grid
     side_h = min(request.tile or grid.height, grid.height) + 2 * halo
     side_w = min(request.tile or grid.width, grid.width) + 2 * halo

@@ -48,6 +48,16 @@ def predict_tiles(
         yield from fitting.predict(inputs, list(group), halo, precision)
 
 
+class DateStack:
+    """Several dates' inputs on one grid read as one: each batch holds the same tiles of every date in turn."""
+
+    def __init__(self, dates: Sequence[AlignedInputs]):
+        self.dates = dates
+
+    def read_batch(self, group: Sequence[tiling.Tile], halo: int, device) -> TileBatch:
+        return TileBatch.joined([inputs.read_batch(group, halo, device) for inputs in self.dates])
+
+
 class _Fitting:
     """Runs batches at the largest size that fits in GPU memory, and on the CPU when even one tile does not."""
 

@@ -2,6 +2,8 @@
 
 check and open the inputs (`check.prepare`) → predict tile by tile into the output → write the error maps
 → commit every output together (renamed from their temporary names only when all succeeded).
+`fuse_dates` does the same for several target dates that share their references, their tiles stacked into
+one batch so the method runs once for all of them (a series on a GPU).
 """
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import dataclasses
 import json
 import time
 from contextlib import ExitStack
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import rasterio
 
@@ -18,14 +20,16 @@ from ..core.blend import TileBlender
 from ..core.device import cpu_threads
 from ..core.outputs import output_lock
 from ..core.progress import Cancel, Progress, Ticker, check_cancel, silent, stage
+from ..errors import StfError
 from ..raster.writer import GeoTiffWriter, PendingOutputs
 from ..methods.auto import Choice
 from . import distributed
 from .auto import choose
-from .check import Plan, check_rules, prepare
+from .check import Plan, check_memory, check_rules, prepare
 from .error_maps import write_error_maps
-from .predict import TileFunction, predict_tiles, written_parts
+from .predict import DateStack, Predicted, TileFunction, predict_tiles, written_parts
 from .request import FusionRequest, FusionResult
+from .surveys import ReferenceSurveys
 
 GDAL_CACHE_BYTES = 128 * 2**20
 """Caps GDAL's block cache so memory is set by tile and batch size, not by raster size."""
@@ -33,8 +37,10 @@ PREDICTION_SHARE = 0.9
 """Share of the progress bar given to the prediction when error maps follow."""
 
 
-def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel: Optional[Cancel] = None) -> FusionResult:
-    """Fuse one request tile by tile; `progress(fraction, message)` per batch, `cancel.is_set()` checked per batch."""
+def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel: Optional[Cancel] = None,
+         surveys: Optional[ReferenceSurveys] = None) -> FusionResult:
+    """Fuse one request tile by tile; `progress(fraction, message)` per batch, `cancel.is_set()` checked per batch.
+    `surveys` keeps what the method learnt from the references alone, for the next request with the same ones."""
     started = time.perf_counter()
     report = progress or silent
     spec, _ = check_rules(request)  # before any work, and before the output is locked
@@ -46,7 +52,7 @@ def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel: Op
         if spec.chooses:
             choice = choose(request, spec, stage(report, 0.0, 0.0), ticker)
             request = dataclasses.replace(request, method=choice.method, options={})
-        plan = prepare(request, stack, progress=stage(report, 0.0, 0.0), ticker=ticker)
+        plan = prepare(request, stack, progress=stage(report, 0.0, 0.0), ticker=ticker, surveys=surveys)
         if choice is not None:
             plan.warnings.add(choice.reason)
         share = PREDICTION_SHARE if request.error_maps_dir else 1.0
@@ -58,7 +64,7 @@ def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel: Op
             if distributed.wanted(request):
                 ticker.progress(0.0, "starting the Dask workers" if request.workers else "connecting to Dask")
                 client = stack.enter_context(distributed.cluster(request))
-            _predict(plan, method, fused, ticker, client)
+            _predict([plan], method, [fused], ticker, client)
             ticker.progress = silent  # the error maps run the method again: only its cancel checks count there
             error_maps: Dict[str, str] = {}
             if request.error_maps_dir:
@@ -67,6 +73,51 @@ def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel: Op
             check_cancel(cancel)  # a cancel seen before the outputs are committed still removes them
     report(1.0, "done")
     return _result(plan, fused.path, error_maps, time.perf_counter() - started, threads, choice)
+
+
+def fuse_dates(requests: Sequence[FusionRequest], progress: Optional[Progress] = None,
+               cancel: Optional[Cancel] = None, surveys: Optional[ReferenceSurveys] = None) -> Tuple[FusionResult, ...]:
+    """Fuse several target dates whose requests differ only in the coarse target and the output.
+
+    When the method's tiles depend on the references alone (`batches_dates`), each batch holds the same tiles
+    of every date and the method runs once for all of them, its outputs committed together; otherwise, and
+    on a Dask cluster, the dates are fused one after another, sharing `surveys`. Memory grows with the
+    number of dates in one call, so callers pass a bounded group (the series' `date_batch`)."""
+    first = requests[0]
+    for request in requests[1:]:
+        if dataclasses.replace(request, coarse_target=None, output=None) != \
+                dataclasses.replace(first, coarse_target=None, output=None):
+            raise StfError("dates fused together must share everything but the coarse target and the output")
+    spec, _ = check_rules(first)
+    if len({r.output for r in requests}) < len(requests):
+        raise StfError("each date needs an output of its own")
+    if len(requests) == 1 or not batches_dates(spec) or first.error_maps_dir or distributed.wanted(first):
+        return tuple(fuse(request, stage(progress or silent, index / len(requests), (index + 1) / len(requests)),
+                          cancel, surveys) for index, request in enumerate(requests))
+    started = time.perf_counter()
+    report = progress or silent
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), ExitStack() as stack:
+        for request in requests:
+            stack.enter_context(output_lock(request.output))
+        threads = stack.enter_context(cpu_threads(first.threads))
+        ticker = Ticker(cancel=cancel)
+        plans = [prepare(r, stack, progress=stage(report, 0.0, 0.0), ticker=ticker, surveys=surveys) for r in requests]
+        check_memory(dataclasses.replace(first, batch=first.batch * len(plans)), plans[0].inputs, plans[0].halo)
+        with PendingOutputs() as outputs:
+            method = spec.build(plans[0].context)
+            fused = [_create_output(plan, outputs, None) for plan in plans]
+            ticker.progress = report
+            _predict(plans, method, fused, ticker)
+            check_cancel(cancel)
+    report(1.0, "done")
+    seconds = time.perf_counter() - started
+    return tuple(_result(plan, writer.path, {}, seconds, threads, None) for plan, writer in zip(plans, fused))
+
+
+def batches_dates(spec) -> bool:
+    """Whether the method's tiles depend on the references and the tile alone, so one built method serves
+    every target date: no scene survey of the coarse target, no choice of method per scene."""
+    return spec.survey is None and not spec.chooses
 
 
 def _create_output(plan: Plan, outputs: PendingOutputs, choice: Optional[Choice]) -> GeoTiffWriter:
@@ -89,38 +140,56 @@ def _create_output(plan: Plan, outputs: PendingOutputs, choice: Optional[Choice]
     )
 
 
-def _predict(plan: Plan, method: TileFunction, fused: GeoTiffWriter, ticker: Ticker, client=None):
+def _predict(plans: List[Plan], method: TileFunction, outputs: List[GeoTiffWriter], ticker: Ticker, client=None):
     """Every tile predicted and written once: cropped to its written part, or Hann-blended for global models.
+    With several plans (dates), each batch stacks their tiles and the method runs once for all of them.
     With a Dask `client`, the batches are predicted by its workers and written here."""
-    request, inputs, halo, tiles = plan.request, plan.inputs, plan.halo, plan.tiles
+    plan = plans[0]
+    request, halo, tiles = plan.request, plan.halo, plan.tiles
     progress = ticker.progress
-    progress(0.0, f"{plan.spec.name} on {plan.device}: {len(tiles)} tile(s), halo {halo}")
-    blender = None
+    dates = f" × {len(plans)} dates" if len(plans) > 1 else ""
+    progress(0.0, f"{plan.spec.name} on {plan.device}: {len(tiles)} tile(s){dates}, halo {halo}")
+    blenders = [None] * len(plans)
     if plan.spec.blend and halo > 0 and len(tiles) > 1:
-        grid = inputs.grid
-
-        def store(row: int, values, valid) -> None:
-            fused.write(inputs.fine.to_stored(values, valid), row, 0)
-
-        blender = TileBlender(store, grid.height, grid.width, inputs.bands, halo)
+        blenders = [_blender(each, writer) for each, writer in zip(plans, outputs)]
     done = 0
     if client is not None:
         batches = distributed.predict_on_cluster(client, request, tiles, halo, ticker.cancel)
     else:
+        inputs = plan.inputs if len(plans) == 1 else DateStack([p.inputs for p in plans])
         batches = predict_tiles(inputs, method, tiles, halo, request.batch, plan.device, request.precision,
                                 ticker.cancel, ticker, rebuild=lambda device: _rebuild(plan, device),
                                 warn=plan.warnings.add)
     for predicted in batches:
-        if blender:
-            blender.add(*predicted)
-        else:
-            for tile, values, valid in written_parts(predicted, halo):
-                fused.write(inputs.fine.to_stored(values, valid), tile.rows.write_start, tile.cols.write_start)
+        for each, writer, blender, part in zip(plans, outputs, blenders, _by_date(predicted, len(plans))):
+            if blender:
+                blender.add(*part)
+                continue
+            for tile, values, valid in written_parts(part, halo):
+                writer.write(each.inputs.fine.to_stored(values, valid), tile.rows.write_start, tile.cols.write_start)
         done += len(predicted[0])
         progress(done / len(tiles), f"tile {done}/{len(tiles)}")
-    if blender:
-        blender.finish()
-    fused.close()
+    for blender, writer in zip(blenders, outputs):
+        if blender:
+            blender.finish()
+        writer.close()
+
+
+def _blender(plan: Plan, fused: GeoTiffWriter) -> TileBlender:
+    """Hann-weighted overlap of the haloed tiles, flushed to `fused` row band by row band."""
+    grid = plan.inputs.grid
+
+    def store(row: int, values, valid) -> None:
+        fused.write(plan.inputs.fine.to_stored(values, valid), row, 0)
+
+    return TileBlender(store, grid.height, grid.width, plan.inputs.bands, plan.halo)
+
+
+def _by_date(predicted: Predicted, dates: int) -> List[Predicted]:
+    """A batch of stacked dates split back into each date's (tiles, values, valid)."""
+    group, values, valid = predicted
+    size = len(group)
+    return [(group, values[d * size:(d + 1) * size], valid[d * size:(d + 1) * size]) for d in range(dates)]
 
 
 def _rebuild(plan: Plan, device) -> TileFunction:

@@ -5,7 +5,7 @@ Adding a method is one module in this package exporting `SPECS`, listed once in 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, FrozenSet, Iterable, Mapping, Optional, Tuple
+from typing import Callable, FrozenSet, Iterable, Mapping, Optional, Sequence, Tuple
 
 import torch
 
@@ -40,6 +40,13 @@ class TileBatch:
         """The batch's tensors by name (inputs and mask), for transforms that apply to all of them."""
         return {name: value for name, value in vars(self).items() if isinstance(value, torch.Tensor)}
 
+    @staticmethod
+    def joined(batches: Sequence["TileBatch"]) -> "TileBatch":
+        """One batch holding the tiles of several batches in order (the same tiles of several target dates)."""
+        first = batches[0]
+        tensors = {name: torch.cat([b.tensors()[name] for b in batches]) for name in first.tensors()}
+        return TileBatch(origins=tuple(o for b in batches for o in b.origins), **tensors)
+
 
 @dataclass(frozen=True)
 class MethodContext:
@@ -58,7 +65,8 @@ class MethodContext:
     warn: Callable[[str], None] = field(default=lambda message: None, compare=False)
     """The run's warnings channel, for what a method notices while it is built."""
     survey: Mapping[str, object] = field(default_factory=dict, compare=False)
-    """What the method's scene-wide pre-pass found (MethodSpec.survey), the same for every tile."""
+    """What the method's scene-wide pre-passes found (MethodSpec.reference_survey, then MethodSpec.survey),
+    the same for every tile."""
     tick: Callable[..., None] = field(default=lambda fraction=None: None, compare=False)
     """Called from a method's inner loops: tick(fraction of the batch done) or tick() raises FusionCancelled
     when the run is cancelled, so a long tile stops within about a second."""
@@ -94,7 +102,11 @@ class MethodSpec:
     survey: Optional[Callable[[MethodContext, Callable[[], Iterable[TileBatch]]], Mapping[str, object]]] = None
     """A pre-pass over the whole scene in bounded memory, for statistics a method needs scene-wide (FSDAF's
     classes and class changes); tiles then use its result. It gets a callable that starts a new pass over
-    the scene (windows aligned with the coarse pixels, no halo) each time it is called."""
+    the scene (windows aligned with the coarse pixels, no halo) each time it is called, and finds the
+    reference survey's result in `context.survey`; what it returns replaces that, so it returns both."""
+    reference_survey: Optional[Callable[[MethodContext, Callable[[], Iterable[TileBatch]]], Mapping[str, object]]] = None
+    """The part of the pre-pass that reads the references only, never the coarse target (FSDAF's classes): a
+    run given a `ReferenceSurveys` cache (a series) computes it once per reference for every target date."""
     chooses: bool = False
     """The method picks another one for the scene before any tile is predicted (`auto`)."""
 

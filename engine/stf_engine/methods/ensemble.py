@@ -25,6 +25,9 @@ def ensemble(members: Sequence[MethodSpec]) -> MethodSpec:
     def survey(context: MethodContext, scene):
         return {m.name: m.survey(own(context, m), scene) for m in members if m.survey is not None}
 
+    def reference_survey(context: MethodContext, scene):
+        return {m.name: m.reference_survey(own(context, m), scene) for m in members if m.reference_survey is not None}
+
     def build(context: MethodContext):
         methods = [m.build(own(context, m)) for m in members]
         return lambda batch: torch.stack([method(batch).float() for method in methods]).mean(dim=0)
@@ -39,4 +42,5 @@ def ensemble(members: Sequence[MethodSpec]) -> MethodSpec:
         needs_weights=any(m.needs_weights for m in members),
         blend=any(m.blend for m in members),
         survey=survey if any(m.survey is not None for m in members) else None,
+        reference_survey=reference_survey if any(m.reference_survey is not None for m in members) else None,
     )

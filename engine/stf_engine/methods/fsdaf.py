@@ -1,7 +1,8 @@
 """FSDAF (Zhu et al. 2016, Remote Sensing of Environment 172:165-177), written from the paper, in torch.
 
-Scene-wide pre-pass (the survey, in bounded memory over windows aligned with the coarse pixels):
-1. Unsupervised classes of the fine reference: k-means on a regular sample of its pixels.
+Scene-wide pre-passes (in bounded memory over windows aligned with the coarse pixels):
+1. Unsupervised classes of the fine reference: k-means on a regular sample of its pixels (the reference
+   survey, which a series reuses for every date with that reference).
 2. Each class's temporal change ΔF(c), per band, by unmixing the coarse change: over the coarse pixels with
    complete data, C2 − C1 = Σ_c f_c·ΔF(c) with f_c the class fractions, solved by least squares (lightly
    ridge-regularised) and kept within the range of the coarse changes.
@@ -77,14 +78,22 @@ def label(fine: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
     return torch.cdist(flat, centres.to(flat)).argmin(dim=1).reshape(batch, height, width)
 
 
-def survey(context: MethodContext, scene: Callable[[], Iterable[TileBatch]]) -> Dict[str, object]:
-    """Two passes over the scene: class centres from a sample of the fine reference, then each class's change
-    by unmixing the coarse change (sums over coarse pixels only, so memory does not grow with the scene)."""
-    ratio, classes = context.ratio, _option(context, "classes")
+def classes_survey(context: MethodContext, scene: Callable[[], Iterable[TileBatch]]) -> Dict[str, object]:
+    """The class centres: k-means on a regular sample of the fine reference (two passes, bounded memory).
+    It reads the reference only, so a series computes it once per reference for all its target dates."""
     total = sum(int(b.valid.sum()) for b in scene()) or 1  # a pass over the masks: the sampling step
     step = max(1, total // SAMPLE_PIXELS)
     samples = torch.cat([b.fine_reference[0][:, b.valid[0, 0]].T[::step] for b in scene()]).double()
-    centres = kmeans(samples, classes)
+    return {"centres": kmeans(samples, _option(context, "classes")).float()}
+
+
+def survey(context: MethodContext, scene: Callable[[], Iterable[TileBatch]]) -> Dict[str, object]:
+    """Each class's change by unmixing the coarse change, summed over coarse pixels only so memory does not
+    grow with the scene; the centres come from `classes_survey` (computed here when it has not run)."""
+    ratio, classes = context.ratio, _option(context, "classes")
+    centres = context.survey.get("centres")
+    if centres is None:
+        centres = classes_survey(context, scene)["centres"]
     gram = torch.zeros(classes, classes, dtype=torch.float64)
     moment = torch.zeros(classes, context.bands, dtype=torch.float64)
     low, high = None, None
@@ -107,7 +116,7 @@ def survey(context: MethodContext, scene: Callable[[], Iterable[TileBatch]]) -> 
     class_change = torch.linalg.solve(gram + ridge, moment)
     if low is not None:
         class_change = torch.maximum(torch.minimum(class_change, high), low)
-    return {"centres": centres.float(), "class_change": class_change.float()}
+    return {"centres": centres, "class_change": class_change.float()}
 
 
 def _build(context: MethodContext):
@@ -149,5 +158,6 @@ SPECS = (
         build=_build,
         options=OPTIONS,
         survey=survey,
+        reference_survey=classes_survey,
     ),
 )

@@ -10,6 +10,9 @@ from ..fusion.request import DEFAULT_BATCH
 DEFAULT_MAX_GAP = 60
 """Days a fine reference may lie from the target date; farther ones are not used."""
 DEFAULT_SERIES_METHOD = "auto"
+DEFAULT_DATE_BATCH = 4
+"""Consecutive dates with the same references fused together: one method call a batch for all of them
+(methods whose tiles depend on the references alone: STARFM, Fit-FC, ESTARFM, the deep models)."""
 
 
 @dataclass
@@ -34,6 +37,8 @@ class SeriesRequest:
     register: bool = False
     tile: int = DEFAULT_TILE
     batch: int = DEFAULT_BATCH
+    date_batch: int = DEFAULT_DATE_BATCH
+    """Dates fused together (each batch then holds `batch` tiles of every one of them); memory grows with it."""
     device: str = "auto"
     threads: Optional[int] = None
     options: Union[Dict[str, object], str, Sequence[str]] = field(default_factory=dict)

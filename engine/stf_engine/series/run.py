@@ -8,10 +8,12 @@ progress, and a re-run resumes after the dates already written (unless `overwrit
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 import time
 from contextlib import ExitStack
+from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import rasterio
@@ -20,9 +22,10 @@ from .. import roles
 from ..core.device import cpu_threads
 from ..core.outputs import check_writable_folder, output_lock
 from ..core.progress import Cancel, Progress, Warnings, check_cancel, silent, stage
-from ..fusion.request import FusionRequest, check_cluster
+from ..fusion.request import FusionRequest, FusionResult, check_cluster
 from ..fusion import distributed
-from ..fusion.run import GDAL_CACHE_BYTES, fuse
+from ..fusion.run import GDAL_CACHE_BYTES, batches_dates, fuse, fuse_dates
+from ..fusion.surveys import ReferenceSurveys
 from ..inputs.series_list import list_series
 from ..methods.catalog import get_method
 from .finish import finish_date, output_names
@@ -97,12 +100,50 @@ def fuse_series(request: SeriesRequest, progress: Optional[Progress] = None,
 def _here(scene: SeriesScene, work: WorkRasters, request: SeriesRequest, dates: List[PlannedDate],
           references: Dict[str, Restored], model: ErrorModel, out: str, progress: Progress,
           cancel: Optional[Cancel]) -> Iterator[Tuple[DateResult, List[str]]]:
-    """The dates one after another in this process, each with its share of the progress bar."""
-    for index, date in enumerate(dates):
+    """The dates in this process: groups of up to `date_batch` consecutive dates with the same references
+    when the method allows (`fuse_dates`: one method call a batch for all of them), else one by one; each
+    then finished on its own. The reference surveys (FSDAF's classes) are shared by every date."""
+    surveys = ReferenceSurveys()
+    done = 0
+    for group in _groups([_fusion_request(scene, work, request, d, references) for d in dates], request.date_batch):
         check_cancel(cancel)
-        share = stage(progress, index / len(dates), (index + 1) / len(dates), date.date)
-        warnings = Warnings()
-        yield _fuse_date(scene, work, request, date, references, model, out, share, cancel, warnings), warnings
+        share = stage(progress, done / len(dates), (done + len(group)) / len(dates),
+                      group[0].date.date if len(group) == 1 else f"{group[0].date.date} … {group[-1].date.date}")
+        fused = fuse_dates([g.fusion for g in group], stage(share, 0.0, 1 - FINISH_SHARE), cancel, surveys)
+        for index, (planned, result) in enumerate(zip(group, fused)):
+            finishing = stage(share, 1 - FINISH_SHARE + FINISH_SHARE * index / len(group),
+                              1 - FINISH_SHARE + FINISH_SHARE * (index + 1) / len(group))
+            yield _finish(scene, work, planned, result, model, out, finishing, cancel)
+        done += len(group)
+
+
+@dataclass
+class _DateFusion:
+    """A date's fusion request on the restored inputs, and what choosing its method had to say."""
+
+    date: PlannedDate
+    fusion: FusionRequest
+    warnings: Warnings
+
+
+def _groups(dates: List[_DateFusion], size: int) -> Iterator[List[_DateFusion]]:
+    """Consecutive dates that can run as one batch (`batches_dates`) and whose requests differ only in the
+    coarse target and the output, at most `size` a group; any other date is a group of its own."""
+    group: List[_DateFusion] = []
+    for date in dates:
+        if group and (len(group) == size or _stacking(group[0]) != _stacking(date) or _stacking(date) is None):
+            yield group
+            group = []
+        group.append(date)
+    if group:
+        yield group
+
+
+def _stacking(date: _DateFusion) -> Optional[FusionRequest]:
+    """What dates stacked with this one must share, or None when its method runs each date on its own."""
+    if not batches_dates(get_method(date.fusion.method)):
+        return None
+    return dataclasses.replace(date.fusion, coarse_target=None, output=None)
 
 
 def _on_cluster(client, request: SeriesRequest, dates: List[PlannedDate], references: Dict[str, Restored],
@@ -122,13 +163,12 @@ def _date_task(request: SeriesRequest, date: PlannedDate, references: Dict[str, 
                out: str, folder: str) -> Tuple[DateResult, List[str]]:
     """On a Dask worker: open the series, then fuse and finish one date like `_here` does."""
     entries = list_series(request.series, pairs_only=False)
-    warnings = Warnings()
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), ExitStack() as stack:
         stack.enter_context(cpu_threads(request.threads))
         scene = SeriesScene(entries, request, stack)
         work = WorkRasters(folder, scene.grid, stack)
-        result = _fuse_date(scene, work, request, date, references, model, out, silent, None, warnings)
-    return result, list(warnings)
+        planned = _fusion_request(scene, work, request, date, references)
+        return _finish(scene, work, planned, fuse(planned.fusion), model, out, silent, None)
 
 
 def _done(out: str, date: PlannedDate) -> bool:
@@ -159,32 +199,43 @@ def _prepare(scene: SeriesScene, work: WorkRasters, request: SeriesRequest, todo
     return references, model, todo
 
 
-def _fuse_date(scene: SeriesScene, work: WorkRasters, request: SeriesRequest, date: PlannedDate,
-               references: Dict[str, Restored], model: ErrorModel, out: str, progress: Progress,
-               cancel: Optional[Cancel], warnings: Warnings) -> DateResult:
-    """One date: the method on the restored inputs into the work folder, then its final files."""
-    pairs = date.pairs
+def _fusion_request(scene: SeriesScene, work: WorkRasters, request: SeriesRequest, date: PlannedDate,
+                    references: Dict[str, Restored]) -> _DateFusion:
+    """The fusion of one date on the restored inputs, into the work folder (delta when the method needs two
+    references and the date has one)."""
+    pairs, warnings = date.pairs, Warnings()
     given = {roles.COARSE_TARGET: work.path(coarse_name(date.date))}
     for (fine_role, coarse_role), reference in zip(((roles.FINE_REFERENCE, roles.COARSE_REFERENCE),
                                                     (roles.FINE_REFERENCE_2, roles.COARSE_REFERENCE_2)), pairs):
         given[fine_role] = references[reference].image
         given[coarse_role] = work.path(coarse_name(reference))
-    raw = f"raw_{date.date}"
     method = request.method
     if len(pairs) == 1 and roles.FINE_REFERENCE_2 in get_method(method).required:
         warnings.add(f"{date.date}: one usable reference only; {method} needs two, delta is used")
         method = "delta"
-    fusion = FusionRequest(output=work.path(raw), method=method, coarse_resolution=scene.coarse_resolution,
-                           tile=request.tile, batch=request.batch, device=request.device, threads=request.threads,
+    fusion = FusionRequest(output=work.path(_raw(date.date)), method=method,
+                           coarse_resolution=scene.coarse_resolution, tile=request.tile, batch=request.batch,
+                           device=request.device, threads=request.threads,
                            options=request.options if method == request.method else {}, **given)
-    result = fuse(fusion, stage(progress, 0.0, 1 - FINISH_SHARE), cancel)
-    warnings.extend_unique(f"{date.date}: {w}" for w in result.warnings if "auto takes" not in w)
-    tags = {"STF_DATE": date.date, "STF_METHOD": result.method, "STF_REFERENCES": ",".join(pairs)}
-    done = finish_date(scene, work, raw, date.date, pairs, model, out, tags,
-                       stage(progress, 1 - FINISH_SHARE, 1.0), cancel)
-    os.remove(work.path(raw))  # the work folder keeps what later dates share, not every date's raw prediction
-    return DateResult(date.date, "fused", pairs, result.method, done.fused, done.reliability, done.restored,
-                      done.fallback, done.expected_error, done.observed_rmse)
+    return _DateFusion(date, fusion, warnings)
+
+
+def _finish(scene: SeriesScene, work: WorkRasters, planned: _DateFusion, result: FusionResult, model: ErrorModel,
+            out: str, progress: Progress, cancel: Optional[Cancel]) -> Tuple[DateResult, List[str]]:
+    """A fused date's final files from its raw prediction, which is then removed (the work folder keeps what
+    later dates share, not every date's raw prediction)."""
+    date, pairs, warnings = planned.date.date, planned.date.pairs, planned.warnings
+    warnings.extend_unique(f"{date}: {w}" for w in result.warnings if "auto takes" not in w)
+    tags = {"STF_DATE": date, "STF_METHOD": result.method, "STF_REFERENCES": ",".join(pairs)}
+    done = finish_date(scene, work, _raw(date), date, pairs, model, out, tags, progress, cancel)
+    os.remove(planned.fusion.output)
+    return DateResult(date, "fused", pairs, result.method, done.fused, done.reliability, done.restored,
+                      done.fallback, done.expected_error, done.observed_rmse), list(warnings)
+
+
+def _raw(date: str) -> str:
+    """The work raster of a date's raw prediction, before its fallback and reliability."""
+    return f"raw_{date}"
 
 
 def _facts(request: SeriesRequest, model: Optional[ErrorModel]) -> dict:

@@ -2,6 +2,7 @@
 delta, cloud masks, a simulated abrupt change, and resume after an interruption."""
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import numpy as np
@@ -10,6 +11,7 @@ import rasterio
 
 from devkit.series import DAYS, SERIES_OPTIONS, changed_copy, iso, kranj_series, landsat, modis, write_mask
 from stf_engine import FusionRequest, SeriesRequest, StfError, fuse, fuse_series
+from stf_engine.methods import catalog, fsdaf
 
 CLOUD = (slice(5, 25), slice(10, 30))
 """A block of a reference covered by a (simulated) cloud."""
@@ -175,3 +177,31 @@ def test_dates_as_tasks_on_dask_workers_give_the_same_files(without_077, tmp_pat
         assert (date.references, date.method) == (same.references, same.method)
         np.testing.assert_array_equal(read(date.fused)[0], read(same.fused)[0])
         np.testing.assert_array_equal(reliability(date.reliability), reliability(same.reliability))
+
+
+def test_dates_with_the_same_references_run_stacked_and_give_the_files_of_one_date_at_a_time(tmp_path, monkeypatch):
+    dates = tuple(iso(day) for day in range(69, 77))
+    one_by_one = fuse_series(series(tmp_path / "one", hide=(77,), dates=dates, method="starfm", date_batch=1))
+    sizes, spec = [], catalog.METHODS["starfm"]
+
+    def build(context):
+        method = spec.build(context)
+        return lambda batch: sizes.append(batch.coarse_target.shape[0]) or method(batch)
+
+    monkeypatch.setitem(catalog.METHODS, "starfm", dataclasses.replace(spec, build=build))
+    stacked = fuse_series(series(tmp_path / "stacked", hide=(77,), dates=dates, method="starfm", date_batch=3))
+    assert sorted(sizes) == [2, 3, 3], "8 dates with the same references: 3 + 3 + 2 a batch (one tile)"
+    for first, second in zip(one_by_one.dates, stacked.dates):
+        assert (first.references, first.method, first.status) == (second.references, second.method, "fused")
+        for name in ("fused", "reliability"):
+            np.testing.assert_allclose(reliability(getattr(second, name)), reliability(getattr(first, name)),
+                                       rtol=0, atol=1e-6)
+
+
+def test_each_reference_is_classified_once_for_all_its_dates(tmp_path, monkeypatch):
+    calls, kmeans = [], fsdaf.kmeans
+    monkeypatch.setattr(fsdaf, "kmeans", lambda *a, **k: calls.append(1) or kmeans(*a, **k))
+    result = fuse_series(series(tmp_path, dates=tuple(iso(day) for day in range(69, 86) if day != 77),
+                                method="fsdaf"))
+    references = {d.references[0] for d in result.dates}
+    assert len(result.dates) == 16 and len(calls) == len(references) == 2

@@ -1,0 +1,64 @@
+"""The scene pre-passes of a method (`MethodSpec.reference_survey`, then `MethodSpec.survey`), and a cache
+that keeps what the references alone taught, for the next target date fused from the same references."""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Callable, Dict, Hashable, Iterable, Mapping, Optional, Tuple
+
+from .. import roles
+from ..inputs.aligned import AlignedInputs
+from ..methods.contract import MethodContext, MethodSpec, TileBatch
+from .request import FusionRequest
+
+Scene = Callable[[], Iterable[TileBatch]]
+
+
+class ReferenceSurveys:
+    """Reference-survey results by method, options, alignment and the reference files as they are on disk.
+
+    A series passes one to every date it fuses, so FSDAF classifies each reference once, not once a date."""
+
+    def __init__(self):
+        self._found: Dict[Hashable, Mapping[str, object]] = {}
+        self.computed = 0
+        """How many reference surveys were run (the rest were reused)."""
+
+    def __len__(self) -> int:
+        return len(self._found)
+
+    def get(self, key: Hashable, compute: Callable[[], Mapping[str, object]]) -> Mapping[str, object]:
+        if key not in self._found:
+            self._found[key] = compute()
+            self.computed += 1
+        return self._found[key]
+
+
+def run_surveys(spec: MethodSpec, context: MethodContext, request: FusionRequest, inputs: AlignedInputs,
+                 scene: Scene, cache: Optional[ReferenceSurveys] = None) -> MethodContext:
+    """The context with the method's pre-pass results in `survey` (itself when the method has none)."""
+    found: Dict[str, object] = {}
+    if spec.reference_survey is not None:
+        compute = lambda: spec.reference_survey(context, scene)  # noqa: E731
+        found.update(cache.get(_key(spec, context, request, inputs), compute) if cache is not None else compute())
+    if spec.survey is not None:
+        found.update(spec.survey(_with(context, found), scene))
+    return _with(context, found)
+
+
+def _with(context: MethodContext, survey: Mapping[str, object]) -> MethodContext:
+    return dataclasses.replace(context, survey=dict(survey))
+
+
+def _key(spec: MethodSpec, context: MethodContext, request: FusionRequest, inputs: AlignedInputs) -> Tuple:
+    """What a reference survey depends on: never the coarse target, so dates with the same references share it."""
+    files = tuple((role, os.path.abspath(path), *_stamp(path)) for role, path in sorted(request.inputs().items())
+                  if role != roles.COARSE_TARGET and spec.accepts(role))
+    options = repr(sorted(context.options.items()))
+    return spec.name, options, repr(request.alignment(spec.coarse_resampling)), inputs.coarse_shift, files
+
+
+def _stamp(path: str) -> Tuple[int, int]:
+    """Size and modification time: a reference rewritten between runs is surveyed again."""
+    status = os.stat(path)
+    return status.st_size, status.st_mtime_ns

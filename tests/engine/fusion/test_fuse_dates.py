@@ -1,0 +1,122 @@
+"""`fuse_dates`: target dates sharing their references fused together. Methods whose tiles depend on the
+references alone run once a batch for every date; the others run per date, sharing their reference survey.
+Either way each date's output equals a `fuse` of that date alone."""
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+import numpy as np
+import pytest
+import rasterio
+
+from devkit.series import changed_copy
+from devkit.synthetic import scene_set
+from helpers.checkpoints import save_random
+from stf_engine import FusionCancelled, FusionRequest, StfError, fuse
+from stf_engine.fusion.run import fuse_dates
+from stf_engine.fusion.surveys import ReferenceSurveys
+from stf_engine.methods import catalog, fsdaf
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+CHANGES = (lambda v: v, lambda v: v * 1.15, lambda v: v * 0.9 + 0.03)
+"""Three target dates: the scene's coarse target and two changed copies of it."""
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("dates")
+    paths = scene_set(folder, height=84, width=76, bands=3, ratio=4, dtype="float32")
+    paths["targets"] = [str(changed_copy(paths["coarse"], folder / f"c2_{i}.tif", change))
+                        for i, change in enumerate(CHANGES)]
+    return paths
+
+
+def requests(scene, folder, method, **kwargs):
+    return [FusionRequest(coarse_target=target, fine_reference=scene["fine"], coarse_reference=scene["coarse_ref"],
+                          output=str(folder / f"{method}_{i}.tif"), method=method, tile=32, batch=2, **kwargs)
+            for i, target in enumerate(scene["targets"])]
+
+
+def pixels(path):
+    with rasterio.open(path) as dataset:
+        return dataset.read()
+
+
+def counting(monkeypatch, name):
+    """The catalog's method `name` with its tile function wrapped to record each call's batch size."""
+    sizes = []
+    spec = catalog.METHODS[name]
+
+    def build(context):
+        method = spec.build(context)
+
+        def run(batch):
+            sizes.append(batch.coarse_target.shape[0])
+            return method(batch)
+
+        return run
+
+    monkeypatch.setitem(catalog.METHODS, name, dataclasses.replace(spec, build=build))
+    return sizes
+
+
+@pytest.mark.parametrize("method", ["starfm", "edcstfn", "marstfn"])
+def test_stacked_dates_run_the_method_once_a_batch_and_equal_each_date_alone(scene, tmp_path, monkeypatch, method):
+    weights = {} if method == "starfm" else {"weights": save_random(tmp_path / "w.pt", method,
+                                                                    given=("coarse_reference",))}
+    alone = [fuse(r) for r in requests(scene, tmp_path / "alone", method, **weights)]
+    sizes = counting(monkeypatch, method)
+    together = fuse_dates(requests(scene, tmp_path / "together", method, **weights))
+    tiles = alone[0].tiles
+    assert tiles == 9 and sum(sizes) == 3 * tiles and max(sizes) == 3 * 2, "2 tiles of all 3 dates a batch"
+    for one, many in zip(alone, together):
+        np.testing.assert_allclose(pixels(many.output), pixels(one.output), rtol=0, atol=2e-6)
+    assert len({many.output for many in together}) == 3
+
+
+def test_a_method_surveying_the_target_runs_per_date_and_classifies_the_reference_once(scene, tmp_path,
+                                                                                      monkeypatch):
+    alone = [fuse(r) for r in requests(scene, tmp_path / "alone", "fsdaf")]
+    calls, kmeans = [], fsdaf.kmeans
+    monkeypatch.setattr(fsdaf, "kmeans", lambda *a, **k: calls.append(1) or kmeans(*a, **k))
+    surveys = ReferenceSurveys()
+    together = fuse_dates(requests(scene, tmp_path / "together", "fsdaf"), surveys=surveys)
+    assert len(calls) == 1 and surveys.computed == 1 and len(surveys) == 1
+    for one, many in zip(alone, together):
+        np.testing.assert_array_equal(pixels(many.output), pixels(one.output))
+    fuse(requests(scene, tmp_path, "fsdaf", options={"classes": 4})[0], surveys=surveys)
+    assert surveys.computed == 2, "other options are another survey"
+
+
+def test_a_rewritten_reference_is_surveyed_again(scene, tmp_path):
+    fine = changed_copy(scene["fine"], tmp_path / "f1.tif", lambda v: v)
+    first = dataclasses.replace(requests(scene, tmp_path, "fsdaf")[0], fine_reference=str(fine))
+    surveys = ReferenceSurveys()
+    fuse(first, surveys=surveys)
+    fuse(dataclasses.replace(first, output=str(tmp_path / "again.tif")), surveys=surveys)
+    assert surveys.computed == 1
+    changed_copy(scene["fine"], fine, lambda v: v * 1.2)
+    fuse(dataclasses.replace(first, output=str(tmp_path / "changed.tif")), surveys=surveys)
+    assert surveys.computed == 2
+
+
+def test_dates_must_share_their_references_and_have_outputs_of_their_own(scene, tmp_path):
+    many = requests(scene, tmp_path, "starfm")
+    with pytest.raises(StfError, match="share everything but the coarse target"):
+        fuse_dates([many[0], dataclasses.replace(many[1], fine_reference=scene["truth"])])
+    with pytest.raises(StfError, match="an output of its own"):
+        fuse_dates([many[0], dataclasses.replace(many[1], output=many[0].output)])
+
+
+def test_cancel_in_stacked_dates_leaves_no_date_behind(scene, tmp_path):
+    cancel = threading.Event()
+
+    def progress(fraction, message):
+        if message.startswith("tile 4/"):
+            cancel.set()
+
+    with pytest.raises(FusionCancelled):
+        fuse_dates(requests(scene, tmp_path, "starfm"), progress, cancel)
+    assert not list(tmp_path.iterdir())
