@@ -6,6 +6,7 @@ from qgis.core import (
     QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
+    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
@@ -90,6 +91,12 @@ class FuseSeriesAlgorithm(EngineAlgorithm):
         self.addParameter(coarse_resolution_parameter())
         self.addParameter(options_parameter())
         self.addParameter(QgsProcessingParameterEnum("DEVICE", "Device", self.enums["DEVICE"], defaultValue=0))
+        date_batch = QgsProcessingParameterNumber(
+            "DATE_BATCH", "Dates with the same references fused together (one batch; more uses more memory)",
+            INTEGER, self.engine.DEFAULT_DATE_BATCH, minValue=1,
+        )
+        date_batch.setFlags(date_batch.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(date_batch)
         self.addParameter(threads_parameter())
         self.addParameter(scheduler_parameter())
         self.addParameter(
@@ -125,6 +132,7 @@ class FuseSeriesAlgorithm(EngineAlgorithm):
             coarse_resolution=self.optional_number(parameters, "COARSE_RESOLUTION", context),
             options=self.parsed(self.engine.parse_options, method, text["OPTIONS"]) if text["OPTIONS"] else {},
             device=self.enum_name(parameters, "DEVICE", context),
+            date_batch=self.parameterAsInt(parameters, "DATE_BATCH", context),
             threads=self.threads(parameters, context),
             scheduler=self.scheduler(parameters, context),
             overwrite=self.parameterAsBool(parameters, "OVERWRITE", context),

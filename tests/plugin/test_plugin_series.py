@@ -292,3 +292,16 @@ def test_cancel_stops_the_series_and_removes_the_folder_it_left_empty(plugin, qg
     wait_for(lambda: outcomes and not plugin.tasks)
     assert outcomes == ["terminated"] and series_groups() == [] and not out.exists()
     assert iface.messageBar().get_messages(Qgis.Warning)[-1].endswith("not run: cancelled")
+
+
+def test_date_batch_reaches_the_engine(plugin, series_csv, tmp_path, monkeypatch):
+    import processing
+
+    engine, seen = plugin.status.engine, []
+    fuse_series = engine.fuse_series
+    monkeypatch.setattr(engine, "fuse_series", lambda request, **kw: seen.append(request) or fuse_series(request, **kw))
+    result = processing.run("stf:fuse_series", series_parameters(series_csv, tmp_path / "out", METHOD="starfm",
+                                                                 DATE_BATCH=2))
+    assert result["FUSED_DATES"] == 3 and [r.date_batch for r in seen] == [2]
+    default = processing.run("stf:fuse_series", series_parameters(series_csv, tmp_path / "again"))
+    assert default["FUSED_DATES"] == 3 and seen[-1].date_batch == engine.DEFAULT_DATE_BATCH
