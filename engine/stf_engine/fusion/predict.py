@@ -8,12 +8,15 @@ import torch
 
 from ..core import tiling
 from ..core.device import autocast
+from ..core.pipeline import read_ahead
 from ..core.progress import Cancel, Ticker, check_cancel
 from ..errors import StfError
 from ..inputs.aligned import AlignedInputs
 from ..methods.contract import TileBatch
 
 TileFunction = Callable[[TileBatch], torch.Tensor]
+READ_AHEAD = 2
+"""Batches the reader thread may have ready while the method runs: enough to hide a read, bounded in memory."""
 Predicted = Tuple[Sequence[tiling.Tile], torch.Tensor, torch.Tensor]
 """(tiles of the batch, prediction (B, C, H, W) float32 over each haloed window, valid (B, 1, H, W))."""
 
@@ -33,19 +36,29 @@ def predict_tiles(
 ) -> Iterator[Predicted]:
     """Read each batch of tiles with its halo, run the method on it, and yield the haloed predictions.
 
+    A reader thread reads the next batches (into pinned memory for a GPU) while the method runs on this one.
     With a `ticker`, each batch's share of the tiles is where the method's own ticks report progress.
     When the GPU runs out of memory the batch is halved (for the rest of the run too), and at one tile the
     method is rebuilt on the CPU with `rebuild`, each step with a warning; the results are the same."""
     done = 0
     fitting = _Fitting(method, device, batch, rebuild, warn)
-    for group in tiling.batches(tiles, batch):
-        check_cancel(cancel)
-        if ticker is not None:
-            ticker.span(done / len(tiles), (done + len(group)) / len(tiles),
-                        f"tile {done + 1}/{len(tiles)}" if len(group) == 1 else
-                        f"tiles {done + 1}-{done + len(group)}/{len(tiles)}")
-        done += len(group)
-        yield from fitting.predict(inputs, list(group), halo, precision)
+    pinned = device.type == "cuda"
+
+    def read() -> Iterator[Tuple[List[tiling.Tile], TileBatch]]:
+        for group in tiling.batches(tiles, batch):
+            check_cancel(cancel)
+            data = inputs.read_batch(group, halo, torch.device("cpu"))
+            yield list(group), data.pinned() if pinned else data
+
+    with read_ahead(read(), READ_AHEAD) as batches:
+        for group, data in batches:
+            check_cancel(cancel)
+            if ticker is not None:
+                ticker.span(done / len(tiles), (done + len(group)) / len(tiles),
+                            f"tile {done + 1}/{len(tiles)}" if len(group) == 1 else
+                            f"tiles {done + 1}-{done + len(group)}/{len(tiles)}")
+            done += len(group)
+            yield from fitting.predict(group, data, precision)
 
 
 class DateStack:
@@ -65,22 +78,24 @@ class _Fitting:
                  rebuild: Optional[Callable[[torch.device], TileFunction]], warn: Callable[[str], None]):
         self.method, self.device, self.batch, self.rebuild, self.warn = method, device, batch, rebuild, warn
 
-    def predict(self, inputs: AlignedInputs, group: List[tiling.Tile], halo: int, precision: str
-                ) -> Iterator[Predicted]:
-        pending = group
-        while pending:
-            part = pending[: self.batch]
+    def predict(self, group: List[tiling.Tile], data: TileBatch, precision: str) -> Iterator[Predicted]:
+        """The group's predictions in parts of at most `self.batch` tiles (each part with every stacked date)."""
+        dates = len(data.origins) // len(group)
+        start = 0
+        while start < len(group):
+            stop = min(len(group), start + self.batch)
+            part = _tiles(data, len(group), dates, start, stop)
             try:
-                data = inputs.read_batch(part, halo, self.device)
+                moved = part.to(self.device)
                 with torch.inference_mode(), autocast(self.device, precision):
-                    predicted = self.method(data).float()
+                    predicted = self.method(moved).float()
             except torch.cuda.OutOfMemoryError:
-                data = predicted = None
+                moved = predicted = None
                 torch.cuda.empty_cache()
-                self._shrink(len(part))
+                self._shrink(stop - start)
                 continue
-            pending = pending[len(part):]
-            yield part, predicted, data.valid
+            yield group[start:stop], predicted, moved.valid
+            start = stop
 
     def _shrink(self, size: int) -> None:
         """Halve the batch; at one tile, move to the CPU; with neither possible, one line saying what to lower."""
@@ -94,6 +109,14 @@ class _Fitting:
                       "keep it on the GPU)")
         else:
             raise StfError("out of memory with a single tile; lower --tile or --halo")
+
+
+
+def _tiles(data: TileBatch, size: int, dates: int, start: int, stop: int) -> TileBatch:
+    """Tiles start..stop-1 of a batch of `size` tiles, of every date when `dates` are stacked date after date."""
+    if dates == 1:
+        return data.part(start, stop)
+    return TileBatch.joined([data.part(d * size + start, d * size + stop) for d in range(dates)])
 
 
 def written_parts(predicted: Predicted, halo: int) -> Iterator[Tuple[tiling.Tile, np.ndarray, np.ndarray]]:

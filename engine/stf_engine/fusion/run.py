@@ -19,6 +19,7 @@ from ..core import tiling
 from ..core.blend import TileBlender
 from ..core.device import cpu_threads
 from ..core.outputs import output_lock
+from ..core.pipeline import WriteBehind
 from ..core.progress import Cancel, Progress, Ticker, check_cancel, silent, stage
 from ..errors import StfError
 from ..raster.writer import GeoTiffWriter, PendingOutputs
@@ -33,6 +34,8 @@ from .surveys import ReferenceSurveys
 
 GDAL_CACHE_BYTES = 128 * 2**20
 """Caps GDAL's block cache so memory is set by tile and batch size, not by raster size."""
+WRITE_BEHIND = 2
+"""Predicted batches waiting for the writer thread at most (their memory is the bound)."""
 PREDICTION_SHARE = 0.9
 """Share of the progress bar given to the prediction when error maps follow."""
 
@@ -160,15 +163,19 @@ def _predict(plans: List[Plan], method: TileFunction, outputs: List[GeoTiffWrite
         batches = predict_tiles(inputs, method, tiles, halo, request.batch, plan.device, request.precision,
                                 ticker.cancel, ticker, rebuild=lambda device: _rebuild(plan, device),
                                 warn=plan.warnings.add)
-    for predicted in batches:
+    def store(predicted: Predicted) -> None:
         for each, writer, blender, part in zip(plans, outputs, blenders, _by_date(predicted, len(plans))):
             if blender:
                 blender.add(*part)
                 continue
             for tile, values, valid in written_parts(part, halo):
                 writer.write(each.inputs.fine.to_stored(values, valid), tile.rows.write_start, tile.cols.write_start)
-        done += len(predicted[0])
-        progress(done / len(tiles), f"tile {done}/{len(tiles)}")
+
+    with WriteBehind(WRITE_BEHIND) as writes:  # the next batch is predicted while this one is written
+        for predicted in batches:
+            writes.submit(lambda predicted=predicted: store(predicted))
+            done += len(predicted[0])
+            progress(done / len(tiles), f"tile {done}/{len(tiles)}")
     for blender, writer in zip(blenders, outputs):
         if blender:
             blender.finish()

@@ -40,6 +40,22 @@ class TileBatch:
         """The batch's tensors by name (inputs and mask), for transforms that apply to all of them."""
         return {name: value for name, value in vars(self).items() if isinstance(value, torch.Tensor)}
 
+    def part(self, start: int, stop: int) -> "TileBatch":
+        """Tiles start..stop-1 of the batch (views, no copy)."""
+        return TileBatch(origins=self.origins[start:stop],
+                         **{name: value[start:stop] for name, value in self.tensors().items()})
+
+    def to(self, device) -> "TileBatch":
+        """The batch on `device`, copied without blocking the host when it lies in pinned memory."""
+        return self._each(lambda tensor: tensor.to(device, non_blocking=True))
+
+    def pinned(self) -> "TileBatch":
+        """The batch in page-locked host memory, from where it copies to a GPU while the GPU computes."""
+        return self._each(lambda tensor: tensor.pin_memory())
+
+    def _each(self, change: Callable[[torch.Tensor], torch.Tensor]) -> "TileBatch":
+        return TileBatch(origins=self.origins, **{name: change(value) for name, value in self.tensors().items()})
+
     @staticmethod
     def joined(batches: Sequence["TileBatch"]) -> "TileBatch":
         """One batch holding the tiles of several batches in order (the same tiles of several target dates)."""

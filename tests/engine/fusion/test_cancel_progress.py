@@ -42,6 +42,7 @@ def test_cancel_mid_run_stops_and_leaves_no_files(scene, tmp_path):
     assert seen[-1] == "tile 4/16", "no batch runs after cancel is seen"
     assert not out.exists()
     assert os.listdir(out.parent) == []
+    assert not [t for t in threading.enumerate() if t.name.startswith("stf-")], "reader and writer threads joined"
 
 
 def test_cancel_during_error_maps_removes_fused_output_too(scene, tmp_path):

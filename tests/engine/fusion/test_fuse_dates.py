@@ -9,13 +9,12 @@ import threading
 import numpy as np
 import pytest
 import rasterio
+import torch
 
 from devkit.series import changed_copy
 from devkit.synthetic import scene_set
 from helpers.checkpoints import save_random
-from stf_engine import FusionCancelled, FusionRequest, StfError, fuse
-from stf_engine.fusion.run import fuse_dates
-from stf_engine.fusion.surveys import ReferenceSurveys
+from stf_engine import FusionCancelled, FusionRequest, ReferenceSurveys, StfError, fuse, fuse_dates
 from stf_engine.methods import catalog, fsdaf
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -120,3 +119,13 @@ def test_cancel_in_stacked_dates_leaves_no_date_behind(scene, tmp_path):
     with pytest.raises(FusionCancelled):
         fuse_dates(requests(scene, tmp_path, "starfm"), progress, cancel)
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_stacked_dates_on_the_gpu_equal_the_cpu(scene, tmp_path):
+    weights = save_random(tmp_path / "w.pt", "edcstfn", given=("coarse_reference",))
+    cpu = fuse_dates(requests(scene, tmp_path / "cpu", "edcstfn", weights=weights, device="cpu"))
+    gpu = fuse_dates(requests(scene, tmp_path / "gpu", "edcstfn", weights=weights, device="cuda"))
+    assert all(r.device.startswith("cuda") for r in gpu)
+    for one, other in zip(cpu, gpu):
+        np.testing.assert_allclose(pixels(other.output), pixels(one.output), rtol=0, atol=1e-4)
