@@ -24,7 +24,7 @@ from .roles import (
 )
 from .roles import LABELS as ROLE_LABELS
 from .series.plan import PlannedDate, plan_series
-from .series.request import DEFAULT_DATE_BATCH, DEFAULT_MAX_GAP, DEFAULT_SERIES_METHOD, DateResult, SeriesRequest, SeriesResult
+from .series.request import GPU_DATE_BATCH, DEFAULT_MAX_GAP, DEFAULT_SERIES_METHOD, DateResult, SeriesRequest, SeriesResult
 from .series.run import fuse_series
 from .training import TrainingRequest, TrainingResult, train
 from .training.request import DEFAULT_MINUTES as DEFAULT_TRAINING_MINUTES
@@ -45,7 +45,6 @@ __all__ = [
     "COARSE_TARGET",
     "CheckReport",
     "DEFAULT_BATCH",
-    "DEFAULT_DATE_BATCH",
     "DEFAULT_MAX_GAP",
     "DEFAULT_METHOD",
     "DEFAULT_SERIES_METHOD",
@@ -60,6 +59,7 @@ __all__ = [
     "FusionCancelled",
     "FusionRequest",
     "FusionResult",
+    "GPU_DATE_BATCH",
     "MASK_ROLES",
     "MASK_RULES",
     "METRIC_ORDER",

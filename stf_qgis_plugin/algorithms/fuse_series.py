@@ -92,8 +92,8 @@ class FuseSeriesAlgorithm(EngineAlgorithm):
         self.addParameter(options_parameter())
         self.addParameter(QgsProcessingParameterEnum("DEVICE", "Device", self.enums["DEVICE"], defaultValue=0))
         date_batch = QgsProcessingParameterNumber(
-            "DATE_BATCH", "Dates with the same references fused together (one batch; more uses more memory)",
-            INTEGER, self.engine.DEFAULT_DATE_BATCH, minValue=1,
+            "DATE_BATCH", f"Dates with the same references fused together (unset = {self.engine.GPU_DATE_BATCH} on a "
+            "GPU, 1 on the CPU; more uses more memory)", INTEGER, None, True, 1,
         )
         date_batch.setFlags(date_batch.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(date_batch)
@@ -132,7 +132,7 @@ class FuseSeriesAlgorithm(EngineAlgorithm):
             coarse_resolution=self.optional_number(parameters, "COARSE_RESOLUTION", context),
             options=self.parsed(self.engine.parse_options, method, text["OPTIONS"]) if text["OPTIONS"] else {},
             device=self.enum_name(parameters, "DEVICE", context),
-            date_batch=self.parameterAsInt(parameters, "DATE_BATCH", context),
+            date_batch=self.optional_number(parameters, "DATE_BATCH", context, int),
             threads=self.threads(parameters, context),
             scheduler=self.scheduler(parameters, context),
             overwrite=self.parameterAsBool(parameters, "OVERWRITE", context),

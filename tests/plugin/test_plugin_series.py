@@ -304,4 +304,4 @@ def test_date_batch_reaches_the_engine(plugin, series_csv, tmp_path, monkeypatch
                                                                  DATE_BATCH=2))
     assert result["FUSED_DATES"] == 3 and [r.date_batch for r in seen] == [2]
     default = processing.run("stf:fuse_series", series_parameters(series_csv, tmp_path / "again"))
-    assert default["FUSED_DATES"] == 3 and seen[-1].date_batch == engine.DEFAULT_DATE_BATCH
+    assert default["FUSED_DATES"] == 3 and seen[-1].date_batch is None

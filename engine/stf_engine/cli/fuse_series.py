@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from .. import (
-    DEFAULT_BATCH, DEFAULT_DATE_BATCH, DEFAULT_MAX_GAP, DEFAULT_SERIES_METHOD, DEFAULT_TILE, DEVICES, MASK_RULES, SeriesRequest,
+    DEFAULT_BATCH, DEFAULT_MAX_GAP, DEFAULT_SERIES_METHOD, DEFAULT_TILE, DEVICES, GPU_DATE_BATCH, MASK_RULES, SeriesRequest,
     fuse_series, list_methods, parse_mask_rules, parse_options, parse_scales,
 )
 from .common import add_cluster_arguments, add_threads_argument, add_unit_arguments, int_list, progress_bar
@@ -37,9 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tiles = parser.add_argument_group("tiling and device")
     tiles.add_argument("--tile", type=int, default=DEFAULT_TILE, help=f"core tile size (default {DEFAULT_TILE})")
     tiles.add_argument("--batch", type=int, default=DEFAULT_BATCH, help=f"tiles per batch (default {DEFAULT_BATCH})")
-    tiles.add_argument("--date-batch", type=int, default=DEFAULT_DATE_BATCH, metavar="N",
+    tiles.add_argument("--date-batch", type=int, metavar="N",
                        help="consecutive dates with the same references fused together, their tiles in one batch "
-                            f"(STARFM, Fit-FC, ESTARFM, deep models; default {DEFAULT_DATE_BATCH})")
+                            f"(STARFM, Fit-FC, ESTARFM, deep models; default {GPU_DATE_BATCH} on a GPU, 1 on the CPU)")
     tiles.add_argument("--device", default=DEVICES[0], choices=DEVICES)
     add_threads_argument(tiles)
     add_cluster_arguments(parser)

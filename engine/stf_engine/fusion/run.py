@@ -85,7 +85,7 @@ def fuse_dates(requests: Sequence[FusionRequest], progress: Optional[Progress] =
     When the method's tiles depend on the references alone (`batches_dates`), each batch holds the same tiles
     of every date and the method runs once for all of them, its outputs committed together; otherwise, and
     on a Dask cluster, the dates are fused one after another, sharing `surveys`. Memory grows with the
-    number of dates in one call, so callers pass a bounded group (the series' `date_batch`)."""
+    number of dates in one call, so callers pass a bounded group (the series' `dates_per_batch()`)."""
     first = requests[0]
     for request in requests[1:]:
         if dataclasses.replace(request, coarse_target=None, output=None) != \

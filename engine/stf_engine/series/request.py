@@ -4,15 +4,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Sequence, Tuple, Union
 
+from ..core.device import resolve_device
 from ..core.tiling import DEFAULT_TILE
 from ..fusion.request import DEFAULT_BATCH
 
 DEFAULT_MAX_GAP = 60
 """Days a fine reference may lie from the target date; farther ones are not used."""
 DEFAULT_SERIES_METHOD = "auto"
-DEFAULT_DATE_BATCH = 4
-"""Consecutive dates with the same references fused together: one method call a batch for all of them
-(methods whose tiles depend on the references alone: STARFM, Fit-FC, ESTARFM, the deep models)."""
+GPU_DATE_BATCH = 4
+"""Consecutive dates with the same references fused together on a GPU: one method call a batch for all of
+them (methods whose tiles depend on the references alone: STARFM, Fit-FC, ESTARFM, the deep models). The
+CPU fuses one date at a time by default: stacking measured no gain there on large scenes (bench/results.md)."""
 
 
 @dataclass
@@ -37,8 +39,9 @@ class SeriesRequest:
     register: bool = False
     tile: int = DEFAULT_TILE
     batch: int = DEFAULT_BATCH
-    date_batch: int = DEFAULT_DATE_BATCH
-    """Dates fused together (each batch then holds `batch` tiles of every one of them); memory grows with it."""
+    date_batch: Optional[int] = None
+    """Dates fused together (each batch then holds `batch` tiles of every one of them); memory grows with it.
+    None: GPU_DATE_BATCH on a GPU, 1 on the CPU (`dates_per_batch`)."""
     device: str = "auto"
     threads: Optional[int] = None
     options: Union[Dict[str, object], str, Sequence[str]] = field(default_factory=dict)
@@ -50,6 +53,12 @@ class SeriesRequest:
     """Write the fused images as Cloud Optimized GeoTIFFs (internal overviews; a second pass over each file)."""
     overwrite: bool = False
     """Fuse again the dates whose outputs exist; otherwise a re-run resumes where the last one stopped."""
+
+    def dates_per_batch(self) -> int:
+        """How many dates are fused together: `date_batch`, or the device's default."""
+        if self.date_batch is not None:
+            return self.date_batch
+        return GPU_DATE_BATCH if resolve_device(self.device).type == "cuda" else 1
 
 
 @dataclass(frozen=True)

@@ -100,12 +100,13 @@ def fuse_series(request: SeriesRequest, progress: Optional[Progress] = None,
 def _here(scene: SeriesScene, work: WorkRasters, request: SeriesRequest, dates: List[PlannedDate],
           references: Dict[str, Restored], model: ErrorModel, out: str, progress: Progress,
           cancel: Optional[Cancel]) -> Iterator[Tuple[DateResult, List[str]]]:
-    """The dates in this process: groups of up to `date_batch` consecutive dates with the same references
+    """The dates in this process: groups of up to `dates_per_batch()` consecutive dates with the same references
     when the method allows (`fuse_dates`: one method call a batch for all of them), else one by one; each
     then finished on its own. The reference surveys (FSDAF's classes) are shared by every date."""
     surveys = ReferenceSurveys()
     done = 0
-    for group in _groups([_fusion_request(scene, work, request, d, references) for d in dates], request.date_batch):
+    for group in _groups([_fusion_request(scene, work, request, d, references) for d in dates],
+                         request.dates_per_batch()):
         check_cancel(cancel)
         share = stage(progress, done / len(dates), (done + len(group)) / len(dates),
                       group[0].date.date if len(group) == 1 else f"{group[0].date.date} … {group[-1].date.date}")

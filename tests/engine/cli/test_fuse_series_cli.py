@@ -37,6 +37,7 @@ def test_fuse_series_prints_a_row_per_date_and_writes_them(tmp_path, capsys):
     (["--dates", "2020-05-05"], "2020-05-05 have no coarse image"),
     (["--from", "March"], "'March' is not a date"),
     (["--max-gap", "0"], "max-gap"),
+    (["--date-batch", "0"], "date-batch must be at least 1"),
     (["--method", "nonsense"], "nonsense"),
     (["--scale", "fine=1e-4:x"], "fine=1e-4:x"),
 ])

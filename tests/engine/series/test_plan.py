@@ -3,6 +3,7 @@ has none, the maximum gap, date ranges and references that are almost all cloud.
 from __future__ import annotations
 
 import pytest
+import torch
 
 from stf_engine import SeriesRequest, StfError, plan_series
 from stf_engine.inputs.series_list import parse_date
@@ -77,3 +78,13 @@ def test_dates_in_every_spelling(text, iso):
 def test_a_text_that_is_not_a_date_is_one_line_naming_it(text):
     with pytest.raises(StfError, match=f"'{text}' is not a date"):
         parse_date(text)
+
+
+def test_dates_are_stacked_on_a_gpu_by_default_and_one_at_a_time_on_the_cpu(monkeypatch):
+    from stf_engine import GPU_DATE_BATCH
+    from stf_engine.series import request as series_request
+
+    assert SeriesRequest("s.csv", "out", device="cpu").dates_per_batch() == 1
+    assert SeriesRequest("s.csv", "out", device="cpu", date_batch=3).dates_per_batch() == 3
+    monkeypatch.setattr(series_request, "resolve_device", lambda name: torch.device("cuda"))
+    assert SeriesRequest("s.csv", "out").dates_per_batch() == GPU_DATE_BATCH == 4
