@@ -55,9 +55,22 @@ def cluster(request) -> Iterator[object]:
         with client:
             yield client
         return
-    with LocalCluster(n_workers=request.workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as local, Client(local) as client:
+    with local_cluster(request, LocalCluster) as local, Client(local) as client:
         yield client
+
+
+def local_cluster(request, default):
+    """One worker per GPU with `dask-cuda`'s LocalCUDACluster when it is installed and the run may use the
+    GPUs (each worker then sees only its own GPU); otherwise `default`, a cluster of CPU worker processes."""
+    if request.device != "cpu" and torch.cuda.is_available():
+        try:
+            from dask_cuda import LocalCUDACluster
+        except ImportError:
+            pass
+        else:
+            count = min(request.workers, torch.cuda.device_count())
+            return LocalCUDACluster(n_workers=count, threads_per_worker=1, dashboard_address=None)
+    return default(n_workers=request.workers, threads_per_worker=1, processes=True, dashboard_address=None)
 
 
 def predict_on_cluster(client, request: FusionRequest, tiles: Sequence[tiling.Tile], halo: int,

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 
 import numpy as np
 import pytest
 import rasterio
+import torch
 
 from devkit.synthetic import scene_set
 from stf_engine import FusionCancelled, FusionRequest, StfError, fuse
@@ -102,3 +104,36 @@ def test_the_cli_runs_on_local_workers(scene, tmp_path):
     assert completed.returncode == 0, completed.stderr[-2000:]
     alone = fuse(request(scene, tmp_path / "alone.tif"))
     np.testing.assert_array_equal(pixels(alone.output), pixels(out))
+
+
+class Recorded:
+    """A cluster class that only records how it was made."""
+
+    made = []
+
+    def __init__(self, **kwargs):
+        Recorded.made.append((type(self).__name__, kwargs))
+
+
+class LocalCUDACluster(Recorded):
+    pass
+
+
+@pytest.mark.parametrize("installed, device, expected", [
+    (True, "auto", ("LocalCUDACluster", 2)),
+    (True, "cpu", ("Recorded", 4)),
+    (False, "auto", ("Recorded", 4)),
+])
+def test_local_workers_take_one_gpu_each_with_dask_cuda(monkeypatch, installed, device, expected):
+    from types import SimpleNamespace
+
+    from stf_engine.fusion.distributed import local_cluster
+
+    monkeypatch.setitem(sys.modules, "dask_cuda",
+                        SimpleNamespace(LocalCUDACluster=LocalCUDACluster) if installed else None)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    Recorded.made.clear()
+    local_cluster(FusionRequest("c2.tif", "f1.tif", output="x.tif", workers=4, device=device), Recorded)
+    [(kind, kwargs)] = Recorded.made
+    assert (kind, kwargs["n_workers"]) == expected and kwargs["threads_per_worker"] == 1
