@@ -11,7 +11,8 @@ from ..core.device import autocast
 from ..core.pipeline import read_ahead
 from ..core.progress import Cancel, Ticker, check_cancel
 from ..errors import StfError
-from ..inputs.aligned import AlignedInputs
+from .. import roles
+from ..inputs.aligned import AlignedInputs, origins
 from ..methods.contract import TileBatch
 
 TileFunction = Callable[[TileBatch], torch.Tensor]
@@ -62,13 +63,23 @@ def predict_tiles(
 
 
 class DateStack:
-    """Several dates' inputs on one grid read as one: each batch holds the same tiles of every date in turn."""
+    """Several dates' inputs on one grid read as one: each batch holds the same tiles of every date in turn.
+    The references, the same for every date, are read once a batch; only each date's coarse target is its own."""
 
     def __init__(self, dates: Sequence[AlignedInputs]):
         self.dates = dates
 
     def read_batch(self, group: Sequence[tiling.Tile], halo: int, device) -> TileBatch:
-        return TileBatch.joined([inputs.read_batch(group, halo, device) for inputs in self.dates])
+        first = self.dates[0]
+        if any(inputs.coarse_shift != first.coarse_shift for inputs in self.dates):  # registered per date
+            return TileBatch.joined([inputs.read_batch(group, halo, device) for inputs in self.dates])
+        shared, shared_valid = first.read_roles(group, halo, device,
+                                                [role for role in first.readers if role != roles.COARSE_TARGET])
+        batches = []
+        for inputs in self.dates:
+            target, valid = inputs.read_roles(group, halo, device, [roles.COARSE_TARGET])
+            batches.append(TileBatch(valid=shared_valid & valid, origins=origins(group, halo), **shared, **target))
+        return TileBatch.joined(batches)
 
 
 class _Fitting:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -71,19 +71,30 @@ class AlignedInputs:
 
     def read_batch(self, group: Sequence[Tile], halo: int, device) -> TileBatch:
         """Every role's haloed window for each tile, stacked into tensors on the device."""
-        arrays: Dict[str, list] = {role: [] for role in self.readers}
-        valid, origins = [], []
+        tensors, valid = self.read_roles(group, halo, device, self.readers)
+        return TileBatch(valid=valid, origins=origins(group, halo), **tensors)
+
+    def read_roles(self, group: Sequence[Tile], halo: int, device, wanted: Iterable[str]
+                   ) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
+        """The `wanted` roles' haloed windows for each tile as (B, C, H, W) tensors, and where all of them
+        hold data, (B, 1, H, W)."""
+        arrays: Dict[str, list] = {role: [] for role in wanted}
+        valid = []
         for tile in group:
             window = tile.read_window(halo)
-            origins.append((window[0], window[1]))
             tile_valid = None
-            for role, reader in self.readers.items():
-                data, mask = reader.read_padded(*window)
+            for role in arrays:
+                data, mask = self.readers[role].read_padded(*window)
                 arrays[role].append(data)
                 tile_valid = mask if tile_valid is None else tile_valid & mask
             valid.append(tile_valid[None])
         tensors = {role: torch.from_numpy(np.stack(stack)).to(device) for role, stack in arrays.items()}
-        return TileBatch(valid=torch.from_numpy(np.stack(valid)).to(device), origins=tuple(origins), **tensors)
+        return tensors, torch.from_numpy(np.stack(valid)).to(device)
+
+
+def origins(group: Sequence[Tile], halo: int) -> Tuple[Tuple[int, int], ...]:
+    """(row, col) of each tile's haloed window on the fine grid."""
+    return tuple(tile.read_window(halo)[:2] for tile in group)
 
 
 def open_inputs(
