@@ -107,13 +107,15 @@ def wait_for(condition, timeout: float = 60.0) -> None:
         time.sleep(0.01)
 
 
-def run_task(plugin, request) -> str:
-    """Start the plugin's task for `request` and wait for it: 'completed' or 'terminated'."""
+def run_task(plugin, request, training=None, timeout: float = 60.0, started=lambda task: None) -> str:
+    """Start the plugin's task for `request` (training first, if given) and wait for it: 'completed' or
+    'terminated'. `started(task)` runs as soon as the task exists (to keep its outcome, or to cancel it)."""
     outcomes = []
-    task = plugin.start(request)
+    task = plugin.start(request, training) if training is not None else plugin.start(request)
     task.taskCompleted.connect(lambda: outcomes.append("completed"))
     task.taskTerminated.connect(lambda: outcomes.append("terminated"))
-    wait_for(lambda: outcomes and not plugin.tasks)
+    started(task)
+    wait_for(lambda: outcomes and not plugin.tasks, timeout)
     return outcomes[0]
 
 

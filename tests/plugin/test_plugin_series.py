@@ -9,10 +9,11 @@ import pytest
 
 pytest.importorskip("qgis")
 
-from conftest import run_task, wait_for  # noqa: E402
+from conftest import run_task  # noqa: E402
 from helpers.paths import TEST_DATA  # noqa: E402
 from test_plugin_gui import cut_off  # noqa: E402
 from test_plugin_processing import RecordingFeedback  # noqa: E402
+from test_plugin_task import cancel_after_first_batch  # noqa: E402
 
 KRANJ = TEST_DATA / "kranj"
 DATES = ("2020-03-08", "2020-03-17", "2020-04-02")
@@ -278,19 +279,13 @@ def test_a_failed_series_is_one_line_and_adds_nothing(plugin, qgis_new_project, 
 def test_cancel_stops_the_series_and_removes_the_folder_it_left_empty(plugin, qgis_new_project, series_csv,
                                                                      tmp_path, iface):
     from qgis.core import Qgis
-    from qgis.PyQt.QtCore import Qt
 
     engine = plugin.status.engine
     out = tmp_path / "cancelled"
     request = engine.SeriesRequest(series=series_csv, output_dir=str(out), method="delta", coarse_resolution=480,
                                    scales=engine.parse_scales(SCALES), device="cpu")
-    outcomes = []
-    task = plugin.start(request)
-    task.taskTerminated.connect(lambda: outcomes.append("terminated"))
-    task.taskCompleted.connect(lambda: outcomes.append("completed"))
-    task.progressChanged.connect(lambda value: task.cancel() if value > 0 else None, Qt.DirectConnection)
-    wait_for(lambda: outcomes and not plugin.tasks)
-    assert outcomes == ["terminated"] and series_groups() == [] and not out.exists()
+    assert run_task(plugin, request, started=cancel_after_first_batch) == "terminated"
+    assert series_groups() == [] and not out.exists()
     assert iface.messageBar().get_messages(Qgis.Warning)[-1].endswith("not run: cancelled")
 
 

@@ -151,12 +151,7 @@ def test_cancel_leaves_nothing(plugin, sample_layers, sample_paths, tmp_path, if
 
     out = tmp_path / "cancelled"
     request = request_for(plugin, sample_paths, out, method="starfm", tile=64, batch=1, options={"window": 5})
-    outcomes = []
-    task = plugin.start(request)
-    task.taskTerminated.connect(lambda: outcomes.append("terminated"))
-    cancel_after_first_batch(task)
-    wait_for(lambda: outcomes and not plugin.tasks)
-    assert outcomes == ["terminated"]
+    assert run_task(plugin, request, started=cancel_after_first_batch) == "terminated"
     assert files_under(out) == [] and not out.exists()
     assert fusion_groups() == []
     assert any("cancelled" in m for m in iface.messageBar().get_messages(Qgis.Warning))
@@ -191,13 +186,10 @@ def test_train_first_then_fuse_with_the_new_checkpoint(plugin, qgis_new_project,
     from qgis.core import Qgis
 
     request, training = fast_training(plugin, small_scene, tmp_path / "trained")
-    outcomes = []
-    task = plugin.start(request, training)
-    outcome = task.outcome
-    task.taskCompleted.connect(lambda: outcomes.append("completed"))
-    task.taskTerminated.connect(lambda: outcomes.append("terminated"))
-    wait_for(lambda: outcomes and not plugin.tasks, timeout=120)
-    assert outcomes == ["completed"], iface.messageBar().get_messages(Qgis.Critical)[-1:]
+    kept = []
+    ended = run_task(plugin, request, training, timeout=120, started=lambda task: kept.append(task.outcome))
+    assert ended == "completed", iface.messageBar().get_messages(Qgis.Critical)[-1:]
+    [outcome] = kept
     assert (tmp_path / "trained" / "fused.pt").exists() and (tmp_path / "trained" / "fused.tif").exists()
     [group] = fusion_groups()
     assert group.findLayers()[0].layer().name() == "fused (ganstfm)"
@@ -218,13 +210,10 @@ def test_a_model_that_does_not_beat_delta_is_a_warning_in_the_message_bar(plugin
 
     request, training = fast_training(plugin, small_scene, tmp_path / "weak", model="edcstfn")
     request.coarse_reference = training.coarse_reference = small_scene["coarse_reference"]
-    outcomes = []
-    task = plugin.start(request, training)
-    outcome = task.outcome
-    task.taskCompleted.connect(lambda: outcomes.append("completed"))
-    task.taskTerminated.connect(lambda: outcomes.append("terminated"))
-    wait_for(lambda: outcomes and not plugin.tasks, timeout=120)
-    assert outcomes == ["completed"], iface.messageBar().get_messages(Qgis.Critical)[-1:]
+    kept = []
+    ended = run_task(plugin, request, training, timeout=120, started=lambda task: kept.append(task.outcome))
+    assert ended == "completed", iface.messageBar().get_messages(Qgis.Critical)[-1:]
+    [outcome] = kept
     warned = outcome.training.warnings
     assert any("does not beat the delta baseline" in w for w in warned), (outcome.training.validation_metrics, warned)
     shown = iface.messageBar().get_messages(Qgis.Warning)
@@ -239,11 +228,9 @@ def test_a_training_error_names_the_dialogs_field(plugin, qgis_new_project, smal
 
     request, training = fast_training(plugin, small_scene, tmp_path / "failed")
     request.coarse_resolution = training.coarse_resolution = None
-    outcomes = []
-    task = plugin.start(request, training)
-    outcome = task.outcome
-    task.taskTerminated.connect(lambda: outcomes.append("terminated"))
-    wait_for(lambda: outcomes and not plugin.tasks, timeout=120)
+    kept = []
+    assert run_task(plugin, request, training, timeout=120, started=lambda task: kept.append(task.outcome)) == "terminated"
+    [outcome] = kept
     assert "(--coarse-res)" in outcome.reason  # what the engine said
     message = iface.messageBar().get_messages(Qgis.Critical)[-1]
     assert "give its real pixel size (Advanced → 'Real coarse pixel size')" in message and "--" not in message
@@ -268,13 +255,10 @@ def test_auto_says_what_it_ran_and_logs_its_validation_table(plugin, sample_laye
 
     log = stf_log()
     request = request_for(plugin, sample_paths, tmp_path / "auto", method="auto", coarse_resolution=250, tile=256)
-    task = plugin.start(request)
-    outcome = task.outcome
-    done = []
-    task.taskCompleted.connect(lambda: done.append("completed"))
-    task.taskTerminated.connect(lambda: done.append("terminated"))
-    wait_for(lambda: done and not plugin.tasks, timeout=180)
-    assert done == ["completed"], iface.messageBar().get_messages(Qgis.Critical)[-1:]
+    kept = []
+    ended = run_task(plugin, request, timeout=180, started=lambda task: kept.append(task.outcome))
+    assert ended == "completed", iface.messageBar().get_messages(Qgis.Critical)[-1:]
+    [outcome] = kept
     with rasterio.open(tmp_path / "auto" / "fused.tif") as fused:
         recorded = json.loads(fused.tags()["STF_AUTO"])  # what the engine wrote into the output
     ran, table = recorded["chosen"], recorded["validation_rmse"]
@@ -294,12 +278,7 @@ def test_auto_says_what_it_ran_and_logs_its_validation_table(plugin, sample_laye
 def test_cancel_during_training_leaves_no_checkpoint(plugin, qgis_new_project, small_scene, tmp_path):
     request, training = fast_training(plugin, small_scene, tmp_path / "cancelled")
     training.epochs, training.steps_per_epoch = 3, 5
-    outcomes = []
-    task = plugin.start(request, training)
-    task.taskTerminated.connect(lambda: outcomes.append("terminated"))
-    cancel_after_first_batch(task)
-    wait_for(lambda: outcomes and not plugin.tasks, timeout=120)
-    assert outcomes == ["terminated"]
+    assert run_task(plugin, request, training, timeout=120, started=cancel_after_first_batch) == "terminated"
     assert not (tmp_path / "cancelled").exists() and fusion_groups() == []
 
 
