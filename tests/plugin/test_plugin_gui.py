@@ -261,15 +261,7 @@ def test_dialog_names_its_own_fields_not_command_line_flags(plugin, sample_layer
         engine.check(engine.FusionRequest(
             coarse_target=sample_layers["coarse_target"].source(), fine_reference=sample_layers["fine_reference"].source(),
             output=str(tmp_path / "x.tif"), method="ganstfm"))
-    plugin.show_dialog()
-    dialog = plugin.dialog
-    dialog.run_requested.disconnect(plugin.start)
-    emitted = []
-    dialog.run_requested.connect(lambda request, training: emitted.append(request))
-    dialog.method_combo.setCurrentIndex(dialog.method_combo.findData("ganstfm"))
-    dialog.pickers["coarse_target"].setLayer(sample_layers["coarse_target"])
-    dialog.pickers["fine_reference"].setLayer(sample_layers["fine_reference"])
-    dialog.output_folder.setFilePath(str(tmp_path))
+    dialog, emitted = captured_dialog(plugin, sample_layers, tmp_path, "ganstfm")
     dialog.weights.setFilePath("")
     dialog.train_first.setChecked(False)
     dialog.run()
@@ -339,14 +331,14 @@ def test_method_options_are_typed_checked_and_remembered_per_method(plugin, samp
     assert again.method.name == "starfm" and again.method_options.text() == "window=5; classes=3"
 
 
-def starfm_dialog(plugin, sample_layers, tmp_path):
-    """The plugin's dialog set to STARFM on the sample, its Run captured instead of started: (dialog, emitted)."""
+def captured_dialog(plugin, sample_layers, tmp_path, method="starfm"):
+    """The plugin's dialog set to `method` on the sample, its Run captured instead of started: (dialog, emitted)."""
     plugin.show_dialog()
     dialog = plugin.dialog
     dialog.run_requested.disconnect(plugin.start)
     emitted = []
     dialog.run_requested.connect(lambda request, training: emitted.append(request))
-    dialog.method_combo.setCurrentIndex(dialog.method_combo.findData("starfm"))
+    dialog.method_combo.setCurrentIndex(dialog.method_combo.findData(method))
     dialog.pickers["coarse_target"].setLayer(sample_layers["coarse_target"])
     dialog.pickers["fine_reference"].setLayer(sample_layers["fine_reference"])
     dialog.output_folder.setFilePath(str(tmp_path))
@@ -356,7 +348,7 @@ def starfm_dialog(plugin, sample_layers, tmp_path):
 @pytest.mark.parametrize("options, text", [(o, t) for method, o, t in BAD_OPTIONS if method == "starfm"])
 def test_dialog_refuses_bad_options_with_the_engines_message(plugin, sample_layers, tmp_path, options, text):
     """The dialog offers options only for methods that declare some; bad ones get the CLI's own line."""
-    dialog, emitted = starfm_dialog(plugin, sample_layers, tmp_path)
+    dialog, emitted = captured_dialog(plugin, sample_layers, tmp_path)
     dialog.method_options.setText(options)
     dialog.run()
     assert dialog.message.text().startswith("Cannot run: ") and text in dialog.message.text()
@@ -448,7 +440,7 @@ def test_dialog_fits_a_768_pixel_screen_and_cuts_no_text_off(plugin, sample_laye
 def test_cpu_threads_reach_the_request_and_are_remembered(plugin, sample_layers, tmp_path):
     from stf_qgis_plugin.dialog import FusionDialog
 
-    dialog, emitted = starfm_dialog(plugin, sample_layers, tmp_path)
+    dialog, emitted = captured_dialog(plugin, sample_layers, tmp_path)
     dialog.threads.clear()
     assert dialog.threads.value() == dialog.threads.minimum() == 0
     assert dialog.threads.specialValueText().startswith("automatic")
@@ -461,7 +453,7 @@ def test_cpu_threads_reach_the_request_and_are_remembered(plugin, sample_layers,
 
 
 def test_real_coarse_pixel_size_shows_the_fine_grids_unit_and_when_it_is_needed(plugin, sample_layers, tmp_path):
-    dialog, emitted = starfm_dialog(plugin, sample_layers, tmp_path)
+    dialog, emitted = captured_dialog(plugin, sample_layers, tmp_path)
     assert dialog.coarse_resolution_label.text() == "Real coarse pixel size (m)"
     dialog.coarse_resolution.setValue(250)
     assert dialog.coarse_resolution.text().endswith(" m")
