@@ -181,11 +181,7 @@ def test_last_choices_persist(plugin, sample_layers, tmp_path):
 
 
 def test_deep_models_take_weights_or_train_first(plugin, sample_layers, tmp_path):
-    plugin.show_dialog()
-    dialog = plugin.dialog
-    dialog.run_requested.disconnect(plugin.start)
-    emitted = []
-    dialog.run_requested.connect(lambda request, training: emitted.append((request, training)))
+    dialog, emitted = capture_runs(plugin)
     dialog.method_combo.setCurrentIndex(dialog.method_combo.findData("ganstfm"))
     dialog.pickers["coarse_target"].setLayer(sample_layers["coarse_target"])
     dialog.pickers["fine_reference"].setLayer(sample_layers["fine_reference"])
@@ -331,13 +327,19 @@ def test_method_options_are_typed_checked_and_remembered_per_method(plugin, samp
     assert again.method.name == "starfm" and again.method_options.text() == "window=5; classes=3"
 
 
-def captured_dialog(plugin, sample_layers, tmp_path, method="starfm"):
-    """The plugin's dialog set to `method` on the sample, its Run captured instead of started: (dialog, emitted)."""
+def capture_runs(plugin, keep=lambda request, training: (request, training)):
+    """The plugin's dialog with its Run captured instead of started: (dialog, what `keep` makes of each run)."""
     plugin.show_dialog()
     dialog = plugin.dialog
     dialog.run_requested.disconnect(plugin.start)
     emitted = []
-    dialog.run_requested.connect(lambda request, training: emitted.append(request))
+    dialog.run_requested.connect(lambda request, training: emitted.append(keep(request, training)))
+    return dialog, emitted
+
+
+def captured_dialog(plugin, sample_layers, tmp_path, method="starfm"):
+    """The plugin's dialog set to `method` on the sample, its Run captured instead of started: (dialog, requests)."""
+    dialog, emitted = capture_runs(plugin, keep=lambda request, training: request)
     dialog.method_combo.setCurrentIndex(dialog.method_combo.findData(method))
     dialog.pickers["coarse_target"].setLayer(sample_layers["coarse_target"])
     dialog.pickers["fine_reference"].setLayer(sample_layers["fine_reference"])

@@ -11,7 +11,7 @@ pytest.importorskip("qgis")
 
 from conftest import run_task  # noqa: E402
 from helpers.paths import TEST_DATA  # noqa: E402
-from test_plugin_gui import cut_off  # noqa: E402
+from test_plugin_gui import capture_runs, cut_off  # noqa: E402
 from test_plugin_processing import RecordingFeedback  # noqa: E402
 from test_plugin_task import cancel_after_first_batch  # noqa: E402
 
@@ -113,11 +113,7 @@ def test_bad_mask_rules_are_the_engines_one_line(plugin, series_csv, tmp_path):
 
 def series_dialog(plugin):
     """The plugin's dialog in Series mode, its Run captured instead of started: (dialog, emitted)."""
-    plugin.show_dialog()
-    dialog = plugin.dialog
-    dialog.run_requested.disconnect(plugin.start)
-    emitted = []
-    dialog.run_requested.connect(lambda request, training: emitted.append((request, training)))
+    dialog, emitted = capture_runs(plugin)
     dialog.mode_combo.setCurrentIndex(dialog.mode_combo.findData("series"))
     return dialog, emitted
 
