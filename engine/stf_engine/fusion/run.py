@@ -88,8 +88,7 @@ def fuse_dates(requests: Sequence[FusionRequest], progress: Optional[Progress] =
     number of dates in one call, so callers pass a bounded group (the series' `dates_per_batch()`)."""
     first = requests[0]
     for request in requests[1:]:
-        if dataclasses.replace(request, coarse_target=None, output=None) != \
-                dataclasses.replace(first, coarse_target=None, output=None):
+        if shared_by_dates(request) != shared_by_dates(first):
             raise StfError("dates fused together must share everything but the coarse target and the output")
     spec, _ = check_rules(first)
     if len({r.output for r in requests}) < len(requests):
@@ -115,6 +114,11 @@ def fuse_dates(requests: Sequence[FusionRequest], progress: Optional[Progress] =
     report(1.0, "done")
     seconds = time.perf_counter() - started
     return tuple(_result(plan, writer.path, {}, seconds, threads, None) for plan, writer in zip(plans, fused))
+
+
+def shared_by_dates(request: FusionRequest) -> FusionRequest:
+    """The request without what differs from date to date: dates fused together must agree on the rest."""
+    return dataclasses.replace(request, coarse_target=None, output=None)
 
 
 def batches_dates(spec) -> bool:

@@ -8,7 +8,6 @@ progress, and a re-run resumes after the dates already written (unless `overwrit
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import tempfile
 import time
@@ -24,7 +23,7 @@ from ..core.outputs import check_writable_folder, output_lock
 from ..core.progress import Cancel, Progress, Warnings, check_cancel, silent, stage
 from ..fusion.request import FusionRequest, FusionResult, check_cluster
 from ..fusion import distributed
-from ..fusion.run import GDAL_CACHE_BYTES, batches_dates, fuse, fuse_dates
+from ..fusion.run import GDAL_CACHE_BYTES, batches_dates, fuse, fuse_dates, shared_by_dates
 from ..fusion.surveys import ReferenceSurveys
 from ..inputs.series_list import list_series
 from ..methods.catalog import get_method
@@ -144,7 +143,7 @@ def _stacking(date: _DateFusion) -> Optional[FusionRequest]:
     """What dates stacked with this one must share, or None when its method runs each date on its own."""
     if not batches_dates(get_method(date.fusion.method)):
         return None
-    return dataclasses.replace(date.fusion, coarse_target=None, output=None)
+    return shared_by_dates(date.fusion)
 
 
 def _on_cluster(client, request: SeriesRequest, dates: List[PlannedDate], references: Dict[str, Restored],
