@@ -83,8 +83,8 @@ def classes_survey(context: MethodContext, scene: Callable[[], Iterable[TileBatc
     It reads the reference only, so a series computes it once per reference for all its target dates."""
     total = sum(int(b.valid.sum()) for b in scene()) or 1  # a pass over the masks: the sampling step
     step = max(1, total // SAMPLE_PIXELS)
-    samples = torch.cat([b.fine_reference[0][:, b.valid[0, 0]].T[::step] for b in scene()]).double()
-    return {"centres": kmeans(samples, _option(context, "classes")).float()}
+    samples = torch.cat([b.fine_reference[0][:, b.valid[0, 0]].T[::step].cpu() for b in scene()]).double()
+    return {"centres": kmeans(samples, _option(context, "classes")).float()}  # on the CPU: the same on any device
 
 
 def survey(context: MethodContext, scene: Callable[[], Iterable[TileBatch]]) -> Dict[str, object]:
@@ -105,8 +105,8 @@ def survey(context: MethodContext, scene: Callable[[], Iterable[TileBatch]]) -> 
         fractions, counts = block_means(onehot, valid, ratio, origin)
         change, _ = block_means(batch.coarse_target[0] - batch.coarse_reference_or_simulated(ratio)[0], valid, ratio, origin)
         complete = counts >= ratio * ratio
-        a = fractions[:, complete].T.double()
-        b = change[:, complete].T.double()
+        a = fractions[:, complete].T.double().cpu()  # the sums stay on the CPU, beside the small solve
+        b = change[:, complete].T.double().cpu()
         gram += a.T @ a
         moment += a.T @ b
         if len(b):

@@ -6,6 +6,7 @@ import torch
 
 from stf_engine import FusionRequest, StfError, fuse
 from stf_engine.core.device import resolve_device
+from devkit.checkpoints import save_random
 from devkit.synthetic import scene_set
 
 
@@ -34,3 +35,21 @@ def test_cuda_starfm_matches_cpu(tmp_path, precision, atol):
         assert result.device.startswith(device)
         outputs[device] = rasterio.open(result.output).read().astype(int)
     assert np.abs(outputs["cuda"] - outputs["cpu"]).max() <= atol
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("model", ["edcstfn", "ganstfm", "marstfn"])
+@pytest.mark.parametrize("precision,atol", [("fp32", 20), ("bf16", 400)])
+def test_cuda_deep_models_match_cpu(tmp_path, model, precision, atol):
+    """fp32 on the GPU differs from the CPU by TF32 convolutions only; bf16 by its 8-bit mantissa (int16 ×1e4)."""
+    scene = scene_set(tmp_path, height=96, width=96, dtype="int16")
+    weights = save_random(tmp_path / "w.pt", model, given=("coarse_reference",))
+    outputs = {}
+    for device in ("cpu", "cuda"):
+        result = fuse(FusionRequest(coarse_target=scene["coarse"], fine_reference=scene["fine"],
+                                    coarse_reference=scene["coarse_ref"], output=str(tmp_path / f"{device}.tif"),
+                                    method=model, weights=weights, tile=48, device=device,
+                                    precision=precision if device == "cuda" else "fp32"))
+        outputs[device] = rasterio.open(result.output).read().astype(int)
+    difference = np.abs(outputs["cuda"] - outputs["cpu"]).max()
+    assert difference <= atol, f"{model} {precision}: GPU and CPU differ by {difference} (spread {outputs['cpu'].std():.0f})"

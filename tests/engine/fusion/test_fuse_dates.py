@@ -11,9 +11,9 @@ import pytest
 import rasterio
 import torch
 
+from devkit.checkpoints import save_random
 from devkit.series import changed_copy
 from devkit.synthetic import scene_set
-from helpers.checkpoints import save_random
 from stf_engine import FusionCancelled, FusionRequest, ReferenceSurveys, StfError, fuse, fuse_dates
 from stf_engine.methods import catalog, fsdaf
 
@@ -71,7 +71,7 @@ def test_stacked_dates_run_the_method_once_a_batch_and_equal_each_date_alone(sce
     tiles = alone[0].tiles
     assert tiles == 9 and sum(sizes) == 3 * tiles and max(sizes) == 3 * 2, "2 tiles of all 3 dates a batch"
     for one, many in zip(alone, together):
-        np.testing.assert_allclose(pixels(many.output), pixels(one.output), rtol=0, atol=2e-6)
+        np.testing.assert_allclose(pixels(many.output), pixels(one.output), rtol=2e-5, atol=2e-6)  # cuDNN: per batch size
     assert len({many.output for many in together}) == 3
 
 

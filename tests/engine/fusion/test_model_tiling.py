@@ -15,8 +15,8 @@ from stf_engine.core.blend import TileBlender, hann_ramp
 from stf_engine.core.options import defaults
 from stf_engine.core.tiling import plan
 
+from devkit.checkpoints import save_random
 from devkit.synthetic import scene_set
-from helpers.checkpoints import save_random
 from helpers.rasters import crop
 from helpers.paths import SAMPLE, WEIGHTS
 

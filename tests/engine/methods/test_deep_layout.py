@@ -7,8 +7,8 @@ import pytest
 import rasterio
 import torch
 
+from devkit.checkpoints import save_random
 from devkit.synthetic import scene_set
-from helpers.checkpoints import save_random
 from stf_engine import FusionRequest, fuse
 from stf_engine.methods import deep
 

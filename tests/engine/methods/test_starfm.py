@@ -156,7 +156,7 @@ def _sample_plan(stack, tile):
     request = FusionRequest(coarse_target=f"{SAMPLE}/MOD09_2002311_SZ_B214_250m.tif",
                             fine_reference=f"{SAMPLE}/L72000306_SZ_B432_30m.tif",
                             coarse_reference=f"{SAMPLE}/MOD09_2000306_SZ_B214_250m.tif", output="unused.tif",
-                            method="starfm", coarse_resolution=250, tile=tile)
+                            method="starfm", coarse_resolution=250, tile=tile, device="cpu")
     return prepare(request, stack)
 
 

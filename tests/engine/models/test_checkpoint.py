@@ -16,9 +16,9 @@ from stf_engine.core.options import defaults
 from stf_engine.methods.catalog import METHODS, get_method
 from stf_engine.methods.contract import MethodContext, TileBatch
 
+from devkit.checkpoints import save_random
 from devkit.synthetic import scene_set
 from helpers.paths import WEIGHTS
-from helpers.checkpoints import save_random
 
 
 

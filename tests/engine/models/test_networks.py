@@ -10,7 +10,7 @@ from stf_engine.core.options import defaults
 from stf_engine.methods.catalog import get_method
 from stf_engine.methods.contract import MethodContext, TileBatch
 
-from helpers.checkpoints import save_random
+from devkit.checkpoints import save_random
 
 ALL = sorted(MODELS)
 

@@ -1,4 +1,4 @@
-"""Checkpoints of freshly initialised networks, described as training would describe them."""
+"""Checkpoints of freshly initialised networks, described as training would describe them (tests and benches)."""
 import torch
 
 from stf_engine.core.options import defaults
