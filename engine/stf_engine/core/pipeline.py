@@ -1,14 +1,17 @@
 """Reading ahead and writing behind on threads, so the device never waits on GDAL and the disk never waits on
-the device: a reader thread fills a bounded queue with the next batches while the current one is predicted,
+the device: reader threads make a bounded number of the next batches while the current one is predicted,
 and a writer thread stores finished batches in order while the next one runs. Errors cross back to the
 caller as they were raised; leaving the `with` block (done, error, cancel) stops and joins both threads."""
 from __future__ import annotations
 
 import queue
 import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Callable, Iterable, Iterator, Optional, TypeVar
+from typing import Callable, Deque, Iterable, Iterator, Optional, TypeVar
 
+S = TypeVar("S")
 T = TypeVar("T")
 POLL_SECONDS = 0.1
 """How often a waiting thread looks whether the other side has stopped."""
@@ -16,37 +19,34 @@ _END = object()
 
 
 @contextmanager
-def read_ahead(items: Iterable[T], depth: int = 2) -> Iterator[Iterator[T]]:
-    """`items` produced on a reader thread, at most `depth` of them waiting; the caller iterates the result."""
-    waiting: "queue.Queue" = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+def map_ahead(function: Callable[[S], T], items: Iterable[S], workers: int = 1,
+              depth: int = 2) -> Iterator[Iterator[T]]:
+    """`function(item)` of each item on `workers` reader threads, at most `depth` results made ahead of the
+    caller, who gets them in order. Leaving the block drops the items not started and waits for the rest."""
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stf-reader")
+    pending: Deque[Future] = deque()
+    source = iter(items)
 
-    def produce() -> None:
-        try:
-            for item in items:
-                if not _put(waiting, (item, None), stop):
-                    return
-            _put(waiting, (_END, None), stop)
-        except BaseException as exc:  # noqa: BLE001  (handed to the caller, who raises it)
-            _put(waiting, (_END, exc), stop)
-
-    thread = threading.Thread(target=produce, name="stf-reader", daemon=True)
-    thread.start()
-
-    def consume() -> Iterator[T]:
-        while True:
-            item, error = waiting.get()
-            if error is not None:
-                raise error
+    def fill() -> None:
+        while len(pending) < depth:
+            item = next(source, _END)
             if item is _END:
                 return
-            yield item
+            pending.append(pool.submit(function, item))
+
+    def results() -> Iterator[T]:
+        fill()
+        while pending:
+            result = pending.popleft().result()
+            fill()
+            yield result
 
     try:
-        yield consume()
+        yield results()
     finally:
-        stop.set()
-        thread.join()
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True)
 
 
 class WriteBehind:

@@ -83,6 +83,44 @@ def plan(height: int, width: int, tile: int) -> List[Tile]:
     return [Tile(r, c) for r in spans(height, tile) for c in spans(width, tile)]
 
 
+@dataclass(frozen=True)
+class Piece:
+    """A sub-tile of one tile's haloed window, for a tile too large to predict at once."""
+
+    read: Tuple[slice, slice]
+    """Rows and columns of the tile's haloed window that the sub-tile reads: its core with the same halo."""
+    given: Tuple[slice, slice]
+    """Rows and columns of the sub-tile's prediction it gives: its written core, and its halo too on the sides
+    where it meets the window's edge, so the pieces give every pixel of the window once."""
+
+    @property
+    def into(self) -> Tuple[slice, slice]:
+        """Where the given part lies in the tile's haloed window."""
+        return tuple(slice(read.start + given.start, read.start + given.stop)
+                     for read, given in zip(self.read, self.given))
+
+
+def pieces(tile: Tile, halo: int, side: int) -> List[Piece]:
+    """The tile's core cut into sub-tiles of `side` (as `plan` cuts a raster), each read with the same halo from
+    inside the tile's haloed window: with a halo that covers the method's receptive radius, the pieces give
+    the tile's own prediction over its whole window."""
+    height, width = tile.rows.core_size, tile.cols.core_size
+    out = []
+    for sub in plan(height, width, side):
+        row, col, sub_height, sub_width = sub.read_window(halo)
+        rows, cols = sub.written(halo)
+        out.append(Piece(
+            (slice(row + halo, row + halo + sub_height), slice(col + halo, col + halo + sub_width)),
+            (_to_window_edges(rows, sub.rows, height, sub_height), _to_window_edges(cols, sub.cols, width, sub_width)),
+        ))
+    return out
+
+
+def _to_window_edges(written: slice, span: Span, length: int, window: int) -> slice:
+    """A sub-tile's written part along one axis, widened through its halo where it meets the window's edge."""
+    return slice(0 if span.write_start == 0 else written.start, window if span.write_stop == length else written.stop)
+
+
 def borders(height: int, width: int, tile: int) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
     """Row and column indices where one tile's written part begins after another's."""
     return (

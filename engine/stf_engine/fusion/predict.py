@@ -1,23 +1,30 @@
 """The tiled prediction loop, shared by the fused output and the uncertainty map."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 from ..core import tiling
-from ..core.device import autocast
-from ..core.pipeline import read_ahead
+from ..core.device import autocast, physical_cores
+from ..core.pipeline import map_ahead
 from ..core.progress import Cancel, Ticker, check_cancel
 from ..errors import StfError
 from .. import roles
-from ..inputs.aligned import AlignedInputs, origins
+from ..inputs.aligned import AlignedInputs, PerThread, origins
 from ..methods.contract import TileBatch
 
 TileFunction = Callable[[TileBatch], torch.Tensor]
 READ_AHEAD = 2
-"""Batches the reader thread may have ready while the method runs: enough to hide a read, bounded in memory."""
+"""Batches read ahead while the method runs (at least one per reader thread): hides the reads, bounded in memory."""
+GPU_READERS = 8
+"""Reader threads feeding a GPU: aligning the coarse rasters and decoding the fine ones is CPU work, one batch a
+thread, and the CPU is otherwise idle."""
+MIN_SUB_TILE = 32
+"""Smallest core side, in fine pixels, a tile that does not fit in GPU memory is split down to (the halo when
+that is larger: a sub-tile's window is then mostly halo, saving little memory for much repeated work)."""
 Predicted = Tuple[Sequence[tiling.Tile], torch.Tensor, torch.Tensor]
 """(tiles of the batch, prediction (B, C, H, W) float32 over each haloed window, valid (B, 1, H, W))."""
 
@@ -34,24 +41,29 @@ def predict_tiles(
     ticker: Optional[Ticker] = None,
     rebuild: Optional[Callable[[torch.device], TileFunction]] = None,
     warn: Callable[[str], None] = lambda message: None,
+    split_tiles: bool = False,
 ) -> Iterator[Predicted]:
     """Read each batch of tiles with its halo, run the method on it, and yield the haloed predictions.
 
-    A reader thread reads the next batches (into pinned memory for a GPU) while the method runs on this one.
+    Reader threads (`reader_threads`) read the next batches (into pinned memory for a GPU) while the method runs
+    on this one.
     With a `ticker`, each batch's share of the tiles is where the method's own ticks report progress.
-    When the GPU runs out of memory the batch is halved (for the rest of the run too), and at one tile the
-    method is rebuilt on the CPU with `rebuild`, each step with a warning; the results are the same."""
+    When the GPU runs out of memory the batch is halved (for the rest of the run too); at one tile, with
+    `split_tiles`, the tile is cut into sub-tiles of half its side, read with the same halo from its window and
+    halved again while they do not fit, down to MIN_SUB_TILE or the halo (that size too for the rest of the run);
+    then the method is rebuilt on the CPU with `rebuild`. Each step warns, and the results are the same: pass
+    `split_tiles` only for a method whose halo covers its receptive radius (not `MethodSpec.blend`)."""
     done = 0
-    fitting = _Fitting(method, device, batch, rebuild, warn)
+    fitting = _Fitting(method, device, batch, rebuild, warn, halo, split_tiles, ticker)
     pinned = device.type == "cuda"
+    workers = reader_threads(device)
 
-    def read() -> Iterator[Tuple[List[tiling.Tile], TileBatch]]:
-        for group in tiling.batches(tiles, batch):
-            check_cancel(cancel)
-            data = inputs.read_batch(group, halo, torch.device("cpu"))
-            yield list(group), data.pinned() if pinned else data
+    def read(group: Sequence[tiling.Tile]) -> Tuple[List[tiling.Tile], TileBatch]:
+        data = per_thread.own().read_batch(group, halo, torch.device("cpu"))
+        return list(group), data.pinned() if pinned else data
 
-    with read_ahead(read(), READ_AHEAD) as batches:
+    with PerThread(inputs, workers) as per_thread, \
+            map_ahead(read, tiling.batches(tiles, batch), workers, max(READ_AHEAD, workers)) as batches:
         for group, data in batches:
             check_cancel(cancel)
             if ticker is not None:
@@ -62,12 +74,21 @@ def predict_tiles(
             yield from fitting.predict(group, data, precision)
 
 
+def reader_threads(device: torch.device) -> int:
+    """Threads reading batches: several for a GPU; one beside a CPU computation, which has the cores."""
+    return min(GPU_READERS, physical_cores()) if device.type == "cuda" else 1
+
+
 class DateStack:
     """Several dates' inputs on one grid read as one: each batch holds the same tiles of every date in turn.
     The references, the same for every date, are read once a batch; only each date's coarse target is its own."""
 
     def __init__(self, dates: Sequence[AlignedInputs]):
         self.dates = dates
+
+    def reopened(self, stack) -> "DateStack":
+        """The dates on dataset handles of their own, for another reader thread."""
+        return DateStack([inputs.reopened(stack) for inputs in self.dates])
 
     def read_batch(self, group: Sequence[tiling.Tile], halo: int, device) -> TileBatch:
         first = self.dates[0]
@@ -83,11 +104,18 @@ class DateStack:
 
 
 class _Fitting:
-    """Runs batches at the largest size that fits in GPU memory, and on the CPU when even one tile does not."""
+    """Runs batches at the largest size that fits in GPU memory, a tile in sub-tiles when even one does not (if
+    allowed), and on the CPU when even the smallest sub-tile does not."""
 
     def __init__(self, method: TileFunction, device: torch.device, batch: int,
-                 rebuild: Optional[Callable[[torch.device], TileFunction]], warn: Callable[[str], None]):
+                 rebuild: Optional[Callable[[torch.device], TileFunction]], warn: Callable[[str], None],
+                 halo: int, split: bool, ticker: Optional[Ticker]):
         self.method, self.device, self.batch, self.rebuild, self.warn = method, device, batch, rebuild, warn
+        self.halo, self.split, self.ticker = halo, split, ticker
+        self.side: Optional[int] = None
+        """Core side of the sub-tiles each tile is cut into; None while whole tiles fit."""
+        self.announced: Optional[int] = None
+        """The sub-tile side the last warning named."""
 
     def predict(self, group: List[tiling.Tile], data: TileBatch, precision: str) -> Iterator[Predicted]:
         """The group's predictions in parts of at most `self.batch` tiles (each part with every stacked date)."""
@@ -96,31 +124,67 @@ class _Fitting:
         while start < len(group):
             stop = min(len(group), start + self.batch)
             part = _tiles(data, len(group), dates, start, stop)
-            try:
-                moved = part.to(self.device)
-                with torch.inference_mode(), autocast(self.device, precision):
-                    predicted = self.method(moved).float()
-            except torch.cuda.OutOfMemoryError:
-                moved = predicted = None
+            predicted = self._attempt(group[start], part, precision)
+            if predicted is None:
                 torch.cuda.empty_cache()
-                self._shrink(stop - start)
+                self._shrink(stop - start, group[start])
                 continue
-            yield group[start:stop], predicted, moved.valid
+            yield (group[start:stop], *predicted)
             start = stop
 
-    def _shrink(self, size: int) -> None:
-        """Halve the batch; at one tile, move to the CPU; with neither possible, one line saying what to lower."""
+    def _attempt(self, tile: tiling.Tile, part: TileBatch, precision: str
+                 ) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+        """The part's prediction and valid mask, whole or (at one tile) split, or None when the GPU ran out of
+        memory; returning frees the failed attempt's tensors, which its traceback held."""
+        try:
+            return self._run(part, precision) if self.side is None else self._run_split(tile, part, precision)
+        except torch.cuda.OutOfMemoryError:
+            return None
+
+    def _run(self, part: TileBatch, precision: str) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The method's float32 prediction over the part's windows, and their valid mask, on the device."""
+        moved = part.to(self.device)
+        with torch.inference_mode(), autocast(self.device, precision):
+            return self.method(moved).float(), moved.valid
+
+    def _run_split(self, tile: tiling.Tile, part: TileBatch, precision: str) -> Tuple[torch.Tensor, torch.Tensor]:
+        """One tile (of every stacked date) predicted sub-tile by sub-tile, the pieces set into its haloed window."""
+        pieces = tiling.pieces(tile, self.halo, self.side)
+        values = None
+        with _shares(self.ticker, len(pieces)) as enter:
+            for index, piece in enumerate(pieces):
+                enter(index)
+                predicted, _ = self._run(_piece(part, piece), precision)
+                if values is None:
+                    values = predicted.new_empty(predicted.shape[:2] + part.valid.shape[2:])
+                values[(..., *piece.into)] = predicted[(..., *piece.given)]
+        if self.announced != self.side:
+            self.announced = self.side
+            self.warn(f"the GPU ran out of memory with a single tile; it was split into {self.side}×{self.side}-pixel "
+                      f"tiles and the rest runs at that size (--tile {self.side} skips these retries)")
+        return values, part.valid.to(self.device)
+
+    def _shrink(self, size: int, tile: tiling.Tile) -> None:
+        """Halve the batch; at one tile, split it finer; then move to the CPU; with none possible, one line saying
+        what to lower."""
         if size > 1:
             self.batch = max(1, size // 2)
             self.warn(f"the GPU ran out of memory with {size} tiles a batch; the rest runs {self.batch} at a time")
+        elif (side := self._smaller_side(tile)) is not None:
+            self.batch, self.side = 1, side
         elif self.device.type != "cpu" and self.rebuild is not None:
-            self.device = torch.device("cpu")
+            self.device, self.side = torch.device("cpu"), None
             self.method = self.rebuild(self.device)
             self.warn("the GPU ran out of memory with a single tile; the rest runs on the CPU (lower --tile to "
                       "keep it on the GPU)")
         else:
             raise StfError("out of memory with a single tile; lower --tile or --halo")
 
+    def _smaller_side(self, tile: tiling.Tile) -> Optional[int]:
+        """Half the current sub-tile side (at first, of the tile's longer side), or None when splitting is not
+        allowed or would go below MIN_SUB_TILE or the halo."""
+        side = -(-(self.side or max(tile.rows.core_size, tile.cols.core_size)) // 2)
+        return side if self.split and side >= max(MIN_SUB_TILE, self.halo) else None
 
 
 def _tiles(data: TileBatch, size: int, dates: int, start: int, stop: int) -> TileBatch:
@@ -128,6 +192,29 @@ def _tiles(data: TileBatch, size: int, dates: int, start: int, stop: int) -> Til
     if dates == 1:
         return data.part(start, stop)
     return TileBatch.joined([data.part(d * size + start, d * size + stop) for d in range(dates)])
+
+
+def _piece(data: TileBatch, piece: tiling.Piece) -> TileBatch:
+    """A sub-tile's haloed window cut from a batch of whole tiles' windows, its origins moved to it."""
+    rows, cols = piece.read
+    return TileBatch(origins=tuple((row + rows.start, col + cols.start) for row, col in data.origins),
+                     **{name: value[..., rows, cols].contiguous() for name, value in data.tensors().items()})
+
+
+@contextmanager
+def _shares(ticker: Optional[Ticker], count: int) -> Iterator[Callable[[int], None]]:
+    """`enter(index)` points the ticker at that one of `count` equal parts of its span, so progress keeps rising
+    through the sub-tiles of a split tile; the span is restored afterwards."""
+    if ticker is None:
+        yield lambda index: None
+        return
+    start, stop, message = ticker.start, ticker.stop, ticker.message
+    step = (stop - start) / count
+    try:
+        yield lambda index: ticker.span(start + index * step, start + (index + 1) * step,
+                                        f"{message}, sub-tile {index + 1}/{count}")
+    finally:
+        ticker.span(start, stop, message)
 
 
 def written_parts(predicted: Predicted, halo: int) -> Iterator[Tuple[tiling.Tile, np.ndarray, np.ndarray]]:

@@ -166,7 +166,8 @@ def _predict(plans: List[Plan], method: TileFunction, outputs: List[GeoTiffWrite
         inputs = plan.inputs if len(plans) == 1 else DateStack([p.inputs for p in plans])
         batches = predict_tiles(inputs, method, tiles, halo, request.batch, plan.device, request.precision,
                                 ticker.cancel, ticker, rebuild=lambda device: _rebuild(plan, device),
-                                warn=plan.warnings.add)
+                                warn=plan.warnings.add, split_tiles=not plan.spec.blend)
+
     def store(predicted: Predicted) -> None:
         for each, writer, blender, part in zip(plans, outputs, blenders, _by_date(predicted, len(plans))):
             if blender:

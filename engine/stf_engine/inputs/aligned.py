@@ -5,8 +5,9 @@ checks share it. Everything read here is metadata plus a bounded sample of pixel
 """
 from __future__ import annotations
 
+import threading
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -18,7 +19,7 @@ from ..core.tiling import Tile
 from ..errors import StfError
 from ..methods.contract import TileBatch
 from ..raster.grid import Grid, coarse_ratio, resolution_in
-from ..raster.open import check_covers, open_on_grid, open_raster
+from ..raster.open import check_covers, open_on_grid, open_raster, reopen
 from ..raster.reader import AlignedRaster, Scale
 from ..raster.windows import block_windows
 from ..raster.writer import Encoding
@@ -69,6 +70,10 @@ class AlignedInputs:
             origin = ((int(window.row_off), int(window.col_off)),)
             yield TileBatch(valid=torch.from_numpy(valid)[None, None].to(device), origins=origin, **arrays)
 
+    def reopened(self, stack: ExitStack) -> "AlignedInputs":
+        """These inputs on dataset handles of their own, for another reader thread; closed with the stack."""
+        return replace(self, readers={role: reopen(reader, stack) for role, reader in self.readers.items()})
+
     def read_batch(self, group: Sequence[Tile], halo: int, device) -> TileBatch:
         """Every role's haloed window for each tile, stacked into tensors on the device."""
         tensors, valid = self.read_roles(group, halo, device, self.readers)
@@ -90,6 +95,35 @@ class AlignedInputs:
             valid.append(tile_valid[None])
         tensors = {role: torch.from_numpy(np.stack(stack)).to(device) for role, stack in arrays.items()}
         return tensors, torch.from_numpy(np.stack(valid)).to(device)
+
+
+class PerThread:
+    """Inputs for `threads` reader threads, each with dataset handles of its own (GDAL handles are not shared
+    between threads): the originals and copies of them (anything with `reopened(stack)`), all opened and closed
+    on the calling thread."""
+
+    def __init__(self, inputs, threads: int):
+        self._stack = ExitStack()
+        try:
+            self._free = [inputs] + [inputs.reopened(self._stack) for _ in range(threads - 1)]
+        except BaseException:
+            self._stack.close()
+            raise
+        self._local, self._lock = threading.local(), threading.Lock()
+
+    def own(self):
+        """The calling thread's inputs."""
+        mine = getattr(self._local, "inputs", None)
+        if mine is None:
+            with self._lock:
+                mine = self._local.inputs = self._free.pop()
+        return mine
+
+    def __enter__(self) -> "PerThread":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
 
 
 def origins(group: Sequence[Tile], halo: int) -> Tuple[Tuple[int, int], ...]:

@@ -87,3 +87,13 @@ def open_on_grid(
     reader = AlignedRaster(dataset, label, grid, units_of(dataset, scale), bands, resampling, shift)
     stack.callback(reader.close)
     return reader
+
+
+def reopen(reader: AlignedRaster, stack: ExitStack) -> AlignedRaster:
+    """The same aligned raster on a dataset handle of its own, for another thread (GDAL handles are not shared
+    between threads); closed with the stack."""
+    dataset = stack.enter_context(open_raster(reader.dataset.name, reader.label))
+    copy = AlignedRaster(dataset, reader.label, reader.grid, reader.units, reader.bands, reader.resampling,
+                         reader.shift)
+    stack.callback(copy.close)
+    return copy

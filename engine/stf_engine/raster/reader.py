@@ -77,6 +77,7 @@ class AlignedRaster:
         self.grid = grid
         self.units = units
         self.dataset = dataset
+        self.resampling, self.shift = resampling, shift
         self.bands = list(bands) if bands else list(range(1, dataset.count + 1))
         bad = [b for b in self.bands if not 1 <= b <= dataset.count]
         if bad:

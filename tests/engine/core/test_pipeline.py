@@ -1,12 +1,14 @@
-"""Reading ahead and writing behind on threads: order kept, the reader runs ahead of the consumer by a bounded
-amount, errors reach the caller as raised, and both threads are gone when the block is left."""
+"""Reading ahead and writing behind on threads: order kept, the readers run ahead of the consumer by a bounded
+amount, several at once when asked, errors reach the caller as raised, and every thread is gone when the block
+is left."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
-from stf_engine.core.pipeline import WriteBehind, read_ahead
+from stf_engine.core.pipeline import WriteBehind, map_ahead
 from stf_engine.errors import StfError
 
 
@@ -14,16 +16,15 @@ def stf_threads():
     return [t for t in threading.enumerate() if t.name.startswith("stf-")]
 
 
-def test_read_ahead_keeps_order_and_reads_the_next_items_while_one_is_used():
+def test_map_ahead_keeps_order_and_reads_the_next_items_while_one_is_used():
     produced, gate = [], threading.Event()
 
-    def items():
-        for index in range(6):
-            produced.append(index)
-            yield index
+    def read(index):
+        produced.append(index)
+        return index
 
     seen = []
-    with read_ahead(items(), depth=2) as ahead:
+    with map_ahead(read, range(6), depth=2) as ahead:
         for item in ahead:
             if item == 0:
                 for _ in range(100):  # the reader fills the queue while item 0 is in use
@@ -36,16 +37,35 @@ def test_read_ahead_keeps_order_and_reads_the_next_items_while_one_is_used():
 
 
 def test_a_reader_error_reaches_the_caller_and_leaving_early_stops_the_reader():
-    def failing():
-        yield 1
-        raise StfError("cannot read fine reference f1.tif: corrupt block")
+    def failing(index):
+        if index == 1:
+            raise StfError("cannot read fine reference f1.tif: corrupt block")
+        return index
 
     with pytest.raises(StfError, match="corrupt block"):
-        with read_ahead(failing()) as ahead:
+        with map_ahead(failing, range(4)) as ahead:
             list(ahead)
     endless = iter(int, 1)  # never ends: only leaving the block stops it
-    with read_ahead(endless) as ahead:
+    with map_ahead(lambda item: item, endless) as ahead:
         assert next(ahead) == 0
+    assert not stf_threads()
+
+
+def test_several_readers_work_at_once_and_the_caller_still_gets_the_items_in_order():
+    running, most, lock = [0], [0], threading.Lock()
+
+    def read(index):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.05 * (3 - index % 3))  # later items of each three finish first
+        with lock:
+            running[0] -= 1
+        return index
+
+    with map_ahead(read, range(12), workers=3, depth=3) as ahead:
+        assert list(ahead) == list(range(12))
+    assert most[0] == 3, "three reads in flight at once, never more than the depth"
     assert not stf_threads()
 
 

@@ -1,0 +1,53 @@
+"""Several reader threads (what a GPU run uses) give the same output as one: each thread reads through dataset
+handles of its own, and batches reach the method in order."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+
+from devkit.synthetic import scene_set
+from stf_engine import FusionRequest, fuse, fuse_dates
+from stf_engine.fusion import predict
+from stf_engine.inputs.aligned import AlignedInputs
+
+
+@pytest.fixture
+def scene(tmp_path):
+    return scene_set(tmp_path, height=90, width=100, bands=3, ratio=4, dtype="int16")
+
+
+def request(scene, output, **kwargs):
+    return FusionRequest(coarse_target=scene["coarse"], fine_reference=scene["fine"],
+                         coarse_reference=scene["coarse_ref"], output=str(output), method="starfm", tile=24,
+                         batch=2, device="cpu", options={"window": 7}, **kwargs)
+
+
+def pixels(path):
+    with rasterio.open(path) as dataset:
+        return dataset.read()
+
+
+def test_one_reader_beside_the_cpu_several_for_a_gpu():
+    assert predict.reader_threads(torch.device("cpu")) == 1
+    assert 1 <= predict.reader_threads(torch.device("cuda")) <= predict.GPU_READERS
+
+
+@pytest.mark.parametrize("dates", [1, 2])
+def test_three_reader_threads_write_what_one_does(scene, tmp_path, monkeypatch, dates):
+    one = [fuse(request(scene, tmp_path / f"one_{d}.tif")) for d in range(dates)]
+    reopened = []
+    original = AlignedInputs.reopened
+
+    def counting(self, stack):
+        reopened.append(1)
+        return original(self, stack)
+
+    monkeypatch.setattr(predict, "reader_threads", lambda device: 3)
+    monkeypatch.setattr(AlignedInputs, "reopened", counting)
+    requests = [request(scene, tmp_path / f"three_{d}.tif") for d in range(dates)]
+    three = fuse_dates(requests) if dates > 1 else [fuse(requests[0])]
+    assert one[0].tiles >= 16 and reopened, "the other reader threads opened handles of their own"
+    for alone, threaded in zip(one, three):
+        np.testing.assert_array_equal(pixels(threaded.output), pixels(alone.output))
