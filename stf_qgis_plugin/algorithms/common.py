@@ -19,6 +19,7 @@ from ..layer_info import file_path
 CHECKPOINTS = "STF checkpoints (*.pt);;All files (*.*)"
 THREADS = "THREADS"
 SCHEDULER = "SCHEDULER"
+WORKERS = "WORKERS"
 
 
 def threads_parameter() -> QgsProcessingParameterDefinition:
@@ -35,6 +36,15 @@ def scheduler_parameter() -> QgsProcessingParameterDefinition:
     """SCHEDULER: the address of a running Dask scheduler to predict on (advanced; unset = this process)."""
     parameter = QgsProcessingParameterString(
         SCHEDULER, "Dask scheduler address (e.g. tcp://10.0.0.5:8786; unset = run here)", optional=True)
+    parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+    return parameter
+
+
+def workers_parameter() -> QgsProcessingParameterDefinition:
+    """WORKERS: how many local Dask worker processes the engine starts (advanced; unset or 0 = this process)."""
+    parameter = QgsProcessingParameterNumber(
+        WORKERS, "Dask local worker processes (unset = run here)", QgsProcessingParameterNumber.Integer, None, True, 0,
+    )
     parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
     return parameter
 
@@ -101,6 +111,10 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
     def scheduler(self, parameters: Dict, context):
         """The SCHEDULER parameter as the requests take it: None when unset."""
         return self.parameterAsString(parameters, SCHEDULER, context).strip() or None
+
+    def workers(self, parameters: Dict, context):
+        """The WORKERS parameter as the requests take it: None when unset or 0."""
+        return self.optional_number(parameters, WORKERS, context, int) or None
 
     def parsed(self, parse: Callable, *args):
         """An engine parser's value (options, scales, mask rules from a string parameter); its one-line error

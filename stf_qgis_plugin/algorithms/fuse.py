@@ -18,7 +18,7 @@ from qgis.core import (
 from .. import results
 from .common import (
     CHECKPOINTS, EngineAlgorithm, coarse_resolution_parameter, options_parameter, scheduler_parameter,
-    threads_parameter,
+    threads_parameter, workers_parameter,
 )
 
 LAYERS = {
@@ -77,6 +77,7 @@ class FuseAlgorithm(EngineAlgorithm):
         )
         self.addParameter(QgsProcessingParameterEnum("DEVICE", "Device", self.enums["DEVICE"], defaultValue=0))
         self.addParameter(threads_parameter())
+        self.addParameter(workers_parameter())
         self.addParameter(scheduler_parameter())
         self.addParameter(
             QgsProcessingParameterNumber(
@@ -122,6 +123,7 @@ class FuseAlgorithm(EngineAlgorithm):
             batch=self.parameterAsInt(parameters, "BATCH", context),
             device=self.enum_name(parameters, "DEVICE", context),
             threads=self.threads(parameters, context),
+            workers=self.workers(parameters, context),
             scheduler=self.scheduler(parameters, context),
             coarse_resolution=self.optional_number(parameters, "COARSE_RESOLUTION", context),
             **paths,

@@ -17,7 +17,7 @@ from qgis.core import (
 from .. import results
 from .common import (
     EngineAlgorithm, coarse_resolution_parameter, options_parameter, scheduler_parameter,
-    threads_parameter,
+    threads_parameter, workers_parameter,
 )
 
 SERIES_FILTER = "Series lists (*.csv);;All files (*.*)"
@@ -98,6 +98,7 @@ class FuseSeriesAlgorithm(EngineAlgorithm):
         date_batch.setFlags(date_batch.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(date_batch)
         self.addParameter(threads_parameter())
+        self.addParameter(workers_parameter())
         self.addParameter(scheduler_parameter())
         self.addParameter(
             QgsProcessingParameterBoolean("OVERWRITE", "Fuse again the dates already in the output folder", False)
@@ -134,6 +135,7 @@ class FuseSeriesAlgorithm(EngineAlgorithm):
             device=self.enum_name(parameters, "DEVICE", context),
             date_batch=self.optional_number(parameters, "DATE_BATCH", context, int),
             threads=self.threads(parameters, context),
+            workers=self.workers(parameters, context),
             scheduler=self.scheduler(parameters, context),
             overwrite=self.parameterAsBool(parameters, "OVERWRITE", context),
             cog=self.parameterAsBool(parameters, "COG", context),

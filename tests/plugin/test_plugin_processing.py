@@ -421,8 +421,9 @@ def test_cog_writes_a_cloud_optimized_geotiff(plugin, sample_paths, tmp_path):
         assert dataset.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
 
 
-def test_scheduler_runs_the_tiles_on_a_running_dask_cluster(plugin, small_scene, tmp_path):
-    """SCHEDULER: Processing predicts on an existing cluster (QGIS cannot start worker processes itself)."""
+@pytest.mark.parametrize("option", ["SCHEDULER", "WORKERS"])
+def test_dask_runs_the_tiles_and_gives_the_output_of_a_run_here(plugin, small_scene, tmp_path, option):
+    """SCHEDULER: Processing predicts on an existing cluster; WORKERS=2: on a local cluster the engine starts."""
     import processing
 
     distributed = pytest.importorskip("distributed")
@@ -432,9 +433,48 @@ def test_scheduler_runs_the_tiles_on_a_running_dask_cluster(plugin, small_scene,
     alone = processing.run("stf:fuse", {**parameters, "OUTPUT": str(tmp_path / "alone.tif")})["OUTPUT"]
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
                                   dashboard_address=None) as cluster:
-        spread = processing.run("stf:fuse", {**parameters, "SCHEDULER": cluster.scheduler_address,
-                                             "OUTPUT": str(tmp_path / "spread.tif")})["OUTPUT"]
-    np.testing.assert_array_equal(read_all(alone), read_all(spread))
+        value = {"SCHEDULER": cluster.scheduler_address, "WORKERS": 2}[option]
+        spread = processing.run("stf:fuse", {**parameters, option: value, "OUTPUT": str(tmp_path / "spread.tif")})
+    np.testing.assert_array_equal(read_all(alone), read_all(spread["OUTPUT"]))
+
+
+def test_every_algorithm_with_scheduler_takes_workers_as_an_advanced_optional_parameter(plugin):
+    from qgis.core import QgsApplication, QgsProcessingParameterDefinition
+
+    algorithms = [algorithm for algorithm in QgsApplication.processingRegistry().providerById("stf").algorithms()
+                  if algorithm.parameterDefinition("SCHEDULER") is not None]
+    assert sorted(algorithm.id() for algorithm in algorithms) == ["stf:fuse", "stf:fuse_series"]
+    for algorithm in algorithms:
+        flags = algorithm.parameterDefinition("WORKERS").flags()
+        assert flags & QgsProcessingParameterDefinition.FlagOptional, algorithm.id()
+        assert flags & QgsProcessingParameterDefinition.FlagAdvanced, algorithm.id()
+
+
+@pytest.mark.parametrize("algorithm", ["fuse", "fuse_series"])
+def test_workers_reach_the_request_and_with_a_scheduler_are_refused(plugin, sample_paths, tmp_path, monkeypatch,
+                                                                    algorithm):
+    """WORKERS becomes the request's `workers` (unset or 0: None); with SCHEDULER too, the engine's error."""
+    import processing
+    from qgis.core import QgsProcessingException
+
+    engine = plugin.status.engine
+    parameters = {"fuse": fuse_parameters(sample_paths, tmp_path / "fused.tif"),
+                  "fuse_series": {"SERIES": sample_paths["coarse_target"], "OUTPUT_FOLDER": str(tmp_path / "series")},
+                  }[algorithm]
+    with pytest.raises(QgsProcessingException, match="give either --workers .* or --scheduler .*, not both"):
+        processing.run(f"stf:{algorithm}", {**parameters, "WORKERS": 2, "SCHEDULER": "tcp://127.0.0.1:9"})
+    requests = []
+
+    def refuse(request, **kw):
+        requests.append(request)
+        raise engine.StfError("captured")
+
+    monkeypatch.setattr(engine, algorithm, refuse)
+    for workers in (3, 0, None):
+        with pytest.raises(QgsProcessingException, match="captured"):
+            processing.run(f"stf:{algorithm}", {**parameters, "WORKERS": workers})
+    assert [(request.workers, request.scheduler) for request in requests] == [(3, None), (None, None), (None, None)]
+    assert not (tmp_path / "fused.tif").exists() and not (tmp_path / "series").exists()
 
 
 def read_all(path):

@@ -5,12 +5,17 @@ workers must see the input files at the same paths). Each worker opens the input
 once per run (one model load per worker) and predicts the batches it is given; results come back in tile
 order and the caller writes them, so the output is the single-process run's, bit for bit, when each worker
 uses as many CPU threads as that run did. A worker that dies has its batches re-run on another.
-Dask is optional: without `distributed` installed, only these options are refused.
+Local workers start with this installation's Python interpreter, also from an application that embeds Python
+(QGIS), where `sys.executable` is not it. Dask is optional: without `distributed` installed, only these options
+are refused.
 """
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
+import os
 import secrets
+import sys
 from contextlib import ExitStack
 from typing import Dict, Iterator, Optional, Sequence, Tuple
 
@@ -62,6 +67,8 @@ def cluster(request) -> Iterator[object]:
 def local_cluster(request, default):
     """One worker per GPU with `dask-cuda`'s LocalCUDACluster when it is installed and the run may use the
     GPUs (each worker then sees only its own GPU); otherwise `default`, a cluster of CPU worker processes."""
+    if embedded():
+        multiprocessing.set_executable(installed_python())
     if request.device != "cpu" and torch.cuda.is_available():
         try:
             from dask_cuda import LocalCUDACluster
@@ -71,6 +78,25 @@ def local_cluster(request, default):
             count = min(request.workers, torch.cuda.device_count())
             return LocalCUDACluster(n_workers=count, threads_per_worker=1, dashboard_address=None)
     return default(n_workers=request.workers, threads_per_worker=1, processes=True, dashboard_address=None)
+
+
+def embedded() -> bool:
+    """Whether Python runs inside an application (QGIS), not as a program of its own (which has a command line)."""
+    if hasattr(sys, "orig_argv"):
+        return not sys.orig_argv
+    return not os.path.basename(sys.executable).lower().startswith("python")  # before 3.10: no sys.orig_argv
+
+
+def installed_python() -> str:
+    """This installation's interpreter, for worker processes started from an application embedding Python, whose
+    `sys.executable` (what multiprocessing starts) is the application itself or the first python3 on PATH."""
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    name = "pythonw.exe" if sys.platform == "win32" else os.path.join("bin", f"python{version}")
+    path = os.path.join(sys.exec_prefix, name)
+    if not os.path.isfile(path):
+        raise StfError(f"local Dask workers need Python {version}'s interpreter, not found at {path}; "
+                       f"start a Dask cluster yourself and give its scheduler's address instead")
+    return path
 
 
 def predict_on_cluster(client, request: FusionRequest, tiles: Sequence[tiling.Tile], halo: int,

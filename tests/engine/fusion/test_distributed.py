@@ -1,7 +1,9 @@
 """Scale-out on Dask distributed (`--workers`, `--scheduler`): output bit-identical to the single-process run,
-also when a worker is killed mid-run; cancel and errors as in any run."""
+also when a worker is killed mid-run and when Python is embedded in an application (QGIS); cancel and errors as
+in any run."""
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import sys
@@ -30,6 +32,21 @@ def cluster():
         yield local
 
 
+@pytest.fixture
+def inside_an_application(tmp_path, monkeypatch):
+    """This process as Python embedded in an application (QGIS): no command line, and sys.executable, which
+    multiprocessing starts, is the application (here one that fails at once)."""
+    application = tmp_path / "application"
+    application.write_text("#!/bin/sh\nexit 3\n")
+    application.chmod(0o755)
+    started_with = multiprocessing.spawn.get_executable()
+    monkeypatch.setattr(sys, "orig_argv", [])
+    monkeypatch.setattr(sys, "executable", str(application))
+    multiprocessing.set_executable(str(application))
+    yield
+    multiprocessing.set_executable(started_with)
+
+
 def request(scene, output, method="starfm", **kwargs):
     return FusionRequest(coarse_target=scene["coarse"], fine_reference=scene["fine"],
                          coarse_reference=scene["coarse_ref"], output=str(output), method=method, tile=32, batch=1,
@@ -46,6 +63,12 @@ def test_a_local_cluster_gives_the_single_process_output_bit_for_bit(scene, tmp_
     alone = fuse(request(scene, tmp_path / "alone.tif", method))
     spread = fuse(request(scene, tmp_path / "spread.tif", method, workers=2))
     assert spread.tiles == alone.tiles > 10
+    np.testing.assert_array_equal(pixels(alone.output), pixels(spread.output))
+
+
+def test_local_workers_start_from_python_embedded_in_an_application(scene, tmp_path, inside_an_application):
+    alone = fuse(request(scene, tmp_path / "alone.tif"))
+    spread = fuse(request(scene, tmp_path / "spread.tif", workers=2))
     np.testing.assert_array_equal(pixels(alone.output), pixels(spread.output))
 
 
@@ -137,3 +160,40 @@ def test_local_workers_take_one_gpu_each_with_dask_cuda(monkeypatch, installed, 
     local_cluster(FusionRequest("c2.tif", "f1.tif", output="x.tif", workers=4, device=device), Recorded)
     [(kind, kwargs)] = Recorded.made
     assert (kind, kwargs["n_workers"]) == expected and kwargs["threads_per_worker"] == 1
+
+
+@pytest.mark.parametrize("platform, interpreter", [
+    ("linux", f"bin/python{sys.version_info[0]}.{sys.version_info[1]}"), ("win32", "pythonw.exe"),
+])
+def test_embedded_python_starts_local_workers_with_its_installations_interpreter(monkeypatch, tmp_path, platform,
+                                                                               interpreter):
+    """Inside an application, sys.exec_prefix's interpreter; in a Python program, its own sys.executable."""
+    from stf_engine.fusion.distributed import local_cluster
+
+    python = tmp_path / interpreter
+    python.parent.mkdir(exist_ok=True)
+    python.touch()
+    started_with = []
+    monkeypatch.setattr(multiprocessing, "set_executable", started_with.append)
+    monkeypatch.setattr(sys, "exec_prefix", str(tmp_path))
+    monkeypatch.setattr(sys, "platform", platform)
+    workers = FusionRequest("c2.tif", "f1.tif", output="x.tif", workers=2, device="cpu")
+    for command_line in (["python", "-m", "stf_engine"], []):
+        monkeypatch.setattr(sys, "orig_argv", command_line)
+        local_cluster(workers, Recorded)
+    assert started_with == [str(python)]
+    python.unlink()
+    with pytest.raises(StfError, match="interpreter, not found at .*give its scheduler's address"):
+        local_cluster(workers, Recorded)
+
+
+@pytest.mark.parametrize("executable, expected", [
+    ("/usr/bin/qgis", True), ("C:/OSGeo4W/bin/qgis-bin.exe", True), ("/usr/bin/python3.9", False),
+    ("C:/Python39/python.exe", False),
+])
+def test_before_python_3_10_an_executable_not_named_python_means_embedded(monkeypatch, executable, expected):
+    from stf_engine.fusion.distributed import embedded
+
+    monkeypatch.delattr(sys, "orig_argv", raising=False)
+    monkeypatch.setattr(sys, "executable", executable)
+    assert embedded() is expected
