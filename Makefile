@@ -10,7 +10,7 @@ STAMP := $(VENV)/.stf-setup-done
 PIP_ARGS ?=
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: setup apt-packages demo test bench clean package deploy e2e
+.PHONY: setup apt-packages demo test bench bench-gpu clean package deploy e2e
 
 setup: apt-packages $(STAMP)
 
@@ -39,6 +39,10 @@ test: setup
 
 bench: setup
 	$(PY) bench/run.py --out bench/results.md
+
+# The GPU section alone (a CUDA build of torch and a GPU): its table goes into bench/results.md by hand.
+bench-gpu: setup
+	$(PY) bench/run.py --only bench_gpu --out bench/results-gpu.md
 
 # QGIS plugin: the zip (plugin + bundled engine), installing it into a profile, and the real-desktop run.
 QGIS_PLUGINS_DIR ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default/python/plugins
