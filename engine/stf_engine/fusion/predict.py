@@ -56,14 +56,15 @@ def predict_tiles(
     done = 0
     fitting = _Fitting(method, device, batch, rebuild, warn, halo, split_tiles, ticker)
     pinned = device.type == "cuda"
-    workers = reader_threads(device)
+    groups = list(tiling.batches(tiles, batch))
+    workers = max(1, min(reader_threads(device), len(groups)))  # a one-batch call (a task, a view) reopens nothing
 
     def read(group: Sequence[tiling.Tile]) -> Tuple[List[tiling.Tile], TileBatch]:
         data = per_thread.own().read_batch(group, halo, torch.device("cpu"))
         return list(group), data.pinned() if pinned else data
 
     with PerThread(inputs, workers) as per_thread, \
-            map_ahead(read, tiling.batches(tiles, batch), workers, max(READ_AHEAD, workers)) as batches:
+            map_ahead(read, groups, workers, max(READ_AHEAD, workers)) as batches:
         for group, data in batches:
             check_cancel(cancel)
             if ticker is not None:

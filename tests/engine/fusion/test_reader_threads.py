@@ -18,10 +18,10 @@ def scene(tmp_path):
     return scene_set(tmp_path, height=90, width=100, bands=3, ratio=4, dtype="int16")
 
 
-def request(scene, output, **kwargs):
+def request(scene, output, tile=24):
     return FusionRequest(coarse_target=scene["coarse"], fine_reference=scene["fine"],
-                         coarse_reference=scene["coarse_ref"], output=str(output), method="starfm", tile=24,
-                         batch=2, device="cpu", options={"window": 7}, **kwargs)
+                         coarse_reference=scene["coarse_ref"], output=str(output), method="starfm", tile=tile,
+                         batch=2, device="cpu", options={"window": 7})
 
 
 def pixels(path):
@@ -34,9 +34,8 @@ def test_one_reader_beside_the_cpu_several_for_a_gpu():
     assert 1 <= predict.reader_threads(torch.device("cuda")) <= predict.GPU_READERS
 
 
-@pytest.mark.parametrize("dates", [1, 2])
-def test_three_reader_threads_write_what_one_does(scene, tmp_path, monkeypatch, dates):
-    one = [fuse(request(scene, tmp_path / f"one_{d}.tif")) for d in range(dates)]
+def counting_reopens(monkeypatch):
+    """Three reader threads as on a GPU, and a list that grows with every set of inputs opened again."""
     reopened = []
     original = AlignedInputs.reopened
 
@@ -46,8 +45,22 @@ def test_three_reader_threads_write_what_one_does(scene, tmp_path, monkeypatch, 
 
     monkeypatch.setattr(predict, "reader_threads", lambda device: 3)
     monkeypatch.setattr(AlignedInputs, "reopened", counting)
+    return reopened
+
+
+@pytest.mark.parametrize("dates", [1, 2])
+def test_three_reader_threads_write_what_one_does(scene, tmp_path, monkeypatch, dates):
+    one = [fuse(request(scene, tmp_path / f"one_{d}.tif")) for d in range(dates)]
+    reopened = counting_reopens(monkeypatch)
     requests = [request(scene, tmp_path / f"three_{d}.tif") for d in range(dates)]
     three = fuse_dates(requests) if dates > 1 else [fuse(requests[0])]
     assert one[0].tiles >= 16 and reopened, "the other reader threads opened handles of their own"
     for alone, threaded in zip(one, three):
         np.testing.assert_array_equal(pixels(threaded.output), pixels(alone.output))
+
+
+def test_a_single_batch_opens_no_second_handles(scene, tmp_path, monkeypatch):
+    """Per-tile calls (uncertainty views, Dask tasks) read one batch: extra reader threads would only reopen files."""
+    reopened = counting_reopens(monkeypatch)
+    fuse(request(scene, tmp_path / "whole.tif", tile=0))
+    assert reopened == []
