@@ -108,13 +108,10 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         """The THREADS parameter as the requests take it: None when unset."""
         return self.optional_number(parameters, THREADS, context, int)
 
-    def scheduler(self, parameters: Dict, context):
-        """The SCHEDULER parameter as the requests take it: None when unset."""
-        return self.parameterAsString(parameters, SCHEDULER, context).strip() or None
-
-    def workers(self, parameters: Dict, context):
-        """The WORKERS parameter as the requests take it: None when unset or 0."""
-        return self.optional_number(parameters, WORKERS, context, int) or None
+    def cluster(self, parameters: Dict, context) -> Dict:
+        """WORKERS and SCHEDULER as the requests take them (`workers`, `scheduler`): None when unset (or 0 workers)."""
+        return {"workers": self.optional_number(parameters, WORKERS, context, int) or None,
+                "scheduler": self.parameterAsString(parameters, SCHEDULER, context).strip() or None}
 
     def parsed(self, parse: Callable, *args):
         """An engine parser's value (options, scales, mask rules from a string parameter); its one-line error

@@ -123,8 +123,7 @@ class FuseAlgorithm(EngineAlgorithm):
             batch=self.parameterAsInt(parameters, "BATCH", context),
             device=self.enum_name(parameters, "DEVICE", context),
             threads=self.threads(parameters, context),
-            workers=self.workers(parameters, context),
-            scheduler=self.scheduler(parameters, context),
+            **self.cluster(parameters, context),
             coarse_resolution=self.optional_number(parameters, "COARSE_RESOLUTION", context),
             **paths,
         )

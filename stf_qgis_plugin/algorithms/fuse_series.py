@@ -135,8 +135,7 @@ class FuseSeriesAlgorithm(EngineAlgorithm):
             device=self.enum_name(parameters, "DEVICE", context),
             date_batch=self.optional_number(parameters, "DATE_BATCH", context, int),
             threads=self.threads(parameters, context),
-            workers=self.workers(parameters, context),
-            scheduler=self.scheduler(parameters, context),
+            **self.cluster(parameters, context),
             overwrite=self.parameterAsBool(parameters, "OVERWRITE", context),
             cog=self.parameterAsBool(parameters, "COG", context),
         )
