@@ -3,9 +3,11 @@
 The scene is taken one coarse step down: the coarse pixels' means become the fine images of a smaller world
 (the coarse target's means are its truth), and those means averaged once more over r'×r' blocks become its
 coarse images. Every candidate predicts that world's coarse target from its fine and coarse references; the
-one with the lowest RMSE there runs on the real scene. `delta` is always a candidate, so `auto` never picks a
-method that does worse than the baseline on the scene's own evidence. Blending methods per pixel was not
-measured to do better here, so `auto` runs the single winner.
+one with the lowest RMSE there runs on the real scene; so does the mean of the best k candidates when it scores
+better, or when it is within 1% (TIE) of the best (a mean of methods whose errors partly
+cancel is the safer bet then). `delta` is always a candidate, so `auto` never picks a method that does worse
+than the baseline on the scene's own evidence. Blending methods per pixel by local skill was not measured to
+do better than this mean, so it is not offered.
 """
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ from .contract import MethodContext, MethodSpec, TileBatch
 
 CANDIDATES = ("delta", "starfm", "fitfc", "fsdaf", "estarfm")
 """Classic methods `auto` tries, those the inputs allow; deep models join only when weights are given."""
+TIE = 0.01
+"""Relative RMSE difference in the validation below which candidates count as equally good."""
 MIN_BLOCKS = 16
 """Coarse pixels per side the scene needs for the reduced world to have coarse pixels of its own."""
 
@@ -108,20 +112,31 @@ def score(arrays: Mapping[str, np.ndarray], valid: np.ndarray, ratio: int, specs
         predictions[spec.name] = predicted
         scores.append(Score(spec.name, _rmse(predicted, truth, small_valid)))
     singles = sorted(scores, key=lambda s: s.rmse)
-    for count in range(2, len(singles) + 1):  # the mean of the best k: kept when the validation says so
+    for count in range(2, len(singles) + 1):  # the mean of the best k
         members = [s.method for s in singles[:count]]
         mean = np.mean([predictions[name] for name in members], axis=0)
         scores.append(Score("+".join(members), _rmse(mean, truth, small_valid)))
     ranked = tuple(sorted(scores, key=lambda s: s.rmse))
     delta = next((s.rmse for s in ranked if s.method == "delta"), None)
-    best = ranked[0]
+    best = pick(ranked, delta)
     if best.method == "delta":
         reason = "no candidate beats the delta baseline on this scene's own validation; auto takes delta"
     else:
         gain = f" ({1 - best.rmse / delta:.0%} below delta)" if delta else ""
         what = f"the mean of {best.method.replace('+', ', ')}" if "+" in best.method else best.method
-        reason = f"auto takes {what}: RMSE {best.rmse:.4g} in Wald's reduced-resolution validation{gain}"
+        tie = f"; within {TIE:.0%} of the best, the mean of more methods is preferred" \
+            if best is not ranked[0] else ""
+        reason = f"auto takes {what}: RMSE {best.rmse:.4g} in Wald's reduced-resolution validation{gain}{tie}"
     return Choice(best.method, ranked, reason)
+
+
+def pick(ranked: Sequence[Score], delta: Optional[float]) -> Score:
+    """The best score, or the mean of the most methods among those within TIE of the best RMSE (and no worse than
+    delta): the validation cannot tell those apart, and a mean of methods whose errors partly cancel is the safer
+    bet on the real scene."""
+    limit = min(ranked[0].rmse * (1 + TIE), delta if delta is not None else float("inf"))
+    tied = [s for s in ranked if s.rmse <= limit]
+    return max(tied, key=lambda s: (s.method.count("+"), -s.rmse))
 
 
 def _rmse(predicted: np.ndarray, truth: np.ndarray, valid: np.ndarray) -> float:

@@ -70,3 +70,15 @@ def test_an_ensemble_is_the_mean_of_its_members_and_tiles_seamlessly(tmp_path):
     mean = (outputs["fitfc", 0] + outputs["delta", 0]) / 2
     np.testing.assert_allclose(outputs["fitfc+delta", 0], mean, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(outputs["fitfc+delta", 24], mean, rtol=1e-5, atol=1e-6)
+
+
+def test_auto_prefers_a_mean_of_methods_the_validation_cannot_tell_from_the_best():
+    from stf_engine.methods.auto import Score, pick
+
+    tied = (Score("starfm", 1.000), Score("starfm+fsdaf+fitfc", 1.004), Score("starfm+fsdaf", 1.008),
+            Score("fsdaf", 1.02), Score("delta", 1.2))
+    assert pick(tied, 1.2).method == "starfm+fsdaf+fitfc"
+    clear = (Score("fsdaf", 1.0), Score("fsdaf+delta", 1.07), Score("delta", 1.3))
+    assert pick(clear, 1.3).method == "fsdaf"
+    baseline = (Score("delta", 1.0), Score("delta+starfm", 1.005), Score("starfm", 1.1))
+    assert pick(baseline, 1.0).method == "delta"  # never a mean that validates worse than delta
