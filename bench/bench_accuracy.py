@@ -162,6 +162,25 @@ def uncertainty_row(case: Case, method: str, folder: str) -> str:
             f"against the real RMSE {rmse:.4g}, {predicted[valid].mean() / rmse:.2f}× (goal within 1.5×).")
 
 
+def sensor_offsets(case: Case, folder: str) -> str:
+    """Mean coarse − fine difference at the reference date and at the target date (the coarse image brought onto
+    the fine grid, scored against the fine image of its date): a change between the two is an error every
+    method carries, since no input shows the fine image of the target date."""
+    dates = {"reference": (case.inputs["coarse_reference"], case.inputs["fine_reference"]),
+             "target": (case.inputs["coarse_target"], case.truth)}
+    offsets = {}
+    for date, (coarse, fine) in dates.items():
+        output = f"{folder}/offset_{date}_{abs(hash(case.name))}.tif"
+        result = fuse(FusionRequest(output=output, method="cubic", tile=0, coarse_target=coarse,
+                                    fine_reference=case.inputs["fine_reference"], **case.options))
+        scale = case.options.get("scales", {}).get("fine_reference")
+        scales = {"prediction": scale, "truth": case.truth_scale or scale} if scale else {}
+        report = evaluate(EvaluationRequest(output, fine, scales=scales, plots=False, ratio=result.ratio))
+        offsets[date] = report.overall["ad"]
+    return (f"Sensor offset (mean of coarse − fine, {case.unit}): {offsets['reference']:+.4g} at the reference date, "
+            f"{offsets['target']:+.4g} at the target date.")
+
+
 def table(case: Case, rows: List[dict]) -> List[str]:
     delta = next((r["rmse"] for r in rows if r["method"] == "delta" and "rmse" in r), None)
     lines = [f"### {case.name}", "", f"Goal for the best method: RMSE {case.goal}.", "",
@@ -192,6 +211,6 @@ def section() -> str:
     with tempfile.TemporaryDirectory() as folder:
         for case in CASES:
             lines += table(case, run_case(case, ["auto", *classic_methods()], folder) + trained_rows(case, folder))
-            lines += [uncertainty_row(case, "fsdaf", folder), ""]
+            lines += [uncertainty_row(case, "fsdaf", folder), "", sensor_offsets(case, folder), ""]
         lines += two_pair_section(folder)
     return "\n".join(lines)

@@ -372,7 +372,7 @@ class FusionDialog(QDialog):
         form.addRow("", self.write_error_maps)
         form.addRow("", note("Coarse residual, temporal change, tile seams; error against the truth when a truth "
                              "layer is set."))
-        self.uncertainty = QCheckBox("Uncertainty map (prediction spread; slower)")
+        self.uncertainty = QCheckBox("Uncertainty map (expected error; slower)")
         form.addRow("", self.uncertainty)
         self.write_error_maps.toggled.connect(self.uncertainty.setEnabled)
         return box

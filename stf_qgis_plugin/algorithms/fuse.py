@@ -94,7 +94,7 @@ class FuseAlgorithm(EngineAlgorithm):
         )
         self.addParameter(coarse_resolution_parameter())
         self.addParameter(options_parameter())
-        self.addParameter(QgsProcessingParameterBoolean("UNCERTAINTY", "Also write the uncertainty (spread) map", False))
+        self.addParameter(QgsProcessingParameterBoolean("UNCERTAINTY", "Also write the uncertainty map (the expected error)", False))
         self.addParameter(QgsProcessingParameterBoolean("COG", "Write a Cloud Optimized GeoTIFF (slower)", False))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Fused raster"))
         self.addParameter(

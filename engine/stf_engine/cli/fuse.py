@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write a Cloud Optimized GeoTIFF (internal overviews; one more pass over the output)")
     parser.add_argument("--error-maps", metavar="DIR", help="write error maps (GeoTIFF) into DIR")
     parser.add_argument("--truth", metavar="T", help="fine image at the target date: adds error-vs-truth maps")
-    parser.add_argument("--uncertainty", action="store_true", help="add the prediction-spread map (slower)")
+    parser.add_argument("--uncertainty", action="store_true", help="add the expected-error map (slower)")
     tiles = parser.add_argument_group("tiling and device")
     tiles.add_argument("--tile", type=int, default=DEFAULT_TILE,
                        help=f"core tile size in pixels; 0 = whole raster (default {DEFAULT_TILE})")

@@ -2,8 +2,8 @@
 
 Always: the coarse-consistency residual, the temporal-change magnitude |C2 − C1| when a coarse
 reference was given, and the seam mask when the run had more than one tile. With a truth image: the
-absolute error per band and the RMS error across bands. With `request.uncertainty`: the spread map
-(see uncertainty.py). Every map is float32 on the fine grid (the seam mask uint8), written by windows,
+absolute error per band and the RMS error across bands. With `request.uncertainty`: the
+expected error (see uncertainty.py). Every map is float32 on the fine grid (the seam mask uint8), written by windows,
 with DESCRIPTION and UNITS tags, and STF_RAMP saying which colour ramp suits it (RAMPS).
 """
 from __future__ import annotations
@@ -74,8 +74,7 @@ def write_error_maps(
         if request.truth:
             paths.update(_truth_errors(maps, fused, inputs, request, part(), cancel))
         if request.uncertainty:
-            estimator = UncertaintyEstimator(plan, method)
-            paths.update(_uncertainty(maps, fused, estimator, request.tile, part(), cancel))
+            paths.update(_uncertainty(maps, UncertaintyEstimator(plan, method), part(), cancel))
     progress(1.0, "done")
     return paths
 
@@ -178,11 +177,8 @@ def _seam_mask(maps: _MapWriter, inputs: AlignedInputs, tile: int) -> Dict[str, 
     return {"seam_mask": mask.path}
 
 
-def _uncertainty(maps: _MapWriter, fused, estimator: UncertaintyEstimator, tile: int, progress: Progress, cancel):
-    out = maps.create("uncertainty", "prediction spread", estimator.describe(), REFLECTANCE)
-    tiles = tiling.plan(maps.inputs.grid.height, maps.inputs.grid.width, tile)
-    for index, each in enumerate(tiles):
-        check_cancel(cancel)
-        out.write(estimator.spread(fused, each, cancel)[None], each.rows.write_start, each.cols.write_start)
-        progress((index + 1) / len(tiles), f"uncertainty, tile {index + 1}/{len(tiles)}")
+def _uncertainty(maps: _MapWriter, estimator: UncertaintyEstimator, progress: Progress, cancel):
+    out = maps.create("uncertainty", "expected error", estimator.describe(), REFLECTANCE)
+    for tile, values in estimator.parts(progress, cancel):
+        out.write(values, tile.rows.write_start, tile.cols.write_start)
     return {"uncertainty": out.path}

@@ -3,21 +3,28 @@ of the best candidates beats the best alone (their errors partly cancel)."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import Callable, List, Sequence
 
 import torch
 
 from .contract import MethodContext, MethodSpec
 
 
+def own(context: MethodContext, member: MethodSpec) -> MethodContext:
+    """The ensemble's context as one member sees it: its own inputs and survey, its default options."""
+    given = frozenset(context.given) & frozenset(member.required + member.optional)
+    return dataclasses.replace(context, given=given, options={}, survey=context.survey.get(member.name, {}))
+
+
+def member_functions(members: Sequence[MethodSpec], context: MethodContext) -> List[Callable]:
+    """Each member's tile function, built in its own view of an ensemble context whose surveys have run."""
+    return [member.build(own(context, member)) for member in members]
+
+
 def ensemble(members: Sequence[MethodSpec]) -> MethodSpec:
     """The mean of the members' predictions, with the widest halo and every member's inputs and survey."""
     required = tuple(dict.fromkeys(role for m in members for role in m.required))
     optional = tuple(dict.fromkeys(role for m in members for role in m.optional if role not in required))
-
-    def own(context: MethodContext, member: MethodSpec) -> MethodContext:
-        given = frozenset(context.given) & frozenset(member.required + member.optional)
-        return dataclasses.replace(context, given=given, options={}, survey=context.survey.get(member.name, {}))
 
     def halo(context: MethodContext) -> int:
         return max(m.halo(own(context, m)) for m in members)
@@ -29,7 +36,7 @@ def ensemble(members: Sequence[MethodSpec]) -> MethodSpec:
         return {m.name: m.reference_survey(own(context, m), scene) for m in members if m.reference_survey is not None}
 
     def build(context: MethodContext):
-        methods = [m.build(own(context, m)) for m in members]
+        methods = member_functions(members, context)
         return lambda batch: torch.stack([method(batch).float() for method in methods]).mean(dim=0)
 
     return MethodSpec(

@@ -60,7 +60,7 @@ def test_three_reader_threads_write_what_one_does(scene, tmp_path, monkeypatch, 
 
 
 def test_a_single_batch_opens_no_second_handles(scene, tmp_path, monkeypatch):
-    """Per-tile calls (uncertainty views, Dask tasks) read one batch: extra reader threads would only reopen files."""
+    """Per-tile calls (Dask tasks) read one batch: extra reader threads would only reopen files."""
     reopened = counting_reopens(monkeypatch)
     fuse(request(scene, tmp_path / "whole.tif", tile=0))
     assert reopened == []
