@@ -2,9 +2,9 @@
 
 Always: the coarse-consistency residual, the temporal-change magnitude |C2 − C1| when a coarse
 reference was given, and the seam mask when the run had more than one tile. With a truth image: the
-absolute error per band and the RMS error across bands. With `request.uncertainty`: the
-expected error (see uncertainty.py). Every map is float32 on the fine grid (the seam mask uint8), written by windows,
-with DESCRIPTION and UNITS tags, and STF_RAMP saying which colour ramp suits it (RAMPS).
+absolute error per band and the RMS error across bands. With `request.uncertainty`: the expected error
+(see uncertainty.py). Every map is float32 on the fine grid (the seam mask uint8), written by windows, with
+DESCRIPTION and UNITS tags, and STF_RAMP saying which colour ramp suits it (RAMPS).
 """
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def write_error_maps(
         if request.truth:
             paths.update(_truth_errors(maps, fused, inputs, request, part(), cancel))
         if request.uncertainty:
-            paths.update(_uncertainty(maps, UncertaintyEstimator(plan, method), part(), cancel))
+            paths.update(_uncertainty(maps, plan, method, part(), cancel))
     progress(1.0, "done")
     return paths
 
@@ -177,7 +177,9 @@ def _seam_mask(maps: _MapWriter, inputs: AlignedInputs, tile: int) -> Dict[str, 
     return {"seam_mask": mask.path}
 
 
-def _uncertainty(maps: _MapWriter, estimator: UncertaintyEstimator, progress: Progress, cancel):
+def _uncertainty(maps: _MapWriter, plan: Plan, method: TileFunction, progress: Progress, cancel):
+    progress(0.0, "uncertainty: surveying the scene for the other methods")
+    estimator = UncertaintyEstimator(plan, method)
     out = maps.create("uncertainty", "expected error", estimator.describe(), REFLECTANCE)
     for tile, values in estimator.parts(progress, cancel):
         out.write(values, tile.rows.write_start, tile.cols.write_start)
