@@ -172,7 +172,7 @@ def prepare(
         warn=warnings.add,
         tick=ticker,
     )
-    if (spec.survey or spec.reference_survey) is not None and survey_scene:
+    if survey_scene and (spec.survey is not None or spec.reference_survey is not None):
         progress(0.0, f"{spec.name}: surveying the scene")
         scene = lambda: inputs.read_blocks(inputs.ratio, device)  # noqa: E731
         context = run_surveys(spec, context, request, inputs, scene, surveys)

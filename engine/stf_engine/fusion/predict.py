@@ -189,7 +189,10 @@ class _Fitting:
 
 
 def _tiles(data: TileBatch, size: int, dates: int, start: int, stop: int) -> TileBatch:
-    """Tiles start..stop-1 of a batch of `size` tiles, of every date when `dates` are stacked date after date."""
+    """Tiles start..stop-1 of a batch of `size` tiles, of every date when `dates` are stacked date after date
+    (the batch itself when that is all of it: no copy, and its pinned memory kept)."""
+    if start == 0 and stop == size:
+        return data
     if dates == 1:
         return data.part(start, stop)
     return TileBatch.joined([data.part(d * size + start, d * size + stop) for d in range(dates)])
