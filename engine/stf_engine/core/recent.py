@@ -36,6 +36,12 @@ class RecentlyOpened(Generic[T]):
             oldest.close()
         return value
 
+    def discard(self, key: Hashable) -> None:
+        """Close the resource for `key` if it is open (before its file is removed, which an open file can stop)."""
+        entry = self._open.pop(key, None)
+        if entry is not None:
+            entry[0].close()
+
     def close(self) -> None:
         while self._open:
             _, (stack, _) = self._open.popitem(last=False)

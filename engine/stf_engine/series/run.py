@@ -228,7 +228,7 @@ def _finish(scene: SeriesScene, work: WorkRasters, planned: _DateFusion, result:
     warnings.extend_unique(f"{date}: {w}" for w in result.warnings if "auto takes" not in w)
     tags = {"STF_DATE": date, "STF_METHOD": result.method, "STF_REFERENCES": ",".join(pairs)}
     done = finish_date(scene, work, _raw(date), date, pairs, model, out, tags, progress, cancel)
-    os.remove(planned.fusion.output)
+    work.remove(_raw(date))
     return DateResult(date, "fused", pairs, result.method, done.fused, done.reliability, done.restored,
                       done.fallback, done.expected_error, done.observed_rmse), list(warnings)
 

@@ -33,7 +33,7 @@ class SeriesScene:
     def __init__(self, entries: Sequence[Dated], request: SeriesRequest, stack: ExitStack):
         self.entries = {e.day.isoformat(): e for e in entries}
         """The series' dates by YYYY-MM-DD."""
-        self.request, self.stack = request, stack
+        self.request = request
         first = next((e for e in entries if e.coarse and e.fine), None)
         if first is None:
             raise StfError(f"the series {request.series} has no date with both a coarse and a fine image")

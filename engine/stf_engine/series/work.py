@@ -31,6 +31,11 @@ class WorkRasters:
         dataset = self._open.get(name, lambda stack: stack.enter_context(rasterio.open(self.path(name))))
         return dataset.read(window=window)
 
+    def remove(self, name: str) -> None:
+        """Close the raster if it is open, then delete it."""
+        self._open.discard(name)
+        os.remove(self.path(name))
+
     def preview(self, name: str, max_side: int = 512) -> np.ndarray:
         """A decimated (nearest) read of the whole raster, for scene statistics in bounded memory."""
         step = max(1, -(-max(self.grid.width, self.grid.height) // max_side))

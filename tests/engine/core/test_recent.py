@@ -41,3 +41,22 @@ def test_a_failed_open_leaves_nothing_open():
         recent.get("x", failing)
     assert closed == ["partial"]
     recent.close()
+
+
+def test_discard_closes_one_resource_now_and_opens_it_again_when_asked():
+    closed = []
+
+    def opener(name):
+        def open_(stack):
+            stack.callback(closed.append, name)
+            return name
+        return open_
+
+    with RecentlyOpened() as recent:
+        recent.get("a", opener("a"))
+        recent.get("b", opener("b"))
+        recent.discard("a")
+        recent.discard("missing")  # nothing open under that key: nothing happens
+        assert closed == ["a"]
+        assert recent.get("a", opener("a")) == "a"
+    assert sorted(closed) == ["a", "a", "b"]
