@@ -11,17 +11,15 @@ import textwrap
 import time
 from typing import List, Tuple
 
-import numpy as np
-import rasterio
 
-from stf_engine import FusionRequest, SeriesRequest, fuse, fuse_series
+from stf_engine import SeriesRequest, fuse_series
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 sys.path.insert(0, str(ROOT))
 from devkit.memory_probe import HIGH_WATER  # noqa: E402
 from devkit.series import DAYS, SERIES_OPTIONS, iso, kranj_series, landsat, modis, synthetic_dates  # noqa: E402
-from devkit.series import synthetic_series  # noqa: E402
+from devkit.series import read_reflectance, rmse, single_reference_delta, synthetic_series  # noqa: E402
 
 THREADS = 2
 KRANJ_METHODS = ("auto", "delta")
@@ -61,17 +59,6 @@ RUN = HIGH_WATER + textwrap.dedent(
 )
 
 
-def _read(path, scale: float = 1e-4) -> Tuple[np.ndarray, np.ndarray]:
-    """(reflectance (C, h, w), valid (h, w)) of a Landsat file or a fusion of it (both stored ×10000)."""
-    with rasterio.open(path) as dataset:
-        values = dataset.read(masked=True)
-    return values.data.astype(np.float64) * scale, ~np.ma.getmaskarray(values).any(axis=0)
-
-
-def _rmse(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((a[:, where] - b[:, where]) ** 2)))
-
-
 def _kranj_run(folder: pathlib.Path, method: str, hide: int, dates: Tuple[str, ...] = ()):
     folder.mkdir(parents=True, exist_ok=True)
     request = SeriesRequest(series=str(kranj_series(folder, hide=(hide,))), output_dir=str(folder / "out"),
@@ -81,22 +68,14 @@ def _kranj_run(folder: pathlib.Path, method: str, hide: int, dates: Tuple[str, .
     return result, time.perf_counter() - started
 
 
-def _single_delta(folder: pathlib.Path, target: int, reference: int) -> Tuple[np.ndarray, np.ndarray]:
-    """One `stf fuse --method delta` from the nearest reference: the baseline the series has to beat."""
-    result = fuse(FusionRequest(coarse_target=str(modis(target)), fine_reference=str(landsat(reference)),
-                                coarse_reference=str(modis(reference)), output=str(folder / f"delta_{target}.tif"),
-                                method="delta", threads=THREADS, **SERIES_OPTIONS))
-    return _read(result.output)
-
-
 def _accuracy_row(fused_path: str, hidden: int, nearest: int, method: str, folder: pathlib.Path) -> str:
-    truth, truth_valid = _read(landsat(hidden))
-    baseline, baseline_valid = _single_delta(folder, hidden, nearest)
-    fused, fused_valid = _read(fused_path)
+    truth, truth_valid = read_reflectance(landsat(hidden))
+    baseline, baseline_valid = single_reference_delta(folder, hidden, nearest, threads=THREADS)
+    fused, fused_valid = read_reflectance(fused_path)
     where = truth_valid & baseline_valid
     missing = int((where & ~fused_valid).sum())
     where &= fused_valid
-    series_rmse, delta_rmse = _rmse(fused, truth, where), _rmse(baseline, truth, where)
+    series_rmse, delta_rmse = rmse(fused, truth, where), rmse(baseline, truth, where)
     gain = 1 - series_rmse / delta_rmse
     note = f" ({missing} of them missing in the series output, left out)" if missing else ""
     return (f"| {hidden:03d} | {nearest:03d} | {method} | {int(where.sum())}{note} | {series_rmse:.4f} | "

@@ -10,6 +10,7 @@ import numpy as np
 import rasterio
 
 from devkit.synthetic import coarse_on_fine, fine_transform, textured_scene, write
+from stf_engine import FusionRequest, fuse
 
 KRANJ = Path(__file__).resolve().parents[1] / "tests" / "data" / "kranj"
 DAYS = range(68, 94)
@@ -112,3 +113,21 @@ def synthetic_series(folder: Path, side: int = 2000, bands: int = 6, dates: int 
     path.write_text("\n".join(rows) + "\n")
     return path
 
+
+def read_reflectance(path, scale: float = 1e-4):
+    """(reflectance (C, h, w), valid (h, w)) of a Landsat file or a fusion of it (both stored ×10000)."""
+    with rasterio.open(path) as dataset:
+        values = dataset.read(masked=True)
+    return values.data.astype(np.float64) * scale, ~np.ma.getmaskarray(values).any(axis=0)
+
+
+def rmse(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((a[:, where] - b[:, where]) ** 2)))
+
+
+def single_reference_delta(folder: Path, target: int, reference: int, threads: Optional[int] = None):
+    """What one `stf fuse --method delta` from the nearest reference gives: the baseline a series has to beat."""
+    result = fuse(FusionRequest(coarse_target=str(modis(target)), fine_reference=str(landsat(reference)),
+                                coarse_reference=str(modis(reference)), output=str(folder / f"delta_{target}.tif"),
+                                method="delta", threads=threads, **SERIES_OPTIONS))
+    return read_reflectance(result.output)

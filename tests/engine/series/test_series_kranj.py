@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import rasterio
 
-from devkit.series import DAYS, SERIES_OPTIONS, changed_copy, iso, kranj_series, landsat, modis, write_mask
-from stf_engine import FusionRequest, SeriesRequest, StfError, fuse, fuse_series
+from devkit.series import DAYS, SERIES_OPTIONS, changed_copy, iso, kranj_series, landsat, modis, rmse, write_mask
+from devkit.series import read_reflectance as read
+from devkit.series import single_reference_delta
+from stf_engine import SeriesRequest, StfError, fuse_series
 from stf_engine.methods import catalog, fsdaf
 
 CLOUD = (slice(5, 25), slice(10, 30))
@@ -19,34 +21,15 @@ CHANGED = (slice(16, 32), slice(16, 32))
 """One coarse pixel of the coarse target altered (MODIS is 16 fine pixels a side here)."""
 
 
-def read(path, scale=1e-4):
-    """(reflectance (C, h, w), valid (h, w)) of a fused output or a Landsat file (stored ×10000)."""
-    with rasterio.open(path) as dataset:
-        values = dataset.read(masked=True)
-    return values.data.astype(np.float64) * scale, ~np.ma.getmaskarray(values).any(axis=0)
-
-
 def reliability(path):
     with rasterio.open(path) as dataset:
         return dataset.read(1)
-
-
-def rmse(a, b, where):
-    return float(np.sqrt(np.mean((a[:, where] - b[:, where]) ** 2)))
 
 
 def series(tmp_path, **kwargs) -> SeriesRequest:
     tmp_path.mkdir(parents=True, exist_ok=True)
     csv = kranj_series(tmp_path, **{k: kwargs.pop(k) for k in ("hide", "fine", "coarse", "fine_masks") if k in kwargs})
     return SeriesRequest(series=str(csv), output_dir=str(tmp_path / "out"), **SERIES_OPTIONS, **kwargs)
-
-
-def single_reference_delta(tmp_path, target: int, reference: int):
-    """What one `stf fuse --method delta` from the nearest reference gives: the baseline to beat."""
-    result = fuse(FusionRequest(coarse_target=str(modis(target)), fine_reference=str(landsat(reference)),
-                                coarse_reference=str(modis(reference)), output=str(tmp_path / f"delta_{target}.tif"),
-                                method="delta", **SERIES_OPTIONS))
-    return read(result.output)
 
 
 @pytest.fixture(scope="module")
