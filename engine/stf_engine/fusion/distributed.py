@@ -6,15 +6,17 @@ once per run (one model load per worker) and predicts the batches it is given; r
 order and the caller writes them, so the output is the single-process run's, bit for bit, when each worker
 uses as many CPU threads as that run did. A worker that dies has its batches re-run on another.
 Local workers start with this installation's Python interpreter, also from an application that embeds Python
-(QGIS), where `sys.executable` is not it. Dask is optional: without `distributed` installed, only these options
+(QGIS), where `sys.executable` is not it; that interpreter is tried once first, because Dask waits forever on a
+worker that cannot start. Dask is optional: without `distributed` installed, only these options
 are refused.
 """
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
+import multiprocessing.spawn
 import os
 import secrets
+import subprocess
 import sys
 from contextlib import ExitStack
 from typing import Dict, Iterator, Optional, Sequence, Tuple
@@ -33,6 +35,8 @@ from .request import FusionRequest
 POLL_SECONDS = 0.5
 """How often the caller looks at its cancel while it waits for a batch."""
 CONNECT_SECONDS = 20
+TRY_SECONDS = 120
+"""How long the trial start of the workers' interpreter may take (it imports torch)."""
 
 _RUNS: Dict[str, Tuple[ExitStack, object, object]] = {}
 """On a worker: per run, its open inputs (the stack), its plan and its method."""
@@ -69,6 +73,7 @@ def local_cluster(request, default):
     GPUs (each worker then sees only its own GPU); otherwise `default`, a cluster of CPU worker processes."""
     if embedded():
         multiprocessing.set_executable(installed_python())
+    workers_can_start(os.fsdecode(multiprocessing.spawn.get_executable()))
     if request.device != "cpu" and torch.cuda.is_available():
         try:
             from dask_cuda import LocalCUDACluster
@@ -97,6 +102,24 @@ def installed_python() -> str:
         raise StfError(f"local Dask workers need Python {version}'s interpreter, not found at {path}; "
                        f"start a Dask cluster yourself and give its scheduler's address instead")
     return path
+
+
+def workers_can_start(python: str) -> None:
+    """Start `python` once as a worker would (this process's module path, importing Dask and this module), so
+    a worker that cannot start is an error now: Dask would restart it forever and the run would never begin."""
+    trial = f"import sys; assert sys.version_info[:2] == {tuple(sys.version_info[:2])}; import distributed, {__name__}"
+    environment = dict(os.environ, PYTHONPATH=os.pathsep.join(path for path in sys.path if path))
+    try:
+        done = subprocess.run([python, "-c", trial], env=environment, capture_output=True, text=True,
+                              timeout=TRY_SECONDS)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        problem = str(exc)
+    else:
+        if done.returncode == 0:
+            return
+        problem = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        raise StfError(f"local Dask workers cannot start with {python} ({problem}); start a Dask cluster "
+                   f"yourself and give its scheduler's address instead")
 
 
 def predict_on_cluster(client, request: FusionRequest, tiles: Sequence[tiling.Tile], halo: int,

@@ -113,6 +113,21 @@ def test_an_unreachable_scheduler_and_a_bad_worker_count_are_one_line(scene, tmp
     assert os.listdir(tmp_path) == []
 
 
+def test_workers_that_cannot_start_are_one_line_not_a_run_that_waits_forever(scene, tmp_path):
+    """Dask restarts a worker that dies at start for ever; the engine tries the workers' interpreter first."""
+    python = tmp_path / "python"
+    python.write_text("#!/bin/sh\necho \"ModuleNotFoundError: No module named 'distributed'\" >&2\nexit 1\n")
+    python.chmod(0o755)
+    started_with = multiprocessing.spawn.get_executable()
+    multiprocessing.set_executable(str(python))
+    try:
+        with pytest.raises(StfError, match=f"workers cannot start with {python} .*No module named 'distributed'"):
+            fuse(request(scene, tmp_path / "out.tif", workers=2))
+    finally:
+        multiprocessing.set_executable(started_with)
+    assert sorted(os.listdir(tmp_path)) == ["python"]
+
+
 def test_the_cli_runs_on_local_workers(scene, tmp_path):
     """Through `python -m stf_engine`, whose module Dask's spawned workers import again (it must not re-run)."""
     import subprocess
@@ -150,7 +165,10 @@ class LocalCUDACluster(Recorded):
 def test_local_workers_take_one_gpu_each_with_dask_cuda(monkeypatch, installed, device, expected):
     from types import SimpleNamespace
 
+    from stf_engine.fusion import distributed as scale_out
     from stf_engine.fusion.distributed import local_cluster
+
+    monkeypatch.setattr(scale_out, "workers_can_start", lambda python: None)
 
     monkeypatch.setitem(sys.modules, "dask_cuda",
                         SimpleNamespace(LocalCUDACluster=LocalCUDACluster) if installed else None)
@@ -168,13 +186,15 @@ def test_local_workers_take_one_gpu_each_with_dask_cuda(monkeypatch, installed, 
 def test_embedded_python_starts_local_workers_with_its_installations_interpreter(monkeypatch, tmp_path, platform,
                                                                                interpreter):
     """Inside an application, sys.exec_prefix's interpreter; in a Python program, its own sys.executable."""
+    from stf_engine.fusion import distributed as scale_out
     from stf_engine.fusion.distributed import local_cluster
 
     python = tmp_path / interpreter
     python.parent.mkdir(exist_ok=True)
     python.touch()
-    started_with = []
+    started_with, tried = [], []
     monkeypatch.setattr(multiprocessing, "set_executable", started_with.append)
+    monkeypatch.setattr(scale_out, "workers_can_start", tried.append)
     monkeypatch.setattr(sys, "exec_prefix", str(tmp_path))
     monkeypatch.setattr(sys, "platform", platform)
     workers = FusionRequest("c2.tif", "f1.tif", output="x.tif", workers=2, device="cpu")
@@ -182,6 +202,7 @@ def test_embedded_python_starts_local_workers_with_its_installations_interpreter
         monkeypatch.setattr(sys, "orig_argv", command_line)
         local_cluster(workers, Recorded)
     assert started_with == [str(python)]
+    assert len(tried) == 2
     python.unlink()
     with pytest.raises(StfError, match="interpreter, not found at .*give its scheduler's address"):
         local_cluster(workers, Recorded)
