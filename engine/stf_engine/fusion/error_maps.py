@@ -25,7 +25,6 @@ from ..raster.open import open_on_grid
 from ..raster.windows import block_windows
 from ..raster.writer import PendingOutputs
 from .check import Plan
-from .predict import TileFunction
 from .residual import write_coarse_residual
 from .uncertainty import UncertaintyEstimator
 
@@ -46,15 +45,11 @@ sequential for magnitudes from 0, mask for 0/1."""
 def write_error_maps(
     fused_path: str,
     plan: Plan,
-    method: TileFunction,
     outputs: PendingOutputs,
     progress: Progress,
     cancel: Optional[Cancel] = None,
 ) -> Dict[str, str]:
-    """Write every error map the request asks for into its error-maps folder; return name → path.
-
-    `method` is the run's own tile function, which the uncertainty map runs again.
-    """
+    """Write every error map the request asks for into its error-maps folder; return name → path."""
     request, inputs = plan.request, plan.inputs
     out_dir = request.error_maps_dir
     steps = 2 + bool(request.truth) + bool(request.uncertainty)
@@ -74,7 +69,7 @@ def write_error_maps(
         if request.truth:
             paths.update(_truth_errors(maps, fused, inputs, request, part(), cancel))
         if request.uncertainty:
-            paths.update(_uncertainty(maps, plan, method, part(), cancel))
+            paths.update(_uncertainty(maps, plan, fused, part(), cancel))
     progress(1.0, "done")
     return paths
 
@@ -177,9 +172,9 @@ def _seam_mask(maps: _MapWriter, inputs: AlignedInputs, tile: int) -> Dict[str, 
     return {"seam_mask": mask.path}
 
 
-def _uncertainty(maps: _MapWriter, plan: Plan, method: TileFunction, progress: Progress, cancel):
+def _uncertainty(maps: _MapWriter, plan: Plan, fused, progress: Progress, cancel):
     progress(0.0, "uncertainty: surveying the scene for the other methods")
-    estimator = UncertaintyEstimator(plan, method)
+    estimator = UncertaintyEstimator(plan, fused)
     out = maps.create("uncertainty", "expected error", estimator.describe(), REFLECTANCE)
     for tile, values in estimator.parts(progress, cancel):
         out.write(values, tile.rows.write_start, tile.cols.write_start)

@@ -60,19 +60,20 @@ def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel: Op
             plan.warnings.add(choice.reason)
         share = PREDICTION_SHARE if request.error_maps_dir else 1.0
         with PendingOutputs() as outputs:
-            method = plan.spec.build(plan.context)
             fused = _create_output(plan, outputs, choice)
             ticker.progress = stage(report, 0.0, share)
-            client = None
-            if distributed.wanted(request):
+            client, method = None, None
+            if distributed.wanted(request):  # the workers build the method
                 ticker.progress(0.0, "starting the Dask workers" if request.workers else "connecting to Dask")
                 client = stack.enter_context(distributed.cluster(request))
+            else:
+                method = plan.spec.build(plan.context)
             _predict([plan], method, [fused], ticker, client)
-            ticker.progress = silent  # the error maps run the method again: only its cancel checks count there
+            ticker.progress = silent  # the error maps' other methods tick too: only their cancel checks count there
             error_maps: Dict[str, str] = {}
             if request.error_maps_dir:
                 maps_progress = stage(report, share, 1.0, "error maps")
-                error_maps = write_error_maps(fused.partial, plan, method, outputs, maps_progress, cancel)
+                error_maps = write_error_maps(fused.partial, plan, outputs, maps_progress, cancel)
             check_cancel(cancel)  # a cancel seen before the outputs are committed still removes them
     report(1.0, "done")
     return _result(plan, fused.path, error_maps, time.perf_counter() - started, threads, choice)
@@ -147,7 +148,7 @@ def _create_output(plan: Plan, outputs: PendingOutputs, choice: Optional[Choice]
     )
 
 
-def _predict(plans: List[Plan], method: TileFunction, outputs: List[GeoTiffWriter], ticker: Ticker, client=None):
+def _predict(plans: List[Plan], method: Optional[TileFunction], outputs: List[GeoTiffWriter], ticker: Ticker, client=None):
     """Every tile predicted and written once: cropped to its written part, or Hann-blended for global models.
     With several plans (dates), each batch stacks their tiles and the method runs once for all of them.
     With a Dask `client`, the batches are predicted by its workers and written here."""

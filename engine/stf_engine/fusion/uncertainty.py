@@ -6,9 +6,9 @@
   must bridge it, and how it is split among the fine pixels inside a coarse pixel is what no input shows.
 - texture: the local standard deviation of the fine reference over 3×3 pixels (RMS over bands), divided by its
   scene mean: the unknown part of the change falls on edges and mixed pixels more than on uniform fields.
-- disagreement: the spread (standard deviation, RMS over bands) of the run's own prediction and the classic
-  methods the inputs allow (`auto`'s candidates): where methods that assume different things disagree, at
-  least some of them are wrong.
+- disagreement: the spread (standard deviation, RMS over bands) of the run's fused output, read back, and the
+  classic methods the inputs allow (`auto`'s candidates): where methods that assume different things
+  disagree, at least some of them are wrong.
 
 Every term is computed per tile with a halo that covers each method's reach, and the mean texture in a survey
 of the whole scene, so the map does not depend on the tiling.
@@ -22,6 +22,7 @@ from typing import Iterator, Optional, Tuple
 import numpy as np
 import torch
 import torch.nn.functional as F
+from rasterio.windows import Window
 
 from ..core import tiling
 from ..core.progress import Cancel, Progress
@@ -29,7 +30,7 @@ from ..methods.auto import candidates
 from ..methods.contract import TileBatch
 from ..methods.ensemble import ensemble, member_functions
 from .check import Plan
-from .predict import TileFunction, predict_tiles, written_parts
+from .predict import predict_tiles, written_parts
 from .surveys import run_surveys
 
 TEXTURE_WINDOW = 3
@@ -59,17 +60,18 @@ def _rms(values: torch.Tensor) -> torch.Tensor:
 
 
 class UncertaintyEstimator:
-    """Builds the expected-error tile function for a run (see the module doc) and predicts it tile by tile."""
+    """Computes the expected error of a run's fused output (see the module doc) tile by tile."""
 
-    def __init__(self, plan: Plan, method: TileFunction):
-        self.plan, self.method = plan, method
+    def __init__(self, plan: Plan, fused):
+        """`fused`: the run's output, open for reading; the other methods are surveyed and built here."""
+        self.plan, self.fused = plan, fused
         given = list(plan.inputs.readers)
         self.members = [spec for spec in candidates(given) if spec.name != plan.spec.name]
         others = ensemble(self.members)
         context = run_surveys(others, plan.context, plan.request, plan.inputs,
                               lambda: plan.inputs.read_blocks(plan.inputs.ratio, plan.device))
         self.others = member_functions(self.members, context)
-        self.halo = max(plan.halo, others.halo(context), TEXTURE_WINDOW // 2)
+        self.halo = max(others.halo(context) if self.members else 0, TEXTURE_WINDOW // 2)
         self.mean_texture = self._mean_texture()
 
     def describe(self) -> str:
@@ -88,22 +90,27 @@ class UncertaintyEstimator:
             count += int(valid.sum())
         return total / count if count else 0.0
 
-    def expected_error(self, batch: TileBatch) -> torch.Tensor:
-        """(B, 1, H, W) expected error of the run's prediction on one batch of haloed tiles."""
-        predictions = torch.stack([self.method(batch).float()] + [other(batch).float() for other in self.others])
-        disagreement = predictions.var(dim=0, unbiased=False).mean(dim=1, keepdim=True)
+    def terms(self, batch: TileBatch) -> torch.Tensor:
+        """(B, 1 + k·C, H, W) on one batch of haloed tiles: the change term change² · texture / mean texture,
+        then the k other methods' predictions; the fused output joins them per pixel in `parts`."""
         texture = local_std(batch.fine_reference.float(), batch.valid.bool())
         change = coarse_change(batch, self.plan.inputs.ratio)
         relative = texture / self.mean_texture if self.mean_texture > 0 else torch.ones_like(texture)
-        return (change.pow(2) * relative + disagreement).sqrt()
+        return torch.cat([change.pow(2) * relative] + [other(batch).float() for other in self.others], dim=1)
 
     def parts(self, progress: Progress, cancel: Optional[Cancel] = None
               ) -> Iterator[Tuple[tiling.Tile, np.ndarray]]:
-        """(tile, (1, h, w) float32 expected error, NaN where an input has no data) for every tile of the run."""
+        """(tile, (1, h, w) float32 expected error, NaN where an input or the output has no data) for every tile."""
         plan, done = self.plan, 0
-        for predicted in predict_tiles(plan.inputs, self.expected_error, plan.tiles, self.halo, plan.request.batch,
+        for predicted in predict_tiles(plan.inputs, self.terms, plan.tiles, self.halo, plan.request.batch,
                                        plan.device, plan.request.precision, cancel):
             for tile, values, valid in written_parts(predicted, self.halo):
-                yield tile, np.where(valid, values, np.nan).astype(np.float32)
+                window = Window(tile.cols.write_start, tile.rows.write_start, values.shape[2], values.shape[1])
+                valid = valid & np.all(self.fused.read_masks(window=window) > 0, axis=0)
+                own = np.where(valid, plan.inputs.fine.units.to_reflectance(self.fused.read(window=window)), 0.0)
+                predictions = np.concatenate([own[None].astype(np.float32), values[1:].reshape(-1, *own.shape)])
+                disagreement = predictions.var(axis=0).mean(axis=0, keepdims=True)
+                error = np.sqrt(values[:1] + disagreement)
+                yield tile, np.where(valid, error, np.nan).astype(np.float32)
             done += len(predicted[0])
             progress(done / len(plan.tiles), f"uncertainty, tile {done}/{len(plan.tiles)}")

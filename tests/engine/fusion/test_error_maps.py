@@ -108,17 +108,23 @@ def test_uncertainty_predicts_the_error_on_the_sample_and_shows_no_tiles(tmp_pat
 
 
 def test_learned_methods_own_prediction_counts_in_the_disagreement(tmp_path, monkeypatch):
-    """A 'learned' method far from every classic method raises the expected error by its distance from them."""
+    """A 'learned' method far from every classic method raises the expected error by its distance from them; its
+    fused output is read back, not predicted again (a deep model would run twice)."""
 
     paths, maps = scene_set(tmp_path), {}
     for offset in (0.0, 0.2):
+        calls = []
+
+        def build(context, offset=offset):
+            return lambda batch: calls.append(len(batch.origins)) or batch.fine_reference + offset
+
         spec = MethodSpec(name=f"test_offset_{offset}", description="test", required=("coarse_target", "fine_reference"),
-                          optional=(), halo=lambda context: 0, needs_weights=True,
-                          build=lambda context, offset=offset: (lambda batch: batch.fine_reference + offset))
+                          optional=(), halo=lambda context: 0, needs_weights=True, build=build)
         monkeypatch.setitem(METHODS, spec.name, spec)
         result = fuse(FusionRequest(coarse_target=paths["coarse"], fine_reference=paths["fine"], method=spec.name,
                                     weights="unused.pt", output=str(tmp_path / f"{spec.name}.tif"), tile=40,
                                     error_maps_dir=str(tmp_path / f"maps_{offset}"), uncertainty=True))
         maps[offset], tags, _ = read(result.error_maps["uncertainty"])
         assert spec.name in tags["DESCRIPTION"] and np.isfinite(maps[offset]).all()
+        assert sum(calls) == result.tiles > 1
     assert maps[0.2].mean() > maps[0.0].mean() + 0.02
