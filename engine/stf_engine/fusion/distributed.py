@@ -2,7 +2,7 @@
 
 `--workers N` starts a local cluster of N worker processes; `--scheduler ADDRESS` uses a running one (its
 workers must see the input files at the same paths). Each worker opens the inputs and builds the method
-once per run (one model load per worker) and predicts the batches it is given; results come back in tile
+once per run (one model load per worker) from the caller's scene survey, sent once to every worker, and predicts the batches it is given; results come back in tile
 order and the caller writes them, so the output is the single-process run's, bit for bit, when each worker
 uses as many CPU threads as that run did. A worker that dies has its batches re-run on another.
 Local workers start with this installation's Python interpreter, also from an application that embeds Python
@@ -13,13 +13,14 @@ are refused.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import multiprocessing.spawn
 import os
 import secrets
 import subprocess
 import sys
 from contextlib import ExitStack
-from typing import Dict, Iterator, Optional, Sequence, Tuple
+from typing import Dict, Iterator, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -122,12 +123,15 @@ def workers_can_start(python: str) -> None:
                    f"yourself and give its scheduler's address instead")
 
 
-def predict_on_cluster(client, request: FusionRequest, tiles: Sequence[tiling.Tile], halo: int,
+def predict_on_cluster(client, request: FusionRequest, survey: Mapping[str, object], tiles: Sequence[tiling.Tile], halo: int,
                        cancel: Optional[Cancel]) -> Iterator[Predicted]:
-    """Like `predict_tiles`, with each batch of tiles a task on the cluster; batches come back in order."""
+    """Like `predict_tiles`, with each batch of tiles a task on the cluster; batches come back in order.
+    `survey`, the caller's scene pre-pass results, is sent to every worker once (no worker surveys again)."""
     run = secrets.token_hex(8)
     groups = list(tiling.batches(tiles, request.batch))
-    futures = [client.submit(_predict_group, run, request, tuple(group), halo, pure=False) for group in groups]
+    (shared,) = client.scatter([_on_cpu(survey)], broadcast=True, hash=False)  # in a list: a dict is split
+    futures = [client.submit(_predict_group, run, request, shared, tuple(group), halo, pure=False)
+               for group in groups]
     try:
         for group, future in zip(groups, futures):
             values, valid = wait_for(future, cancel)
@@ -136,6 +140,15 @@ def predict_on_cluster(client, request: FusionRequest, tiles: Sequence[tiling.Ti
         client.cancel(futures)
         with contextlib.suppress(Exception):  # a worker gone by now has nothing left to close
             client.run(_forget, run)
+
+
+def _on_cpu(value):
+    """A survey's tensors (in nested mappings too) in host memory: a worker may have no GPU, or another one."""
+    if isinstance(value, torch.Tensor):
+        return value.cpu()
+    if isinstance(value, Mapping):
+        return {key: _on_cpu(item) for key, item in value.items()}
+    return value
 
 
 def wait_for(future, cancel: Optional[Cancel]):
@@ -150,11 +163,13 @@ def wait_for(future, cancel: Optional[Cancel]):
             continue
 
 
-def _predict_group(run: str, request: FusionRequest, group: Tuple[tiling.Tile, ...], halo: int):
-    """On a worker: this run's inputs and method (built on first use), then one batch of tiles."""
+def _predict_group(run: str, request: FusionRequest, survey: Mapping[str, object], group: Tuple[tiling.Tile, ...], halo: int):
+    """On a worker: this run's inputs and method (built on first use, from the caller's survey), then one batch
+    of tiles."""
     if run not in _RUNS:
         stack = ExitStack()
-        plan = prepare(request, stack)
+        plan = prepare(request, stack, survey_scene=False)
+        plan.context = dataclasses.replace(plan.context, survey=survey)
         _RUNS[run] = (stack, plan, plan.spec.build(plan.context))
     _, plan, method = _RUNS[run]
     with cpu_threads(request.threads):

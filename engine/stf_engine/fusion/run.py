@@ -162,7 +162,7 @@ def _predict(plans: List[Plan], method: Optional[TileFunction], outputs: List[Ge
         blenders = [_blender(each, writer) for each, writer in zip(plans, outputs)]
     done = 0
     if client is not None:
-        batches = distributed.predict_on_cluster(client, request, tiles, halo, ticker.cancel)
+        batches = distributed.predict_on_cluster(client, request, plan.context.survey, tiles, halo, ticker.cancel)
     else:
         inputs = plan.inputs if len(plans) == 1 else DateStack([p.inputs for p in plans])
         batches = predict_tiles(inputs, method, tiles, halo, request.batch, plan.device, request.precision,
