@@ -2,7 +2,6 @@
 that keeps what the references alone taught, for the next target date fused from the same references."""
 from __future__ import annotations
 
-import dataclasses
 import os
 from typing import Callable, Dict, Hashable, Iterable, Mapping, Optional, Tuple
 
@@ -36,18 +35,12 @@ class ReferenceSurveys:
 
 def run_surveys(spec: MethodSpec, context: MethodContext, request: FusionRequest, inputs: AlignedInputs,
                  scene: Scene, cache: Optional[ReferenceSurveys] = None) -> MethodContext:
-    """The context with the method's pre-pass results in `survey` (itself when the method has none)."""
-    found: Dict[str, object] = {}
-    if spec.reference_survey is not None:
-        compute = lambda: spec.reference_survey(context, scene)  # noqa: E731
-        found.update(cache.get(_key(spec, context, request, inputs), compute) if cache is not None else compute())
-    if spec.survey is not None:
-        found.update(spec.survey(_with(context, found), scene))
-    return _with(context, found)
-
-
-def _with(context: MethodContext, survey: Mapping[str, object]) -> MethodContext:
-    return dataclasses.replace(context, survey=dict(survey))
+    """The context with the method's pre-pass results in `survey`, its reference survey from `cache` if given."""
+    reference = None
+    if cache is not None and spec.reference_survey is not None:
+        key = _key(spec, context, request, inputs)
+        reference = lambda: cache.get(key, lambda: spec.reference_survey(context, scene))  # noqa: E731
+    return spec.surveyed(context, scene, reference)
 
 
 def _key(spec: MethodSpec, context: MethodContext, request: FusionRequest, inputs: AlignedInputs) -> Tuple:

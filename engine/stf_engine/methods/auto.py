@@ -11,9 +11,8 @@ do better than this mean, so it is not offered.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -105,8 +104,7 @@ def score(arrays: Mapping[str, np.ndarray], valid: np.ndarray, ratio: int, specs
         context = MethodContext(ratio=reduced, bands=fine.shape[0], given=frozenset(inputs),
                                 device=torch.device("cpu"), fine_std=std, weights=weights if spec.needs_weights
                                 else None, options=resolved_options(spec, options.get(spec.name)), tick=tick)
-        if spec.survey is not None:
-            context = dataclasses.replace(context, survey=spec.survey(context, lambda: [batch]))
+        context = spec.surveyed(context, lambda: [batch])
         with torch.inference_mode():
             predicted = spec.build(context)(batch)[0].float().numpy()
         predictions[spec.name] = predicted

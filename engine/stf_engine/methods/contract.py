@@ -4,8 +4,8 @@ Adding a method is one module in this package exporting `SPECS`, listed once in 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable, FrozenSet, Iterable, Mapping, Optional, Sequence, Tuple
+from dataclasses import dataclass, field, replace
+from typing import Callable, Dict, FrozenSet, Iterable, Mapping, Optional, Sequence, Tuple
 
 import torch
 
@@ -128,6 +128,17 @@ class MethodSpec:
 
     def accepts(self, role: str) -> bool:
         return role in self.required or role in self.optional
+
+    def surveyed(self, context: MethodContext, scene: Callable[[], Iterable[TileBatch]],
+                 reference: Optional[Callable[[], Mapping[str, object]]] = None) -> MethodContext:
+        """The context with this method's pre-passes found in `survey`: the reference survey (`reference()` when
+        given, a cache's answer), then the scene survey; an empty survey when the method has neither."""
+        found: Dict[str, object] = {}
+        if self.reference_survey is not None:
+            found.update(reference() if reference is not None else self.reference_survey(context, scene))
+        if self.survey is not None:
+            found.update(self.survey(replace(context, survey=dict(found)), scene))
+        return replace(context, survey=found)
 
     def __post_init__(self):
         unknown = set(self.required + self.optional) - set(roles.ALL_ROLES)

@@ -89,11 +89,9 @@ def classes_survey(context: MethodContext, scene: Callable[[], Iterable[TileBatc
 
 def survey(context: MethodContext, scene: Callable[[], Iterable[TileBatch]]) -> Dict[str, object]:
     """Each class's change by unmixing the coarse change, summed over coarse pixels only so memory does not
-    grow with the scene; the centres come from `classes_survey` (computed here when it has not run)."""
+    grow with the scene; the centres come from `classes_survey`, the reference survey."""
     ratio, classes = context.ratio, _option(context, "classes")
-    centres = context.survey.get("centres")
-    if centres is None:
-        centres = classes_survey(context, scene)["centres"]
+    centres = context.survey["centres"]
     gram = torch.zeros(classes, classes, dtype=torch.float64)
     moment = torch.zeros(classes, context.bands, dtype=torch.float64)
     low, high = None, None
