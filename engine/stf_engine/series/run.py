@@ -66,7 +66,7 @@ def fuse_series(request: SeriesRequest, progress: Optional[Progress] = None,
             scene = SeriesScene(entries, request, stack)
             warnings.extend_unique(scene.warnings)
             work = WorkRasters(stack.enter_context(tempfile.TemporaryDirectory(prefix=".stf-series-", dir=out)),
-                               scene.grid, stack)
+                               scene.grid, stack, scene.open_limit)
             references, model, todo = _prepare(scene, work, request, todo, stage(report, 0.0, PREPARATION_SHARE),
                                                cancel)
         for date in (d for d in todo if not d.usable):
@@ -166,7 +166,7 @@ def _date_task(request: SeriesRequest, date: PlannedDate, references: Dict[str, 
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), ExitStack() as stack:
         stack.enter_context(cpu_threads(request.threads))
         scene = SeriesScene(entries, request, stack)
-        work = WorkRasters(folder, scene.grid, stack)
+        work = WorkRasters(folder, scene.grid, stack, scene.open_limit)
         planned = _fusion_request(scene, work, request, date, references)
         return _finish(scene, work, planned, fuse(planned.fusion), model, out, silent, None)
 

@@ -5,6 +5,8 @@ as in a single run (same band map, units, resampling and co-registration shift, 
 """
 from __future__ import annotations
 
+import bisect
+import datetime
 from contextlib import ExitStack
 from typing import Dict, List, Sequence, Tuple
 
@@ -12,7 +14,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from .. import roles
-from ..core.recent import RecentlyOpened
+from ..core.recent import MAX_OPEN, RecentlyOpened
 from ..errors import StfError
 from ..inputs.aligned import Alignment, open_inputs
 from ..inputs.masks import open_mask
@@ -49,8 +51,10 @@ class SeriesScene:
         east, south = probe.coarse_shift
         self._shift = (east * self.grid.transform.a, south * self.grid.transform.e)
         self._coarse_bands = probe.readers[roles.COARSE_TARGET].bands
-        self._readers = stack.enter_context(RecentlyOpened())
-        self._masks = stack.enter_context(RecentlyOpened())
+        self.open_limit = open_limit([e.day for e in entries], request.max_gap)
+        """Files of one kind kept open at once: what one window of the restoration reads."""
+        self._readers = stack.enter_context(RecentlyOpened(self.open_limit))
+        self._masks = stack.enter_context(RecentlyOpened(self.open_limit))
 
     @property
     def coarse_resolution(self) -> float:
@@ -94,6 +98,16 @@ class SeriesScene:
         rule = self.request.mask_rules.get(kind, DEFAULT_MASK_RULE)
         return self._masks.get((kind, date),
                                lambda stack: open_mask(stack, path, f"the {kind} mask of {date}", self.grid, rule))
+
+
+def open_limit(days: Sequence[datetime.date], max_gap: int) -> int:
+    """The most images one window of a restoration pass may read, at least MAX_OPEN: a date and every other
+    within `max_gap` days of it. With fewer kept open, each window would reopen them all (slow: every coarse
+    image is warped); the count is bounded by the gap, not by the series' length."""
+    ordinals = sorted(day.toordinal() for day in days)
+    widest = max((bisect.bisect_right(ordinals, day + max_gap) - bisect.bisect_left(ordinals, day - max_gap)
+                  for day in ordinals), default=0)
+    return max(MAX_OPEN, widest)
 
 
 def _pair_scales(scales) -> Dict[str, object]:

@@ -9,7 +9,7 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from ..core.recent import RecentlyOpened
+from ..core.recent import MAX_OPEN, RecentlyOpened
 from ..raster.grid import Grid
 from ..raster.writer import GeoTiffWriter, PendingOutputs
 
@@ -17,9 +17,10 @@ from ..raster.writer import GeoTiffWriter, PendingOutputs
 class WorkRasters:
     """Named float32 rasters in one folder: `create` inside a PendingOutputs, `read` any window afterwards."""
 
-    def __init__(self, folder: str, grid: Grid, stack: ExitStack):
+    def __init__(self, folder: str, grid: Grid, stack: ExitStack, limit: int = MAX_OPEN):
+        """`limit`: rasters kept open at once (the scene's `open_limit`)."""
         self.folder, self.grid = folder, grid
-        self._open = stack.enter_context(RecentlyOpened())
+        self._open = stack.enter_context(RecentlyOpened(limit))
 
     def path(self, name: str) -> str:
         return os.path.join(self.folder, f"{name}.tif")
