@@ -147,7 +147,7 @@ class GeoTiffWriter:
             with self._checked("write"):
                 rasterio.shutil.copy(plain, self.partial, driver="COG", COMPRESS=self.profile["compress"].upper(),
                                      PREDICTOR="YES", OVERVIEWS="AUTO", BLOCKSIZE=COG_BLOCK, BIGTIFF="IF_SAFER",
-                                     RESAMPLING="AVERAGE", NUM_THREADS="ALL_CPUS")
+                                     RESAMPLING="AVERAGE", NUM_THREADS=str(physical_cores()))
         finally:
             os.remove(plain)
 
