@@ -22,31 +22,31 @@ SCHEDULER = "SCHEDULER"
 WORKERS = "WORKERS"
 
 
-def threads_parameter() -> QgsProcessingParameterDefinition:
-    """THREADS: optional integer ≥ 1, unset = the engine's default (the physical cores); an advanced parameter."""
-    parameter = QgsProcessingParameterNumber(
-        THREADS, "CPU threads (unset = the number of physical cores)", QgsProcessingParameterNumber.Integer,
-        None, True, 1,
-    )
+def advanced(parameter: QgsProcessingParameterDefinition) -> QgsProcessingParameterDefinition:
+    """The parameter shown under the dialog's "Advanced parameters" fold."""
     parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
     return parameter
+
+
+def threads_parameter() -> QgsProcessingParameterDefinition:
+    """THREADS: optional integer ≥ 1, unset = the engine's default (the physical cores); an advanced parameter."""
+    return advanced(QgsProcessingParameterNumber(
+        THREADS, "CPU threads (unset = the number of physical cores)", QgsProcessingParameterNumber.Integer,
+        None, True, 1,
+    ))
 
 
 def scheduler_parameter() -> QgsProcessingParameterDefinition:
     """SCHEDULER: the address of a running Dask scheduler to predict on (advanced; unset = this process)."""
-    parameter = QgsProcessingParameterString(
-        SCHEDULER, "Dask scheduler address (e.g. tcp://10.0.0.5:8786; unset = run here)", optional=True)
-    parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-    return parameter
+    return advanced(QgsProcessingParameterString(
+        SCHEDULER, "Dask scheduler address (e.g. tcp://10.0.0.5:8786; unset = run here)", optional=True))
 
 
 def workers_parameter() -> QgsProcessingParameterDefinition:
     """WORKERS: how many local Dask worker processes the engine starts (advanced; unset or 0 = this process)."""
-    parameter = QgsProcessingParameterNumber(
+    return advanced(QgsProcessingParameterNumber(
         WORKERS, "Dask local worker processes (unset = run here)", QgsProcessingParameterNumber.Integer, None, True, 0,
-    )
-    parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-    return parameter
+    ))
 
 
 def coarse_resolution_parameter() -> QgsProcessingParameterDefinition:

@@ -6,7 +6,6 @@ from qgis.core import (
     QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
@@ -16,7 +15,7 @@ from qgis.core import (
 
 from .. import results
 from .common import (
-    EngineAlgorithm, coarse_resolution_parameter, options_parameter, scheduler_parameter,
+    EngineAlgorithm, advanced, coarse_resolution_parameter, options_parameter, scheduler_parameter,
     threads_parameter, workers_parameter,
 )
 
@@ -91,12 +90,10 @@ class FuseSeriesAlgorithm(EngineAlgorithm):
         self.addParameter(coarse_resolution_parameter())
         self.addParameter(options_parameter())
         self.addParameter(QgsProcessingParameterEnum("DEVICE", "Device", self.enums["DEVICE"], defaultValue=0))
-        date_batch = QgsProcessingParameterNumber(
+        self.addParameter(advanced(QgsProcessingParameterNumber(
             "DATE_BATCH", f"Dates with the same references fused together (unset = {self.engine.GPU_DATE_BATCH} on a "
             "GPU, 1 on the CPU; more uses more memory)", INTEGER, None, True, 1,
-        )
-        date_batch.setFlags(date_batch.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-        self.addParameter(date_batch)
+        )))
         self.addParameter(threads_parameter())
         self.addParameter(workers_parameter())
         self.addParameter(scheduler_parameter())
