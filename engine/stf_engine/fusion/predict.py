@@ -88,12 +88,21 @@ class DateStack:
         self.dates = dates
 
     def reopened(self, stack) -> "DateStack":
-        """The dates on dataset handles of their own, for another reader thread."""
-        return DateStack([inputs.reopened(stack) for inputs in self.dates])
+        """The dates on dataset handles of their own, for another reader thread: when the references are read
+        once, the first date's inputs and only the other dates' coarse targets."""
+        if not self._shares_references():
+            return DateStack([inputs.reopened(stack) for inputs in self.dates])
+        return DateStack([self.dates[0].reopened(stack)] +
+                         [inputs.reopened(stack, [roles.COARSE_TARGET]) for inputs in self.dates[1:]])
+
+    def _shares_references(self) -> bool:
+        """Whether every date's references are the first date's: the same co-registration shift (a shift found
+        per date moves each date's coarse reference too)."""
+        return all(inputs.coarse_shift == self.dates[0].coarse_shift for inputs in self.dates)
 
     def read_batch(self, group: Sequence[tiling.Tile], halo: int, device) -> TileBatch:
         first = self.dates[0]
-        if any(inputs.coarse_shift != first.coarse_shift for inputs in self.dates):  # registered per date
+        if not self._shares_references():
             return TileBatch.joined([inputs.read_batch(group, halo, device) for inputs in self.dates])
         shared, shared_valid = first.read_roles(group, halo, device,
                                                 [role for role in first.readers if role != roles.COARSE_TARGET])

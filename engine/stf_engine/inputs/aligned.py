@@ -70,9 +70,12 @@ class AlignedInputs:
             origin = ((int(window.row_off), int(window.col_off)),)
             yield TileBatch(valid=torch.from_numpy(valid)[None, None].to(device), origins=origin, **arrays)
 
-    def reopened(self, stack: ExitStack) -> "AlignedInputs":
-        """These inputs on dataset handles of their own, for another reader thread; closed with the stack."""
-        return replace(self, readers={role: reopen(reader, stack) for role, reader in self.readers.items()})
+    def reopened(self, stack: ExitStack, wanted: Optional[Iterable[str]] = None) -> "AlignedInputs":
+        """These inputs on dataset handles of their own, for another reader thread; closed with the stack. With
+        `wanted`, only those roles (the others are left out, not shared between threads)."""
+        keep = self.readers if wanted is None else set(wanted)
+        return replace(self, readers={role: reopen(reader, stack) for role, reader in self.readers.items()
+                                      if role in keep})
 
     def read_batch(self, group: Sequence[Tile], halo: int, device) -> TileBatch:
         """Every role's haloed window for each tile, stacked into tensors on the device."""
