@@ -25,7 +25,7 @@ from ..fusion.request import FusionRequest, FusionResult, check_cluster
 from ..fusion import distributed
 from ..fusion.run import GDAL_CACHE_BYTES, batches_dates, fuse, fuse_dates, shared_by_dates
 from ..fusion.surveys import ReferenceSurveys
-from ..inputs.series_list import list_series
+from ..inputs.series_list import Dated, list_series
 from ..methods.catalog import get_method
 from .finish import finish_date, output_names
 from .manifest import MANIFEST, read_manifest, write_manifest, write_stack
@@ -78,7 +78,7 @@ def fuse_series(request: SeriesRequest, progress: Optional[Progress] = None,
         if usable and distributed.wanted(request):
             dates(0.0, "starting the Dask workers" if request.workers else "connecting to Dask")
             client = stack.enter_context(distributed.cluster(request))
-            done = _on_cluster(client, request, usable, references, model, out, work.folder, dates, cancel)
+            done = _on_cluster(client, request, scene, usable, references, model, out, work.folder, dates, cancel)
         elif usable:
             done = _here(scene, work, request, usable, references, model, out, dates, cancel)
         else:
@@ -146,11 +146,14 @@ def _stacking(date: _DateFusion) -> Optional[FusionRequest]:
     return shared_by_dates(date.fusion)
 
 
-def _on_cluster(client, request: SeriesRequest, dates: List[PlannedDate], references: Dict[str, Restored],
-                model: ErrorModel, out: str, folder: str, progress: Progress,
+def _on_cluster(client, request: SeriesRequest, scene: SeriesScene, dates: List[PlannedDate],
+                references: Dict[str, Restored], model: ErrorModel, out: str, folder: str, progress: Progress,
                 cancel: Optional[Cancel]) -> Iterator[Tuple[DateResult, List[str]]]:
-    """Each date a task on the Dask cluster (its workers read the shared restored references in `folder`)."""
-    futures = [client.submit(_date_task, request, date, references, model, out, folder, pure=False) for date in dates]
+    """Each date a task on the Dask cluster (its workers read the shared restored references in `folder`), given
+    the series' dates and co-registration shift as this process found them."""
+    entries = list(scene.entries.values())
+    futures = [client.submit(_date_task, request, entries, scene.coarse_shift, date, references, model, out, folder,
+                             pure=False) for date in dates]
     try:
         for index, (date, future) in enumerate(zip(dates, futures)):
             progress(index / len(dates), f"{date.date}: on the cluster")
@@ -159,13 +162,14 @@ def _on_cluster(client, request: SeriesRequest, dates: List[PlannedDate], refere
         client.cancel(futures)
 
 
-def _date_task(request: SeriesRequest, date: PlannedDate, references: Dict[str, Restored], model: ErrorModel,
-               out: str, folder: str) -> Tuple[DateResult, List[str]]:
-    """On a Dask worker: open the series, then fuse and finish one date like `_here` does."""
-    entries = list_series(request.series, pairs_only=False)
+def _date_task(request: SeriesRequest, entries: List[Dated], coarse_shift: Tuple[float, float], date: PlannedDate,
+               references: Dict[str, Restored], model: ErrorModel, out: str, folder: str
+               ) -> Tuple[DateResult, List[str]]:
+    """On a Dask worker: open the series (its dates and shift as the caller found them), then fuse and finish
+    one date like `_here` does."""
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), ExitStack() as stack:
         stack.enter_context(cpu_threads(request.threads))
-        scene = SeriesScene(entries, request, stack)
+        scene = SeriesScene(entries, request, stack, coarse_shift)
         work = WorkRasters(folder, scene.grid, stack, scene.open_limit)
         planned = _fusion_request(scene, work, request, date, references)
         return _finish(scene, work, planned, fuse(planned.fusion), model, out, silent, None)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import bisect
 import datetime
 from contextlib import ExitStack
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from rasterio.windows import Window
@@ -32,7 +32,10 @@ DEFAULT_MASK_RULE = "nonzero"
 class SeriesScene:
     """Readers for the series' coarse and fine images (and their masks), opened once and closed with `stack`."""
 
-    def __init__(self, entries: Sequence[Dated], request: SeriesRequest, stack: ExitStack):
+    def __init__(self, entries: Sequence[Dated], request: SeriesRequest, stack: ExitStack,
+                 coarse_shift: Optional[Tuple[float, float]] = None):
+        """`coarse_shift`: the co-registration shift (fine pixels) another scene of this series found, so a Dask
+        date task does not estimate it again."""
         self.entries = {e.day.isoformat(): e for e in entries}
         """The series' dates by YYYY-MM-DD."""
         self.request = request
@@ -41,8 +44,9 @@ class SeriesScene:
             raise StfError(f"the series {request.series} has no date with both a coarse and a fine image")
         alignment = Alignment(bands=request.bands, scales=_pair_scales(request.scales),
                               coarse_resolution=request.coarse_resolution, resampling=request.resampling,
-                              register=request.register)
+                              register=request.register, coarse_shift=coarse_shift)
         probe = open_inputs({roles.COARSE_TARGET: first.coarse, roles.FINE_REFERENCE: first.fine}, alignment, stack)
+        self.coarse_shift: Tuple[float, float] = probe.coarse_shift
         self.grid: Grid = probe.grid
         self.ratio: int = probe.ratio
         self.encoding: Encoding = probe.fine

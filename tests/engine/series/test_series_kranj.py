@@ -162,6 +162,22 @@ def test_dates_as_tasks_on_dask_workers_give_the_same_files(without_077, tmp_pat
         np.testing.assert_array_equal(reliability(date.reliability), reliability(same.reliability))
 
 
+def test_dask_date_tasks_take_the_callers_coarse_shift_instead_of_registering_again(tmp_path, monkeypatch):
+    """With --register, the caller estimates the shift once; its date tasks (on in-process workers here) reuse it."""
+    distributed = pytest.importorskip("distributed")
+    from stf_engine.inputs import aligned
+
+    estimated = []
+    original = aligned.estimate_offset
+    monkeypatch.setattr(aligned, "estimate_offset", lambda *a, **k: estimated.append(1) or original(*a, **k))
+    dates = tuple(iso(day) for day in (70, 85))
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as local:
+        result = fuse_series(series(tmp_path, hide=(77,), dates=dates, register=True, threads=1,
+                                    scheduler=local.scheduler_address))
+    assert [d.status for d in result.dates] == ["fused"] * 2
+    assert len(estimated) == 1
+
+
 def test_dates_with_the_same_references_run_stacked_and_give_the_files_of_one_date_at_a_time(tmp_path, monkeypatch):
     dates = tuple(iso(day) for day in range(69, 77))
     one_by_one = fuse_series(series(tmp_path / "one", hide=(77,), dates=dates, method="starfm", date_batch=1))
