@@ -2,13 +2,13 @@
 
 `--workers N` starts a local cluster of N worker processes; `--scheduler ADDRESS` uses a running one (its
 workers must see the input files at the same paths). Each worker opens the inputs and builds the method
-once per run (one model load per worker) from the caller's scene survey, sent once to every worker, and predicts the batches it is given; results come back in tile
-order and the caller writes them, so the output is the single-process run's, bit for bit, when each worker
-uses as many CPU threads as that run did. A worker that dies has its batches re-run on another.
+once per run (one model load per worker) from the caller's scene survey, sent once to every worker, and
+predicts the batches it is given; results come back in tile order and the caller writes them, so the output is
+the single-process run's, bit for bit, when each worker uses as many CPU threads as that run did. A worker that
+dies has its batches re-run on another.
 Local workers start with this installation's Python interpreter, also from an application that embeds Python
 (QGIS), where `sys.executable` is not it; that interpreter is tried once first, because Dask waits forever on a
-worker that cannot start. Dask is optional: without `distributed` installed, only these options
-are refused.
+worker that cannot start. Dask is optional: without `distributed` installed, only these options are refused.
 """
 from __future__ import annotations
 
@@ -119,12 +119,12 @@ def workers_can_start(python: str) -> None:
         if done.returncode == 0:
             return
         problem = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
-        raise StfError(f"local Dask workers cannot start with {python} ({problem}); start a Dask cluster "
+    raise StfError(f"local Dask workers cannot start with {python} ({problem}); start a Dask cluster "
                    f"yourself and give its scheduler's address instead")
 
 
-def predict_on_cluster(client, request: FusionRequest, survey: Mapping[str, object], tiles: Sequence[tiling.Tile], halo: int,
-                       cancel: Optional[Cancel]) -> Iterator[Predicted]:
+def predict_on_cluster(client, request: FusionRequest, survey: Mapping[str, object], tiles: Sequence[tiling.Tile],
+                       halo: int, cancel: Optional[Cancel]) -> Iterator[Predicted]:
     """Like `predict_tiles`, with each batch of tiles a task on the cluster; batches come back in order.
     `survey`, the caller's scene pre-pass results, is sent to every worker once (no worker surveys again)."""
     run = secrets.token_hex(8)
@@ -163,7 +163,8 @@ def wait_for(future, cancel: Optional[Cancel]):
             continue
 
 
-def _predict_group(run: str, request: FusionRequest, survey: Mapping[str, object], group: Tuple[tiling.Tile, ...], halo: int):
+def _predict_group(run: str, request: FusionRequest, survey: Mapping[str, object], group: Tuple[tiling.Tile, ...],
+                   halo: int):
     """On a worker: this run's inputs and method (built on first use, from the caller's survey), then one batch
     of tiles."""
     if run not in _RUNS:

@@ -148,7 +148,8 @@ def _create_output(plan: Plan, outputs: PendingOutputs, choice: Optional[Choice]
     )
 
 
-def _predict(plans: List[Plan], method: Optional[TileFunction], outputs: List[GeoTiffWriter], ticker: Ticker, client=None):
+def _predict(plans: List[Plan], method: Optional[TileFunction], outputs: List[GeoTiffWriter], ticker: Ticker,
+             client=None):
     """Every tile predicted and written once: cropped to its written part, or Hann-blended for global models.
     With several plans (dates), each batch stacks their tiles and the method runs once for all of them.
     With a Dask `client`, the batches are predicted by its workers and written here."""

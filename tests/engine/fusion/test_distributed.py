@@ -143,6 +143,10 @@ def test_workers_that_cannot_start_are_one_line_not_a_run_that_waits_forever(sce
     finally:
         multiprocessing.set_executable(started_with)
     assert sorted(os.listdir(tmp_path)) == ["python"]
+    from stf_engine.fusion.distributed import workers_can_start
+
+    with pytest.raises(StfError, match=f"workers cannot start with {tmp_path}/missing .*No such file"):
+        workers_can_start(str(tmp_path / "missing"))
 
 
 def test_the_cli_runs_on_local_workers(scene, tmp_path):
