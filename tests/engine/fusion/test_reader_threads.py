@@ -39,9 +39,9 @@ def counting_reopens(monkeypatch):
     reopened = []
     original = AlignedInputs.reopened
 
-    def counting(self, stack):
+    def counting(self, stack, *wanted):
         reopened.append(1)
-        return original(self, stack)
+        return original(self, stack, *wanted)
 
     monkeypatch.setattr(predict, "reader_threads", lambda device: 3)
     monkeypatch.setattr(AlignedInputs, "reopened", counting)
