@@ -35,11 +35,15 @@ class ReferenceSurveys:
 
 def run_surveys(spec: MethodSpec, context: MethodContext, request: FusionRequest, inputs: AlignedInputs,
                  scene: Scene, cache: Optional[ReferenceSurveys] = None) -> MethodContext:
-    """The context with the method's pre-pass results in `survey`, its reference survey from `cache` if given."""
+    """The context with the method's pre-pass results in `survey`, its reference survey from `cache` if given.
+    The reference survey sees the scene masked by the references alone, so it is the same for every target date
+    (a series' restored targets have gaps of their own)."""
     reference = None
-    if cache is not None and spec.reference_survey is not None:
-        key = _key(spec, context, request, inputs)
-        reference = lambda: cache.get(key, lambda: spec.reference_survey(context, scene))  # noqa: E731
+    if spec.reference_survey is not None:
+        references = lambda: inputs.read_blocks(inputs.ratio, context.device,  # noqa: E731
+                                                unmasked=(roles.COARSE_TARGET,))
+        compute = lambda: spec.reference_survey(context, references)  # noqa: E731
+        reference = compute if cache is None else lambda: cache.get(_key(spec, context, request, inputs), compute)
     return spec.surveyed(context, scene, reference)
 
 

@@ -89,6 +89,22 @@ def test_a_method_surveying_the_target_runs_per_date_and_classifies_the_referenc
     assert surveys.computed == 2, "other options are another survey"
 
 
+def test_the_shared_reference_survey_ignores_a_targets_gaps(scene, tmp_path):
+    """A date whose coarse target has a gap (a series' restored target can) does not change the classes the
+    other dates get: each still equals a `fuse` of that date alone."""
+
+    gapped = str(tmp_path / "gapped.tif")
+    with rasterio.open(scene["targets"][1]) as source:
+        values, profile = source.read(), dict(source.profile, nodata=float("nan"))
+    values[:, 2:12, 3:15] = np.nan
+    with rasterio.open(gapped, "w", **profile) as out:
+        out.write(values)
+    first, second = requests(scene, tmp_path, "fsdaf")[:2]
+    together = fuse_dates([dataclasses.replace(first, coarse_target=gapped), second], surveys=ReferenceSurveys())
+    alone = fuse(dataclasses.replace(second, output=str(tmp_path / "alone.tif")))
+    np.testing.assert_array_equal(pixels(together[1].output), pixels(alone.output))
+
+
 def test_a_rewritten_reference_is_surveyed_again(scene, tmp_path):
     fine = changed_copy(scene["fine"], tmp_path / "f1.tif", lambda v: v)
     first = dataclasses.replace(requests(scene, tmp_path, "fsdaf")[0], fine_reference=str(fine))
