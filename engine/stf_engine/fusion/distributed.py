@@ -20,7 +20,7 @@ import secrets
 import subprocess
 import sys
 from contextlib import ExitStack
-from typing import Dict, Iterator, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Iterator, Mapping, Optional, Tuple
 
 import numpy as np
 import torch
@@ -29,7 +29,7 @@ from ..core import tiling
 from ..core.device import cpu_threads
 from ..core.progress import Cancel, check_cancel
 from ..errors import StfError
-from .check import prepare
+from .check import Plan, prepare
 from .predict import Predicted, predict_tiles
 from .request import FusionRequest
 
@@ -123,13 +123,14 @@ def workers_can_start(python: str) -> None:
                    f"yourself and give its scheduler's address instead")
 
 
-def predict_on_cluster(client, request: FusionRequest, survey: Mapping[str, object], tiles: Sequence[tiling.Tile],
-                       halo: int, cancel: Optional[Cancel]) -> Iterator[Predicted]:
-    """Like `predict_tiles`, with each batch of tiles a task on the cluster; batches come back in order.
-    `survey`, the caller's scene pre-pass results, is sent to every worker once (no worker surveys again)."""
-    run = secrets.token_hex(8)
-    groups = list(tiling.batches(tiles, request.batch))
-    (shared,) = client.scatter([_on_cpu(survey)], broadcast=True, hash=False)  # in a list: a dict is split
+def predict_on_cluster(client, plan: Plan, cancel: Optional[Cancel]) -> Iterator[Predicted]:
+    """Like `predict_tiles` for the plan's tiles, with each batch of tiles a task on the cluster; batches come back
+    in order. What the plan found (the scene survey, the co-registration shift) is sent to every worker once, so no
+    worker surveys or registers again."""
+    run, halo = secrets.token_hex(8), plan.halo
+    request = dataclasses.replace(plan.request, coarse_shift=plan.inputs.coarse_shift)
+    groups = list(tiling.batches(plan.tiles, request.batch))
+    (shared,) = client.scatter([_on_cpu(plan.context.survey)], broadcast=True, hash=False)  # in a list: a dict is split
     futures = [client.submit(_predict_group, run, request, shared, tuple(group), halo, pure=False)
                for group in groups]
     try:

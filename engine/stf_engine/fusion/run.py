@@ -104,7 +104,10 @@ def fuse_dates(requests: Sequence[FusionRequest], progress: Optional[Progress] =
             stack.enter_context(output_lock(request.output))
         threads = stack.enter_context(cpu_threads(first.threads))
         ticker = Ticker(cancel=cancel)
-        plans = [prepare(r, stack, progress=stage(report, 0.0, 0.0), ticker=ticker, surveys=surveys) for r in requests]
+        plans = [prepare(first, stack, progress=stage(report, 0.0, 0.0), ticker=ticker, surveys=surveys)]
+        shared = {"coarse_shift": plans[0].inputs.coarse_shift} if first.coarse_reference else {}  # registered once
+        plans += [prepare(dataclasses.replace(r, **shared), stack, progress=stage(report, 0.0, 0.0), ticker=ticker,
+                          surveys=surveys) for r in requests[1:]]
         check_memory(dataclasses.replace(first, batch=first.batch * len(plans)), plans[0].inputs, plans[0].halo)
         with PendingOutputs() as outputs:
             method = spec.build(plans[0].context)
@@ -163,7 +166,7 @@ def _predict(plans: List[Plan], method: Optional[TileFunction], outputs: List[Ge
         blenders = [_blender(each, writer) for each, writer in zip(plans, outputs)]
     done = 0
     if client is not None:
-        batches = distributed.predict_on_cluster(client, request, plan.context.survey, tiles, halo, ticker.cancel)
+        batches = distributed.predict_on_cluster(client, plan, ticker.cancel)
     else:
         inputs = plan.inputs if len(plans) == 1 else DateStack([p.inputs for p in plans])
         batches = predict_tiles(inputs, method, tiles, halo, request.batch, plan.device, request.precision,

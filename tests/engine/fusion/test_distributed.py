@@ -88,20 +88,27 @@ def test_a_worker_killed_mid_run_has_its_tiles_run_again(scene, tmp_path, cluste
     np.testing.assert_array_equal(pixels(alone.output), pixels(spread.output))
 
 
-def test_workers_take_the_callers_scene_survey_instead_of_surveying_again(scene, tmp_path, monkeypatch):
-    """FSDAF's scene pre-pass runs once, in the caller; its workers (here threads of this process) reuse it."""
+def test_workers_take_the_callers_scene_survey_and_shift_instead_of_finding_them_again(scene, tmp_path,
+                                                                                         monkeypatch):
+    """FSDAF's scene pre-pass and the co-registration run once, in the caller; its workers (here threads of this
+    process) reuse them."""
     import dataclasses
 
+    from stf_engine.inputs import aligned
     from stf_engine.methods.catalog import METHODS
 
     fsdaf, surveys = METHODS["fsdaf"], []
     counted = lambda context, scene: surveys.append(1) or fsdaf.survey(context, scene)  # noqa: E731
     monkeypatch.setitem(METHODS, "fsdaf", dataclasses.replace(fsdaf, survey=counted))
-    alone = fuse(request(scene, tmp_path / "alone.tif", "fsdaf"))
+    estimated, estimate = [], aligned.estimate_offset
+    monkeypatch.setattr(aligned, "estimate_offset", lambda *a, **k: estimated.append(1) or estimate(*a, **k))
+    alone = fuse(request(scene, tmp_path / "alone.tif", "fsdaf", register=True))
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as local:
         surveys.clear()
-        spread = fuse(request(scene, tmp_path / "spread.tif", "fsdaf", scheduler=local.scheduler_address))
-    assert len(surveys) == 1
+        estimated.clear()
+        spread = fuse(request(scene, tmp_path / "spread.tif", "fsdaf", register=True,
+                             scheduler=local.scheduler_address))
+    assert len(surveys) == 1 and len(estimated) == 1
     np.testing.assert_array_equal(pixels(alone.output), pixels(spread.output))
 
 

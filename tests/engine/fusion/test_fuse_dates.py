@@ -105,6 +105,18 @@ def test_the_shared_reference_survey_ignores_a_targets_gaps(scene, tmp_path):
     np.testing.assert_array_equal(pixels(together[1].output), pixels(alone.output))
 
 
+def test_dates_sharing_their_references_are_registered_once(scene, tmp_path, monkeypatch):
+    from stf_engine.inputs import aligned
+
+    alone = [fuse(r) for r in requests(scene, tmp_path / "alone", "starfm", register=True)]
+    estimated, estimate = [], aligned.estimate_offset
+    monkeypatch.setattr(aligned, "estimate_offset", lambda *a, **k: estimated.append(1) or estimate(*a, **k))
+    together = fuse_dates(requests(scene, tmp_path / "together", "starfm", register=True))
+    assert len(estimated) == 1
+    for one, many in zip(alone, together):
+        np.testing.assert_array_equal(pixels(many.output), pixels(one.output))
+
+
 def test_a_rewritten_reference_is_surveyed_again(scene, tmp_path):
     fine = changed_copy(scene["fine"], tmp_path / "f1.tif", lambda v: v)
     first = dataclasses.replace(requests(scene, tmp_path, "fsdaf")[0], fine_reference=str(fine))
