@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from typing import Iterator, Optional
 
@@ -45,6 +46,7 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast("cuda", dtype=dtypes[precision])
 
 
+@functools.lru_cache(maxsize=None)
 def physical_cores() -> int:
     """CPU cores without their hyper-threads (from /proc/cpuinfo on Linux), else every logical CPU."""
     try:
@@ -61,6 +63,11 @@ def physical_cores() -> int:
     except OSError:
         pass
     return os.cpu_count() or 1
+
+
+def run_threads() -> int:
+    """The CPU threads of the run in progress (what `cpu_threads` set), for work beside torch's (compression)."""
+    return torch.get_num_threads()
 
 
 @contextlib.contextmanager

@@ -39,7 +39,7 @@ class FusionRequest:
     truth: Optional[str] = None
     """Fine image at the target date, if known: enables error-vs-truth maps."""
     uncertainty: bool = False
-    """Also write the prediction-spread map (D4 views for learned models, cut context for classic ones)."""
+    """Also write the expected-error map (uncertainty.py): coarse change, fine texture and the methods' disagreement."""
     tile: int = DEFAULT_TILE
     """Core tile size a in fine pixels; 0 runs the whole raster as one piece."""
     halo: Optional[int] = None

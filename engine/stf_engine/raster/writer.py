@@ -12,7 +12,7 @@ import rasterio
 import rasterio.shutil
 from rasterio.windows import Window
 
-from ..core.device import physical_cores
+from ..core.device import run_threads
 from ..core.outputs import why_write_failed
 from ..errors import StfError
 from .gdal_log import gdal_errors
@@ -55,7 +55,7 @@ def geotiff_profile(grid: Grid, count: int, dtype: str, nodata) -> Dict:
         predictor=3 if np.issubdtype(np.dtype(dtype), np.floating) else 2,
         bigtiff="IF_SAFER",
         interleave="pixel" if count <= 4 else "band",
-        num_threads=physical_cores(),  # blocks compressed in parallel: one thread writes gigabytes far slower
+        num_threads=run_threads(),  # blocks compressed in parallel, on the run's --threads
     )
 
 
@@ -147,7 +147,7 @@ class GeoTiffWriter:
             with self._checked("write"):
                 rasterio.shutil.copy(plain, self.partial, driver="COG", COMPRESS=self.profile["compress"].upper(),
                                      PREDICTOR="YES", OVERVIEWS="AUTO", BLOCKSIZE=COG_BLOCK, BIGTIFF="IF_SAFER",
-                                     RESAMPLING="AVERAGE", NUM_THREADS=str(physical_cores()))
+                                     RESAMPLING="AVERAGE", NUM_THREADS=str(run_threads()))
         finally:
             os.remove(plain)
 

@@ -53,3 +53,17 @@ def test_cuda_deep_models_match_cpu(tmp_path, model, precision, atol):
         outputs[device] = rasterio.open(result.output).read().astype(int)
     difference = np.abs(outputs["cuda"] - outputs["cpu"]).max()
     assert difference <= atol, f"{model} {precision}: GPU and CPU differ by {difference} (spread {outputs['cpu'].std():.0f})"
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_outputs_compress_on_the_runs_threads(threads):
+    """GDAL's compression threads follow --threads like torch's do, not every core of the machine."""
+    from rasterio.transform import from_origin
+
+    from stf_engine.core.device import cpu_threads
+    from stf_engine.raster.grid import Grid
+    from stf_engine.raster.writer import geotiff_profile
+
+    grid = Grid(rasterio.crs.CRS.from_epsg(32649), from_origin(0, 0, 30, 30), 64, 64)
+    with cpu_threads(threads):
+        assert geotiff_profile(grid, 3, "int16", -9999)["num_threads"] == threads
