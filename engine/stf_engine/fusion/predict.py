@@ -86,30 +86,28 @@ class DateStack:
 
     def __init__(self, dates: Sequence[AlignedInputs]):
         self.dates = dates
+        self.shares_references = all(inputs.coarse_shift == dates[0].coarse_shift for inputs in dates)
+        """Whether every date's references are the first date's: the same co-registration shift (a shift found
+        per date moves each date's coarse reference too)."""
 
     def reopened(self, stack) -> "DateStack":
         """The dates on dataset handles of their own, for another reader thread: when the references are read
         once, the first date's inputs and only the other dates' coarse targets."""
-        if not self._shares_references():
+        if not self.shares_references:
             return DateStack([inputs.reopened(stack) for inputs in self.dates])
         return DateStack([self.dates[0].reopened(stack)] +
                          [inputs.reopened(stack, [roles.COARSE_TARGET]) for inputs in self.dates[1:]])
 
-    def _shares_references(self) -> bool:
-        """Whether every date's references are the first date's: the same co-registration shift (a shift found
-        per date moves each date's coarse reference too)."""
-        return all(inputs.coarse_shift == self.dates[0].coarse_shift for inputs in self.dates)
-
     def read_batch(self, group: Sequence[tiling.Tile], halo: int, device) -> TileBatch:
         first = self.dates[0]
-        if not self._shares_references():
+        if not self.shares_references:
             return TileBatch.joined([inputs.read_batch(group, halo, device) for inputs in self.dates])
         shared, shared_valid = first.read_roles(group, halo, device,
                                                 [role for role in first.readers if role != roles.COARSE_TARGET])
-        batches = []
+        batches, where = [], origins(group, halo)
         for inputs in self.dates:
             target, valid = inputs.read_roles(group, halo, device, [roles.COARSE_TARGET])
-            batches.append(TileBatch(valid=shared_valid & valid, origins=origins(group, halo), **shared, **target))
+            batches.append(TileBatch(valid=shared_valid & valid, origins=where, **shared, **target))
         return TileBatch.joined(batches)
 
 
