@@ -18,7 +18,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 sys.path.insert(0, str(ROOT))
 from devkit.memory_probe import HIGH_WATER  # noqa: E402
-from devkit.series import DAYS, SERIES_OPTIONS, iso, kranj_series, landsat, modis, synthetic_dates  # noqa: E402
+from devkit.series import DAYS, SERIES_OPTIONS, iso, kranj_series, landsat, synthetic_dates  # noqa: E402
 from devkit.series import read_reflectance, rmse, single_reference_delta, synthetic_series  # noqa: E402
 
 THREADS = 2

@@ -112,7 +112,8 @@ def _here(scene: SeriesScene, work: WorkRasters, request: SeriesRequest, dates: 
         fused = fuse_dates([g.fusion for g in group], stage(share, 0.0, 1 - FINISH_SHARE), cancel, surveys)
         for index, (planned, result) in enumerate(zip(group, fused)):
             finishing = stage(share, 1 - FINISH_SHARE + FINISH_SHARE * index / len(group),
-                              1 - FINISH_SHARE + FINISH_SHARE * (index + 1) / len(group))
+                              1 - FINISH_SHARE + FINISH_SHARE * (index + 1) / len(group),
+                              planned.date.date if len(group) > 1 else "")  # which date of the group
             yield _finish(scene, work, planned, result, model, out, finishing, cancel)
         done += len(group)
 
