@@ -168,11 +168,12 @@ def sensor_offsets(case: Case, folder: str) -> str:
     method carries, since no input shows the fine image of the target date."""
     dates = {"reference": (case.inputs["coarse_reference"], case.inputs["fine_reference"]),
              "target": (case.inputs["coarse_target"], case.truth)}
-    offsets = {}
+    offsets, options = {}, case.options
     for date, (coarse, fine) in dates.items():
         output = f"{folder}/offset_{date}_{abs(hash(case.name))}.tif"
         result = fuse(FusionRequest(output=output, method="cubic", tile=0, coarse_target=coarse,
-                                    fine_reference=case.inputs["fine_reference"], **case.options))
+                                    fine_reference=case.inputs["fine_reference"], **options))
+        options = {**options, "coarse_shift": result.coarse_shift}  # registered on the reference date's pair
         scale = case.options.get("scales", {}).get("fine_reference")
         scales = {"prediction": scale, "truth": case.truth_scale or scale} if scale else {}
         report = evaluate(EvaluationRequest(output, fine, scales=scales, plots=False, ratio=result.ratio))
