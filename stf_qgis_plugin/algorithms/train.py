@@ -44,7 +44,8 @@ class TrainAlgorithm(EngineAlgorithm):
             "series: dated coarse/fine(/pan) rasters listed in SERIES (a CSV date,coarse,fine[,pan], or a folder "
             "of files named with a date and coarse/fine/pan). Training stops at the end of the epoch in which "
             "MINUTES runs out (0 = no time limit), or earlier when the held-out score stops improving. The log "
-            "compares the held-out RMSE with the delta baseline's and warns when the model does not beat it. "
+            "compares the held-out RMSE with the delta baseline's (smoothed to the held-out truth's sharpness) and "
+            "warns when the model does not beat it, or when the scene is too small to show that it does. "
             "MODEL, MODE and DEVICE also accept names."
         )
 

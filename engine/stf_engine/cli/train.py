@@ -84,10 +84,7 @@ def run(args) -> int:
         f"{result.best_epoch}{' (stopped early)' if result.stopped_early else ''}, {result.seconds:.1f} s"
     )
     print(f"validation: {metrics}")
-    held_out = result.validation_metrics
-    if held_out.get("rmse_delta"):
-        gain = 1 - held_out["rmse"] / held_out["rmse_delta"]
-        verdict = f"beats delta by {gain:.0%}" if gain > 0 else "does NOT beat delta: use delta or auto for this scene"
-        print(f"held-out RMSE {held_out['rmse']:.4f} against delta's {held_out['rmse_delta']:.4f}: the model {verdict}")
+    if result.verdict:
+        print(result.verdict)
     print(f"checkpoint: {result.checkpoint}")
     return 0

@@ -19,13 +19,13 @@ from .. import roles
 from ..core.device import autocast, cpu_threads, resolve_device
 from ..core.options import defaults, parse
 from ..core.outputs import check_writable_file, output_lock, refuse_overwrite
-from ..core.psf import simulate_coarse
 from ..core.progress import Cancel, Progress, check_cancel, silent
 from ..errors import StfError
 from ..models import checkpoint, get_model, instantiate
 from ..models.base import ModelDef
 from ..models.normalise import Normalisation
 from ..version import __version__
+from .baseline import FIT_PATCHES, delta_baseline, fit_smoothing, rmse, smoothed, verdict
 from .data import TrainingData, load_data, to_tensors
 from .patches import MIN_PATCH, Batch, PatchSampler
 from .request import MODES, TrainingRequest, TrainingResult
@@ -75,6 +75,8 @@ def _train(request, model, options, device, report: Progress, cancel, started: f
     sampler = PatchSampler(data.train, _patch_size(request.patch, data.train), rng)
     validation = PatchSampler(data.validation, request.patch, np.random.default_rng(request.seed + 1))
     validation_batch = validation.draw(VALIDATION_PATCHES, augment=False)
+    fitting = PatchSampler(data.train, sampler.patch, np.random.default_rng(request.seed + 2))
+    smoothing = fit_smoothing(fitting.draw(FIT_PATCHES, augment=False), data.step_ratio)
     if resumed:
         normalisation = Normalisation.from_meta(resumed.meta["normalisation"])
     else:
@@ -90,16 +92,14 @@ def _train(request, model, options, device, report: Progress, cancel, started: f
         min(MAX_STEPS, max(MIN_STEPS, math.ceil(data.summary["train_pixels"] / (sampler.patch**2 * request.batch))))
     )
     deadline = started + request.minutes * 60 if request.minutes else math.inf
-    stopped_early = _epochs(session, request, meta, data, steps, sampler.patch, validation_batch, normalisation,
-                            device, rng, report, cancel, deadline)
+    stopped_early = _epochs(session, request, meta, data, steps, sampler.patch, (validation_batch, smoothing),
+                            normalisation, device, rng, report, cancel, deadline)
     history = session.history
     best = history["metrics"][history["best_epoch"] - 1] if history["metrics"] else {}
     warnings = data.warnings
-    if best and best["rmse"] >= best["rmse_delta"]:
-        warnings.add(
-            f"the trained {model.name} does not beat the delta baseline on held-out data (RMSE {best['rmse']:.4g} "
-            f"against {best['rmse_delta']:.4g}): fuse this scene with delta or auto instead"
-        )
+    sentence, warning = verdict(model.name, best) if best else ("", None)
+    if warning:
+        warnings.add(warning)
     return TrainingResult(
         checkpoint=request.output,
         model=model.name,
@@ -114,6 +114,7 @@ def _train(request, model, options, device, report: Progress, cancel, started: f
         samples={"train_scenes": len(data.train), "train_pixels": data.summary["train_pixels"], "patch": sampler.patch},
         stopped_early=stopped_early,
         warnings=tuple(warnings),
+        verdict=sentence,
     )
 
 
@@ -183,9 +184,10 @@ def _start(model: ModelDef, meta, request: TrainingRequest, resumed, device, dra
     return session
 
 
-def _epochs(session: Session, request, meta, data, steps, patch, validation_batch, normalisation, device, rng,
+def _epochs(session: Session, request, meta, data, steps, patch, validation, normalisation, device, rng,
             report: Progress, cancel, deadline: float) -> bool:
-    """Run the remaining epochs; checkpoint after each; True when early stopping or the time budget ended them."""
+    """Run the remaining epochs; checkpoint after each; True when early stopping or the time budget ended them.
+    `validation` is the held-out batch and the smoothing of its delta baseline (see baseline.py)."""
     history = session.history
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
     precision = "fp16" if device.type == "cuda" else "fp32"
@@ -203,7 +205,7 @@ def _epochs(session: Session, request, meta, data, steps, patch, validation_batc
             done = (epoch - first_epoch) * steps + step + 1
             report(done / total, f"epoch {epoch + 1}/{request.epochs} loss {np.mean(losses):.4f} val rmse {last:.4f}")
 
-        metrics = _evaluate(session.network, validation_batch, normalisation, device, request.batch, data.step_ratio)
+        metrics = _evaluate(session.network, *validation, normalisation, device, request.batch, data.step_ratio)
         history["train"].append(float(np.mean(losses)))
         history["validation"].append(metrics["rmse"])
         history["metrics"].append(metrics)
@@ -253,9 +255,10 @@ def _step(session: Session, scaler, precision: str, device) -> float:
     return float(loss.detach())
 
 
-def _evaluate(network, batch: Batch, normalisation: Normalisation, device, size: int, ratio: int) -> Dict[str, float]:
-    """RMSE and MAE (reflectance) of the network, and the RMSE of the coarse target and of the delta baseline,
-    on the fixed held-out patches (valid pixels only)."""
+def _evaluate(network, batch: Batch, smoothing: float, normalisation: Normalisation, device, size: int,
+              ratio: int) -> Dict[str, float]:
+    """RMSE and MAE (reflectance) of the network, and the RMSE of the coarse target and of the delta baseline at
+    the truth's sharpness, on the fixed held-out patches (valid pixels only)."""
     network.eval()
     inputs, target, valid = batch
     errors = []
@@ -266,25 +269,15 @@ def _evaluate(network, batch: Batch, normalisation: Normalisation, device, size:
             moved, _, _ = to_tensors(part, normalisation, device)
             errors.append(normalisation.restore(network(moved).float()).cpu().numpy() - part[1])
     network.train()
-    mask = np.broadcast_to(valid, target.shape)
-    rmse = lambda error: float(np.sqrt(np.mean(error[mask].astype(np.float64) ** 2)))  # noqa: E731
     error = np.concatenate(errors)
+    mask = np.broadcast_to(valid, target.shape)
     return {
-        "rmse": rmse(error),
+        "rmse": rmse(error, valid),
         "mae": float(np.mean(np.abs(error[mask]))),
-        "rmse_coarse_input": rmse(inputs[roles.COARSE_TARGET] - target),
-        "rmse_delta": rmse(delta_baseline(inputs, ratio) - target),
+        "rmse_coarse_input": rmse(inputs[roles.COARSE_TARGET] - target, valid),
+        "rmse_delta": rmse(smoothed(delta_baseline(inputs, ratio), valid, smoothing) - target, valid),
+        "delta_smoothing": smoothing,
     }
-
-
-def delta_baseline(inputs: Dict[str, np.ndarray], ratio: int) -> np.ndarray:
-    """F1 + C2 − C1 on patches (C1 simulated from F1 when the model has no coarse reference), the baseline a
-    trained model must beat."""
-    fine = inputs[roles.FINE_REFERENCE]
-    reference = inputs.get(roles.COARSE_REFERENCE)
-    if reference is None:
-        reference = simulate_coarse(torch.from_numpy(np.ascontiguousarray(fine)), ratio).numpy()
-    return fine + inputs[roles.COARSE_TARGET] - reference
 
 
 def _save(request, meta, data, steps, patch, history, best_state, final, training) -> None:

@@ -64,9 +64,12 @@ class TrainingResult:
     train_losses: List[float]
     validation_losses: List[float]
     validation_metrics: Dict[str, float]
-    """Of the best epoch, in reflectance: rmse, mae, and the same for the input-only baseline."""
+    """Of the best epoch, in reflectance: rmse and mae; rmse_coarse_input and rmse_delta (delta smoothed by
+    delta_smoothing pixels to the held-out truth's sharpness), the baselines on the same patches."""
     seconds: float
     device: str
     samples: Dict[str, int] = field(default_factory=dict)
     stopped_early: bool = False
     warnings: Tuple[str, ...] = ()
+    verdict: str = ""
+    """One sentence: the held-out score next to delta's and whether the model beats it."""
