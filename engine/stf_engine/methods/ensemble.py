@@ -30,7 +30,9 @@ def ensemble(members: Sequence[MethodSpec]) -> MethodSpec:
         return max(m.halo(own(context, m)) for m in members)
 
     def survey(context: MethodContext, scene):
-        return {m.name: m.survey(own(context, m), scene) for m in members if m.survey is not None}
+        """Each member's scene survey added to its reference survey, as `MethodSpec.surveyed` merges them."""
+        return {m.name: {**context.survey.get(m.name, {}), **m.survey(own(context, m), scene)}
+                for m in members if m.survey is not None}
 
     def reference_survey(context: MethodContext, scene):
         return {m.name: m.reference_survey(own(context, m), scene) for m in members if m.reference_survey is not None}

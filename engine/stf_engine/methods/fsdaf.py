@@ -114,7 +114,7 @@ def survey(context: MethodContext, scene: Callable[[], Iterable[TileBatch]]) -> 
     class_change = torch.linalg.solve(gram + ridge, moment)
     if low is not None:
         class_change = torch.maximum(torch.minimum(class_change, high), low)
-    return {"centres": centres, "class_change": class_change.float()}
+    return {"class_change": class_change.float()}
 
 
 def _build(context: MethodContext):

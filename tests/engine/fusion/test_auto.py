@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import pytest
 import rasterio
 
 from devkit.synthetic import class_scene, coarse_on_fine, fine_transform, write
@@ -59,17 +60,19 @@ def test_auto_is_listed_first_and_checked_without_running_candidates(tmp_path):
     assert not (tmp_path / "a.tif").exists()
 
 
-def test_an_ensemble_is_the_mean_of_its_members_and_tiles_seamlessly(tmp_path):
+@pytest.mark.parametrize("member", ["fitfc", "fsdaf"])
+def test_an_ensemble_is_the_mean_of_its_members_and_tiles_seamlessly(tmp_path, member):
+    """fsdaf brings its reference and scene surveys into the ensemble: they must reach it merged."""
     paths, _ = scene_with_local_gain(tmp_path, size=72)
-    outputs = {}
-    for method, tile in (("fitfc", 0), ("delta", 0), ("fitfc+delta", 0), ("fitfc+delta", 24)):
+    outputs, together = {}, f"{member}+delta"
+    for method, tile in ((member, 0), ("delta", 0), (together, 0), (together, 24)):
         result = fuse(FusionRequest(output=str(tmp_path / f"{method}_{tile}.tif"), method=method, tile=tile,
                                     coarse_resolution=30 * RATIO, **paths))
         with rasterio.open(result.output) as fused:
             outputs[method, tile] = fused.read()
-    mean = (outputs["fitfc", 0] + outputs["delta", 0]) / 2
-    np.testing.assert_allclose(outputs["fitfc+delta", 0], mean, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(outputs["fitfc+delta", 24], mean, rtol=1e-5, atol=1e-6)
+    mean = (outputs[member, 0] + outputs["delta", 0]) / 2
+    np.testing.assert_allclose(outputs[together, 0], mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(outputs[together, 24], mean, rtol=1e-5, atol=1e-6)
 
 
 def test_auto_prefers_a_mean_of_methods_the_validation_cannot_tell_from_the_best():
