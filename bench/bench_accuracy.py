@@ -13,7 +13,7 @@ import rasterio
 from stf_engine import (
     TRAINABLE_MODELS, EvaluationRequest, FusionRequest, StfError, TrainingRequest, evaluate, fuse, list_methods, train,
 )
-from stf_engine.training.baseline import verdict
+from stf_engine.models.held_out import verdict
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "resources" / "sample"

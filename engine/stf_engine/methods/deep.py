@@ -9,6 +9,7 @@ import torch
 
 from ..models import MODELS, checkpoint, instantiate
 from ..models.base import ModelDef
+from ..models.held_out import verdict
 from ..models.normalise import Normalisation
 from .contract import MethodContext, MethodSpec, TileBatch
 
@@ -59,6 +60,9 @@ def _build(model: ModelDef):
                 f"{path} was trained at a coarse/fine ratio of {loaded.meta['ratio']} but these inputs have "
                 f"{context.ratio}; results may suffer (set the real coarse pixel size or train on these rasters)"
             )
+        _, trained_warning = verdict(model.name, loaded.meta.get("validation") or {})
+        if trained_warning:
+            context.warn(f"{path}: when it was trained, {trained_warning}")
         layout = memory_layout(context.device)
         network = instantiate(model, loaded.meta, loaded.state).to(context.device, memory_format=layout).eval()
         for module in network.modules():  # a forward pass can take seconds: honour a cancel between layers

@@ -1,13 +1,13 @@
-"""The bar a trained model must clear on held-out data, and the verdict the user reads.
+"""The bar a trained model must clear on held-out data.
 
 In self mode the held-out truth is the coarse target at reduced resolution, blurrier than a fine image: plain
 delta (F1 + C2 − C1) pays for detail the truth lacks, so a network that only smooths beats it there and then
 loses to it on the real scene. Delta is therefore smoothed to the truth's sharpness (the Gaussian that fits
-training patches best), and when the coarse image alone scores as well, the verdict says the scene cannot tell."""
+training patches best); `models.held_out.verdict` reads the scores."""
 from __future__ import annotations
 
 import math
-from typing import Dict, Mapping, Optional, Tuple
+from typing import Dict
 
 import numpy as np
 import torch
@@ -53,23 +53,3 @@ def fit_smoothing(batch: Batch, ratio: int) -> float:
     delta = delta_baseline(inputs, ratio)
     errors = {sigma: rmse(smoothed(delta, valid, sigma) - target, valid) for sigma in SMOOTHING}
     return min(SMOOTHING, key=lambda sigma: (errors[sigma], sigma))
-
-
-def verdict(model: str, metrics: Mapping[str, float]) -> Tuple[str, Optional[str]]:
-    """A sentence comparing the model with delta on held-out data, and the warning to give when the data do not
-    show that it beats delta (None when they do)."""
-    score, delta, coarse = metrics["rmse"], metrics["rmse_delta"], metrics["rmse_coarse_input"]
-    scores = f"held-out RMSE {score:.4g} against delta's {delta:.4g}"
-    if score >= delta:
-        return (f"{scores}: the model does NOT beat delta; use delta or auto for this scene",
-                f"the trained {model} does not beat the delta baseline on held-out data (RMSE {score:.4g} against "
-                f"{delta:.4g}): fuse this scene with delta or auto instead")
-    if coarse <= delta:
-        return (f"{scores}, but the coarse image alone scores {coarse:.4g}: this scene cannot show that the model "
-                f"beats delta",
-                f"on held-out data the coarse image alone (RMSE {coarse:.4g}) scores as well as the delta baseline "
-                f"({delta:.4g}): at reduced resolution this scene shows no fine detail (too few coarse pixels, or a "
-                f"coarse sensor blurrier than its pixel size), so it cannot show that the trained {model} beats "
-                f"delta, and it most likely does not: fuse this scene with delta or auto, or train on a larger area "
-                f"or a time series")
-    return f"{scores}: the model beats delta by {1 - score / delta:.0%}", None

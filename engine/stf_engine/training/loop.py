@@ -23,9 +23,10 @@ from ..core.progress import Cancel, Progress, check_cancel, silent
 from ..errors import StfError
 from ..models import checkpoint, get_model, instantiate
 from ..models.base import ModelDef
+from ..models.held_out import verdict
 from ..models.normalise import Normalisation
 from ..version import __version__
-from .baseline import FIT_PATCHES, delta_baseline, fit_smoothing, rmse, smoothed, verdict
+from .baseline import FIT_PATCHES, delta_baseline, fit_smoothing, rmse, smoothed
 from .data import TrainingData, load_data, to_tensors
 from .patches import MIN_PATCH, Batch, PatchSampler
 from .request import MODES, TrainingRequest, TrainingResult
@@ -97,7 +98,7 @@ def _train(request, model, options, device, report: Progress, cancel, started: f
     history = session.history
     best = history["metrics"][history["best_epoch"] - 1] if history["metrics"] else {}
     warnings = data.warnings
-    sentence, warning = verdict(model.name, best) if best else ("", None)
+    sentence, warning = verdict(model.name, best)
     if warning:
         warnings.add(warning)
     return TrainingResult(

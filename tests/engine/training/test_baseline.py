@@ -4,10 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stf_engine import roles
+from stf_engine import FusionRequest, fuse, roles
 from stf_engine.cli import main
 from stf_engine.models import checkpoint
-from stf_engine.training.baseline import fit_smoothing, smoothed, verdict
+from stf_engine.models.held_out import verdict
+from stf_engine.training.baseline import fit_smoothing, smoothed
 
 from helpers.paths import TEST_DATA
 
@@ -44,13 +45,18 @@ def test_a_tiny_real_scene_does_not_claim_a_model_beats_delta(tmp_path, capsys):
     reproduces the coarse image beat plain delta there (and then lost to it threefold on the real date)."""
     kranj = TEST_DATA / "kranj"
     out = tmp_path / "k.pt"
-    code = main(["train", "--model", "ganstfm", "--coarse", str(kranj / "modis" / "modis_2020093.tif"),
-                 "--fine", str(kranj / "landsat_filled" / "landsat_2020077.tif"), "--scale", "fine=1e-4",
-                 "--coarse-res", "480", "--out", str(out), "--epochs", "1", "--steps", "2", "--batch", "2",
-                 "--device", "cpu"])
+    inputs = {"coarse_target": str(kranj / "modis" / "modis_2020093.tif"),
+              "fine_reference": str(kranj / "landsat_filled" / "landsat_2020077.tif")}
+    code = main(["train", "--model", "ganstfm", "--coarse", inputs["coarse_target"], "--fine", inputs["fine_reference"],
+                 "--scale", "fine=1e-4", "--coarse-res", "480", "--out", str(out), "--epochs", "1", "--steps", "2",
+                 "--batch", "2", "--device", "cpu"])
     printed = capsys.readouterr()
     assert code == 0, printed.err
     held = checkpoint.load(str(out)).meta["validation"]
     assert held["rmse_coarse_input"] <= held["rmse_delta"] and held["delta_smoothing"] > 0
     assert "beats delta by" not in printed.out
     assert "cannot show that the trained ganstfm beats delta" in printed.err or "does not beat" in printed.err
+
+    fused = fuse(FusionRequest(output=str(tmp_path / "k.tif"), method="ganstfm", weights=str(out), tile=0,
+                               coarse_resolution=480, scales={"fine_reference": 1e-4}, **inputs))
+    assert [w for w in fused.warnings if w.startswith(f"{out}: when it was trained, ")], fused.warnings
