@@ -106,8 +106,9 @@ class UncertaintyEstimator:
                                        plan.device, plan.request.precision, cancel):
             for tile, values, valid in written_parts(predicted, self.halo):
                 window = Window(tile.cols.write_start, tile.rows.write_start, values.shape[2], values.shape[1])
-                valid = valid & np.all(self.fused.read_masks(window=window) > 0, axis=0)
-                own = np.where(valid, plan.inputs.fine.units.to_reflectance(self.fused.read(window=window)), 0.0)
+                fused = self.fused.read(window=window, masked=True)
+                valid = valid & ~np.ma.getmaskarray(fused).any(axis=0)
+                own = np.where(valid, plan.inputs.fine.units.to_reflectance(fused.data), 0.0)
                 predictions = np.concatenate([own[None].astype(np.float32), values[1:].reshape(-1, *own.shape)])
                 disagreement = predictions.var(axis=0).mean(axis=0, keepdims=True)
                 error = np.sqrt(values[:1] + disagreement)

@@ -131,11 +131,14 @@ def _groups(dates: List[_DateFusion], size: int) -> Iterator[List[_DateFusion]]:
     """Consecutive dates that can run as one batch (`batches_dates`) and whose requests differ only in the
     coarse target and the output, at most `size` a group; any other date is a group of its own."""
     group: List[_DateFusion] = []
+    shared: Optional[FusionRequest] = None
     for date in dates:
-        if group and (len(group) == size or _stacking(group[0]) != _stacking(date) or _stacking(date) is None):
+        stacking = _stacking(date)
+        if group and (len(group) == size or stacking is None or stacking != shared):
             yield group
             group = []
         group.append(date)
+        shared = stacking
     if group:
         yield group
 
