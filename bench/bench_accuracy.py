@@ -136,10 +136,9 @@ def trained_rows(case: Case, folder: str) -> List[dict]:
         seconds = time.perf_counter() - started
         for row in run_case(case, [model], folder, weights=weights, inputs=inputs):
             held = trained.validation_metrics
-            _, warning = verdict(model, held)
-            note = (f"held-out {held['rmse']:.4g} vs delta {held['rmse_delta']:.4g}: "
-                    + ("claims to beat delta" if warning is None else
-                       "warns: cannot show it beats delta" if "cannot show" in warning else "warns: does not beat delta"))
+            told = {"beats": "claims to beat delta", "cannot show": "warns: cannot show it beats delta",
+                    "does not beat": "warns: does not beat delta"}[verdict(model, held).kind]
+            note = f"held-out {held['rmse']:.4g} vs delta {held['rmse_delta']:.4g}: {told}"
             rows.append({**row, "method": f"{model} (trained here, {seconds / 60:.1f} min; {note})"})
     return rows
 

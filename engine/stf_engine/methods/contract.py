@@ -119,7 +119,7 @@ class MethodSpec:
     """A pre-pass over the whole scene in bounded memory, for statistics a method needs scene-wide (FSDAF's
     classes and class changes); tiles then use its result. It gets a callable that starts a new pass over
     the scene (windows aligned with the coarse pixels, no halo) each time it is called, and finds the
-    reference survey's result in `context.survey`; what it returns replaces that, so it returns both."""
+    reference survey's result in `context.survey`; what it returns is merged into that (its keys win)."""
     reference_survey: Optional[Callable[[MethodContext, Callable[[], Iterable[TileBatch]]], Mapping[str, object]]] = None
     """The part of the pre-pass that reads the references only, never the coarse target (FSDAF's classes): a
     run given a `ReferenceSurveys` cache (a series) computes it once per reference for every target date."""

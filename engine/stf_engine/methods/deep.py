@@ -60,9 +60,10 @@ def _build(model: ModelDef):
                 f"{path} was trained at a coarse/fine ratio of {loaded.meta['ratio']} but these inputs have "
                 f"{context.ratio}; results may suffer (set the real coarse pixel size or train on these rasters)"
             )
-        _, trained_warning = verdict(model.name, loaded.meta.get("validation") or {})
-        if trained_warning:
-            context.warn(f"{path}: when it was trained, {trained_warning}")
+        mode = (loaded.meta.get("training") or {}).get("mode", "self")
+        trained = verdict(model.name, loaded.meta.get("validation") or {}, mode)
+        if trained.warning:
+            context.warn(f"{path}: when it was trained, {trained.warning}")
         layout = memory_layout(context.device)
         network = instantiate(model, loaded.meta, loaded.state).to(context.device, memory_format=layout).eval()
         for module in network.modules():  # a forward pass can take seconds: honour a cancel between layers

@@ -19,6 +19,8 @@ from .patches import Batch
 SMOOTHING = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 """Gaussian σ (training-grid pixels) tried for delta; 0 keeps it sharp (series truths are real fine images)."""
 FIT_PATCHES = 64
+FIT_PATCH = 64
+"""Side of the patches the smoothing is fitted on at most: a few MB whatever the training patch."""
 
 
 def delta_baseline(inputs: Dict[str, np.ndarray], ratio: int) -> np.ndarray:

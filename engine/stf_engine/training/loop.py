@@ -26,7 +26,7 @@ from ..models.base import ModelDef
 from ..models.held_out import verdict
 from ..models.normalise import Normalisation
 from ..version import __version__
-from .baseline import FIT_PATCHES, delta_baseline, fit_smoothing, rmse, smoothed
+from .baseline import FIT_PATCH, FIT_PATCHES, delta_baseline, fit_smoothing, rmse, smoothed
 from .data import TrainingData, load_data, to_tensors
 from .patches import MIN_PATCH, Batch, PatchSampler
 from .request import MODES, TrainingRequest, TrainingResult
@@ -76,7 +76,7 @@ def _train(request, model, options, device, report: Progress, cancel, started: f
     sampler = PatchSampler(data.train, _patch_size(request.patch, data.train), rng)
     validation = PatchSampler(data.validation, request.patch, np.random.default_rng(request.seed + 1))
     validation_batch = validation.draw(VALIDATION_PATCHES, augment=False)
-    fitting = PatchSampler(data.train, sampler.patch, np.random.default_rng(request.seed + 2))
+    fitting = PatchSampler(data.train, min(sampler.patch, FIT_PATCH), np.random.default_rng(request.seed + 2))
     smoothing = fit_smoothing(fitting.draw(FIT_PATCHES, augment=False), data.step_ratio)
     if resumed:
         normalisation = Normalisation.from_meta(resumed.meta["normalisation"])
@@ -96,11 +96,11 @@ def _train(request, model, options, device, report: Progress, cancel, started: f
     stopped_early = _epochs(session, request, meta, data, steps, sampler.patch, (validation_batch, smoothing),
                             normalisation, device, rng, report, cancel, deadline)
     history = session.history
-    best = history["metrics"][history["best_epoch"] - 1] if history["metrics"] else {}
+    best = history["metrics"][history["best_epoch"] - 1] if history["best_epoch"] else {}
     warnings = data.warnings
-    sentence, warning = verdict(model.name, best)
-    if warning:
-        warnings.add(warning)
+    judged = verdict(model.name, best, request.mode)
+    if judged.warning:
+        warnings.add(judged.warning)
     return TrainingResult(
         checkpoint=request.output,
         model=model.name,
@@ -115,7 +115,7 @@ def _train(request, model, options, device, report: Progress, cancel, started: f
         samples={"train_scenes": len(data.train), "train_pixels": data.summary["train_pixels"], "patch": sampler.patch},
         stopped_early=stopped_early,
         warnings=tuple(warnings),
-        verdict=sentence,
+        verdict=judged.sentence,
     )
 
 

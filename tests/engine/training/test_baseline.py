@@ -3,40 +3,54 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from stf_engine import FusionRequest, fuse, roles
 from stf_engine.cli import main
 from stf_engine.models import checkpoint
 from stf_engine.models.held_out import verdict
-from stf_engine.training.baseline import fit_smoothing, smoothed
+from stf_engine.training.baseline import fit_smoothing
 
 from helpers.paths import TEST_DATA
 
 
 def _patches(sharpness: float):
-    """Patches whose delta is a random texture and whose target is that texture blurred by `sharpness`."""
+    """Patches whose delta is a random texture and whose target is that texture blurred by `sharpness` (scipy's
+    Gaussian, on the whole patch); the top rows hold no data and an extreme value that must not leak into delta."""
     rng = np.random.default_rng(0)
     texture = rng.random((24, 2, 20, 20)).astype(np.float32)
+    target = ndimage.gaussian_filter(texture, (0, 0, sharpness, sharpness), mode="reflect") if sharpness else texture
     valid = np.ones((24, 1, 20, 20), bool)
     valid[:, :, :3] = False
+    texture[:, :, :3] = 10.0
     flat = np.full_like(texture, 0.3)
     inputs = {roles.FINE_REFERENCE: texture, roles.COARSE_TARGET: flat, roles.COARSE_REFERENCE: flat}
-    return inputs, smoothed(texture, valid, sharpness), valid
+    return inputs, target.astype(np.float32), valid
 
 
-@pytest.mark.parametrize("sharpness", [0.0, 1.0, 2.0])
-def test_delta_is_smoothed_to_the_sharpness_of_the_truth(sharpness):
-    assert fit_smoothing(_patches(sharpness), ratio=4) == sharpness
+@pytest.mark.parametrize("sharpness, fitted", [(0.0, 0.0), (1.0, 1.0), (1.2, 1.0), (2.0, 2.0)])
+def test_delta_is_smoothed_to_the_sharpness_of_the_truth_over_valid_pixels_only(sharpness, fitted):
+    assert fit_smoothing(_patches(sharpness), ratio=4) == fitted
+
+
+SCORES = {"rmse": 0.010, "rmse_delta": 0.020, "rmse_coarse_input": 0.030, "delta_smoothing": 1.0}
 
 
 def test_the_verdict_warns_unless_the_model_beats_delta_on_a_scene_that_can_show_it():
-    sentence, warning = verdict("ganstfm", {"rmse": 0.010, "rmse_delta": 0.020, "rmse_coarse_input": 0.030})
-    assert sentence.endswith("the model beats delta by 50%") and warning is None
-    sentence, warning = verdict("ganstfm", {"rmse": 0.025, "rmse_delta": 0.020, "rmse_coarse_input": 0.030})
-    assert "does NOT beat delta" in sentence and "does not beat the delta baseline" in warning
-    sentence, warning = verdict("ganstfm", {"rmse": 0.010, "rmse_delta": 0.020, "rmse_coarse_input": 0.015})
-    assert "cannot show" in sentence and "beats delta by" not in sentence
-    assert "coarse image alone (RMSE 0.015)" in warning
+    beats = verdict("ganstfm", SCORES)
+    assert beats.kind == "beats" and beats.sentence.endswith("the model beats delta by 50%") and beats.warning is None
+    for score in (0.025, float("nan")):
+        worse = verdict("ganstfm", {**SCORES, "rmse": score})
+        assert worse.kind == "does not beat" and "does not beat the delta baseline" in worse.warning
+    blurry = verdict("ganstfm", {**SCORES, "rmse_coarse_input": 0.015})
+    assert blurry.kind == "cannot show" and "beats delta by" not in blurry.sentence
+    assert "coarse image alone (RMSE 0.015)" in blurry.warning
+
+
+def test_a_series_truth_is_a_fine_image_and_old_scores_get_no_verdict():
+    assert verdict("edcstfn", {**SCORES, "rmse_coarse_input": 0.015}, mode="series").kind == "beats"
+    unsmoothed = {k: v for k, v in SCORES.items() if k != "delta_smoothing"}
+    assert verdict("edcstfn", unsmoothed) == ("", "", None)
 
 
 @pytest.mark.usefixtures("one_torch_thread")
