@@ -83,12 +83,14 @@ def fuse_series(request: SeriesRequest, progress: Optional[Progress] = None,
             done = _here(scene, work, request, usable, references, model, out, dates, cancel)
         else:
             done = iter(())
+        manifest = None
         for result, date_warnings in done:
             results[result.date] = result
             warnings.extend_unique(date_warnings)
-            write_manifest(out, list(results.values()), _facts(request, model))
+            manifest = write_manifest(out, list(results.values()), _facts(request, model))  # kept, skipped too
         ordered = tuple(results[p.date] for p in planned)
-        manifest = write_manifest(out, list(ordered), _facts(request, model))  # kept and skipped dates too
+        if manifest is None:  # no date fused in this run: the kept and skipped ones
+            manifest = write_manifest(out, list(ordered), _facts(request, model))
         fused = [r.fused for r in ordered if r.fused]
         stack_path = write_stack(out, fused) if fused else None
     report(1.0, "done")
