@@ -135,7 +135,8 @@ def predict_on_cluster(client, plan: Plan, cancel: Optional[Cancel]) -> Iterator
                for group in groups]
     try:
         for group, future in zip(groups, futures):
-            values, valid = wait_for(future, cancel)
+            values, valid, warned = wait_for(future, cancel)
+            plan.warnings.extend_unique(warned)  # what a worker noticed building the method reaches the caller
             yield group, torch.from_numpy(values), torch.from_numpy(valid)
     finally:
         client.cancel(futures)
@@ -167,7 +168,7 @@ def wait_for(future, cancel: Optional[Cancel]):
 def _predict_group(run: str, request: FusionRequest, survey: Mapping[str, object], group: Tuple[tiling.Tile, ...],
                    halo: int):
     """On a worker: this run's inputs and method (built on first use, from the caller's survey), then one batch
-    of tiles."""
+    of tiles: (values, valid, the worker plan's warnings)."""
     if run not in _RUNS:
         stack = ExitStack()
         plan = prepare(request, stack, survey_scene=False)
@@ -177,7 +178,7 @@ def _predict_group(run: str, request: FusionRequest, survey: Mapping[str, object
     with cpu_threads(request.threads):
         ((_, values, valid),) = predict_tiles(plan.inputs, method, group, halo, len(group), plan.device,
                                                request.precision)
-    return values.cpu().numpy(), valid.cpu().numpy().astype(np.bool_)
+    return values.cpu().numpy(), valid.cpu().numpy().astype(np.bool_), tuple(plan.warnings)
 
 
 def _forget(run: str) -> None:

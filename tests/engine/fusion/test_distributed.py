@@ -112,6 +112,23 @@ def test_workers_take_the_callers_scene_survey_and_shift_instead_of_finding_them
     np.testing.assert_array_equal(pixels(alone.output), pixels(spread.output))
 
 
+def test_what_a_worker_warns_of_while_building_the_method_reaches_the_caller(scene, tmp_path, monkeypatch):
+    import dataclasses
+
+    from stf_engine.methods.catalog import METHODS
+
+    starfm = METHODS["starfm"]
+
+    def build(context):
+        context.warn("noticed while building")
+        return starfm.build(context)
+
+    monkeypatch.setitem(METHODS, "starfm", dataclasses.replace(starfm, build=build))
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as local:
+        spread = fuse(request(scene, tmp_path / "spread.tif", scheduler=local.scheduler_address))
+    assert "noticed while building" in spread.warnings
+
+
 def test_cancel_stops_a_cluster_run_and_leaves_nothing(scene, tmp_path, cluster):
     cancel = threading.Event()
 
