@@ -137,8 +137,9 @@ def trained_rows(case: Case, folder: str) -> List[dict]:
         for row in run_case(case, [model], folder, weights=weights, inputs=inputs):
             held = trained.validation_metrics
             told = {"beats": "claims to beat delta", "cannot show": "warns: cannot show it beats delta",
-                    "does not beat": "warns: does not beat delta"}[verdict(model, held).kind]
-            note = f"held-out {held['rmse']:.4g} vs delta {held['rmse_delta']:.4g}: {told}"
+                    "does not beat": "warns: does not beat delta"}.get(verdict(model, held).kind, "no verdict")
+            note = (f"held-out {held.get('rmse', float('nan')):.4g} vs delta "
+                    f"{held.get('rmse_delta', float('nan')):.4g}: {told}")
             rows.append({**row, "method": f"{model} (trained here, {seconds / 60:.1f} min; {note})"})
     return rows
 

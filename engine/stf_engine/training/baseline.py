@@ -55,3 +55,14 @@ def fit_smoothing(batch: Batch, ratio: int) -> float:
     delta = delta_baseline(inputs, ratio)
     errors = {sigma: rmse(smoothed(delta, valid, sigma) - target, valid) for sigma in SMOOTHING}
     return min(SMOOTHING, key=lambda sigma: (errors[sigma], sigma))
+
+
+def held_out_baselines(batch: Batch, ratio: int, smoothing: float) -> Dict[str, float]:
+    """The RMSE of the coarse target and of delta at the truth's sharpness on the held-out patches: fixed for a
+    run, so computed once, not per epoch."""
+    inputs, target, valid = batch
+    return {
+        "rmse_coarse_input": rmse(inputs[roles.COARSE_TARGET] - target, valid),
+        "rmse_delta": rmse(smoothed(delta_baseline(inputs, ratio), valid, smoothing) - target, valid),
+        "delta_smoothing": smoothing,
+    }

@@ -26,7 +26,7 @@ from ..models.base import ModelDef
 from ..models.held_out import verdict
 from ..models.normalise import Normalisation
 from ..version import __version__
-from .baseline import FIT_PATCH, FIT_PATCHES, delta_baseline, fit_smoothing, rmse, smoothed
+from .baseline import FIT_PATCH, FIT_PATCHES, fit_smoothing, held_out_baselines, rmse
 from .data import TrainingData, load_data, to_tensors
 from .patches import MIN_PATCH, Batch, PatchSampler
 from .request import MODES, TrainingRequest, TrainingResult
@@ -76,8 +76,11 @@ def _train(request, model, options, device, report: Progress, cancel, started: f
     sampler = PatchSampler(data.train, _patch_size(request.patch, data.train), rng)
     validation = PatchSampler(data.validation, request.patch, np.random.default_rng(request.seed + 1))
     validation_batch = validation.draw(VALIDATION_PATCHES, augment=False)
-    fitting = PatchSampler(data.train, min(sampler.patch, FIT_PATCH), np.random.default_rng(request.seed + 2))
+    fit_rng = np.random.default_rng(request.seed + 2)  # its own draws: the training's stay as they were
+    fitting = copy.copy(sampler) if sampler.patch <= FIT_PATCH else PatchSampler(data.train, FIT_PATCH, fit_rng)
+    fitting.rng = fit_rng  # a copy shares the sampler's usable corners, not its generator
     smoothing = fit_smoothing(fitting.draw(FIT_PATCHES, augment=False), data.step_ratio)
+    baselines = held_out_baselines(validation_batch, data.step_ratio, smoothing)
     if resumed:
         normalisation = Normalisation.from_meta(resumed.meta["normalisation"])
     else:
@@ -93,7 +96,7 @@ def _train(request, model, options, device, report: Progress, cancel, started: f
         min(MAX_STEPS, max(MIN_STEPS, math.ceil(data.summary["train_pixels"] / (sampler.patch**2 * request.batch))))
     )
     deadline = started + request.minutes * 60 if request.minutes else math.inf
-    stopped_early = _epochs(session, request, meta, data, steps, sampler.patch, (validation_batch, smoothing),
+    stopped_early = _epochs(session, request, meta, data, steps, sampler.patch, (validation_batch, baselines),
                             normalisation, device, rng, report, cancel, deadline)
     history = session.history
     best = history["metrics"][history["best_epoch"] - 1] if history["best_epoch"] else {}
@@ -188,7 +191,7 @@ def _start(model: ModelDef, meta, request: TrainingRequest, resumed, device, dra
 def _epochs(session: Session, request, meta, data, steps, patch, validation, normalisation, device, rng,
             report: Progress, cancel, deadline: float) -> bool:
     """Run the remaining epochs; checkpoint after each; True when early stopping or the time budget ended them.
-    `validation` is the held-out batch and the smoothing of its delta baseline (see baseline.py)."""
+    `validation` is the held-out batch and the baselines' scores on it (see baseline.py)."""
     history = session.history
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
     precision = "fp16" if device.type == "cuda" else "fp32"
@@ -206,12 +209,13 @@ def _epochs(session: Session, request, meta, data, steps, patch, validation, nor
             done = (epoch - first_epoch) * steps + step + 1
             report(done / total, f"epoch {epoch + 1}/{request.epochs} loss {np.mean(losses):.4f} val rmse {last:.4f}")
 
-        metrics = _evaluate(session.network, *validation, normalisation, device, request.batch, data.step_ratio)
+        metrics = _evaluate(session.network, *validation, normalisation, device, request.batch)
         history["train"].append(float(np.mean(losses)))
         history["validation"].append(metrics["rmse"])
         history["metrics"].append(metrics)
         history["epoch"] = epoch + 1
-        if metrics["rmse"] < min(history["validation"][:-1], default=math.inf):
+        earlier = [score for score in history["validation"][:-1] if math.isfinite(score)]
+        if math.isfinite(metrics["rmse"]) and metrics["rmse"] < min(earlier, default=math.inf):
             session.best_state = copy.deepcopy(session.network.state_dict())
             history["best_epoch"], history["bad_epochs"] = epoch + 1, 0
         else:
@@ -256,12 +260,12 @@ def _step(session: Session, scaler, precision: str, device) -> float:
     return float(loss.detach())
 
 
-def _evaluate(network, batch: Batch, smoothing: float, normalisation: Normalisation, device, size: int,
-              ratio: int) -> Dict[str, float]:
-    """RMSE and MAE (reflectance) of the network, and the RMSE of the coarse target and of the delta baseline at
-    the truth's sharpness, on the fixed held-out patches (valid pixels only)."""
+def _evaluate(network, batch: Batch, baselines: Dict[str, float], normalisation: Normalisation, device,
+              size: int) -> Dict[str, float]:
+    """RMSE and MAE (reflectance) of the network on the fixed held-out patches (valid pixels only), next to the
+    baselines' scores on them."""
     network.eval()
-    inputs, target, valid = batch
+    _, target, valid = batch
     errors = []
     with torch.no_grad():
         for start in range(0, len(target), size):
@@ -275,9 +279,7 @@ def _evaluate(network, batch: Batch, smoothing: float, normalisation: Normalisat
     return {
         "rmse": rmse(error, valid),
         "mae": float(np.mean(np.abs(error[mask]))),
-        "rmse_coarse_input": rmse(inputs[roles.COARSE_TARGET] - target, valid),
-        "rmse_delta": rmse(smoothed(delta_baseline(inputs, ratio), valid, smoothing) - target, valid),
-        "delta_smoothing": smoothing,
+        **baselines,
     }
 
 
