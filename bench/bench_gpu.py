@@ -150,12 +150,14 @@ def section() -> str:
         paths = write_scene(folder)
         print(f"scene written in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         floors: Dict[str, float] = {}
+        checkpoints: Dict[str, str] = {}
         warnings = set()
         for method, precision in RUNS:
-            weights = None
-            if method in ("ganstfm", "marstfn", "edcstfn"):
+            if method in ("ganstfm", "marstfn", "edcstfn") and method not in checkpoints:
                 given = (roles.COARSE_REFERENCE,) if catalog.METHODS[method].accepts(roles.COARSE_REFERENCE) else ()
-                weights = save_random(folder / f"{method}.pt", method, bands=BANDS, given=given, ratio=RATIO)
+                checkpoints[method] = save_random(folder / f"{method}.pt", method, bands=BANDS, given=given,
+                                                  ratio=RATIO)
+            weights = checkpoints.get(method)
             try:
                 if method not in floors:
                     floors[method] = run(paths, folder, io_only(method), "fp32", weights)["seconds"]

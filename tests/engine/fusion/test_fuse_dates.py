@@ -71,7 +71,8 @@ def test_stacked_dates_run_the_method_once_a_batch_and_equal_each_date_alone(sce
     tiles = alone[0].tiles
     assert tiles == 9 and sum(sizes) == 3 * tiles and max(sizes) == 3 * 2, "2 tiles of all 3 dates a batch"
     for one, many in zip(alone, together):
-        np.testing.assert_allclose(pixels(many.output), pixels(one.output), rtol=2e-5, atol=2e-6)  # cuDNN: per batch size
+        exact = not one.device.startswith("cuda")  # cuDNN picks its algorithm per batch size
+        np.testing.assert_allclose(pixels(many.output), pixels(one.output), rtol=0 if exact else 2e-5, atol=2e-6)
     assert len({many.output for many in together}) == 3
 
 
