@@ -14,3 +14,9 @@ def crop(source: Path, folder: Path, size: int, offset: int = 150) -> str:
         with rasterio.open(path, "w", **profile) as dst:
             dst.write(src.read(window=window))
     return str(path)
+
+
+def pixels(path):
+    """Every band of a raster, read whole."""
+    with rasterio.open(path) as dataset:
+        return dataset.read()

@@ -11,11 +11,12 @@ import threading
 
 import numpy as np
 import pytest
-import rasterio
 import torch
 
 from devkit.synthetic import scene_set
 from stf_engine import FusionCancelled, FusionRequest, StfError, fuse
+
+from helpers.rasters import pixels
 
 distributed = pytest.importorskip("distributed")
 
@@ -51,11 +52,6 @@ def request(scene, output, method="starfm", **kwargs):
     return FusionRequest(coarse_target=scene["coarse"], fine_reference=scene["fine"],
                          coarse_reference=scene["coarse_ref"], output=str(output), method=method, tile=32, batch=1,
                          threads=1, **kwargs)
-
-
-def pixels(path):
-    with rasterio.open(path) as dataset:
-        return dataset.read()
 
 
 @pytest.mark.parametrize("method", ["starfm", "fsdaf"])

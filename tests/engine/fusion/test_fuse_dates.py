@@ -17,6 +17,8 @@ from devkit.synthetic import scene_set
 from stf_engine import FusionCancelled, FusionRequest, ReferenceSurveys, StfError, fuse, fuse_dates
 from stf_engine.methods import catalog, fsdaf
 
+from helpers.rasters import pixels
+
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 CHANGES = (lambda v: v, lambda v: v * 1.15, lambda v: v * 0.9 + 0.03)
@@ -36,11 +38,6 @@ def requests(scene, folder, method, **kwargs):
     return [FusionRequest(coarse_target=target, fine_reference=scene["fine"], coarse_reference=scene["coarse_ref"],
                           output=str(folder / f"{method}_{i}.tif"), method=method, tile=32, batch=2, **kwargs)
             for i, target in enumerate(scene["targets"])]
-
-
-def pixels(path):
-    with rasterio.open(path) as dataset:
-        return dataset.read()
 
 
 def counting(monkeypatch, name):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import rasterio
 import torch
 
 from devkit.synthetic import scene_set
 from stf_engine import FusionRequest, fuse, fuse_dates
 from stf_engine.fusion import predict
 from stf_engine.inputs.aligned import AlignedInputs
+
+from helpers.rasters import pixels
 
 
 @pytest.fixture
@@ -22,11 +23,6 @@ def request(scene, output, tile=24):
     return FusionRequest(coarse_target=scene["coarse"], fine_reference=scene["fine"],
                          coarse_reference=scene["coarse_ref"], output=str(output), method="starfm", tile=tile,
                          batch=2, device="cpu", options={"window": 7})
-
-
-def pixels(path):
-    with rasterio.open(path) as dataset:
-        return dataset.read()
 
 
 def test_one_reader_beside_the_cpu_several_for_a_gpu():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import rasterio
 import torch
 
 from devkit.checkpoints import save_random
@@ -12,12 +11,9 @@ from devkit.synthetic import scene_set
 from stf_engine import FusionRequest, fuse
 from stf_engine.methods import deep
 
+from helpers.rasters import pixels
+
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def pixels(path):
-    with rasterio.open(path) as dataset:
-        return dataset.read()
 
 
 @pytest.mark.parametrize("name", ["ganstfm", "edcstfn", "marstfn"])
