@@ -8,7 +8,9 @@ the single-process run's, bit for bit, when each worker uses as many CPU threads
 dies has its batches re-run on another.
 Local workers start with this installation's Python interpreter, also from an application that embeds Python
 (QGIS), where `sys.executable` is not it; that interpreter is tried once first, because Dask waits forever on a
-worker that cannot start. Dask is optional: without `distributed` installed, only these options are refused.
+worker that cannot start. A worker that passes that trial and still dies while starting, or a scheduler with no
+workers, is refused after a bounded wait instead of a run that never begins. Dask is optional: without
+`distributed` installed, only these options are refused.
 """
 from __future__ import annotations
 
@@ -36,8 +38,11 @@ from .request import FusionRequest
 POLL_SECONDS = 0.5
 """How often the caller looks at its cancel while it waits for a batch."""
 CONNECT_SECONDS = 20
+"""How long reaching a scheduler, and finding a worker on it, may take."""
 TRY_SECONDS = 120
 """How long the trial start of the workers' interpreter may take (it imports torch)."""
+START_SECONDS = 120
+"""How long local workers may take to start and join their cluster (each imports torch as the trial did)."""
 
 _RUNS: Dict[str, Tuple[ExitStack, object, object]] = {}
 """On a worker: per run, its open inputs (the stack), its plan and its method."""
@@ -63,10 +68,30 @@ def cluster(request) -> Iterator[object]:
             raise StfError(f"cannot reach the Dask scheduler at {request.scheduler} ({exc}); check the address "
                            f"and that the scheduler is running") from None
         with client:
+            _wait_for_workers(client, 1, CONNECT_SECONDS,
+                              f"the Dask scheduler at {request.scheduler} has no workers; start one with "
+                              f"`dask worker {request.scheduler}` on a machine that sees the input files")
             yield client
         return
     with local_cluster(request, LocalCluster) as local, Client(local) as client:
+        _wait_for_workers(client, len(local.worker_spec), START_SECONDS, _not_started(request.workers))
         yield client
+
+
+def _wait_for_workers(client, count: int, seconds: float, problem: str) -> None:
+    """Return once `count` workers are connected; `problem` as the error when they are not within `seconds`
+    (the run would otherwise wait for them forever)."""
+    from distributed import TimeoutError as DaskTimeout
+
+    try:
+        client.wait_for_workers(count, timeout=seconds)
+    except (DaskTimeout, TimeoutError):
+        raise StfError(problem) from None
+
+
+def _not_started(workers: int, why: str = "") -> str:
+    return (f"{workers} local Dask worker(s) did not start within {START_SECONDS} s{why}; see the workers' log "
+            f"above, or start a Dask cluster yourself and give its scheduler's address instead")
 
 
 def local_cluster(request, default):
@@ -75,15 +100,18 @@ def local_cluster(request, default):
     if embedded():
         multiprocessing.set_executable(installed_python())
     workers_can_start(os.fsdecode(multiprocessing.spawn.get_executable()))
+    make, options = default, dict(n_workers=request.workers, processes=True)
     if request.device != "cpu" and torch.cuda.is_available():
         try:
             from dask_cuda import LocalCUDACluster
         except ImportError:
             pass
         else:
-            count = min(request.workers, torch.cuda.device_count())
-            return LocalCUDACluster(n_workers=count, threads_per_worker=1, dashboard_address=None)
-    return default(n_workers=request.workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            make, options = LocalCUDACluster, dict(n_workers=min(request.workers, torch.cuda.device_count()))
+    try:  # death_timeout: Dask gives up on a worker not started by then instead of restarting it forever
+        return make(threads_per_worker=1, dashboard_address=None, death_timeout=START_SECONDS, **options)
+    except Exception as exc:  # what Dask raises then varies (a timeout, an assertion on a nanny's state)
+        raise StfError(_not_started(options["n_workers"], f" ({type(exc).__name__}: {exc})")) from None
 
 
 def embedded() -> bool:

@@ -169,6 +169,31 @@ def test_workers_that_cannot_start_are_one_line_not_a_run_that_waits_forever(sce
         workers_can_start(str(tmp_path / "missing"))
 
 
+def test_workers_that_die_while_starting_are_one_line_after_a_bounded_wait(scene, tmp_path, monkeypatch):
+    """They pass the interpreter's trial, then die at start (here a preload that exits): Dask alone would restart
+    them forever and the run would never begin."""
+    import dask
+
+    from stf_engine.fusion import distributed as scale_out
+
+    dies = tmp_path / "dies.py"
+    dies.write_text("import os\n\n\ndef dask_setup(worker):\n    os._exit(3)\n")
+    monkeypatch.setattr(scale_out, "START_SECONDS", 5)
+    with dask.config.set({"distributed.worker.preload": [str(dies)]}):
+        with pytest.raises(StfError, match=r"2 local Dask worker\(s\) did not start within 5 s"):
+            fuse(request(scene, tmp_path / "out.tif", workers=2))
+    assert sorted(os.listdir(tmp_path)) == ["dies.py"]
+
+
+def test_a_scheduler_without_workers_is_one_line_not_a_run_that_waits_forever(scene, tmp_path, monkeypatch):
+    from stf_engine.fusion import distributed as scale_out
+
+    monkeypatch.setattr(scale_out, "CONNECT_SECONDS", 2)
+    with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=None) as empty:
+        with pytest.raises(StfError, match=f"the Dask scheduler at {empty.scheduler_address} has no workers"):
+            fuse(request(scene, tmp_path / "out.tif", scheduler=empty.scheduler_address))
+    assert os.listdir(tmp_path) == []
+
 def test_the_cli_runs_on_local_workers(scene, tmp_path):
     """Through `python -m stf_engine`, whose module Dask's spawned workers import again (it must not re-run)."""
     import subprocess
