@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import multiprocessing.spawn
 import os
 import secrets
@@ -133,9 +134,11 @@ def installed_python() -> str:
     return path
 
 
+@functools.lru_cache(maxsize=None)  # a success holds for the process (a series may start a cluster per date)
 def workers_can_start(python: str) -> None:
     """Start `python` once as a worker would (this process's module path, importing Dask and this module), so
-    a worker that cannot start is an error now: Dask would restart it forever and the run would never begin."""
+    a worker that cannot start is an error now: Dask would restart it forever and the run would never begin.
+    A failure is not remembered: it is tried again next time."""
     trial = f"import sys; assert sys.version_info[:2] == {tuple(sys.version_info[:2])}; import distributed, {__name__}"
     environment = dict(os.environ, PYTHONPATH=os.pathsep.join(path for path in sys.path if path))
     try:
