@@ -36,12 +36,12 @@ class ReferenceSurveys:
 def run_surveys(spec: MethodSpec, context: MethodContext, request: FusionRequest, inputs: AlignedInputs,
                  scene: Scene, cache: Optional[ReferenceSurveys] = None) -> MethodContext:
     """The context with the method's pre-pass results in `survey`, its reference survey from `cache` if given.
-    The reference survey sees the scene masked by the references alone, so it is the same for every target date
-    (a series' restored targets have gaps of their own)."""
+    The reference survey sees the references alone, masked by them alone (its batches have no coarse target),
+    so it is the same for every target date (a series' restored targets have gaps of their own)."""
     reference = None
     if spec.reference_survey is not None:
         references = lambda: inputs.read_blocks(inputs.ratio, context.device,  # noqa: E731
-                                                unmasked=(roles.COARSE_TARGET,))
+                                                left_out=(roles.COARSE_TARGET,))
         compute = lambda: spec.reference_survey(context, references)  # noqa: E731
         reference = compute if cache is None else lambda: cache.get(_key(spec, context, request, inputs), compute)
     return spec.surveyed(context, scene, reference)

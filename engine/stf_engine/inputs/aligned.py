@@ -59,16 +59,17 @@ class AlignedInputs:
     def bands(self) -> int:
         return self.readers[roles.FINE_REFERENCE].count
 
-    def read_blocks(self, ratio: int, device, side: int = 512, unmasked: Iterable[str] = ()) -> Iterator[TileBatch]:
+    def read_blocks(self, ratio: int, device, side: int = 512, left_out: Iterable[str] = ()) -> Iterator[TileBatch]:
         """The whole scene in windows whose edges fall on the coarse pixels' block grid, one per batch, no halo;
-        `valid` where every role but the `unmasked` ones holds data."""
+        the `left_out` roles are not read (None in the batch), and `valid` is where every role read holds data."""
         for window in block_windows(self.grid.height, self.grid.width, ratio, side):
-            arrays, valid = {}, None
+            arrays, valid = dict.fromkeys(left_out), None
             for role, reader in self.readers.items():
+                if role in arrays:
+                    continue
                 data, mask = reader.read(window)
                 arrays[role] = torch.from_numpy(data)[None].to(device)
-                if role not in unmasked:
-                    valid = mask if valid is None else valid & mask
+                valid = mask if valid is None else valid & mask
             origin = ((int(window.row_off), int(window.col_off)),)
             yield TileBatch(valid=torch.from_numpy(valid)[None, None].to(device), origins=origin, **arrays)
 

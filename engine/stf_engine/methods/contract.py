@@ -122,7 +122,8 @@ class MethodSpec:
     reference survey's result in `context.survey`; what it returns is merged into that (its keys win)."""
     reference_survey: Optional[Callable[[MethodContext, Callable[[], Iterable[TileBatch]]], Mapping[str, object]]] = None
     """The part of the pre-pass that reads the references only, never the coarse target (FSDAF's classes): a
-    run given a `ReferenceSurveys` cache (a series) computes it once per reference for every target date."""
+    run given a `ReferenceSurveys` cache (a series) computes it once per reference for every target date. In a
+    run its scene's batches leave the coarse target out (None), so it is neither read nor warped."""
     chooses: bool = False
     """The method picks another one for the scene before any tile is predicted (`auto`)."""
 

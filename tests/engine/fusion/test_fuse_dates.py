@@ -103,6 +103,17 @@ def test_the_shared_reference_survey_ignores_a_targets_gaps(scene, tmp_path):
     np.testing.assert_array_equal(pixels(together[1].output), pixels(alone.output))
 
 
+def test_the_reference_survey_neither_reads_nor_warps_the_coarse_target(scene, tmp_path, monkeypatch):
+    """FSDAF's classes come from the references: its two passes over them leave the coarse target out."""
+    from stf_engine import roles
+    from stf_engine.raster.reader import AlignedRaster
+
+    reads, read = [], AlignedRaster.read
+    monkeypatch.setattr(AlignedRaster, "read", lambda self, window: reads.append(self.label) or read(self, window))
+    fuse(requests(scene, tmp_path, "fsdaf")[0])
+    target, reference = (reads.count(roles.LABELS[role]) for role in (roles.COARSE_TARGET, roles.COARSE_REFERENCE))
+    assert 0 < target < reference == reads.count(roles.LABELS[roles.FINE_REFERENCE]), (target, reference)
+
 def test_dates_sharing_their_references_are_registered_once(scene, tmp_path, monkeypatch):
     from stf_engine.inputs import aligned
 
