@@ -17,6 +17,7 @@ its Spearman correlation with the real error is 0.35 (Shenzhen) and 0.25 (Kranj)
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Iterator, Optional, Tuple
 
 import numpy as np
@@ -67,9 +68,14 @@ class UncertaintyEstimator:
         self.plan, self.fused = plan, fused
         given = list(plan.inputs.readers)
         self.members = [spec for spec in candidates(given) if spec.name != plan.spec.name]
-        others = ensemble(self.members)
-        context = run_surveys(others, plan.context, plan.request, plan.inputs,
+        # A run of several methods' mean ("starfm+fsdaf", auto's pick) has surveyed them already, by name.
+        surveyed = {spec.name: plan.context.survey[spec.name] for spec in self.members
+                    if spec.name in plan.context.survey}
+        unsurveyed = ensemble([spec for spec in self.members if spec.name not in surveyed])
+        context = run_surveys(unsurveyed, plan.context, plan.request, plan.inputs,
                               lambda: plan.inputs.read_blocks(plan.inputs.ratio, plan.device))
+        context = dataclasses.replace(context, survey={**context.survey, **surveyed})
+        others = ensemble(self.members)
         self.others = member_functions(self.members, context)
         self.halo = max(others.halo(context) if self.members else 0, TEXTURE_WINDOW // 2)
         self.mean_texture = self._mean_texture()

@@ -128,3 +128,18 @@ def test_learned_methods_own_prediction_counts_in_the_disagreement(tmp_path, mon
         assert spec.name in tags["DESCRIPTION"] and np.isfinite(maps[offset]).all()
         assert sum(calls) == result.tiles > 1
     assert maps[0.2].mean() > maps[0.0].mean() + 0.02
+
+
+def test_a_mean_of_methods_lends_its_members_surveys_to_the_uncertainty_map(tmp_path, monkeypatch):
+    """FSDAF in the run's mean is classified once: the map reuses the run's survey rather than classifying again."""
+    from stf_engine.methods import fsdaf
+
+    paths, calls, kmeans = scene_set(tmp_path), [], fsdaf.kmeans
+    monkeypatch.setattr(fsdaf, "kmeans", lambda *a, **k: calls.append(1) or kmeans(*a, **k))
+    result = fuse(FusionRequest(coarse_target=paths["coarse"], fine_reference=paths["fine"],
+                                coarse_reference=paths["coarse_ref"], method="fsdaf+delta", tile=40,
+                                output=str(tmp_path / "mean.tif"), error_maps_dir=str(tmp_path / "maps"),
+                                uncertainty=True))
+    expected, tags, _ = read(result.error_maps["uncertainty"])
+    assert "fsdaf" in tags["DESCRIPTION"] and np.isfinite(expected.compressed()).all() and expected.count() > 0
+    assert len(calls) == 1
