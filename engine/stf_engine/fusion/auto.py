@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from contextlib import ExitStack
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 from rasterio.windows import Window
@@ -17,8 +17,9 @@ MAX_SIDE = 2048
 """Side of the central window (fine pixels) the validation reads: bounded time and memory on any scene."""
 
 
-def choose(request: FusionRequest, spec, progress: Progress, ticker: Ticker) -> Choice:
-    """The method `auto` runs for this request, with every candidate's score."""
+def choose(request: FusionRequest, spec, progress: Progress, ticker: Ticker) -> Tuple[Choice, Tuple[float, float]]:
+    """The method `auto` runs for this request, with every candidate's score, and the coarse rasters' shift the
+    validation used (registered here when asked), for the run to reuse rather than register again."""
     with ExitStack() as stack:
         paths = {role: path for role, path in request.inputs().items() if spec.accepts(role)}
         inputs = open_inputs(paths, request.alignment("bilinear"), stack, progress, ticker.cancel)
@@ -31,10 +32,12 @@ def choose(request: FusionRequest, spec, progress: Progress, ticker: Ticker) -> 
         for role, reader in inputs.readers.items():
             arrays[role], mask = reader.read(window)
             valid &= mask
+        shift = inputs.coarse_shift
     deep = _model_of(request.weights)
     progress(0.0, "auto: validating the candidate methods on the scene")
     ticker.span(0.0, 0.0, "auto: validating")
-    return score(arrays, valid, ratio, candidates(list(arrays), request.weights, deep), {}, request.weights, ticker)
+    return score(arrays, valid, ratio, candidates(list(arrays), request.weights, deep), {}, request.weights,
+                 ticker), shift
 
 
 def _model_of(weights: Optional[str]) -> Optional[str]:

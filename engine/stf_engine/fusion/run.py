@@ -53,8 +53,8 @@ def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel: Op
         ticker = Ticker(cancel=cancel)
         choice = None
         if spec.chooses:
-            choice = choose(request, spec, stage(report, 0.0, 0.0), ticker)
-            request = dataclasses.replace(request, method=choice.method, options={})
+            choice, shift = choose(request, spec, stage(report, 0.0, 0.0), ticker)
+            request = dataclasses.replace(request, method=choice.method, options={}, coarse_shift=shift)
         plan = prepare(request, stack, progress=stage(report, 0.0, 0.0), ticker=ticker, surveys=surveys)
         if choice is not None:
             plan.warnings.add(choice.reason)

@@ -43,6 +43,22 @@ def test_auto_picks_the_method_built_to_win_and_records_its_validation(tmp_path)
         assert rmse(prediction) < rmse(baseline.read())
 
 
+def test_auto_registers_once_and_runs_its_pick_with_that_shift(tmp_path, monkeypatch):
+    """The validation's co-registration is the run's: the output is the pick's own registered run."""
+    from stf_engine.inputs import aligned
+
+    paths, _ = scene_with_local_gain(tmp_path)
+    estimated, estimate = [], aligned.estimate_offset
+    monkeypatch.setattr(aligned, "estimate_offset", lambda *a, **k: estimated.append(1) or estimate(*a, **k))
+    common = dict(coarse_resolution=30 * RATIO, register=True, **paths)
+    chosen = fuse(FusionRequest(output=str(tmp_path / "auto.tif"), method="auto", **common))
+    assert len(estimated) == 1
+    alone = fuse(FusionRequest(output=str(tmp_path / "alone.tif"), method=chosen.method, **common))
+    assert chosen.coarse_shift == alone.coarse_shift
+    with rasterio.open(chosen.output) as picked, rasterio.open(alone.output) as direct:
+        np.testing.assert_array_equal(picked.read(), direct.read())
+
+
 def test_auto_takes_delta_when_the_scene_is_too_small_to_validate(tmp_path):
     paths, _ = scene_with_local_gain(tmp_path, size=40)
     result = fuse(FusionRequest(output=str(tmp_path / "auto.tif"), method="auto", coarse_resolution=30 * RATIO,

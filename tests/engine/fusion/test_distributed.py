@@ -194,6 +194,7 @@ def test_a_scheduler_without_workers_is_one_line_not_a_run_that_waits_forever(sc
             fuse(request(scene, tmp_path / "out.tif", scheduler=empty.scheduler_address))
     assert os.listdir(tmp_path) == []
 
+
 def test_the_workers_interpreter_is_tried_once_per_process_until_it_passes(monkeypatch, tmp_path):
     import subprocess
 
@@ -214,6 +215,7 @@ def test_the_workers_interpreter_is_tried_once_per_process_until_it_passes(monke
     finally:
         scale_out.workers_can_start.cache_clear()
     assert tried == ["/opt/python"] * 3 + ["/opt/other-python"]
+
 
 def test_the_cli_runs_on_local_workers(scene, tmp_path):
     """Through `python -m stf_engine`, whose module Dask's spawned workers import again (it must not re-run)."""

@@ -114,6 +114,7 @@ def test_the_reference_survey_neither_reads_nor_warps_the_coarse_target(scene, t
     target, reference = (reads.count(roles.LABELS[role]) for role in (roles.COARSE_TARGET, roles.COARSE_REFERENCE))
     assert 0 < target < reference == reads.count(roles.LABELS[roles.FINE_REFERENCE]), (target, reference)
 
+
 def test_dates_sharing_their_references_are_registered_once(scene, tmp_path, monkeypatch):
     from stf_engine.inputs import aligned
 
