@@ -19,7 +19,8 @@ MAX_SIDE = 2048
 
 def choose(request: FusionRequest, spec, progress: Progress, ticker: Ticker) -> Tuple[Choice, Tuple[float, float]]:
     """The method `auto` runs for this request, with every candidate's score, and the coarse rasters' shift the
-    validation used (registered here when asked), for the run to reuse rather than register again."""
+    validation used (registered here when asked, on the reference date's pair when given), which the run reuses
+    rather than register again; a pick that reads no coarse reference would have registered on the target date."""
     with ExitStack() as stack:
         paths = {role: path for role, path in request.inputs().items() if spec.accepts(role)}
         inputs = open_inputs(paths, request.alignment("bilinear"), stack, progress, ticker.cancel)

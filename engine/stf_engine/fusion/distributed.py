@@ -22,6 +22,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from contextlib import ExitStack
 from typing import Dict, Iterator, Mapping, Optional, Tuple
 
@@ -43,7 +44,7 @@ CONNECT_SECONDS = 20
 TRY_SECONDS = 120
 """How long the trial start of the workers' interpreter may take (it imports torch)."""
 START_SECONDS = 120
-"""How long local workers may take to start and join their cluster (each imports torch as the trial did)."""
+"""How long local workers may take to start in all: the trial, their start (each imports torch) and joining."""
 
 _RUNS: Dict[str, Tuple[ExitStack, object, object]] = {}
 """On a worker: per run, its open inputs (the stack), its plan and its method."""
@@ -55,8 +56,9 @@ def wanted(request) -> bool:
 
 
 @contextlib.contextmanager
-def cluster(request) -> Iterator[object]:
-    """A Dask client: on a new local cluster of `request.workers` processes, or on `request.scheduler`."""
+def cluster(request, cancel: Optional[Cancel] = None) -> Iterator[object]:
+    """A Dask client: on a new local cluster of `request.workers` processes, or on `request.scheduler`; the
+    waits for their workers look at `cancel`."""
     try:
         from distributed import Client, LocalCluster
     except ImportError:
@@ -69,30 +71,35 @@ def cluster(request) -> Iterator[object]:
             raise StfError(f"cannot reach the Dask scheduler at {request.scheduler} ({exc}); check the address "
                            f"and that the scheduler is running") from None
         with client:
-            _wait_for_workers(client, 1, CONNECT_SECONDS,
+            _wait_for_workers(client, 1, time.monotonic() + CONNECT_SECONDS, cancel,
                               f"the Dask scheduler at {request.scheduler} has no workers; start one with "
                               f"`dask worker {request.scheduler}` on a machine that sees the input files")
             yield client
         return
+    deadline = time.monotonic() + START_SECONDS  # the trial, the start and the workers joining, all together
     with local_cluster(request, LocalCluster) as local, Client(local) as client:
-        _wait_for_workers(client, len(local.worker_spec), START_SECONDS, _not_started(request.workers))
+        count = len(local.worker_spec)
+        _wait_for_workers(client, count, deadline, cancel,
+                          f"{count} local Dask worker(s) did not start within {START_SECONDS} s; {_INSTEAD}")
         yield client
 
 
-def _wait_for_workers(client, count: int, seconds: float, problem: str) -> None:
-    """Return once `count` workers are connected; `problem` as the error when they are not within `seconds`
-    (the run would otherwise wait for them forever)."""
+_INSTEAD = "see the workers' log above, or start a Dask cluster yourself and give its scheduler's address instead"
+
+
+def _wait_for_workers(client, count: int, deadline: float, cancel: Optional[Cancel], problem: str) -> None:
+    """Return once `count` workers are connected; `problem` as the error when they are not by `deadline`
+    (time.monotonic(); the run would otherwise wait for them forever)."""
     from distributed import TimeoutError as DaskTimeout
 
-    try:
-        client.wait_for_workers(count, timeout=seconds)
-    except (DaskTimeout, TimeoutError):
-        raise StfError(problem) from None
-
-
-def _not_started(workers: int, why: str = "") -> str:
-    return (f"{workers} local Dask worker(s) did not start within {START_SECONDS} s{why}; see the workers' log "
-            f"above, or start a Dask cluster yourself and give its scheduler's address instead")
+    while True:
+        check_cancel(cancel)
+        try:
+            client.wait_for_workers(count, timeout=max(0.1, min(POLL_SECONDS, deadline - time.monotonic())))
+            return
+        except (DaskTimeout, TimeoutError):
+            if time.monotonic() >= deadline:
+                raise StfError(problem) from None
 
 
 def local_cluster(request, default):
@@ -112,7 +119,8 @@ def local_cluster(request, default):
     try:  # death_timeout: Dask gives up on a worker not started by then instead of restarting it forever
         return make(threads_per_worker=1, dashboard_address=None, death_timeout=START_SECONDS, **options)
     except Exception as exc:  # what Dask raises then varies (a timeout, an assertion on a nanny's state)
-        raise StfError(_not_started(options["n_workers"], f" ({type(exc).__name__}: {exc})")) from None
+        detail = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        raise StfError(f"local Dask workers could not start ({detail}); {_INSTEAD}") from None
 
 
 def embedded() -> bool:

@@ -65,7 +65,7 @@ def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel: Op
             client, method = None, None
             if distributed.wanted(request):  # the workers build the method
                 ticker.progress(0.0, "starting the Dask workers" if request.workers else "connecting to Dask")
-                client = stack.enter_context(distributed.cluster(request))
+                client = stack.enter_context(distributed.cluster(request, cancel))
             else:
                 method = plan.spec.build(plan.context)
             _predict([plan], method, [fused], ticker, client)

@@ -16,7 +16,8 @@ from ..core.psf import simulate_coarse
 
 @dataclass
 class TileBatch:
-    """A batch of same-sized tiles on the fine grid, float32 reflectance, shape (B, C, H, W)."""
+    """A batch of same-sized tiles on the fine grid, float32 reflectance, shape (B, C, H, W). In the scene a
+    reference survey reads, `coarse_target` is None (see MethodSpec.reference_survey)."""
 
     coarse_target: torch.Tensor
     fine_reference: torch.Tensor

@@ -77,7 +77,7 @@ def fuse_series(request: SeriesRequest, progress: Optional[Progress] = None,
         dates = stage(report, PREPARATION_SHARE, 1.0)
         if usable and distributed.wanted(request):
             dates(0.0, "starting the Dask workers" if request.workers else "connecting to Dask")
-            client = stack.enter_context(distributed.cluster(request))
+            client = stack.enter_context(distributed.cluster(request, cancel))
             done = _on_cluster(client, request, scene, usable, references, model, out, work.folder, dates, cancel)
         elif usable:
             done = _here(scene, work, request, usable, references, model, out, dates, cancel)

@@ -44,17 +44,23 @@ def test_auto_picks_the_method_built_to_win_and_records_its_validation(tmp_path)
 
 
 def test_auto_registers_once_and_runs_its_pick_with_that_shift(tmp_path, monkeypatch):
-    """The validation's co-registration is the run's: the output is the pick's own registered run."""
+    """Coarse rasters georeferenced 3 fine pixels east: the validation's co-registration finds it and is the run's
+    (for a pick that reads the coarse reference, the output is the pick's own registered run)."""
+    from devkit.synthetic import ORIGIN
     from stf_engine.inputs import aligned
 
     paths, _ = scene_with_local_gain(tmp_path)
+    for role in ("coarse_reference", "coarse_target"):
+        with rasterio.open(paths[role]) as source:
+            values = source.read()
+        write(paths[role], values, fine_transform(origin=(ORIGIN[0] + 3 * 30.0, ORIGIN[1])))
     estimated, estimate = [], aligned.estimate_offset
     monkeypatch.setattr(aligned, "estimate_offset", lambda *a, **k: estimated.append(1) or estimate(*a, **k))
     common = dict(coarse_resolution=30 * RATIO, register=True, **paths)
     chosen = fuse(FusionRequest(output=str(tmp_path / "auto.tif"), method="auto", **common))
     assert len(estimated) == 1
     alone = fuse(FusionRequest(output=str(tmp_path / "alone.tif"), method=chosen.method, **common))
-    assert chosen.coarse_shift == alone.coarse_shift
+    assert chosen.coarse_shift == alone.coarse_shift and abs(abs(chosen.coarse_shift[0]) - 3) < 0.3, chosen.coarse_shift
     with rasterio.open(chosen.output) as picked, rasterio.open(alone.output) as direct:
         np.testing.assert_array_equal(picked.read(), direct.read())
 
