@@ -44,9 +44,7 @@ def map_ahead(function: Callable[[S], T], items: Iterable[S], workers: int = 1,
     try:
         yield results()
     finally:
-        for future in pending:
-            future.cancel()
-        pool.shutdown(wait=True)
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 class WriteBehind:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import math
 import multiprocessing.spawn
 import os
 import secrets
@@ -84,7 +85,8 @@ def cluster(request, cancel: Optional[Cancel] = None) -> Iterator[object]:
         yield client
 
 
-_INSTEAD = "see the workers' log above, or start a Dask cluster yourself and give its scheduler's address instead"
+_YOURSELF = "start a Dask cluster yourself and give its scheduler's address instead"
+_INSTEAD = f"see the workers' log above, or {_YOURSELF}"
 
 
 def _wait_for_workers(client, count: int, deadline: float, cancel: Optional[Cancel], problem: str) -> None:
@@ -92,14 +94,10 @@ def _wait_for_workers(client, count: int, deadline: float, cancel: Optional[Canc
     (time.monotonic(); the run would otherwise wait for them forever)."""
     from distributed import TimeoutError as DaskTimeout
 
-    while True:
-        check_cancel(cancel)
-        try:
-            client.wait_for_workers(count, timeout=max(0.1, min(POLL_SECONDS, deadline - time.monotonic())))
-            return
-        except (DaskTimeout, TimeoutError):
-            if time.monotonic() >= deadline:
-                raise StfError(problem) from None
+    try:
+        _poll(lambda seconds: client.wait_for_workers(count, timeout=seconds), cancel, deadline)
+    except (DaskTimeout, TimeoutError):
+        raise StfError(problem) from None
 
 
 def local_cluster(request, default):
@@ -138,7 +136,7 @@ def installed_python() -> str:
     path = os.path.join(sys.exec_prefix, name)
     if not os.path.isfile(path):
         raise StfError(f"local Dask workers need Python {version}'s interpreter, not found at {path}; "
-                       f"start a Dask cluster yourself and give its scheduler's address instead")
+                       f"{_YOURSELF}")
     return path
 
 
@@ -158,8 +156,7 @@ def workers_can_start(python: str) -> None:
         if done.returncode == 0:
             return
         problem = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
-    raise StfError(f"local Dask workers cannot start with {python} ({problem}); start a Dask cluster "
-                   f"yourself and give its scheduler's address instead")
+    raise StfError(f"local Dask workers cannot start with {python} ({problem}); {_YOURSELF}")
 
 
 def predict_on_cluster(client, plan: Plan, cancel: Optional[Cancel]) -> Iterator[Predicted]:
@@ -194,14 +191,21 @@ def _on_cpu(value):
 
 def wait_for(future, cancel: Optional[Cancel]):
     """The future's result, looking at `cancel` every POLL_SECONDS while it runs."""
+    return _poll(lambda seconds: future.result(timeout=seconds), cancel)
+
+
+def _poll(step, cancel: Optional[Cancel], deadline: float = math.inf):
+    """What `step(timeout)` returns once it does not time out, called with at most POLL_SECONDS so `cancel` is
+    looked at in between; its timeout is raised once `deadline` (time.monotonic()) has passed."""
     from distributed import TimeoutError as DaskTimeout
 
     while True:
         check_cancel(cancel)
         try:
-            return future.result(timeout=POLL_SECONDS)
+            return step(max(0.1, min(POLL_SECONDS, deadline - time.monotonic())))
         except (DaskTimeout, TimeoutError):
-            continue
+            if time.monotonic() >= deadline:
+                raise
 
 
 def _predict_group(run: str, request: FusionRequest, survey: Mapping[str, object], group: Tuple[tiling.Tile, ...],
