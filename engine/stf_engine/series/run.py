@@ -168,6 +168,11 @@ def _on_cluster(client, request: SeriesRequest, scene: SeriesScene, dates: List[
         client.cancel(futures)
 
 
+_WORKER_SURVEYS = ReferenceSurveys()
+"""On a Dask worker: what its dates' methods learnt from the references alone, for its next dates with the same
+ones (keyed by the reference files as they are on disk, so a rewritten reference is surveyed again)."""
+
+
 def _date_task(request: SeriesRequest, entries: List[Dated], coarse_shift: Tuple[float, float], date: PlannedDate,
                references: Dict[str, Restored], model: ErrorModel, out: str, folder: str
                ) -> Tuple[DateResult, List[str]]:
@@ -178,7 +183,8 @@ def _date_task(request: SeriesRequest, entries: List[Dated], coarse_shift: Tuple
         scene = SeriesScene(entries, request, stack, coarse_shift)
         work = WorkRasters(folder, scene.grid, stack, scene.open_limit)
         planned = _fusion_request(scene, work, request, date, references)
-        return _finish(scene, work, planned, fuse(planned.fusion), model, out, silent, None)
+        return _finish(scene, work, planned, fuse(planned.fusion, surveys=_WORKER_SURVEYS), model, out, silent,
+                       None)
 
 
 def _done(out: str, date: PlannedDate) -> bool:

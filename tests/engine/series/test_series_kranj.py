@@ -178,6 +178,17 @@ def test_dask_date_tasks_take_the_callers_coarse_shift_instead_of_registering_ag
     assert len(estimated) == 1
 
 
+def test_dask_date_tasks_classify_each_reference_once_on_a_worker(tmp_path, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    calls, kmeans = [], fsdaf.kmeans
+    monkeypatch.setattr(fsdaf, "kmeans", lambda *a, **k: calls.append(1) or kmeans(*a, **k))
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as local:
+        result = fuse_series(series(tmp_path, dates=tuple(iso(day) for day in (70, 71, 72, 73)), method="fsdaf",
+                                    threads=1, scheduler=local.scheduler_address))
+    references = {d.references[0] for d in result.dates}
+    assert [d.status for d in result.dates] == ["fused"] * 4 and len(calls) == len(references) < 4
+
+
 def test_dates_with_the_same_references_run_stacked_and_give_the_files_of_one_date_at_a_time(tmp_path, monkeypatch):
     dates = tuple(iso(day) for day in range(69, 77))
     one_by_one = fuse_series(series(tmp_path / "one", hide=(77,), dates=dates, method="starfm", date_batch=1))
