@@ -179,20 +179,25 @@ def open_inputs(
             band_map.get(role), shift, dataset=datasets[role],
         )
 
-    readers: Dict[str, AlignedRaster] = {role: aligned(role) for role in datasets}
+    def placed(role: str, shift: Tuple[float, float]) -> AlignedRaster:
+        """The role on the grid, a coarse one moved by `shift` (fine pixels east and south)."""
+        if role in roles.COARSE_ROLES:
+            return aligned(role, (shift[0] * grid.transform.a, shift[1] * grid.transform.e))
+        return aligned(role)
+
+    known = _known_shift(alignment)  # the coarse rasters open where they belong at once when nothing is estimated
+    readers: Dict[str, AlignedRaster] = {role: placed(role, known or (0.0, 0.0)) for role in datasets}
     second = readers.get(roles.FINE_REFERENCE_2)
     if second is not None and second.count != readers[roles.FINE_REFERENCE].count:
         raise StfError(f"the second fine reference has {second.count} bands but the fine reference has "
                        f"{readers[roles.FINE_REFERENCE].count}")
     check_cancel(cancel)
-    if alignment.register and alignment.coarse_shift is None:
+    shift = known
+    if shift is None:
         progress(0.0, "co-registering the coarse rasters")
-    shift = _coarse_shift(alignment, readers, ratio)
-    if shift != (0.0, 0.0):
-        map_shift = (shift[0] * grid.transform.a, shift[1] * grid.transform.e)
-        for role in roles.COARSE_ROLES:
-            if role in readers:
-                readers[role] = aligned(role, map_shift)
+        shift = _estimated_shift(readers, ratio)
+        if shift != (0.0, 0.0):
+            readers.update({role: placed(role, shift) for role in roles.COARSE_ROLES if role in readers})
     if alignment.coarse_resolution is None and resolution_in(grid, coarse) < grid.resolution * 1.5:
         warnings.append(
             "the coarse target has the fine reference's pixel size; if it was resampled from a coarser "
@@ -224,12 +229,15 @@ def _check_coarse_resolution(size: float, grid: Grid) -> None:
         )
 
 
-def _coarse_shift(alignment: Alignment, readers: Dict[str, AlignedRaster], ratio: int) -> Tuple[float, float]:
-    """The user's shift, or one estimated from the coarse raster of the fine reference's date if asked."""
+def _known_shift(alignment: Alignment) -> Optional[Tuple[float, float]]:
+    """The user's (or an earlier run's) shift, none when not registering, or None when it must be estimated."""
     if alignment.coarse_shift is not None:
         return (float(alignment.coarse_shift[0]), float(alignment.coarse_shift[1]))
-    if not alignment.register:
-        return (0.0, 0.0)
+    return None if alignment.register else (0.0, 0.0)
+
+
+def _estimated_shift(readers: Dict[str, AlignedRaster], ratio: int) -> Tuple[float, float]:
+    """The shift that lines the coarse raster of the fine reference's date up with the fine reference."""
     same_date = readers.get(roles.COARSE_REFERENCE, readers[roles.COARSE_TARGET])
     dx, dy = estimate_offset(readers[roles.FINE_REFERENCE], same_date, ratio, search=max(8, 2 * ratio))
     return (round(dx, 2), round(dy, 2))

@@ -25,6 +25,23 @@ def test_known_shift_of_synthetic_coarse_raster_is_recovered(tmp_path):
     assert result.coarse_shift == pytest.approx((-3.0, -2.0), abs=0.35)
 
 
+def test_a_known_shift_opens_the_coarse_raster_once_and_gives_the_registered_output(tmp_path, monkeypatch):
+    from stf_engine.inputs import aligned
+
+    fine = textured_scene(96, 96, bands=2, seed=4)
+    fine_path = write(tmp_path / "fine.tif", fine, fine_transform())
+    coarse = fine.reshape(2, 24, 4, 24, 4).mean(axis=(2, 4))
+    coarse_path = write(tmp_path / "coarse.tif", coarse, from_origin(ORIGIN[0] + 60, ORIGIN[1], 120, 120))
+    common = dict(coarse_target=coarse_path, fine_reference=fine_path, method="cubic")
+    registered = fuse(FusionRequest(output=str(tmp_path / "registered.tif"), register=True, **common))
+    opened, open_on_grid = [], aligned.open_on_grid
+    monkeypatch.setattr(aligned, "open_on_grid", lambda *a, **k: opened.append(a[2]) or open_on_grid(*a, **k))
+    known = fuse(FusionRequest(output=str(tmp_path / "known.tif"), coarse_shift=registered.coarse_shift, **common))
+    assert sorted(opened) == sorted(["coarse target", "fine reference"]) and registered.coarse_shift != (0.0, 0.0)
+    with rasterio.open(known.output) as one, rasterio.open(registered.output) as other:
+        np.testing.assert_array_equal(one.read(), other.read())
+
+
 @pytest.mark.slow
 def test_shenzhen_modis_offset_is_found_and_lowers_error(tmp_path, capsys):
     truth = rasterio.open(SAMPLE / "L72002311_SZ_B432_30m.tif").read().astype(float)
