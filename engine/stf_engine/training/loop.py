@@ -76,9 +76,8 @@ def _train(request, model, options, device, report: Progress, cancel, started: f
     sampler = PatchSampler(data.train, _patch_size(request.patch, data.train), rng)
     validation = PatchSampler(data.validation, request.patch, np.random.default_rng(request.seed + 1))
     validation_batch = validation.draw(VALIDATION_PATCHES, augment=False)
-    fit_rng = np.random.default_rng(request.seed + 2)  # its own draws: the training's stay as they were
-    fitting = copy.copy(sampler) if sampler.patch <= FIT_PATCH else PatchSampler(data.train, FIT_PATCH, fit_rng)
-    fitting.rng = fit_rng  # a copy shares the sampler's usable corners, not its generator
+    # Its own generator: the training's draws stay as they were.
+    fitting = PatchSampler(data.train, min(sampler.patch, FIT_PATCH), np.random.default_rng(request.seed + 2))
     smoothing = fit_smoothing(fitting.draw(FIT_PATCHES, augment=False), data.step_ratio)
     baselines = held_out_baselines(validation_batch, data.step_ratio, smoothing)
     if resumed:
@@ -99,7 +98,7 @@ def _train(request, model, options, device, report: Progress, cancel, started: f
     stopped_early = _epochs(session, request, meta, data, steps, sampler.patch, (validation_batch, baselines),
                             normalisation, device, rng, report, cancel, deadline)
     history = session.history
-    best = history["metrics"][history["best_epoch"] - 1] if history["best_epoch"] else {}
+    best = _best_metrics(history)
     warnings = data.warnings
     judged = verdict(model.name, best, request.mode)
     if judged.warning:
@@ -214,8 +213,7 @@ def _epochs(session: Session, request, meta, data, steps, patch, validation, nor
         history["validation"].append(metrics["rmse"])
         history["metrics"].append(metrics)
         history["epoch"] = epoch + 1
-        earlier = [score for score in history["validation"][:-1] if math.isfinite(score)]
-        if math.isfinite(metrics["rmse"]) and metrics["rmse"] < min(earlier, default=math.inf):
+        if metrics["rmse"] < _best_metrics(history).get("rmse", math.inf):  # never true for a NaN score
             session.best_state = copy.deepcopy(session.network.state_dict())
             history["best_epoch"], history["bad_epochs"] = epoch + 1, 0
         else:
@@ -283,6 +281,11 @@ def _evaluate(network, batch: Batch, baselines: Dict[str, float], normalisation:
     }
 
 
+def _best_metrics(history: dict) -> dict:
+    """The held-out metrics of the best epoch so far; none before a first finite score."""
+    return history["metrics"][history["best_epoch"] - 1] if history["best_epoch"] else {}
+
+
 def _save(request, meta, data, steps, patch, history, best_state, final, training) -> None:
     """Best weights with metadata, plus the state needed to resume (left out of final slim checkpoints)."""
     described = dict(meta)
@@ -298,6 +301,6 @@ def _save(request, meta, data, steps, patch, history, best_state, final, trainin
         "validation_rmse": history["validation"],
         "best_epoch": history["best_epoch"],
     }
-    described["validation"] = history["metrics"][history["best_epoch"] - 1] if history["best_epoch"] else {}
+    described["validation"] = _best_metrics(history)
     keep = request.keep_training_state or not final
     checkpoint.save(request.output, checkpoint.Checkpoint(described, best_state, training if keep else None))
