@@ -8,6 +8,8 @@ import rasterio
 from devkit.synthetic import class_scene, coarse_on_fine, fine_transform, write
 from stf_engine import FusionRequest, fuse, list_methods
 
+from helpers.calls import count_calls
+
 RATIO = 4
 
 
@@ -54,8 +56,7 @@ def test_auto_registers_once_and_runs_its_pick_with_that_shift(tmp_path, monkeyp
         with rasterio.open(paths[role]) as source:
             values = source.read()
         write(paths[role], values, fine_transform(origin=(ORIGIN[0] + 3 * 30.0, ORIGIN[1])))
-    estimated, estimate = [], aligned.estimate_offset
-    monkeypatch.setattr(aligned, "estimate_offset", lambda *a, **k: estimated.append(1) or estimate(*a, **k))
+    estimated = count_calls(monkeypatch, aligned, "estimate_offset")
     common = dict(coarse_resolution=30 * RATIO, register=True, **paths)
     chosen = fuse(FusionRequest(output=str(tmp_path / "auto.tif"), method="auto", **common))
     assert len(estimated) == 1

@@ -16,6 +16,7 @@ import torch
 from devkit.synthetic import scene_set
 from stf_engine import FusionCancelled, FusionRequest, StfError, fuse
 
+from helpers.calls import count_calls
 from helpers.rasters import pixels
 
 distributed = pytest.importorskip("distributed")
@@ -96,8 +97,7 @@ def test_workers_take_the_callers_scene_survey_and_shift_instead_of_finding_them
     fsdaf, surveys = METHODS["fsdaf"], []
     counted = lambda context, scene: surveys.append(1) or fsdaf.survey(context, scene)  # noqa: E731
     monkeypatch.setitem(METHODS, "fsdaf", dataclasses.replace(fsdaf, survey=counted))
-    estimated, estimate = [], aligned.estimate_offset
-    monkeypatch.setattr(aligned, "estimate_offset", lambda *a, **k: estimated.append(1) or estimate(*a, **k))
+    estimated = count_calls(monkeypatch, aligned, "estimate_offset")
     alone = fuse(request(scene, tmp_path / "alone.tif", "fsdaf", register=True))
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as local:
         surveys.clear()

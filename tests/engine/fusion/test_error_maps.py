@@ -15,6 +15,7 @@ from stf_engine.methods.catalog import METHODS
 from stf_engine.methods.contract import MethodSpec, TileBatch
 
 from devkit.synthetic import scene_set
+from helpers.calls import count_calls
 from helpers.paths import SAMPLE
 
 
@@ -134,8 +135,7 @@ def test_a_mean_of_methods_lends_its_members_surveys_to_the_uncertainty_map(tmp_
     """FSDAF in the run's mean is classified once: the map reuses the run's survey rather than classifying again."""
     from stf_engine.methods import fsdaf
 
-    paths, calls, kmeans = scene_set(tmp_path), [], fsdaf.kmeans
-    monkeypatch.setattr(fsdaf, "kmeans", lambda *a, **k: calls.append(1) or kmeans(*a, **k))
+    paths, calls = scene_set(tmp_path), count_calls(monkeypatch, fsdaf, "kmeans")
     result = fuse(FusionRequest(coarse_target=paths["coarse"], fine_reference=paths["fine"],
                                 coarse_reference=paths["coarse_ref"], method="fsdaf+delta", tile=40,
                                 output=str(tmp_path / "mean.tif"), error_maps_dir=str(tmp_path / "maps"),

@@ -17,6 +17,7 @@ from devkit.synthetic import scene_set
 from stf_engine import FusionCancelled, FusionRequest, ReferenceSurveys, StfError, fuse, fuse_dates
 from stf_engine.methods import catalog, fsdaf
 
+from helpers.calls import count_calls
 from helpers.rasters import pixels
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -76,8 +77,7 @@ def test_stacked_dates_run_the_method_once_a_batch_and_equal_each_date_alone(sce
 def test_a_method_surveying_the_target_runs_per_date_and_classifies_the_reference_once(scene, tmp_path,
                                                                                       monkeypatch):
     alone = [fuse(r) for r in requests(scene, tmp_path / "alone", "fsdaf")]
-    calls, kmeans = [], fsdaf.kmeans
-    monkeypatch.setattr(fsdaf, "kmeans", lambda *a, **k: calls.append(1) or kmeans(*a, **k))
+    calls = count_calls(monkeypatch, fsdaf, "kmeans")
     surveys = ReferenceSurveys()
     together = fuse_dates(requests(scene, tmp_path / "together", "fsdaf"), surveys=surveys)
     assert len(calls) == 1 and surveys.computed == 1 and len(surveys) == 1
@@ -119,8 +119,7 @@ def test_dates_sharing_their_references_are_registered_once(scene, tmp_path, mon
     from stf_engine.inputs import aligned
 
     alone = [fuse(r) for r in requests(scene, tmp_path / "alone", "starfm", register=True)]
-    estimated, estimate = [], aligned.estimate_offset
-    monkeypatch.setattr(aligned, "estimate_offset", lambda *a, **k: estimated.append(1) or estimate(*a, **k))
+    estimated = count_calls(monkeypatch, aligned, "estimate_offset")
     together = fuse_dates(requests(scene, tmp_path / "together", "starfm", register=True))
     assert len(estimated) == 1
     for one, many in zip(alone, together):

@@ -15,6 +15,8 @@ from devkit.series import single_reference_delta
 from stf_engine import SeriesRequest, StfError, fuse_series
 from stf_engine.methods import catalog, fsdaf
 
+from helpers.calls import count_calls
+
 CLOUD = (slice(5, 25), slice(10, 30))
 """A block of a reference covered by a (simulated) cloud."""
 CHANGED = (slice(16, 32), slice(16, 32))
@@ -167,9 +169,7 @@ def test_dask_date_tasks_take_the_callers_coarse_shift_instead_of_registering_ag
     distributed = pytest.importorskip("distributed")
     from stf_engine.inputs import aligned
 
-    estimated = []
-    original = aligned.estimate_offset
-    monkeypatch.setattr(aligned, "estimate_offset", lambda *a, **k: estimated.append(1) or original(*a, **k))
+    estimated = count_calls(monkeypatch, aligned, "estimate_offset")
     dates = tuple(iso(day) for day in (70, 85))
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as local:
         result = fuse_series(series(tmp_path, hide=(77,), dates=dates, register=True, threads=1,
@@ -180,8 +180,7 @@ def test_dask_date_tasks_take_the_callers_coarse_shift_instead_of_registering_ag
 
 def test_dask_date_tasks_classify_each_reference_once_on_a_worker(tmp_path, monkeypatch):
     distributed = pytest.importorskip("distributed")
-    calls, kmeans = [], fsdaf.kmeans
-    monkeypatch.setattr(fsdaf, "kmeans", lambda *a, **k: calls.append(1) or kmeans(*a, **k))
+    calls = count_calls(monkeypatch, fsdaf, "kmeans")
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as local:
         result = fuse_series(series(tmp_path, dates=tuple(iso(day) for day in (70, 71, 72, 73)), method="fsdaf",
                                     threads=1, scheduler=local.scheduler_address))
@@ -209,8 +208,7 @@ def test_dates_with_the_same_references_run_stacked_and_give_the_files_of_one_da
 
 
 def test_each_reference_is_classified_once_for_all_its_dates(tmp_path, monkeypatch):
-    calls, kmeans = [], fsdaf.kmeans
-    monkeypatch.setattr(fsdaf, "kmeans", lambda *a, **k: calls.append(1) or kmeans(*a, **k))
+    calls = count_calls(monkeypatch, fsdaf, "kmeans")
     result = fuse_series(series(tmp_path, dates=tuple(iso(day) for day in range(69, 86) if day != 77),
                                 method="fsdaf"))
     references = {d.references[0] for d in result.dates}
