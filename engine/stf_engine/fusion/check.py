@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Dict, List, Optional, Tuple
 
 import torch
@@ -44,6 +44,12 @@ class Plan:
     halo: int
     tiles: List[tiling.Tile]
     warnings: Warnings
+
+    def fallbacks(self) -> dict:
+        """`predict_tiles`' out-of-memory steps for this run, wherever it predicts: warn into its warnings, split
+        tiles when the halo covers the method's reach, rebuild the method on the CPU."""
+        return dict(warn=self.warnings.add, split_tiles=not self.spec.blend,
+                    rebuild=lambda device: self.spec.build(replace(self.context, device=device)))
 
 
 @dataclass(frozen=True)

@@ -219,9 +219,10 @@ def _predict_group(run: str, request: FusionRequest, survey: Mapping[str, object
         _RUNS[run] = (stack, plan, plan.spec.build(plan.context))
     _, plan, method = _RUNS[run]
     with cpu_threads(request.threads):
-        ((_, values, valid),) = predict_tiles(plan.inputs, method, group, halo, len(group), plan.device,
-                                               request.precision)
-    return values.cpu().numpy(), valid.cpu().numpy().astype(np.bool_), tuple(plan.warnings)
+        parts = list(predict_tiles(plan.inputs, method, group, halo, len(group), plan.device, request.precision,
+                                   **plan.fallbacks()))  # more than one when memory ran out and the batch was halved
+    values, valid = (torch.cat([part[index].cpu() for part in parts]).numpy() for index in (1, 2))
+    return values, valid.astype(np.bool_), tuple(plan.warnings)
 
 
 def _forget(run: str) -> None:

@@ -170,8 +170,7 @@ def _predict(plans: List[Plan], method: Optional[TileFunction], outputs: List[Ge
     else:
         inputs = plan.inputs if len(plans) == 1 else DateStack([p.inputs for p in plans])
         batches = predict_tiles(inputs, method, tiles, halo, request.batch, plan.device, request.precision,
-                                ticker.cancel, ticker, rebuild=lambda device: _rebuild(plan, device),
-                                warn=plan.warnings.add, split_tiles=not plan.spec.blend)
+                                ticker.cancel, ticker, **plan.fallbacks())
 
     def store(predicted: Predicted) -> None:
         for each, writer, blender, part in zip(plans, outputs, blenders, _by_date(predicted, len(plans))):
@@ -207,11 +206,6 @@ def _by_date(predicted: Predicted, dates: int) -> List[Predicted]:
     group, values, valid = predicted
     size = len(group)
     return [(group, values[d * size:(d + 1) * size], valid[d * size:(d + 1) * size]) for d in range(dates)]
-
-
-def _rebuild(plan: Plan, device) -> TileFunction:
-    """The run's method built again on another device (the CPU, when the GPU runs out of memory)."""
-    return plan.spec.build(dataclasses.replace(plan.context, device=device))
 
 
 def _result(plan: Plan, output: str, error_maps: Dict[str, str], seconds: float, threads: int,

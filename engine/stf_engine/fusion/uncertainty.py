@@ -108,8 +108,10 @@ class UncertaintyEstimator:
               ) -> Iterator[Tuple[tiling.Tile, np.ndarray]]:
         """(tile, (1, h, w) float32 expected error, NaN where an input or the output has no data) for every tile."""
         plan, done = self.plan, 0
+        # Out of memory: smaller batches, then split tiles (the halo covers every term's reach); no CPU rebuild.
         for predicted in predict_tiles(plan.inputs, self.terms, plan.tiles, self.halo, plan.request.batch,
-                                       plan.device, plan.request.precision, cancel):
+                                       plan.device, plan.request.precision, cancel, warn=plan.warnings.add,
+                                       split_tiles=True):
             for tile, values, valid in written_parts(predicted, self.halo):
                 window = Window(tile.cols.write_start, tile.rows.write_start, values.shape[2], values.shape[1])
                 fused = self.fused.read(window=window, masked=True)

@@ -223,6 +223,34 @@ def test_the_workers_interpreter_is_tried_once_per_process_until_it_passes(monke
     assert tried == ["/opt/python"] * 3 + ["/opt/other-python"]
 
 
+def test_a_worker_out_of_memory_halves_its_batch_like_a_run_here(scene, tmp_path, monkeypatch):
+    """A method failing like CUDA on more than one tile: on (in-process) workers as here, the batch is halved with a
+    warning and the output is the same."""
+    import dataclasses
+
+    from stf_engine.methods import catalog
+
+    spec = catalog.METHODS["starfm"]
+
+    def build(context):
+        method = spec.build(context)
+
+        def run(batch):
+            if batch.valid.shape[0] > 1:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+            return method(batch)
+        return run
+
+    monkeypatch.setitem(catalog.METHODS, "starfm", dataclasses.replace(spec, build=build))
+    alone = fuse(dataclasses.replace(request(scene, tmp_path / "alone.tif"), batch=2))
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as local:
+        spread = fuse(dataclasses.replace(request(scene, tmp_path / "spread.tif", scheduler=local.scheduler_address),
+                                          batch=2))
+    halved = [warning for warning in spread.warnings if "ran out of memory" in warning]
+    assert halved and halved == [warning for warning in alone.warnings if "ran out of memory" in warning]
+    np.testing.assert_array_equal(pixels(spread.output), pixels(alone.output))
+
+
 def test_the_cli_runs_on_local_workers(scene, tmp_path):
     """Through `python -m stf_engine`, whose module Dask's spawned workers import again (it must not re-run)."""
     import subprocess
