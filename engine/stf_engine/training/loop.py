@@ -189,7 +189,8 @@ def _start(model: ModelDef, meta, request: TrainingRequest, resumed, device, dra
 
 def _epochs(session: Session, request, meta, data, steps, patch, validation, normalisation, device, rng,
             report: Progress, cancel, deadline: float) -> bool:
-    """Run the remaining epochs; checkpoint after each; True when early stopping or the time budget ended them.
+    """Run the remaining epochs; checkpoint after each; True when early stopping, the time budget or a divergence
+    ended them.
     `validation` is the held-out batch and the baselines' scores on it (see baseline.py)."""
     history = session.history
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
@@ -209,11 +210,14 @@ def _epochs(session: Session, request, meta, data, steps, patch, validation, nor
             report(done / total, f"epoch {epoch + 1}/{request.epochs} loss {np.mean(losses):.4f} val rmse {last:.4f}")
 
         metrics = _evaluate(session.network, *validation, normalisation, device, request.batch)
+        if not math.isfinite(metrics["rmse"]):
+            _diverged(request, epoch, history, data.warnings)
+            return True
         history["train"].append(float(np.mean(losses)))
         history["validation"].append(metrics["rmse"])
         history["metrics"].append(metrics)
         history["epoch"] = epoch + 1
-        if metrics["rmse"] < _best_metrics(history).get("rmse", math.inf):  # never true for a NaN score
+        if metrics["rmse"] < _best_metrics(history).get("rmse", math.inf):
             session.best_state = copy.deepcopy(session.network.state_dict())
             history["best_epoch"], history["bad_epochs"] = epoch + 1, 0
         else:
@@ -234,6 +238,17 @@ def _epochs(session: Session, request, meta, data, steps, patch, validation, nor
         if stopped_early:
             break
     return stopped_early
+
+
+def _diverged(request, epoch: int, history: dict, warnings) -> None:
+    """A held-out score that is not a number: the weights have blown up, and no later step brings them back. With no
+    finite epoch before it there is nothing to keep (and nothing written yet); otherwise the best one stays."""
+    cause = f"training diverged in epoch {epoch + 1}: the held-out error is not a number (learning rate {request.lr:g})"
+    if not history["best_epoch"]:
+        raise StfError(f"{cause}, so no checkpoint was written; lower the learning rate, or check that the inputs hold "
+                       f"values in their declared scale")
+    warnings.add(f"{cause}; training stopped there and the checkpoint keeps epoch {history['best_epoch']}, the best "
+                 f"before it")
 
 
 def _step(session: Session, scaler, precision: str, device) -> float:
