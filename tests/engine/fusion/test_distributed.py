@@ -15,6 +15,7 @@ import torch
 
 from devkit.synthetic import scene_set
 from stf_engine import FusionCancelled, FusionRequest, StfError, fuse
+from stf_engine.fusion.distributed import DASHBOARD
 
 from helpers.calls import count_calls
 from helpers.rasters import pixels
@@ -30,7 +31,7 @@ def scene(tmp_path_factory):
 @pytest.fixture(scope="module")
 def cluster():
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as local:
+                                  dashboard_address=DASHBOARD, worker_dashboard_address=DASHBOARD) as local:
         yield local
 
 
@@ -61,6 +62,22 @@ def test_a_local_cluster_gives_the_single_process_output_bit_for_bit(scene, tmp_
     spread = fuse(request(scene, tmp_path / "spread.tif", method, workers=2))
     assert spread.tiles == alone.tiles > 10
     np.testing.assert_array_equal(pixels(alone.output), pixels(spread.output))
+
+
+def test_a_local_cluster_listens_on_this_machine_only(scene, tmp_path):
+    """Its scheduler, workers and their web servers take no port on another network interface (by default Dask's
+    web servers listen on every interface)."""
+    psutil = pytest.importorskip("psutil")
+    listening = []
+
+    def look(fraction, message):
+        if message.startswith("tile") and not listening:
+            here = psutil.Process()
+            for process in [here, *here.children(recursive=True)]:
+                listening.extend(c.laddr.ip for c in process.connections(kind="inet") if c.status == psutil.CONN_LISTEN)
+
+    fuse(request(scene, tmp_path / "spread.tif", workers=2), look)
+    assert len(listening) >= 3 and set(listening) <= {"127.0.0.1", "::1"}, listening
 
 
 def test_local_workers_start_from_python_embedded_in_an_application(scene, tmp_path, inside_an_application):
