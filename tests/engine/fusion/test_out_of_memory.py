@@ -1,6 +1,6 @@
 """GPU out of memory: the batch is halved (for the rest of the run), then a single tile is split into sub-tiles
 read from its haloed window (at that size for the rest of the run), then the CPU takes over, each with a warning
-and the same result; with nothing left to lower, one line says what to change."""
+and the same result, also for the uncertainty map; with nothing left to lower, one line says what to change."""
 from __future__ import annotations
 
 from contextlib import ExitStack
@@ -193,3 +193,39 @@ def test_on_a_gpu_a_tile_that_does_not_fit_moves_the_run_to_the_cpu(tmp_path, mo
     import rasterio
     with rasterio.open(on_cpu.output) as a, rasterio.open(moved.output) as b:
         assert (a.read() == b.read()).all()
+
+
+def test_the_uncertainty_map_halves_its_batch_and_splits_its_tiles_with_the_same_map(tmp_path, monkeypatch):
+    """Its terms failing like CUDA on more than one tile, then on any whole tile: smaller batches, then sub-tiles,
+    each with a warning, and the map the run without failures writes."""
+    import rasterio
+
+    from stf_engine.fusion.uncertainty import UncertaintyEstimator
+
+    scene = scene_set(tmp_path, height=192, width=160, bands=3, ratio=4)  # 2×2 tiles of 96, wider than the halo
+
+    def run(name):
+        result = fuse(FusionRequest(coarse_target=scene["coarse"], fine_reference=scene["fine"],
+                                    coarse_reference=scene["coarse_ref"], output=str(tmp_path / f"{name}.tif"),
+                                    method="starfm", tile=96, batch=4, error_maps_dir=str(tmp_path / name),
+                                    uncertainty=True))
+        with rasterio.open(result.error_maps["uncertainty"]) as written:
+            return written.read(1), result.warnings
+
+    expected, quiet = run("whole")
+    terms, calls = UncertaintyEstimator.terms, []
+
+    def failing(self, batch):
+        windows, _, height, width = batch.valid.shape
+        calls.append((windows, height, width))
+        if windows > 1 or height * width >= calls[0][1] * calls[0][2]:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return terms(self, batch)
+
+    monkeypatch.setattr(UncertaintyEstimator, "terms", failing)
+    got, warnings = run("failing")
+    assert not any("memory" in warning for warning in quiet)
+    assert any("with 4 tiles a batch" in warning for warning in warnings)
+    assert any("with a single tile; it was split" in warning for warning in warnings)
+    assert calls[0][0] == 4 and any(height < calls[0][1] for _, height, _ in calls)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
