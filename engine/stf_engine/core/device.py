@@ -46,6 +46,20 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast("cuda", dtype=dtypes[precision])
 
 
+@contextlib.contextmanager
+def cudnn_autotuned(device: torch.device) -> Iterator[None]:
+    """cuDNN's autotuner on for what runs inside, on a GPU (a run's tiles share one shape, so its search pays off),
+    and as it was afterwards: QGIS plugins share one interpreter, and another torch user's setting stays theirs."""
+    if device.type != "cuda":
+        yield
+        return
+    before, torch.backends.cudnn.benchmark = torch.backends.cudnn.benchmark, True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
 @functools.lru_cache(maxsize=None)
 def physical_cores() -> int:
     """CPU cores without their hyper-threads (from /proc/cpuinfo on Linux), else every logical CPU."""

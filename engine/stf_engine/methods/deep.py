@@ -7,6 +7,7 @@ from typing import Optional
 
 import torch
 
+from ..core.device import cudnn_autotuned
 from ..models import MODELS, checkpoint, instantiate
 from ..models.base import ModelDef
 from ..models.held_out import verdict
@@ -41,12 +42,8 @@ def _halo(model: ModelDef):
 
 
 def memory_layout(device) -> torch.memory_format:
-    """channels_last on a GPU, where cuDNN's convolutions are fastest in it (and autotuned: every tile of a
-    run has the same shape, so the search pays off); the default layout elsewhere."""
-    if getattr(device, "type", None) != "cuda":
-        return torch.contiguous_format
-    torch.backends.cudnn.benchmark = True
-    return torch.channels_last
+    """channels_last on a GPU, where cuDNN's convolutions are fastest in it; the default layout elsewhere."""
+    return torch.channels_last if getattr(device, "type", None) == "cuda" else torch.contiguous_format
 
 
 def _build(model: ModelDef):
@@ -76,7 +73,8 @@ def _build(model: ModelDef):
                 role: normalisation.apply(role, getattr(batch, role)).masked_fill(~batch.valid, 0.0)
                 .contiguous(memory_format=layout) for role in given
             }
-            return normalisation.restore(network(inputs))
+            with cudnn_autotuned(batch.valid.device):
+                return normalisation.restore(network(inputs))
 
         return run
 

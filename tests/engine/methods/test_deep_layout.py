@@ -27,3 +27,16 @@ def test_channels_last_gives_the_default_layouts_output(name, tmp_path, monkeypa
     monkeypatch.setattr(deep, "memory_layout", lambda device: torch.channels_last)
     channels_last = fuse(FusionRequest(output=str(tmp_path / "channels_last.tif"), **common))
     np.testing.assert_allclose(pixels(channels_last.output), pixels(default.output), rtol=0, atol=1e-6)
+
+
+def test_cudnn_autotuning_is_on_only_while_a_model_runs_on_a_gpu(monkeypatch):
+    """QGIS plugins share one interpreter: another torch user's cuDNN setting is theirs again after our run."""
+    from stf_engine.core.device import cudnn_autotuned
+
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    assert deep.memory_layout(torch.device("cuda")) == torch.channels_last and not torch.backends.cudnn.benchmark
+    with cudnn_autotuned(torch.device("cuda")):
+        assert torch.backends.cudnn.benchmark
+    with cudnn_autotuned(torch.device("cpu")):
+        assert not torch.backends.cudnn.benchmark
+    assert not torch.backends.cudnn.benchmark
