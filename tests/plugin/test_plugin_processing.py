@@ -8,6 +8,7 @@ pytest.importorskip("qgis")
 
 from conftest import write_bands  # noqa: E402
 from helpers.option_cases import BAD_OPTIONS  # noqa: E402
+from helpers.clusters import loopback_cluster  # noqa: E402
 from helpers.rasters import pixels  # noqa: E402
 
 
@@ -427,7 +428,7 @@ def test_dask_runs_the_tiles_and_gives_the_output_of_a_run_here(plugin, small_sc
     """SCHEDULER: Processing predicts on an existing cluster; WORKERS=2: on a local cluster the engine starts."""
     import processing
 
-    distributed = pytest.importorskip("distributed")
+    pytest.importorskip("distributed")
     parameters = {"COARSE_TARGET": small_scene["coarse_target"], "FINE_REFERENCE": small_scene["fine_reference"],
                   "COARSE_REFERENCE": small_scene["coarse_reference"], "COARSE_RESOLUTION": 250, "METHOD": "starfm",
                   "THREADS": 1}
@@ -435,8 +436,7 @@ def test_dask_runs_the_tiles_and_gives_the_output_of_a_run_here(plugin, small_sc
     if option == "WORKERS":
         spread = processing.run("stf:fuse", {**parameters, "WORKERS": 2, "OUTPUT": str(tmp_path / "spread.tif")})
     else:
-        with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                                      dashboard_address=None) as cluster:
+        with loopback_cluster(n_workers=1, processes=False) as cluster:
             spread = processing.run("stf:fuse", {**parameters, "SCHEDULER": cluster.scheduler_address,
                                                  "OUTPUT": str(tmp_path / "spread.tif")})
     np.testing.assert_array_equal(pixels(alone), pixels(spread["OUTPUT"]))

@@ -15,9 +15,9 @@ import torch
 
 from devkit.synthetic import scene_set
 from stf_engine import FusionCancelled, FusionRequest, StfError, fuse
-from stf_engine.fusion.distributed import DASHBOARD
 
 from helpers.calls import count_calls
+from helpers.clusters import loopback_cluster
 from helpers.rasters import pixels
 
 distributed = pytest.importorskip("distributed")
@@ -30,8 +30,7 @@ def scene(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cluster():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=DASHBOARD, worker_dashboard_address=DASHBOARD) as local:
+    with loopback_cluster(n_workers=2, processes=True) as local:
         yield local
 
 
@@ -116,7 +115,7 @@ def test_workers_take_the_callers_scene_survey_and_shift_instead_of_finding_them
     monkeypatch.setitem(METHODS, "fsdaf", dataclasses.replace(fsdaf, survey=counted))
     estimated = count_calls(monkeypatch, aligned, "estimate_offset")
     alone = fuse(request(scene, tmp_path / "alone.tif", "fsdaf", register=True))
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as local:
+    with loopback_cluster(n_workers=2, processes=False) as local:
         surveys.clear()
         estimated.clear()
         spread = fuse(request(scene, tmp_path / "spread.tif", "fsdaf", register=True,
@@ -137,7 +136,7 @@ def test_what_a_worker_warns_of_while_building_the_method_reaches_the_caller(sce
         return starfm.build(context)
 
     monkeypatch.setitem(METHODS, "starfm", dataclasses.replace(starfm, build=build))
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as local:
+    with loopback_cluster(n_workers=2, processes=False) as local:
         spread = fuse(request(scene, tmp_path / "spread.tif", scheduler=local.scheduler_address))
     assert "noticed while building" in spread.warnings
 
@@ -207,7 +206,7 @@ def test_a_scheduler_without_workers_is_one_line_not_a_run_that_waits_forever(sc
     from stf_engine.fusion import distributed as scale_out
 
     monkeypatch.setattr(scale_out, "CONNECT_SECONDS", 2)
-    with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=None) as empty:
+    with loopback_cluster(n_workers=0, processes=False) as empty:
         with pytest.raises(StfError, match=f"the Dask scheduler at {empty.scheduler_address} has no workers"):
             fuse(request(scene, tmp_path / "out.tif", scheduler=empty.scheduler_address))
         monkeypatch.setattr(scale_out, "CONNECT_SECONDS", 60)
@@ -260,7 +259,7 @@ def test_a_worker_out_of_memory_halves_its_batch_like_a_run_here(scene, tmp_path
 
     monkeypatch.setitem(catalog.METHODS, "starfm", dataclasses.replace(spec, build=build))
     alone = fuse(dataclasses.replace(request(scene, tmp_path / "alone.tif"), batch=2))
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as local:
+    with loopback_cluster(n_workers=1, processes=False) as local:
         spread = fuse(dataclasses.replace(request(scene, tmp_path / "spread.tif", scheduler=local.scheduler_address),
                                           batch=2))
     halved = [warning for warning in spread.warnings if "ran out of memory" in warning]

@@ -16,6 +16,7 @@ from stf_engine import SeriesRequest, StfError, fuse_series
 from stf_engine.methods import catalog, fsdaf
 
 from helpers.calls import count_calls
+from helpers.clusters import loopback_cluster
 
 CLOUD = (slice(5, 25), slice(10, 30))
 """A block of a reference covered by a (simulated) cloud."""
@@ -166,12 +167,12 @@ def test_dates_as_tasks_on_dask_workers_give_the_same_files(without_077, tmp_pat
 
 def test_dask_date_tasks_take_the_callers_coarse_shift_instead_of_registering_again(tmp_path, monkeypatch):
     """With --register, the caller estimates the shift once; its date tasks (on in-process workers here) reuse it."""
-    distributed = pytest.importorskip("distributed")
+    pytest.importorskip("distributed")
     from stf_engine.inputs import aligned
 
     estimated = count_calls(monkeypatch, aligned, "estimate_offset")
     dates = tuple(iso(day) for day in (70, 85))
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as local:
+    with loopback_cluster(n_workers=2, processes=False) as local:
         result = fuse_series(series(tmp_path, hide=(77,), dates=dates, register=True, threads=1,
                                     scheduler=local.scheduler_address))
     assert [d.status for d in result.dates] == ["fused"] * 2
@@ -179,9 +180,9 @@ def test_dask_date_tasks_take_the_callers_coarse_shift_instead_of_registering_ag
 
 
 def test_dask_date_tasks_classify_each_reference_once_on_a_worker(tmp_path, monkeypatch):
-    distributed = pytest.importorskip("distributed")
+    pytest.importorskip("distributed")
     calls = count_calls(monkeypatch, fsdaf, "kmeans")
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as local:
+    with loopback_cluster(n_workers=1, processes=False) as local:
         result = fuse_series(series(tmp_path, dates=tuple(iso(day) for day in (70, 71, 72, 73)), method="fsdaf",
                                     threads=1, scheduler=local.scheduler_address))
     references = {d.references[0] for d in result.dates}
