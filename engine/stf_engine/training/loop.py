@@ -212,6 +212,7 @@ def _epochs(session: Session, request, meta, data, steps, patch, validation, nor
         metrics = _evaluate(session.network, *validation, normalisation, device, request.batch)
         if not math.isfinite(metrics["rmse"]):
             _diverged(request, epoch, history, data.warnings)
+            _save(request, meta, data, steps, patch, history, session.best_state, True, None)
             return True
         history["train"].append(float(np.mean(losses)))
         history["validation"].append(metrics["rmse"])
@@ -241,14 +242,16 @@ def _epochs(session: Session, request, meta, data, steps, patch, validation, nor
 
 
 def _diverged(request, epoch: int, history: dict, warnings) -> None:
-    """A held-out score that is not a number: the weights have blown up, and no later step brings them back. With no
-    finite epoch before it there is nothing to keep (and nothing written yet); otherwise the best one stays."""
-    cause = f"training diverged in epoch {epoch + 1}: the held-out error is not a number (learning rate {request.lr:g})"
+    """A held-out score that is not finite: the weights have blown up, and no later step brings them back. With no
+    finite epoch before it there is nothing to keep, and this run has written nothing; otherwise the best one is
+    kept, without the optimiser state that led here."""
+    cause = f"training diverged in epoch {epoch + 1}: the held-out error is not finite (learning rate {request.lr:g})"
     if not history["best_epoch"]:
         raise StfError(f"{cause}, so no checkpoint was written; lower the learning rate, or check that the inputs hold "
                        f"values in their declared scale")
-    warnings.add(f"{cause}; training stopped there and the checkpoint keeps epoch {history['best_epoch']}, the best "
-                 f"before it")
+    warnings.add(f"{cause}; training stopped there, and the checkpoint keeps the weights of epoch "
+                 f"{history['best_epoch']}, the best before it, without the optimiser state: resuming from it "
+                 f"starts a fresh optimiser (lower the learning rate)")
 
 
 def _step(session: Session, scaler, precision: str, device) -> float:

@@ -92,40 +92,64 @@ def test_training_errors_are_one_line(tmp_path, capsys):
     assert not Path(out).exists()
 
 
-def test_a_diverged_training_writes_no_checkpoint(tmp_path, capsys):
-    """A learning rate that blows the weights up in the first epoch: one line, no untrained checkpoint left."""
-    out = tmp_path / "x.pt"
-    code = main(["train", "--model", "marstfn", "--coarse", str(C2000), "--fine", str(F2002), "--coarse-ref",
-                 str(C2002), "--coarse-res", "250", "--epochs", "3", "--lr", "1e6", "--out", str(out), *TINY])
-    err = capsys.readouterr().err
-    assert code == 2 and "training diverged in epoch 1" in err and "lower the learning rate" in err
-    assert "Traceback" not in err and not out.exists()
-
-
-def test_a_divergence_after_a_good_epoch_keeps_it_and_warns(tmp_path, monkeypatch):
-    """Weights that turn to NaN in the second epoch: training stops there and the checkpoint keeps the first."""
+def blow_up_after(monkeypatch, good_steps):
+    """Training steps that turn the network's weights to NaN after `good_steps` good ones, as a divergence does;
+    the list of steps taken."""
     from stf_engine.training import loop
 
     step, steps = loop._step, []
 
-    def blow_up(session, *args):
+    def blowing_up(session, *args):
         steps.append(1)
-        if len(steps) > 2:  # the second epoch (2 steps each)
+        if len(steps) > good_steps:
             with torch.no_grad():
                 for parameter in session.network.parameters():
                     parameter.fill_(float("nan"))
         return step(session, *args)
 
-    monkeypatch.setattr(loop, "_step", blow_up)
-    request = TrainingRequest(model="ganstfm", output=str(tmp_path / "g.pt"), mode="self", coarse_target=str(C2000),
-                              fine_reference=str(F2002), coarse_resolution=250, patch=16, batch=2, epochs=4,
-                              steps_per_epoch=2, device="cpu")
-    result = train(request)
+    monkeypatch.setattr(loop, "_step", blowing_up)
+    return steps
+
+
+def test_a_diverged_training_writes_no_checkpoint(tmp_path, capsys, monkeypatch):
+    """Weights blown up in the first epoch: one line, and no untrained checkpoint left."""
+    blow_up_after(monkeypatch, 0)
+    out = tmp_path / "x.pt"
+    code = main(["train", "--model", "marstfn", "--coarse", str(C2000), "--fine", str(F2002), "--coarse-ref",
+                 str(C2002), "--coarse-res", "250", "--epochs", "3", "--out", str(out), *TINY])
+    err = capsys.readouterr().err
+    assert code == 2 and "training diverged in epoch 1" in err and "lower the learning rate" in err
+    assert "Traceback" not in err and not out.exists()
+
+
+def diverging_request(output, **kwargs):
+    return TrainingRequest(model="ganstfm", output=str(output), mode="self", coarse_target=str(C2000),
+                           fine_reference=str(F2002), coarse_resolution=250, patch=16, batch=2, steps_per_epoch=2,
+                           device="cpu", **kwargs)
+
+
+def test_a_divergence_after_a_good_epoch_keeps_its_weights_and_warns(tmp_path, monkeypatch):
+    """Weights that turn to NaN in the second epoch: training stops there, and the checkpoint holds the first
+    epoch's weights without the optimiser state that diverged."""
+    steps = blow_up_after(monkeypatch, 2)
+    result = train(diverging_request(tmp_path / "g.pt", epochs=4))
     assert result.epochs == 1 and result.best_epoch == 1 and result.stopped_early and len(steps) == 4
-    assert any("diverged in epoch 2" in w and "keeps epoch 1" in w for w in result.warnings)
-    saved = checkpoint.load(request.output)
+    assert any("diverged in epoch 2" in w and "weights of epoch 1" in w for w in result.warnings)
+    saved = checkpoint.load(result.checkpoint)
     assert saved.meta["training"]["best_epoch"] == 1 and np.isfinite(saved.meta["validation"]["rmse"])
+    assert saved.training is None
     assert all(torch.isfinite(value).all() for value in saved.state.values() if value.is_floating_point())
+
+
+def test_a_resumed_training_that_diverges_at_once_still_writes_its_output(tmp_path, monkeypatch):
+    """Resumed into another file and diverging in its first epoch: that file holds the resumed best weights."""
+    first = train(diverging_request(tmp_path / "a.pt", epochs=1))
+    blow_up_after(monkeypatch, 0)
+    resumed = train(diverging_request(tmp_path / "b.pt", epochs=3, resume=first.checkpoint))
+    assert resumed.best_epoch == 1 and any("diverged in epoch 2" in w for w in resumed.warnings)
+    before, after = checkpoint.load(first.checkpoint), checkpoint.load(resumed.checkpoint)
+    assert after.meta["validation"] == before.meta["validation"]
+    assert all(torch.equal(before.state[key], after.state[key]) for key in before.state)
 
 
 def test_progress_reports_loss_and_validation_and_cancel_stops(tmp_path):
