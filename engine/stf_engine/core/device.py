@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import threading
 from typing import Iterator, Optional
 
 import torch
@@ -46,18 +47,33 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast("cuda", dtype=dtypes[precision])
 
 
+class _Autotuning:
+    """How many runs use cuDNN's autotuner now, and the setting to restore when the last one ends."""
+
+    lock = threading.Lock()
+    users = 0
+    before = False
+
+
 @contextlib.contextmanager
 def cudnn_autotuned(device: torch.device) -> Iterator[None]:
     """cuDNN's autotuner on for what runs inside, on a GPU (a run's tiles share one shape, so its search pays off),
-    and as it was afterwards: QGIS plugins share one interpreter, and another torch user's setting stays theirs."""
+    and as it was once the last overlapping run ends: QGIS plugins share one interpreter, and another torch user's
+    setting stays theirs."""
     if device.type != "cuda":
         yield
         return
-    before, torch.backends.cudnn.benchmark = torch.backends.cudnn.benchmark, True
+    with _Autotuning.lock:
+        if not _Autotuning.users:
+            _Autotuning.before, torch.backends.cudnn.benchmark = torch.backends.cudnn.benchmark, True
+        _Autotuning.users += 1
     try:
         yield
     finally:
-        torch.backends.cudnn.benchmark = before
+        with _Autotuning.lock:
+            _Autotuning.users -= 1
+            if not _Autotuning.users:
+                torch.backends.cudnn.benchmark = _Autotuning.before
 
 
 @functools.lru_cache(maxsize=None)

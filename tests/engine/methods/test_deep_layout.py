@@ -29,14 +29,31 @@ def test_channels_last_gives_the_default_layouts_output(name, tmp_path, monkeypa
     np.testing.assert_allclose(pixels(channels_last.output), pixels(default.output), rtol=0, atol=1e-6)
 
 
-def test_cudnn_autotuning_is_on_only_while_a_model_runs_on_a_gpu(monkeypatch):
-    """QGIS plugins share one interpreter: another torch user's cuDNN setting is theirs again after our run."""
+def test_cudnn_autotuning_is_on_only_while_models_run_on_a_gpu(monkeypatch):
+    """QGIS plugins share one interpreter: another torch user's cuDNN setting is theirs again once our last run,
+    of several overlapping ones (background tasks), has ended."""
     from stf_engine.core.device import cudnn_autotuned
 
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
     assert deep.memory_layout(torch.device("cuda")) == torch.channels_last and not torch.backends.cudnn.benchmark
-    with cudnn_autotuned(torch.device("cuda")):
-        assert torch.backends.cudnn.benchmark
     with cudnn_autotuned(torch.device("cpu")):
         assert not torch.backends.cudnn.benchmark
+    first, second = cudnn_autotuned(torch.device("cuda")), cudnn_autotuned(torch.device("cuda"))
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)  # the first run ends while the second still runs
+    assert torch.backends.cudnn.benchmark
+    second.__exit__(None, None, None)
     assert not torch.backends.cudnn.benchmark
+
+
+def test_a_deep_model_runs_inside_the_autotuning_of_its_batch_device(tmp_path, monkeypatch):
+    import contextlib
+
+    paths = scene_set(tmp_path, height=40, width=40, ratio=4, dtype="float32")
+    weights = save_random(tmp_path / "w.pt", "ganstfm")
+    devices = []
+    monkeypatch.setattr(deep, "cudnn_autotuned", lambda device: devices.append(device) or contextlib.nullcontext())
+    fuse(FusionRequest(coarse_target=paths["coarse"], fine_reference=paths["fine"], method="ganstfm", weights=weights,
+                       tile=32, batch=1, device="cpu", output=str(tmp_path / "o.tif")))
+    assert len(devices) == 4 and set(devices) == {torch.device("cpu")}
