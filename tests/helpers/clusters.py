@@ -6,7 +6,7 @@ def loopback_cluster(**kwargs):
     """A distributed.LocalCluster of one-thread workers whose web servers take free ports on 127.0.0.1."""
     import distributed
 
-    from stf_engine.fusion.distributed import DASHBOARD
+    from stf_engine.fusion.distributed import LOOPBACK
 
-    return distributed.LocalCluster(threads_per_worker=1, dashboard_address=DASHBOARD,
-                                    worker_dashboard_address=DASHBOARD, **kwargs)
+    return distributed.LocalCluster(threads_per_worker=1, dashboard_address=LOOPBACK, worker_dashboard_address=LOOPBACK,
+                                    scheduler_kwargs={"dashboard": False}, **kwargs)

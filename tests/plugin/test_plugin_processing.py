@@ -7,8 +7,8 @@ import pytest
 pytest.importorskip("qgis")
 
 from conftest import write_bands  # noqa: E402
-from helpers.option_cases import BAD_OPTIONS  # noqa: E402
 from helpers.clusters import loopback_cluster  # noqa: E402
+from helpers.option_cases import BAD_OPTIONS  # noqa: E402
 from helpers.rasters import pixels  # noqa: E402
 
 

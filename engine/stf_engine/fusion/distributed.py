@@ -46,9 +46,9 @@ TRY_SECONDS = 120
 """How long the trial start of the workers' interpreter may take (it imports torch)."""
 START_SECONDS = 120
 """How long local workers may take to start in all: the trial, their start (each imports torch) and joining."""
-DASHBOARD = "127.0.0.1:0"
-"""Where a local cluster's web servers (its dashboards) listen: this machine only, on a free port. Dask's own
-default, also with the dashboards off, is every network interface (the scheduler's at port 8787)."""
+LOOPBACK = "127.0.0.1:0"
+"""Where the web servers of a local cluster's scheduler and workers listen: this machine only, on free ports.
+Dask's own default, also with their dashboards off, is every network interface (the scheduler's at port 8787)."""
 
 _RUNS: Dict[str, Tuple[ExitStack, object, object]] = {}
 """On a worker: per run, its open inputs (the stack), its plan and its method."""
@@ -118,8 +118,8 @@ def local_cluster(request, default):
         else:
             make, options = LocalCUDACluster, dict(n_workers=min(request.workers, torch.cuda.device_count()))
     try:  # death_timeout: Dask gives up on a worker not started by then instead of restarting it forever
-        return make(threads_per_worker=1, dashboard_address=DASHBOARD, worker_dashboard_address=DASHBOARD,
-                    death_timeout=START_SECONDS, **options)
+        return make(threads_per_worker=1, dashboard_address=LOOPBACK, worker_dashboard_address=LOOPBACK,
+                    scheduler_kwargs={"dashboard": False}, death_timeout=START_SECONDS, **options)
     except Exception as exc:  # what Dask raises then varies (a timeout, an assertion on a nanny's state)
         detail = f"{type(exc).__name__}: {exc}".rstrip(": ")
         raise StfError(f"local Dask workers could not start ({detail}); {_INSTEAD}") from None
