@@ -180,8 +180,7 @@ def prepare(
     )
     if survey_scene and (spec.survey is not None or spec.reference_survey is not None):
         progress(0.0, f"{spec.name}: surveying the scene")
-        scene = lambda: inputs.read_blocks(inputs.ratio, device)  # noqa: E731
-        context = run_surveys(spec, context, request, inputs, scene, surveys)
+        context = run_surveys(spec, context, request, inputs, surveys)
     halo = spec.halo(context) if request.halo is None else request.halo
     longest = max(inputs.grid.height, inputs.grid.width)
     if halo > longest:

@@ -3,14 +3,13 @@ that keeps what the references alone taught, for the next target date fused from
 from __future__ import annotations
 
 import os
-from typing import Callable, Dict, Hashable, Iterable, Mapping, Optional, Tuple
+from typing import Callable, Dict, Hashable, Mapping, Optional, Tuple
 
 from .. import roles
 from ..inputs.aligned import AlignedInputs
-from ..methods.contract import MethodContext, MethodSpec, TileBatch
+from ..methods.contract import MethodContext, MethodSpec
 from .request import FusionRequest
 
-Scene = Callable[[], Iterable[TileBatch]]
 
 
 class ReferenceSurveys:
@@ -34,10 +33,12 @@ class ReferenceSurveys:
 
 
 def run_surveys(spec: MethodSpec, context: MethodContext, request: FusionRequest, inputs: AlignedInputs,
-                 scene: Scene, cache: Optional[ReferenceSurveys] = None) -> MethodContext:
+                cache: Optional[ReferenceSurveys] = None) -> MethodContext:
     """The context with the method's pre-pass results in `survey`, its reference survey from `cache` if given.
-    The reference survey sees the references alone, masked by them alone (its batches have no coarse target),
-    so it is the same for every target date (a series' restored targets have gaps of their own)."""
+    The scene survey reads every input; the reference survey sees the references alone, masked by them alone (its
+    batches have no coarse target), so it is the same for every target date (a series' restored targets have gaps
+    of their own)."""
+    scene = lambda: inputs.read_blocks(inputs.ratio, context.device)  # noqa: E731
     reference = None
     if spec.reference_survey is not None:
         references = lambda: inputs.read_blocks(inputs.ratio, context.device,  # noqa: E731

@@ -29,7 +29,7 @@ from ..core import tiling
 from ..core.progress import Cancel, Progress
 from ..methods.auto import candidates
 from ..methods.contract import TileBatch
-from ..methods.ensemble import ensemble, member_functions
+from ..methods.ensemble import ensemble, member_functions, own
 from .check import Plan
 from .predict import predict_tiles, written_parts
 from .surveys import run_surveys
@@ -72,12 +72,10 @@ class UncertaintyEstimator:
         surveyed = {spec.name: plan.context.survey[spec.name] for spec in self.members
                     if spec.name in plan.context.survey}
         unsurveyed = ensemble([spec for spec in self.members if spec.name not in surveyed])
-        context = run_surveys(unsurveyed, plan.context, plan.request, plan.inputs,
-                              lambda: plan.inputs.read_blocks(plan.inputs.ratio, plan.device))
+        context = run_surveys(unsurveyed, plan.context, plan.request, plan.inputs)
         context = dataclasses.replace(context, survey={**context.survey, **surveyed})
-        others = ensemble(self.members)
         self.others = member_functions(self.members, context)
-        self.halo = max(others.halo(context) if self.members else 0, TEXTURE_WINDOW // 2)
+        self.halo = max([TEXTURE_WINDOW // 2] + [spec.halo(own(context, spec)) for spec in self.members])
         self.mean_texture = self._mean_texture()
 
     def describe(self) -> str:
