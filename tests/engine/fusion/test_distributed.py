@@ -56,16 +56,9 @@ def request(scene, output, method="starfm", **kwargs):
 
 
 @pytest.mark.parametrize("method", ["starfm", "fsdaf"])
-def test_a_local_cluster_gives_the_single_process_output_bit_for_bit(scene, tmp_path, method):
-    alone = fuse(request(scene, tmp_path / "alone.tif", method))
-    spread = fuse(request(scene, tmp_path / "spread.tif", method, workers=2))
-    assert spread.tiles == alone.tiles > 10
-    np.testing.assert_array_equal(pixels(alone.output), pixels(spread.output))
-
-
-def test_a_local_cluster_listens_on_this_machine_only(scene, tmp_path):
-    """Its scheduler, workers and their web servers take no port on another network interface (by default Dask's
-    web servers listen on every interface)."""
+def test_a_local_cluster_gives_the_single_process_output_bit_for_bit_and_listens_here_only(scene, tmp_path, method):
+    """Also: its scheduler, workers and their web servers take no port on another network interface (by default
+    Dask's web servers listen on every interface)."""
     psutil = pytest.importorskip("psutil")
     here, listening = psutil.Process(), []
 
@@ -78,7 +71,10 @@ def test_a_local_cluster_listens_on_this_machine_only(scene, tmp_path):
                     continue
                 listening.extend((process.pid, c.laddr.ip) for c in ports if c.status == psutil.CONN_LISTEN)
 
-    fuse(request(scene, tmp_path / "spread.tif", workers=2), look)
+    alone = fuse(request(scene, tmp_path / "alone.tif", method))
+    spread = fuse(request(scene, tmp_path / "spread.tif", method, workers=2), look)
+    assert spread.tiles == alone.tiles > 10
+    np.testing.assert_array_equal(pixels(alone.output), pixels(spread.output))
     workers = {pid for pid, _ in listening if pid != here.pid}
     assert len(workers) >= 2 and {ip for _, ip in listening} <= {"127.0.0.1", "::1"}, listening
 

@@ -11,6 +11,7 @@ from stf_engine import FusionRequest, fuse, fuse_dates
 from stf_engine.fusion import predict
 from stf_engine.inputs.aligned import AlignedInputs
 
+from helpers.calls import count_calls
 from helpers.rasters import pixels
 
 
@@ -32,16 +33,8 @@ def test_one_reader_beside_the_cpu_several_for_a_gpu():
 
 def counting_reopens(monkeypatch):
     """Three reader threads as on a GPU, and a list that grows with every set of inputs opened again."""
-    reopened = []
-    original = AlignedInputs.reopened
-
-    def counting(self, stack, *wanted):
-        reopened.append(1)
-        return original(self, stack, *wanted)
-
     monkeypatch.setattr(predict, "reader_threads", lambda device: 3)
-    monkeypatch.setattr(AlignedInputs, "reopened", counting)
-    return reopened
+    return count_calls(monkeypatch, AlignedInputs, "reopened")
 
 
 @pytest.mark.parametrize("dates", [1, 2])
