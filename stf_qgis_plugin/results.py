@@ -194,12 +194,12 @@ def validation_table(result) -> List[str]:
 
 
 def held_out(training) -> str:
-    """A trained model's held-out RMSE next to the delta baseline's on the same data."""
-    metrics = training.validation_metrics
-    if "rmse" not in metrics:
-        return ""
-    baseline = f", {BASELINE} {metrics['rmse_delta']:.4g}" if "rmse_delta" in metrics else ""
-    return f"held-out RMSE {metrics['rmse']:.4g}{baseline}"
+    """The engine's verdict on a trained model (its held-out RMSE against delta's, and what that means), else its
+    held-out RMSE alone (a training resumed from a checkpoint that scored delta otherwise gets no verdict)."""
+    if training.verdict:
+        return training.verdict
+    rmse = training.validation_metrics.get("rmse")
+    return "" if rmse is None else f"held-out RMSE {rmse:.4g}"
 
 
 def report(outcome: TaskOutcome, iface, project: QgsProject) -> None:

@@ -390,8 +390,9 @@ def test_train_takes_a_time_budget_and_warns_when_the_model_does_not_beat_delta(
                              feedback=feedback)
     assert [w for w in feedback.warnings if "does not beat the delta baseline" in w], feedback.warnings
     assert trained["VALIDATION_RMSE"] >= trained["VALIDATION_RMSE_DELTA"] > 0
-    assert any(f"held-out RMSE {trained['VALIDATION_RMSE']:.4g}, delta {trained['VALIDATION_RMSE_DELTA']:.4g}" in line
-               for line in feedback.lines), feedback.lines
+    verdict = (f"held-out RMSE {trained['VALIDATION_RMSE']:.4g} against delta's {trained['VALIDATION_RMSE_DELTA']:.4g}: "
+               "the model does NOT beat delta; use delta or auto for this scene")
+    assert any(verdict in line for line in feedback.lines), feedback.lines
     processing.run("stf:train", {**common, "MINUTES": 0, "OUTPUT": str(tmp_path / "b.pt")})
     processing.run("stf:train", {**common, "OUTPUT": str(tmp_path / "c.pt")})
     assert [request.minutes for request in requests] == [0.5, None, engine.DEFAULT_TRAINING_MINUTES]

@@ -196,7 +196,8 @@ def test_train_first_then_fuse_with_the_new_checkpoint(plugin, qgis_new_project,
     success = iface.messageBar().get_messages(Qgis.Success)[-1]
     metrics = outcome.training.validation_metrics
     assert "trained ganstfm (1 epoch(s)" in success
-    assert f"held-out RMSE {metrics['rmse']:.4g}, delta {metrics['rmse_delta']:.4g}" in success
+    assert f"held-out RMSE {metrics['rmse']:.4g} against delta's {metrics['rmse_delta']:.4g}: " in success
+    assert outcome.training.verdict in success
 
 
 def test_a_model_that_does_not_beat_delta_is_a_warning_in_the_message_bar(plugin, qgis_new_project, small_scene,
