@@ -8,7 +8,9 @@ import shutil
 import tempfile
 import time
 from contextlib import contextmanager
-from typing import Iterator, Mapping, Optional
+from typing import Iterator, List, Mapping, Optional
+
+import rasterio
 
 from ..errors import StfError
 
@@ -17,11 +19,21 @@ UNREADABLE_LOCK_SECONDS = 60
 
 
 def refuse_overwrite(output: str, inputs: Mapping[str, Optional[str]], what: str = "output") -> None:
-    """StfError when `output` is (the same file as) one of the inputs, compared by resolved real path."""
+    """StfError when `output` is (the same file as) one of the inputs or a file one of them reads (a VRT's
+    sources, a mask), compared by resolved real path."""
     target = os.path.realpath(output)
     for label, path in inputs.items():
-        if path and os.path.realpath(path) == target:
+        if path and target in {os.path.realpath(file) for file in files_read(path)}:
             raise StfError(f"the {what} would overwrite the {label}: {output}; choose another path")
+
+
+def files_read(path: str) -> List[str]:
+    """`path` and, when it opens as a raster, every file GDAL reads for it (a VRT's sources, a .msk mask)."""
+    try:
+        with rasterio.open(path) as dataset:
+            return [path, *dataset.files]
+    except (rasterio.errors.RasterioError, OSError):
+        return [path]
 
 
 def check_writable_file(path: str, what: str = "output") -> None:

@@ -69,6 +69,23 @@ def test_output_equal_to_an_input_is_refused_before_any_work(scene, tmp_path, ca
     assert leftovers(Path(scene["fine"]).parent) == []
 
 
+def test_an_output_over_a_file_that_an_input_reads_is_refused(scene, tmp_path, capsys):
+    """A VRT input reads its source files: an output over one of them would replace what the run reads."""
+    source = Path(scene["fine"])
+    vrt = tmp_path / "fine.vrt"
+    with rasterio.open(source) as dataset:
+        vrt.write_text(f"""<VRTDataset rasterXSize="{dataset.width}" rasterYSize="{dataset.height}">
+  <SRS>{dataset.crs.to_wkt()}</SRS><GeoTransform>{", ".join(map(str, dataset.transform.to_gdal()))}</GeoTransform>
+""" + "".join(f"""  <VRTRasterBand dataType="Int16" band="{band}"><SimpleSource>
+    <SourceFilename relativeToVRT="0">{source}</SourceFilename><SourceBand>{band}</SourceBand>
+  </SimpleSource></VRTRasterBand>
+""" for band in range(1, dataset.count + 1)) + "</VRTDataset>\n")
+    before = digest(source)
+    code = main(["fuse", "--coarse", scene["coarse"], "--fine", str(vrt), "--out", str(source), "--method", "cubic"])
+    one_error_line(capsys, code, f"error: the output would overwrite the fine reference: {source}")
+    assert digest(source) == before
+
+
 def test_checkpoint_and_report_never_replace_inputs(tmp_path, capsys):
     code = main(["train", "--model", "ganstfm", "--coarse", str(C2002), "--fine", str(F2000), "--coarse-res", "250",
                  "--out", str(F2000), *TINY_TRAINING])
