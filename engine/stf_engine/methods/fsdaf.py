@@ -53,16 +53,20 @@ def _halo(context: MethodContext) -> int:
     return 2 * context.ratio + context.ratio // 2 + _half(context)
 
 
-def kmeans(samples: torch.Tensor, classes: int, seed: int = 0) -> torch.Tensor:
-    """(classes, C) centres of (N, C) samples: k-means++ start from a seeded generator, then Lloyd steps."""
+def kmeans(samples: torch.Tensor, classes: int, seed: int = 0, tick: Callable[[], None] = lambda: None
+           ) -> torch.Tensor:
+    """(classes, C) centres of (N, C) samples: k-means++ start from a seeded generator, then Lloyd steps;
+    `tick` runs before each step (a cancel check: the steps take seconds on a large sample)."""
     generator = torch.Generator().manual_seed(seed)
     centres = [samples[torch.randint(len(samples), (1,), generator=generator)].squeeze(0)]
     for _ in range(1, classes):
+        tick()
         distance = torch.cdist(samples, torch.stack(centres)).min(dim=1).values ** 2
         pick = torch.multinomial(distance / distance.sum().clamp_min(1e-30) + 1e-12, 1, generator=generator)
         centres.append(samples[pick].squeeze(0))
     centres = torch.stack(centres)
     for _ in range(KMEANS_ITERATIONS):
+        tick()
         labels = torch.cdist(samples, centres).argmin(dim=1)
         for k in range(classes):
             members = samples[labels == k]
@@ -81,10 +85,16 @@ def label(fine: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
 def classes_survey(context: MethodContext, scene: Callable[[], Iterable[TileBatch]]) -> Dict[str, object]:
     """The class centres: k-means on a regular sample of the fine reference (two passes, bounded memory).
     It reads the reference only, so a series computes it once per reference for all its target dates."""
-    total = sum(int(b.valid.sum()) for b in scene()) or 1  # a pass over the masks: the sampling step
+    total, chunks = 0, []
+    for batch in scene():  # a pass over the masks: the sampling step
+        context.tick()
+        total += int(batch.valid.sum())
     step = max(1, total // SAMPLE_PIXELS)
-    samples = torch.cat([b.fine_reference[0][:, b.valid[0, 0]].T[::step].cpu() for b in scene()]).double()
-    return {"centres": kmeans(samples, _option(context, "classes")).float()}  # on the CPU: the same on any device
+    for batch in scene():
+        context.tick()
+        chunks.append(batch.fine_reference[0][:, batch.valid[0, 0]].T[::step].cpu())
+    samples = torch.cat(chunks).double()  # on the CPU: the same centres on any device
+    return {"centres": kmeans(samples, _option(context, "classes"), tick=context.tick).float()}
 
 
 def survey(context: MethodContext, scene: Callable[[], Iterable[TileBatch]]) -> Dict[str, object]:

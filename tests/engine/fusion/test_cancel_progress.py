@@ -1,4 +1,5 @@
 """Progress is reported per batch; cancel stops the run promptly and leaves nothing on disk."""
+import inspect
 import os
 import threading
 
@@ -103,6 +104,25 @@ def test_deep_model_honours_cancel_inside_its_forward_pass(tmp_path):
     frames = [entry.name for entry in raised.traceback]
     assert "forward" in frames or "_call_impl" in frames, frames  # stopped between two layers of the network
     assert not os.path.exists(request.output)
+
+
+class CancelInside:
+    """A cancel that is set while the run is inside `function` (so it shows whether that function checks)."""
+
+    def __init__(self, function: str):
+        self.function = function
+
+    def is_set(self) -> bool:
+        return any(frame.function == self.function for frame in inspect.stack(0))
+
+
+def test_fsdaf_honours_cancel_inside_its_class_survey(scene, tmp_path):
+    """The k-means of FSDAF's scene survey takes seconds on a large scene: each of its steps checks cancel."""
+    request = request_for(scene, tmp_path / "out" / "f.tif")
+    request.method = "fsdaf"
+    with pytest.raises(FusionCancelled) as raised:
+        fuse(request, cancel=CancelInside("kmeans"))
+    assert "kmeans" in [entry.name for entry in raised.traceback]
 
 
 def test_cancel_is_honoured_while_the_inputs_are_sampled(scene, tmp_path):
