@@ -105,7 +105,7 @@ def test_uncertainty_predicts_the_error_on_the_sample_and_shows_no_tiles(tmp_pat
     rmse = float(np.sqrt(np.mean(error[ok] ** 2)))
     assert 1 / 1.5 < expected[0][ok].mean() / rmse < 1.5
     ranks = lambda values: np.argsort(np.argsort(values))  # noqa: E731
-    assert np.corrcoef(ranks(expected[0][ok]), ranks(error[ok]))[0, 1] > 0.3
+    assert np.corrcoef(ranks(expected[0][ok]), ranks(error[ok]))[0, 1] > 0.4  # the goal; 0.405 when written
 
 
 def test_learned_methods_own_prediction_counts_in_the_disagreement(tmp_path, monkeypatch):
