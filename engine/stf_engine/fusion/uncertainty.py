@@ -60,7 +60,7 @@ def coarse_change(batch: TileBatch, ratio: int) -> torch.Tensor:
 
 
 def departure(batch: TileBatch, ratio: int) -> torch.Tensor:
-    """(B, 1, H, W) RMS over bands of F1 − C1; with a second pair, the smaller of F1 − C1 and F3 − C3 per pixel."""
+    """(B, 1, H, W) RMS over bands of F1 − C1; with a second pair, the smaller of it and F3 − C3 per pixel."""
     gap = _rms(batch.fine_reference - batch.coarse_reference_or_simulated(ratio))
     if batch.fine_reference_2 is not None and batch.coarse_reference_2 is not None:
         gap = torch.minimum(gap, _rms(batch.fine_reference_2 - batch.coarse_reference_2))
