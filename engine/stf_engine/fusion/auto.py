@@ -36,7 +36,7 @@ def choose(request: FusionRequest, spec, progress: Progress, ticker: Ticker) -> 
         shift = inputs.coarse_shift
     deep = _model_of(request.weights)
     progress(0.0, "auto: validating the candidate methods on the scene")
-    ticker.span(0.0, 0.0, "auto: validating")
+    ticker.span(0.0, 1.0, "auto: validating")
     return score(arrays, valid, ratio, candidates(list(arrays), request.weights, deep), {}, request.weights,
                  ticker), shift
 

@@ -38,6 +38,8 @@ WRITE_BEHIND = 2
 """Predicted batches waiting for the writer thread at most (their memory is the bound)."""
 PREDICTION_SHARE = 0.9
 """Share of the progress bar given to the prediction when error maps follow."""
+CHOICE_SHARE = 0.25
+"""Share of the progress bar given to `auto`'s validation, which a window of bounded size limits."""
 
 
 def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel: Optional[Cancel] = None,
@@ -51,17 +53,19 @@ def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel: Op
         stack.enter_context(output_lock(request.output))
         threads = stack.enter_context(cpu_threads(request.threads))
         ticker = Ticker(cancel=cancel)
-        choice = None
+        choice, chosen = None, 0.0
         if spec.chooses:
-            choice, shift = choose(request, spec, stage(report, 0.0, 0.0), ticker)
+            ticker.progress = stage(report, 0.0, CHOICE_SHARE)
+            choice, shift = choose(request, spec, ticker.progress, ticker)
             request = dataclasses.replace(request, method=choice.method, options={}, coarse_shift=shift)
-        plan = prepare(request, stack, progress=stage(report, 0.0, 0.0), ticker=ticker, surveys=surveys)
+            chosen = CHOICE_SHARE
+        plan = prepare(request, stack, progress=stage(report, chosen, chosen), ticker=ticker, surveys=surveys)
         if choice is not None:
             plan.warnings.add(choice.reason)
         share = PREDICTION_SHARE if request.error_maps_dir else 1.0
         with PendingOutputs() as outputs:
             fused = _create_output(plan, outputs, choice)
-            ticker.progress = stage(report, 0.0, share)
+            ticker.progress = stage(report, chosen, share)
             client, method = None, None
             if distributed.wanted(request):  # the workers build the method
                 ticker.progress(0.0, "starting the Dask workers" if request.workers else "connecting to Dask")

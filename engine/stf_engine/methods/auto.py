@@ -87,7 +87,8 @@ def _coarser(image: np.ndarray, valid: np.ndarray, ratio: int) -> np.ndarray:
 def score(arrays: Mapping[str, np.ndarray], valid: np.ndarray, ratio: int, specs: Sequence[MethodSpec],
           options: Mapping[str, Mapping[str, object]], weights: Optional[str] = None, tick=lambda f=None: None
           ) -> Choice:
-    """Each candidate's RMSE in the reduced world; the winner (delta when the scene is too small to tell)."""
+    """Each candidate's RMSE in the reduced world; the winner (delta when the scene is too small to tell).
+    `tick(fraction)` reports the share of the candidates done, each candidate's own ticks within its share."""
     world = reduced_world(arrays, valid, ratio)
     if world is None:
         return Choice("delta", (), f"the scene has fewer than {MIN_BLOCKS} coarse pixels a side, too few to "
@@ -103,7 +104,8 @@ def score(arrays: Mapping[str, np.ndarray], valid: np.ndarray, ratio: int, specs
         tick(index / len(specs))
         context = MethodContext(ratio=reduced, bands=fine.shape[0], given=frozenset(inputs),
                                 device=torch.device("cpu"), fine_std=std, weights=weights if spec.needs_weights
-                                else None, options=resolved_options(spec, options.get(spec.name)), tick=tick)
+                                else None, options=resolved_options(spec, options.get(spec.name)),
+                                tick=_share_of(tick, index, len(specs)))
         context = spec.surveyed(context, lambda: [batch])
         with torch.inference_mode():
             predicted = spec.build(context)(batch)[0].float().numpy()
@@ -126,6 +128,11 @@ def score(arrays: Mapping[str, np.ndarray], valid: np.ndarray, ratio: int, specs
             if best is not ranked[0] else ""
         reason = f"auto takes {what}: RMSE {best.rmse:.4g} in Wald's reduced-resolution validation{gain}{tie}"
     return Choice(best.method, ranked, reason)
+
+
+def _share_of(tick, index: int, count: int):
+    """The tick of candidate `index` of `count`: its own fractions land within its share of the whole."""
+    return lambda fraction=None: tick(None if fraction is None else (index + fraction) / count)
 
 
 def pick(ranked: Sequence[Score], delta: Optional[float]) -> Score:

@@ -28,9 +28,14 @@ def scene_with_local_gain(folder, size=160):
 
 def test_auto_picks_the_method_built_to_win_and_records_its_validation(tmp_path):
     paths, truth = scene_with_local_gain(tmp_path)
+    reports = []
     result = fuse(FusionRequest(output=str(tmp_path / "auto.tif"), method="auto", coarse_resolution=30 * RATIO,
-                                **paths))
+                                **paths), progress=lambda fraction, message: reports.append((fraction, message)))
     assert result.method == "fitfc", result.validation
+    fractions = [fraction for fraction, _ in reports]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    validating = {fraction for fraction, message in reports if message == "auto: validating"}
+    assert len(validating) > 3 and 0 < max(validating) < 0.5  # the bar moves while auto validates
     scores = dict(result.validation)
     assert scores["fitfc"] < scores["delta"] and set(scores) >= {"delta", "starfm", "fitfc"}
     assert any("auto takes fitfc" in warning for warning in result.warnings)
