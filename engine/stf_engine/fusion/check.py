@@ -96,6 +96,7 @@ def check_rules(request: FusionRequest, weights_from_training: bool = False) -> 
     if not request.output:
         raise StfError("no output path given; name the fused GeoTIFF to write")
     _check_outputs(request)
+    _check_distinct_inputs(request)
     if request.tile < 0 or request.batch < 1 or (request.halo is not None and request.halo < 0):
         raise StfError("tile and halo must be ≥ 0 and batch ≥ 1")
     if request.coarse_resolution is not None and not request.coarse_resolution > 0:
@@ -125,6 +126,19 @@ def check_rules(request: FusionRequest, weights_from_training: bool = False) -> 
         if role not in given:
             raise StfError(f"method '{spec.name}' needs a {roles.LABELS[role]}")
     return spec, options
+
+
+def _check_distinct_inputs(request: FusionRequest) -> None:
+    """Each role and the truth name a file of their own: one file in two roles is a slip of the picker (a fine
+    image taken for the coarse target, the reference date's coarse image for the target date's)."""
+    seen: Dict[str, str] = {}
+    named = {roles.LABELS[role]: path for role, path in request.inputs().items()}
+    for label, path in {**named, "truth": request.truth}.items():
+        if not path:
+            continue
+        first = seen.setdefault(os.path.realpath(path), label)
+        if first != label:
+            raise StfError(f"the {first} and the {label} are the same file ({path}); give each its own image")
 
 
 def _check_outputs(request: FusionRequest) -> None:

@@ -258,6 +258,21 @@ def test_nan_not_marked_as_nodata_is_reported_where_it_is(tmp_path, capsys):
     one_error_line(capsys, code, "the first at row 37, column 52 of the fine grid")
 
 
+def test_one_file_in_two_roles_is_refused(scene, tmp_path, capsys):
+    """A file picked for two roles (the reference date's coarse image as the target's too, the fine reference as
+    the truth, even through a link) is a slip, not a request."""
+    out = tmp_path / "o.tif"
+    code = main(["fuse", "--coarse", scene["coarse"], "--coarse-ref", scene["coarse"], "--fine", scene["fine"],
+                 "--out", str(out)])
+    one_error_line(capsys, code, f"the coarse target and the coarse reference are the same file ({scene['coarse']})")
+    link = tmp_path / "truth.tif"
+    link.symlink_to(scene["fine"])
+    with pytest.raises(StfError, match="the fine reference and the truth are the same file"):
+        check(FusionRequest(coarse_target=scene["coarse"], fine_reference=scene["fine"], truth=str(link),
+                            output=str(out), error_maps_dir=str(tmp_path / "maps")))
+    assert not out.exists()
+
+
 # Options that make no sense -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("extra, text", [
