@@ -8,7 +8,7 @@ import shutil
 import tempfile
 import time
 from contextlib import contextmanager
-from typing import Iterator, List, Mapping, Optional
+from typing import Iterator, List, Mapping, Optional, Tuple
 
 import rasterio
 
@@ -18,13 +18,27 @@ UNREADABLE_LOCK_SECONDS = 60
 """A lock file still empty after this long was left by a run that died while creating it."""
 
 
-def refuse_overwrite(output: str, inputs: Mapping[str, Optional[str]], what: str = "output") -> None:
-    """StfError when `output` is (the same file as) one of the inputs or a file one of them reads (a VRT's
-    sources, a mask), compared by resolved real path."""
-    target = os.path.realpath(output)
+def refuse_overwrite(outputs: Mapping[str, str], inputs: Mapping[str, Optional[str]]) -> None:
+    """StfError when an output (what it is → path) is the same file as an input or as a file one of them reads
+    (a VRT's sources, a mask): compared as files on disk, so links and other spellings of a path count too."""
+    existing = {identity: (what, path) for what, path in outputs.items()
+                if (identity := _identity(path)) is not None}
+    if not existing:  # an output that does not exist yet is no input
+        return
     for label, path in inputs.items():
-        if path and target in {os.path.realpath(file) for file in files_read(path)}:
-            raise StfError(f"the {what} would overwrite the {label}: {output}; choose another path")
+        for file in files_read(path) if path else ():
+            if (identity := _identity(file)) in existing:
+                what, output = existing[identity]
+                raise StfError(f"the {what} would overwrite the {label}: {output}; choose another path")
+
+
+def _identity(path: str) -> Optional[Tuple[int, int]]:
+    """(device, inode) of an existing file, None when there is none."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
 
 
 def files_read(path: str) -> List[str]:

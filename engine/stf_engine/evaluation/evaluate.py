@@ -212,8 +212,7 @@ def _check_outputs(request: EvaluationRequest) -> None:
     check_writable_folder(request.out_dir, "evaluation report")
     inputs = {"prediction": request.prediction, "truth": request.truth, "fine reference": request.fine_reference,
               "coarse image": request.coarse}
-    for name in REPORT_FILES:
-        refuse_overwrite(os.path.join(request.out_dir, name), inputs, f"report file {name}")
+    refuse_overwrite({f"report file {name}": os.path.join(request.out_dir, name) for name in REPORT_FILES}, inputs)
 
 
 def _range_and_unit(request: EvaluationRequest, truth: AlignedRaster, notes: Warnings) -> Tuple[float, str]:

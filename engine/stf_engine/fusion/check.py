@@ -146,13 +146,18 @@ def _check_outputs(request: FusionRequest) -> None:
     inputs = {roles.LABELS[role]: path for role, path in request.inputs().items()}
     inputs.update({"truth": request.truth, "weights file": request.weights})
     check_writable_file(request.output)
-    refuse_overwrite(request.output, inputs)
+    outputs = {"output": request.output}
     if request.error_maps_dir:
         if os.path.exists(request.error_maps_dir) and not os.path.isdir(request.error_maps_dir):
             raise StfError(f"the error-maps folder {request.error_maps_dir} is a file; give a folder")
         check_writable_folder(request.error_maps_dir, "error maps")
-        for name in ERROR_MAP_NAMES:
-            refuse_overwrite(os.path.join(request.error_maps_dir, f"{name}.tif"), inputs, f"error map {name}")
+        maps = {f"error map {name}": os.path.join(request.error_maps_dir, f"{name}.tif") for name in ERROR_MAP_NAMES}
+        folder, output = os.path.abspath(request.error_maps_dir), os.path.abspath(request.output)
+        if output == folder or output in map(os.path.abspath, maps.values()):
+            raise StfError(f"the output {request.output} is the error-maps folder or one of its maps; give the fused "
+                           f"image another name")
+        outputs.update(maps)
+    refuse_overwrite(outputs, inputs)
 
 
 def prepare(

@@ -8,7 +8,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 from ..errors import StfError
 
@@ -35,6 +35,12 @@ class Dated:
     @property
     def day(self) -> datetime.date:
         return parse_date(self.date)
+
+
+def series_files(entries: Sequence[Dated]) -> Dict[str, str]:
+    """Every file a series lists, by what it is ("fine image of 2020-03-17"), for the overwrite checks."""
+    return {f"{column.replace('_', ' ')} image of {entry.day.isoformat()}": path for entry in entries
+            for column in COLUMNS[1:] if (path := getattr(entry, column))}
 
 
 def parse_date(text: str) -> datetime.date:

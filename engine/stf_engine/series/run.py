@@ -19,16 +19,16 @@ import rasterio
 
 from .. import roles
 from ..core.device import cpu_threads
-from ..core.outputs import check_writable_folder, output_lock
+from ..core.outputs import check_writable_folder, output_lock, refuse_overwrite
 from ..core.progress import Cancel, Progress, Warnings, check_cancel, silent, stage
 from ..fusion.request import FusionRequest, FusionResult, check_cluster
 from ..fusion import distributed
 from ..fusion.run import GDAL_CACHE_BYTES, batches_dates, fuse, fuse_dates, shared_by_dates
 from ..fusion.surveys import ReferenceSurveys
-from ..inputs.series_list import Dated, list_series
+from ..inputs.series_list import Dated, list_series, series_files
 from ..methods.catalog import get_method
 from .finish import finish_date, output_names
-from .manifest import MANIFEST, read_manifest, write_manifest, write_stack
+from .manifest import MANIFEST, STACK, read_manifest, write_manifest, write_stack
 from .plan import PlannedDate, plan_entries
 from .request import DateResult, SeriesRequest, SeriesResult
 from .restore import Restored, coarse_name, restore_coarse, restore_references
@@ -53,6 +53,10 @@ def fuse_series(request: SeriesRequest, progress: Optional[Progress] = None,
     planned = plan_entries(entries, request)
     out = os.path.abspath(request.output_dir)
     check_writable_folder(out, "series output")
+    written = {f"{kind} image of {p.date}": path for p in planned
+               for kind, path in zip(("fused", "reliability"), output_names(out, p.date))}
+    refuse_overwrite({**written, "manifest": os.path.join(out, MANIFEST), "stack": os.path.join(out, STACK)},
+                     series_files(entries))
     os.makedirs(out, exist_ok=True)
     earlier = read_manifest(out)
     todo = [p for p in planned if request.overwrite or not _done(out, p)]

@@ -21,6 +21,7 @@ from ..core.options import defaults, parse
 from ..core.outputs import check_writable_file, output_lock, refuse_overwrite
 from ..core.progress import Cancel, Progress, check_cancel, silent
 from ..errors import StfError
+from ..inputs.series_list import list_series, series_files
 from ..models import checkpoint, get_model, instantiate
 from ..models.base import ModelDef
 from ..models.held_out import verdict
@@ -141,7 +142,9 @@ def _check(request: TrainingRequest, model: ModelDef) -> Dict[str, object]:
         raise StfError("no checkpoint path given; name the .pt file to write")
     check_writable_file(request.output, "checkpoint")
     inputs = {roles.LABELS[role]: getattr(request, role, None) for role in roles.ALL_ROLES}
-    refuse_overwrite(request.output, {**inputs, "series": request.series}, "checkpoint")
+    if request.mode == "series" and request.series:
+        inputs.update(series_files(list_series(request.series)))
+    refuse_overwrite({"checkpoint": request.output}, {**inputs, "series": request.series})
     return parse(model.options, request.options, f"model '{model.name}'")
 
 

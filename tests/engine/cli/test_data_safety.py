@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import rasterio
 
+from devkit.series import iso, kranj_series, landsat, modis
 from devkit.synthetic import fine_transform, scene_set, write
 from helpers.paths import SAMPLE
 from stf_engine import EvaluationRequest, FusionRequest, StfError, check, evaluate, fuse
@@ -84,6 +85,38 @@ def test_an_output_over_a_file_that_an_input_reads_is_refused(scene, tmp_path, c
     code = main(["fuse", "--coarse", scene["coarse"], "--fine", str(vrt), "--out", str(source), "--method", "cubic"])
     one_error_line(capsys, code, f"error: the output would overwrite the fine reference: {source}")
     assert digest(source) == before
+
+
+def test_links_error_maps_and_series_files_are_never_overwritten(scene, tmp_path, capsys):
+    """A hard link of an input, an output named like one of the error maps (or their folder), and a series
+    output or checkpoint over a raster the series lists are refused before any work."""
+    linked = tmp_path / "linked.tif"
+    os.link(scene["fine"], linked)
+    with pytest.raises(StfError, match="the output would overwrite the fine reference"):
+        check(FusionRequest(coarse_target=scene["coarse"], fine_reference=str(linked), output=scene["fine"]))
+    maps = tmp_path / "maps"
+    for output in (maps / "coarse_residual.tif", maps):
+        code = main(["fuse", "--coarse", scene["coarse"], "--fine", scene["fine"], "--error-maps", str(maps),
+                     "--out", str(output)])
+        one_error_line(capsys, code, "is the error-maps folder or one of its maps; give the fused image another name")
+    assert not maps.exists() or not os.listdir(maps)
+    copies = tmp_path / "kranj"
+    copies.mkdir()
+    coarse, fine = copies / "modis_068.tif", copies / "landsat_077.tif"  # copies: the repo's files stay out of reach
+    coarse.write_bytes(modis(68).read_bytes())
+    fine.write_bytes(landsat(77).read_bytes())
+    csv = kranj_series(copies, coarse={68: coarse}, fine={77: fine})
+    before = digest(coarse)
+    code = main(["train", "--model", "ganstfm", "--mode", "series", "--series", str(csv), "--coarse-res", "480",
+                 "--scale", "fine=1e-4", "--out", str(coarse), *TINY_TRAINING])
+    one_error_line(capsys, code, f"the checkpoint would overwrite the coarse image of {iso(68)}")
+    out = tmp_path / "series"
+    out.mkdir()
+    os.link(fine, out / f"fused_{iso(77)}.tif")
+    code = main(["fuse-series", "--series", str(csv), "--out", str(out), "--dates", iso(77), "--overwrite",
+                 "--coarse-res", "480", "--scale", "fine=1e-4"])
+    one_error_line(capsys, code, f"the fused image of {iso(77)} would overwrite the fine image of {iso(77)}")
+    assert digest(coarse) == before and digest(out / f"fused_{iso(77)}.tif") == digest(landsat(77))
 
 
 def test_checkpoint_and_report_never_replace_inputs(tmp_path, capsys):
