@@ -1,7 +1,6 @@
 """What the algorithms share: enum parameters given by name or index, engine feedback, layers as local files."""
 from __future__ import annotations
 
-import threading
 from types import ModuleType
 from typing import Callable, Dict, List, Tuple
 
@@ -14,7 +13,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..layer_info import file_path
+from ..layer_info import file_path, unusable
 
 CHECKPOINTS = "STF checkpoints (*.pt);;All files (*.*)"
 THREADS = "THREADS"
@@ -89,14 +88,15 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         return self.enums[key][self.parameterAsEnum(parameters, key, context)]
 
     def local_file(self, parameters: Dict, key: str, context) -> str:
-        """The file behind a raster-layer parameter, '' when unset; non-file layers (WMS…) are an error."""
+        """The file behind a raster-layer parameter (its GDAL path), '' when unset; a layer the engine cannot read
+        as QGIS shows it (WMS…, GDAL open options) is an error."""
         layer = self.parameterAsRasterLayer(parameters, key, context)
         if layer is None:
             return ""
-        path = file_path(layer)
-        if path is None:
-            raise QgsProcessingException(f"{key}: '{layer.name()}' is not a local raster file; save it as GeoTIFF first")
-        return path
+        problem = unusable(layer)
+        if problem:
+            raise QgsProcessingException(f"{key}: '{layer.name()}' {problem}")
+        return file_path(layer)
 
     def optional_number(self, parameters: Dict, key: str, context, kind=float):
         """None when the optional parameter is unset."""
@@ -130,15 +130,23 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(str(exc)) from None
 
 
-def engine_callbacks(feedback: QgsProcessingFeedback) -> Tuple[Callable[[float, str], None], threading.Event]:
-    """The engine's progress callable and cancel event, driven by (and driving) Processing's feedback."""
-    cancel = threading.Event()
-    feedback.canceled.connect(cancel.set)
+class FeedbackCancel:
+    """The engine's cancel (anything with `is_set()`) read straight from Processing's feedback: the feedback's
+    `canceled` signal is not delivered to a run on another thread (its event loop is busy with the run), so a
+    cancel must be read where the engine checks it, not wait for a progress report."""
+
+    def __init__(self, feedback: QgsProcessingFeedback):
+        self.feedback = feedback
+
+    def is_set(self) -> bool:
+        return self.feedback.isCanceled()
+
+
+def engine_callbacks(feedback: QgsProcessingFeedback) -> Tuple[Callable[[float, str], None], FeedbackCancel]:
+    """The engine's progress callable and cancel, driven by (and driving) Processing's feedback."""
 
     def progress(fraction: float, message: str) -> None:
-        if feedback.isCanceled():
-            cancel.set()
         feedback.setProgress(100.0 * fraction)
         feedback.setProgressText(message)
 
-    return progress, cancel
+    return progress, FeedbackCancel(feedback)
