@@ -35,7 +35,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from .layer_info import describe, file_path
+from .layer_info import describe, file_path, unusable
 from .paths import icon_path
 from .results import series_day
 from .wording import in_dialog_terms
@@ -75,6 +75,15 @@ class FormScrollArea(QScrollArea):
         content = self.widget().sizeHint()
         frame = 2 * self.frameWidth()
         return QSize(content.width() + self.verticalScrollBar().sizeHint().width() + frame, content.height() + frame)
+
+
+def empty_if_removed(picker: QgsMapLayerComboBox, first: int, last: int) -> None:
+    """A picked layer leaving the project (rows `first` to `last` of the picker's list) empties its picker: the
+    combo box would otherwise move on to the next layer of the list (without telling: layerChanged follows only
+    the user's choices and setLayer), and Run take that layer in the wrong role."""
+    if first <= picker.currentIndex() <= last:
+        picker.setLayer(None)  # layerChanged(None): the layer's line under the picker goes
+        picker.setCurrentIndex(0)  # the empty entry, first in the list: with no entry the combo box picks one
 
 
 def show_row(form: QFormLayout, field: QWidget, visible: bool) -> None:
@@ -231,6 +240,8 @@ class FusionDialog(QDialog):
             info.setContentsMargins(12, 0, 0, 4)
             info.hide()
             picker.layerChanged.connect(lambda layer, label=info: show_text(label, describe(layer)))
+            picker.model().rowsAboutToBeRemoved.connect(
+                lambda parent, first, last, picker=picker: empty_if_removed(picker, first, last))
             label = QLabel()
             form.addRow(label, picker)
             form.addRow(info)  # the whole width, so size, pixel size, CRS and bands stay on one line
@@ -615,10 +626,9 @@ class FusionDialog(QDialog):
     def validate(self, request) -> Optional[str]:
         """The first problem a run would hit, as the engine's one-line message; None when it can run."""
         for role, picker in self.pickers.items():
-            layer = picker.currentLayer()
-            if picker.isEnabled() and layer is not None and file_path(layer) is None:
-                name = layer.name()
-                return f"the {self.labels[role]} layer '{name}' is not a local raster file; save it as GeoTIFF first"
+            problem = unusable(picker.currentLayer()) if picker.isEnabled() else ""
+            if problem:
+                return f"the {self.labels[role]} layer '{picker.currentLayer().name()}' {problem}"
         if not self.output_folder.filePath():
             return "choose an output folder"
         try:

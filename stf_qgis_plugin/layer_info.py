@@ -6,21 +6,47 @@ from typing import Optional
 
 from qgis.core import QgsProviderRegistry, QgsRasterLayer, QgsUnitTypes
 
+SAVE_AS_GEOTIFF = "save it as GeoTIFF first"
+"""What to do with a layer the fusion cannot read as QGIS shows it."""
+
+
+def gdal_parts(layer: QgsRasterLayer) -> dict:
+    """The parts of a GDAL layer's source: path, vsiPrefix and vsiSuffix (a raster inside an archive), openOptions."""
+    return QgsProviderRegistry.instance().decodeUri("gdal", layer.source())
+
 
 def file_path(layer: Optional[QgsRasterLayer]) -> Optional[str]:
-    """The local file behind a GDAL raster layer; None for WMS, XYZ, databases and other non-file sources."""
+    """The path the engine opens for a GDAL raster layer on a local file: the file, or the GDAL path inside it for
+    a raster in an archive (/vsizip//data/ct.zip/ct.tif). None for WMS, XYZ, databases and other non-file sources,
+    and for a layer opened with GDAL open options, which the engine would not apply (see `unusable`)."""
     if layer is None or layer.providerType() != "gdal":
         return None
-    path = QgsProviderRegistry.instance().decodeUri("gdal", layer.source()).get("path") or layer.source()
-    return path if os.path.isfile(path) else None
+    parts = gdal_parts(layer)
+    path = parts.get("path") or layer.source()
+    if parts.get("openOptions") or not os.path.isfile(path):
+        return None
+    return f"{parts.get('vsiPrefix') or ''}{path}{parts.get('vsiSuffix') or ''}"
+
+
+def unusable(layer: Optional[QgsRasterLayer]) -> str:
+    """Why the fusion cannot take the layer, as words that follow its name ('' when it can, or none is picked):
+    the engine reads files, and reads them as they are, so a layer QGIS opens with GDAL options (an overview
+    level, …) would silently be fused as something else than what QGIS shows."""
+    if layer is None or file_path(layer) is not None:
+        return ""
+    options = gdal_parts(layer).get("openOptions") if layer.providerType() == "gdal" else None
+    if options:
+        return f"is opened with GDAL options ({', '.join(options)}) the fusion cannot apply; {SAVE_AS_GEOTIFF}"
+    return f"is not a local raster file ({layer.providerType()}); {SAVE_AS_GEOTIFF}"
 
 
 def describe(layer: Optional[QgsRasterLayer]) -> str:
     """One line: size, pixel size, CRS and band count, so mismatches show before running."""
     if layer is None:
         return ""
-    if file_path(layer) is None:
-        return f"not a local raster file ({layer.providerType()}): the engine cannot read it"
+    problem = unusable(layer)
+    if problem:
+        return f"the engine cannot read it: it {problem}"
     units = QgsUnitTypes.toAbbreviatedString(layer.crs().mapUnits())
     resolution = f"{layer.rasterUnitsPerPixelX():.6g}×{layer.rasterUnitsPerPixelY():.6g} {units}".strip()
     bands = f"{layer.bandCount()} band" + ("s" if layer.bandCount() != 1 else "")

@@ -3,13 +3,15 @@ Processing; a series as dated layers the Temporal Controller animates), keeping 
 and reporting the run in the message bar and log."""
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections import Counter
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 from qgis.core import (
     Qgis,
+    QgsDataProvider,
     QgsDateTimeRange,
     QgsLayerTreeGroup,
     QgsLayerTreeLayer,
@@ -19,7 +21,7 @@ from qgis.core import (
     QgsRasterLayerTemporalProperties,
 )
 from qgis.PyQt import sip
-from qgis.PyQt.QtCore import QDate, QDateTime, QObject, QTime, pyqtSlot
+from qgis.PyQt.QtCore import QDate, QDateTime, QObject, Qt, QTime, pyqtSlot
 
 from . import log
 from .styling import copy_style, error_map_name, file_tags, label_legend, style_error_map, style_fused
@@ -34,20 +36,25 @@ SHOWN_ERROR_MAPS = ("rms_error", "coarse_residual_rms")
 others are added switched off with their legends collapsed."""
 RELIABILITY_GROUP = "reliability"
 """The subgroup of a series group holding the reliability maps (switched off: the fused dates show)."""
+RESULT_GROUP = "stf/result_group"
+"""Custom property of a result group: what a later run into the same files replaces layers in."""
 
 
 def add_result_layers(result, project: QgsProject, canvas=None) -> QgsLayerTreeGroup:
     """A group "Fusion <method> <time>" at the top of the layer tree: the fused raster, then each error map.
-    In a project with no layers or no CRS yet, the project takes the fused raster's CRS and `canvas` shows it."""
+    In a project with no layers or no CRS yet, the project takes the fused raster's CRS and `canvas` shows it.
+    Layers of earlier results that show the files this run overwrote go (see `replace_layers_of`)."""
+    new_view = has_no_view(project)
+    replace_layers_of(project, [result.output, *result.error_maps.values()])
     fused = QgsRasterLayer(result.output, f"fused ({result.method})")
     error_maps = open_error_maps(result.error_maps)
     invalid = [layer.source() for layer in [fused, *error_maps.values()] if not layer.isValid()]
     if invalid:
         raise RuntimeError(f"QGIS could not open the output {invalid[0]}")
-    new_view = has_no_view(project)
-    group = project.layerTreeRoot().insertGroup(0, group_name(result.method))
+    group = insert_result_group(project.layerTreeRoot(), 0, result.method)
     project.addMapLayer(fused, False)
     fill_group(group, QgsLayerTreeLayer(fused), error_maps, project)
+    drop_empty_result_groups(project.layerTreeRoot())
     if new_view:
         show_on_canvas(fused, project, canvas)
     return group
@@ -56,10 +63,13 @@ def add_result_layers(result, project: QgsProject, canvas=None) -> QgsLayerTreeG
 def group_loaded_layer(fused: QgsRasterLayer, method: str, error_map_paths: Dict[str, str], project: QgsProject,
                        canvas=None) -> QgsLayerTreeGroup:
     """The same group for a fused raster Processing has already loaded into `project`: the layer moves from where
-    Processing put it into a new group at that place, with the error maps that could be opened."""
+    Processing put it into a new group at that place, with the error maps that could be opened. A run into the
+    file of a layer already in the project gets that layer back from Processing: it is read afresh, and its new
+    group goes in the place of the earlier result group it was in (result groups never nest)."""
     root = project.layerTreeRoot()
     new_view = not [layer for layer in project.mapLayers().values() if layer.id() != fused.id()]
     new_view = new_view or not project.crs().isValid()
+    replace_layers_of(project, [fused.source(), *error_map_paths.values()], keep=fused)
     fused.setName(f"fused ({method})")
     error_maps = open_error_maps(error_map_paths)
     for name, layer in list(error_maps.items()):
@@ -67,19 +77,68 @@ def group_loaded_layer(fused: QgsRasterLayer, method: str, error_map_paths: Dict
             log.warning(f"QGIS could not open the error map {layer.source()}")
             del error_maps[name]
     loaded = root.findLayer(fused.id())
-    parent = loaded.parent() if loaded is not None else root
-    index = next((i for i, child in enumerate(parent.children()) if child is loaded), 0)
-    group = parent.insertGroup(index, group_name(method))
+    place = loaded.parent() if loaded is not None and in_result_group(loaded) else loaded
+    parent = place.parent() if place is not None else root
+    index = next((i for i, child in enumerate(parent.children()) if child is place), 0)
+    group = insert_result_group(parent, index, method)
     fill_group(group, loaded.clone() if loaded is not None else QgsLayerTreeLayer(fused), error_maps, project)
     if loaded is not None:
-        parent.removeChildNode(loaded)  # after the clone is in the tree, so the layer stays in the project
+        loaded.parent().removeChildNode(loaded)  # after the clone is in the tree, so the layer stays in the project
+    drop_empty_result_groups(root)
     if new_view:
         show_on_canvas(fused, project, canvas)
     return group
 
 
-def group_name(method: str) -> str:
-    return f"Fusion {method} {time.strftime('%Y-%m-%d %H:%M:%S')}"
+def insert_result_group(parent: QgsLayerTreeGroup, index: int, method: str) -> QgsLayerTreeGroup:
+    """A new group "Fusion <method> <time>" at `index` of `parent`, marked as a result group."""
+    group = parent.insertGroup(index, f"Fusion {method} {time.strftime('%Y-%m-%d %H:%M:%S')}")
+    group.setCustomProperty(RESULT_GROUP, True)
+    return group
+
+
+def in_result_group(node: QgsLayerTreeLayer) -> bool:
+    parent = node.parent()
+    return isinstance(parent, QgsLayerTreeGroup) and bool(parent.customProperty(RESULT_GROUP))
+
+
+def replace_layers_of(project: QgsProject, paths: List[str], keep: Optional[QgsRasterLayer] = None) -> None:
+    """Before showing the files this run has just overwritten: remove the layers of earlier result groups that show
+    them (they keep the earlier run's names and styles; `keep`, the layer Processing gives back, stays), read the
+    project's other layers of them afresh, and delete the statistics GDAL keeps beside them (.aux.xml): a layer
+    opened before the run writes those of the old pixels as it closes, and every later reader would take them for
+    the new file's (the engine writes no .aux.xml of its own)."""
+    written = {os.path.realpath(path) for path in paths}
+    nodes = [node for node in project.layerTreeRoot().findLayers()
+             if node.layer() is not None and os.path.realpath(node.layer().source()) in written]
+    dropped = {node.layerId() for node in nodes if in_result_group(node) and node.layer() is not keep}
+    kept = {node.layer() for node in nodes if node.layerId() not in dropped} | ({keep} if keep else set())
+    with contextlib.ExitStack() as stack:
+        for layer in kept:
+            stack.enter_context(closed(layer))
+        project.removeMapLayers(list(dropped))
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(f"{path}.aux.xml")
+
+
+@contextlib.contextmanager
+def closed(layer: QgsRasterLayer) -> Iterator[None]:
+    """The layer's file closed for the block, then read afresh (its provider keeps the statistics it had, even
+    through reloading its data)."""
+    source, name, provider = layer.source(), layer.name(), layer.providerType()
+    layer.setDataSource("", name, provider, QgsDataProvider.ProviderOptions())
+    try:
+        yield
+    finally:
+        layer.setDataSource(source, name, provider, QgsDataProvider.ProviderOptions())
+
+
+def drop_empty_result_groups(root: QgsLayerTreeGroup) -> None:
+    """Result groups left empty by `replace_layers_of` (or by moving their fused raster to a new group) go."""
+    for group in root.findGroups(True):
+        if group.customProperty(RESULT_GROUP) and not group.children():
+            group.parent().removeChildNode(group)
 
 
 def open_error_maps(paths: Dict[str, str]) -> Dict[str, QgsRasterLayer]:
@@ -137,7 +196,10 @@ class LegendBandNames(QObject):
     a layer's signal, so nothing of the plugin is called once it is gone."""
 
     def watch(self, layer: QgsRasterLayer) -> None:
-        layer.rendererChanged.connect(self.relabel)
+        """Relabel the layer's legends when its renderer changes (once, however often the layer is watched: a run
+        into the file of a layer already in the project gets that layer back)."""
+        with contextlib.suppress(TypeError):  # PyQt's answer to a unique connection made again
+            layer.rendererChanged.connect(self.relabel, Qt.UniqueConnection)
 
     @pyqtSlot()
     def relabel(self) -> None:

@@ -463,3 +463,49 @@ def test_real_coarse_pixel_size_shows_the_fine_grids_unit_and_when_it_is_needed(
     dialog.pickers["fine_reference"].setLayer(None)
     assert dialog.coarse_resolution_label.text() == "Real coarse pixel size (fine-grid units)"
     assert dialog.coarse_resolution.suffix() == ""
+
+
+def test_a_picked_layer_removed_from_the_project_empties_its_picker(plugin, sample_layers, tmp_path):
+    """The combo box would move on to the next layer of its list (here the fine reference as coarse target), and
+    Run take it in the wrong role; instead the picker is empty and Run names the field that needs a layer."""
+    from qgis.core import QgsProject
+
+    dialog, emitted = captured_dialog(plugin, sample_layers, tmp_path)
+    dialog.pickers["coarse_reference"].setLayer(sample_layers["coarse_reference"])
+    QgsProject.instance().removeMapLayer(sample_layers["coarse_target"].id())
+    assert dialog.pickers["coarse_target"].currentLayer() is None
+    assert not dialog.layer_infos["coarse_target"].isVisibleTo(dialog)
+    assert dialog.pickers["fine_reference"].currentLayer() is sample_layers["fine_reference"]
+    assert dialog.pickers["coarse_reference"].currentLayer() is sample_layers["coarse_reference"]
+    dialog.run()
+    assert "needs a coarse target" in dialog.message.text() and emitted == []
+    dialog.close()
+
+
+def test_a_zipped_layer_reaches_the_request_as_its_gdal_path_and_open_options_are_refused(
+        plugin, sample_layers, sample_paths, tmp_path, monkeypatch):
+    """A raster QGIS reads inside a zip goes to the engine as the GDAL path inside the archive (not the archive);
+    a layer QGIS opens with GDAL options (here an overview level) is refused, not fused at full resolution."""
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    from helpers.layer_sources import with_overview_option, zipped
+
+    monkeypatch.setattr(plugin.status.engine, "check", lambda request, **kw: None)  # the engine's rules: not tested
+    dialog, emitted = captured_dialog(plugin, sample_layers, tmp_path, method="delta")
+    inside = zipped(sample_paths["coarse_target"], tmp_path)
+    overview = QgsRasterLayer(with_overview_option(sample_paths["coarse_target"], tmp_path), "overview")
+    layers = [QgsRasterLayer(inside, "zipped"), overview]
+    assert all(layer.isValid() for layer in layers) and overview.width() == 250
+    QgsProject.instance().addMapLayers(layers)
+    dialog.pickers["coarse_target"].setLayer(layers[0])
+    assert dialog.layer_infos["coarse_target"].text().startswith("500×500 px")
+    dialog.run()
+    assert dialog.message.text() == "" and emitted[0].coarse_target == inside
+
+    dialog.pickers["coarse_target"].setLayer(overview)
+    assert "GDAL options (OVERVIEW_LEVEL=0)" in dialog.layer_infos["coarse_target"].text()
+    dialog.run()
+    assert dialog.message.text() == ("Cannot run: the coarse target layer 'overview' is opened with GDAL options "
+                                     "(OVERVIEW_LEVEL=0) the fusion cannot apply; save it as GeoTIFF first")
+    assert len(emitted) == 1
+    dialog.close()

@@ -480,3 +480,101 @@ def test_workers_reach_the_request_and_with_a_scheduler_are_refused(plugin, samp
             processing.run(f"stf:{algorithm}", {**parameters, "WORKERS": workers})
     assert [(request.workers, request.scheduler) for request in requests] == [(3, None), (None, None), (None, None)]
     assert not (tmp_path / "fused.tif").exists() and not (tmp_path / "series").exists()
+
+
+def test_a_cancel_from_another_thread_stops_a_run_that_reports_no_progress(plugin, sample_paths, tmp_path,
+                                                                         monkeypatch):
+    """The toolbox cancels from the main thread while the algorithm runs on a worker thread (the `canceled` signal
+    never reaches it there): the engine's cancel must read the feedback itself, not wait for a progress report."""
+    import threading
+    import time
+
+    import processing
+    from qgis.core import QgsProcessingException, QgsProcessingFeedback
+
+    engine = plugin.status.engine
+
+    def silent_fuse(request, progress, cancel):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # a long step that checks the cancel but reports no progress
+            if cancel.is_set():
+                raise engine.FusionCancelled("cancelled")
+            time.sleep(0.01)
+        raise engine.StfError("the cancel never reached the engine")
+
+    monkeypatch.setattr(engine, "fuse", silent_fuse)
+    feedback = QgsProcessingFeedback()
+    threading.Timer(0.3, feedback.cancel).start()
+    started = time.monotonic()
+    with pytest.raises(QgsProcessingException, match="cancelled"):
+        processing.run("stf:fuse", fuse_parameters(sample_paths, tmp_path / "fused.tif"), feedback=feedback)
+    assert time.monotonic() - started < 2
+
+
+def test_a_zipped_layer_reaches_the_request_as_its_gdal_path_and_open_options_are_refused(plugin, sample_paths,
+                                                                                         tmp_path, monkeypatch):
+    """As a layer or as its source text: a raster inside a zip goes to the engine as the GDAL path inside the
+    archive; a layer QGIS opens with GDAL options is refused (the engine would read the file without them)."""
+    import processing
+    from qgis.core import QgsProcessingException, QgsProject, QgsRasterLayer
+
+    from helpers.layer_sources import with_overview_option, zipped
+
+    engine = plugin.status.engine
+    requests = []
+
+    def capture(request, **kw):
+        requests.append(request)
+        raise engine.StfError("captured")
+
+    monkeypatch.setattr(engine, "fuse", capture)
+    inside = zipped(sample_paths["coarse_target"], tmp_path)
+    layer = QgsRasterLayer(inside, "zipped")
+    QgsProject.instance().addMapLayer(layer)
+    try:
+        for value in (layer, inside):
+            with pytest.raises(QgsProcessingException, match="captured"):
+                processing.run("stf:fuse", fuse_parameters(sample_paths, tmp_path / "f.tif", COARSE_TARGET=value))
+    finally:
+        QgsProject.instance().removeMapLayer(layer.id())
+    assert [request.coarse_target for request in requests] == [inside, inside]
+    overview = with_overview_option(sample_paths["coarse_target"], tmp_path)
+    with pytest.raises(QgsProcessingException, match=r"COARSE_TARGET: .* is opened with GDAL options "
+                                                     r"\(OVERVIEW_LEVEL=0\) the fusion cannot apply; save it as"):
+        processing.run("stf:fuse", fuse_parameters(sample_paths, tmp_path / "f.tif", COARSE_TARGET=overview))
+    assert len(requests) == 2
+
+
+def red_stretch(layer):
+    enhancement = layer.renderer().redContrastEnhancement()
+    return enhancement.minimumValue(), enhancement.maximumValue()
+
+
+def test_a_rerun_into_the_loaded_output_is_read_afresh_in_a_new_top_level_group(plugin, sample_layers, sample_paths,
+                                                                                tmp_path):
+    """processing.runAndLoadResults (the toolbox's "Open output file") into the file of a result already loaded:
+    Processing gives back the loaded layer, which is styled from the new pixels, in a group beside (not inside)
+    the earlier one; that group keeps only the maps the new run did not overwrite."""
+    from pathlib import Path
+
+    import processing
+    from qgis.core import QgsLayerTreeGroup, QgsProject, QgsRasterLayer
+
+    from stf_qgis_plugin.styling import style_fused
+
+    root = QgsProject.instance().layerTreeRoot()
+    out, maps = tmp_path / "fused.tif", str(tmp_path / "maps")
+    processing.runAndLoadResults("stf:fuse", fuse_parameters(sample_paths, out, ERROR_MAPS=maps,
+                                                             TRUTH=sample_paths["truth"]))
+    [loaded] = [layer for layer in QgsProject.instance().mapLayers().values() if layer.source() == str(out)]
+    before = red_stretch(loaded)
+    processing.runAndLoadResults("stf:fuse", fuse_parameters(sample_paths, out, ERROR_MAPS=maps, METHOD="cubic"))
+    new, old = [node for node in root.children() if node.name().startswith("Fusion ")]
+    assert new.name().startswith("Fusion cubic ") and root.children()[0] is new
+    assert not [node for node in new.children() if isinstance(node, QgsLayerTreeGroup)]
+    assert new.findLayers()[0].layer() is loaded and loaded.name() == "fused (cubic)"
+    fresh = QgsRasterLayer(str(out), "fresh")
+    style_fused(fresh)
+    assert red_stretch(loaded) == red_stretch(fresh) != before
+    kept = ["abs_error", "rms_error", "temporal_change"]  # cubic writes no map of the change since the reference
+    assert sorted(Path(node.layer().source()).stem for node in old.findLayers()) == kept

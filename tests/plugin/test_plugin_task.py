@@ -316,3 +316,25 @@ def test_the_task_shows_its_step_and_the_time_left(plugin, sample_paths, tmp_pat
     progress(0.4, "tile 2/5")
     assert task.description().endswith(": tile 2/5, about 30 s left"), task.description()
     assert task.progress() == pytest.approx(40.0)
+
+
+def test_a_run_into_the_files_of_an_earlier_result_replaces_their_layers_there(plugin, sample_layers, sample_paths,
+                                                                               tmp_path):
+    """The earlier group's layers of the files the new run overwrote (with the earlier run's names and styles) go;
+    the maps only it wrote stay in it, and a group left empty goes too."""
+    from pathlib import Path
+
+    from qgis.core import QgsProject
+
+    first = request_for(plugin, sample_paths, tmp_path / "out", truth=sample_paths["truth"])
+    assert run_task(plugin, first) == "completed"
+    assert run_task(plugin, request_for(plugin, sample_paths, tmp_path / "out", method="cubic")) == "completed"
+    new, old = fusion_groups()
+    assert new.name().startswith("Fusion cubic ") and old.name().startswith("Fusion delta ")
+    kept = ["abs_error", "rms_error", "temporal_change"]  # cubic writes no map of the change since the reference
+    assert sorted(Path(node.layer().source()).stem for node in old.findLayers()) == kept
+    assert run_task(plugin, first) == "completed"  # rewrites every file the earlier groups show
+    assert [group.name().split()[1] for group in fusion_groups()] == ["delta"]
+    written = [str(tmp_path / "out" / "fused.tif"), *map(str, (tmp_path / "out" / "error_maps").glob("*.tif"))]
+    assert sorted(layer.source() for layer in QgsProject.instance().mapLayers().values() if layer.source() in written) \
+        == sorted(written)

@@ -19,8 +19,10 @@ RASTER_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+", b"\x89HDF",
 
 
 def open_raster(path: str, label: str):
-    """Open a raster with a one-line error naming its role when it is missing, damaged or not a raster."""
-    if not path or not os.path.isfile(path):
+    """Open a raster with a one-line error naming its role when it is missing, damaged or not a raster. A GDAL
+    virtual path (/vsizip/archive.zip/image.tif) is left to GDAL to find."""
+    virtual = bool(path) and path.startswith("/vsi")
+    if not virtual and (not path or not os.path.isfile(path)):
         if path and os.path.isdir(path):
             raise StfError(f"{label}: {path} is a folder, not a raster file")
         raise StfError(f"{label}: file not found: {path}")
@@ -28,8 +30,10 @@ def open_raster(path: str, label: str):
         with gdal_errors() as errors:
             dataset = rasterio.open(path)
     except (rasterio.errors.RasterioError, OSError) as exc:
-        with open(path, "rb") as handle:
-            damaged = handle.read(8).startswith(RASTER_SIGNATURES)
+        damaged = False
+        if not virtual:
+            with open(path, "rb") as handle:
+                damaged = handle.read(8).startswith(RASTER_SIGNATURES)
         what = "the file is damaged" if damaged else "not a readable raster"
         raise StfError(f"{label}: {what} ({_short(exc)}): {path}") from None
     if errors:

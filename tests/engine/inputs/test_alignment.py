@@ -89,3 +89,17 @@ def test_band_mapping_picks_and_reorders_coarse_bands(tmp_path):
     mapped = fuse(FusionRequest(coarse_target=reversed_coarse, output=str(tmp_path / "b.tif"), bands=(3, 2, 1), **common))
     assert mapped.bands == 3
     np.testing.assert_array_equal(rasterio.open(straight.output).read(), rasterio.open(mapped.output).read())
+
+
+def test_an_input_inside_a_zip_archive_reads_like_the_file(tmp_path):
+    """A GDAL virtual path (/vsizip/…, as a QGIS layer of a zipped raster hands it over) is an input like a file."""
+    from helpers.layer_sources import zipped
+
+    paths = scene_set(tmp_path, height=48, width=48, bands=2, ratio=4, dtype="int16")
+    outputs = {}
+    for name, coarse in (("plain", paths["coarse"]), ("zipped", zipped(paths["coarse"], tmp_path))):
+        result = fuse(FusionRequest(coarse_target=coarse, fine_reference=paths["fine"], method="delta",
+                                    output=str(tmp_path / f"{name}.tif")))
+        with rasterio.open(result.output) as fused:
+            outputs[name] = fused.read()
+    np.testing.assert_array_equal(outputs["zipped"], outputs["plain"])
