@@ -29,6 +29,9 @@ from .residual import write_coarse_residual
 from .uncertainty import UncertaintyEstimator
 
 REFLECTANCE = "reflectance"
+UNCERTAINTY_WEIGHT = 8
+"""The uncertainty map's share of the error maps' progress against 1 for each other step: it runs every other
+classic method over the scene once more."""
 RAMPS = {  # one per name in request.ERROR_MAP_NAMES
     "coarse_residual": "diverging",
     "coarse_residual_rms": "sequential",
@@ -52,12 +55,14 @@ def write_error_maps(
     """Write every error map the request asks for into its error-maps folder; return name → path."""
     request, inputs = plan.request, plan.inputs
     out_dir = request.error_maps_dir
-    steps = 2 + bool(request.truth) + bool(request.uncertainty)
-    step = iter(range(steps))
+    weights = [1, 1] + [1] * bool(request.truth) + [UNCERTAINTY_WEIGHT] * bool(request.uncertainty)
+    ends = iter(np.cumsum(weights) / sum(weights))
+    done = 0.0
 
     def part() -> Progress:
-        first = next(step)
-        return stage(progress, first / steps, (first + 1) / steps)
+        nonlocal done
+        start, done = done, float(next(ends))
+        return stage(progress, start, done)
 
     paths = write_coarse_residual(fused_path, inputs, out_dir, outputs, part(), cancel)
     maps = _MapWriter(inputs, outputs, out_dir)

@@ -38,6 +38,8 @@ WRITE_BEHIND = 2
 """Predicted batches waiting for the writer thread at most (their memory is the bound)."""
 PREDICTION_SHARE = 0.9
 """Share of the progress bar given to the prediction when error maps follow."""
+PREDICTION_SHARE_BEFORE_UNCERTAINTY = 0.3
+"""The same when the uncertainty map follows: it runs every other classic method over the scene once more."""
 CHOICE_SHARE = 0.25
 """Share of the progress bar given to `auto`'s validation, which a window of bounded size limits."""
 
@@ -62,7 +64,8 @@ def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel: Op
         plan = prepare(request, stack, progress=stage(report, chosen, chosen), ticker=ticker, surveys=surveys)
         if choice is not None:
             plan.warnings.add(choice.reason)
-        share = PREDICTION_SHARE if request.error_maps_dir else 1.0
+        share = 1.0 if not request.error_maps_dir else (
+            PREDICTION_SHARE_BEFORE_UNCERTAINTY if request.uncertainty else PREDICTION_SHARE)
         with PendingOutputs() as outputs:
             fused = _create_output(plan, outputs, choice)
             ticker.progress = stage(report, chosen, share)

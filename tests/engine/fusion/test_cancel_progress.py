@@ -28,6 +28,17 @@ def test_progress_called_per_batch_and_reaches_one(scene, tmp_path):
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
 
 
+def test_the_uncertainty_map_has_most_of_the_bar(scene, tmp_path):
+    """The uncertainty map runs every other classic method once more: the bar must not sit near 100% meanwhile."""
+    calls = []
+    request = request_for(scene, tmp_path / "out" / "f.tif", uncertainty=True)
+    fuse(request, progress=lambda fraction, message: calls.append((fraction, message)))
+    fractions = [fraction for fraction, _ in calls]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    first = next(fraction for fraction, message in calls if "uncertainty" in message)
+    assert first < 0.5, calls
+
+
 def test_cancel_mid_run_stops_and_leaves_no_files(scene, tmp_path):
     cancel = threading.Event()
     seen = []
