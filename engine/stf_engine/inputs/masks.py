@@ -11,7 +11,6 @@ from typing import Callable, Dict, Optional, Sequence, Union
 import numpy as np
 import rasterio
 from rasterio.enums import Resampling
-from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from ..core.options import split_list
@@ -19,6 +18,7 @@ from ..errors import StfError
 from ..raster.gdal_log import gdal_errors
 from ..raster.grid import Grid
 from ..raster.open import check_covers, open_raster
+from ..raster.reader import on_grid
 
 MASK_ROLES = ("coarse", "fine")
 """Which inputs a mask applies to (`--mask fine=landsat-qa`)."""
@@ -119,19 +119,8 @@ class MaskReader:
         self.label = label
         self.dataset = dataset
         self.rule = rule
-        if grid.same_as(dataset):
-            self.source = dataset
-        else:
-            # Nearest keeps codes whole; without a nodata value an alpha band marks what lies outside the raster.
-            self.source = WarpedVRT(
-                dataset,
-                crs=grid.crs,
-                transform=grid.transform,
-                width=grid.width,
-                height=grid.height,
-                resampling=Resampling.nearest,
-                add_alpha=dataset.nodata is None,
-            )
+        # Nearest keeps codes whole; where the raster does not reach (or its own mask is off) the alpha says so.
+        self.source, self._alpha = on_grid(dataset, grid, Resampling.nearest)
 
     def close(self) -> None:
         """Close the warped view, if any; the dataset stays with whoever opened it."""
@@ -145,6 +134,8 @@ class MaskReader:
             try:
                 values = self.source.read(1, window=window)
                 present = self.source.read_masks(1, window=window) > 0
+                if self._alpha:
+                    present &= self.source.read(self._alpha, window=window) > 0
             except (rasterio.errors.RasterioError, OSError) as exc:
                 errors.append(str(exc))
         if errors:

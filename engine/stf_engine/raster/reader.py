@@ -6,7 +6,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 import rasterio
-from rasterio.enums import MaskFlags, Resampling
+from rasterio.enums import ColorInterp, Resampling
 from rasterio.transform import Affine
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
@@ -14,7 +14,7 @@ from rasterio.windows import Window
 from ..core.tiling import clip
 from ..errors import StfError
 from .gdal_log import gdal_errors
-from .grid import Grid, resolution_in
+from .grid import Grid
 
 DEFAULT_INTEGER_SCALE = 1e-4
 """Integer rasters are taken as reflectance ×10000 unless their metadata or the user says otherwise."""
@@ -24,35 +24,70 @@ Scale = Union[float, Tuple[float, float]]
 
 @dataclass(frozen=True)
 class Units:
-    """value_reflectance = stored * scale + offset."""
+    """value_reflectance = stored * scale + offset; tuples hold one value per band of the raster, in band order, for
+    rasters whose bands are scaled differently."""
 
-    scale: float
-    offset: float = 0.0
+    scale: Union[float, Tuple[float, ...]]
+    offset: Union[float, Tuple[float, ...]] = 0.0
+
+    @property
+    def identity(self) -> bool:
+        """Whether stored values already are reflectance (scale 1, offset 0 on every band)."""
+        return bool(np.all(np.asarray(self.scale) == 1.0) and not np.any(self.offset))
+
+    def of_bands(self, bands: Sequence[int]) -> "Units":
+        """The units of the raster's 1-based `bands`, in that order (the same units when they are not per band)."""
+
+        def pick(value):
+            return tuple(value[b - 1] for b in bands) if isinstance(value, tuple) else value
+
+        return Units(pick(self.scale), pick(self.offset))
+
+    def per_band(self, count: int) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
+        """(scales, offsets) of `count` bands, as GDAL band metadata holds them."""
+
+        def spread(value):
+            return tuple(value) if isinstance(value, tuple) else (float(value),) * count
+
+        return spread(self.scale), spread(self.offset)
 
     def to_reflectance(self, stored: np.ndarray) -> np.ndarray:
-        out = stored.astype(np.float32, copy=False) * np.float32(self.scale)
-        if self.offset:
-            out += np.float32(self.offset)
+        """Stored values, (C, h, w) when the units are per band, as float32 reflectance."""
+        out = stored.astype(np.float32, copy=False) * _by_band(self.scale)
+        if np.any(self.offset):
+            out += _by_band(self.offset)
         return out
 
     def to_stored(self, reflectance: np.ndarray) -> np.ndarray:
-        return (reflectance - np.float32(self.offset)) / np.float32(self.scale)
+        return (reflectance - _by_band(self.offset)) / _by_band(self.scale)
+
+
+def _by_band(value: Union[float, Tuple[float, ...]]) -> np.ndarray:
+    """A scale or offset as float32 that broadcasts over (C, h, w), one value per band when it is a tuple."""
+    array = np.asarray(value, dtype=np.float32)
+    return array.reshape(-1, 1, 1) if array.ndim else array
 
 
 def units_of(dataset, override: Optional[Scale] = None) -> Units:
-    """Scale (and offset) from the user, else from the raster's scale/offset metadata, else by dtype
-    (integer → 1e-4)."""
+    """Scale (and offset) from the user, else from the raster's scale/offset metadata (per band when its bands
+    differ), else by dtype (integer → 1e-4)."""
     if isinstance(override, (tuple, list)):
         scale, offset = override
         return Units(float(scale), float(offset))
     if override is not None:
         return Units(float(override))
-    scales, offsets = dataset.scales or (1.0,), dataset.offsets or (0.0,)
-    if any(s not in (None, 1.0) for s in scales) or any(o not in (None, 0.0) for o in offsets):
-        return Units(float(scales[0] or 1.0), float(offsets[0] or 0.0))
+    scales = tuple(1.0 if s is None else float(s) for s in dataset.scales or (1.0,) * dataset.count)
+    offsets = tuple(0.0 if o is None else float(o) for o in dataset.offsets or (0.0,) * dataset.count)
+    if any(s != 1.0 for s in scales) or any(o != 0.0 for o in offsets):
+        return Units(_one_or_all(scales), _one_or_all(offsets))
     if np.issubdtype(np.dtype(dataset.dtypes[0]), np.integer):
         return Units(DEFAULT_INTEGER_SCALE)
     return Units(1.0)
+
+
+def _one_or_all(values: Tuple[float, ...]) -> Union[float, Tuple[float, ...]]:
+    """The value every band shares, else the per-band tuple."""
+    return values[0] if len(set(values)) == 1 else values
 
 
 class AlignedRaster:
@@ -72,7 +107,8 @@ class AlignedRaster:
         resampling: Resampling = Resampling.bilinear,
         shift: Tuple[float, float] = (0.0, 0.0),
     ):
-        """`shift` (map units, x then y) moves this input's georeference to correct a misregistration."""
+        """`units`: of the dataset's bands (those in `bands` are applied). `shift` (fine-grid map units, x then y)
+        moves this input's content on the grid to correct a misregistration."""
         self.label = label
         self.grid = grid
         self.units = units
@@ -82,19 +118,8 @@ class AlignedRaster:
         bad = [b for b in self.bands if not 1 <= b <= dataset.count]
         if bad:
             raise StfError(f"{label} has {dataset.count} bands; band(s) {bad} do not exist")
-        if grid.same_as(dataset) and shift == (0.0, 0.0):
-            self.source = dataset
-        else:
-            self.source = WarpedVRT(
-                dataset,
-                src_transform=Affine.translation(*shift) * dataset.transform,
-                crs=grid.crs,
-                transform=grid.transform,
-                width=grid.width,
-                height=grid.height,
-                resampling=resampling,
-                add_alpha=dataset.nodata is None and not _has_mask(dataset),
-            )
+        self._units = units.of_bands(self.bands)
+        self.source, self._alpha = on_grid(dataset, grid, resampling, shift)
         self.nodata = dataset.nodata
 
     @property
@@ -108,9 +133,8 @@ class AlignedRaster:
 
     def read(self, window: Window) -> Tuple[np.ndarray, np.ndarray]:
         """(data (C, h, w) float32 reflectance, valid (h, w) bool) inside the grid."""
-        stored, masks = self._stored(window=window)
-        valid = np.all(masks > 0, axis=0)
-        data = self.units.to_reflectance(stored)
+        stored, valid = self._stored(window=window)
+        data = self._units.to_reflectance(stored)
         bad = valid & ~np.isfinite(data).all(axis=0)
         if bad.any():
             row, col = np.argwhere(bad)[0]
@@ -123,16 +147,19 @@ class AlignedRaster:
         return data, valid
 
     def _stored(self, **how) -> Tuple[np.ndarray, np.ndarray]:
-        """Stored values and masks of the bands; a read error or a damaged block is an StfError naming the file."""
+        """Stored values of the bands and where all of them (and the alpha band, if any) hold data; a read error
+        or a damaged block is an StfError naming the file."""
         with gdal_errors() as errors:
             try:
                 stored = self.source.read(self.bands, **how)
-                masks = self.source.read_masks(self.bands, **how)
+                valid = np.all(self.source.read_masks(self.bands, **how) > 0, axis=0)
+                if self._alpha:
+                    valid &= self.source.read(self._alpha, **how) > 0
             except (rasterio.errors.RasterioError, OSError) as exc:
                 errors.append(str(exc))
         if errors:
             raise StfError(f"{self.label}: the file is damaged ({errors[0][:160]}): {self.dataset.name}")
-        return stored, masks
+        return stored, valid
 
     def read_padded(self, row: int, col: int, height: int, width: int) -> Tuple[np.ndarray, np.ndarray]:
         """Like `read`, for a window that may extend past the grid's edges (reflect padding)."""
@@ -154,7 +181,7 @@ class AlignedRaster:
     def preview(self, max_side: int = 512) -> Tuple[np.ndarray, np.ndarray]:
         """A decimated read of the whole grid, for quick-look images in bounded memory."""
         step = max(1, -(-max(self.grid.width, self.grid.height) // max_side))
-        shape = (self.count, max(1, self.grid.height // step), max(1, self.grid.width // step))
+        shape = (max(1, self.grid.height // step), max(1, self.grid.width // step))
         return self._decode(*self._stored(out_shape=shape, resampling=Resampling.nearest))
 
     def sample(self, max_side: int = 512, per_axis: int = 4) -> Tuple[np.ndarray, np.ndarray]:
@@ -171,11 +198,32 @@ class AlignedRaster:
         parts = [self._decode(*self._stored(window=w)) for w in windows]
         return np.concatenate([p[0] for p in parts], axis=2), np.concatenate([p[1] for p in parts], axis=1)
 
-    def _decode(self, stored: np.ndarray, masks: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        data = self.units.to_reflectance(stored)
-        valid = np.all(masks > 0, axis=0) & np.isfinite(data).all(axis=0)
-        return data, valid
+    def _decode(self, stored: np.ndarray, valid: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        data = self._units.to_reflectance(stored)
+        return data, valid & np.isfinite(data).all(axis=0)
 
 
-def _has_mask(dataset) -> bool:
-    return any(MaskFlags.per_dataset in flags or MaskFlags.alpha in flags for flags in dataset.mask_flag_enums)
+def on_grid(dataset, grid: Grid, resampling: Resampling, shift: Tuple[float, float] = (0.0, 0.0)
+            ) -> Tuple[object, Optional[int]]:
+    """(the dataset as seen on `grid`, the band of that view whose zeros mark pixels without data, or None).
+
+    The dataset itself when it lies on the grid unshifted, else a warped view onto the grid displaced by minus
+    `shift` (fine-grid map units, so a shift means the same in any source CRS). The bands' masks of a warped view
+    report every pixel valid, so pixels outside the source or under its per-dataset mask are marked by an added
+    alpha band; a source alpha band (even one GDAL does not take as a mask) is carried instead, and nodata values
+    mark themselves.
+    """
+    alpha = next((band for band, use in enumerate(dataset.colorinterp, 1) if use == ColorInterp.alpha), None)
+    if grid.same_as(dataset) and shift == (0.0, 0.0):
+        return dataset, alpha
+    add_alpha = dataset.nodata is None and alpha is None
+    view = WarpedVRT(
+        dataset,
+        crs=grid.crs,
+        transform=Affine.translation(-shift[0], -shift[1]) * grid.transform,
+        width=grid.width,
+        height=grid.height,
+        resampling=resampling,
+        add_alpha=add_alpha,
+    )
+    return view, dataset.count + 1 if add_alpha else alpha

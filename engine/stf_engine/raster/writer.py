@@ -99,8 +99,9 @@ class GeoTiffWriter:
 
     def __init__(self, path: str, profile: Dict, descriptions: Optional[Sequence[str]], tags: Dict[str, str],
                  units: Optional[Units] = None, cog: bool = False):
-        """`units`: the stored values' scale and offset, written as GDAL band metadata (so the file says what it
-        holds) unless they are the identity. `cog`: rewritten as a Cloud Optimized GeoTIFF when complete."""
+        """`units`: the stored values' scale and offset (per band when they differ), written as GDAL band
+        metadata (so the file says what it holds) unless they are the identity. `cog`: rewritten as a Cloud
+        Optimized GeoTIFF when complete."""
         self.path = os.path.abspath(path)
         self.profile = profile
         self.cog = cog
@@ -113,9 +114,8 @@ class GeoTiffWriter:
                 self.dataset.set_band_description(band, text)
             if tags:
                 self.dataset.update_tags(**tags)
-            if units is not None and (units.scale != 1.0 or units.offset != 0.0):
-                self.dataset.scales = (units.scale,) * profile["count"]
-                self.dataset.offsets = (units.offset,) * profile["count"]
+            if units is not None and not units.identity:
+                self.dataset.scales, self.dataset.offsets = units.per_band(profile["count"])
 
     def write(self, array: np.ndarray, row: int, col: int) -> None:
         """Write (C, h, w) at the given offset of the grid."""

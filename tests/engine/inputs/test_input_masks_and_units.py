@@ -1,0 +1,177 @@
+"""Coarse inputs warped onto the fine grid keep what marks their pixels invalid (extent, per-dataset masks, alpha
+bands), per-band scale metadata applies to the bands read, and a co-registration shift means the same in any CRS."""
+from contextlib import ExitStack
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.transform import from_origin
+from rasterio.warp import calculate_default_transform, reproject
+from rasterio.windows import Window
+
+from stf_engine import FusionRequest, fuse
+from stf_engine.inputs.masks import open_mask
+from stf_engine.raster.grid import Grid
+from devkit.synthetic import ORIGIN, UTM49N, fine_transform, textured_scene, write
+
+SIDE, RATIO = 48, 4
+"""The fine grid: 48×48 pixels of 30 m; coarse pixels are 120 m."""
+HOLE = (slice(4, 8), slice(4, 8))
+"""Coarse pixels left out by a mask: fine pixels 16..31; 20..27 lie wholly inside whatever the interpolation."""
+INSIDE_HOLE = (slice(20, 28), slice(20, 28))
+
+
+def coarse_of(fine: np.ndarray) -> np.ndarray:
+    """The fine image's RATIO×RATIO block means: its coarse pixels."""
+    bands = fine.shape[0]
+    return fine.reshape(bands, SIDE // RATIO, RATIO, SIDE // RATIO, RATIO).mean(axis=(2, 4))
+
+
+@pytest.fixture
+def fine(tmp_path):
+    """(path, reflectance) of a float32 fine reference without nodata."""
+    image = textured_scene(SIDE, SIDE, bands=3, seed=5)
+    return write(tmp_path / "fine.tif", image, fine_transform()), image
+
+
+def cubic(tmp_path, fine_path, coarse_path, name="out", **kwargs) -> np.ma.MaskedArray:
+    """The coarse target on the fine grid, as the output stores it, masked where it is nodata."""
+    result = fuse(FusionRequest(coarse_target=coarse_path, fine_reference=fine_path,
+                                output=str(tmp_path / f"{name}.tif"), method="cubic", **kwargs))
+    with rasterio.open(result.output) as out:
+        return out.read(masked=True)
+
+
+def invalid(output: np.ma.MaskedArray) -> np.ndarray:
+    """Where any band of an output is nodata."""
+    return np.ma.getmaskarray(output).any(axis=0)
+
+
+@pytest.mark.parametrize("dtype", ["int16", "float32"])
+def test_a_coarse_target_without_nodata_covering_part_of_the_grid_leaves_the_rest_nodata(tmp_path, fine, dtype):
+    fine_path, image = fine
+    left_half = coarse_of(image)[:, :, : SIDE // RATIO // 2] * (1e4 if dtype == "int16" else 1.0)
+    coarse = write(tmp_path / "coarse.tif", left_half, fine_transform(30.0 * RATIO), dtype=dtype)
+    holes = invalid(cubic(tmp_path, fine_path, coarse))
+    assert holes[:, SIDE // 2 :].all()
+    assert not holes[:, : SIDE // 2 - RATIO].any()
+
+
+@pytest.mark.parametrize("internal", [True, False], ids=["internal mask", "external .msk"])
+def test_a_per_dataset_mask_on_a_warped_coarse_target_is_nodata_in_the_output(tmp_path, fine, internal):
+    fine_path, image = fine
+    path = tmp_path / "coarse.tif"
+    write(path, coarse_of(image), fine_transform(30.0 * RATIO))
+    mask = np.full((SIDE // RATIO, SIDE // RATIO), 255, np.uint8)
+    mask[HOLE] = 0
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=internal), rasterio.open(path, "r+") as dataset:
+        dataset.write_mask(mask)
+    assert (tmp_path / "coarse.tif.msk").exists() is not internal
+    holes = invalid(cubic(tmp_path, fine_path, str(path)))
+    assert holes[INSIDE_HOLE].all()
+    assert not holes[:12].any() and not holes[36:].any()
+
+
+@pytest.mark.parametrize("pixel", [30.0 * RATIO, 30.0], ids=["warped", "on the fine grid"])
+def test_an_alpha_band_gdal_does_not_take_as_a_mask_is_the_coarse_targets_mask(tmp_path, fine, pixel):
+    fine_path, image = fine
+    size = int(SIDE * 30.0 / pixel)
+    data = coarse_of(image) if pixel > 30.0 else image
+    alpha = np.full((1, size, size), 10000, np.int16)
+    cut = slice(16 * size // SIDE, 32 * size // SIDE)  # HOLE's fine pixels
+    alpha[0, cut, cut] = 0
+    coarse = write(tmp_path / "coarse.tif", np.concatenate([np.rint(data * 1e4), alpha]), fine_transform(pixel),
+                   dtype="int16", photometric="RGB", alpha="YES")
+    with rasterio.open(coarse) as dataset:
+        assert dataset.colorinterp[3].name == "alpha" and dataset.mask_flag_enums[0][0].name == "all_valid"
+    holes = invalid(cubic(tmp_path, fine_path, coarse, bands=(1, 2, 3)))
+    assert holes[INSIDE_HOLE].all()
+    assert not holes[:12].any() and not holes[36:].any()
+
+
+@pytest.mark.parametrize("dtype", ["int16", "float32"])  # types whose added alpha GDAL does not take as a mask
+def test_a_mask_raster_without_nodata_flags_the_grid_it_does_not_reach(tmp_path, dtype):
+    grid = Grid(CRS.from_string(UTM49N), fine_transform(20.0), 12, 12)
+    clear_left_half = np.zeros((1, 4, 2))
+    path = write(tmp_path / "mask.tif", clear_left_half, fine_transform(60.0), dtype=dtype)
+    with ExitStack() as stack:
+        unusable = open_mask(stack, path, "the coarse mask", grid, "nonzero").read(Window(0, 0, 12, 12))
+    assert not unusable[:, :6].any() and unusable[:, 6:].all()
+
+
+SCALES, OFFSETS = (1e-4, 2e-4, 5e-5), (0.0, 0.01, -0.02)
+"""Each band stored with its own scale and offset, as GDAL band metadata."""
+
+
+def per_band(path, reflectance: np.ndarray, pixel: float = 30.0 * RATIO) -> str:
+    """`reflectance` stored as int16 with SCALES and OFFSETS in the band metadata (quantised to half a scale)."""
+    scales, offsets = np.array(SCALES)[:, None, None], np.array(OFFSETS)[:, None, None]
+    write(path, np.rint((reflectance - offsets) / scales), fine_transform(pixel), dtype="int16")
+    with rasterio.open(path, "r+") as dataset:
+        dataset.scales, dataset.offsets = SCALES, OFFSETS
+    return str(path)
+
+
+@pytest.mark.parametrize("bands", [None, (3, 2, 1)])
+def test_per_band_scales_of_the_coarse_target_apply_to_the_bands_read(tmp_path, fine, bands):
+    fine_path, image = fine
+    reflectance = coarse_of(image)
+    scaled = per_band(tmp_path / "scaled.tif", reflectance)
+    floating = write(tmp_path / "float.tif", reflectance, fine_transform(30.0 * RATIO))
+    got = cubic(tmp_path, fine_path, scaled, "from_scaled", bands=bands)
+    expected = cubic(tmp_path, fine_path, floating, "from_float", bands=bands)
+    np.testing.assert_allclose(got.filled(np.nan), expected.filled(np.nan), rtol=0, atol=3e-4)
+
+
+def test_a_fine_reference_with_per_band_scales_gives_an_output_stored_and_tagged_the_same_way(tmp_path, fine):
+    float_path, image = fine
+    coarse = coarse_of(image * 1.1)
+    common = dict(coarse_target=write(tmp_path / "c2.tif", coarse, fine_transform(30.0 * RATIO)),
+                  coarse_reference=write(tmp_path / "c1.tif", coarse_of(image), fine_transform(30.0 * RATIO)),
+                  method="delta")
+    scaled_path = per_band(tmp_path / "scaled_fine.tif", image, 30.0)
+    scaled = fuse(FusionRequest(fine_reference=scaled_path, output=str(tmp_path / "s.tif"), **common))
+    plain = fuse(FusionRequest(fine_reference=float_path, output=str(tmp_path / "f.tif"), **common))
+    with rasterio.open(scaled.output) as out, rasterio.open(plain.output) as expected:
+        assert (out.scales, out.offsets) == (SCALES, OFFSETS)
+        decoded = out.read() * np.array(SCALES)[:, None, None] + np.array(OFFSETS)[:, None, None]
+        np.testing.assert_allclose(decoded, expected.read(), rtol=0, atol=2e-4)
+
+
+EAST, NORTH = 1e-4, 5e-5
+"""Reflectance gradients of a ramp (per metre): interpolation reproduces it exactly, so only the shift shows."""
+MARGIN = 4
+"""Coarse pixels beyond the fine grid on every side, so that a shift of a few fine pixels stays covered."""
+
+
+def ramp_coarse(path, crs: str) -> str:
+    """A coarse reflectance ramp around the fine grid, in UTM or reprojected to `crs`."""
+    size, pixel = SIDE // RATIO + 2 * MARGIN, 30.0 * RATIO
+    transform = from_origin(ORIGIN[0] - MARGIN * pixel, ORIGIN[1] + MARGIN * pixel, pixel, pixel)
+    x, y = np.meshgrid(np.arange(size) + 0.5, np.arange(size) + 0.5)
+    ramp = (0.2 + EAST * (x - size / 2) * pixel - NORTH * (y - size / 2) * pixel).astype(np.float32)[None]
+    if crs == UTM49N:
+        return write(path, ramp, transform)
+    bounds = (transform.c, transform.f - size * pixel, transform.c + size * pixel, transform.f)
+    to, width, height = calculate_default_transform(UTM49N, crs, size, size, *bounds)
+    out = np.zeros((1, height, width), np.float32)
+    reproject(ramp, out, src_transform=transform, src_crs=UTM49N, dst_transform=to, dst_crs=crs,
+              resampling=Resampling.bilinear, dst_nodata=np.nan)
+    return write(path, out, to, crs=crs, nodata=np.nan)
+
+
+@pytest.mark.parametrize("crs", ["EPSG:4326", "EPSG:3857"])
+def test_a_coarse_shift_moves_a_coarse_target_in_another_crs_as_it_moves_one_in_the_fine_crs(tmp_path, crs):
+    fine_path = write(tmp_path / "fine.tif", np.full((1, SIDE, SIDE), 0.2, np.float32), fine_transform())
+    same = ramp_coarse(tmp_path / "utm.tif", UTM49N)
+    other = ramp_coarse(tmp_path / "other.tif", crs)
+    shift = (3.0, 2.0)  # fine pixels east and south
+    unshifted = cubic(tmp_path, fine_path, same, "unshifted")
+    moved = cubic(tmp_path, fine_path, same, "moved", coarse_shift=shift)
+    # Content moved 90 m east and 60 m south: each pixel shows the ramp from 90 m west and 60 m north of it.
+    np.testing.assert_allclose(moved - unshifted, -EAST * 90 + NORTH * 60, atol=1e-5)
+    across = cubic(tmp_path, fine_path, other, "across", coarse_shift=shift)
+    assert not invalid(across).any()
+    np.testing.assert_allclose(across, moved, rtol=0, atol=2e-4)
