@@ -168,9 +168,9 @@ def open_inputs(
 
     band_map = _band_map(alignment, datasets)
     coarse = datasets[roles.COARSE_TARGET]
-    ratio = coarse_ratio(grid, coarse, alignment.coarse_resolution)
     if alignment.coarse_resolution is not None:
         _check_coarse_resolution(alignment.coarse_resolution, grid)
+    ratio = coarse_ratio(grid, coarse, alignment.coarse_resolution)
 
     def aligned(role: str, shift: Tuple[float, float] = (0.0, 0.0)) -> AlignedRaster:
         upsampling = "nearest" if role in roles.FINE_ROLES else alignment.resampling

@@ -313,6 +313,7 @@ def test_one_file_in_two_roles_is_refused(scene, tmp_path, capsys):
     (["--coarse-res", "-250"], "positive size"),
     (["--coarse-res", "0.5"], "smaller than the fine pixel size"),
     (["--coarse-res", "1e9"], "larger than the whole fine raster"),
+    (["--coarse-res", "inf"], "larger than the whole fine raster"),
     (["--bands", "0,1,2"], "numbered from 1"),
     (["--bands", "a,b"], "comma-separated band numbers"),
     (["--halo", "wide"], "--halo expects"),

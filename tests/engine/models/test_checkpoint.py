@@ -52,8 +52,10 @@ def test_refuses_checkpoints_that_do_not_fit(tmp_path):
     with pytest.raises(StfError, match="trained on 4 bands but the fine reference has 3"):
         fuse(FusionRequest(method="ganstfm", weights=four_bands, **base))
     no_pan = save_random(tmp_path / "np.pt", "marstfn")
+    pan = tmp_path / "pan.tif"  # any raster on the grid: a file of its own (one file in two roles is refused)
+    pan.write_bytes(Path(paths["fine"]).read_bytes())
     with pytest.raises(StfError, match="trained without the pan band"):
-        fuse(FusionRequest(method="marstfn", weights=no_pan, pan=paths["fine"], **base))
+        fuse(FusionRequest(method="marstfn", weights=no_pan, pan=str(pan), **base))
     with pytest.raises(StfError, match="is a 'marstfn' checkpoint; use --method marstfn"):
         fuse(FusionRequest(method="ganstfm", weights=no_pan, **base))
     not_one = tmp_path / "junk.pt"
