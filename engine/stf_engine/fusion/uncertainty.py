@@ -51,17 +51,19 @@ def local_std(image: torch.Tensor, valid: torch.Tensor, window: int = TEXTURE_WI
     return variance.mean(dim=1, keepdim=True).sqrt() * (weights > 0)
 
 
-def coarse_change(batch: TileBatch, ratio: int) -> torch.Tensor:
-    """(B, 1, H, W) RMS over bands of C2 − C1; with a second pair, the smaller of the two changes per pixel."""
-    change = _rms(batch.coarse_target - batch.coarse_reference_or_simulated(ratio))
+def coarse_change(batch: TileBatch, reference: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) RMS over bands of C2 − C1 (`reference`: the batch's C1, given or simulated); with a second
+    pair, the smaller of the two changes per pixel."""
+    change = _rms(batch.coarse_target - reference)
     if batch.coarse_reference_2 is not None:
         change = torch.minimum(change, _rms(batch.coarse_target - batch.coarse_reference_2))
     return change
 
 
-def departure(batch: TileBatch, ratio: int) -> torch.Tensor:
-    """(B, 1, H, W) RMS over bands of F1 − C1; with a second pair, the smaller of it and F3 − C3 per pixel."""
-    gap = _rms(batch.fine_reference - batch.coarse_reference_or_simulated(ratio))
+def departure(batch: TileBatch, reference: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) RMS over bands of F1 − C1 (`reference`: C1); with a second pair, the smaller of it and
+    F3 − C3 per pixel."""
+    gap = _rms(batch.fine_reference - reference)
     if batch.fine_reference_2 is not None and batch.coarse_reference_2 is not None:
         gap = torch.minimum(gap, _rms(batch.fine_reference_2 - batch.coarse_reference_2))
     return gap
@@ -103,7 +105,8 @@ class UncertaintyEstimator:
         for block in self.plan.inputs.read_blocks(ratio, self.plan.device):
             self.plan.context.tick()
             valid = block.valid.bool()
-            for index, term in enumerate((local_std(block.fine_reference.float(), valid), departure(block, ratio))):
+            gap = departure(block, block.coarse_reference_or_simulated(ratio))
+            for index, term in enumerate((local_std(block.fine_reference.float(), valid), gap)):
                 totals[index] += term[valid].double().sum().cpu()
             count += int(valid.sum())
         texture, gap = (totals / count).tolist() if count else (0.0, 0.0)
@@ -113,12 +116,12 @@ class UncertaintyEstimator:
         """(B, 2 + k·C, H, W) on one batch of haloed tiles: the change term change² · texture / mean texture, the
         departure / mean departure, then the k other methods' predictions; the fused output joins them per pixel in
         `parts`."""
-        ratio = self.plan.inputs.ratio
+        reference = batch.coarse_reference_or_simulated(self.plan.inputs.ratio)  # simulated once for both terms
         texture = local_std(batch.fine_reference.float(), batch.valid.bool())
-        gap = departure(batch, ratio).float()
+        gap = departure(batch, reference).float()
         relative = texture / self.mean_texture if self.mean_texture > 0 else torch.ones_like(texture)
         scaling = gap / self.mean_departure if self.mean_departure > 0 else torch.ones_like(gap)
-        return torch.cat([coarse_change(batch, ratio).pow(2) * relative, scaling]
+        return torch.cat([coarse_change(batch, reference).pow(2) * relative, scaling]
                          + [other(batch).float() for other in self.others], dim=1)
 
     def parts(self, progress: Progress, cancel: Optional[Cancel] = None
