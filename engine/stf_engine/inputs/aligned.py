@@ -170,6 +170,8 @@ def open_inputs(
     coarse = datasets[roles.COARSE_TARGET]
     if alignment.coarse_resolution is not None:
         _check_coarse_resolution(alignment.coarse_resolution, grid)
+    else:
+        _check_coarse_pixel(grid, coarse, warnings)
     ratio = coarse_ratio(grid, coarse, alignment.coarse_resolution)
 
     def aligned(role: str, shift: Tuple[float, float] = (0.0, 0.0)) -> AlignedRaster:
@@ -198,11 +200,6 @@ def open_inputs(
         shift = _estimated_shift(readers, ratio)
         if shift != (0.0, 0.0):
             readers.update({role: placed(role, shift) for role in roles.COARSE_ROLES if role in readers})
-    if alignment.coarse_resolution is None and resolution_in(grid, coarse) < grid.resolution * 1.5:
-        warnings.append(
-            "the coarse target has the fine reference's pixel size; if it was resampled from a coarser "
-            "sensor, give its real pixel size (--coarse-res) for the simulated reference and error maps"
-        )
     progress(0.0, "sampling the inputs")
     fine_std = _check_samples(readers, warnings, cancel)
     encoding = Encoding(
@@ -226,6 +223,24 @@ def _check_coarse_resolution(size: float, grid: Grid) -> None:
         raise StfError(
             f"the real coarse pixel size {size:g} is larger than the whole fine raster "
             f"({grid.width}×{grid.height} pixels of {grid.resolution:g}); give it in the fine grid's units ({units})"
+        )
+
+
+def _check_coarse_pixel(grid: Grid, coarse, warnings: List[str]) -> None:
+    """The coarse target's own pixels are coarser than the fine reference's: finer ones mean the two images were
+    picked the wrong way round; the same size, a coarse image resampled to the fine grid (worth a warning)."""
+    size = resolution_in(grid, coarse)
+    if size < grid.resolution / 1.5:
+        raise StfError(
+            f"the {roles.LABELS[roles.COARSE_TARGET]} has smaller pixels ({size:g}) than the "
+            f"{roles.LABELS[roles.FINE_REFERENCE]} ({grid.resolution:g}): the fine and coarse images look swapped "
+            f"({coarse.name} is the finer one); give the finer image as the fine reference, or, if the coarse "
+            f"image was resampled from a coarser sensor, its real pixel size (--coarse-res)"
+        )
+    if size < grid.resolution * 1.5:
+        warnings.append(
+            "the coarse target has the fine reference's pixel size; if it was resampled from a coarser "
+            "sensor, give its real pixel size (--coarse-res) for the simulated reference and error maps"
         )
 
 

@@ -5,7 +5,7 @@ import rasterio
 from rasterio.transform import from_origin
 from rasterio.warp import transform as warp_points
 
-from stf_engine import FusionRequest, fuse
+from stf_engine import FusionRequest, StfError, fuse
 from devkit.synthetic import ORIGIN, fine_transform, scene_set, write
 
 
@@ -103,3 +103,14 @@ def test_an_input_inside_a_zip_archive_reads_like_the_file(tmp_path):
         with rasterio.open(result.output) as fused:
             outputs[name] = fused.read()
     np.testing.assert_array_equal(outputs["zipped"], outputs["plain"])
+
+
+def test_fine_and_coarse_picked_the_wrong_way_round_are_refused(tmp_path, fine):
+    transform = from_origin(ORIGIN[0], ORIGIN[1], 120, 120)
+    x, y = centres(transform, 16, 20)
+    coarse = write(tmp_path / "coarse.tif", ramp(x, y)[None].astype("float32"), transform)
+    with pytest.raises(StfError, match=r"look swapped \(.*fine\.tif is the finer one\)"):
+        fuse_cubic(tmp_path, fine, coarse)
+    # a coarse image resampled onto a finer grid than the fine reference is fine when its real size is given
+    result, _ = fuse_cubic(tmp_path, fine, coarse, coarse_resolution=480.0)
+    assert not any("swapped" in warning for warning in result.warnings)
