@@ -22,17 +22,17 @@ def refuse_overwrite(outputs: Mapping[str, str], inputs: Mapping[str, Optional[s
     """StfError when an output (what it is → path) is the same file as an input or as a file one of them reads
     (a VRT's sources, a mask): compared as files on disk, so links and other spellings of a path count too."""
     existing = {identity: (what, path) for what, path in outputs.items()
-                if (identity := _identity(path)) is not None}
+                if (identity := file_identity(path)) is not None}
     if not existing:  # an output that does not exist yet is no input
         return
     for label, path in inputs.items():
         for file in files_read(path) if path else ():
-            if (identity := _identity(file)) in existing:
+            if (identity := file_identity(file)) in existing:
                 what, output = existing[identity]
                 raise StfError(f"the {what} would overwrite the {label}: {output}; choose another path")
 
 
-def _identity(path: str) -> Optional[Tuple[int, int]]:
+def file_identity(path: str) -> Optional[Tuple[int, int]]:
     """(device, inode) of an existing file, None when there is none."""
     try:
         status = os.stat(path)

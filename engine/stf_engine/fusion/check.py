@@ -16,7 +16,7 @@ from .. import roles
 from ..core import tiling
 from ..core.device import PRECISIONS, resolve_device
 from ..core.memory import available_bytes
-from ..core.outputs import check_writable_file, check_writable_folder, refuse_overwrite
+from ..core.outputs import check_writable_file, check_writable_folder, file_identity, refuse_overwrite
 from ..core.progress import Progress, Ticker, Warnings, silent
 from ..errors import StfError
 from ..inputs.aligned import AlignedInputs, open_inputs
@@ -131,12 +131,12 @@ def check_rules(request: FusionRequest, weights_from_training: bool = False) -> 
 def _check_distinct_inputs(request: FusionRequest) -> None:
     """Each role and the truth name a file of their own: one file in two roles is a slip of the picker (a fine
     image taken for the coarse target, the reference date's coarse image for the target date's)."""
-    seen: Dict[str, str] = {}
+    seen: Dict[object, str] = {}
     named = {roles.LABELS[role]: path for role, path in request.inputs().items()}
     for label, path in {**named, "truth": request.truth}.items():
         if not path:
             continue
-        first = seen.setdefault(os.path.realpath(path), label)
+        first = seen.setdefault(file_identity(path) or os.path.realpath(path), label)  # hard links are one file
         if first != label:
             raise StfError(f"the {first} and the {label} are the same file ({path}); give each its own image")
 

@@ -303,6 +303,11 @@ def test_one_file_in_two_roles_is_refused(scene, tmp_path, capsys):
     with pytest.raises(StfError, match="the fine reference and the truth are the same file"):
         check(FusionRequest(coarse_target=scene["coarse"], fine_reference=scene["fine"], truth=str(link),
                             output=str(out), error_maps_dir=str(tmp_path / "maps")))
+    hard_link = tmp_path / "coarse_ref.tif"
+    os.link(scene["coarse"], hard_link)
+    with pytest.raises(StfError, match="the coarse target and the coarse reference are the same file"):
+        check(FusionRequest(coarse_target=scene["coarse"], coarse_reference=str(hard_link),
+                            fine_reference=scene["fine"], output=str(out)))
     assert not out.exists()
 
 
