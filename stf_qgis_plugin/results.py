@@ -135,8 +135,9 @@ def closed(layer: QgsRasterLayer) -> Iterator[None]:
 
 
 def drop_empty_result_groups(root: QgsLayerTreeGroup) -> None:
-    """Result groups left empty by `replace_layers_of` (or by moving their fused raster to a new group) go."""
-    for group in root.findGroups(True):
+    """Result groups left empty by `replace_layers_of` (or by moving their fused raster to a new group) go; a
+    subgroup before its parent, which may be left empty by it."""
+    for group in reversed(root.findGroups(True)):
         if group.customProperty(RESULT_GROUP) and not group.children():
             group.parent().removeChildNode(group)
 
@@ -390,7 +391,9 @@ def add_series_layers(result, project: QgsProject, canvas=None) -> Optional[QgsL
     if invalid:
         raise RuntimeError(f"QGIS could not open the output {invalid[0]}")
     new_view = has_no_view(project)
+    replace_layers_of(project, [layer.source() for layer in [*fused.values(), *reliability.values()]])
     group = project.layerTreeRoot().insertGroup(0, series_group_name(result.output_dir))
+    group.setCustomProperty(RESULT_GROUP, True)
     first = next(iter(fused.values()))
     style_fused(first)
     for index, (date, layer) in enumerate(fused.items()):
@@ -401,6 +404,7 @@ def add_series_layers(result, project: QgsProject, canvas=None) -> Optional[QgsL
         worst = max(done, key=lambda date: date.expected_error if date.reliability else float("-inf"))
         style_error_map(reliability[worst.date])
         maps = group.addGroup(RELIABILITY_GROUP)
+        maps.setCustomProperty(RESULT_GROUP, True)
         for date, layer in reliability.items():
             if date != worst.date:
                 copy_style(reliability[worst.date], layer)
@@ -411,6 +415,7 @@ def add_series_layers(result, project: QgsProject, canvas=None) -> Optional[QgsL
         maps.setExpanded(False)
     group.setItemVisibilityChecked(True)
     group.setExpanded(True)
+    drop_empty_result_groups(project.layerTreeRoot())
     if new_view:
         show_on_canvas(first, project, canvas)
     return group

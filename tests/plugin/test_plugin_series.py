@@ -2,6 +2,7 @@
 093): `stf:fuse_series`, the dialog's Series mode, and a series task's dated layers for the Temporal Controller."""
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 
@@ -259,6 +260,27 @@ def test_a_series_task_loads_dated_layers_for_the_temporal_controller(plugin, qg
     assert maps.findLayers()[0].layer().name().startswith(f"reliability {DATES[0]}")
     message = iface.messageBar().get_messages(Qgis.Success)[-1]
     assert "series kranj: 3 date(s) fused, 0 kept, 0 skipped" in message and "Temporal Controller" in message
+
+
+def test_a_rerun_into_the_same_folder_replaces_the_earlier_series_group(plugin, qgis_new_project, series_csv,
+                                                                         tmp_path, iface):
+    from qgis.core import Qgis, QgsProject, QgsRasterLayer
+
+    engine = plugin.status.engine
+    output = tmp_path / "kranj"
+    request = engine.SeriesRequest(series=series_csv, output_dir=str(output), method="delta", coarse_resolution=480,
+                                   scales=engine.parse_scales(SCALES), device="cpu")
+    assert run_task(plugin, request) == "completed", iface.messageBar().get_messages(Qgis.Critical)[-1:]
+    own = QgsRasterLayer(str(output / f"fused_{DATES[1]}.tif"), "my own copy")  # a layer outside any result group
+    QgsProject.instance().addMapLayer(own)
+    rerun = dataclasses.replace(request, overwrite=True)
+    assert run_task(plugin, rerun) == "completed", iface.messageBar().get_messages(Qgis.Critical)[-1:]
+    [group] = series_groups()
+    assert [node.layer().name() for node in group.findLayers()[:3]] == [f"fused {date} (delta)" for date in DATES]
+    assert [node.layer().source() for node in group.findLayers()[3:]] == [
+        str(output / f"reliability_{date}.tif") for date in DATES]
+    assert own.isValid() and QgsProject.instance().mapLayer(own.id()) is own
+    assert len(QgsProject.instance().mapLayers()) == 2 * len(DATES) + 1
 
 
 def test_a_failed_series_is_one_line_and_adds_nothing(plugin, qgis_new_project, tmp_path, iface):
