@@ -16,9 +16,11 @@ STEPS = 1000
 
 @contextmanager
 def progress_bar(description: str) -> Iterator:
-    """A tqdm bar on stderr driven by the engine's `progress(fraction, message)` callable, in percent."""
+    """A tqdm bar on stderr driven by the engine's `progress(fraction, message)` callable, in percent; none when
+    stderr is no terminal, so a captured log holds whole `warning:` and `error:` lines, not bar fragments."""
     form = "{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}"
-    with tqdm(total=STEPS, desc=description, leave=False, dynamic_ncols=True, bar_format=form) as bar:
+    with tqdm(total=STEPS, desc=description, leave=False, dynamic_ncols=True, bar_format=form, file=sys.stderr,
+              disable=not sys.stderr.isatty()) as bar:
 
         def update(fraction: float, message: str) -> None:
             bar.set_postfix_str(message, refresh=False)
@@ -69,15 +71,15 @@ def int_list(text: str) -> Tuple[int, ...]:
         raise StfError(f"expected comma-separated band numbers, got '{text}'") from None
 
 
-def float_pair(text: str) -> Tuple[float, float]:
-    """'-5.5,-5.3' → (-5.5, -5.3)."""
+def float_pair(text: str, flag: str) -> Tuple[float, float]:
+    """'-5.5,-5.3' → (-5.5, -5.3); StfError naming the flag otherwise."""
     parts = text.split(",")
     try:
         if len(parts) == 2:
             return float(parts[0]), float(parts[1])
     except ValueError:
         pass
-    raise StfError(f"expected two comma-separated numbers, got '{text}'")
+    raise StfError(f"{flag} expects two comma-separated numbers, got '{text}'")
 
 
 def add_unit_arguments(parser):

@@ -73,7 +73,7 @@ def request_from(args) -> FusionRequest:
         scales=parse_scales(args.scale),
         coarse_resolution=args.coarse_res,
         resampling=args.resampling,
-        coarse_shift=float_pair(args.coarse_shift) if args.coarse_shift else None,
+        coarse_shift=float_pair(args.coarse_shift, "--coarse-shift") if args.coarse_shift else None,
         register=args.register,
         options=parse_options(args.method, args.option),
         cog=args.cog,

@@ -2,10 +2,13 @@
 
 A method or model declares each parameter once as an `Option`; text from the command line, Processing or
 the dialog is parsed against those declarations, so a typo or a value out of range is refused with one
-line naming the valid options instead of being silently ignored.
+line naming the valid options instead of being silently ignored. The requests' own numbers (tile, batch, …)
+are checked by `check_whole` and `check_real`: one line naming the flag and the allowed range.
 """
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Dict, Mapping, Optional, Sequence, Union
 
@@ -53,15 +56,17 @@ class Option:
             if text in ("false", "0", "no", "off"):
                 return False
             raise ValueError("expected true or false")
+        if kind is str:
+            return str(value)
+        number = float(str(value).strip()) if not isinstance(value, (int, float)) else float(value)
+        if not math.isfinite(number):
+            raise ValueError("expected a finite number")
         if kind is int:
-            number = float(str(value).strip()) if not isinstance(value, (int, float)) else float(value)
             if number != int(number):
                 raise ValueError("expected a whole number")
             converted = int(number)
-        elif kind is float:
-            converted = float(str(value).strip()) if not isinstance(value, (int, float)) else float(value)
         else:
-            return str(value)
+            converted = number
         if (self.minimum is not None and converted < self.minimum) or (
             self.maximum is not None and converted > self.maximum
         ):
@@ -120,6 +125,36 @@ def parse(declared: Mapping[str, Option], given: Given, owner: str) -> Dict[str,
                 f"option {key}={value} for {owner}: {exc}; valid options: {describe_all(declared)}"
             ) from None
     return parsed
+
+
+def check_whole(value: object, name: str, minimum: int, optional: bool = False) -> None:
+    """Refuse a request's count or size unless it is an int (not a bool, text or 1.5) ≥ minimum; None passes when
+    `optional`. `name` is its flag, e.g. '--tile' or '--steps (steps_per_epoch)', so every front end can say it."""
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise StfError(f"{name} must be at least {minimum}, a whole number; got {_given(value)}")
+
+
+def check_real(value: object, name: str, above: float = 0.0, below: float = math.inf, optional: bool = False) -> None:
+    """Refuse a request's real number unless it is finite and strictly between `above` and `below` (NaN and infinity
+    are no size, rate or duration); None passes when `optional`."""
+    if optional and value is None:
+        return
+    if not (finite_number(value) and above < value < below):
+        bounds = (f"> {_number(above)}" if below == math.inf
+                  else f"between {_number(above)} and {_number(below)} (exclusive)")
+        raise StfError(f"{name} must be a finite number {bounds}; got {_given(value)}")
+
+
+def finite_number(value: object) -> bool:
+    """Whether a request's value is a real number (not a bool or text) that is neither NaN nor infinite."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _given(value: object) -> str:
+    """A refused value as the user gave it: text quoted, anything else as Python prints it (2.0 is not 2)."""
+    return repr(value) if isinstance(value, str) else str(value)
 
 
 def parse_number(text: str, what: str) -> float:

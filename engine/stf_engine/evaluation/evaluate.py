@@ -20,6 +20,7 @@ import torch
 
 from ..core import tiling
 from ..core.device import cpu_threads, resolve_device
+from ..core.options import check_real, check_whole
 from ..core.outputs import check_writable_folder, refuse_overwrite, staged_folder
 from ..core.progress import Cancel, Progress, Warnings, check_cancel, silent
 from ..errors import StfError
@@ -81,6 +82,14 @@ class EvaluationRequest:
     """CPU threads; None takes the number of physical cores."""
     window: int = 512
     """Processing window side in pixels (memory grows with its square); results do not depend on it."""
+
+    def __post_init__(self) -> None:
+        """Refuse a mistyped or out-of-range number at once with StfError naming it, as FusionRequest does."""
+        check_whole(self.tile, "--tile", 0, optional=True)
+        check_real(self.ratio, "--ratio", optional=True)
+        check_real(self.data_range, "--data-range", optional=True)
+        check_whole(self.threads, "--threads", 1, optional=True)
+        check_whole(self.window, "window", 1)
 
 
 @dataclass

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 from .. import roles
-from ..core.options import parse_number, split_list
+from ..core.options import check_whole, finite_number, parse_number, split_list
 from ..core.tiling import DEFAULT_TILE
 from ..errors import StfError
 from ..inputs.aligned import Alignment
@@ -71,6 +71,16 @@ class FusionRequest:
     """Predict on a local Dask cluster of this many worker processes (tiles as tasks)."""
     scheduler: Optional[str] = None
     """Address of a running Dask scheduler to predict on instead (its workers must see the input paths)."""
+
+    def __post_init__(self) -> None:
+        """Refuse a mistyped or out-of-range number at once with StfError naming it (as the API, Processing and the
+        CLI build requests alike); the checks that need the method or the files are `check`'s."""
+        check_whole(self.tile, "--tile", 0)
+        check_whole(self.halo, "--halo", 0, optional=True)
+        check_whole(self.batch, "--batch", 1)
+        check_whole(self.threads, "--threads", 1, optional=True)
+        check_whole(self.workers, "--workers", 1, optional=True)
+        _check_shift(self.coarse_shift)
 
     def inputs(self) -> Dict[str, str]:
         """The roles that were given, mapped to their paths."""
@@ -151,9 +161,16 @@ def _scale_value(text: str, item: str) -> Scale:
     return numbers[0] if len(numbers) == 1 else (numbers[0], numbers[1])
 
 
+def _check_shift(shift: Optional[Tuple[float, float]]) -> None:
+    """A known coarse misregistration is two finite numbers, or None: NaN or infinity would move the coarse rasters
+    off the fine grid, and the run would fail later blaming the rasters."""
+    values = tuple(shift) if isinstance(shift, (tuple, list)) else ()
+    if shift is not None and [finite_number(v) for v in values] != [True, True]:
+        raise StfError(f"--coarse-shift must be two finite numbers DX,DY (fine pixels east and south); got {shift!r}")
+
+
 def check_cluster(request) -> None:
-    """The Dask options of a fusion or series request: at least one worker, and workers or a scheduler."""
-    if request.workers is not None and request.workers < 1:
-        raise StfError(f"--workers must be at least 1, got {request.workers}")
+    """The Dask options of a fusion or series request: workers or a scheduler, not both (each request checks that
+    workers is at least 1)."""
     if request.workers and request.scheduler:
         raise StfError("give either --workers (a local Dask cluster) or --scheduler (a running one), not both")

@@ -43,10 +43,6 @@ def plan_series(request: SeriesRequest, clear: Optional[Dict[str, float]] = None
 
 def plan_entries(entries: Sequence[Dated], request: SeriesRequest,
                  clear: Optional[Dict[str, float]] = None) -> Tuple[PlannedDate, ...]:
-    if request.max_gap < 1:
-        raise StfError(f"--max-gap must be at least 1 day; got {request.max_gap}")
-    if request.date_batch is not None and request.date_batch < 1:
-        raise StfError(f"--date-batch must be at least 1 date; got {request.date_batch}")
     clear = clear or {}
     pairs = [e for e in entries if e.coarse and e.fine and clear.get(e.day.isoformat(), 1.0) >= MIN_CLEAR]
     targets = _targets(entries, request)

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 from ..core.device import resolve_device
+from ..core.options import check_whole
 from ..core.tiling import DEFAULT_TILE
 from ..fusion.request import DEFAULT_BATCH
 
@@ -54,6 +55,15 @@ class SeriesRequest:
     overwrite: bool = False
     """Fuse again the dates whose outputs exist; otherwise a re-run resumes where the last one stopped."""
 
+    def __post_init__(self) -> None:
+        """Refuse a mistyped or out-of-range number at once with StfError naming it, as FusionRequest does."""
+        check_whole(self.max_gap, "--max-gap", 1)
+        check_whole(self.tile, "--tile", 0)
+        check_whole(self.batch, "--batch", 1)
+        check_whole(self.date_batch, "--date-batch", 1, optional=True)
+        check_whole(self.threads, "--threads", 1, optional=True)
+        check_whole(self.workers, "--workers", 1, optional=True)
+
     def dates_per_batch(self) -> int:
         """How many dates are fused together: `date_batch`, or the device's default."""
         if self.date_batch is not None:
@@ -95,3 +105,4 @@ class SeriesResult:
     """(reference, predicted date, days apart, delta RMSE) between the series' own fine images."""
     seconds: float = 0.0
     warnings: Tuple[str, ...] = ()
+

@@ -29,8 +29,8 @@ from ..models.normalise import Normalisation
 from ..version import __version__
 from .baseline import FIT_PATCH, FIT_PATCHES, fit_smoothing, held_out_baselines, rmse
 from .data import TrainingData, load_data, to_tensors
-from .patches import MIN_PATCH, Batch, PatchSampler
-from .request import MODES, TrainingRequest, TrainingResult
+from .patches import Batch, PatchSampler
+from .request import MIN_PATCH, MODES, TrainingRequest, TrainingResult
 
 VALIDATION_PATCHES = 16
 MAX_STEPS = 500
@@ -132,12 +132,6 @@ def _check(request: TrainingRequest, model: ModelDef) -> Dict[str, object]:
     """Refuse a malformed request; return its model options typed and range-checked."""
     if request.mode not in MODES:
         raise StfError(f"unknown training mode '{request.mode}'; use self or series")
-    if request.epochs < 1 or request.batch < 1 or request.patch < 8 or request.lr <= 0:
-        raise StfError("epochs and batch must be ≥ 1, patch ≥ 8 and the learning rate > 0")
-    if request.minutes is not None and not request.minutes > 0:
-        raise StfError(f"the training time budget must be positive minutes, got {request.minutes}")
-    if not 0 < request.validation_fraction < 1:
-        raise StfError("the validation fraction must lie between 0 and 1")
     if not request.output:
         raise StfError("no checkpoint path given; name the .pt file to write")
     check_writable_file(request.output, "checkpoint")

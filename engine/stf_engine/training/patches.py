@@ -14,7 +14,6 @@ from .scenes import Scene
 Batch = Tuple[Dict[str, np.ndarray], np.ndarray, np.ndarray]
 """(inputs by role (B, C, p, p), target (B, C, p, p), valid (B, 1, p, p))."""
 MIN_VALID = 0.5
-MIN_PATCH = 8
 
 
 def _usable_corners(valid: np.ndarray, size: int) -> np.ndarray:

@@ -4,7 +4,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
+from ..core.options import check_real, check_whole
+
 MODES = ("self", "series")
+MIN_PATCH = 8
+"""Smallest training patch side in pixels."""
 DEFAULT_MINUTES = 10.0
 """Default training time budget in minutes: enough on 2 CPU cores for the scenes the benchmark trains on."""
 
@@ -51,6 +55,19 @@ class TrainingRequest:
     coarse_resolution: Optional[float] = None
     options: Dict[str, object] = field(default_factory=dict)
     """Model hyper-parameters and loss weights (see each model's OPTIONS)."""
+
+    def __post_init__(self) -> None:
+        """Refuse a mistyped or out-of-range number at once with StfError naming it, as FusionRequest does."""
+        check_whole(self.patch, "--patch", MIN_PATCH)
+        check_whole(self.epochs, "--epochs", 1)
+        check_whole(self.batch, "--batch", 1)
+        check_whole(self.steps_per_epoch, "--steps (steps_per_epoch)", 1, optional=True)
+        check_real(self.lr, "--lr")
+        check_whole(self.seed, "--seed", 0)
+        check_whole(self.threads, "--threads", 1, optional=True)
+        check_real(self.validation_fraction, "--val-fraction (validation_fraction)", 0, 1)
+        check_whole(self.patience, "--patience", 1)
+        check_real(self.minutes, "--minutes", optional=True)
 
 
 @dataclass

@@ -128,3 +128,56 @@ def test_an_engine_bug_shows_its_traceback_and_says_so(scene, tmp_path, capsys, 
                             str(tmp_path / "o.tif")], capsys)
     assert code == 1
     assert "Traceback" in err and "ValueError: an internal numpy problem" in err and "this is a bug" in err
+
+
+@pytest.mark.parametrize("flag, value, allowed", [
+    ("--steps", "0", "(steps_per_epoch) must be at least 1"),
+    ("--patience", "-1", "must be at least 1"),
+    ("--epochs", "0", "must be at least 1"),
+    ("--patch", "0", "must be at least 8"),
+    ("--batch", "0", "must be at least 1"),
+    ("--lr", "nan", "must be a finite number > 0"),
+    ("--lr", "inf", "must be a finite number > 0"),
+    ("--minutes", "-1", "must be a finite number > 0"),
+    ("--minutes", "nan", "must be a finite number > 0"),
+])
+def test_train_refuses_nonsense_numbers_in_one_line(scene, tmp_path, capsys, flag, value, allowed):
+    out = tmp_path / "model.pt"
+    code, _, err = run_cli(["train", "--model", "ganstfm", "--coarse", scene["coarse"], "--fine", scene["fine"],
+                            "--coarse-ref", scene["coarse_ref"], "--out", str(out), flag, value], capsys)
+    assert_user_error(code, err, str(out), f"{flag} {allowed}")
+
+
+@pytest.mark.parametrize("shift, text", [
+    ("nan", "--coarse-shift expects two comma-separated numbers, got 'nan'"),
+    ("nan,0", "--coarse-shift must be two finite numbers DX,DY"),
+    ("1,inf", "--coarse-shift must be two finite numbers DX,DY"),
+])
+def test_a_coarse_shift_must_be_two_finite_numbers(scene, tmp_path, capsys, shift, text):
+    out = tmp_path / "fused.tif"
+    code, _, err = run_cli(["fuse", "--coarse", scene["coarse"], "--fine", scene["fine"], "--coarse-ref",
+                            scene["coarse_ref"], "--method", "delta", "--out", str(out), f"--coarse-shift={shift}"],
+                           capsys)
+    assert_user_error(code, err, str(out), text)
+
+
+def all_nodata_fuse(scene, tmp_path):
+    """A fuse command that fails in the engine after its progress bar is up."""
+    empty = write(tmp_path / "empty.tif", np.full((3, 12, 12), -5, "int16"), fine_transform(120), nodata=-5)
+    return ["fuse", "--coarse", empty, "--fine", scene["fine"], "--out", str(tmp_path / "fused.tif")]
+
+
+def test_no_progress_bar_when_stderr_is_no_terminal(scene, tmp_path, capsys):
+    """A captured log holds whole lines: no bar fragments ending in \\r, nor bar text before `error:`."""
+    code, _, err = run_cli(all_nodata_fuse(scene, tmp_path), capsys)
+    lines = err.splitlines()
+    assert code == 2 and "\r" not in err
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "no valid pixels" in lines[0], err
+
+
+def test_the_progress_bar_shows_in_a_terminal(scene, tmp_path, capsys, monkeypatch):
+    """In a terminal the bar is drawn, and cleared before the error line."""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, _, err = run_cli(all_nodata_fuse(scene, tmp_path), capsys)
+    assert code == 2 and "stf fuse (starfm):" in err and "\r" in err
+    assert err.split("\r")[-1].startswith("error: ")  # the bar is cleared before the error line

@@ -161,3 +161,20 @@ def test_temperature_is_measured_in_its_own_units_and_range(tmp_path):
     reflectance = evaluate(EvaluationRequest(str(SAMPLE / "L72000306_SZ_B432_30m.tif"),
                                              str(SAMPLE / "L72002311_SZ_B432_30m.tif"), device="cpu"))
     assert reflectance.data_range == 1.0 and reflectance.units["rmse"] == "reflectance"
+
+
+@pytest.mark.parametrize("flag, value, allowed", [
+    ("--data-range", "0", "a finite number > 0"),
+    ("--data-range", "-1", "a finite number > 0"),
+    ("--data-range", "nan", "a finite number > 0"),
+    ("--ratio", "0", "a finite number > 0"),
+    ("--ratio", "inf", "a finite number > 0"),
+    ("--tile", "-5", "at least 0, a whole number"),
+])
+def test_cli_refuses_nonsense_numbers_in_one_line(rasters, tmp_path, capsys, flag, value, allowed):
+    paths, *_ = rasters
+    out = tmp_path / "report"
+    code = main(["evaluate", "--pred", paths["pred"], "--truth", paths["truth"], "--out", str(out), flag, value])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"error: {flag} must be {allowed}; got ") and err.count("\n") == 1, err
+    assert not out.exists()

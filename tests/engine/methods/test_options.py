@@ -17,6 +17,8 @@ def test_options_are_typed_from_text_lists_and_mappings():
     ("window=2.5", "expected a whole number"),
     ("classes=many", "option classes=many"),
     ("window", "key=value pairs"),
+    ("window=inf", "option window=inf for method 'starfm': expected a finite number"),
+    ("uncertainty_fine=nan", "option uncertainty_fine=nan for method 'starfm': expected a finite number"),
 ])
 def test_bad_options_name_the_valid_ones_and_their_ranges(given, problem):
     with pytest.raises(StfError) as raised:

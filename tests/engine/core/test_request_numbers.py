@@ -1,0 +1,85 @@
+"""Every request's numbers are checked by the engine: a wrong type or a value out of range is a StfError naming the
+field's flag and its range, for the Python API as for Processing and the CLI (never a TypeError deep in a run)."""
+import math
+
+import numpy as np
+import pytest
+
+from stf_engine import EvaluationRequest, FusionRequest, SeriesRequest, StfError, TrainingRequest, evaluate
+from stf_engine.core.options import check_real, check_whole
+
+
+def fusion(**fields):
+    return FusionRequest(coarse_target="c.tif", fine_reference="f.tif", output="o.tif", **fields)
+
+
+@pytest.mark.parametrize("fields, text", [
+    (dict(tile="abc"), "--tile must be at least 0, a whole number; got 'abc'"),
+    (dict(tile=None), "--tile must be at least 0"),
+    (dict(halo="x"), "--halo must be at least 0, a whole number; got 'x'"),
+    (dict(halo=-1), "--halo must be at least 0"),
+    (dict(batch=1.5), "--batch must be at least 1, a whole number; got 1.5"),
+    (dict(threads=2.0), "--threads must be at least 1, a whole number; got 2.0"),
+    (dict(workers=0), "--workers must be at least 1"),
+    (dict(coarse_shift=(math.nan, 0.0)), "--coarse-shift must be two finite numbers"),
+    (dict(coarse_shift=(1.0, math.inf)), "--coarse-shift must be two finite numbers"),
+    (dict(coarse_shift=(1.0,)), "--coarse-shift must be two finite numbers"),
+])
+def test_a_fusion_request_refuses_wrong_numbers_as_it_is_built(fields, text):
+    with pytest.raises(StfError) as raised:
+        fusion(**fields)
+    assert text in str(raised.value)
+
+
+def test_a_fusion_request_takes_any_whole_numbers_and_an_unset_halo():
+    request = fusion(tile=np.int64(0), halo=None, batch=2, coarse_shift=(0.5, -1))
+    assert request.tile == 0 and request.coarse_shift == (0.5, -1)
+
+
+@pytest.mark.parametrize("fields, text", [
+    (dict(max_gap="30"), "--max-gap must be at least 1, a whole number; got '30'"),
+    (dict(tile=-1), "--tile must be at least 0"),
+    (dict(date_batch=0), "--date-batch must be at least 1"),
+])
+def test_a_series_request_refuses_wrong_numbers(fields, text):
+    with pytest.raises(StfError, match=text):
+        SeriesRequest(series="s.csv", output_dir="out", **fields)
+
+
+@pytest.mark.parametrize("fields, text", [
+    (dict(steps_per_epoch=0), r"--steps \(steps_per_epoch\) must be at least 1"),
+    (dict(patience=-1), "--patience must be at least 1"),
+    (dict(epochs=0), "--epochs must be at least 1"),
+    (dict(patch=4), "--patch must be at least 8"),
+    (dict(batch="8"), "--batch must be at least 1, a whole number; got '8'"),
+    (dict(lr=0.0), "--lr must be a finite number > 0; got 0.0"),
+    (dict(lr=math.inf), "--lr must be a finite number > 0; got inf"),
+    (dict(minutes=math.nan), "--minutes must be a finite number > 0; got nan"),
+    (dict(minutes=-1), "--minutes must be a finite number > 0"),
+    (dict(validation_fraction=1.0), r"--val-fraction \(validation_fraction\) must be a finite number between 0 and 1"),
+    (dict(seed=-1), "--seed must be at least 0"),
+])
+def test_a_training_request_refuses_wrong_numbers(fields, text):
+    with pytest.raises(StfError, match=text):
+        TrainingRequest(model="ganstfm", output="m.pt", **fields)
+
+
+@pytest.mark.parametrize("fields, text", [
+    (dict(tile="abc"), "--tile must be at least 0, a whole number; got 'abc'"),
+    (dict(ratio=0), "--ratio must be a finite number > 0; got 0"),
+    (dict(data_range=math.nan), "--data-range must be a finite number > 0; got nan"),
+    (dict(window=0), "window must be at least 1"),
+])
+def test_evaluate_refuses_wrong_numbers_before_reading_a_file(tmp_path, fields, text):
+    with pytest.raises(StfError, match=text):
+        evaluate(EvaluationRequest(str(tmp_path / "missing.tif"), str(tmp_path / "missing_too.tif"), **fields))
+
+
+def test_the_checks_take_numpy_numbers_and_refuse_bools():
+    check_whole(np.int32(3), "--batch", 1)
+    check_real(np.float32(0.5), "--lr")
+    check_whole(None, "--halo", 0, optional=True)
+    with pytest.raises(StfError, match="got True"):
+        check_whole(True, "--batch", 1)
+    with pytest.raises(StfError, match="got False"):
+        check_real(False, "--lr", optional=True)
