@@ -50,11 +50,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except StfError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("error: interrupted; nothing was left at the output path", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:  # a run that keeps finished work (a series' dates) says so in left_behind
+        left = getattr(interrupt, "left_behind", "nothing was left at the output path")
+        print(f"error: interrupted; {left}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Stopped as stop:
-        print(f"error: stopped by {stop}; nothing was left at the output path", file=sys.stderr)
+        left = getattr(stop, "left_behind", "nothing was left at the output path")
+        print(f"error: stopped by {stop}; {left}", file=sys.stderr)
         return 128 + stop.signum
     except Exception:  # noqa: BLE001  (a bug: show everything, and say so)
         traceback.print_exc()

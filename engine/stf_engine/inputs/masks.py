@@ -6,7 +6,7 @@ a bit field would make up codes whose bits mean nothing.
 from __future__ import annotations
 
 from contextlib import ExitStack
-from typing import Callable, Dict, Optional, Sequence, Union
+from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import rasterio
@@ -115,12 +115,13 @@ def parse_mask_rules(items: Union[None, str, Sequence[str]]) -> Dict[str, str]:
 class MaskReader:
     """A mask raster's first band on the fine grid, read by windows as 'unusable' flags."""
 
-    def __init__(self, dataset, label: str, grid: Grid, rule: str):
+    def __init__(self, dataset, label: str, grid: Grid, rule: str, shift: Tuple[float, float] = (0.0, 0.0)):
+        """`shift`: the one of the raster the mask belongs to (see `on_grid`), so its flags stay on its pixels."""
         self.label = label
         self.dataset = dataset
         self.rule = rule
         # Nearest keeps codes whole; where the raster does not reach (or its own mask is off) the alpha says so.
-        self.source, self._alpha = on_grid(dataset, grid, Resampling.nearest)
+        self.source, self._alpha = on_grid(dataset, grid, Resampling.nearest, shift)
 
     def close(self) -> None:
         """Close the warped view, if any; the dataset stays with whoever opened it."""
@@ -143,12 +144,13 @@ class MaskReader:
         return decode_mask(values, self.rule) | ~present
 
 
-def open_mask(stack: ExitStack, path: str, label: str, grid: Grid, rule: str) -> MaskReader:
-    """The mask raster at `path` on `grid`, decoded with `rule`; closed with the stack. The rule is checked
-    before the file is opened."""
+def open_mask(stack: ExitStack, path: str, label: str, grid: Grid, rule: str,
+              shift: Tuple[float, float] = (0.0, 0.0)) -> MaskReader:
+    """The mask raster at `path` on `grid`, decoded with `rule` and moved by its raster's `shift`; closed with the
+    stack. The rule is checked before the file is opened."""
     _decoder(rule, label)
     dataset = stack.enter_context(open_raster(path, label))
     check_covers(grid, dataset, label)
-    reader = MaskReader(dataset, label, grid, rule)
+    reader = MaskReader(dataset, label, grid, rule, shift)
     stack.callback(reader.close)
     return reader

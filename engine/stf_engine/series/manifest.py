@@ -69,14 +69,16 @@ def write_stack(output_dir: str, fused: Sequence[str]) -> str:
 
 
 def _write_whole(path: str, text: str) -> str:
-    """Write beside `path` and rename, so a reader never sees half a file."""
+    """Write beside `path` and rename, so a reader never sees half a file; the partial file goes on any exit."""
     partial = path + ".partial"
     try:
-        with open(partial, "w") as handle:
-            handle.write(text)
-        os.replace(partial, path)
+        try:
+            with open(partial, "w") as handle:
+                handle.write(text)
+            os.replace(partial, path)
+        finally:
+            if os.path.exists(partial):
+                os.remove(partial)
     except OSError as exc:
-        if os.path.exists(partial):
-            os.remove(partial)
         raise StfError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path

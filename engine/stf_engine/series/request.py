@@ -106,3 +106,22 @@ class SeriesResult:
     seconds: float = 0.0
     warnings: Tuple[str, ...] = ()
 
+
+@dataclass(frozen=True)
+class KeptDates:
+    """What a series run stopped midway (interrupted, cancelled, failed) leaves in its output folder on purpose:
+    the dates finished by it or an earlier run, each with both files and its record in series.json, so that the
+    same request run again goes on after them. The run's partial files and work folder are removed. The exception
+    that stopped the run carries it as `left_behind` (when a date was finished)."""
+
+    output_dir: str
+    finished: Tuple[str, ...]
+    unfinished: Tuple[str, ...]
+    """Dates not fused yet (none of their files is left)."""
+
+    def __str__(self) -> str:
+        """What was kept, and what to do, as the rest of an `error: interrupted; …` line."""
+        count = len(self.finished)
+        kept = f"the {count} finished dates are" if count > 1 else f"the finished date {self.finished[0]} is"
+        rest = f"fuse the {len(self.unfinished)} unfinished" if self.unfinished else "finish series.vrt"
+        return f"{kept} kept in {self.output_dir} (see series.json), nothing partial was left; run again to {rest}"

@@ -8,10 +8,12 @@ progress, and a re-run resumes after the dates already written (unless `overwrit
 """
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
+import threading
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Tuple
 
@@ -20,7 +22,7 @@ import rasterio
 from .. import roles
 from ..core.device import cpu_threads
 from ..core.outputs import check_writable_folder, output_lock, refuse_overwrite
-from ..core.progress import Cancel, Progress, Warnings, check_cancel, silent, stage
+from ..core.progress import Cancel, Progress, Warnings, check_cancel, log, silent, stage
 from ..fusion.request import FusionRequest, FusionResult, check_cluster
 from ..fusion import distributed
 from ..fusion.run import GDAL_CACHE_BYTES, batches_dates, fuse, fuse_dates, shared_by_dates
@@ -30,11 +32,11 @@ from ..methods.catalog import get_method
 from .finish import finish_date, output_names
 from .manifest import MANIFEST, STACK, read_manifest, write_manifest, write_stack
 from .plan import PlannedDate, plan_entries
-from .request import DateResult, SeriesRequest, SeriesResult
+from .request import DateResult, KeptDates, SeriesRequest, SeriesResult
 from .restore import Restored, coarse_name, restore_coarse, restore_references
 from .scene import SeriesScene
 from .validate import ErrorModel, error_model
-from .work import WorkRasters
+from .work import WORK_PREFIX, WorkRasters, remove_left_work
 
 PREPARATION_SHARE = 0.15
 """Share of the progress bar for aligning and restoring, before the first date is fused."""
@@ -62,14 +64,16 @@ def fuse_series(request: SeriesRequest, progress: Optional[Progress] = None,
     todo = [p for p in planned if request.overwrite or not _done(out, p)]
     results: Dict[str, DateResult] = {p.date: _kept(out, p, earlier) for p in planned if p not in todo}
     warnings = Warnings()
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), ExitStack() as stack:
+    with _kept_when_stopped(out, planned, results), rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), \
+            ExitStack() as stack:
         stack.enter_context(output_lock(os.path.join(out, MANIFEST)))
+        remove_left_work(out)
         stack.enter_context(cpu_threads(request.threads))
         model = None
         if any(p.usable for p in todo):
             scene = SeriesScene(entries, request, stack)
             warnings.extend_unique(scene.warnings)
-            work = WorkRasters(stack.enter_context(tempfile.TemporaryDirectory(prefix=".stf-series-", dir=out)),
+            work = WorkRasters(stack.enter_context(tempfile.TemporaryDirectory(prefix=WORK_PREFIX, dir=out)),
                                scene.grid, stack, scene.open_limit)
             references, model, todo = _prepare(scene, work, request, todo, stage(report, 0.0, PREPARATION_SHARE),
                                                cancel)
@@ -102,6 +106,19 @@ def fuse_series(request: SeriesRequest, progress: Optional[Progress] = None,
                         time.perf_counter() - started, tuple(warnings))
 
 
+@contextmanager
+def _kept_when_stopped(out: str, planned: List[PlannedDate], results: Dict[str, DateResult]) -> Iterator[None]:
+    """The run's block; an exception leaving it (after its cleanup: enter this first) carries the dates finished
+    in `out` by then as `left_behind` (`KeptDates`), so the front end does not say that nothing was left."""
+    try:
+        yield
+    except BaseException as stop:
+        finished = tuple(p.date for p in planned if p.date in results and results[p.date].status != "skipped")
+        if finished:
+            stop.left_behind = KeptDates(out, finished, tuple(p.date for p in planned if p.date not in results))
+        raise
+
+
 def _here(scene: SeriesScene, work: WorkRasters, request: SeriesRequest, dates: List[PlannedDate],
           references: Dict[str, Restored], model: ErrorModel, out: str, progress: Progress,
           cancel: Optional[Cancel]) -> Iterator[Tuple[DateResult, List[str]]]:
@@ -115,7 +132,8 @@ def _here(scene: SeriesScene, work: WorkRasters, request: SeriesRequest, dates: 
         check_cancel(cancel)
         share = stage(progress, done / len(dates), (done + len(group)) / len(dates),
                       group[0].date.date if len(group) == 1 else f"{group[0].date.date} … {group[-1].date.date}")
-        fused = fuse_dates([g.fusion for g in group], stage(share, 0.0, 1 - FINISH_SHARE), cancel, surveys)
+        with _fusion_unlogged():
+            fused = fuse_dates([g.fusion for g in group], stage(share, 0.0, 1 - FINISH_SHARE), cancel, surveys)
         for index, (planned, result) in enumerate(zip(group, fused)):
             finishing = stage(share, 1 - FINISH_SHARE + FINISH_SHARE * index / len(group),
                               1 - FINISH_SHARE + FINISH_SHARE * (index + 1) / len(group),
@@ -126,11 +144,12 @@ def _here(scene: SeriesScene, work: WorkRasters, request: SeriesRequest, dates: 
 
 @dataclass
 class _DateFusion:
-    """A date's fusion request on the restored inputs, and what choosing its method had to say."""
+    """A date's fusion request on the restored inputs, and what choosing its method had to say (named by the date,
+    not logged yet: the run logs each once)."""
 
     date: PlannedDate
     fusion: FusionRequest
-    warnings: Warnings
+    warnings: List[str]
 
 
 def _groups(dates: List[_DateFusion], size: int) -> Iterator[List[_DateFusion]]:
@@ -187,8 +206,9 @@ def _date_task(request: SeriesRequest, entries: List[Dated], coarse_shift: Tuple
         scene = SeriesScene(entries, request, stack, coarse_shift)
         work = WorkRasters(folder, scene.grid, stack, scene.open_limit)
         planned = _fusion_request(scene, work, request, date, references)
-        return _finish(scene, work, planned, fuse(planned.fusion, surveys=_WORKER_SURVEYS), model, out, silent,
-                       None)
+        with _fusion_unlogged():
+            fused = fuse(planned.fusion, surveys=_WORKER_SURVEYS)
+        return _finish(scene, work, planned, fused, model, out, silent, None)
 
 
 def _done(out: str, date: PlannedDate) -> bool:
@@ -223,7 +243,7 @@ def _fusion_request(scene: SeriesScene, work: WorkRasters, request: SeriesReques
                     references: Dict[str, Restored]) -> _DateFusion:
     """The fusion of one date on the restored inputs, into the work folder (delta when the method needs two
     references and the date has one)."""
-    pairs, warnings = date.pairs, Warnings()
+    pairs, warnings = date.pairs, []
     given = {roles.COARSE_TARGET: work.path(coarse_name(date.date))}
     for (fine_role, coarse_role), reference in zip(((roles.FINE_REFERENCE, roles.COARSE_REFERENCE),
                                                     (roles.FINE_REFERENCE_2, roles.COARSE_REFERENCE_2)), pairs):
@@ -231,7 +251,7 @@ def _fusion_request(scene: SeriesScene, work: WorkRasters, request: SeriesReques
         given[coarse_role] = work.path(coarse_name(reference))
     method = request.method
     if len(pairs) == 1 and roles.FINE_REFERENCE_2 in get_method(method).required:
-        warnings.add(f"{date.date}: one usable reference only; {method} needs two, delta is used")
+        warnings.append(f"{date.date}: one usable reference only; {method} needs two, delta is used")
         method = "delta"
     fusion = FusionRequest(output=work.path(_raw(date.date)), method=method,
                            coarse_resolution=scene.coarse_resolution, tile=request.tile, batch=request.batch,
@@ -243,14 +263,38 @@ def _fusion_request(scene: SeriesScene, work: WorkRasters, request: SeriesReques
 def _finish(scene: SeriesScene, work: WorkRasters, planned: _DateFusion, result: FusionResult, model: ErrorModel,
             out: str, progress: Progress, cancel: Optional[Cancel]) -> Tuple[DateResult, List[str]]:
     """A fused date's final files from its raw prediction, which is then removed (the work folder keeps what
-    later dates share, not every date's raw prediction)."""
-    date, pairs, warnings = planned.date.date, planned.date.pairs, planned.warnings
-    warnings.extend_unique(f"{date}: {w}" for w in result.warnings if "auto takes" not in w)
+    later dates share, not every date's raw prediction). Its warnings: the method choice's, then the fusion's,
+    named by the date."""
+    date, pairs = planned.date.date, planned.date.pairs
+    warnings = planned.warnings + [f"{date}: {w}" for w in result.warnings if "auto takes" not in w]
     tags = {"STF_DATE": date, "STF_METHOD": result.method, "STF_REFERENCES": ",".join(pairs)}
     done = finish_date(scene, work, _raw(date), date, pairs, model, out, tags, progress, cancel)
     work.remove(_raw(date))
     return DateResult(date, "fused", pairs, result.method, done.fused, done.reliability, done.restored,
-                      done.fallback, done.expected_error, done.observed_rmse), list(warnings)
+                      done.fallback, done.expected_error, done.observed_rmse), warnings
+
+
+class _ThisThread(logging.Filter):
+    """Drops the warnings logged on the thread that made it."""
+
+    def __init__(self):
+        super().__init__()
+        self.thread = threading.get_ident()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.thread != self.thread or record.levelno != logging.WARNING
+
+
+@contextmanager
+def _fusion_unlogged() -> Iterator[None]:
+    """A date's fusion without logging its warnings on this thread (other threads' runs still log theirs): its
+    result carries them, and the series logs each once, named by the date."""
+    muted = _ThisThread()
+    log.addFilter(muted)
+    try:
+        yield
+    finally:
+        log.removeFilter(muted)
 
 
 def _raw(date: str) -> str:

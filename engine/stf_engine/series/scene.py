@@ -96,12 +96,15 @@ class SeriesScene:
         return reader
 
     def _mask(self, kind: str, date: str):
+        """The `kind` mask of `date` on the grid, moved by the same co-registration shift as its image (a coarse
+        mask flags the coarse image's pixels, wherever the shift puts them), or None when the date has none."""
         path = getattr(self.entries[date], f"{kind}_mask")
         if not path:
             return None
         rule = self.request.mask_rules.get(kind, DEFAULT_MASK_RULE)
-        return self._masks.get((kind, date),
-                               lambda stack: open_mask(stack, path, f"the {kind} mask of {date}", self.grid, rule))
+        shift = self._shift if kind == "coarse" else (0.0, 0.0)
+        return self._masks.get((kind, date), lambda stack: open_mask(stack, path, f"the {kind} mask of {date}",
+                                                                     self.grid, rule, shift))
 
 
 def open_limit(days: Sequence[datetime.date], max_gap: int) -> int:

@@ -3,6 +3,7 @@ reflectance with NaN as nodata, written once and read by many dates, removed wit
 from __future__ import annotations
 
 import os
+import shutil
 from contextlib import ExitStack
 
 import numpy as np
@@ -12,6 +13,9 @@ from rasterio.windows import Window
 from ..core.recent import MAX_OPEN, RecentlyOpened
 from ..raster.grid import Grid
 from ..raster.writer import GeoTiffWriter, PendingOutputs
+
+WORK_PREFIX = ".stf-series-"
+"""How a run's work folder inside the output folder is named (then a random part)."""
 
 
 class WorkRasters:
@@ -43,3 +47,13 @@ class WorkRasters:
         with rasterio.open(self.path(name)) as dataset:
             shape = (dataset.count, max(1, self.grid.height // step), max(1, self.grid.width // step))
             return dataset.read(out_shape=shape)
+
+
+def remove_left_work(output_dir: str) -> None:
+    """Remove the work folders that runs killed outright (SIGKILL, power loss: no cleanup ran) left in the output
+    folder. Call it holding the output folder's lock only: a run makes its work folder while it holds that lock
+    and removes it before letting go, so with the lock held no live run owns one."""
+    for name in os.listdir(output_dir):
+        path = os.path.join(output_dir, name)
+        if name.startswith(WORK_PREFIX) and os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)

@@ -1,13 +1,23 @@
 """`stf fuse-series`: the closing table on the real Kranj series, and one `error:` line (exit 2) for bad input,
-with nothing left in the output folder."""
+with nothing left in the output folder; each warning once; an interrupted run names the dates it kept; the work
+folder of a killed run goes with the next run."""
 from __future__ import annotations
 
 import os
+import re
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
 from devkit.series import iso, kranj_series
 from stf_engine.cli import main
+from stf_engine.cli.main import Stopped
+from stf_engine.core.outputs import lock_path, output_lock
+from stf_engine.series import run as series_run
+from stf_engine.series.work import WORK_PREFIX
 
 KRANJ_ARGS = ["--coarse-res", "480", "--scale", "fine=1e-4"]
 
@@ -63,3 +73,92 @@ def test_a_damaged_mask_names_its_date_and_leaves_no_output(tmp_path, capsys):
 def test_a_missing_series_is_one_line(tmp_path, capsys):
     code, _, err = run(["--series", str(tmp_path / "nowhere.csv"), "--out", str(tmp_path / "out")], capsys)
     assert code == 2 and "series not found" in err
+
+
+def test_each_warning_is_printed_once_and_a_dates_own_name_their_date(tmp_path, capsys):
+    """Without --scale and --coarse-res the series warns about units and the coarse pixel size: the series'
+    first pair once, and each date's fusion once, named by its date."""
+    csv = kranj_series(tmp_path, hide=(77,))
+    dates = (iso(76), iso(77))
+    code, _, err = run(["--series", str(csv), "--out", str(tmp_path / "out"), "--dates", ",".join(dates),
+                        "--method", "delta"], capsys)
+    lines = re.findall(r"warning: ([^\r\n]*)", err)
+    assert code == 0 and len(lines) == len(set(lines)), "\n".join(lines)
+    assert sum("the fine reference's pixel size" in line for line in lines) == 1
+    units = [line for line in lines if "coarse target values" in line]
+    assert [line.split(": ")[0] for line in units[1:]] == list(dates) and len(units) == 1 + len(dates)
+
+
+@pytest.mark.parametrize("stop, at, said, kept", [
+    (KeyboardInterrupt(), 1, "interrupted", "the finished date 2020-03-10 is kept"),
+    (Stopped(signal.SIGTERM), 2, "stopped by SIGTERM", "the 2 finished dates are kept"),
+])
+def test_an_interrupted_series_says_which_dates_it_kept(tmp_path, capsys, monkeypatch, stop, at, said, kept):
+    dates = tuple(iso(day) for day in (70, 71, 72))
+    fuse_dates = series_run.fuse_dates
+
+    def stopped_at_date(requests, *rest):
+        if dates[at] in requests[0].output:
+            raise stop
+        return fuse_dates(requests, *rest)
+
+    monkeypatch.setattr(series_run, "fuse_dates", stopped_at_date)
+    out = tmp_path / "out"
+    code, _, err = run(["--series", str(kranj_series(tmp_path, hide=(77,))), "--out", str(out), "--dates",
+                        ",".join(dates), "--method", "delta"] + KRANJ_ARGS, capsys)
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert code == (130 if isinstance(stop, KeyboardInterrupt) else 143)
+    assert errors == [f"error: {said}; {kept} in {out} (see series.json), nothing partial was left; run again to "
+                      f"fuse the {len(dates) - at} unfinished"]
+    assert sorted(os.listdir(out)) == sorted([f"{kind}_{date}.tif" for kind in ("fused", "reliability")
+                                              for date in dates[:at]] + ["series.json"])
+
+
+def test_an_interrupted_series_with_no_date_finished_leaves_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(series_run, "fuse_dates", lambda *args: (_ for _ in ()).throw(KeyboardInterrupt()))
+    out = tmp_path / "out"
+    code, _, err = run(["--series", str(kranj_series(tmp_path, hide=(77,))), "--out", str(out), "--dates",
+                        iso(70), "--method", "delta"] + KRANJ_ARGS, capsys)
+    assert code == 130 and "error: interrupted; nothing was left at the output path" in err
+    assert os.listdir(out) == []
+
+
+STALLED_RUN = """
+import sys, time
+from stf_engine.cli import main
+from stf_engine.series import run
+run._prepare = lambda *args: time.sleep(600)
+sys.exit(main(sys.argv[1:]))
+"""
+"""`stf` whose series run stalls with its work folder made, to be killed there."""
+
+
+def _work_folders(out) -> list:
+    return [name for name in os.listdir(out) if name.startswith(WORK_PREFIX)] if out.exists() else []
+
+
+@pytest.mark.slow
+def test_the_work_folder_of_a_killed_run_is_removed_by_the_next_run(tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["fuse-series", "--series", str(kranj_series(tmp_path, hide=(77,))), "--out", str(out), "--dates",
+            iso(70), "--method", "delta"] + KRANJ_ARGS
+    process = subprocess.Popen([sys.executable, "-c", STALLED_RUN] + args, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not _work_folders(out) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.kill()
+    process.wait()
+    assert len(_work_folders(out)) == 1, "the run never made its work folder"
+    assert main(args) == 0, capsys.readouterr().err
+    assert _work_folders(out) == [] and not os.path.exists(lock_path(str(out / "series.json")))
+
+
+def test_the_work_folder_of_a_live_run_is_left_alone(tmp_path, capsys):
+    out = tmp_path / "out"
+    live = out / f"{WORK_PREFIX}live"
+    live.mkdir(parents=True)
+    with output_lock(str(out / "series.json")):  # what a live run holds while its work folder exists
+        code, _, err = run(["--series", str(kranj_series(tmp_path, hide=(77,))), "--out", str(out), "--dates",
+                            iso(70), "--method", "delta"] + KRANJ_ARGS, capsys)
+        assert code == 2 and "another STF run" in err
+    assert live.is_dir()
