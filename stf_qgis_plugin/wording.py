@@ -1,52 +1,157 @@
-"""The engine's messages in the dialog's words: some name command-line flags (`--weights`, `--coarse-res`, …),
-which mean nothing in the dialog; there they name the dialog's fields instead (or, for what the dialog has no
-field for, what to do in QGIS)."""
+"""The engine's messages in the front ends' words: some name command-line flags (`--weights`, `--coarse-res`, …),
+which mean nothing in the dialog or in Processing; there they name the dialog's fields or the algorithm's
+parameters instead (or, for what has no field or parameter, what to do in QGIS)."""
 from __future__ import annotations
 
 import re
+from typing import Dict, Tuple
 
-DIALOG_TERMS = (
-    # (pattern in an engine message, what the dialog shows instead); applied in this order
+Terms = Tuple[Tuple[str, str], ...]
+"""(pattern in an engine message, what a front end shows instead), applied in this order."""
+
+SCALE = r"--scale(?: (?:[a-z_-]+=)?[0-9][0-9.e:+-]*)?"
+"""The --scale flag, with the value an engine message may give it."""
+REARRANGE_BANDS = "Processing → GDAL → Raster conversion → Rearrange bands"
+SCALE_IN_METADATA = (
+    "for reflectance ×10000: gdal_edit.py -scale 0.0001, or GDAL's Translate with the extra option -a_scale 0.0001"
+)
+
+
+def bands_and_scale(no_band: str, no_scale: str) -> Terms:
+    """--bands and --scale where the front end has no field for them (`no_band`, `no_scale` say so): a copy of the
+    coarse raster with the right bands, a scale in the raster's metadata."""
+    return (
+        (r"with --bands \(e\.g\. --bands ([\d,]+)\)",
+         rf"in a copy of the coarse raster, e.g. bands \1 ({no_band}: {REARRANGE_BANDS} makes the copy)"),
+        (r"--bands(?: [\d,]+)?", f"a copy of the coarse raster with the fine reference's bands ({no_band}: "
+                                 f"{REARRANGE_BANDS})"),
+        (SCALE, f"a scale in the raster's metadata ({no_scale}; {SCALE_IN_METADATA})"),
+    )
+
+
+SHARED_TERMS: Terms = (
+    (r"--method (\w+)", r"the method '\1'"),
+    (r"--lr\b", "the training's learning rate (QGIS takes the engine's default)"),
+    (r"--seed\b", "the training's random seed (QGIS takes the engine's default)"),
+    (r"--val-fraction(?: \(validation_fraction\))?", "the training's held-out share (QGIS takes the engine's default)"),
+    (r"--patience\b", "the training's early-stopping patience (QGIS takes the engine's default)"),
+    (r"--coarse-shift\b", "the coarse rasters' shift (QGIS gives none)"),
+)
+"""What both front ends say alike (a method by name, what neither has a field for); applied before their own
+terms."""
+SERIES_HALO: Terms = (
+    (r"\(--halo\)", "(a series run takes the method's receptive radius)"),
+    (r"--halo\b", "the halo (a series run takes the method's receptive radius)"),
+)
+"""A series run has no halo to set, in either front end."""
+
+DIALOG_TERMS: Terms = (
     (r"\(--error-maps DIR; ([^;()]*) in the dialog;[^()]*\)", r"(\1)"),  # the engine already names the dialog's way
     (r"--error-maps(?: DIR)?", "'Write error maps'"),
     (r"--weights\b", "'Weights file'"),
     (r"`stf train`", "'Train on these layers first' (or Processing's stf:train)"),
     (r"--coarse-res\b", "Advanced → 'Real coarse pixel size'"),
+    (r"--fine2\b", "the 'Second fine reference' layer"),
+    (r"--coarse-ref2\b", "the 'Second coarse reference' layer"),
+    (r"--tile (\d+)", r"a tile size of \1 (Advanced → 'Tile size')"),
     (r"--tile\b", "Advanced → 'Tile size'"),
     (r"--halo\b", "Advanced → 'Halo'"),
     (r"--batch\b", "Advanced → 'Batch'"),
     (r"--threads\b", "Advanced → 'CPU threads'"),
     (r"--option\b", "Advanced → 'Method options'"),
+    (r"--workers\b", "Processing's WORKERS parameter (the dialog runs on no Dask cluster)"),
+    (r"--scheduler\b", "Processing's SCHEDULER parameter (the dialog runs on no Dask cluster)"),
     (r"--uncertainty\b", "'Uncertainty map'"),
     (r"--epochs\b", "the training 'Epochs'"),
     (r"--patch\b", "the training 'Patch'"),
     (r"--minutes\b", "the training 'Time budget'"),
+    (r"--steps(?: \(steps_per_epoch\))?", "the training's steps per epoch (the dialog takes the engine's default)"),
+    (r"--series\b", "a series (the dialog trains on its layers; Processing's stf:train takes a SERIES)"),
     (r"--device\b", "'Device'"),
     (r"--max-gap\b", "Series → 'Max gap'"),
+    (r"--date-batch\b", "Processing's DATE_BATCH parameter (the dialog has no such field)"),
     (r"--from\b", "Series → 'From'"),
     (r"--to\b", "Series → 'To'"),
     (r"--overwrite\b", "Series → 'Overwrite the dates already fused'"),
-    (r"--method (\w+)", r"the method '\1'"),
     (r"--method\b", "'Method'"),
-    (r"with --bands \(e\.g\. --bands ([\d,]+)\)",
-     r"in a copy of the coarse raster, e.g. bands \1 (the dialog has no band field: Processing → GDAL → Raster "
-     r"conversion → Rearrange bands makes the copy)"),
-    (r"--bands(?: [\d,]+)?",
-     "a copy of the coarse raster with the fine reference's bands (Processing → GDAL → Rearrange bands; the dialog "
-     "has no band field)"),
-    (r"--scale(?: (?:[a-z_-]+=)?[0-9][0-9.e+-]*)?",
-     "a scale in the raster's metadata (the dialog has no scale field; for reflectance ×10000: gdal_edit.py -scale "
-     "0.0001, or GDAL's Translate with the extra option -a_scale 0.0001)"),
+    *bands_and_scale("the dialog has no band field", "the dialog has no scale field"),
 )
 """The one mapping from command-line flags to the dialog's fields."""
-SERIES_TERMS = (
-    (r"--scale(?: (?:[a-z_-]+=)?[0-9][0-9.e:+-]*)?", "Series → 'Scales'"),
+SERIES_TERMS: Terms = (
+    *SERIES_HALO,
+    (SCALE, "Series → 'Scales'"),
 )
 """What the Series mode has a field for where the single-date form has none; applied before DIALOG_TERMS."""
+
+DATE_BATCH = "'Dates with the same references fused together' (DATE_BATCH)"
+"""stf:fuse_series's parameter for --date-batch, and for --batch as well (the batch holds its dates' tiles)."""
+PROCESSING_TERMS: Terms = (
+    (r"\(--error-maps DIR;[^()]*\)", "(set 'Error maps folder' (ERROR_MAPS))"),
+    (r"--error-maps(?: DIR)?", "'Error maps folder' (ERROR_MAPS)"),
+    (r"--weights\b", "'Weights file' (WEIGHTS)"),
+    (r"`stf train`", "'Train a deep model' (stf:train)"),
+    (r"--coarse-res\b", "'Real coarse pixel size in fine-grid units' (COARSE_RESOLUTION)"),
+    (r"--fine2\b", "'Second fine image' (FINE_REFERENCE_2)"),
+    (r"--coarse-ref2\b", "'Coarse image at the second fine image's date' (COARSE_REFERENCE_2)"),
+    (r"--coarse(?![\w-])", "'Coarse image at the target date' (COARSE)"),
+    (r"--ratio\b", "'Coarse/fine pixel-size ratio for ERGAS' (RATIO)"),
+    (r"set --data-range to choose another",
+     "stf:evaluate takes no other: with a scale in the rasters' metadata that makes them reflectance it is 1; "
+     f"{SCALE_IN_METADATA}"),
+    (r"--data-range\b", "the PSNR and SSIM peak (stf:evaluate takes 1 for reflectance, else the truth's range)"),
+    (r"--tile (\d+)", r"a 'Tile size in pixels' (TILE_SIZE) of \1"),
+    (r"--tile\b", "'Tile size in pixels' (TILE_SIZE)"),
+    (r"--halo\b", "'Halo in pixels' (HALO)"),
+    (r"--batch\b", "'Tiles per batch' (BATCH)"),
+    (r"--threads\b", "'CPU threads' (THREADS)"),
+    (r"--option\b", "'Method options' (OPTIONS)"),
+    (r"--workers\b", "'Dask local worker processes' (WORKERS)"),
+    (r"--scheduler\b", "'Dask scheduler address' (SCHEDULER)"),
+    (r"--uncertainty\b", "'Also write the uncertainty map' (UNCERTAINTY)"),
+    (r"--epochs\b", "'Epochs' (EPOCHS)"),
+    (r"--patch\b", "'Patch size in pixels' (PATCH)"),
+    (r"--minutes\b", "'Time budget in minutes' (MINUTES)"),
+    (r"--steps(?: \(steps_per_epoch\))?", "'Steps per epoch' (STEPS)"),
+    (r"--series\b", "'Series' (SERIES)"),
+    (r"--device\b", "'Device' (DEVICE)"),
+    (r"--max-gap\b", "'Days a fine reference may lie from the date it predicts' (MAX_GAP)"),
+    (r"--date-batch\b", DATE_BATCH),
+    (r"--from\b", "'First date' (DATE_FROM)"),
+    (r"--to\b", "'Last date' (DATE_TO)"),
+    (r"--overwrite\b", "'Fuse again the dates already in the output folder' (OVERWRITE)"),
+    (r"--method\b", "'Method' (METHOD)"),
+    *bands_and_scale("no algorithm here has a band parameter", "this algorithm has no scale parameter"),
+)
+"""The one mapping from command-line flags to the Processing algorithms' parameters: each as its description (or
+the description's start) and its name."""
+SERIES_TILE = "stf:fuse_series has no tile parameter; the dialog's Series mode has Advanced → 'Tile size'"
+ALGORITHM_TERMS: Dict[str, Terms] = {
+    "train": (
+        (r"--batch\b", "'Patches per step' (BATCH)"),
+    ),
+    "fuse_series": (
+        *SERIES_HALO,
+        (SCALE, "'Scales to reflectance' (SCALES)"),
+        (r"--batch\b", DATE_BATCH),
+        (r"\(--tile\)", f"({SERIES_TILE})"),
+        (r"--tile(?: \d+)?", f"the tile size ({SERIES_TILE})"),
+    ),
+}
+"""Where an algorithm's parameters differ from PROCESSING_TERMS (by the algorithm's name); applied before them."""
+
+
+def translated(text: str, terms: Terms) -> str:
+    """`text` with every pattern of `terms` replaced, in their order."""
+    for pattern, replacement in terms:
+        text = re.sub(pattern, replacement, text)
+    return text
 
 
 def in_dialog_terms(text: str, series: bool = False) -> str:
     """An engine message as the dialog and the message bar show it (`series`: about a series run)."""
-    for pattern, replacement in (*SERIES_TERMS, *DIALOG_TERMS) if series else DIALOG_TERMS:
-        text = re.sub(pattern, replacement, text)
-    return text
+    return translated(text, (*SHARED_TERMS, *(SERIES_TERMS if series else ()), *DIALOG_TERMS))
+
+
+def in_processing_terms(text: str, algorithm: str = "") -> str:
+    """An engine message as a Processing algorithm (by its name, e.g. 'fuse_series') reports it."""
+    return translated(text, (*SHARED_TERMS, *ALGORITHM_TERMS.get(algorithm, ()), *PROCESSING_TERMS))

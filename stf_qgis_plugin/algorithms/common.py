@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, Iterable, List, Tuple
 
 from qgis.core import (
     QgsProcessingAlgorithm,
@@ -14,6 +14,7 @@ from qgis.core import (
 )
 
 from ..layer_info import file_path, unusable
+from ..wording import in_processing_terms
 
 CHECKPOINTS = "STF checkpoints (*.pt);;All files (*.*)"
 THREADS = "THREADS"
@@ -113,13 +114,17 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         return {"workers": self.optional_number(parameters, WORKERS, context, int) or None,
                 "scheduler": self.parameterAsString(parameters, SCHEDULER, context).strip() or None}
 
-    def parsed(self, parse: Callable, *args):
-        """An engine parser's value (options, scales, mask rules from a string parameter); its one-line error
-        becomes a Processing error."""
+    def in_own_terms(self, text: str) -> str:
+        """An engine message naming this algorithm's parameters where it names command-line flags."""
+        return in_processing_terms(text, self.name())
+
+    def checked(self, function: Callable, *args, **kwargs):
+        """What an engine function that checks its input returns (options, scales, mask rules parsed from a string
+        parameter; a request, which refuses a value out of range); its one-line error becomes a Processing error."""
         try:
-            return parse(*args)
+            return function(*args, **kwargs)
         except self.engine.StfError as exc:
-            raise QgsProcessingException(str(exc)) from None
+            raise QgsProcessingException(self.in_own_terms(str(exc))) from None
 
     def call_engine(self, function: Callable, request, feedback: QgsProcessingFeedback):
         """Run an engine entry point with Processing's progress and cancel; engine errors become Processing errors."""
@@ -127,7 +132,18 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         try:
             return function(request, progress=progress, cancel=cancel)
         except self.engine.StfError as exc:
-            raise QgsProcessingException(str(exc)) from None
+            raise QgsProcessingException(self.in_own_terms(str(exc))) from None
+
+    def push_warnings(self, feedback: QgsProcessingFeedback, warnings: Iterable[str]) -> None:
+        """The engine's warnings (or notes) as Processing warnings, in this algorithm's terms."""
+        for warning in warnings:
+            feedback.pushWarning(self.in_own_terms(warning))
+
+    def push_info(self, feedback: QgsProcessingFeedback, lines: Iterable[str]) -> None:
+        """Lines holding engine text (a verdict, a table's notes) as Processing information, in this algorithm's
+        terms."""
+        for line in lines:
+            feedback.pushInfo(self.in_own_terms(line))
 
 
 class FeedbackCancel:

@@ -62,7 +62,8 @@ class EvaluateAlgorithm(EngineAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         parameters = self.by_index(parameters)
         out_dir = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
-        request = self.engine.EvaluationRequest(
+        request = self.checked(
+            self.engine.EvaluationRequest,
             prediction=self.local_file(parameters, "PREDICTION", context),
             truth=self.local_file(parameters, "TRUTH", context),
             fine_reference=self.local_file(parameters, "FINE_REFERENCE", context) or None,
@@ -76,7 +77,6 @@ class EvaluateAlgorithm(EngineAlgorithm):
         report = self.call_engine(self.engine.evaluate, request, feedback)
         for metric, value in report.overall.items():
             feedback.pushInfo(f"{metric}: {value:.6g} {report.units.get(metric, '')}")
-        for note in report.notes:
-            feedback.pushWarning(note)
+        self.push_warnings(feedback, report.notes)
         results = {metric.upper(): report.overall.get(metric) for metric in self.metrics}
         return {**results, "REPORT": report.to_json(), "OUTPUT_FOLDER": out_dir}

@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import Dict, Set
 
 from qgis.core import (
-    QgsProcessingException,
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
@@ -106,11 +105,10 @@ class FuseAlgorithm(EngineAlgorithm):
         paths = {role: self.local_file(parameters, key, context) or None for key, (role, _, _) in LAYERS.items()}
         halo = self.optional_number(parameters, "HALO", context, int)
         method = self.enum_name(parameters, "METHOD", context)
-        try:
-            options = self.engine.parse_options(method, self.parameterAsString(parameters, "OPTIONS", context) or "")
-        except self.engine.StfError as exc:
-            raise QgsProcessingException(str(exc)) from None
-        request = self.engine.FusionRequest(
+        options = self.checked(self.engine.parse_options, method,
+                               self.parameterAsString(parameters, "OPTIONS", context) or "")
+        request = self.checked(
+            self.engine.FusionRequest,
             output=self.parameterAsOutputLayer(parameters, "OUTPUT", context),
             method=method,
             options=options,
@@ -128,8 +126,7 @@ class FuseAlgorithm(EngineAlgorithm):
             **paths,
         )
         result = self.call_engine(self.engine.fuse, request, feedback)
-        for warning in result.warnings:
-            feedback.pushWarning(warning)
+        self.push_warnings(feedback, result.warnings)
         for line in results.validation_table(result):
             feedback.pushInfo(line)
         feedback.pushInfo(

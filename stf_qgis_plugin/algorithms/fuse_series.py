@@ -118,17 +118,18 @@ class FuseSeriesAlgorithm(EngineAlgorithm):
         method = self.enum_name(parameters, "METHOD", context)
         text = {key: self.parameterAsString(parameters, key, context).strip()
                 for key in ("DATE_FROM", "DATE_TO", "MASK_RULES", "SCALES", "OPTIONS")}
-        request = self.engine.SeriesRequest(
+        request = self.checked(
+            self.engine.SeriesRequest,
             series=listing or folder,
             output_dir=self.parameterAsString(parameters, "OUTPUT_FOLDER", context),
             method=method,
             date_from=text["DATE_FROM"] or None,
             date_to=text["DATE_TO"] or None,
             max_gap=self.parameterAsInt(parameters, "MAX_GAP", context),
-            mask_rules=self.parsed(self.engine.parse_mask_rules, text["MASK_RULES"]) if text["MASK_RULES"] else {},
-            scales=self.parsed(self.engine.parse_scales, text["SCALES"]) if text["SCALES"] else {},
+            mask_rules=self.checked(self.engine.parse_mask_rules, text["MASK_RULES"]) if text["MASK_RULES"] else {},
+            scales=self.checked(self.engine.parse_scales, text["SCALES"]) if text["SCALES"] else {},
             coarse_resolution=self.optional_number(parameters, "COARSE_RESOLUTION", context),
-            options=self.parsed(self.engine.parse_options, method, text["OPTIONS"]) if text["OPTIONS"] else {},
+            options=self.checked(self.engine.parse_options, method, text["OPTIONS"]) if text["OPTIONS"] else {},
             device=self.enum_name(parameters, "DEVICE", context),
             date_batch=self.optional_number(parameters, "DATE_BATCH", context, int),
             threads=self.threads(parameters, context),
@@ -137,10 +138,8 @@ class FuseSeriesAlgorithm(EngineAlgorithm):
             cog=self.parameterAsBool(parameters, "COG", context),
         )
         result = self.call_engine(self.engine.fuse_series, request, feedback)
-        for warning in result.warnings:
-            feedback.pushWarning(warning)
-        for line in results.series_table(result):
-            feedback.pushInfo(line)
+        self.push_warnings(feedback, result.warnings)
+        self.push_info(feedback, results.series_table(result))
         feedback.pushInfo(results.series_summary(result))
         counts = results.status_counts(result)
         return {

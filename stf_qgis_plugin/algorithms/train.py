@@ -94,7 +94,8 @@ class TrainAlgorithm(EngineAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         parameters = self.by_index(parameters)
         paths = {role: self.local_file(parameters, key, context) or None for key, (role, _) in LAYERS.items()}
-        request = self.engine.TrainingRequest(
+        request = self.checked(
+            self.engine.TrainingRequest,
             model=self.enum_name(parameters, "MODEL", context),
             output=self.parameterAsFileOutput(parameters, "OUTPUT", context),
             mode=self.enum_name(parameters, "MODE", context),
@@ -111,13 +112,12 @@ class TrainAlgorithm(EngineAlgorithm):
             **paths,
         )
         result = self.call_engine(self.engine.train, request, feedback)
-        for warning in result.warnings:
-            feedback.pushWarning(warning)
+        self.push_warnings(feedback, result.warnings)
         scores = results.held_out(result)
-        feedback.pushInfo(
+        self.push_info(feedback, [
             f"{result.model} on {result.device}: {result.epochs} epoch(s), best {result.best_epoch}, "
             f"{result.seconds:.1f} s" + (f", {scores}" if scores else "")
-        )
+        ])
         return {
             "OUTPUT": result.checkpoint,
             "BEST_EPOCH": result.best_epoch,

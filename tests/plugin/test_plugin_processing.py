@@ -60,7 +60,7 @@ def test_method_by_index_and_engine_errors_as_processing_errors(plugin, sample_p
     with pytest.raises(QgsProcessingException, match="band mismatch: the coarse target has 2 bands"):
         two_bands = fuse_parameters(sample_paths, tmp_path / "y.tif", COARSE_TARGET=str(tmp_path / "two.tif"))
         processing.run("stf:fuse", two_bands)
-    with pytest.raises(QgsProcessingException, match="set ERROR_MAPS"):
+    with pytest.raises(QgsProcessingException, match=r"set 'Error maps folder' \(ERROR_MAPS\)"):
         processing.run("stf:fuse", fuse_parameters(sample_paths, tmp_path / "z.tif", TRUTH=sample_paths["truth"]))
     assert not (tmp_path / "x.tif").exists() and not (tmp_path / "y.tif").exists() and not (tmp_path / "z.tif").exists()
 
@@ -466,7 +466,7 @@ def test_workers_reach_the_request_and_with_a_scheduler_are_refused(plugin, samp
     parameters = {"fuse": fuse_parameters(sample_paths, tmp_path / "fused.tif"),
                   "fuse_series": {"SERIES": sample_paths["coarse_target"], "OUTPUT_FOLDER": str(tmp_path / "series")},
                   }[algorithm]
-    with pytest.raises(QgsProcessingException, match="give either --workers .* or --scheduler .*, not both"):
+    with pytest.raises(QgsProcessingException, match=r"give either .*\(WORKERS\) .* or .*\(SCHEDULER\) .*, not both"):
         processing.run(f"stf:{algorithm}", {**parameters, "WORKERS": 2, "SCHEDULER": "tcp://127.0.0.1:9"})
     requests = []
 
@@ -480,6 +480,28 @@ def test_workers_reach_the_request_and_with_a_scheduler_are_refused(plugin, samp
             processing.run(f"stf:{algorithm}", {**parameters, "WORKERS": workers})
     assert [(request.workers, request.scheduler) for request in requests] == [(3, None), (None, None), (None, None)]
     assert not (tmp_path / "fused.tif").exists() and not (tmp_path / "series").exists()
+
+
+def test_engine_errors_and_warnings_name_the_parameters_not_the_flags(plugin, sample_paths, tmp_path):
+    """The sample's coarse rasters are resampled to the fine grid: training refuses them and fusing warns, each
+    naming COARSE_RESOLUTION (the engine says --coarse-res); without COARSE or RATIO, stf:evaluate warns so."""
+    import processing
+    from qgis.core import QgsProcessingException
+
+    training = {"MODEL": "ganstfm", "MODE": "self", "COARSE_TARGET": sample_paths["coarse_target"],
+                "FINE_REFERENCE": sample_paths["fine_reference"], "DEVICE": "cpu", "OUTPUT": str(tmp_path / "m.pt")}
+    with pytest.raises(QgsProcessingException, match=r"ratio of at least 2.*\(COARSE_RESOLUTION\)") as raised:
+        processing.run("stf:train", training)
+    assert "--" not in str(raised.value)
+    feedback = RecordingFeedback()
+    processing.run("stf:fuse", fuse_parameters(sample_paths, tmp_path / "f.tif"), feedback=feedback)
+    assert [w for w in feedback.warnings if "'Real coarse pixel size" in w and "(COARSE_RESOLUTION)" in w], \
+        feedback.warnings
+    feedback = RecordingFeedback()
+    processing.run("stf:evaluate", {"PREDICTION": str(tmp_path / "f.tif"), "TRUTH": sample_paths["truth"],
+                                    "PLOTS": False, "OUTPUT_FOLDER": str(tmp_path / "report")}, feedback=feedback)
+    assert [w for w in feedback.warnings if "(COARSE) or" in w and "(RATIO)" in w], feedback.warnings
+    assert not [w for w in feedback.warnings if "--" in w]
 
 
 def test_a_cancel_from_another_thread_stops_a_run_that_reports_no_progress(plugin, sample_paths, tmp_path,

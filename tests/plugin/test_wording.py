@@ -1,0 +1,108 @@
+"""Engine messages in the front ends' words: every command-line flag an engine message can name becomes a dialog
+field or a Processing parameter (or what to do in QGIS), and the parameters Processing's wording names exist."""
+from __future__ import annotations
+
+import ast
+import re
+from typing import Iterator, List
+
+import pytest
+
+from helpers.paths import ENGINE
+from stf_qgis_plugin.wording import ALGORITHM_TERMS, PROCESSING_TERMS, in_dialog_terms, in_processing_terms
+
+FLAG = re.compile(r"--[a-z][a-z0-9-]*")
+ALGORITHMS = ("fuse", "fuse_series", "train", "evaluate")
+NOT_IN_THE_DIALOG = ("cli", "evaluation")
+"""Engine packages whose messages the dialog never shows: the command line's own, and the evaluation's (which is
+Processing's stf:evaluate only)."""
+
+
+def literals(tree: ast.AST) -> Iterator[str]:
+    """Every string literal of a module but its docstrings (an f-string with '{}' for each value it formats)."""
+    skipped = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Expr):
+            skipped.add(id(node.value))  # a docstring (of a module, class, function or attribute)
+        elif isinstance(node, ast.JoinedStr):
+            skipped.update(id(part) for part in ast.walk(node) if part is not node)
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            yield node.value
+        elif isinstance(node, ast.JoinedStr):
+            yield "".join(part.value if isinstance(part, ast.Constant) else "{}" for part in node.values)
+
+
+def engine_messages(skipped_packages=("cli",)) -> List[str]:
+    """The engine's string literals that name a command-line flag, outside `skipped_packages`."""
+    messages = []
+    for path in sorted(ENGINE.rglob("*.py")):
+        if path.relative_to(ENGINE).parts[0] in skipped_packages:
+            continue
+        messages += [text for text in literals(ast.parse(path.read_text(encoding="utf-8"))) if FLAG.search(text)]
+    return messages
+
+
+def test_the_scan_finds_the_flags_of_engine_messages():
+    """The scan sees messages (f-strings and implicitly joined literals too) and no docstring."""
+    flags = {flag for message in engine_messages() for flag in FLAG.findall(message)}
+    assert {"--workers", "--scheduler", "--coarse-res", "--tile", "--bands", "--fine2", "--coarse-ref2"} <= flags
+    assert not [message for message in engine_messages() if "`--method auto`" in message]
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_no_flag_survives_in_processing_terms(algorithm):
+    left = {message: FLAG.findall(in_processing_terms(message, algorithm)) for message in engine_messages()}
+    assert {message: flags for message, flags in left.items() if flags} == {}
+
+
+@pytest.mark.parametrize("series", [False, True])
+def test_no_flag_survives_in_dialog_terms(series):
+    left = {message: FLAG.findall(in_dialog_terms(message, series)) for message in engine_messages(NOT_IN_THE_DIALOG)}
+    assert {message: flags for message, flags in left.items() if flags} == {}
+
+
+@pytest.mark.parametrize("engine_says, fuse_shows, series_shows", [
+    ("give either --workers (a local Dask cluster) or --scheduler (a running one), not both",
+     "give either 'Dask local worker processes' (WORKERS) (a local Dask cluster) or 'Dask scheduler address' "
+     "(SCHEDULER) (a running one), not both", None),
+    ("give its real pixel size (--coarse-res)",
+     "give its real pixel size ('Real coarse pixel size in fine-grid units' (COARSE_RESOLUTION))", None),
+    ("also give a folder for them (--error-maps DIR; tick 'Write error maps' in the dialog; set ERROR_MAPS in "
+     "Processing)", "also give a folder for them (set 'Error maps folder' (ERROR_MAPS))", None),
+    ("needs a weights file (--weights); train one with `stf train`",
+     "needs a weights file ('Weights file' (WEIGHTS)); train one with 'Train a deep model' (stf:train)", None),
+    ("use --method marstfn or other weights", "use the method 'marstfn' or other weights", None),
+    ("check units and set --scale", "check units and set a scale in the raster's metadata",
+     "check units and set 'Scales to reflectance' (SCALES)"),
+    ("lower the halo (--halo), the tile size (--tile) or the batch (--batch)",
+     "lower the halo ('Halo in pixels' (HALO)), the tile size ('Tile size in pixels' (TILE_SIZE)) or the batch "
+     "('Tiles per batch' (BATCH))",
+     "lower the halo (a series run takes the method's receptive radius), the tile size (stf:fuse_series has no "
+     "tile parameter"),
+])
+def test_flags_map_to_the_algorithms_parameters(engine_says, fuse_shows, series_shows):
+    """The same flag is one parameter in every algorithm, unless stf:fuse_series has another (or none)."""
+    assert in_processing_terms(engine_says, "fuse").startswith(fuse_shows)
+    assert in_processing_terms(engine_says, "fuse_series").startswith(series_shows or fuse_shows)
+
+
+def test_the_parameters_the_processing_wording_names_exist(plugin):
+    """Each "'description' (NAME)" is a parameter of an stf algorithm (of stf:fuse_series for its own terms) whose
+    description starts so: a renamed or reworded parameter must change its entry too."""
+    from qgis.core import QgsApplication
+
+    provider = QgsApplication.processingRegistry().providerById("stf")
+    named = re.compile(r"'(.+?)' \(([A-Z][A-Z0-9_]*)\)")
+    wording = {"": PROCESSING_TERMS, **ALGORITHM_TERMS}
+    missing = []
+    for name, terms in wording.items():
+        algorithms = [provider.algorithm(name)] if name else provider.algorithms()
+        for description, key in (found for _, replacement in terms for found in named.findall(replacement)):
+            definitions = [algorithm.parameterDefinition(key) for algorithm in algorithms]
+            if not any(d is not None and d.description().startswith(description) for d in definitions):
+                missing.append(f"{name or 'any'}: '{description}' ({key})")
+    assert len(named.findall(" ".join(r for _, r in PROCESSING_TERMS))) > 20
+    assert missing == []
