@@ -118,10 +118,13 @@ class KeptDates:
     finished: Tuple[str, ...]
     unfinished: Tuple[str, ...]
     """Dates not fused yet (none of their files is left)."""
+    overwrite: bool = False
+    """The run fused its dates again: run again without that, or it fuses the kept dates once more."""
 
     def __str__(self) -> str:
         """What was kept, and what to do, as the rest of an `error: interrupted; …` line."""
         count = len(self.finished)
         kept = f"the {count} finished dates are" if count > 1 else f"the finished date {self.finished[0]} is"
         rest = f"fuse the {len(self.unfinished)} unfinished" if self.unfinished else "finish series.vrt"
-        return f"{kept} kept in {self.output_dir} (see series.json), nothing partial was left; run again to {rest}"
+        again = "run again without --overwrite" if self.overwrite else "run again"
+        return f"{kept} kept in {self.output_dir} (see series.json), nothing partial was left; {again} to {rest}"

@@ -64,7 +64,7 @@ def fuse_series(request: SeriesRequest, progress: Optional[Progress] = None,
     todo = [p for p in planned if request.overwrite or not _done(out, p)]
     results: Dict[str, DateResult] = {p.date: _kept(out, p, earlier) for p in planned if p not in todo}
     warnings = Warnings()
-    with _kept_when_stopped(out, planned, results), rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), \
+    with _kept_when_stopped(out, planned, results, request.overwrite), rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), \
             ExitStack() as stack:
         stack.enter_context(output_lock(os.path.join(out, MANIFEST)))
         remove_left_work(out)
@@ -107,7 +107,8 @@ def fuse_series(request: SeriesRequest, progress: Optional[Progress] = None,
 
 
 @contextmanager
-def _kept_when_stopped(out: str, planned: List[PlannedDate], results: Dict[str, DateResult]) -> Iterator[None]:
+def _kept_when_stopped(out: str, planned: List[PlannedDate], results: Dict[str, DateResult],
+                       overwrite: bool) -> Iterator[None]:
     """The run's block; an exception leaving it (after its cleanup: enter this first) carries the dates finished
     in `out` by then as `left_behind` (`KeptDates`), so the front end does not say that nothing was left."""
     try:
@@ -115,7 +116,8 @@ def _kept_when_stopped(out: str, planned: List[PlannedDate], results: Dict[str, 
     except BaseException as stop:
         finished = tuple(p.date for p in planned if p.date in results and results[p.date].status != "skipped")
         if finished:
-            stop.left_behind = KeptDates(out, finished, tuple(p.date for p in planned if p.date not in results))
+            unfinished = tuple(p.date for p in planned if p.date not in results)
+            stop.left_behind = KeptDates(out, finished, unfinished, overwrite)
         raise
 
 

@@ -112,6 +112,9 @@ def test_an_interrupted_series_says_which_dates_it_kept(tmp_path, capsys, monkey
                       f"fuse the {len(dates) - at} unfinished"]
     assert sorted(os.listdir(out)) == sorted([f"{kind}_{date}.tif" for kind in ("fused", "reliability")
                                               for date in dates[:at]] + ["series.json"])
+    _, _, err = run(["--series", str(kranj_series(tmp_path, hide=(77,))), "--out", str(out), "--dates",
+                     ",".join(dates), "--method", "delta", "--overwrite"] + KRANJ_ARGS, capsys)
+    assert "run again without --overwrite to fuse the" in err.splitlines()[-1]
 
 
 def test_an_interrupted_series_with_no_date_finished_leaves_nothing(tmp_path, capsys, monkeypatch):
