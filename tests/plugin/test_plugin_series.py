@@ -207,6 +207,12 @@ def test_series_mode_cuts_no_text_off(plugin, series_settings, series_csv):
     dialog.close()
 
 
+def delta_series(engine, series_csv, output):
+    """The Kranj series fused by delta on the CPU into `output`."""
+    return engine.SeriesRequest(series=series_csv, output_dir=str(output), method="delta", coarse_resolution=480,
+                                scales=engine.parse_scales(SCALES), device="cpu")
+
+
 def series_groups():
     from qgis.core import QgsProject
 
@@ -226,8 +232,7 @@ def test_a_series_task_loads_dated_layers_for_the_temporal_controller(plugin, qg
     from qgis.PyQt.QtCore import QDate, QDateTime, QTime
 
     engine = plugin.status.engine
-    request = engine.SeriesRequest(series=series_csv, output_dir=str(tmp_path / "kranj"), method="delta",
-                                   coarse_resolution=480, scales=engine.parse_scales(SCALES), device="cpu")
+    request = delta_series(engine, series_csv, tmp_path / "kranj")
     assert run_task(plugin, request) == "completed", iface.messageBar().get_messages(Qgis.Critical)[-1:]
     [group] = series_groups()
     assert group.name() == "STF series kranj" and group.isVisible()
@@ -268,8 +273,7 @@ def test_a_rerun_into_the_same_folder_replaces_the_earlier_series_group(plugin, 
 
     engine = plugin.status.engine
     output = tmp_path / "kranj"
-    request = engine.SeriesRequest(series=series_csv, output_dir=str(output), method="delta", coarse_resolution=480,
-                                   scales=engine.parse_scales(SCALES), device="cpu")
+    request = delta_series(engine, series_csv, output)
     assert run_task(plugin, request) == "completed", iface.messageBar().get_messages(Qgis.Critical)[-1:]
     own = QgsRasterLayer(str(output / f"fused_{DATES[1]}.tif"), "my own copy")  # a layer outside any result group
     QgsProject.instance().addMapLayer(own)
@@ -300,8 +304,7 @@ def test_cancel_stops_the_series_and_removes_the_folder_it_left_empty(plugin, qg
 
     engine = plugin.status.engine
     out = tmp_path / "cancelled"
-    request = engine.SeriesRequest(series=series_csv, output_dir=str(out), method="delta", coarse_resolution=480,
-                                   scales=engine.parse_scales(SCALES), device="cpu")
+    request = delta_series(engine, series_csv, out)
     assert run_task(plugin, request, started=cancel_after_first_batch) == "terminated"
     assert series_groups() == [] and not out.exists()
     assert iface.messageBar().get_messages(Qgis.Warning)[-1].endswith("not run: cancelled")
