@@ -9,16 +9,14 @@ from contextlib import ExitStack
 from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
-import rasterio
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from ..core.options import split_list
 from ..errors import StfError
-from ..raster.gdal_log import gdal_errors
 from ..raster.grid import Grid
+from ..raster.grid_view import GridView
 from ..raster.open import check_covers, open_raster
-from ..raster.reader import on_grid
 
 MASK_ROLES = ("coarse", "fine")
 """Which inputs a mask applies to (`--mask fine=landsat-qa`)."""
@@ -120,28 +118,18 @@ class MaskReader:
         self.label = label
         self.dataset = dataset
         self.rule = rule
-        # Nearest keeps codes whole; where the raster does not reach (or its own mask is off) the alpha says so.
-        self.source, self._alpha = on_grid(dataset, grid, Resampling.nearest, shift)
+        # Nearest keeps codes whole.
+        self.view = GridView(dataset, grid, Resampling.nearest, label, shift)
 
     def close(self) -> None:
         """Close the warped view, if any; the dataset stays with whoever opened it."""
-        if self.source is not self.dataset:
-            self.source.close()
+        self.view.close()
 
     def read(self, window: Window) -> np.ndarray:
         """(h, w) bool for a window inside the grid: True where the mask flags the pixel, where it holds its
         nodata value and where it does not reach."""
-        with gdal_errors() as errors:
-            try:
-                values = self.source.read(1, window=window)
-                present = self.source.read_masks(1, window=window) > 0
-                if self._alpha:
-                    present &= self.source.read(self._alpha, window=window) > 0
-            except (rasterio.errors.RasterioError, OSError) as exc:
-                errors.append(str(exc))
-        if errors:
-            raise StfError(f"{self.label}: the file is damaged ({errors[0][:160]}): {self.dataset.name}")
-        return decode_mask(values, self.rule) | ~present
+        values, present = self.view.read([1], window=window)
+        return decode_mask(values[0], self.rule) | ~present
 
 
 def open_mask(stack: ExitStack, path: str, label: str, grid: Grid, rule: str,

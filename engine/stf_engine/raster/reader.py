@@ -5,16 +5,13 @@ from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
-import rasterio
-from rasterio.enums import ColorInterp, Resampling
-from rasterio.transform import Affine
-from rasterio.vrt import WarpedVRT
+from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from ..core.tiling import clip
 from ..errors import StfError
-from .gdal_log import gdal_errors
 from .grid import Grid
+from .grid_view import GridView
 
 DEFAULT_INTEGER_SCALE = 1e-4
 """Integer rasters are taken as reflectance ×10000 unless their metadata or the user says otherwise."""
@@ -119,7 +116,7 @@ class AlignedRaster:
         if bad:
             raise StfError(f"{label} has {dataset.count} bands; band(s) {bad} do not exist")
         self._units = units.of_bands(self.bands)
-        self.source, self._alpha = on_grid(dataset, grid, resampling, shift)
+        self.view = GridView(dataset, grid, resampling, label, shift)
         self.nodata = dataset.nodata
 
     @property
@@ -127,9 +124,8 @@ class AlignedRaster:
         return len(self.bands)
 
     def close(self) -> None:
-        """Close the warped view, if any; the dataset stays with whoever opened it."""
-        if self.source is not self.dataset:
-            self.source.close()
+        """Close the warped views, if any; the dataset stays with whoever opened it."""
+        self.view.close()
 
     def read(self, window: Window) -> Tuple[np.ndarray, np.ndarray]:
         """(data (C, h, w) float32 reflectance, valid (h, w) bool) inside the grid."""
@@ -147,19 +143,7 @@ class AlignedRaster:
         return data, valid
 
     def _stored(self, **how) -> Tuple[np.ndarray, np.ndarray]:
-        """Stored values of the bands and where all of them (and the alpha band, if any) hold data; a read error
-        or a damaged block is an StfError naming the file."""
-        with gdal_errors() as errors:
-            try:
-                stored = self.source.read(self.bands, **how)
-                valid = np.all(self.source.read_masks(self.bands, **how) > 0, axis=0)
-                if self._alpha:
-                    valid &= self.source.read(self._alpha, **how) > 0
-            except (rasterio.errors.RasterioError, OSError) as exc:
-                errors.append(str(exc))
-        if errors:
-            raise StfError(f"{self.label}: the file is damaged ({errors[0][:160]}): {self.dataset.name}")
-        return stored, valid
+        return self.view.read(self.bands, **how)
 
     def read_padded(self, row: int, col: int, height: int, width: int) -> Tuple[np.ndarray, np.ndarray]:
         """Like `read`, for a window that may extend past the grid's edges (reflect padding)."""
@@ -201,29 +185,3 @@ class AlignedRaster:
     def _decode(self, stored: np.ndarray, valid: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         data = self._units.to_reflectance(stored)
         return data, valid & np.isfinite(data).all(axis=0)
-
-
-def on_grid(dataset, grid: Grid, resampling: Resampling, shift: Tuple[float, float] = (0.0, 0.0)
-            ) -> Tuple[object, Optional[int]]:
-    """(the dataset as seen on `grid`, the band of that view whose zeros mark pixels without data, or None).
-
-    The dataset itself when it lies on the grid unshifted, else a warped view onto the grid displaced by minus
-    `shift` (fine-grid map units, so a shift means the same in any source CRS). The bands' masks of a warped view
-    report every pixel valid, so pixels outside the source or under its per-dataset mask are marked by an added
-    alpha band; a source alpha band (even one GDAL does not take as a mask) is carried instead, and nodata values
-    mark themselves.
-    """
-    alpha = next((band for band, use in enumerate(dataset.colorinterp, 1) if use == ColorInterp.alpha), None)
-    if grid.same_as(dataset) and shift == (0.0, 0.0):
-        return dataset, alpha
-    add_alpha = dataset.nodata is None and alpha is None
-    view = WarpedVRT(
-        dataset,
-        crs=grid.crs,
-        transform=Affine.translation(-shift[0], -shift[1]) * grid.transform,
-        width=grid.width,
-        height=grid.height,
-        resampling=resampling,
-        add_alpha=add_alpha,
-    )
-    return view, dataset.count + 1 if add_alpha else alpha

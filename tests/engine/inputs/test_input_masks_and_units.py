@@ -91,6 +91,32 @@ def test_an_alpha_band_gdal_does_not_take_as_a_mask_is_the_coarse_targets_mask(t
     assert not holes[:12].any() and not holes[36:].any()
 
 
+def stored_with_hole(tmp_path, image: np.ndarray, name: str, hole_bands: slice, alpha: bool) -> str:
+    """The coarse pixels of `image` as int16 with nodata -9999, which `hole_bands` hold in HOLE; with an alpha band
+    of all 255 (marking every pixel as data) when `alpha`."""
+    stored = np.rint(coarse_of(image) * 1e4)
+    stored[(hole_bands,) + HOLE] = -9999
+    extra = {}
+    if alpha:
+        stored = np.concatenate([stored, np.full_like(stored[:1], 255)])
+        extra = dict(photometric="RGB", alpha="YES")
+    return write(tmp_path / f"{name}.tif", stored, fine_transform(30.0 * RATIO), nodata=-9999, dtype="int16", **extra)
+
+
+@pytest.mark.parametrize("alpha", [False, True], ids=["nodata", "nodata and an alpha band"])
+def test_nodata_in_one_band_of_a_warped_coarse_target_is_nodata_and_never_blended_into_its_neighbours(
+        tmp_path, fine, alpha):
+    fine_path, image = fine
+    one_band = stored_with_hole(tmp_path, image, "one_band", slice(0, 1), alpha)
+    every_band = stored_with_hole(tmp_path, image, "every_band", slice(None), alpha)
+    got = cubic(tmp_path, fine_path, one_band, "from_one_band", bands=(1, 2, 3))
+    expected = cubic(tmp_path, fine_path, every_band, "from_every_band", bands=(1, 2, 3))
+    assert invalid(got)[INSIDE_HOLE].all()
+    np.testing.assert_array_equal(invalid(got), invalid(expected))
+    np.testing.assert_allclose(got[0].filled(np.nan), expected[0].filled(np.nan), rtol=0, atol=1e-6)
+    assert got[0].min() > 0.01
+
+
 @pytest.mark.parametrize("dtype", ["int16", "float32"])  # types whose added alpha GDAL does not take as a mask
 def test_a_mask_raster_without_nodata_flags_the_grid_it_does_not_reach(tmp_path, dtype):
     grid = Grid(CRS.from_string(UTM49N), fine_transform(20.0), 12, 12)

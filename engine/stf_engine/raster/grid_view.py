@@ -1,0 +1,69 @@
+"""A raster as seen on another grid, read by windows: its stored values resampled, and which pixels hold data."""
+from __future__ import annotations
+
+import warnings
+from typing import Sequence, Tuple
+
+import numpy as np
+import rasterio
+from rasterio.enums import ColorInterp, Resampling
+from rasterio.errors import NodataShadowWarning
+from rasterio.transform import Affine
+from rasterio.vrt import WarpedVRT
+
+from ..errors import StfError
+from .gdal_log import gdal_errors
+from .grid import Grid
+
+
+class GridView:
+    """`dataset` on `grid`, displaced by minus `shift` (fine-grid map units, so a shift means the same in any source
+    CRS); the dataset itself when it lies on the grid unshifted, else warped views of it.
+
+    Values are resampled with `resampling`, each band from its own valid pixels. Which pixels hold data is read
+    from a nearest-neighbour view, so a pixel is valid exactly where its source pixel is on the dataset's own grid:
+    data in every band read, inside the source and its per-dataset mask, and an alpha band (if any) above zero.
+    GDAL's warper alone would take a source pixel as data when any band holds data or the alpha band says so, and
+    blend one band's nodata value into its neighbours.
+    """
+
+    def __init__(self, dataset, grid: Grid, resampling: Resampling, label: str,
+                 shift: Tuple[float, float] = (0.0, 0.0)):
+        self.dataset, self.label = dataset, label
+        alpha = next((band for band, use in enumerate(dataset.colorinterp, 1) if use == ColorInterp.alpha), None)
+        if grid.same_as(dataset) and shift == (0.0, 0.0):
+            self._values = self._masks = dataset
+            self._alpha = alpha
+            return
+        on_grid = dict(crs=grid.crs, transform=Affine.translation(-shift[0], -shift[1]) * grid.transform,
+                       width=grid.width, height=grid.height, UNIFIED_SRC_NODATA="NO")
+        # The bands' masks of a warped view without nodata say every pixel is valid: an added alpha band marks
+        # pixels outside the source or under its per-dataset mask.
+        add_alpha = dataset.nodata is None and alpha is None
+        self._masks = WarpedVRT(dataset, resampling=Resampling.nearest, add_alpha=add_alpha, **on_grid)
+        self._alpha = dataset.count + 1 if add_alpha else alpha
+        self._values = (self._masks if resampling == Resampling.nearest
+                        else WarpedVRT(dataset, resampling=resampling, **on_grid))
+
+    def close(self) -> None:
+        """Close the warped views, if any; the dataset stays with whoever opened it."""
+        for view in {id(v): v for v in (self._values, self._masks)}.values():
+            if view is not self.dataset:
+                view.close()
+
+    def read(self, bands: Sequence[int], **how) -> Tuple[np.ndarray, np.ndarray]:
+        """(stored values (C, h, w) of the 1-based `bands`, (h, w) where all of them hold data); `how` is rasterio's
+        window or out_shape and resampling. A read error or a damaged block is an StfError naming the file."""
+        bands = list(bands)
+        with gdal_errors() as errors, warnings.catch_warnings():
+            warnings.simplefilter("ignore", NodataShadowWarning)  # the alpha band is applied below
+            try:
+                stored = self._values.read(bands, **how)
+                valid = np.all(self._masks.read_masks(bands, **how) > 0, axis=0)
+                if self._alpha:
+                    valid &= self._masks.read(self._alpha, **how) > 0
+            except (rasterio.errors.RasterioError, OSError) as exc:
+                errors.append(str(exc))
+        if errors:
+            raise StfError(f"{self.label}: the file is damaged ({errors[0][:160]}): {self.dataset.name}")
+        return stored, valid
