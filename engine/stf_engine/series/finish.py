@@ -72,8 +72,7 @@ def finish_date(scene: SeriesScene, work: WorkRasters, raw_name: str, date: str,
             inverse = np.zeros(valid.shape, np.float32)
             for reference in references:
                 image, age_name = fine_names(reference)
-                shift = target - work.read(coarse_name(reference), window)
-                change = np.fmin(change, np.sqrt(np.nanmean(shift**2, axis=0)))
+                change = np.fmin(change, _rms_change(target, work.read(coarse_name(reference), window)))
                 age = work.read(age_name, window)[0]
                 counts["restored"] += int(((age > 0) & valid).sum())
                 travelled = abs((scene.entries[reference].day - day).days) + age
@@ -113,14 +112,22 @@ def _drastic_threshold(work: WorkRasters, date: str, references: Sequence[str], 
     target = work.preview(coarse_name(date))
     change = np.full(target.shape[1:], np.inf, np.float32)
     for reference in references:
-        shift = target - work.preview(coarse_name(reference))
-        change = np.fmin(change, np.sqrt(np.mean(shift**2, axis=0)))
+        change = np.fmin(change, _rms_change(target, work.preview(coarse_name(reference))))
     values = change[np.isfinite(change)]
     if not values.size:
         return float("inf")
     median = float(np.median(values))
     spread = 1.4826 * float(np.median(np.abs(values - median)))
     return median + max(DRASTIC_SPREAD * spread, model.coarse)
+
+
+def _rms_change(target: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """(h, w) root mean square over the bands of target − reference where both hold data; NaN (which fmin skips)
+    where no band does, without numpy's empty-slice warning."""
+    squares = (target - reference) ** 2
+    seen = np.isfinite(squares).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.sqrt(np.nansum(squares, axis=0) / seen).astype(np.float32)
 
 
 def _coarse_residual(predicted: np.ndarray, target: np.ndarray, valid: np.ndarray, ratio: int) -> np.ndarray:
