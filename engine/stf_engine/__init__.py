@@ -8,7 +8,8 @@ from .core.device import DEVICES, PRECISIONS, devices_found
 from .core.options import Option, parse_number
 from .core.tiling import DEFAULT_TILE
 from .errors import FusionCancelled, StfError
-from .evaluation.evaluate import METRIC_ORDER, EvaluationReport, EvaluationRequest, evaluate
+from .evaluation.evaluate import METRIC_ORDER, EvaluationReport, EvaluationRequest, evaluate, parse_evaluation_scales
+from .evaluation.evaluate import SCALE_ROLES as EVALUATION_SCALE_ROLES
 from .evaluation.evaluate import UNITS as METRIC_UNITS
 from .fusion.check import CheckReport, check
 from .fusion.request import DEFAULT_BATCH, SCALE_ROLES, FusionRequest, FusionResult, parse_scales
@@ -53,6 +54,7 @@ __all__ = [
     "DEVICES",
     "DateResult",
     "EvaluationReport",
+    "EVALUATION_SCALE_ROLES",
     "EvaluationRequest",
     "FINE_REFERENCE",
     "FINE_REFERENCE_2",
@@ -91,6 +93,7 @@ __all__ = [
     "list_methods",
     "list_series",
     "method_halo",
+    "parse_evaluation_scales",
     "parse_mask_rules",
     "parse_number",
     "parse_options",

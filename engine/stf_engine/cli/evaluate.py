@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import argparse
 
-from .. import DEVICES, EvaluationReport, EvaluationRequest, StfError, evaluate, parse_number
+from .. import (
+    DEVICES, EVALUATION_SCALE_ROLES, EvaluationReport, EvaluationRequest, evaluate, parse_evaluation_scales,
+    parse_number,
+)
 
 from .common import add_threads_argument, progress_bar
 
 NAME = "evaluate"
 HELP = "measure a fused image against the truth (RMSE, SSIM, ERGAS, Edge, LBP, …) with plots"
-SCALE_ROLES = ("prediction", "truth", "fine_reference", "coarse")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,21 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="ROLE=FACTOR",
-        help=f"stored value × FACTOR = reflectance; ROLE is one of {', '.join(SCALE_ROLES)}",
+        help=f"stored value × FACTOR = reflectance (or ROLE=SCALE:OFFSET); ROLE is one of "
+        f"{', '.join(EVALUATION_SCALE_ROLES)}",
     )
     parser.add_argument("--device", default=DEVICES[0], choices=DEVICES)
     add_threads_argument(parser)
-
-
-def parse_scales(items) -> dict:
-    scales = {}
-    for item in items:
-        role, sep, value = item.partition("=")
-        role = role.replace("-", "_")
-        if not sep or role not in SCALE_ROLES:
-            raise StfError(f"--scale expects ROLE=FACTOR with ROLE one of {', '.join(SCALE_ROLES)}, got '{item}'")
-        scales[role] = parse_number(value, f"--scale {item}")
-    return scales
 
 
 def request_from(args) -> EvaluationRequest:
@@ -54,7 +46,7 @@ def request_from(args) -> EvaluationRequest:
         out_dir=args.out,
         plots=not args.no_plots,
         tile=args.tile,
-        scales=parse_scales(args.scale),
+        scales=parse_evaluation_scales(args.scale),
         ratio=parse_number(args.ratio, "--ratio") if args.ratio else None,
         data_range=args.data_range,
         device=args.device,

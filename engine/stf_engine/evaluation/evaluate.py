@@ -12,7 +12,7 @@ import math
 import os
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import rasterio
@@ -20,13 +20,13 @@ import torch
 
 from ..core import tiling
 from ..core.device import cpu_threads, resolve_device
-from ..core.options import check_real, check_whole
+from ..core.options import check_real, check_whole, split_list
 from ..core.outputs import check_writable_folder, refuse_overwrite, staged_folder
 from ..core.progress import Cancel, Progress, Warnings, check_cancel, silent
 from ..errors import StfError
 from ..raster.grid import Grid, resolution_in
 from ..raster.open import open_on_grid, open_raster
-from ..raster.reader import AlignedRaster, Scale
+from ..raster.reader import AlignedRaster, Scale, check_scales, parse_scale
 from ..raster.windows import block_windows
 from .metrics import PixelSums
 from .plots import PLOT_NAMES, PlotData
@@ -55,6 +55,8 @@ UNITS = {
     "lbp": "relative (signed)",
     "seam_ratio": "ratio (1 = no seams)",
 }
+SCALE_ROLES = ("prediction", "truth", "fine_reference", "coarse")
+"""The inputs an evaluation's scales (`--scale ROLE=…`) may set."""
 
 
 @dataclass
@@ -90,6 +92,23 @@ class EvaluationRequest:
         check_real(self.data_range, "--data-range", optional=True)
         check_whole(self.threads, "--threads", 1, optional=True)
         check_whole(self.window, "window", 1)
+        unknown = sorted(set(self.scales) - set(SCALE_ROLES))
+        if unknown:
+            raise StfError(f"--scale: unknown role '{unknown[0]}'; use one of {', '.join(SCALE_ROLES)}")
+        check_scales(self.scales)
+
+
+def parse_evaluation_scales(items: Union[str, Sequence[str]]) -> Dict[str, Scale]:
+    """['truth=1e-4', 'coarse=2.75e-5:-0.2'] → {role: factor or (scale, offset)}; a role may be written with '-'."""
+    scales: Dict[str, Scale] = {}
+    for item in split_list(items):
+        role, sep, value = (part.strip() for part in item.partition("="))
+        role = role.replace("-", "_")
+        if not sep or role not in SCALE_ROLES:
+            raise StfError(f"--scale expects ROLE=FACTOR or ROLE=SCALE:OFFSET with ROLE one of "
+                           f"{', '.join(SCALE_ROLES)}, got '{item}'")
+        scales[role] = parse_scale(value, f"--scale {item}")
+    return scales
 
 
 @dataclass

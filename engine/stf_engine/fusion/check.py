@@ -97,9 +97,6 @@ def check_rules(request: FusionRequest, weights_from_training: bool = False) -> 
         raise StfError("no output path given; name the fused GeoTIFF to write")
     _check_outputs(request)
     _check_distinct_inputs(request)
-    if request.coarse_resolution is not None and not request.coarse_resolution > 0:
-        raise StfError(f"the real coarse pixel size must be a positive size in fine-grid units, got "
-                       f"{request.coarse_resolution}")
     if request.bands is not None and (not request.bands or min(request.bands) < 1):
         raise StfError(f"coarse bands are numbered from 1, got {','.join(map(str, request.bands)) or 'none'}")
     check_cluster(request)

@@ -1,16 +1,15 @@
 """Typed request and result of one fusion run: what the CLI, the QGIS task and Processing hand to `fuse`."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 from .. import roles
-from ..core.options import check_whole, finite_number, parse_number, split_list
+from ..core.options import check_real, check_whole, finite_number, split_list
 from ..core.tiling import DEFAULT_TILE
 from ..errors import StfError
 from ..inputs.aligned import Alignment
-from ..raster.reader import Scale
+from ..raster.reader import Scale, check_scales, parse_scale
 
 DEFAULT_BATCH = 4
 """Tiles per batch handed to the method."""
@@ -80,6 +79,8 @@ class FusionRequest:
         check_whole(self.batch, "--batch", 1)
         check_whole(self.threads, "--threads", 1, optional=True)
         check_whole(self.workers, "--workers", 1, optional=True)
+        check_real(self.coarse_resolution, "--coarse-res", optional=True)
+        check_scales(self.scales)
         _check_shift(self.coarse_shift)
 
     def inputs(self) -> Dict[str, str]:
@@ -145,20 +146,9 @@ def parse_scales(items: Union[str, Sequence[str]]) -> Dict[str, Scale]:
         targets = SCALE_ROLES.get(role_name) if role_name else roles.ALL_ROLES
         if targets is None:
             raise StfError(f"unknown scale role '{role_name}'; use one of {', '.join(SCALE_ROLES)}")
-        scales.update({role: _scale_value(value, item) for role in targets})
+        value = parse_scale(value, f"scale {item} (FACTOR or SCALE:OFFSET, e.g. fine=2.75e-5:-0.2)")
+        scales.update({role: value for role in targets})
     return scales
-
-
-def _scale_value(text: str, item: str) -> Scale:
-    """'1e-4' → 1e-4 and '2.75e-5:-0.2' → (2.75e-5, -0.2); StfError for anything else or a zero scale."""
-    what = f"scale {item} (FACTOR or SCALE:OFFSET, e.g. fine=2.75e-5:-0.2)"
-    parts = text.split(":")
-    if len(parts) > 2:
-        raise StfError(f"{what}: expected one or two numbers, got '{text}'")
-    numbers = [parse_number(part.strip(), what) for part in parts]
-    if numbers[0] == 0 or not all(math.isfinite(number) for number in numbers):
-        raise StfError(f"{what}: the scale must be a non-zero finite number and the offset finite, got '{text}'")
-    return numbers[0] if len(numbers) == 1 else (numbers[0], numbers[1])
 
 
 def _check_shift(shift: Optional[Tuple[float, float]]) -> None:

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple, Union
+from typing import Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
+from ..core.options import finite_number, parse_number
 from ..core.tiling import clip
 from ..errors import StfError
 from .grid import Grid
@@ -85,6 +86,32 @@ def units_of(dataset, override: Optional[Scale] = None) -> Units:
 def _one_or_all(values: Tuple[float, ...]) -> Union[float, Tuple[float, ...]]:
     """The value every band shares, else the per-band tuple."""
     return values[0] if len(set(values)) == 1 else values
+
+
+def parse_scale(text: str, what: str) -> Scale:
+    """'1e-4' → 1e-4 and '2.75e-5:-0.2' → (2.75e-5, -0.2); StfError starting with `what` for anything else."""
+    parts = text.split(":")
+    if len(parts) > 2:
+        raise StfError(f"{what}: expected one or two numbers, got '{text}'")
+    numbers = [parse_number(part.strip(), what) for part in parts]
+    value = numbers[0] if len(numbers) == 1 else (numbers[0], numbers[1])
+    check_scale(value, what, f"'{text}'")
+    return value
+
+
+def check_scale(value: object, what: str, given: str = "") -> None:
+    """Refuse a scale unless it is a non-zero finite factor, or (scale, offset) of a non-zero finite scale and a
+    finite offset: NaN, infinity or zero would turn every value into nodata or into one number."""
+    parts = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+    if not (len(parts) in (1, 2) and all(finite_number(part) for part in parts) and parts[0] != 0):
+        raise StfError(f"{what}: the scale must be a non-zero finite number and the offset finite, got "
+                       f"{given or repr(value)}")
+
+
+def check_scales(scales: Mapping[str, object]) -> None:
+    """A request's scales, by role, each as `check_scale` takes it."""
+    for role, value in scales.items():
+        check_scale(value, f"--scale {role}")
 
 
 class AlignedRaster:

@@ -5,9 +5,10 @@ from dataclasses import dataclass, field
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 from ..core.device import resolve_device
-from ..core.options import check_whole
+from ..core.options import check_real, check_whole
 from ..core.tiling import DEFAULT_TILE
 from ..fusion.request import DEFAULT_BATCH
+from ..raster.reader import check_scales
 
 DEFAULT_MAX_GAP = 60
 """Days a fine reference may lie from the target date; farther ones are not used."""
@@ -63,6 +64,8 @@ class SeriesRequest:
         check_whole(self.date_batch, "--date-batch", 1, optional=True)
         check_whole(self.threads, "--threads", 1, optional=True)
         check_whole(self.workers, "--workers", 1, optional=True)
+        check_real(self.coarse_resolution, "--coarse-res", optional=True)
+        check_scales(self.scales)
 
     def dates_per_batch(self) -> int:
         """How many dates are fused together: `date_batch`, or the device's default."""

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from ..core.options import check_real, check_whole
+from ..raster.reader import check_scales
 
 MODES = ("self", "series")
 MIN_PATCH = 8
@@ -68,6 +69,8 @@ class TrainingRequest:
         check_real(self.validation_fraction, "--val-fraction (validation_fraction)", 0, 1)
         check_whole(self.patience, "--patience", 1)
         check_real(self.minutes, "--minutes", optional=True)
+        check_real(self.coarse_resolution, "--coarse-res", optional=True)
+        check_scales(self.scales)
 
 
 @dataclass

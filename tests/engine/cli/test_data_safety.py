@@ -315,10 +315,10 @@ def test_one_file_in_two_roles_is_refused(scene, tmp_path, capsys):
 
 @pytest.mark.parametrize("extra, text", [
     (["--method", "starfm", "--weights", "w.pt"], "takes no weights file"),
-    (["--coarse-res", "-250"], "positive size"),
+    (["--coarse-res", "-250"], "--coarse-res must be a finite number > 0; got -250.0"),
     (["--coarse-res", "0.5"], "smaller than the fine pixel size"),
     (["--coarse-res", "1e9"], "larger than the whole fine raster"),
-    (["--coarse-res", "inf"], "larger than the whole fine raster"),
+    (["--coarse-res", "inf"], "--coarse-res must be a finite number > 0; got inf"),
     (["--bands", "0,1,2"], "numbered from 1"),
     (["--bands", "a,b"], "comma-separated band numbers"),
     (["--halo", "wide"], "--halo expects"),

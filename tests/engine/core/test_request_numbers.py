@@ -1,11 +1,14 @@
 """Every request's numbers are checked by the engine: a wrong type or a value out of range is a StfError naming the
 field's flag and its range, for the Python API as for Processing and the CLI (never a TypeError deep in a run)."""
 import math
+import re
 
 import numpy as np
 import pytest
 
-from stf_engine import EvaluationRequest, FusionRequest, SeriesRequest, StfError, TrainingRequest, evaluate
+from stf_engine import (
+    EvaluationRequest, FusionRequest, SeriesRequest, StfError, TrainingRequest, evaluate, parse_evaluation_scales,
+)
 from stf_engine.core.options import check_real, check_whole
 
 
@@ -24,6 +27,11 @@ def fusion(**fields):
     (dict(coarse_shift=(math.nan, 0.0)), "--coarse-shift must be two finite numbers"),
     (dict(coarse_shift=(1.0, math.inf)), "--coarse-shift must be two finite numbers"),
     (dict(coarse_shift=(1.0,)), "--coarse-shift must be two finite numbers"),
+    (dict(coarse_resolution="abc"), "--coarse-res must be a finite number > 0; got 'abc'"),
+    (dict(coarse_resolution=math.nan), "--coarse-res must be a finite number > 0; got nan"),
+    (dict(scales={"fine_reference": math.nan}), "--scale fine_reference: the scale must be a non-zero finite number"),
+    (dict(scales={"coarse_target": (1e-4, math.inf)}), "--scale coarse_target: the scale must be a non-zero"),
+    (dict(scales={"pan": 0}), "--scale pan: the scale must be a non-zero finite number and the offset finite, got 0"),
 ])
 def test_a_fusion_request_refuses_wrong_numbers_as_it_is_built(fields, text):
     with pytest.raises(StfError) as raised:
@@ -40,6 +48,8 @@ def test_a_fusion_request_takes_any_whole_numbers_and_an_unset_halo():
     (dict(max_gap="30"), "--max-gap must be at least 1, a whole number; got '30'"),
     (dict(tile=-1), "--tile must be at least 0"),
     (dict(date_batch=0), "--date-batch must be at least 1"),
+    (dict(coarse_resolution=-480.0), "--coarse-res must be a finite number > 0"),
+    (dict(scales={"fine_reference": "1e-4"}), "--scale fine_reference: the scale must be a non-zero finite number"),
 ])
 def test_a_series_request_refuses_wrong_numbers(fields, text):
     with pytest.raises(StfError, match=text):
@@ -58,6 +68,8 @@ def test_a_series_request_refuses_wrong_numbers(fields, text):
     (dict(minutes=-1), "--minutes must be a finite number > 0"),
     (dict(validation_fraction=1.0), r"--val-fraction \(validation_fraction\) must be a finite number between 0 and 1"),
     (dict(seed=-1), "--seed must be at least 0"),
+    (dict(coarse_resolution=0), "--coarse-res must be a finite number > 0"),
+    (dict(scales={"coarse_target": math.inf}), "--scale coarse_target: the scale must be a non-zero finite number"),
 ])
 def test_a_training_request_refuses_wrong_numbers(fields, text):
     with pytest.raises(StfError, match=text):
@@ -69,10 +81,29 @@ def test_a_training_request_refuses_wrong_numbers(fields, text):
     (dict(ratio=0), "--ratio must be a finite number > 0; got 0"),
     (dict(data_range=math.nan), "--data-range must be a finite number > 0; got nan"),
     (dict(window=0), "window must be at least 1"),
+    (dict(scales={"truth": math.nan}), "--scale truth: the scale must be a non-zero finite number"),
+    (dict(scales={"fine": 1e-4}), "--scale: unknown role 'fine'; use one of prediction, truth, fine_reference, coarse"),
 ])
 def test_evaluate_refuses_wrong_numbers_before_reading_a_file(tmp_path, fields, text):
     with pytest.raises(StfError, match=text):
         evaluate(EvaluationRequest(str(tmp_path / "missing.tif"), str(tmp_path / "missing_too.tif"), **fields))
+
+
+@pytest.mark.parametrize("items, text", [
+    (["truth=nan"], "--scale truth=nan: the scale must be a non-zero finite number and the offset finite, got 'nan'"),
+    (["truth=0"], "the scale must be a non-zero finite number"),
+    (["truth=1e-4:inf"], "the offset finite, got '1e-4:inf'"),
+    (["fine=1e-4"], "--scale expects ROLE=FACTOR or ROLE=SCALE:OFFSET with ROLE one of prediction, truth"),
+    (["truth"], "--scale expects ROLE=FACTOR"),
+])
+def test_evaluation_scales_are_parsed_and_checked_by_the_engine(items, text):
+    with pytest.raises(StfError, match=re.escape(text)):
+        parse_evaluation_scales(items)
+
+
+def test_evaluation_scales_take_a_factor_or_a_scale_and_offset_for_each_role():
+    assert parse_evaluation_scales(["truth=1e-4", "fine-reference=2.75e-5:-0.2", "coarse=1/10000"]) == {
+        "truth": 1e-4, "fine_reference": (2.75e-5, -0.2), "coarse": 1e-4}
 
 
 def test_the_checks_take_numpy_numbers_and_refuse_bools():
