@@ -84,7 +84,7 @@ SERIES_TERMS: Terms = (
 """What the Series mode has a field for where the single-date form has none; applied before DIALOG_TERMS."""
 
 DATE_BATCH = "'Dates with the same references fused together' (DATE_BATCH)"
-"""stf:fuse_series's parameter for --date-batch, and for --batch as well (the batch holds its dates' tiles)."""
+"""stf:fuse_series's parameter for --date-batch."""
 PROCESSING_TERMS: Terms = (
     (r"\(--error-maps DIR;[^()]*\)", "(set 'Error maps folder' (ERROR_MAPS))"),
     (r"--error-maps(?: DIR)?", "'Error maps folder' (ERROR_MAPS)"),
@@ -124,7 +124,6 @@ PROCESSING_TERMS: Terms = (
 )
 """The one mapping from command-line flags to the Processing algorithms' parameters: each as its description (or
 the description's start) and its name."""
-SERIES_TILE = "stf:fuse_series has no tile parameter; the dialog's Series mode has Advanced → 'Tile size'"
 ALGORITHM_TERMS: Dict[str, Terms] = {
     "train": (
         (r"--batch\b", "'Patches per step' (BATCH)"),
@@ -132,9 +131,6 @@ ALGORITHM_TERMS: Dict[str, Terms] = {
     "fuse_series": (
         *SERIES_HALO,
         (SCALE, "'Scales to reflectance' (SCALES)"),
-        (r"--batch\b", DATE_BATCH),
-        (r"\(--tile\)", f"({SERIES_TILE})"),
-        (r"--tile(?: \d+)?", f"the tile size ({SERIES_TILE})"),
     ),
 }
 """Where an algorithm's parameters differ from PROCESSING_TERMS (by the algorithm's name); applied before them."""

@@ -91,6 +91,12 @@ class FuseSeriesAlgorithm(EngineAlgorithm):
         self.addParameter(options_parameter())
         self.addParameter(QgsProcessingParameterEnum("DEVICE", "Device", self.enums["DEVICE"], defaultValue=0))
         self.addParameter(advanced(QgsProcessingParameterNumber(
+            "TILE_SIZE", "Tile size in pixels (0 = whole raster)", INTEGER, self.engine.DEFAULT_TILE, minValue=0,
+        )))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            "BATCH", "Tiles per batch (of every date fused together)", INTEGER, self.engine.DEFAULT_BATCH, minValue=1,
+        )))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
             "DATE_BATCH", f"Dates with the same references fused together (unset = {self.engine.GPU_DATE_BATCH} on a "
             "GPU, 1 on the CPU; more uses more memory)", INTEGER, None, True, 1,
         )))
@@ -131,6 +137,8 @@ class FuseSeriesAlgorithm(EngineAlgorithm):
             coarse_resolution=self.optional_number(parameters, "COARSE_RESOLUTION", context),
             options=self.checked(self.engine.parse_options, method, text["OPTIONS"]) if text["OPTIONS"] else {},
             device=self.enum_name(parameters, "DEVICE", context),
+            tile=self.parameterAsInt(parameters, "TILE_SIZE", context),
+            batch=self.parameterAsInt(parameters, "BATCH", context),
             date_batch=self.optional_number(parameters, "DATE_BATCH", context, int),
             threads=self.threads(parameters, context),
             **self.cluster(parameters, context),

@@ -310,14 +310,15 @@ def test_cancel_stops_the_series_and_removes_the_folder_it_left_empty(plugin, qg
     assert iface.messageBar().get_messages(Qgis.Warning)[-1].endswith("not run: cancelled")
 
 
-def test_date_batch_reaches_the_engine(plugin, series_csv, tmp_path, monkeypatch):
+def test_tile_batch_and_date_batch_reach_the_engine(plugin, series_csv, tmp_path, monkeypatch):
     import processing
 
     engine, seen = plugin.status.engine, []
     fuse_series = engine.fuse_series
     monkeypatch.setattr(engine, "fuse_series", lambda request, **kw: seen.append(request) or fuse_series(request, **kw))
     result = processing.run("stf:fuse_series", series_parameters(series_csv, tmp_path / "out", METHOD="starfm",
-                                                                 DATE_BATCH=2))
-    assert result["FUSED_DATES"] == 3 and [r.date_batch for r in seen] == [2]
+                                                                 TILE_SIZE=16, BATCH=3, DATE_BATCH=2))
+    assert result["FUSED_DATES"] == 3 and [(r.tile, r.batch, r.date_batch) for r in seen] == [(16, 3, 2)]
     default = processing.run("stf:fuse_series", series_parameters(series_csv, tmp_path / "again"))
-    assert default["FUSED_DATES"] == 3 and seen[-1].date_batch is None
+    assert default["FUSED_DATES"] == 3
+    assert (seen[-1].tile, seen[-1].batch, seen[-1].date_batch) == (engine.DEFAULT_TILE, engine.DEFAULT_BATCH, None)

@@ -80,11 +80,11 @@ def test_no_flag_survives_in_dialog_terms(series):
     ("lower the halo (--halo), the tile size (--tile) or the batch (--batch)",
      "lower the halo ('Halo in pixels' (HALO)), the tile size ('Tile size in pixels' (TILE_SIZE)) or the batch "
      "('Tiles per batch' (BATCH))",
-     "lower the halo (a series run takes the method's receptive radius), the tile size (stf:fuse_series has no "
-     "tile parameter"),
+     "lower the halo (a series run takes the method's receptive radius), the tile size ('Tile size in pixels' "
+     "(TILE_SIZE)) or the batch ('Tiles per batch' (BATCH))"),
 ])
 def test_flags_map_to_the_algorithms_parameters(engine_says, fuse_shows, series_shows):
-    """The same flag is one parameter in every algorithm, unless stf:fuse_series has another (or none)."""
+    """The same flag is one parameter in every algorithm, unless stf:fuse_series has another (or none: its halo)."""
     assert in_processing_terms(engine_says, "fuse").startswith(fuse_shows)
     assert in_processing_terms(engine_says, "fuse_series").startswith(series_shows or fuse_shows)
 
