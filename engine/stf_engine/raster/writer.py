@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from .gdal_log import gdal_errors
 from .grid import Grid
 from .reader import Units
 
+PARTIAL_NAME = re.compile(r"\.(?P<target>.+)\.[0-9a-f]{8}\.partial(?:\.cog)?\.tif")
+"""The hidden files a GeoTiffWriter writes until its output is complete: '.<output name>.<random>.partial.tif'."""
 BLOCK = 256
 COG_BLOCK = 512
 
@@ -32,6 +35,12 @@ def _gtiff_compressions() -> str:
     from osgeo import gdal  # noqa: F401  (optional: Debian's GDAL bindings)
 
     return gdal.GetDriverByName("GTiff").GetMetadataItem("DMD_CREATIONOPTIONLIST") or ""
+
+
+def partial_target(name: str) -> Optional[str]:
+    """The output file name a writer's partial file called `name` was for; None when `name` is no such file."""
+    match = PARTIAL_NAME.fullmatch(name)
+    return match.group("target") if match else None
 
 
 def geotiff_profile(grid: Grid, count: int, dtype: str, nodata) -> Dict:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -42,8 +42,18 @@ class Finished:
     observed_rmse: Optional[float]
 
 
-def output_names(output_dir: str, day: str):
-    return os.path.join(output_dir, f"fused_{day}.tif"), os.path.join(output_dir, f"reliability_{day}.tif")
+OUTPUT_KINDS = ("fused", "reliability")
+"""A date's outputs, each named '<kind>_<date>.tif'."""
+
+
+def output_names(output_dir: str, day: str) -> Tuple[str, ...]:
+    """The paths of the date's outputs, in OUTPUT_KINDS' order."""
+    return tuple(os.path.join(output_dir, f"{kind}_{day}.tif") for kind in OUTPUT_KINDS)
+
+
+def is_date_output(name: str) -> bool:
+    """Whether a file name is one a date's output takes (whatever the date)."""
+    return name.startswith(tuple(f"{kind}_" for kind in OUTPUT_KINDS)) and name.endswith(".tif")
 
 
 def finish_date(scene: SeriesScene, work: WorkRasters, raw_name: str, date: str, references: Sequence[str],

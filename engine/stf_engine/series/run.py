@@ -29,7 +29,7 @@ from ..fusion.run import GDAL_CACHE_BYTES, batches_dates, fuse, fuse_dates, shar
 from ..fusion.surveys import ReferenceSurveys
 from ..inputs.series_list import Dated, list_series, series_files
 from ..methods.catalog import get_method
-from .finish import finish_date, output_names
+from .finish import OUTPUT_KINDS, finish_date, is_date_output, output_names
 from .manifest import MANIFEST, STACK, read_manifest, write_manifest, write_stack
 from .plan import PlannedDate, plan_entries
 from .request import DateResult, KeptDates, SeriesRequest, SeriesResult
@@ -56,7 +56,7 @@ def fuse_series(request: SeriesRequest, progress: Optional[Progress] = None,
     out = os.path.abspath(request.output_dir)
     check_writable_folder(out, "series output")
     written = {f"{kind} image of {p.date}": path for p in planned
-               for kind, path in zip(("fused", "reliability"), output_names(out, p.date))}
+               for kind, path in zip(OUTPUT_KINDS, output_names(out, p.date))}
     refuse_overwrite({**written, "manifest": os.path.join(out, MANIFEST), "stack": os.path.join(out, STACK)},
                      series_files(entries))
     os.makedirs(out, exist_ok=True)
@@ -67,7 +67,7 @@ def fuse_series(request: SeriesRequest, progress: Optional[Progress] = None,
     with _kept_when_stopped(out, planned, results, request.overwrite), rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), \
             ExitStack() as stack:
         stack.enter_context(output_lock(os.path.join(out, MANIFEST)))
-        remove_left_work(out)
+        remove_left_work(out, is_date_output)
         stack.enter_context(cpu_threads(request.threads))
         model = None
         if any(p.usable for p in todo):

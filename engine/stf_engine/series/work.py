@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from contextlib import ExitStack
+from typing import Callable
 
 import numpy as np
 import rasterio
@@ -12,7 +13,7 @@ from rasterio.windows import Window
 
 from ..core.recent import MAX_OPEN, RecentlyOpened
 from ..raster.grid import Grid
-from ..raster.writer import GeoTiffWriter, PendingOutputs
+from ..raster.writer import GeoTiffWriter, PendingOutputs, partial_target
 
 WORK_PREFIX = ".stf-series-"
 """How a run's work folder inside the output folder is named (then a random part)."""
@@ -49,11 +50,16 @@ class WorkRasters:
             return dataset.read(out_shape=shape)
 
 
-def remove_left_work(output_dir: str) -> None:
-    """Remove the work folders that runs killed outright (SIGKILL, power loss: no cleanup ran) left in the output
-    folder. Call it holding the output folder's lock only: a run makes its work folder while it holds that lock
-    and removes it before letting go, so with the lock held no live run owns one."""
+def remove_left_work(output_dir: str, is_output: Callable[[str], bool]) -> None:
+    """Remove what runs killed outright (SIGKILL, power loss: no cleanup ran) left in the output folder: their work
+    folders and the hidden partial files of the outputs `is_output` names (by file name). Call it holding the
+    output folder's lock only: a run writes these while it holds that lock and removes them before letting go, so
+    with the lock held no live run owns one."""
     for name in os.listdir(output_dir):
         path = os.path.join(output_dir, name)
-        if name.startswith(WORK_PREFIX) and os.path.isdir(path) and not os.path.islink(path):
+        if os.path.islink(path):
+            continue
+        if name.startswith(WORK_PREFIX) and os.path.isdir(path):
             shutil.rmtree(path, ignore_errors=True)
+        elif os.path.isfile(path) and is_output(partial_target(name) or ""):
+            os.remove(path)

@@ -11,12 +11,16 @@ import sys
 import time
 
 import pytest
+from rasterio.crs import CRS
 
 from devkit.series import iso, kranj_series
+from devkit.synthetic import UTM49N, fine_transform
 from stf_engine.cli import main
 from stf_engine.cli.main import Stopped
 from stf_engine.core.outputs import lock_path, output_lock
 from stf_engine.series import run as series_run
+from stf_engine.raster.grid import Grid
+from stf_engine.raster.writer import GeoTiffWriter, geotiff_profile
 from stf_engine.series.work import WORK_PREFIX
 
 KRANJ_ARGS = ["--coarse-res", "480", "--scale", "fine=1e-4"]
@@ -154,6 +158,22 @@ def test_the_work_folder_of_a_killed_run_is_removed_by_the_next_run(tmp_path, ca
     assert len(_work_folders(out)) == 1, "the run never made its work folder"
     assert main(args) == 0, capsys.readouterr().err
     assert _work_folders(out) == [] and not os.path.exists(lock_path(str(out / "series.json")))
+
+
+def test_the_partial_images_of_a_killed_run_are_removed_by_the_next_run_and_other_files_kept(tmp_path, capsys):
+    out = tmp_path / "out"
+    grid = Grid(CRS.from_string(UTM49N), fine_transform(), 8, 8)
+    writer = GeoTiffWriter(str(out / "fused_2020-03-10.tif"), geotiff_profile(grid, 1, "float32", None), None, {})
+    writer.dataset.close()  # the run was killed here: its partial file stays
+    left = [os.path.basename(writer.partial), ".reliability_2020-03-10.tif.0a1b2c3d.partial.cog.tif"]
+    others = [".notes.tif.0a1b2c3d.partial.tif", ".fused_2020-03-10.tif.partial.tif", "fused_notes.txt"]
+    for name in left[1:] + others:
+        (out / name).write_bytes(b"data")
+    assert set(left + others) <= set(os.listdir(out))
+    code, _, err = run(["--series", str(kranj_series(tmp_path, hide=(77,))), "--out", str(out), "--dates", iso(70),
+                        "--method", "delta"] + KRANJ_ARGS, capsys)
+    assert code == 0, err
+    assert not set(left) & set(os.listdir(out)) and set(others) <= set(os.listdir(out))
 
 
 def test_the_work_folder_of_a_live_run_is_left_alone(tmp_path, capsys):
