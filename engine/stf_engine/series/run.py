@@ -132,9 +132,9 @@ def _here(scene: SeriesScene, work: WorkRasters, request: SeriesRequest, dates: 
     for group in _groups([_fusion_request(scene, work, request, d, references) for d in dates],
                          request.dates_per_batch()):
         check_cancel(cancel)
-        share = stage(progress, done / len(dates), (done + len(group)) / len(dates),
-                      group[0].date.date if len(group) == 1 else f"{group[0].date.date} … {group[-1].date.date}")
-        with _fusion_unlogged():
+        label = group[0].date.date if len(group) == 1 else f"{group[0].date.date} … {group[-1].date.date}"
+        share = stage(progress, done / len(dates), (done + len(group)) / len(dates), label)
+        with _fusion_unlogged(label):
             fused = fuse_dates([g.fusion for g in group], stage(share, 0.0, 1 - FINISH_SHARE), cancel, surveys)
         for index, (planned, result) in enumerate(zip(group, fused)):
             finishing = stage(share, 1 - FINISH_SHARE + FINISH_SHARE * index / len(group),
@@ -208,7 +208,7 @@ def _date_task(request: SeriesRequest, entries: List[Dated], coarse_shift: Tuple
         scene = SeriesScene(entries, request, stack, coarse_shift)
         work = WorkRasters(folder, scene.grid, stack, scene.open_limit)
         planned = _fusion_request(scene, work, request, date, references)
-        with _fusion_unlogged():
+        with _fusion_unlogged(date.date):
             fused = fuse(planned.fusion, surveys=_WORKER_SURVEYS)
         return _finish(scene, work, planned, fused, model, out, silent, None)
 
@@ -277,24 +277,35 @@ def _finish(scene: SeriesScene, work: WorkRasters, planned: _DateFusion, result:
 
 
 class _ThisThread(logging.Filter):
-    """Drops the warnings logged on the thread that made it."""
+    """Drops the warnings logged on the thread that made it, keeping their messages in `dropped`."""
 
     def __init__(self):
         super().__init__()
         self.thread = threading.get_ident()
+        self.dropped: List[str] = []
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.thread != self.thread or record.levelno != logging.WARNING
+        if record.thread != self.thread or record.levelno != logging.WARNING:
+            return True
+        if record.getMessage() not in self.dropped:
+            self.dropped.append(record.getMessage())
+        return False
 
 
 @contextmanager
-def _fusion_unlogged() -> Iterator[None]:
+def _fusion_unlogged(label: str) -> Iterator[None]:
     """A date's fusion without logging its warnings on this thread (other threads' runs still log theirs): its
-    result carries them, and the series logs each once, named by the date."""
+    result carries them, and the series logs each once, named by the date. A fusion that raises has no result:
+    the warnings it had given are logged then, named by `label` (its date or dates), before the error."""
     muted = _ThisThread()
     log.addFilter(muted)
     try:
         yield
+    except BaseException:
+        log.removeFilter(muted)
+        for message in muted.dropped:
+            log.warning("%s: %s", label, message)
+        raise
     finally:
         log.removeFilter(muted)
 

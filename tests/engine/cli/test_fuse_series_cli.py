@@ -15,9 +15,11 @@ from rasterio.crs import CRS
 
 from devkit.series import iso, kranj_series
 from devkit.synthetic import UTM49N, fine_transform
+from stf_engine import StfError
 from stf_engine.cli import main
 from stf_engine.cli.main import Stopped
 from stf_engine.core.outputs import lock_path, output_lock
+from stf_engine.core.progress import Warnings
 from stf_engine.series import run as series_run
 from stf_engine.raster.grid import Grid
 from stf_engine.raster.writer import GeoTiffWriter, geotiff_profile
@@ -91,6 +93,19 @@ def test_each_warning_is_printed_once_and_a_dates_own_name_their_date(tmp_path, 
     assert sum("the fine reference's pixel size" in line for line in lines) == 1
     units = [line for line in lines if "coarse target values" in line]
     assert [line.split(": ")[0] for line in units[1:]] == list(dates) and len(units) == 1 + len(dates)
+
+
+def test_a_date_whose_fusion_fails_shows_the_warnings_it_gave_before_the_error(tmp_path, capsys, monkeypatch):
+    def warned_then_failed(requests, *rest):
+        Warnings().add("the coarse target covers 40% of the fine reference")  # as a fusion's checks warn
+        raise StfError("cannot write the output: no space left on the device")
+
+    monkeypatch.setattr(series_run, "fuse_dates", warned_then_failed)
+    code, _, err = run(["--series", str(kranj_series(tmp_path, hide=(77,))), "--out", str(tmp_path / "out"),
+                        "--dates", iso(70), "--method", "delta"] + KRANJ_ARGS, capsys)
+    lines = err.splitlines()
+    assert code == 2 and lines[-1] == "error: cannot write the output: no space left on the device"
+    assert lines[-2] == f"warning: {iso(70)}: the coarse target covers 40% of the fine reference"
 
 
 @pytest.mark.parametrize("stop, at, said, kept", [
