@@ -18,13 +18,14 @@ from .grid import Grid
 
 class GridView:
     """`dataset` on `grid`, displaced by minus `shift` (fine-grid map units, so a shift means the same in any source
-    CRS); the dataset itself when it lies on the grid unshifted, else warped views of it.
+    CRS); the dataset itself when it lies on the grid unshifted, else a warped view of it.
 
-    Values are resampled with `resampling`, each band from its own valid pixels. Which pixels hold data is read
-    from a nearest-neighbour view, so a pixel is valid exactly where its source pixel is on the dataset's own grid:
-    data in every band read, inside the source and its per-dataset mask, and an alpha band (if any) above zero.
-    GDAL's warper alone would take a source pixel as data when any band holds data or the alpha band says so, and
-    blend one band's nodata value into its neighbours.
+    Values are resampled with `resampling`, each band from its own valid pixels. A pixel is valid where its bands
+    hold data and an alpha band (if any) is above zero; a warped view adds an alpha band to mark pixels outside the
+    source or under its per-dataset mask when nothing else would. GDAL's warper takes a pixel as data when any of
+    its bands does (or the alpha band says so): for a raster of several bands with a nodata value, which pixels hold
+    data is therefore read from a nearest-neighbour view, so one band's nodata is nodata on the grid exactly where
+    it is on the dataset's own pixels, and is never blended into its neighbours.
     """
 
     def __init__(self, dataset, grid: Grid, resampling: Resampling, label: str,
@@ -37,13 +38,11 @@ class GridView:
             return
         on_grid = dict(crs=grid.crs, transform=Affine.translation(-shift[0], -shift[1]) * grid.transform,
                        width=grid.width, height=grid.height, UNIFIED_SRC_NODATA="NO")
-        # The bands' masks of a warped view without nodata say every pixel is valid: an added alpha band marks
-        # pixels outside the source or under its per-dataset mask.
         add_alpha = dataset.nodata is None and alpha is None
-        self._masks = WarpedVRT(dataset, resampling=Resampling.nearest, add_alpha=add_alpha, **on_grid)
+        self._values = self._masks = WarpedVRT(dataset, resampling=resampling, add_alpha=add_alpha, **on_grid)
         self._alpha = dataset.count + 1 if add_alpha else alpha
-        self._values = (self._masks if resampling == Resampling.nearest
-                        else WarpedVRT(dataset, resampling=resampling, **on_grid))
+        if dataset.nodata is not None and dataset.count > 1 and resampling != Resampling.nearest:
+            self._masks = WarpedVRT(dataset, resampling=Resampling.nearest, **on_grid)
 
     def close(self) -> None:
         """Close the warped views, if any; the dataset stays with whoever opened it."""
