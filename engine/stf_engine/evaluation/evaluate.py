@@ -22,7 +22,7 @@ from ..core import tiling
 from ..core.device import cpu_threads, resolve_device
 from ..core.options import check_real, check_whole, split_list
 from ..core.outputs import check_writable_folder, refuse_overwrite, staged_folder
-from ..core.progress import Cancel, Progress, Warnings, check_cancel, silent
+from ..core.progress import Cancel, Progress, Warnings, check_cancel, silent, stage
 from ..errors import StfError
 from ..raster.grid import Grid, resolution_in
 from ..raster.open import open_on_grid, open_raster
@@ -172,6 +172,7 @@ def evaluate(
             if plots is not None:
                 plots.add(p[(...,) + core], t[(...,) + core], valid[core])
             report_progress((index + 1) / len(windows) * (0.9 if plots else 1.0), f"window {index + 1}/{len(windows)}")
+        check_cancel(cancel)
 
     overall, bands = _combine(pixel_sums, spatial_sums, data_range, ratio)
     if pixel_sums.zero_vectors:
@@ -191,8 +192,8 @@ def evaluate(
         with staged_folder(request.out_dir, "evaluation report") as staging:
             written = {"metrics.json": os.path.join(staging, "metrics.json"), **_write_csv(report, staging)}
             if plots is not None:
-                report_progress(0.9, "plots")
-                written.update(plots.render(report, staging))
+                written.update(plots.render(report, staging, stage(report_progress, 0.9, 1.0, "plots"), cancel))
+            check_cancel(cancel)
             report.files = {name: os.path.join(request.out_dir, os.path.basename(p)) for name, p in written.items()}
             _write_json(report, written["metrics.json"])
     report_progress(1.0, "done")

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
+
+from ..core.progress import Cancel, Progress, check_cancel
 
 PLOT_NAMES = ("scatter", "error_histogram", "apa_diagram", "quicklook")
 """The plots an evaluation writes, as <name>.png."""
@@ -70,8 +72,8 @@ class PlotData:
             self.errors[band] += counts
             self.outside_errors += p.size - int(counts.sum())
 
-    def render(self, report, out_dir: str) -> Dict[str, str]:
-        """Write every plot as PNG into out_dir; return name → path."""
+    def render(self, report, out_dir: str, progress: Progress, cancel: Optional[Cancel] = None) -> Dict[str, str]:
+        """Write every plot as PNG into out_dir, honouring a cancel between plots; return name → path."""
         import matplotlib
 
         matplotlib.use("Agg")
@@ -80,7 +82,9 @@ class PlotData:
         paths = {}
         drawings = {"scatter": self._scatter, "error_histogram": self._error_histogram, "apa_diagram": _apa_diagram,
                     "quicklook": self._quicklook}
-        for name in PLOT_NAMES:
+        for index, name in enumerate(PLOT_NAMES):
+            check_cancel(cancel)
+            progress(index / len(PLOT_NAMES), name)
             figure = drawings[name](plt, report)
             paths[name] = os.path.join(out_dir, f"{name}.png")
             figure.savefig(paths[name], dpi=110, bbox_inches="tight")

@@ -113,6 +113,23 @@ def test_band_mismatch_and_cancel(rasters, tmp_path, capsys):
         evaluate(EvaluationRequest(str(tmp_path / "missing.tif"), paths["truth"]))
 
 
+@pytest.mark.parametrize("stop_at", ["window 1/1", "plots: scatter", "plots: quicklook"])
+def test_a_cancel_after_the_last_window_or_during_the_plots_stops_and_writes_no_report(rasters, tmp_path, stop_at):
+    paths, *_ = rasters
+    cancel, seen = threading.Event(), []
+
+    def progress(fraction, message):
+        seen.append(message)
+        if message == stop_at:
+            cancel.set()
+
+    out = tmp_path / "report"
+    with pytest.raises(FusionCancelled):
+        evaluate(EvaluationRequest(paths["pred"], paths["truth"], out_dir=str(out)), progress, cancel)
+    assert seen[-1] == stop_at and not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".report")]
+
+
 MEASURE_RSS = HIGH_WATER + """
 import sys
 from stf_engine import EvaluationRequest, evaluate
