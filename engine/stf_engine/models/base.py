@@ -23,8 +23,11 @@ class Objective(nn.Module):
         """Loss for the trainable auxiliary networks (None when there are none); prediction is detached."""
         return None
 
-    def prepare(self, draw: Callable[[], Tuple[Inputs, torch.Tensor, torch.Tensor]], steps: int, lr: float) -> None:
-        """Train whatever must be ready before the main loop (EDCSTFN's feature extractor); default nothing."""
+    def prepare(self, draw: Callable[[], Tuple[Inputs, torch.Tensor, torch.Tensor]], lr: float,
+                tick: Callable[[float], bool]) -> None:
+        """Train whatever must be ready before the main loop (EDCSTFN's feature extractor); default nothing. Call
+        `tick(fraction done)` before each step: it honours a cancel and reports progress, and returns True once
+        the time budget is spent (then stop there)."""
 
 
 @dataclass(frozen=True)

@@ -83,11 +83,14 @@ class CompoundObjective(Objective):
         vision = 1 - ms_ssim(prediction, target)
         return content + self.feature_weight * feature + self.vision_weight * vision
 
-    def prepare(self, draw, steps, lr):
-        """Train the autoencoder to reconstruct fine targets, then freeze it."""
+    def prepare(self, draw, lr, tick):
+        """Train the autoencoder to reconstruct fine targets (fewer steps when the time budget runs out), then freeze
+        it."""
         self.extractor.requires_grad_(True)
         optimizer = torch.optim.Adam(self.extractor.parameters(), lr=lr)
-        for _ in range(self.extractor_steps if steps is None else steps):
+        for step in range(self.extractor_steps):
+            if tick(step / self.extractor_steps):
+                break
             _, target, valid = draw()
             loss = ((self.extractor(target) - target).abs() * valid).sum() / (valid.sum() * target.shape[1]).clamp_min(1)
             optimizer.zero_grad(set_to_none=True)

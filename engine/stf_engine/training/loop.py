@@ -35,6 +35,7 @@ from .request import MIN_PATCH, MODES, TrainingRequest, TrainingResult
 VALIDATION_PATCHES = 16
 MAX_STEPS = 500
 MIN_STEPS = 25
+NOTHING_WRITTEN = "training cancelled before this run finished an epoch; it wrote no checkpoint"
 """Steps per epoch at least: a small scene is drawn from many times (random crops, flips and turns)."""
 
 
@@ -68,6 +69,7 @@ def train(request: TrainingRequest, progress: Optional[Progress] = None, cancel:
 def _train(request, model, options, device, report: Progress, cancel, started: float) -> TrainingResult:
     report(0.0, "reading training data")
     data = load_data(request, model)
+    check_cancel(cancel, NOTHING_WRITTEN)
     resumed = checkpoint.load(request.resume) if request.resume else None
     if resumed:
         checkpoint.check_fits(resumed.meta, model.name, data.bands, data.roles, request.resume)
@@ -81,6 +83,7 @@ def _train(request, model, options, device, report: Progress, cancel, started: f
     fitting = PatchSampler(data.train, min(sampler.patch, FIT_PATCH), np.random.default_rng(request.seed + 2))
     smoothing = fit_smoothing(fitting.draw(FIT_PATCHES, augment=False), data.step_ratio)
     baselines = held_out_baselines(validation_batch, data.step_ratio, smoothing)
+    check_cancel(cancel, NOTHING_WRITTEN)
     if resumed:
         normalisation = Normalisation.from_meta(resumed.meta["normalisation"])
     else:
@@ -90,12 +93,12 @@ def _train(request, model, options, device, report: Progress, cancel, started: f
     resumed_options = resumed.meta["options"] if resumed else {}
     meta = _meta(model, data, request, normalisation, {**defaults(model.options), **resumed_options, **options})
     draw = lambda: to_tensors(sampler.draw(request.batch), normalisation, device)  # noqa: E731
-    session = _start(model, meta, request, resumed, device, draw, rng, report)
+    deadline = started + request.minutes * 60 if request.minutes else math.inf
+    session = _start(model, meta, request, resumed, device, draw, rng, _preparation(report, cancel, deadline))
 
     steps = request.steps_per_epoch or int(
         min(MAX_STEPS, max(MIN_STEPS, math.ceil(data.summary["train_pixels"] / (sampler.patch**2 * request.batch))))
     )
-    deadline = started + request.minutes * 60 if request.minutes else math.inf
     stopped_early = _epochs(session, request, meta, data, steps, sampler.patch, (validation_batch, baselines),
                             normalisation, device, rng, report, cancel, deadline)
     history = session.history
@@ -159,7 +162,20 @@ def _meta(model: ModelDef, data: TrainingData, request: TrainingRequest, normali
     }
 
 
-def _start(model: ModelDef, meta, request: TrainingRequest, resumed, device, draw, rng, report) -> Session:
+def _preparation(report: Progress, cancel, deadline: float) -> Callable[[float], bool]:
+    """The tick a loss's preparation calls before each step: honours a cancel, reports, and says whether the time
+    budget is spent."""
+
+    def tick(fraction: float) -> bool:
+        check_cancel(cancel, NOTHING_WRITTEN)
+        report(0.0, f"preparing the loss ({fraction:.0%})")
+        return time.perf_counter() > deadline
+
+    return tick
+
+
+def _start(model: ModelDef, meta, request: TrainingRequest, resumed, device, draw, rng,
+           tick: Callable[[float], bool]) -> Session:
     """The network and optimisers, fresh (with the objective prepared) or restored from a checkpoint."""
     training_state = resumed.training if resumed else None
     start = training_state["network"] if training_state else (resumed.state if resumed else None)
@@ -179,8 +195,7 @@ def _start(model: ModelDef, meta, request: TrainingRequest, resumed, device, dra
         torch.set_rng_state(training_state["torch_rng"])
         session.best_state = resumed.state
     else:
-        report(0.0, "preparing the loss")
-        objective.prepare(draw, None, request.lr)
+        objective.prepare(draw, request.lr, tick)
     return session
 
 
@@ -199,7 +214,8 @@ def _epochs(session: Session, request, meta, data, steps, patch, validation, nor
         losses = []
         last = history["metrics"][-1]["rmse"] if history["metrics"] else float("nan")
         for step in range(steps):
-            check_cancel(cancel, "training cancelled; the last finished epoch is in the checkpoint")
+            check_cancel(cancel, "training cancelled; the last finished epoch is in the checkpoint"
+                         if epoch > first_epoch else NOTHING_WRITTEN)
             if step and time.perf_counter() > deadline:
                 break  # the time budget is spent: validate and keep what this epoch learnt
             losses.append(_step(session, scaler, precision, device))

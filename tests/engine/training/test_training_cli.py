@@ -174,6 +174,38 @@ def test_progress_reports_loss_and_validation_and_cancel_stops(tmp_path):
     assert not (tmp_path / "c.pt").exists()
 
 
+def test_a_cancel_while_edcstfn_prepares_its_loss_stops_there_and_says_nothing_was_written(tmp_path):
+    import threading
+
+    from stf_engine import FusionCancelled
+
+    request = TrainingRequest(model="edcstfn", output=str(tmp_path / "e.pt"), mode="self", coarse_target=str(C2000),
+                              fine_reference=str(F2002), coarse_reference=str(C2002), coarse_resolution=250, patch=16,
+                              batch=2, epochs=1, steps_per_epoch=2, device="cpu",
+                              options={"extractor_steps": 100000})
+    cancel, seen = threading.Event(), []
+
+    def progress(fraction, message):
+        seen.append(message)
+        if message == "preparing the loss (0%)":
+            cancel.set()
+
+    with pytest.raises(FusionCancelled, match="before this run finished an epoch; it wrote no checkpoint"):
+        train(request, progress, cancel)
+    assert seen[-1] == "preparing the loss (0%)" and not (tmp_path / "e.pt").exists()
+
+
+def test_edcstfns_loss_preparation_stops_at_the_time_budget(tmp_path):
+    request = TrainingRequest(model="edcstfn", output=str(tmp_path / "e.pt"), mode="self", coarse_target=str(C2000),
+                              fine_reference=str(F2002), coarse_reference=str(C2002), coarse_resolution=250, patch=16,
+                              batch=2, epochs=1, steps_per_epoch=2, device="cpu", minutes=0.05,
+                              options={"extractor_steps": 100000})
+    seen = []
+    result = train(request, lambda fraction, message: seen.append(message))
+    preparing = [m for m in seen if m.startswith("preparing the loss")]
+    assert result.epochs == 1 and 1 < len(preparing) < 100000 and (tmp_path / "e.pt").exists()
+
+
 @pytest.mark.parametrize("ratio", [4, 20])
 def test_self_training_takes_small_scenes_with_nodata_borders(tmp_path, capsys, ratio):
     """64×64 fine pixels with a nodata border, coarse/fine ratio up to 20: trains, and says how it compares."""
