@@ -1,6 +1,7 @@
 """Typed request and result of one fusion run: what the CLI, the QGIS task and Processing hand to `fuse`."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Sequence, Tuple, Union
 
@@ -159,8 +160,15 @@ def _check_shift(shift: Optional[Tuple[float, float]]) -> None:
         raise StfError(f"--coarse-shift must be two finite numbers DX,DY (fine pixels east and south); got {shift!r}")
 
 
+SCHEDULER_ADDRESS = re.compile(r"(?:[a-z][a-z0-9+.-]*://)?(?:\[[0-9a-f:.]+\]|[^\s:/\[\]]+):\d{1,5}/?", re.IGNORECASE)
+"""A Dask scheduler's address: host and port, optionally after a protocol (tcp://10.0.0.5:8786, [::1]:8786)."""
+
+
 def check_cluster(request) -> None:
     """The Dask options of a fusion or series request: workers or a scheduler, not both (each request checks that
-    workers is at least 1)."""
+    workers is at least 1), and a scheduler's address with its port."""
     if request.workers and request.scheduler:
         raise StfError("give either --workers (a local Dask cluster) or --scheduler (a running one), not both")
+    if request.scheduler and not SCHEDULER_ADDRESS.fullmatch(request.scheduler):
+        raise StfError(f"--scheduler takes a Dask scheduler's address with its port, e.g. tcp://10.0.0.5:8786; got "
+                       f"'{request.scheduler}'")

@@ -83,8 +83,14 @@ def list_series(source: str, pairs_only: bool = True) -> List[Dated]:
 
 
 def _from_csv(path: Path) -> List[Dated]:
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    try:
+        with open(path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise StfError(f"{path} is not a CSV series list ({str(exc)[:80]}); give a CSV with the columns date, coarse, "
+                       f"fine, or a folder of dated rasters") from None
+    except OSError as exc:
+        raise StfError(f"cannot read the series list {path}: {exc.strerror or exc}") from None
     missing = {"date", "coarse", "fine"} - set(rows[0] if rows else {})
     if missing:
         raise StfError(f"{path} needs the columns date, coarse, fine (optionally pan, coarse_mask, fine_mask); "

@@ -13,7 +13,7 @@ import time
 import pytest
 from rasterio.crs import CRS
 
-from devkit.series import iso, kranj_series
+from devkit.series import iso, kranj_series, modis
 from devkit.synthetic import UTM49N, fine_transform
 from stf_engine import StfError
 from stf_engine.cli import main
@@ -76,9 +76,13 @@ def test_a_damaged_mask_names_its_date_and_leaves_no_output(tmp_path, capsys):
     assert not [name for name in os.listdir(out) if name.endswith(".tif") or name.startswith(".stf-series-")]
 
 
-def test_a_missing_series_is_one_line(tmp_path, capsys):
+def test_a_missing_series_or_one_that_is_no_csv_is_one_line(tmp_path, capsys):
     code, _, err = run(["--series", str(tmp_path / "nowhere.csv"), "--out", str(tmp_path / "out")], capsys)
     assert code == 2 and "series not found" in err
+    raster = modis(68)  # picked with the file dialog's "All files"
+    code, _, err = run(["--series", str(raster), "--out", str(tmp_path / "out")], capsys)
+    assert code == 2 and err.startswith(f"error: {raster} is not a CSV series list (")
+    assert err.rstrip().endswith("give a CSV with the columns date, coarse, fine, or a folder of dated rasters")
 
 
 def test_each_warning_is_printed_once_and_a_dates_own_name_their_date(tmp_path, capsys):

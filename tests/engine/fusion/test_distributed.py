@@ -163,6 +163,10 @@ def test_an_unreachable_scheduler_and_a_bad_worker_count_are_one_line(scene, tmp
         fuse(request(scene, tmp_path / "y.tif", workers=0))
     with pytest.raises(StfError, match="not both"):
         fuse(request(scene, tmp_path / "z.tif", workers=2, scheduler="tcp://127.0.0.1:9"))
+    for address in ("localhost", "nonsense", "tcp://10.0.0.5"):
+        with pytest.raises(StfError, match=f"--scheduler takes a Dask scheduler's address with its port, e.g. "
+                                           f"tcp://10.0.0.5:8786; got '{address}'"):
+            fuse(request(scene, tmp_path / "w.tif", scheduler=address))
     assert os.listdir(tmp_path) == []
 
 
