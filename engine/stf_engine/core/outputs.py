@@ -133,6 +133,26 @@ def _alive(pid: int) -> bool:
 
 
 @contextmanager
+def made_folder(folder: str) -> Iterator[None]:
+    """`folder` (and its missing parents) made for a run's outputs; a run that fails or is stopped removes those it
+    made and left empty, so an error or a cancel leaves no trace in the file system."""
+    made, path = [], os.path.abspath(folder)
+    while not os.path.exists(path):
+        made.append(path)  # deepest first
+        path = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        for path in made:
+            try:
+                os.rmdir(path)
+            except OSError:  # something was written there: it stays, and so do its parents
+                break
+        raise
+
+
+@contextmanager
 def staged_folder(folder: str, what: str) -> Iterator[str]:
     """A hidden staging folder beside `folder` to write into; its files move into `folder` only when the block
     succeeds, and it is removed on every exit. A write error becomes an StfError naming the folder."""

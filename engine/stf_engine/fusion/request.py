@@ -160,8 +160,10 @@ def _check_shift(shift: Optional[Tuple[float, float]]) -> None:
         raise StfError(f"--coarse-shift must be two finite numbers DX,DY (fine pixels east and south); got {shift!r}")
 
 
-SCHEDULER_ADDRESS = re.compile(r"(?:[a-z][a-z0-9+.-]*://)?(?:\[[0-9a-f:.]+\]|[^\s:/\[\]]+):\d{1,5}/?", re.IGNORECASE)
-"""A Dask scheduler's address: host and port, optionally after a protocol (tcp://10.0.0.5:8786, [::1]:8786)."""
+SCHEDULER_ADDRESS = re.compile(r"inproc://\S+|(?:[a-z][a-z0-9+.-]*://)?(?:\[[0-9a-f:.]+\]|[^\s:/\[\]]+):\d{1,5}/?",
+                               re.IGNORECASE)
+"""A Dask scheduler's address: host and port, optionally after a protocol (tcp://10.0.0.5:8786, [::1]:8786), or an
+in-process scheduler's inproc:// address."""
 
 
 def check_cluster(request) -> None:

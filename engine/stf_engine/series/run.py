@@ -21,7 +21,7 @@ import rasterio
 
 from .. import roles
 from ..core.device import cpu_threads
-from ..core.outputs import check_writable_folder, output_lock, refuse_overwrite
+from ..core.outputs import check_writable_folder, made_folder, output_lock, refuse_overwrite
 from ..core.progress import Cancel, Progress, Warnings, check_cancel, log, silent, stage
 from ..fusion.request import FusionRequest, FusionResult, check_cluster
 from ..fusion import distributed
@@ -59,13 +59,12 @@ def fuse_series(request: SeriesRequest, progress: Optional[Progress] = None,
                for kind, path in zip(OUTPUT_KINDS, output_names(out, p.date))}
     refuse_overwrite({**written, "manifest": os.path.join(out, MANIFEST), "stack": os.path.join(out, STACK)},
                      series_files(entries))
-    os.makedirs(out, exist_ok=True)
     earlier = read_manifest(out)
     todo = [p for p in planned if request.overwrite or not _done(out, p)]
     results: Dict[str, DateResult] = {p.date: _kept(out, p, earlier) for p in planned if p not in todo}
     warnings = Warnings()
-    with _kept_when_stopped(out, planned, results, request.overwrite), rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), \
-            ExitStack() as stack:
+    with made_folder(out), _kept_when_stopped(out, planned, results, request.overwrite), \
+            rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), ExitStack() as stack:
         stack.enter_context(output_lock(os.path.join(out, MANIFEST)))
         remove_left_work(out, is_date_output)
         stack.enter_context(cpu_threads(request.threads))

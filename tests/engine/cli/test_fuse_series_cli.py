@@ -73,7 +73,7 @@ def test_a_damaged_mask_names_its_date_and_leaves_no_output(tmp_path, capsys):
     out = tmp_path / "out"
     code, _, err = run(["--series", str(csv), "--out", str(out), "--dates", iso(77)] + KRANJ_ARGS, capsys)
     assert code == 2 and "fine mask of 2020-03-08" in err and "damaged" in err
-    assert not [name for name in os.listdir(out) if name.endswith(".tif") or name.startswith(".stf-series-")]
+    assert not out.exists()  # the run made it, and removes it with nothing in it
 
 
 def test_a_missing_series_or_one_that_is_no_csv_is_one_line(tmp_path, capsys):
@@ -140,13 +140,16 @@ def test_an_interrupted_series_says_which_dates_it_kept(tmp_path, capsys, monkey
     assert "run again without --overwrite to fuse the" in err.splitlines()[-1]
 
 
-def test_an_interrupted_series_with_no_date_finished_leaves_nothing(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("existing", [True, False], ids=["into a folder there", "into new folders"])
+def test_an_interrupted_series_with_no_date_finished_leaves_nothing(tmp_path, capsys, monkeypatch, existing):
     monkeypatch.setattr(series_run, "fuse_dates", lambda *args: (_ for _ in ()).throw(KeyboardInterrupt()))
-    out = tmp_path / "out"
+    out = tmp_path / "there" if existing else tmp_path / "new" / "out"
+    if existing:
+        out.mkdir()
     code, _, err = run(["--series", str(kranj_series(tmp_path, hide=(77,))), "--out", str(out), "--dates",
                         iso(70), "--method", "delta"] + KRANJ_ARGS, capsys)
     assert code == 130 and "error: interrupted; nothing was left at the output path" in err
-    assert os.listdir(out) == []
+    assert (os.listdir(out) == []) if existing else not (tmp_path / "new").exists()
 
 
 STALLED_RUN = """
