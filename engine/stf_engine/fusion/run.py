@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from contextlib import ExitStack
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -18,7 +19,7 @@ import rasterio
 from ..core import tiling
 from ..core.blend import TileBlender
 from ..core.device import cpu_threads
-from ..core.outputs import output_lock
+from ..core.outputs import made_folder, output_lock
 from ..core.pipeline import WriteBehind
 from ..core.progress import Cancel, Progress, Ticker, check_cancel, silent, stage
 from ..errors import StfError
@@ -52,6 +53,7 @@ def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel: Op
     report = progress or silent
     spec, _ = check_rules(request)  # before any work, and before the output is locked
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), ExitStack() as stack:
+        stack.enter_context(made_folder(os.path.dirname(os.path.abspath(request.output))))
         stack.enter_context(output_lock(request.output))
         threads = stack.enter_context(cpu_threads(request.threads))
         ticker = Ticker(cancel=cancel)
@@ -108,6 +110,7 @@ def fuse_dates(requests: Sequence[FusionRequest], progress: Optional[Progress] =
     report = progress or silent
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), ExitStack() as stack:
         for request in requests:
+            stack.enter_context(made_folder(os.path.dirname(os.path.abspath(request.output))))
             stack.enter_context(output_lock(request.output))
         threads = stack.enter_context(cpu_threads(first.threads))
         ticker = Ticker(cancel=cancel)

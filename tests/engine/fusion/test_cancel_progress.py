@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from stf_engine import FusionCancelled, FusionRequest, fuse
+from stf_engine import FusionCancelled, FusionRequest, StfError, fuse
 from devkit.synthetic import scene_set
 
 
@@ -52,8 +52,7 @@ def test_cancel_mid_run_stops_and_leaves_no_files(scene, tmp_path):
     with pytest.raises(FusionCancelled):
         fuse(request_for(scene, out), progress=progress, cancel=cancel)
     assert seen[-1] == "tile 4/16", "no batch runs after cancel is seen"
-    assert not out.exists()
-    assert os.listdir(out.parent) == []
+    assert not out.parent.exists(), "the run made the output's folder, and removes it with nothing in it"
     assert not [t for t in threading.enumerate() if t.name.startswith("stf-")], "reader and writer threads joined"
 
 
@@ -104,6 +103,24 @@ def test_starfm_reports_and_honours_cancel_inside_a_single_tile(tmp_path):
         fuse(request, progress=progress, cancel=cancel)
     assert len(reports) == 3  # the next row of offsets saw the cancel: the tile stopped a tenth of the way in
     assert not os.path.exists(request.output) and not [n for n in os.listdir(tmp_path) if ".partial" in n]
+
+
+@pytest.mark.parametrize("stop", [FusionCancelled("cancelled"), StfError("no space left on the device")])
+def test_a_stopped_run_removes_the_output_folders_it_made_and_keeps_those_that_were_there(tmp_path, monkeypatch, stop):
+    from stf_engine.fusion import run as fusion_run
+
+    (tmp_path / "inputs").mkdir()
+    scene = scene_set(tmp_path / "inputs", height=48, width=48, bands=2, ratio=4, dtype="int16")
+    monkeypatch.setattr(fusion_run, "_predict", lambda *args, **kwargs: (_ for _ in ()).throw(stop))
+    (tmp_path / "there").mkdir()
+    for output, maps in ((tmp_path / "new" / "deeper" / "o.tif", tmp_path / "maps" / "run"),
+                         (tmp_path / "there" / "o.tif", tmp_path / "there" / "maps")):
+        request = FusionRequest(coarse_target=scene["coarse"], fine_reference=scene["fine"], output=str(output),
+                                method="cubic", error_maps_dir=str(maps))
+        with pytest.raises(type(stop)):
+            fuse(request)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inputs", "there"]
+    assert os.listdir(tmp_path / "there") == []
 
 
 def test_deep_model_honours_cancel_inside_its_forward_pass(tmp_path):
