@@ -9,7 +9,7 @@ DESCRIPTION and UNITS tags, and STF_RAMP saying which colour ramp suits it (RAMP
 from __future__ import annotations
 
 import os
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from typing import Dict, Optional
 
 import numpy as np
@@ -181,6 +181,7 @@ def _uncertainty(maps: _MapWriter, plan: Plan, fused, progress: Progress, cancel
     progress(0.0, "uncertainty: surveying the scene for the other methods")
     estimator = UncertaintyEstimator(plan, fused)
     out = maps.create("uncertainty", "expected error", estimator.describe(), REFLECTANCE)
-    for tile, values in estimator.parts(progress, cancel):
-        out.write(values, tile.rows.write_start, tile.cols.write_start)
+    with closing(estimator.parts(progress, cancel)) as parts:
+        for tile, values in parts:
+            out.write(values, tile.rows.write_start, tile.cols.write_start)
     return {"uncertainty": out.path}

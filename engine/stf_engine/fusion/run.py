@@ -11,7 +11,7 @@ import dataclasses
 import json
 import os
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import rasterio
@@ -190,7 +190,8 @@ def _predict(plans: List[Plan], method: Optional[TileFunction], outputs: List[Ge
             for tile, values, valid in written_parts(part, halo):
                 writer.write(each.inputs.fine.to_stored(values, valid), tile.rows.write_start, tile.cols.write_start)
 
-    with WriteBehind(WRITE_BEHIND) as writes:  # the next batch is predicted while this one is written
+    # Closed before a failure leaves: its reader threads are joined while the inputs they read are still open.
+    with closing(batches), WriteBehind(WRITE_BEHIND) as writes:  # the next batch is predicted while this one is written
         for predicted in batches:
             writes.submit(lambda predicted=predicted: store(predicted))
             done += len(predicted[0])

@@ -21,6 +21,7 @@ correlation with the real error is 0.40 (Shenzhen) and 0.28 (Kranj); the departu
 from __future__ import annotations
 
 import dataclasses
+from contextlib import closing
 from typing import Iterator, Optional, Tuple
 
 import numpy as np
@@ -129,17 +130,18 @@ class UncertaintyEstimator:
         """(tile, (1, h, w) float32 expected error, NaN where an input or the output has no data) for every tile."""
         plan, done = self.plan, 0
         # Out of memory: smaller batches, then split tiles (the halo covers every term's reach); no CPU rebuild.
-        for predicted in predict_tiles(plan.inputs, self.terms, plan.tiles, self.halo, plan.request.batch,
-                                       plan.device, plan.request.precision, cancel, warn=plan.warnings.add,
-                                       split_tiles=True):
-            for tile, values, valid in written_parts(predicted, self.halo):
-                window = Window(tile.cols.write_start, tile.rows.write_start, values.shape[2], values.shape[1])
-                fused = self.fused.read(window=window, masked=True)
-                valid = valid & ~np.ma.getmaskarray(fused).any(axis=0)
-                own = np.where(valid, plan.inputs.fine.units.to_reflectance(fused.data), 0.0)
-                predictions = np.concatenate([own[None].astype(np.float32), values[2:].reshape(-1, *own.shape)])
-                disagreement = predictions.var(axis=0).mean(axis=0, keepdims=True)
-                error = np.sqrt(values[:1] + disagreement) * values[1:2]
-                yield tile, np.where(valid, error, np.nan).astype(np.float32)
-            done += len(predicted[0])
-            progress(done / len(plan.tiles), f"uncertainty, tile {done}/{len(plan.tiles)}")
+        batches = predict_tiles(plan.inputs, self.terms, plan.tiles, self.halo, plan.request.batch, plan.device,
+                                plan.request.precision, cancel, warn=plan.warnings.add, split_tiles=True)
+        with closing(batches):  # its reader threads joined before a failure leaves (see fusion.run._predict)
+            for predicted in batches:
+                for tile, values, valid in written_parts(predicted, self.halo):
+                    window = Window(tile.cols.write_start, tile.rows.write_start, values.shape[2], values.shape[1])
+                    fused = self.fused.read(window=window, masked=True)
+                    valid = valid & ~np.ma.getmaskarray(fused).any(axis=0)
+                    own = np.where(valid, plan.inputs.fine.units.to_reflectance(fused.data), 0.0)
+                    predictions = np.concatenate([own[None].astype(np.float32), values[2:].reshape(-1, *own.shape)])
+                    disagreement = predictions.var(axis=0).mean(axis=0, keepdims=True)
+                    error = np.sqrt(values[:1] + disagreement) * values[1:2]
+                    yield tile, np.where(valid, error, np.nan).astype(np.float32)
+                done += len(predicted[0])
+                progress(done / len(plan.tiles), f"uncertainty, tile {done}/{len(plan.tiles)}")

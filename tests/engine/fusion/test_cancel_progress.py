@@ -123,6 +123,28 @@ def test_a_stopped_run_removes_the_output_folders_it_made_and_keeps_those_that_w
     assert os.listdir(tmp_path / "there") == []
 
 
+@pytest.mark.parametrize("failing", ["f.tif", "uncertainty.tif"])
+def test_a_failed_write_joins_the_reader_threads_before_the_error_leaves(scene, tmp_path, monkeypatch, failing):
+    """A full disk mid-run: the tiles' reader threads must stop before the inputs they read are closed (a reader
+    left reading a closed dataset crashed the process)."""
+    from stf_engine.raster.writer import GeoTiffWriter
+
+    write, written = GeoTiffWriter.write, []
+
+    def fail_on_the_second(self, *args, **kwargs):
+        written.append(os.path.basename(self.path))
+        if written.count(failing) == 2:
+            raise StfError(f"cannot write {self.path}: no space left on the device")
+        return write(self, *args, **kwargs)
+
+    monkeypatch.setattr(GeoTiffWriter, "write", fail_on_the_second)
+    request = request_for(scene, tmp_path / "out" / "f.tif", uncertainty=True)
+    with pytest.raises(StfError, match="no space left") as failed:
+        fuse(request)
+    assert failed.traceback  # still held, with every frame it references
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("stf-reader")]
+
+
 def test_deep_model_honours_cancel_inside_its_forward_pass(tmp_path):
     scene = scene_set(tmp_path, height=64, width=64, bands=3, ratio=4, dtype="int16")
     request = FusionRequest(coarse_target=scene["coarse"], fine_reference=scene["fine"], output=str(tmp_path / "g.tif"),
