@@ -36,6 +36,11 @@ class GridView:
             self._values = self._masks = dataset
             self._alpha = alpha
             return
+        if len(set(dataset.nodatavals)) > 1:
+            shown = ", ".join("none" if value is None else f"{value:g}" for value in dataset.nodatavals)
+            raise StfError(f"{label}: its bands have different nodata values ({shown}), which GDAL cannot carry onto "
+                           f"the fine grid; give every band one nodata value (e.g. gdal_translate -a_nodata VALUE): "
+                           f"{dataset.name}")
         on_grid = dict(crs=grid.crs, transform=Affine.translation(-shift[0], -shift[1]) * grid.transform,
                        width=grid.width, height=grid.height, UNIFIED_SRC_NODATA="NO")
         add_alpha = dataset.nodata is None and alpha is None

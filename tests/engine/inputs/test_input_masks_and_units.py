@@ -5,13 +5,14 @@ from contextlib import ExitStack
 import numpy as np
 import pytest
 import rasterio
+import rasterio.shutil
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.transform import from_origin
 from rasterio.warp import calculate_default_transform, reproject
 from rasterio.windows import Window
 
-from stf_engine import FusionRequest, fuse
+from stf_engine import FusionRequest, StfError, fuse
 from stf_engine.inputs.masks import open_mask
 from stf_engine.raster.grid import Grid
 from devkit.synthetic import ORIGIN, UTM49N, fine_transform, textured_scene, write
@@ -115,6 +116,23 @@ def test_nodata_in_one_band_of_a_warped_coarse_target_is_nodata_and_never_blende
     np.testing.assert_array_equal(invalid(got), invalid(expected))
     np.testing.assert_allclose(got[0].filled(np.nan), expected[0].filled(np.nan), rtol=0, atol=1e-6)
     assert got[0].min() > 0.01
+
+
+def test_a_warped_coarse_target_whose_bands_have_different_nodata_values_is_refused(tmp_path, fine):
+    fine_path, image = fine
+    stored = write(tmp_path / "coarse.tif", np.rint(coarse_of(image) * 1e4), fine_transform(30.0 * RATIO),
+                   dtype="int16")
+    vrt = tmp_path / "coarse.vrt"
+    with rasterio.open(stored) as source:  # a VRT of it whose second band alone has a nodata value
+        rasterio.shutil.copy(source, vrt, driver="VRT")
+    text = vrt.read_text()
+    second = text.index(">", text.index('band="2"')) + 1
+    vrt.write_text(text[:second] + "<NoDataValue>0</NoDataValue>" + text[second:])
+    with rasterio.open(vrt) as dataset:
+        assert dataset.nodatavals == (None, 0.0, None)
+    with pytest.raises(StfError, match=r"coarse target: its bands have different nodata values \(none, 0, none\), "
+                                       r"which GDAL cannot carry onto the fine grid; give every band one nodata value"):
+        cubic(tmp_path, fine_path, str(vrt))
 
 
 @pytest.mark.parametrize("dtype", ["int16", "float32"])  # types whose added alpha GDAL does not take as a mask
