@@ -143,8 +143,8 @@ class PlotData:
         for ax, key in zip(axes, order):
             ax.imshow(stretch(self.previews[key]), interpolation="nearest")
             ax.set_title(titles[key])
-        error = np.sqrt(np.mean((self.previews["prediction"] - self.previews["truth"]) ** 2, axis=0))
-        error = np.ma.masked_where(~self.preview_valid, error)
+        difference = np.where(self.preview_valid, self.previews["prediction"] - self.previews["truth"], 0.0)
+        error = np.ma.masked_where(~self.preview_valid, np.sqrt(np.mean(difference**2, axis=0)))
         top = float(np.percentile(error.compressed(), 99)) if error.count() else 1.0
         image = axes[-1].imshow(error, cmap="magma", vmin=0, vmax=top or 1.0, interpolation="nearest")
         axes[-1].set_title("RMS error (99 % stretch)")

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import os
+import warnings
 from contextlib import ExitStack
 from typing import Optional, Sequence, Tuple
 
+import numpy as np
 import rasterio
 from rasterio.enums import Resampling
 
@@ -27,7 +29,9 @@ def open_raster(path: str, label: str):
             raise StfError(f"{label}: {path} is a folder, not a raster file")
         raise StfError(f"{label}: file not found: {path}")
     try:
-        with gdal_errors() as errors:
+        # Without a georeference rasterio warns; the grid checks say so in one line naming the role instead.
+        with gdal_errors() as errors, warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
             dataset = rasterio.open(path)
     except (rasterio.errors.RasterioError, OSError) as exc:
         damaged = False
@@ -39,6 +43,9 @@ def open_raster(path: str, label: str):
     if errors:
         dataset.close()
         raise StfError(f"{label}: the file is damaged ({_short(errors[0])}): {path}")
+    if any(np.issubdtype(np.dtype(dtype), np.complexfloating) for dtype in dataset.dtypes):
+        dataset.close()
+        raise StfError(f"{label} holds complex numbers ({dataset.dtypes[0]}); give a raster of real values: {path}")
     return dataset
 
 

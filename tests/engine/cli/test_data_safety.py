@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -289,6 +290,30 @@ def test_nan_not_marked_as_nodata_is_reported_where_it_is(tmp_path, capsys):
     code = main(["fuse", "--coarse", coarse_path, "--fine", fine_path, "--method", "delta", "--tile", "32",
                  "--out", str(tmp_path / "o.tif")])
     one_error_line(capsys, code, "the first at row 37, column 52 of the fine grid")
+
+
+@pytest.mark.parametrize("role, kind, text", [
+    ("--fine", "no georeference", "fine reference has no coordinate reference system"),
+    ("--fine", "complex", "fine reference holds complex numbers (complex64); give a raster of real values"),
+    ("--coarse", "complex", "coarse target holds complex numbers (complex64); give a raster of real values"),
+])
+def test_a_raster_without_georeference_or_of_complex_values_is_one_line_and_nothing_else(scene, tmp_path, capsys,
+                                                                                        role, kind, text):
+    values = np.full((3, 24, 24), 0.2, np.float32)
+    odd = str(tmp_path / "odd.tif")
+    if kind == "complex":
+        write(odd, values.astype(np.complex64), fine_transform(30.0 if role == "--fine" else 120.0))
+    else:
+        with rasterio.open(odd, "w", driver="GTiff", width=24, height=24, count=3, dtype="float32") as dataset:
+            dataset.write(values)
+    given = {"--coarse": scene["coarse"], "--fine": scene["fine"], role: odd}
+    with warnings.catch_warnings(record=True) as caught:  # Python warnings reach a user's terminal as text
+        warnings.simplefilter("always")
+        code = main(["fuse", "--coarse", given["--coarse"], "--fine", given["--fine"], "--method", "cubic",
+                     "--out", str(tmp_path / "o.tif")])
+    lines = capsys.readouterr().err.splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith(f"error: {text}"), lines
+    assert [str(w.message) for w in caught if "rasterio" in w.filename or "stf_engine" in w.filename] == []
 
 
 def test_one_file_in_two_roles_is_refused(scene, tmp_path, capsys):

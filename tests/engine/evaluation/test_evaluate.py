@@ -130,6 +130,18 @@ def test_a_cancel_after_the_last_window_or_during_the_plots_stops_and_writes_no_
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".report")]
 
 
+def test_plots_of_float_rasters_with_a_huge_nodata_value_compute_no_overflow(tmp_path):
+    """float32 nodata of -3.4e38 where only the truth lacks data: the quick-look's error leaves it out before
+    squaring (the tests turn the engine's RuntimeWarnings into errors)."""
+    nodata = -3.4e38
+    truth = textured_scene(40, 40, seed=3)
+    truth[:, 5:12, 5:12] = nodata
+    paths = [write(tmp_path / f"{name}.tif", image, fine_transform(), nodata=nodata)
+             for name, image in (("pred", textured_scene(40, 40, seed=4)), ("truth", truth))]
+    report = evaluate(EvaluationRequest(*paths, out_dir=str(tmp_path / "report")))
+    assert "quicklook" in report.files and report.valid_pixels == 40 * 40 - 49
+
+
 MEASURE_RSS = HIGH_WATER + """
 import sys
 from stf_engine import EvaluationRequest, evaluate
