@@ -244,16 +244,17 @@ def _fusion_request(scene: SeriesScene, work: WorkRasters, request: SeriesReques
                     references: Dict[str, Restored]) -> _DateFusion:
     """The fusion of one date on the restored inputs, into the work folder (delta when the method needs two
     references and the date has one)."""
-    pairs, warnings = date.pairs, []
+    pairs, warnings, method = date.pairs, [], request.method
+    if len(pairs) == 1 and roles.FINE_REFERENCE_2 in get_method(method).required:
+        warnings.append(f"{date.date}: one usable reference only; {method} needs two, delta is used")
+        method = "delta"
+    if not get_method(method).accepts(roles.FINE_REFERENCE_2):  # the nearer reference alone, without a warning
+        pairs = pairs[:1]
     given = {roles.COARSE_TARGET: work.path(coarse_name(date.date))}
     for (fine_role, coarse_role), reference in zip(((roles.FINE_REFERENCE, roles.COARSE_REFERENCE),
                                                     (roles.FINE_REFERENCE_2, roles.COARSE_REFERENCE_2)), pairs):
         given[fine_role] = references[reference].image
         given[coarse_role] = work.path(coarse_name(reference))
-    method = request.method
-    if len(pairs) == 1 and roles.FINE_REFERENCE_2 in get_method(method).required:
-        warnings.append(f"{date.date}: one usable reference only; {method} needs two, delta is used")
-        method = "delta"
     fusion = FusionRequest(output=work.path(_raw(date.date)), method=method,
                            coarse_resolution=scene.coarse_resolution, tile=request.tile, batch=request.batch,
                            device=request.device, threads=request.threads,

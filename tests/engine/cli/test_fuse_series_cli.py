@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+import rasterio
 from rasterio.crs import CRS
 
 from devkit.series import iso, kranj_series, modis
@@ -97,6 +98,15 @@ def test_each_warning_is_printed_once_and_a_dates_own_name_their_date(tmp_path, 
     assert sum("the fine reference's pixel size" in line for line in lines) == 1
     units = [line for line in lines if "coarse target values" in line]
     assert [line.split(": ")[0] for line in units[1:]] == list(dates) and len(units) == 1 + len(dates)
+
+
+def test_a_method_of_one_pair_gets_the_nearer_reference_without_a_warning_about_the_other(tmp_path, capsys):
+    out = tmp_path / "out"
+    code, _, err = run(["--series", str(kranj_series(tmp_path, hide=(77,))), "--out", str(out), "--dates",
+                        ",".join((iso(71), iso(90))), "--method", "fitfc"] + KRANJ_ARGS, capsys)
+    assert code == 0 and "does not use" not in err, err
+    with rasterio.open(out / f"fused_{iso(71)}.tif") as fused, rasterio.open(out / f"fused_{iso(90)}.tif") as later:
+        assert fused.tags()["STF_METHOD"] == later.tags()["STF_METHOD"] == "fitfc"
 
 
 def test_a_date_whose_fusion_fails_shows_the_warnings_it_gave_before_the_error(tmp_path, capsys, monkeypatch):
