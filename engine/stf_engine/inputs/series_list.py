@@ -84,7 +84,7 @@ def list_series(source: str, pairs_only: bool = True) -> List[Dated]:
 
 def _from_csv(path: Path) -> List[Dated]:
     try:
-        with open(path, newline="") as handle:
+        with open(path, newline="", encoding="utf-8-sig") as handle:  # as Excel saves "CSV UTF-8", with a BOM
             rows = list(csv.DictReader(handle))
     except (UnicodeDecodeError, csv.Error) as exc:
         raise StfError(f"{path} is not a CSV series list ({str(exc)[:80]}); give a CSV with the columns date, coarse, "

@@ -16,7 +16,7 @@ from rasterio.crs import CRS
 
 from devkit.series import iso, kranj_series, modis
 from devkit.synthetic import UTM49N, fine_transform
-from stf_engine import StfError
+from stf_engine import StfError, list_series
 from stf_engine.cli import main
 from stf_engine.cli.main import Stopped
 from stf_engine.core.outputs import lock_path, output_lock
@@ -98,6 +98,13 @@ def test_each_warning_is_printed_once_and_a_dates_own_name_their_date(tmp_path, 
     assert sum("the fine reference's pixel size" in line for line in lines) == 1
     units = [line for line in lines if "coarse target values" in line]
     assert [line.split(": ")[0] for line in units[1:]] == list(dates) and len(units) == 1 + len(dates)
+
+
+def test_a_series_list_saved_with_a_byte_order_mark_is_read(tmp_path):
+    csv = kranj_series(tmp_path, hide=(77,))
+    marked = tmp_path / "excel.csv"
+    marked.write_bytes(b"\xef\xbb\xbf" + csv.read_bytes())
+    assert list_series(str(marked)) == list_series(str(csv))
 
 
 def test_a_method_of_one_pair_gets_the_nearer_reference_without_a_warning_about_the_other(tmp_path, capsys):
