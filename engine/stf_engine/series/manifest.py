@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 from xml.sax.saxutils import escape
 
 import rasterio
@@ -16,16 +16,18 @@ MANIFEST = "series.json"
 STACK = "series.vrt"
 
 
-def read_manifest(output_dir: str) -> Dict[str, dict]:
-    """Date → its record from an earlier run's series.json (empty when there is none)."""
+def read_manifest(output_dir: str) -> Tuple[Dict[str, dict], Optional[dict]]:
+    """(date → its record, the settings its dates were fused with) from an earlier run's series.json; empty and
+    None when there is none (or it cannot be read, or it predates recorded settings)."""
     path = os.path.join(output_dir, MANIFEST)
     if not os.path.isfile(path):
-        return {}
+        return {}, None
     try:
         with open(path) as handle:
-            return {record["date"]: record for record in json.load(handle).get("dates", [])}
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
+            manifest = json.load(handle)
+        return {record["date"]: record for record in manifest.get("dates", [])}, manifest.get("settings")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}, None
 
 
 def write_manifest(output_dir: str, dates: Sequence[DateResult], extra: dict) -> str:

@@ -8,6 +8,7 @@ progress, and a re-run resumes after the dates already written (unless `overwrit
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
@@ -23,12 +24,13 @@ from .. import roles
 from ..core.device import cpu_threads
 from ..core.outputs import check_writable_folder, made_folder, output_lock, refuse_overwrite
 from ..core.progress import Cancel, Progress, Warnings, check_cancel, log, silent, stage
+from ..errors import StfError
 from ..fusion.request import FusionRequest, FusionResult, check_cluster
 from ..fusion import distributed
 from ..fusion.run import GDAL_CACHE_BYTES, batches_dates, fuse, fuse_dates, shared_by_dates
 from ..fusion.surveys import ReferenceSurveys
 from ..inputs.series_list import Dated, list_series, series_files
-from ..methods.catalog import get_method
+from ..methods.catalog import get_method, resolved_options
 from .finish import OUTPUT_KINDS, finish_date, is_date_output, output_names
 from .manifest import MANIFEST, STACK, read_manifest, write_manifest, write_stack
 from .plan import PlannedDate, plan_entries
@@ -59,8 +61,9 @@ def fuse_series(request: SeriesRequest, progress: Optional[Progress] = None,
                for kind, path in zip(OUTPUT_KINDS, output_names(out, p.date))}
     refuse_overwrite({**written, "manifest": os.path.join(out, MANIFEST), "stack": os.path.join(out, STACK)},
                      series_files(entries))
-    earlier = read_manifest(out)
+    earlier, settings = read_manifest(out)
     todo = [p for p in planned if request.overwrite or not _done(out, p)]
+    _check_same_settings(out, settings, _settings(request), len(planned) - len(todo))
     results: Dict[str, DateResult] = {p.date: _kept(out, p, earlier) for p in planned if p not in todo}
     warnings = Warnings()
     with made_folder(out), _kept_when_stopped(out, planned, results, request.overwrite), \
@@ -315,8 +318,31 @@ def _raw(date: str) -> str:
     return f"raw_{date}"
 
 
+def _settings(request: SeriesRequest) -> dict:
+    """What decides a date's images, as series.json records it: a run into the folder keeps the dates fused earlier
+    only with the same (not which dates, nor how fast: tiles, devices, threads may change)."""
+    spec = get_method(request.method)
+    return json.loads(json.dumps({
+        "method": request.method, "options": resolved_options(spec, request.options), "max_gap_days": request.max_gap,
+        "mask_rules": request.mask_rules, "scales": request.scales, "bands": request.bands,
+        "coarse_resolution": request.coarse_resolution, "resampling": request.resampling, "register": request.register,
+    }))
+
+
+def _check_same_settings(out: str, recorded: Optional[dict], settings: dict, kept: int) -> None:
+    """Refuse to keep dates fused with other settings next to new ones: the folder would mix two fusions, and its
+    series.json would describe only the last."""
+    if not kept or recorded is None or recorded == settings:
+        return
+    changed = [f"{key} {json.dumps(recorded.get(key))} → {json.dumps(value)}" for key, value in settings.items()
+               if recorded.get(key) != value and not (key == "options" and recorded.get("method") != settings["method"])]
+    raise StfError(f"the {kept} date(s) already fused in {out} used other settings ({'; '.join(changed)}); add "
+                   f"--overwrite to fuse them again with these, or choose another output folder")
+
+
 def _facts(request: SeriesRequest, model: Optional[ErrorModel]) -> dict:
-    facts = {"series": os.path.abspath(request.series), "method": request.method, "max_gap_days": request.max_gap}
+    facts = {"series": os.path.abspath(request.series), "method": request.method, "max_gap_days": request.max_gap,
+             "settings": _settings(request)}
     if model is not None:
         facts["validation"] = {
             "error_per_root_day": model.per_root_day,

@@ -100,6 +100,24 @@ def test_each_warning_is_printed_once_and_a_dates_own_name_their_date(tmp_path, 
     assert [line.split(": ")[0] for line in units[1:]] == list(dates) and len(units) == 1 + len(dates)
 
 
+def test_a_run_into_a_folder_fused_with_other_settings_is_refused_unless_it_overwrites(tmp_path, capsys):
+    csv, out = kranj_series(tmp_path, hide=(77,)), tmp_path / "out"
+    first = ["--series", str(csv), "--out", str(out), "--method", "delta"] + KRANJ_ARGS
+    assert run(first + ["--dates", iso(70)], capsys)[0] == 0
+    code, printed, err = run(first + ["--dates", f"{iso(70)},{iso(71)}"], capsys)  # the same settings: resumes
+    assert code == 0 and f"{iso(70)}  kept" in printed
+    other = ["--series", str(csv), "--out", str(out), "--method", "starfm", "--dates", f"{iso(70)},{iso(72)}",
+             "--coarse-res", "480", "--scale", "fine=2e-4"]
+    before = sorted(os.listdir(out))
+    code, _, err = run(other, capsys)
+    assert code == 2 and err.strip().splitlines()[-1] == (
+        f'error: the 1 date(s) already fused in {out} used other settings (method "delta" → "starfm"; scales {{"fine_reference": 0.0001, "fine_reference_2": 0.0001}} → '
+        f'{{"fine_reference": 0.0002, "fine_reference_2": 0.0002}}); add --overwrite to fuse them again with these, '
+        f"or choose another output folder")
+    assert sorted(os.listdir(out)) == before
+    assert run(other + ["--overwrite"], capsys)[0] == 0
+
+
 def test_a_series_list_saved_with_a_byte_order_mark_is_read(tmp_path):
     csv = kranj_series(tmp_path, hide=(77,))
     marked = tmp_path / "excel.csv"
