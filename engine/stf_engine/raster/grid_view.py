@@ -36,7 +36,7 @@ class GridView:
             self._values = self._masks = dataset
             self._alpha = alpha
             return
-        if len(set(dataset.nodatavals)) > 1:
+        if len({"nan" if value != value else value for value in dataset.nodatavals}) > 1:  # NaN equals no NaN
             shown = ", ".join("none" if value is None else f"{value:g}" for value in dataset.nodatavals)
             raise StfError(f"{label}: its bands have different nodata values ({shown}), which GDAL cannot carry onto "
                            f"the fine grid; give every band one nodata value (e.g. gdal_translate -a_nodata VALUE): "
