@@ -150,6 +150,8 @@ def _check_outputs(request: FusionRequest) -> None:
             raise StfError(f"the output {request.output} is the error-maps folder or one of its maps; give the fused "
                            f"image another name")
         outputs.update(maps)
+    if not request.output.lower().endswith((".tif", ".tiff")):
+        raise StfError(f"the output is written as a GeoTIFF: give it a name ending in .tif, not {request.output}")
     refuse_overwrite(outputs, inputs)
 
 

@@ -316,6 +316,13 @@ def test_a_raster_without_georeference_or_of_complex_values_is_one_line_and_noth
     assert [str(w.message) for w in caught if "rasterio" in w.filename or "stf_engine" in w.filename] == []
 
 
+@pytest.mark.parametrize("name", ["fused.png", "fused.vrt", "fused"])
+def test_an_output_not_named_as_a_geotiff_is_refused(scene, tmp_path, capsys, name):
+    code = main(["fuse", "--coarse", scene["coarse"], "--fine", scene["fine"], "--out", str(tmp_path / name)])
+    one_error_line(capsys, code, f"the output is written as a GeoTIFF: give it a name ending in .tif, not {tmp_path}")
+    assert os.listdir(tmp_path) == ["in"]  # the inputs' folder only
+
+
 def test_one_file_in_two_roles_is_refused(scene, tmp_path, capsys):
     """A file picked for two roles (the reference date's coarse image as the target's too, the fine reference as
     the truth, even through a link) is a slip, not a request."""
