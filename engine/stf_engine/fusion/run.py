@@ -53,7 +53,9 @@ def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel: Op
     report = progress or silent
     spec, _ = check_rules(request)  # before any work, and before the output is locked
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), ExitStack() as stack:
-        stack.enter_context(made_folder(os.path.dirname(os.path.abspath(request.output))))
+        for folder in (os.path.dirname(os.path.abspath(request.output)), request.error_maps_dir):
+            if folder:
+                stack.enter_context(made_folder(folder))
         stack.enter_context(output_lock(request.output))
         threads = stack.enter_context(cpu_threads(request.threads))
         ticker = Ticker(cancel=cancel)

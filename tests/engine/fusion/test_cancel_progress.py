@@ -111,7 +111,12 @@ def test_a_stopped_run_removes_the_output_folders_it_made_and_keeps_those_that_w
 
     (tmp_path / "inputs").mkdir()
     scene = scene_set(tmp_path / "inputs", height=48, width=48, bands=2, ratio=4, dtype="int16")
-    monkeypatch.setattr(fusion_run, "_predict", lambda *args, **kwargs: (_ for _ in ()).throw(stop))
+
+    def first_map_then_stop(fused_path, plan, *rest):
+        os.makedirs(plan.request.error_maps_dir, exist_ok=True)  # as the first map's writer does
+        raise stop
+
+    monkeypatch.setattr(fusion_run, "write_error_maps", first_map_then_stop)
     (tmp_path / "there").mkdir()
     for output, maps in ((tmp_path / "new" / "deeper" / "o.tif", tmp_path / "maps" / "run"),
                          (tmp_path / "there" / "o.tif", tmp_path / "there" / "maps")):
