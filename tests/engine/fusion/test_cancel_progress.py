@@ -66,9 +66,7 @@ def test_cancel_during_error_maps_removes_fused_output_too(scene, tmp_path):
     out = tmp_path / "out" / "f.tif"
     with pytest.raises(FusionCancelled):
         fuse(request_for(scene, out), progress=progress, cancel=cancel)
-    assert not out.exists()
-    assert [f for f in os.listdir(out.parent) if f.endswith(".tif")] == []
-    assert not [f for f in os.listdir(out.parent / "maps") if f.endswith(".tif")]
+    assert not out.parent.exists(), "the run made the folder of the output and its maps, and removes it empty"
 
 
 class CancelAfter:
