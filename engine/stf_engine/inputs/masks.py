@@ -113,9 +113,12 @@ def parse_mask_rules(items: Union[None, str, Sequence[str]]) -> Dict[str, str]:
 class MaskReader:
     """A mask raster's first band on the fine grid, read by windows as 'unusable' flags."""
 
-    def __init__(self, dataset, label: str, grid: Grid, rule: str, shift: Tuple[float, float] = (0.0, 0.0)):
-        """`shift`: the one of the raster the mask belongs to (see `on_grid`), so its flags stay on its pixels."""
+    def __init__(self, dataset, label: str, grid: Grid, rule: str, shift: Tuple[float, float] = (0.0, 0.0),
+                 covered: float = 1.0):
+        """`shift`: the one of the raster the mask belongs to (see `GridView`), so its flags stay on its pixels.
+        `covered`: the share of the grid the raster covers (the rest is flagged)."""
         self.label = label
+        self.covered = covered
         self.dataset = dataset
         self.rule = rule
         # Nearest keeps codes whole.
@@ -135,10 +138,10 @@ class MaskReader:
 def open_mask(stack: ExitStack, path: str, label: str, grid: Grid, rule: str,
               shift: Tuple[float, float] = (0.0, 0.0)) -> MaskReader:
     """The mask raster at `path` on `grid`, decoded with `rule` and moved by its raster's `shift`; closed with the
-    stack. The rule is checked before the file is opened."""
+    stack. The rule is checked before the file is opened; the reader's `covered` is the share of the grid it covers
+    (the rest counts as flagged)."""
     _decoder(rule, label)
     dataset = stack.enter_context(open_raster(path, label))
-    check_covers(grid, dataset, label)
-    reader = MaskReader(dataset, label, grid, rule, shift)
+    reader = MaskReader(dataset, label, grid, rule, shift, check_covers(grid, dataset, label))
     stack.callback(reader.close)
     return reader

@@ -79,6 +79,7 @@ def fuse_series(request: SeriesRequest, progress: Optional[Progress] = None,
                                scene.grid, stack, scene.open_limit)
             references, model, todo = _prepare(scene, work, request, todo, stage(report, 0.0, PREPARATION_SHARE),
                                                cancel)
+            warnings.extend_unique(scene.warnings)  # and what reading the masks found
         for date in (d for d in todo if not d.usable):
             note = f"no usable fine reference within {request.max_gap} days"
             results[date.date] = DateResult(date.date, "skipped", note=note)

@@ -103,8 +103,16 @@ class SeriesScene:
             return None
         rule = self.request.mask_rules.get(kind, DEFAULT_MASK_RULE)
         shift = self._shift if kind == "coarse" else (0.0, 0.0)
-        return self._masks.get((kind, date), lambda stack: open_mask(stack, path, f"the {kind} mask of {date}",
-                                                                     self.grid, rule, shift))
+
+        def opened(stack):
+            reader = open_mask(stack, path, f"the {kind} mask of {date}", self.grid, rule, shift)
+            note = (f"the {kind} mask of {date} covers {reader.covered:.0%} of the fine grid; the rest counts as "
+                    f"masked: {path}")
+            if reader.covered < 0.999 and note not in self.warnings:
+                self.warnings.append(note)
+            return reader
+
+        return self._masks.get((kind, date), opened)
 
 
 def open_limit(days: Sequence[datetime.date], max_gap: int) -> int:

@@ -10,12 +10,13 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import rasterio
 from rasterio.crs import CRS
 
-from devkit.series import iso, kranj_series, modis
-from devkit.synthetic import UTM49N, fine_transform
+from devkit.series import iso, kranj_series, landsat, modis
+from devkit.synthetic import UTM49N, fine_transform, write
 from stf_engine import StfError, list_series
 from stf_engine.cli import main
 from stf_engine.cli.main import Stopped
@@ -116,6 +117,17 @@ def test_a_run_into_a_folder_fused_with_other_settings_is_refused_unless_it_over
         f"or choose another output folder")
     assert sorted(os.listdir(out)) == before
     assert run(other + ["--overwrite"], capsys)[0] == 0
+
+
+def test_a_mask_that_covers_part_of_the_grid_says_so_once(tmp_path, capsys):
+    with rasterio.open(landsat(77)) as fine:
+        corner = write(tmp_path / "mask_077.tif", np.zeros((1, 20, 20), np.uint8), fine.transform, crs=fine.crs)
+    csv = kranj_series(tmp_path, fine_masks={77: corner})
+    code, _, err = run(["--series", str(csv), "--out", str(tmp_path / "out"), "--dates", f"{iso(75)},{iso(76)}",
+                        "--method", "delta"] + KRANJ_ARGS, capsys)
+    notes = [line for line in err.splitlines() if "covers" in line]
+    assert code == 0 and notes == [f"warning: the fine mask of {iso(77)} covers 20% of the fine grid; the rest "
+                                   f"counts as masked: {corner}"]
 
 
 def test_a_series_list_saved_with_a_byte_order_mark_is_read(tmp_path):
