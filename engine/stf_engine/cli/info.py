@@ -12,20 +12,21 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    print("methods:")
+    lines = ["methods:"]  # every line made before any is printed: a bad --ratio is one error line
     for spec in list_methods().values():
-        print(f"  {spec.name:<10} {spec.description}")
+        lines.append(f"  {spec.name:<10} {spec.description}")
         required = ", ".join(ROLE_LABELS[r] for r in spec.required)
         optional = ", ".join(ROLE_LABELS[r] for r in spec.optional) or "none"
         halos = [method_halo(spec, args.ratio, given) for given in (spec.required, spec.required + spec.optional)]
         halo = f"{halos[1]} px"
         if halos[0] != halos[1]:
             halo += f" ({halos[0]} px without the optional inputs)"
-        print(f"  {'':<10} requires: {required}; optional: {optional}; halo at ratio {args.ratio}: {halo}")
+        lines.append(f"  {'':<10} requires: {required}; optional: {optional}; halo at ratio {args.ratio}: {halo}")
         if spec.needs_weights:
             shipped = f"; without --weights it uses the demo checkpoint {spec.default_weights}" if spec.default_weights else ""
-            print(f"  {'':<10} needs a weights file (train one with `stf train`){shipped}")
+            lines.append(f"  {'':<10} needs a weights file (train one with `stf train`){shipped}")
         if spec.options:
-            print(f"  {'':<10} options (--option KEY=VALUE): {describe_options(spec)}")
-    print("devices: " + "; ".join(devices_found()))
+            lines.append(f"  {'':<10} options (--option KEY=VALUE): {describe_options(spec)}")
+    lines.append("devices: " + "; ".join(devices_found()))
+    print("\n".join(lines))
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Dict
 
 from .. import roles
-from ..core.options import Given, defaults, describe_all, parse
+from ..core.options import Given, check_whole, defaults, describe_all, parse
 from ..errors import StfError
 from . import baselines, deep, estarfm, fitfc, fsdaf, starfm
 from .contract import MethodContext, MethodSpec
@@ -59,6 +59,7 @@ def resolved_options(spec: MethodSpec, given: Given) -> Dict[str, object]:
 
 def method_halo(spec: MethodSpec, ratio: int, given) -> int:
     """The method's halo at a coarse/fine ratio with the given input roles (for listings; weights as shipped)."""
+    check_whole(ratio, "--ratio", 1)
     context = MethodContext(ratio=ratio, bands=1, given=frozenset(given), device=None, fine_std=(0.0,))
     return spec.halo(context)
 

@@ -44,6 +44,8 @@ def save(path: str, checkpoint: Checkpoint) -> None:
 
 def load(path: str) -> Checkpoint:
     """Read a checkpoint (tensors and plain values only) or raise StfError saying why it cannot be used."""
+    if os.path.isdir(path):
+        raise StfError(f"the weights file {path} is a folder; give the .pt file in it")
     if not os.path.isfile(path):
         raise StfError(f"weights file not found: {path}")
     try:

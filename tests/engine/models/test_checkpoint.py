@@ -64,6 +64,8 @@ def test_refuses_checkpoints_that_do_not_fit(tmp_path):
         fuse(FusionRequest(method="ganstfm", weights=str(not_one), **base))
     with pytest.raises(StfError, match="weights file not found"):
         fuse(FusionRequest(method="ganstfm", weights=str(tmp_path / "missing.pt"), **base))
+    with pytest.raises(StfError, match=f"the weights file {tmp_path} is a folder; give the .pt file in it"):
+        fuse(FusionRequest(method="ganstfm", weights=str(tmp_path), **base))
 
 
 def test_default_weights_are_used_when_none_are_named(tmp_path, monkeypatch):
