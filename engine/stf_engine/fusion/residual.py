@@ -76,7 +76,9 @@ def write_coarse_residual(
             residual = np.where(has_data, mean_fused - mean_target, np.nan).astype(np.float32)
             height, width = int(window.height), int(window.width)
             row, col = int(window.row_off), int(window.col_off)
-            per_band.write(expand(residual, ratio, height, width), row, col)
-            rms.write(expand(np.sqrt(np.mean(residual**2, axis=0, keepdims=True)), ratio, height, width), row, col)
+            # A coarse pixel's residual on its fine pixels that hold data: NaN where the fused image has none.
+            per_band.write(np.where(valid, expand(residual, ratio, height, width), np.nan), row, col)
+            block_rms = np.sqrt(np.mean(residual**2, axis=0, keepdims=True))
+            rms.write(np.where(valid, expand(block_rms, ratio, height, width), np.nan), row, col)
             progress((index + 1) / len(windows), "coarse residual")
     return paths

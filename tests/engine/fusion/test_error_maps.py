@@ -65,6 +65,20 @@ def test_truth_temporal_change_and_seam_maps_on_the_sample(tmp_path):
     assert (seams[0].astype(bool) == seam_mask(500, 500, result.tile_borders)).all()
 
 
+def test_the_coarse_residual_maps_are_nodata_where_the_fused_image_is(tmp_path):
+    """A coarse pixel partly over the sample's nodata edge has a residual, but not on its fine pixels without data."""
+    result = fuse(FusionRequest(coarse_target=str(SAMPLE / "MOD09_2002311_SZ_B214_250m.tif"),
+                                fine_reference=str(SAMPLE / "L72000306_SZ_B432_30m.tif"),
+                                coarse_reference=str(SAMPLE / "MOD09_2000306_SZ_B214_250m.tif"),
+                                output=str(tmp_path / "delta.tif"), method="delta", coarse_resolution=250,
+                                error_maps_dir=str(tmp_path / "maps")))
+    gaps = read(result.output)[0].mask.any(0)
+    assert gaps.sum() > 1000
+    for name in ("coarse_residual", "coarse_residual_rms"):
+        values = read(result.error_maps[name], masked=False)[0]
+        assert np.isnan(values[:, gaps]).all() and np.isfinite(values[:, ~gaps]).mean() > 0.95, name
+
+
 def test_cli_maps_need_the_folder(tmp_path, capsys):
     paths = scene_set(tmp_path)
     code = main(["fuse", "--coarse", paths["coarse"], "--fine", paths["fine"], "--out", str(tmp_path / "o.tif"), "--uncertainty"])
