@@ -45,6 +45,23 @@ RAMPS = {  # one per name in request.ERROR_MAP_NAMES
 sequential for magnitudes from 0, mask for 0/1."""
 
 
+def remove_stale_maps(out_dir: str, written: Dict[str, str]) -> None:
+    """Remove the maps an earlier run left in `out_dir` that this run did not write (another method or option set
+    makes other maps), so the folder holds only maps of the fused image beside it. Only files an STF run wrote (with
+    their STF_RAMP tag) are removed."""
+    for name in RAMPS:
+        path = os.path.join(out_dir, f"{name}.tif")
+        if name in written or not os.path.isfile(path) or os.path.islink(path):
+            continue
+        try:
+            with rasterio.open(path) as earlier:
+                ours = earlier.tags().get("STF_RAMP") == RAMPS[name]
+        except rasterio.errors.RasterioError:
+            continue
+        if ours:
+            os.remove(path)
+
+
 def write_error_maps(
     fused_path: str,
     plan: Plan,

@@ -28,7 +28,7 @@ from ..methods.auto import Choice
 from . import distributed
 from .auto import choose
 from .check import Plan, check_memory, check_rules, prepare
-from .error_maps import write_error_maps
+from .error_maps import remove_stale_maps, write_error_maps
 from .predict import DateStack, Predicted, TileFunction, predict_tiles, written_parts
 from .request import FusionRequest, FusionResult
 from .surveys import ReferenceSurveys
@@ -86,6 +86,8 @@ def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel: Op
                 maps_progress = stage(report, share, 1.0, "error maps")
                 error_maps = write_error_maps(fused.partial, plan, outputs, maps_progress, cancel)
             check_cancel(cancel)  # a cancel seen before the outputs are committed still removes them
+        if request.error_maps_dir:
+            remove_stale_maps(request.error_maps_dir, error_maps)
     report(1.0, "done")
     return _result(plan, fused.path, error_maps, time.perf_counter() - started, threads, choice)
 

@@ -79,6 +79,20 @@ def test_the_coarse_residual_maps_are_nodata_where_the_fused_image_is(tmp_path):
         assert np.isnan(values[:, gaps]).all() and np.isfinite(values[:, ~gaps]).mean() > 0.95, name
 
 
+def test_a_run_into_a_maps_folder_removes_the_maps_an_earlier_run_left_that_it_does_not_write(tmp_path):
+    paths = scene_set(tmp_path, height=48, width=48, bands=2, ratio=4, dtype="int16")
+    maps = tmp_path / "maps"
+    common = dict(coarse_target=paths["coarse"], fine_reference=paths["fine"], output=str(tmp_path / "fused.tif"),
+                  error_maps_dir=str(maps))
+    first = fuse(FusionRequest(coarse_reference=paths["coarse_ref"], method="delta", **common))
+    assert "temporal_change" in first.error_maps
+    (maps / "notes.tif").write_bytes(b"the user's own file")
+    second = fuse(FusionRequest(method="cubic", **common))  # no coarse reference: no temporal change map
+    assert "temporal_change" not in second.error_maps
+    assert sorted(p.name for p in maps.iterdir()) == sorted([f"{name}.tif" for name in second.error_maps] +
+                                                            ["notes.tif"])
+
+
 def test_cli_maps_need_the_folder(tmp_path, capsys):
     paths = scene_set(tmp_path)
     code = main(["fuse", "--coarse", paths["coarse"], "--fine", paths["fine"], "--out", str(tmp_path / "o.tif"), "--uncertainty"])
