@@ -108,6 +108,8 @@ def split_items(given: Given) -> Dict[str, object]:
         key, sep, value = (part.strip() for part in str(item).partition("="))
         if not sep or not key or not value:
             raise StfError(f"options are key=value pairs, got '{str(item).strip()}'")
+        if key in raw:
+            raise StfError(f"option '{key}' is given twice ({key}={raw[key]}, {key}={value}); give it once")
         raw[key] = value
     return raw
 

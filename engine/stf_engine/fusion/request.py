@@ -142,11 +142,15 @@ def parse_scales(items: Union[str, Sequence[str]]) -> Dict[str, Scale]:
     """'fine=2.75e-5:-0.2, coarse=1' or ['fine=1e-4', '1e-4'] → {role: factor or (scale, offset)};
     a value without a role sets every role."""
     scales: Dict[str, Scale] = {}
+    named = set()
     for item in split_list(items):
-        role_name, _, value = item.rpartition("=")
+        role_name, _, value = (part.strip() for part in item.rpartition("="))
         targets = SCALE_ROLES.get(role_name) if role_name else roles.ALL_ROLES
         if targets is None:
             raise StfError(f"unknown scale role '{role_name}'; use one of {', '.join(SCALE_ROLES)}")
+        if role_name in named:
+            raise StfError(f"the scale of '{role_name or 'every role'}' is given twice; give it once")
+        named.add(role_name)
         value = parse_scale(value, f"scale {item} (FACTOR or SCALE:OFFSET, e.g. fine=2.75e-5:-0.2)")
         scales.update({role: value for role in targets})
     return scales

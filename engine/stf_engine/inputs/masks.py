@@ -106,6 +106,8 @@ def parse_mask_rules(items: Union[None, str, Sequence[str]]) -> Dict[str, str]:
         if role not in MASK_ROLES:
             raise StfError(f"unknown mask role '{role}' in '{item}'; use one of {', '.join(MASK_ROLES)}")
         _decoder(rule, f"{role} mask")
+        if role in rules:
+            raise StfError(f"the {role} mask rule is given twice ({rules[role]}, {rule}); give it once")
         rules[role] = rule
     return rules
 

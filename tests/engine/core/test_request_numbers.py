@@ -8,6 +8,7 @@ import pytest
 
 from stf_engine import (
     EvaluationRequest, FusionRequest, SeriesRequest, StfError, TrainingRequest, evaluate, parse_evaluation_scales,
+    parse_mask_rules, parse_options, parse_scales,
 )
 from stf_engine.core.options import check_real, check_whole
 
@@ -104,6 +105,21 @@ def test_evaluation_scales_are_parsed_and_checked_by_the_engine(items, text):
 def test_evaluation_scales_take_a_factor_or_a_scale_and_offset_for_each_role():
     assert parse_evaluation_scales(["truth=1e-4", "fine-reference=2.75e-5:-0.2", "coarse=1/10000"]) == {
         "truth": 1e-4, "fine_reference": (2.75e-5, -0.2), "coarse": 1e-4}
+
+
+@pytest.mark.parametrize("parse, text, said", [
+    (parse_scales, "fine=1e-4, fine=2e-4", "the scale of 'fine' is given twice; give it once"),
+    (lambda text: parse_options("starfm", text), "window=15, window=17",
+     "option 'window' is given twice (window=15, window=17); give it once"),
+    (parse_mask_rules, "fine=nonzero, fine=landsat-qa", "the fine mask rule is given twice (nonzero, landsat-qa)"),
+])
+def test_a_setting_given_twice_is_refused_not_overridden(parse, text, said):
+    with pytest.raises(StfError, match=re.escape(said)):
+        parse(text)
+
+
+def test_scales_take_spaces_around_their_roles_as_options_do():
+    assert parse_scales("fine = 1e-4 , coarse= 1") == parse_scales("fine=1e-4,coarse=1")
 
 
 def test_the_checks_take_numpy_numbers_and_refuse_bools():
