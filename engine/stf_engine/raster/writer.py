@@ -11,6 +11,7 @@ from typing import Dict, Iterator, Optional, Sequence, Tuple
 import numpy as np
 import rasterio
 import rasterio.shutil
+from rasterio._err import CPLE_BaseError
 from rasterio.windows import Window
 
 from ..core.device import run_threads
@@ -165,7 +166,7 @@ class GeoTiffWriter:
         with gdal_errors() as errors:
             try:
                 yield
-            except (OSError, rasterio.errors.RasterioError) as exc:
+            except (OSError, rasterio.errors.RasterioError, CPLE_BaseError) as exc:  # rasterio.shutil raises CPLE_*
                 errors.append(str(exc))
         if errors:
             reason = why_write_failed(" ".join(errors), os.path.dirname(self.path)) if what != "verify" else errors[0]

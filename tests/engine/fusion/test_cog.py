@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 import rasterio
+from rasterio._err import CPLE_AppDefinedError
 
 from devkit.synthetic import scene_set
 from stf_engine import FusionRequest, StfError, fuse
@@ -44,9 +45,12 @@ def test_cli_cog_flag(scene, tmp_path):
         assert dataset.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
 
 
-def test_a_failed_conversion_is_one_error_and_leaves_no_file(scene, tmp_path, monkeypatch):
+@pytest.mark.parametrize("error", [rasterio.errors.RasterioError("simulated: no space left on device"),
+                                   CPLE_AppDefinedError(1, 1, "TIFFRewriteDirectory:Error fetching directory count")],
+                         ids=["rasterio's", "GDAL's, as a full disk raises it"])
+def test_a_failed_conversion_is_one_error_and_leaves_no_file(scene, tmp_path, monkeypatch, error):
     def broken_copy(*args, **kwargs):
-        raise rasterio.errors.RasterioError("simulated: no space left on device")
+        raise error
 
     monkeypatch.setattr(rasterio.shutil, "copy", broken_copy)
     with pytest.raises(StfError, match="cannot write .*cog.tif"):
