@@ -59,7 +59,7 @@ def resolved_options(spec: MethodSpec, given: Given) -> Dict[str, object]:
 
 def method_halo(spec: MethodSpec, ratio: int, given) -> int:
     """The method's halo at a coarse/fine ratio with the given input roles (for listings; weights as shipped)."""
-    check_whole(ratio, "--ratio", 1)
+    check_whole(ratio, "the coarse/fine ratio", 1)
     context = MethodContext(ratio=ratio, bands=1, given=frozenset(given), device=None, fine_std=(0.0,))
     return spec.halo(context)
 

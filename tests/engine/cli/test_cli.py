@@ -57,7 +57,8 @@ def test_info_lists_methods_inputs_halo_and_devices(capsys):
 @pytest.mark.parametrize("ratio", ["0", "-5"])
 def test_info_refuses_a_ratio_below_one_in_one_line_and_nothing_else(capsys, ratio):
     code, stdout, err = run_cli(["info", "--ratio", ratio], capsys)
-    assert code == 2 and stdout == "" and err.strip() == f"error: --ratio must be at least 1, a whole number; got {ratio}"
+    said = f"error: the coarse/fine ratio must be at least 1, a whole number; got {ratio}"
+    assert code == 2 and stdout == "" and err.strip() == said
 
 
 def bad_inputs(scene, tmp_path):
