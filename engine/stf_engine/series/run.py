@@ -335,8 +335,9 @@ def _check_same_settings(out: str, recorded: Optional[dict], settings: dict, kep
     series.json would describe only the last."""
     if not kept or recorded is None or recorded == settings:
         return
+    other_method = recorded.get("method") != settings["method"]  # then other options go without saying
     changed = [f"{key} {json.dumps(recorded.get(key))} → {json.dumps(value)}" for key, value in settings.items()
-               if recorded.get(key) != value and not (key == "options" and recorded.get("method") != settings["method"])]
+               if recorded.get(key) != value and not (key == "options" and other_method)]
     raise StfError(f"the {kept} date(s) already fused in {out} used other settings ({'; '.join(changed)}); add "
                    f"--overwrite to fuse them again with these, or choose another output folder")
 

@@ -112,7 +112,8 @@ def test_a_run_into_a_folder_fused_with_other_settings_is_refused_unless_it_over
     before = sorted(os.listdir(out))
     code, _, err = run(other, capsys)
     assert code == 2 and err.strip().splitlines()[-1] == (
-        f'error: the 1 date(s) already fused in {out} used other settings (method "delta" → "starfm"; scales {{"fine_reference": 0.0001, "fine_reference_2": 0.0001}} → '
+        f'error: the 1 date(s) already fused in {out} used other settings (method "delta" → "starfm"; scales '
+        f'{{"fine_reference": 0.0001, "fine_reference_2": 0.0001}} → '
         f'{{"fine_reference": 0.0002, "fine_reference_2": 0.0002}}); add --overwrite to fuse them again with these, '
         f"or choose another output folder")
     assert sorted(os.listdir(out)) == before
