@@ -19,6 +19,7 @@ from ..core.tiling import Tile
 from ..errors import StfError
 from ..methods.contract import TileBatch
 from ..raster.grid import Grid, coarse_ratio, resolution_in
+from ..raster.grid_view import data_bands
 from ..raster.open import check_covers, open_on_grid, open_raster, reopen
 from ..raster.reader import AlignedRaster, Scale
 from ..raster.windows import block_windows
@@ -205,8 +206,8 @@ def open_inputs(
     encoding = Encoding(
         dtype=fine.dtypes[0],
         nodata=fine.nodata,
-        units=readers[roles.FINE_REFERENCE].units,
-        descriptions=tuple(fine.descriptions),
+        units=readers[roles.FINE_REFERENCE].units.of_bands(readers[roles.FINE_REFERENCE].bands),
+        descriptions=tuple(fine.descriptions[band - 1] for band in readers[roles.FINE_REFERENCE].bands),
     )
     return AlignedInputs(grid, readers, encoding, ratio, fine_std, shift, warnings)
 
@@ -260,13 +261,13 @@ def _estimated_shift(readers: Dict[str, AlignedRaster], ratio: int) -> Tuple[flo
 
 def _band_map(alignment: Alignment, datasets) -> Dict[str, List[int]]:
     """Coarse bands to read so they match the fine reference band for band; pan keeps band 1."""
-    fine_count = datasets[roles.FINE_REFERENCE].count
-    mapping: Dict[str, List[int]] = {}
+    fine_count = len(data_bands(datasets[roles.FINE_REFERENCE]))
+    mapping: Dict[str, List[int]] = {role: data_bands(datasets[role]) for role in roles.FINE_ROLES if role in datasets}
     for role in roles.COARSE_ROLES:
         if role not in datasets:
             continue
-        count = datasets[role].count
-        bands = list(alignment.bands) if alignment.bands else list(range(1, count + 1))
+        count = len(data_bands(datasets[role]))
+        bands = list(alignment.bands) if alignment.bands else data_bands(datasets[role])
         if len(bands) != fine_count:
             how = f"bands {','.join(map(str, bands))} of it" if alignment.bands else f"{count} bands"
             raise StfError(

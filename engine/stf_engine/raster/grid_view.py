@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import rasterio
@@ -14,6 +14,17 @@ from rasterio.vrt import WarpedVRT
 from ..errors import StfError
 from .gdal_log import gdal_errors
 from .grid import Grid
+
+
+def alpha_band(dataset) -> Optional[int]:
+    """The dataset's alpha band (1-based), whose zeros mark pixels without data, or None."""
+    return next((band for band, use in enumerate(dataset.colorinterp, 1) if use == ColorInterp.alpha), None)
+
+
+def data_bands(dataset) -> List[int]:
+    """The dataset's bands that hold values (1-based): all but its alpha band, which is a mask."""
+    alpha = alpha_band(dataset)
+    return [band for band in range(1, dataset.count + 1) if band != alpha]
 
 
 class GridView:
@@ -31,7 +42,7 @@ class GridView:
     def __init__(self, dataset, grid: Grid, resampling: Resampling, label: str,
                  shift: Tuple[float, float] = (0.0, 0.0)):
         self.dataset, self.label = dataset, label
-        alpha = next((band for band, use in enumerate(dataset.colorinterp, 1) if use == ColorInterp.alpha), None)
+        alpha = alpha_band(dataset)
         if grid.same_as(dataset) and shift == (0.0, 0.0):
             self._values = self._masks = dataset
             self._alpha = alpha

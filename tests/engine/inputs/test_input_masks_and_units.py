@@ -135,6 +135,22 @@ def test_a_warped_coarse_target_whose_bands_have_different_nodata_values_is_refu
         cubic(tmp_path, fine_path, str(vrt))
 
 
+def test_a_fine_references_alpha_band_is_its_mask_not_a_band(tmp_path, fine):
+    _, image = fine
+    alpha = np.full((1, SIDE, SIDE), 10000, np.int16)
+    alpha[0, 16:32, 16:32] = 0
+    with_alpha = write(tmp_path / "fine_alpha.tif", np.concatenate([np.rint(image * 1e4), alpha]), fine_transform(),
+                       dtype="int16", photometric="RGB", alpha="YES")
+    coarse = write(tmp_path / "coarse.tif", coarse_of(image), fine_transform(30.0 * RATIO))
+    result = fuse(FusionRequest(coarse_target=coarse, fine_reference=with_alpha, output=str(tmp_path / "o.tif"),
+                                method="cubic"))
+    with rasterio.open(result.output) as out:
+        fused = out.read(masked=True)
+        assert out.count == 3 and len(out.descriptions) == 3
+    holes = invalid(fused)
+    assert holes[16:32, 16:32].all() and not holes[:16].any() and not holes[32:].any()
+
+
 @pytest.mark.parametrize("dtype", ["int16", "float32"])  # types whose added alpha GDAL does not take as a mask
 def test_a_mask_raster_without_nodata_flags_the_grid_it_does_not_reach(tmp_path, dtype):
     grid = Grid(CRS.from_string(UTM49N), fine_transform(20.0), 12, 12)
