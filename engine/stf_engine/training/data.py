@@ -50,6 +50,9 @@ def load_data(request: TrainingRequest, model: ModelDef) -> TrainingData:
                 f"the scene is small for its coarse/fine ratio of {aligned.ratio}: self-training degrades it by "
                 f"{factor} only, so the model learns a smaller step than it will take"
             )
+        if request.series:
+            aligned.warnings.append(f"self-training learns from the layers given; the series {request.series} is "
+                                    f"ignored (train in series mode to use it)")
         train, validation = split_rows([scene], request.validation_fraction)
         used = frozenset(scene.inputs)
         sources = {r: str(p) for r, p in given.items()}

@@ -206,6 +206,17 @@ def test_edcstfns_loss_preparation_stops_at_the_time_budget(tmp_path):
     assert result.epochs == 1 and 1 < len(preparing) < 100000 and (tmp_path / "e.pt").exists()
 
 
+def test_self_training_given_a_series_says_it_is_ignored(tmp_path):
+    from devkit.series import kranj_series
+
+    request = TrainingRequest(model="ganstfm", output=str(tmp_path / "s.pt"), mode="self", coarse_target=str(C2000),
+                              fine_reference=str(F2002), coarse_resolution=250, patch=16, batch=2, epochs=1,
+                              steps_per_epoch=1, device="cpu", series=str(kranj_series(tmp_path)))
+    result = train(request)
+    assert any(w.startswith("self-training learns from the layers given; the series ") and
+               w.endswith("is ignored (train in series mode to use it)") for w in result.warnings), result.warnings
+
+
 @pytest.mark.parametrize("ratio", [4, 20])
 def test_self_training_takes_small_scenes_with_nodata_borders(tmp_path, capsys, ratio):
     """64×64 fine pixels with a nodata border, coarse/fine ratio up to 20: trains, and says how it compares."""
