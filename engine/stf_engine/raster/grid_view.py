@@ -16,6 +16,11 @@ from .gdal_log import gdal_errors
 from .grid import Grid
 
 
+# rasterio warns that a nodata value shadows the alpha band when the masks of such a raster are read; a view applies
+# the alpha band itself. A filter set once (catch_warnings is not thread-safe, and reader threads read views).
+warnings.filterwarnings("ignore", category=NodataShadowWarning)
+
+
 def alpha_band(dataset) -> Optional[int]:
     """The dataset's alpha band (1-based), whose zeros mark pixels without data, or None."""
     return next((band for band, use in enumerate(dataset.colorinterp, 1) if use == ColorInterp.alpha), None)
@@ -70,8 +75,7 @@ class GridView:
         """(stored values (C, h, w) of the 1-based `bands`, (h, w) where all of them hold data); `how` is rasterio's
         window or out_shape and resampling. A read error or a damaged block is an StfError naming the file."""
         bands = list(bands)
-        with gdal_errors() as errors, warnings.catch_warnings():
-            warnings.simplefilter("ignore", NodataShadowWarning)  # the alpha band is applied below
+        with gdal_errors() as errors:
             try:
                 stored = self._values.read(bands, **how)
                 valid = np.all(self._masks.read_masks(bands, **how) > 0, axis=0)

@@ -16,6 +16,10 @@ from .grid import Grid, overlap_fraction, resolution_in
 from .reader import AlignedRaster, Scale, units_of
 
 
+# Without a georeference rasterio warns as it opens the file; the grid checks say so in one line naming the role
+# instead. A filter set once (catch_warnings is not thread-safe, and reader threads open rasters too).
+warnings.filterwarnings("ignore", category=rasterio.errors.NotGeoreferencedWarning)
+
 RASTER_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+", b"\x89HDF", b"CDF", b"\x00\x00\x00\x0cjP")
 """First bytes of TIFF/BigTIFF, HDF5/netCDF and JPEG 2000 files: such a file that does not open is damaged."""
 
@@ -29,9 +33,7 @@ def open_raster(path: str, label: str):
             raise StfError(f"{label}: {path} is a folder, not a raster file")
         raise StfError(f"{label}: file not found: {path}")
     try:
-        # Without a georeference rasterio warns; the grid checks say so in one line naming the role instead.
-        with gdal_errors() as errors, warnings.catch_warnings():
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with gdal_errors() as errors:
             dataset = rasterio.open(path)
     except (rasterio.errors.RasterioError, OSError) as exc:
         damaged = False
