@@ -67,9 +67,8 @@ class GridView:
 
     def close(self) -> None:
         """Close the warped views, if any; the dataset stays with whoever opened it."""
-        for view in {id(v): v for v in (self._values, self._masks)}.values():
-            if view is not self.dataset:
-                view.close()
+        for view in {self._values, self._masks} - {self.dataset}:
+            view.close()
 
     def read(self, bands: Sequence[int], **how) -> Tuple[np.ndarray, np.ndarray]:
         """(stored values (C, h, w) of the 1-based `bands`, (h, w) where all of them hold data); `how` is rasterio's
