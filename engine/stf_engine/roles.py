@@ -12,6 +12,14 @@ ALL_ROLES = (COARSE_TARGET, FINE_REFERENCE, COARSE_REFERENCE, PAN, FINE_REFERENC
 COARSE_ROLES = (COARSE_TARGET, COARSE_REFERENCE, COARSE_REFERENCE_2)
 FINE_ROLES = (FINE_REFERENCE, FINE_REFERENCE_2)
 
+FLAGS = {
+    COARSE_REFERENCE: "--coarse-ref",
+    PAN: "--pan",
+    FINE_REFERENCE_2: "--fine2",
+    COARSE_REFERENCE_2: "--coarse-ref2",
+}
+"""The command-line flag of each optional role, for messages asking for it (front ends put their own words)."""
+
 LABELS = {
     COARSE_TARGET: "coarse target",
     FINE_REFERENCE: "fine reference",
@@ -20,3 +28,9 @@ LABELS = {
     FINE_REFERENCE_2: "second fine reference",
     COARSE_REFERENCE_2: "second coarse reference",
 }
+
+
+
+def asked_for(role: str) -> str:
+    """A role as a message asks for it: its label, and its flag when it has one ("pan band (--pan)")."""
+    return f"{LABELS[role]} ({FLAGS[role]})" if role in FLAGS else LABELS[role]

@@ -96,8 +96,12 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
             return ""
         problem = unusable(layer)
         if problem:
-            raise QgsProcessingException(f"{key}: '{layer.name()}' {problem}")
+            raise QgsProcessingException(f"{self.named(key)}: '{layer.name()}' {problem}")
         return file_path(layer)
+
+    def named(self, key: str) -> str:
+        """A parameter as messages name it, like the engine's flags in Processing's words: "'Description' (KEY)"."""
+        return f"'{self.parameterDefinition(key).description()}' ({key})"
 
     def optional_number(self, parameters: Dict, key: str, context, kind=float):
         """None when the optional parameter is unset."""

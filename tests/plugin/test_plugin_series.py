@@ -77,8 +77,10 @@ def test_fuse_series_writes_every_date_logs_its_table_and_resumes(plugin, series
 
 def test_dates_and_max_gap_reach_the_engine_and_a_folder_is_a_series(plugin, tmp_path):
     """A folder of rasters named with year and day of year; from day 076 with a 10-day gap, 2020-03-17 has its
-    reference (9 days before) and 2020-04-02 none (25 days)."""
+    reference (9 days before) and 2020-04-02 none (25 days). A date that is not one is refused naming its
+    parameter."""
     import processing
+    from qgis.core import QgsProcessingException
 
     folder = tmp_path / "dated"
     folder.mkdir()
@@ -93,6 +95,9 @@ def test_dates_and_max_gap_reach_the_engine_and_a_folder_is_a_series(plugin, tmp
     assert (result["FUSED_DATES"], result["KEPT_DATES"], result["SKIPPED_DATES"]) == (1, 0, 1)
     assert sorted(p.name for p in (tmp_path / "out").glob("*.tif")) == [
         "fused_2020-03-17.tif", "reliability_2020-03-17.tif"]
+    with pytest.raises(QgsProcessingException, match=r"^'Last date[^']*' \(DATE_TO\): '2020-04-31' is not a date"):
+        processing.run("stf:fuse_series", {**parameters, "DATE_TO": "2020-04-31", "OUTPUT_FOLDER": str(tmp_path / "x")})
+    assert not (tmp_path / "x").exists()
 
 
 def test_bad_mask_rules_are_the_engines_one_line(plugin, series_csv, tmp_path):

@@ -117,7 +117,7 @@ def check_rules(request: FusionRequest, weights_from_training: bool = False) -> 
                        "(--fine2 and --coarse-ref2)")
     for role in spec.required:
         if role not in given:
-            raise StfError(f"method '{spec.name}' needs a {roles.LABELS[role]}")
+            raise StfError(f"method '{spec.name}' needs a {roles.asked_for(role)}")
     return spec, options
 
 

@@ -217,12 +217,12 @@ def _check_coarse_resolution(size: float, grid: Grid) -> None:
     units = "degrees" if grid.crs.is_geographic else (grid.crs.linear_units or "grid units")
     if size < grid.resolution * 0.99:
         raise StfError(
-            f"the real coarse pixel size {size:g} is smaller than the fine pixel size {grid.resolution:g}; "
-            f"give it in the fine grid's units ({units})"
+            f"the real coarse pixel size (--coarse-res) {size:g} is smaller than the fine pixel size "
+            f"{grid.resolution:g}; give it in the fine grid's units ({units})"
         )
     if size > grid.resolution * max(grid.width, grid.height):
         raise StfError(
-            f"the real coarse pixel size {size:g} is larger than the whole fine raster "
+            f"the real coarse pixel size (--coarse-res) {size:g} is larger than the whole fine raster "
             f"({grid.width}×{grid.height} pixels of {grid.resolution:g}); give it in the fine grid's units ({units})"
         )
 

@@ -58,8 +58,8 @@ def _targets(entries: Sequence[Dated], request: SeriesRequest) -> List[Dated]:
     coarse = [e for e in entries if e.coarse]
     if not coarse:
         raise StfError(f"the series {request.series} has no coarse image to fuse")
-    low = parse_date(request.date_from) if request.date_from else datetime.date.min
-    high = parse_date(request.date_to) if request.date_to else datetime.date.max
+    low = _bound(request.date_from, "--from", datetime.date.min)
+    high = _bound(request.date_to, "--to", datetime.date.max)
     if low > high:
         raise StfError(f"--from {request.date_from} is after --to {request.date_to}")
     chosen = [e for e in coarse if low <= e.day <= high]
@@ -83,3 +83,13 @@ def _ordered(near: Sequence[Dated], day: datetime.date) -> List[Dated]:
     first = [e for e in (before, after) if e is not None]
     first.sort(key=lambda e: abs((e.day - day).days))
     return first + [e for e in by_distance if e not in first]
+
+
+def _bound(text: Optional[str], flag: str, unset: datetime.date) -> datetime.date:
+    """A first or last date (`flag` names it in the message when it is not a date), `unset` when not given."""
+    if not text:
+        return unset
+    try:
+        return parse_date(text)
+    except StfError as exc:
+        raise StfError(f"{flag}: {exc}") from None

@@ -41,7 +41,7 @@ def load_data(request: TrainingRequest, model: ModelDef) -> TrainingData:
         given = {r: p for r, p in given.items() if r in model.roles_for(given)}
         missing = set(model.required) - set(given)
         if missing:
-            raise StfError(f"{model.name} needs a {', '.join(roles.LABELS[r] for r in sorted(missing))}")
+            raise StfError(f"{model.name} needs a {', '.join(roles.asked_for(r) for r in sorted(missing))}")
         aligned = read_aligned(given, request, model.coarse_resampling)
         factor = wald_factor(*aligned.valid.shape, aligned.ratio) if aligned.ratio >= 2 else aligned.ratio
         scene = reduced_scene(aligned, factor, model.coarse_resampling, "reduced resolution")

@@ -350,8 +350,8 @@ def test_one_file_in_two_roles_is_refused(scene, tmp_path, capsys):
 @pytest.mark.parametrize("extra, text", [
     (["--method", "starfm", "--weights", "w.pt"], "takes no weights file"),
     (["--coarse-res", "-250"], "--coarse-res must be a finite number > 0; got -250.0"),
-    (["--coarse-res", "0.5"], "smaller than the fine pixel size"),
-    (["--coarse-res", "1e9"], "larger than the whole fine raster"),
+    (["--coarse-res", "0.5"], "coarse pixel size (--coarse-res) 0.5 is smaller than the fine pixel size"),
+    (["--coarse-res", "1e9"], "coarse pixel size (--coarse-res) 1e+09 is larger than the whole fine raster"),
     (["--coarse-res", "inf"], "--coarse-res must be a finite number > 0; got inf"),
     (["--bands", "0,1,2"], "numbered from 1"),
     (["--bands", "a,b"], "comma-separated band numbers"),

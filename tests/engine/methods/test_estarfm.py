@@ -73,7 +73,7 @@ def test_estarfm_tiled_equals_whole_and_needs_its_second_pair(tmp_path):
     with rasterio.open(whole.output) as a, rasterio.open(tiled.output) as b:
         np.testing.assert_allclose(a.read(), b.read(), rtol=1e-5, atol=1e-6)
     one_pair = {k: v for k, v in paths.items() if not k.endswith("_2")}
-    with pytest.raises(StfError, match="needs a second fine reference"):
+    with pytest.raises(StfError, match=r"needs a second fine reference \(--fine2\)"):
         fuse(FusionRequest(output=str(tmp_path / "x.tif"), method="estarfm", **one_pair))
     told = fuse(FusionRequest(output=str(tmp_path / "d.tif"), method="cubic", **paths))
     assert any("does not use the second fine reference" in warning for warning in told.warnings)

@@ -89,6 +89,9 @@ def test_training_errors_are_one_line(tmp_path, capsys):
     assert main(["train", "--model", "ganstfm", "--coarse", str(C2000), "--fine", str(F2002), "--coarse-res", "250",
                  "--option", "width=3", "--out", out, *TINY]) == 2
     assert "unknown option 'width'" in capsys.readouterr().err
+    assert main(["train", "--model", "edcstfn", "--coarse", str(C2000), "--fine", str(F2002), "--coarse-res", "250",
+                 "--out", out, *TINY]) == 2
+    assert "error: edcstfn needs a coarse reference (--coarse-ref)\n" in capsys.readouterr().err
     assert not Path(out).exists()
 
 
