@@ -301,7 +301,9 @@ class FusionDialog(QDialog):
         self.series_scales = QLineEdit()
         self.series_scales.setPlaceholderText("e.g. fine=1e-4; empty: from the rasters' metadata")
         self.series_scales.setToolTip("Stored value × scale (+ offset) = reflectance, per role: fine=1e-4 for "
-                                      "reflectance ×10000, fine=2.75e-5:-0.2 for Landsat Collection 2 Level-2")
+                                      "reflectance ×10000, fine=2.75e-5:-0.2 for Landsat Collection 2 Level-2; "
+                                      f"roles: {', '.join(self.engine.SCALE_ROLES)}; a value without a role sets every "
+                                      "role")
         form.addRow("Scales", self.series_scales)
         self.series_output = QgsFileWidget()
         self.series_output.setStorageMode(QgsFileWidget.GetDirectory)

@@ -50,7 +50,9 @@ class FuseSeriesAlgorithm(EngineAlgorithm):
             "reflectance) per date, series.json (MANIFEST) and series.vrt (STACK); a run into a folder with "
             "outputs resumes (the dates done are kept) unless OVERWRITE is set. MASK_RULES decode the masks, e.g. "
             f"'fine=landsat-qa, coarse=modis-state':<ul>{rules}</ul>SCALES turn stored values into reflectance, "
-            "e.g. 'fine=1e-4' for Landsat stored ×10000. METHOD and DEVICE also accept the option's name."
+            f"per role ({', '.join(self.engine.SCALE_ROLES)}), e.g. 'fine=1e-4' for Landsat stored ×10000 or "
+            "'fine=2.75e-5:-0.2' (scale:offset); a value without a role, e.g. '1e-4', sets every role. METHOD and "
+            "DEVICE also accept the option's name."
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802

@@ -92,8 +92,8 @@ def add_unit_arguments(parser):
         default=[],
         metavar="[ROLE=]FACTOR[:OFFSET]",
         help="stored value × FACTOR + OFFSET = reflectance, e.g. fine=2.75e-5:-0.2 for Landsat Collection 2 "
-        "Level-2; ROLE is coarse, coarse-target, coarse-ref, fine or pan "
-        "(default: raster metadata, else 1e-4 for integers and 1 for floats)",
+        "Level-2; ROLE is coarse, coarse-target, coarse-ref, fine or pan, and a value without ROLE sets every "
+        "role (default: raster metadata, else 1e-4 for integers and 1 for floats)",
     )
     units.add_argument("--coarse-res", type=float, help="real coarse pixel size in fine-grid units (e.g. 250)")
     return units
