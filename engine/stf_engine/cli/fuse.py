@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--uncertainty", action="store_true", help="add the expected-error map (slower)")
     tiles = parser.add_argument_group("tiling and device")
     tiles.add_argument("--tile", type=int, default=DEFAULT_TILE,
-                       help=f"core tile size in pixels; 0 = whole raster (default {DEFAULT_TILE})")
+                       help=f"core tile size in pixels, at least 16; 0 = whole raster (default {DEFAULT_TILE})")
     tiles.add_argument("--halo", default="auto", help="halo in pixels, or auto = the method's receptive radius")
     tiles.add_argument("--batch", type=int, default=DEFAULT_BATCH, help=f"tiles per batch (default {DEFAULT_BATCH})")
     tiles.add_argument("--device", default=DEVICES[0], choices=DEVICES)

@@ -4,8 +4,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator, List, Sequence, Tuple
 
+from ..errors import StfError
+from .options import check_whole
+
 DEFAULT_TILE = 512
 """Core tile side in fine pixels; 0 runs the whole raster as one piece."""
+MIN_TILE = 16
+"""The smallest tile a request may ask for: below it each tile reads far more halo than it writes, and a run takes
+hours for nothing."""
+
+
+def check_tile(tile: object) -> None:
+    """Refuse a tile side that is not 0 (the whole raster) or at least MIN_TILE, naming --tile."""
+    check_whole(tile, "--tile", 0)
+    if 0 < tile < MIN_TILE:
+        raise StfError(f"--tile must be 0 (the whole raster) or at least {MIN_TILE}; got {tile}")
 
 
 @dataclass(frozen=True)

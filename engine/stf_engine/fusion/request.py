@@ -7,7 +7,7 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 
 from .. import roles
 from ..core.options import check_real, check_whole, finite_number, split_list
-from ..core.tiling import DEFAULT_TILE
+from ..core.tiling import DEFAULT_TILE, check_tile
 from ..errors import StfError
 from ..inputs.aligned import Alignment
 from ..raster.reader import Scale, check_scales, parse_scale
@@ -75,7 +75,7 @@ class FusionRequest:
     def __post_init__(self) -> None:
         """Refuse a mistyped or out-of-range number at once with StfError naming it (as the API, Processing and the
         CLI build requests alike); the checks that need the method or the files are `check`'s."""
-        check_whole(self.tile, "--tile", 0)
+        check_tile(self.tile)
         check_whole(self.halo, "--halo", 0, optional=True)
         check_whole(self.batch, "--batch", 1)
         check_whole(self.threads, "--threads", 1, optional=True)

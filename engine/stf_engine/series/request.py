@@ -6,7 +6,7 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 
 from ..core.device import resolve_device
 from ..core.options import check_real, check_whole
-from ..core.tiling import DEFAULT_TILE
+from ..core.tiling import DEFAULT_TILE, check_tile
 from ..fusion.request import DEFAULT_BATCH
 from ..raster.reader import check_scales
 
@@ -59,7 +59,7 @@ class SeriesRequest:
     def __post_init__(self) -> None:
         """Refuse a mistyped or out-of-range number at once with StfError naming it, as FusionRequest does."""
         check_whole(self.max_gap, "--max-gap", 1)
-        check_whole(self.tile, "--tile", 0)
+        check_tile(self.tile)
         check_whole(self.batch, "--batch", 1)
         check_whole(self.date_batch, "--date-batch", 1, optional=True)
         check_whole(self.threads, "--threads", 1, optional=True)

@@ -20,6 +20,7 @@ def fusion(**fields):
 @pytest.mark.parametrize("fields, text", [
     (dict(tile="abc"), "--tile must be at least 0, a whole number; got 'abc'"),
     (dict(tile=None), "--tile must be at least 0"),
+    (dict(tile=1), "--tile must be 0 (the whole raster) or at least 16; got 1"),
     (dict(halo="x"), "--halo must be at least 0, a whole number; got 'x'"),
     (dict(halo=-1), "--halo must be at least 0"),
     (dict(batch=1.5), "--batch must be at least 1, a whole number; got 1.5"),
@@ -43,11 +44,13 @@ def test_a_fusion_request_refuses_wrong_numbers_as_it_is_built(fields, text):
 def test_a_fusion_request_takes_any_whole_numbers_and_an_unset_halo():
     request = fusion(tile=np.int64(0), halo=None, batch=2, coarse_shift=(0.5, -1))
     assert request.tile == 0 and request.coarse_shift == (0.5, -1)
+    assert fusion(tile=np.int64(16)).tile == 16
 
 
 @pytest.mark.parametrize("fields, text", [
     (dict(max_gap="30"), "--max-gap must be at least 1, a whole number; got '30'"),
     (dict(tile=-1), "--tile must be at least 0"),
+    (dict(tile=15), r"--tile must be 0 \(the whole raster\) or at least 16; got 15"),
     (dict(date_batch=0), "--date-batch must be at least 1"),
     (dict(coarse_resolution=-480.0), "--coarse-res must be a finite number > 0"),
     (dict(scales={"fine_reference": "1e-4"}), "--scale fine_reference: the scale must be a non-zero finite number"),
