@@ -35,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="fuse again the dates already written (default: resume after them)")
     tiles = parser.add_argument_group("tiling and device")
-    tiles.add_argument("--tile", type=int, default=DEFAULT_TILE, help=f"core tile size in pixels, at least 16; 0 = whole raster (default {DEFAULT_TILE})")
+    tiles.add_argument("--tile", type=int, default=DEFAULT_TILE,
+                       help=f"core tile size in pixels, at least 16; 0 = whole raster (default {DEFAULT_TILE})")
     tiles.add_argument("--batch", type=int, default=DEFAULT_BATCH, help=f"tiles per batch (default {DEFAULT_BATCH})")
     tiles.add_argument("--date-batch", type=int, metavar="N",
                        help="consecutive dates with the same references fused together, their tiles in one batch "
