@@ -80,7 +80,8 @@ class FuseAlgorithm(EngineAlgorithm):
         self.addParameter(scheduler_parameter())
         self.addParameter(
             QgsProcessingParameterNumber(
-                "TILE_SIZE", "Tile size in pixels (0 = whole raster)", INTEGER, self.engine.DEFAULT_TILE, minValue=0
+                "TILE_SIZE", "Tile size in pixels (at least 16; 0 = whole raster)", INTEGER, self.engine.DEFAULT_TILE,
+                minValue=0
             )
         )
         self.addParameter(

@@ -93,7 +93,8 @@ class FuseSeriesAlgorithm(EngineAlgorithm):
         self.addParameter(options_parameter())
         self.addParameter(QgsProcessingParameterEnum("DEVICE", "Device", self.enums["DEVICE"], defaultValue=0))
         self.addParameter(advanced(QgsProcessingParameterNumber(
-            "TILE_SIZE", "Tile size in pixels (0 = whole raster)", INTEGER, self.engine.DEFAULT_TILE, minValue=0,
+            "TILE_SIZE", "Tile size in pixels (at least 16; 0 = whole raster)", INTEGER, self.engine.DEFAULT_TILE,
+            minValue=0,
         )))
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "BATCH", "Tiles per batch (of every date fused together)", INTEGER, self.engine.DEFAULT_BATCH, minValue=1,
