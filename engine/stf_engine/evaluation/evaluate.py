@@ -147,7 +147,7 @@ def evaluate(
         if truth.count != pred.count:
             raise StfError(f"the prediction has {pred.count} bands but the truth has {truth.count}")
         borders = _borders(request, pred_ds, grid)
-        band_names = [name or f"band {b}" for b, name in enumerate(pred_ds.descriptions, start=1)]
+        band_names = [pred_ds.descriptions[b - 1] or f"band {b}" for b in pred.bands]
         ratio = _ratio(stack, request, grid, notes)
         plots = None
         if request.out_dir and request.plots:

@@ -12,7 +12,7 @@ from ..core.options import finite_number, parse_number
 from ..core.tiling import clip
 from ..errors import StfError
 from .grid import Grid
-from .grid_view import GridView
+from .grid_view import GridView, data_bands
 
 DEFAULT_INTEGER_SCALE = 1e-4
 """Integer rasters are taken as reflectance ×10000 unless their metadata or the user says otherwise."""
@@ -131,14 +131,15 @@ class AlignedRaster:
         resampling: Resampling = Resampling.bilinear,
         shift: Tuple[float, float] = (0.0, 0.0),
     ):
-        """`units`: of the dataset's bands (those in `bands` are applied). `shift` (fine-grid map units, x then y)
-        moves this input's content on the grid to correct a misregistration."""
+        """`units`: of the dataset's bands (those in `bands` are applied; by default every band but an alpha band,
+        which is a mask). `shift` (fine-grid map units, x then y) moves this input's content on the grid to correct
+        a misregistration."""
         self.label = label
         self.grid = grid
         self.units = units
         self.dataset = dataset
         self.resampling, self.shift = resampling, shift
-        self.bands = list(bands) if bands else list(range(1, dataset.count + 1))
+        self.bands = list(bands) if bands else data_bands(dataset)
         bad = [b for b in self.bands if not 1 <= b <= dataset.count]
         if bad:
             raise StfError(f"{label} has {dataset.count} bands; band(s) {bad} do not exist")

@@ -7,6 +7,7 @@ import threading
 import numpy as np
 import pytest
 import rasterio
+from rasterio.enums import ColorInterp
 
 from stf_engine import EvaluationRequest, FusionCancelled, FusionRequest, StfError, evaluate, fuse
 from stf_engine.evaluation.evaluate import measure
@@ -50,6 +51,29 @@ def test_windowed_equals_whole_array(rasters, window):
     for got, expected in zip(report.bands, bands):
         assert got == pytest.approx(expected, rel=1e-6, abs=1e-9)
     assert report.valid_pixels == int(valid.sum())
+
+
+def with_alpha(path: str, stored: np.ndarray) -> str:
+    """A copy of `path` whose nodata pixels are marked by an alpha band (0 there, 255 elsewhere), without nodata."""
+    alpha = np.where((stored == NODATA).any(0), 0, 255)[None]
+    copy = write(path.replace(".tif", "_alpha.tif"), np.concatenate([stored, alpha]), fine_transform(), dtype="int16")
+    with rasterio.open(copy, "r+") as dataset:
+        dataset.colorinterp = [*dataset.colorinterp[:-1], ColorInterp.alpha]
+        dataset.set_band_description(1, "red")
+    return copy
+
+
+def test_an_alpha_band_is_a_mask_not_a_band(rasters):
+    """Prediction and truth marking their nodata with an alpha band measure as with a nodata value: the alpha band
+    is neither compared nor named."""
+    paths, pred, truth, valid = rasters
+    expected = evaluate(EvaluationRequest(paths["pred"], paths["truth"], ratio=8))
+    report = evaluate(EvaluationRequest(*(with_alpha(paths[name], np.rint(image * 1e4).astype(np.int16))
+                                          for name, image in (("pred", pred), ("truth", truth))), ratio=8, tile=TILE))
+    assert report.band_names == ["red", "band 2", "band 3"] and len(report.bands) == 3
+    assert report.valid_pixels == expected.valid_pixels == int(valid.sum())
+    for name, value in expected.overall.items():
+        assert report.overall[name] == pytest.approx(value, rel=1e-6, abs=1e-9), name
 
 
 def test_perfect_prediction_and_json_without_nan(tmp_path):

@@ -4,6 +4,7 @@ import pathlib
 import numpy as np
 import pytest
 import rasterio
+from rasterio.enums import ColorInterp
 import torch
 
 from stf_engine import FusionRequest, fuse
@@ -91,6 +92,29 @@ def test_a_run_into_a_maps_folder_removes_the_maps_an_earlier_run_left_that_it_d
     assert "temporal_change" not in second.error_maps
     assert sorted(p.name for p in maps.iterdir()) == sorted([f"{name}.tif" for name in second.error_maps] +
                                                             ["notes.tif"])
+
+
+def test_a_truth_with_an_alpha_band_is_measured_on_its_data_bands_where_the_alpha_is_set(tmp_path):
+    paths = scene_set(tmp_path, height=48, width=48, bands=2, ratio=4, dtype="int16")
+    with rasterio.open(paths["truth"]) as truth:
+        stored, profile = truth.read(), truth.profile
+    alpha = np.full((1, 48, 48), 255, np.int16)
+    alpha[0, 10:20, 5:30] = 0
+    profile.update(count=3)
+    with rasterio.open(tmp_path / "truth_alpha.tif", "w", **profile) as copy:
+        copy.write(np.concatenate([stored, alpha]))
+        copy.colorinterp = [ColorInterp.gray, ColorInterp.undefined, ColorInterp.alpha]
+    common = dict(coarse_target=paths["coarse"], fine_reference=paths["fine"], coarse_reference=paths["coarse_ref"],
+                  method="delta")
+    plain = fuse(FusionRequest(output=str(tmp_path / "a.tif"), truth=paths["truth"], error_maps_dir=str(tmp_path / "a"),
+                               **common))
+    masked = fuse(FusionRequest(output=str(tmp_path / "b.tif"), truth=str(tmp_path / "truth_alpha.tif"),
+                                error_maps_dir=str(tmp_path / "b"), **common))
+    expected, got = (read(result.error_maps["abs_error"], masked=False)[0] for result in (plain, masked))
+    assert got.shape == expected.shape == (2, 48, 48)
+    assert np.isnan(got[:, 10:20, 5:30]).all() and np.isfinite(expected[:, 10:20, 5:30]).all()
+    keep = alpha[0] > 0
+    np.testing.assert_array_equal(got[:, keep], expected[:, keep])
 
 
 def test_cli_maps_need_the_folder(tmp_path, capsys):
