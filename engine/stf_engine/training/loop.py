@@ -137,6 +137,8 @@ def _check(request: TrainingRequest, model: ModelDef) -> Dict[str, object]:
         raise StfError(f"unknown training mode '{request.mode}'; use self or series")
     if not request.output:
         raise StfError("no checkpoint path given; name the .pt file to write")
+    if not request.output.lower().endswith(".pt"):
+        raise StfError(f"the checkpoint is a PyTorch file: give it a name ending in .pt, not {request.output}")
     check_writable_file(request.output, "checkpoint")
     inputs = {roles.LABELS[role]: getattr(request, role, None) for role in roles.ALL_ROLES}
     if request.mode == "series" and request.series:

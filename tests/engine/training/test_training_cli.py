@@ -93,6 +93,12 @@ def test_training_errors_are_one_line(tmp_path, capsys):
                  "--out", out, *TINY]) == 2
     assert "error: edcstfn needs a coarse reference (--coarse-ref)\n" in capsys.readouterr().err
     assert not Path(out).exists()
+    raster = tmp_path / "truth.tif"
+    raster.write_bytes(b"a raster of the user's")
+    assert main(["train", "--model", "ganstfm", "--coarse", str(C2000), "--fine", str(F2002), "--coarse-res", "250",
+                 "--out", str(raster), *TINY]) == 2
+    assert f"give it a name ending in .pt, not {raster}" in capsys.readouterr().err
+    assert raster.read_bytes() == b"a raster of the user's"
 
 
 def blow_up_after(monkeypatch, good_steps):
