@@ -9,6 +9,7 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingParameterDefinition,
+    QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
 )
@@ -17,6 +18,7 @@ from ..layer_info import file_path, unusable
 from ..wording import in_processing_terms
 
 CHECKPOINTS = "STF checkpoints (*.pt);;All files (*.*)"
+SERIES_FILTER = "Series lists (*.csv);;All files (*.*)"
 THREADS = "THREADS"
 SCHEDULER = "SCHEDULER"
 WORKERS = "WORKERS"
@@ -47,6 +49,15 @@ def workers_parameter() -> QgsProcessingParameterDefinition:
     return advanced(QgsProcessingParameterNumber(
         WORKERS, "Dask local worker processes (unset = run here)", QgsProcessingParameterNumber.Integer, None, True, 0,
     ))
+
+
+def series_parameters(csv_label: str, folder_label: str) -> Tuple[QgsProcessingParameterDefinition, ...]:
+    """SERIES (a CSV list) and SERIES_FOLDER (a folder of dated rasters), both optional: a file parameter takes a
+    file or a folder, never either, so a series that may be a folder takes two; `series` reads them."""
+    return (
+        QgsProcessingParameterFile("SERIES", csv_label, optional=True, fileFilter=SERIES_FILTER),
+        QgsProcessingParameterFile("SERIES_FOLDER", folder_label, QgsProcessingParameterFile.Folder, optional=True),
+    )
 
 
 def coarse_resolution_parameter() -> QgsProcessingParameterDefinition:
@@ -102,6 +113,16 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
     def named(self, key: str) -> str:
         """A parameter as messages name it, like the engine's flags in Processing's words: "'Description' (KEY)"."""
         return f"'{self.parameterDefinition(key).description()}' ({key})"
+
+    def series(self, parameters: Dict, context, required: bool = True) -> str:
+        """The series SERIES or SERIES_FOLDER names ('' when neither and not `required`); both is an error."""
+        listing = self.parameterAsFile(parameters, "SERIES", context)
+        folder = self.parameterAsFile(parameters, "SERIES_FOLDER", context)
+        if listing and folder:
+            raise QgsProcessingException("give the series as SERIES (a CSV) or as SERIES_FOLDER, not both")
+        if required and not (listing or folder):
+            raise QgsProcessingException("give the series: SERIES (a CSV) or SERIES_FOLDER")
+        return listing or folder
 
     def optional_number(self, parameters: Dict, key: str, context, kind=float):
         """None when the optional parameter is unset."""

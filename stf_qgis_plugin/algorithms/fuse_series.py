@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 from qgis.core import (
-    QgsProcessingException,
     QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
-    QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
@@ -16,10 +14,9 @@ from qgis.core import (
 from .. import results
 from .common import (
     EngineAlgorithm, advanced, coarse_resolution_parameter, options_parameter, scheduler_parameter,
-    threads_parameter, workers_parameter,
+    series_parameters, threads_parameter, workers_parameter,
 )
 
-SERIES_FILTER = "Series lists (*.csv);;All files (*.*)"
 INTEGER = QgsProcessingParameterNumber.Integer
 COUNTS = {"FUSED_DATES": "fused", "KEPT_DATES": "kept", "SKIPPED_DATES": "skipped"}
 """Output → the date status it counts."""
@@ -56,18 +53,9 @@ class FuseSeriesAlgorithm(EngineAlgorithm):
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(
-            QgsProcessingParameterFile(
-                "SERIES", "Series list (CSV: date, coarse, fine[, pan, coarse_mask, fine_mask])", optional=True,
-                fileFilter=SERIES_FILTER,
-            )
-        )
-        self.addParameter(
-            QgsProcessingParameterFile(
-                "SERIES_FOLDER", "Or a folder of dated rasters (instead of the CSV)",
-                QgsProcessingParameterFile.Folder, optional=True,
-            )
-        )
+        for parameter in series_parameters("Series list (CSV: date, coarse, fine[, pan, coarse_mask, fine_mask])",
+                                           "Or a folder of dated rasters (instead of the CSV)"):
+            self.addParameter(parameter)
         methods = self.enums["METHOD"]
         default = methods.index(self.engine.DEFAULT_SERIES_METHOD)
         self.addParameter(QgsProcessingParameterEnum("METHOD", "Method", methods, defaultValue=default))
@@ -119,17 +107,12 @@ class FuseSeriesAlgorithm(EngineAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         parameters = self.by_index(parameters)
-        listing = self.parameterAsFile(parameters, "SERIES", context)
-        folder = self.parameterAsFile(parameters, "SERIES_FOLDER", context)
-        if bool(listing) == bool(folder):
-            raise QgsProcessingException("give the series as SERIES (a CSV) or as SERIES_FOLDER, not both"
-                                         if listing else "give the series: SERIES (a CSV) or SERIES_FOLDER")
         method = self.enum_name(parameters, "METHOD", context)
         text = {key: self.parameterAsString(parameters, key, context).strip()
                 for key in ("DATE_FROM", "DATE_TO", "MASK_RULES", "SCALES", "OPTIONS")}
         request = self.checked(
             self.engine.SeriesRequest,
-            series=listing or folder,
+            series=self.series(parameters, context),
             output_dir=self.parameterAsString(parameters, "OUTPUT_FOLDER", context),
             method=method,
             date_from=text["DATE_FROM"] or None,

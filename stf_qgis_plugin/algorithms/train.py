@@ -11,7 +11,7 @@ from qgis.core import (
 )
 
 from .. import results
-from .common import CHECKPOINTS, EngineAlgorithm, threads_parameter
+from .common import CHECKPOINTS, EngineAlgorithm, series_parameters, threads_parameter
 
 LAYERS = {
     "COARSE_TARGET": ("coarse_target", "Coarse image at the target date (self mode)"),
@@ -41,9 +41,9 @@ class TrainAlgorithm(EngineAlgorithm):
         return (
             "self: Wald reduced-resolution training on one scene (the layers below; the coarse/fine ratio must be "
             "at least 2, set COARSE_RESOLUTION when the coarse raster was resampled to the fine grid). "
-            "series: dated coarse/fine(/pan) rasters listed in SERIES (a CSV date,coarse,fine[,pan], or a folder "
-            "of files named with a date and coarse/fine/pan). Training stops at the end of the epoch in which "
-            "MINUTES runs out (0 = no time limit), or earlier when the held-out score stops improving. The log "
+            "series: dated coarse/fine(/pan) rasters listed in SERIES (a CSV date,coarse,fine[,pan]) or in "
+            "SERIES_FOLDER (a folder of files named with a date and coarse/fine/pan). Training stops at the end of "
+            "the epoch in which MINUTES runs out (0 = no time limit), or earlier when the held-out score stops improving. The log "
             "compares the held-out RMSE with the delta baseline's (smoothed to the held-out truth's sharpness) and "
             "warns when the model does not beat it, or when the scene is too small to show that it does. "
             "MODEL, MODE and DEVICE also accept names."
@@ -54,7 +54,9 @@ class TrainAlgorithm(EngineAlgorithm):
         self.addParameter(QgsProcessingParameterEnum("MODE", "Training mode", self.enums["MODE"], defaultValue=0))
         for key, (_, label) in LAYERS.items():
             self.addParameter(QgsProcessingParameterRasterLayer(key, label, optional=True))
-        self.addParameter(QgsProcessingParameterFile("SERIES", "Series (CSV or folder; series mode)", optional=True))
+        for parameter in series_parameters("Series list (CSV: date, coarse, fine[, pan]; series mode)",
+                                           "Or a folder of dated rasters (series mode, instead of the CSV)"):
+            self.addParameter(parameter)
         self.addParameter(QgsProcessingParameterNumber("EPOCHS", "Epochs", INTEGER, 20, minValue=1))
         self.addParameter(
             QgsProcessingParameterNumber(
@@ -99,7 +101,7 @@ class TrainAlgorithm(EngineAlgorithm):
             model=self.enum_name(parameters, "MODEL", context),
             output=self.parameterAsFileOutput(parameters, "OUTPUT", context),
             mode=self.enum_name(parameters, "MODE", context),
-            series=self.parameterAsFile(parameters, "SERIES", context) or None,
+            series=self.series(parameters, context, required=False) or None,
             epochs=self.parameterAsInt(parameters, "EPOCHS", context),
             minutes=self.parameterAsDouble(parameters, "MINUTES", context) or None,
             patch=self.parameterAsInt(parameters, "PATCH", context),

@@ -75,6 +75,17 @@ def test_fuse_series_writes_every_date_logs_its_table_and_resumes(plugin, series
     assert (again["FUSED_DATES"], again["KEPT_DATES"], again["SKIPPED_DATES"]) == (0, 3, 0)
 
 
+def dated_folder(tmp_path):
+    """Kranj as a folder of rasters named with year and day of year: MODIS 068, 077 and 093, Landsat 068 and 093."""
+    folder = tmp_path / "dated"
+    folder.mkdir()
+    for day in ("068", "077", "093"):
+        shutil.copy(KRANJ / "modis" / f"modis_2020{day}.tif", folder / f"2020{day}_coarse.tif")
+    for day in ("068", "093"):
+        shutil.copy(KRANJ / "landsat_unfilled" / f"landsat_2020{day}.tif", folder / f"2020{day}_fine.tif")
+    return folder
+
+
 def test_dates_and_max_gap_reach_the_engine_and_a_folder_is_a_series(plugin, tmp_path):
     """A folder of rasters named with year and day of year; from day 076 with a 10-day gap, 2020-03-17 has its
     reference (9 days before) and 2020-04-02 none (25 days). A date that is not one is refused naming its
@@ -82,14 +93,8 @@ def test_dates_and_max_gap_reach_the_engine_and_a_folder_is_a_series(plugin, tmp
     import processing
     from qgis.core import QgsProcessingException
 
-    folder = tmp_path / "dated"
-    folder.mkdir()
-    for day in ("068", "077", "093"):
-        shutil.copy(KRANJ / "modis" / f"modis_2020{day}.tif", folder / f"2020{day}_coarse.tif")
-    for day in ("068", "093"):
-        shutil.copy(KRANJ / "landsat_unfilled" / f"landsat_2020{day}.tif", folder / f"2020{day}_fine.tif")
-    parameters = series_parameters(None, tmp_path / "out", SERIES_FOLDER=str(folder), DATE_FROM="2020076",
-                                   MAX_GAP=10)
+    parameters = series_parameters(None, tmp_path / "out", SERIES_FOLDER=str(dated_folder(tmp_path)),
+                                   DATE_FROM="2020076", MAX_GAP=10)
     del parameters["SERIES"]
     result = processing.run("stf:fuse_series", parameters)
     assert (result["FUSED_DATES"], result["KEPT_DATES"], result["SKIPPED_DATES"]) == (1, 0, 1)
@@ -98,6 +103,20 @@ def test_dates_and_max_gap_reach_the_engine_and_a_folder_is_a_series(plugin, tmp
     with pytest.raises(QgsProcessingException, match=r"^'Last date[^']*' \(DATE_TO\): '2020-04-31' is not a date"):
         processing.run("stf:fuse_series", {**parameters, "DATE_TO": "2020-04-31", "OUTPUT_FOLDER": str(tmp_path / "x")})
     assert not (tmp_path / "x").exists()
+
+
+def test_train_takes_a_series_folder_or_a_csv_but_not_both(plugin, series_csv, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException
+
+    parameters = {"MODEL": "ganstfm", "MODE": "series", "SERIES_FOLDER": str(dated_folder(tmp_path)), "EPOCHS": 1,
+                  "PATCH": 16, "BATCH": 2, "STEPS": 1, "COARSE_RESOLUTION": 480, "DEVICE": "cpu",
+                  "OUTPUT": str(tmp_path / "series.pt")}
+    trained = processing.run("stf:train", parameters)
+    assert trained["OUTPUT"] == str(tmp_path / "series.pt") and trained["BEST_EPOCH"] == 1
+    with pytest.raises(QgsProcessingException, match="SERIES .* or as SERIES_FOLDER, not both"):
+        processing.run("stf:train", {**parameters, "SERIES": series_csv, "OUTPUT": str(tmp_path / "both.pt")})
+    assert not (tmp_path / "both.pt").exists()
 
 
 def test_bad_mask_rules_are_the_engines_one_line(plugin, series_csv, tmp_path):
