@@ -1,6 +1,7 @@
 """What the algorithms share: enum parameters given by name or index, engine feedback, layers as local files."""
 from __future__ import annotations
 
+import re
 from types import ModuleType
 from typing import Callable, Dict, Iterable, List, Tuple
 
@@ -85,7 +86,32 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         return type(self)(self.engine)
 
     def checkParameterValues(self, parameters, context):  # noqa: N802
-        return super().checkParameterValues(self.by_index(parameters), context)
+        """Processing's checks, then the engine's parse of the text parameters, so that a typo is refused before
+        the run (and before the steps of a model that come first)."""
+        parameters = self.by_index(parameters)
+        ok, message = super().checkParameterValues(parameters, context)
+        if ok:
+            try:
+                self.text_values(parameters, context)
+            except QgsProcessingException as exc:
+                return False, str(exc)
+        return ok, message
+
+    def text_values(self, parameters: Dict, context) -> Dict[str, object]:
+        """The algorithm's text parameters (method options, scales, …) as the engine parses them, by request field;
+        QgsProcessingException naming the parameter for one the engine refuses. None here; algorithms add theirs."""
+        return {}
+
+    def parsed(self, parameters: Dict, key: str, context, function: Callable, *args):
+        """`function(*args, text)` of the text parameter `key`, {} when it is empty; the engine's error on it names
+        the parameter."""
+        text = self.parameterAsString(parameters, key, context).strip()
+        if not text:
+            return {}
+        try:
+            return function(*args, text)
+        except self.engine.StfError as exc:
+            raise QgsProcessingException(f"{self.named(key)}: {self.in_own_terms(str(exc))}") from None
 
     def by_index(self, parameters: Dict) -> Dict:
         """Parameters with enum values given by option name (e.g. METHOD='starfm') replaced by their index."""
@@ -111,8 +137,9 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         return file_path(layer)
 
     def named(self, key: str) -> str:
-        """A parameter as messages name it, like the engine's flags in Processing's words: "'Description' (KEY)"."""
-        return f"'{self.parameterDefinition(key).description()}' ({key})"
+        """A parameter as messages name it, like the engine's flags in Processing's words: "'Description' (KEY)",
+        the description up to its examples or notes ('Mask rules, e.g. …' → 'Mask rules')."""
+        return f"'{re.split(r',|:| [(]', self.parameterDefinition(key).description())[0]}' ({key})"
 
     def series(self, parameters: Dict, context, required: bool = True) -> str:
         """The series SERIES or SERIES_FOLDER names ('' when neither and not `required`); both is an error."""
@@ -125,9 +152,14 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         return listing or folder
 
     def optional_number(self, parameters: Dict, key: str, context, kind=float):
-        """None when the optional parameter is unset."""
-        if parameters.get(key) is None:
+        """None when the optional parameter is unset. A value given as text may be a fraction ('250/30', as the
+        labels suggest); Processing reads any text it cannot convert as 0."""
+        value = parameters.get(key)
+        if value is None:
             return None
+        if isinstance(value, str):
+            number = self.checked(self.engine.parse_number, value.strip(), self.named(key))
+            return int(number) if kind is int and number.is_integer() else number  # a fraction: the engine refuses it
         return kind(self.parameterAsDouble(parameters, key, context))
 
     def threads(self, parameters: Dict, context):

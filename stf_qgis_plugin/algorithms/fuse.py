@@ -101,18 +101,20 @@ class FuseAlgorithm(EngineAlgorithm):
             QgsProcessingParameterFolderDestination("ERROR_MAPS", "Error maps folder", optional=True, createByDefault=False)
         )
 
+    def text_values(self, parameters, context):
+        method = self.enum_name(parameters, "METHOD", context)
+        return {"options": self.parsed(parameters, "OPTIONS", context, self.engine.parse_options, method)}
+
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         parameters = self.by_index(parameters)
         paths = {role: self.local_file(parameters, key, context) or None for key, (role, _, _) in LAYERS.items()}
         halo = self.optional_number(parameters, "HALO", context, int)
         method = self.enum_name(parameters, "METHOD", context)
-        options = self.checked(self.engine.parse_options, method,
-                               self.parameterAsString(parameters, "OPTIONS", context) or "")
         request = self.checked(
             self.engine.FusionRequest,
             output=self.parameterAsOutputLayer(parameters, "OUTPUT", context),
             method=method,
-            options=options,
+            **self.text_values(parameters, context),
             weights=self.parameterAsFile(parameters, "WEIGHTS", context) or None,
             error_maps_dir=self.parameterAsString(parameters, "ERROR_MAPS", context) or None,
             uncertainty=self.parameterAsBool(parameters, "UNCERTAINTY", context),

@@ -105,11 +105,18 @@ class FuseSeriesAlgorithm(EngineAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("KEPT_DATES", "Dates kept from an earlier run"))
         self.addOutput(QgsProcessingOutputNumber("SKIPPED_DATES", "Dates skipped (no fine reference within MAX_GAP)"))
 
+    def text_values(self, parameters, context):
+        method = self.enum_name(parameters, "METHOD", context)
+        return {
+            "mask_rules": self.parsed(parameters, "MASK_RULES", context, self.engine.parse_mask_rules),
+            "scales": self.parsed(parameters, "SCALES", context, self.engine.parse_scales),
+            "options": self.parsed(parameters, "OPTIONS", context, self.engine.parse_options, method),
+        }
+
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         parameters = self.by_index(parameters)
         method = self.enum_name(parameters, "METHOD", context)
-        text = {key: self.parameterAsString(parameters, key, context).strip()
-                for key in ("DATE_FROM", "DATE_TO", "MASK_RULES", "SCALES", "OPTIONS")}
+        text = {key: self.parameterAsString(parameters, key, context).strip() for key in ("DATE_FROM", "DATE_TO")}
         request = self.checked(
             self.engine.SeriesRequest,
             series=self.series(parameters, context),
@@ -118,10 +125,8 @@ class FuseSeriesAlgorithm(EngineAlgorithm):
             date_from=text["DATE_FROM"] or None,
             date_to=text["DATE_TO"] or None,
             max_gap=self.parameterAsInt(parameters, "MAX_GAP", context),
-            mask_rules=self.checked(self.engine.parse_mask_rules, text["MASK_RULES"]) if text["MASK_RULES"] else {},
-            scales=self.checked(self.engine.parse_scales, text["SCALES"]) if text["SCALES"] else {},
+            **self.text_values(parameters, context),
             coarse_resolution=self.optional_number(parameters, "COARSE_RESOLUTION", context),
-            options=self.checked(self.engine.parse_options, method, text["OPTIONS"]) if text["OPTIONS"] else {},
             device=self.enum_name(parameters, "DEVICE", context),
             tile=self.parameterAsInt(parameters, "TILE_SIZE", context),
             batch=self.parameterAsInt(parameters, "BATCH", context),

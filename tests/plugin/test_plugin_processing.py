@@ -190,8 +190,10 @@ def test_bad_options_are_refused_with_the_engines_message(plugin, sample_paths, 
 
 def test_evaluate_ratio_gives_ergas_for_coarse_data_resampled_to_the_fine_grid(plugin, sample_paths, tmp_path):
     """The sample's MODIS is already on 30 m pixels: from its pixel size the ratio would be 1 (ERGAS about 30);
-    RATIO gives the real 250/30. (3.68 here for delta; the README's 3.58 is with --register, which stf:fuse lacks.)"""
+    RATIO gives the real 250/30, as a number or as the fraction its label suggests (a text Processing would read
+    as 0). (3.68 here for delta; the README's 3.58 is with --register, which stf:fuse lacks.)"""
     import processing
+    from qgis.core import QgsProcessingException
 
     fused = processing.run("stf:fuse", fuse_parameters(sample_paths, tmp_path / "fused.tif"))["OUTPUT"]
     common = {"PREDICTION": fused, "TRUTH": sample_paths["truth"], "COARSE": sample_paths["coarse_target"],
@@ -199,6 +201,11 @@ def test_evaluate_ratio_gives_ergas_for_coarse_data_resampled_to_the_fine_grid(p
     unknown = processing.run("stf:evaluate", {**common, "OUTPUT_FOLDER": str(tmp_path / "r1")})["ERGAS"]
     given = processing.run("stf:evaluate", {**common, "RATIO": 250 / 30, "OUTPUT_FOLDER": str(tmp_path / "r2")})
     assert unknown > 20 and 3.4 <= given["ERGAS"] <= 3.8
+    as_text = processing.run("stf:evaluate", {**common, "RATIO": " 250/30", "OUTPUT_FOLDER": str(tmp_path / "r3")})
+    assert as_text["ERGAS"] == pytest.approx(given["ERGAS"], rel=1e-6)
+    with pytest.raises(QgsProcessingException, match=r"'Coarse/fine pixel-size ratio for ERGAS' \(RATIO\): expected "
+                                                     r"a number or a fraction such as 500/30, got '250:30'"):
+        processing.run("stf:evaluate", {**common, "RATIO": "250:30", "OUTPUT_FOLDER": str(tmp_path / "r4")})
 
 
 class RecordingFeedback:

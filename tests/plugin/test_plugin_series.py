@@ -119,18 +119,35 @@ def test_train_takes_a_series_folder_or_a_csv_but_not_both(plugin, series_csv, t
     assert not (tmp_path / "both.pt").exists()
 
 
-def test_bad_mask_rules_are_the_engines_one_line(plugin, series_csv, tmp_path):
+@pytest.mark.parametrize("key, text, parse", [
+    ("MASK_RULES", "fine=clouds", lambda engine, text: engine.parse_mask_rules(text)),
+    ("SCALES", "fine=abc", lambda engine, text: engine.parse_scales(text)),
+    ("OPTIONS", "window", lambda engine, text: engine.parse_options("delta", text)),
+])
+def test_bad_text_parameters_are_refused_before_the_run_naming_them(plugin, series_csv, tmp_path, key, text, parse):
+    """The engine's one line, after the parameter: from checkParameterValues, so nothing runs."""
     import processing
-    from qgis.core import QgsProcessingException
+    from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingException
 
     engine = plugin.status.engine
     with pytest.raises(engine.StfError) as expected:
-        engine.parse_mask_rules("fine=clouds")
-    said = str(expected.value)
-    assert said and "\n" not in said
+        parse(engine, text)
+    said = f"({key}): {expected.value}"
+    assert "\n" not in said
+    parameters = series_parameters(series_csv, tmp_path / "out", **{key: text})
+    algorithm = QgsApplication.processingRegistry().algorithmById("stf:fuse_series")
+    ok, message = algorithm.checkParameterValues(parameters, QgsProcessingContext())
+    assert not ok and message.startswith("'") and message.endswith(said)
     with pytest.raises(QgsProcessingException) as raised:
-        processing.run("stf:fuse_series", series_parameters(series_csv, tmp_path / "out", MASK_RULES="fine=clouds"))
-    assert str(raised.value) == said
+        processing.run("stf:fuse_series", parameters)
+    assert str(raised.value).splitlines()[-1] == message
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_series_is_needed(plugin, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException
+
     with pytest.raises(QgsProcessingException, match="give the series"):
         processing.run("stf:fuse_series", series_parameters("", tmp_path / "out"))
     assert not (tmp_path / "out").exists()
