@@ -635,6 +635,9 @@ class FusionDialog(QDialog):
             return "choose an output folder"
         try:
             self.engine.check(request, weights_from_training=self.training_first)
+            training = self.build_training(request)
+            if training is not None:
+                self.engine.check_training(training)
         except self.engine.StfError as exc:
             return str(exc)
         return None

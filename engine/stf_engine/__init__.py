@@ -27,7 +27,7 @@ from .roles import LABELS as ROLE_LABELS
 from .series.plan import PlannedDate, plan_series
 from .series.request import GPU_DATE_BATCH, DEFAULT_MAX_GAP, DEFAULT_SERIES_METHOD, DateResult, SeriesRequest, SeriesResult
 from .series.run import fuse_series
-from .training import TrainingRequest, TrainingResult, train
+from .training import TrainingRequest, TrainingResult, check_training, train
 from .training.request import DEFAULT_MINUTES as DEFAULT_TRAINING_MINUTES
 from .training.request import MODES as TRAINING_MODES
 from .version import __version__
@@ -84,6 +84,7 @@ __all__ = [
     "TrainingResult",
     "__version__",
     "check",
+    "check_training",
     "describe_options",
     "devices_found",
     "evaluate",

@@ -199,9 +199,12 @@ def test_deep_models_take_weights_or_train_first(plugin, sample_layers, tmp_path
     dialog.train_epochs.setValue(3)
     dialog.train_patch.setValue(64)
     dialog.train_minutes.setValue(2.5)
-    dialog.coarse_resolution.setValue(250)
     dialog.threads.setValue(2)
     assert not dialog.weights.isEnabled()
+    dialog.run()  # the sample's MODIS is on the fine grid: the training needs its real pixel size, before closing
+    assert dialog.message.text().startswith("Cannot run: self-training needs a coarse/fine ratio of at least 2")
+    assert "(Advanced → 'Real coarse pixel size')" in dialog.message.text() and emitted == []
+    dialog.coarse_resolution.setValue(250)
     dialog.run()
     [(request, training)] = emitted
     assert request.method == training.model == "ganstfm" and request.weights is None

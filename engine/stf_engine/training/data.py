@@ -1,6 +1,7 @@
 """Training data for a request's mode: scenes read whole, split into training and validation, as tensors."""
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Dict, FrozenSet, List, Optional, Tuple
 
@@ -9,11 +10,12 @@ import torch
 from .. import roles
 from ..core.progress import Warnings
 from ..errors import StfError
+from ..inputs.aligned import open_inputs
 from ..models.base import ModelDef
 from ..models.normalise import Normalisation
 from .patches import Batch
 from .request import TrainingRequest
-from .scenes import Scene, read_aligned, split_rows
+from .scenes import Scene, alignment, read_aligned, split_rows
 from .series import series_scenes
 from .wald import reduced_scene, wald_factor
 
@@ -32,18 +34,31 @@ class TrainingData:
     """The coarse/fine ratio inside the training scenes (the Wald factor in self mode, the real ratio in series)."""
 
 
+def self_training_roles(request: TrainingRequest, model: ModelDef) -> Dict[str, str]:
+    """The request's layers the model uses in self mode, by role; StfError naming a role the model needs."""
+    if not (request.coarse_target and request.fine_reference):
+        raise StfError("self-training needs a coarse target and a fine reference")
+    given = {r: getattr(request, r) for r in roles.ALL_ROLES if getattr(request, r, None)}
+    given = {r: p for r, p in given.items() if r in model.roles_for(given)}
+    missing = set(model.required) - set(given)
+    if missing:
+        raise StfError(f"{model.name} needs a {', '.join(roles.asked_for(r) for r in sorted(missing))}")
+    return given
+
+
+def check_self_training(request: TrainingRequest, model: ModelDef) -> None:
+    """What self-training would refuse in its scene, from the layers' metadata (no pixel is read)."""
+    with ExitStack() as stack:
+        inputs = open_inputs(self_training_roles(request, model), alignment(request, model.coarse_resampling), stack)
+        wald_factor(inputs.grid.height, inputs.grid.width, inputs.ratio)
+
+
 def load_data(request: TrainingRequest, model: ModelDef) -> TrainingData:
     """Training and validation scenes for the request's mode."""
     if request.mode == "self":
-        if not (request.coarse_target and request.fine_reference):
-            raise StfError("self-training needs a coarse target and a fine reference")
-        given = {r: getattr(request, r) for r in roles.ALL_ROLES if getattr(request, r, None)}
-        given = {r: p for r, p in given.items() if r in model.roles_for(given)}
-        missing = set(model.required) - set(given)
-        if missing:
-            raise StfError(f"{model.name} needs a {', '.join(roles.asked_for(r) for r in sorted(missing))}")
+        given = self_training_roles(request, model)
         aligned = read_aligned(given, request, model.coarse_resampling)
-        factor = wald_factor(*aligned.valid.shape, aligned.ratio) if aligned.ratio >= 2 else aligned.ratio
+        factor = wald_factor(*aligned.valid.shape, aligned.ratio)
         scene = reduced_scene(aligned, factor, model.coarse_resampling, "reduced resolution")
         if factor < aligned.ratio:
             aligned.warnings.append(

@@ -28,7 +28,7 @@ from ..models.held_out import verdict
 from ..models.normalise import Normalisation
 from ..version import __version__
 from .baseline import FIT_PATCH, FIT_PATCHES, fit_smoothing, held_out_baselines, rmse
-from .data import TrainingData, load_data, to_tensors
+from .data import TrainingData, check_self_training, load_data, to_tensors
 from .patches import Batch, PatchSampler
 from .request import MIN_PATCH, MODES, TrainingRequest, TrainingResult
 
@@ -53,6 +53,15 @@ class Session:
         default_factory=lambda: {"train": [], "validation": [], "metrics": [], "best_epoch": 0, "bad_epochs": 0,
                                  "epoch": 0}
     )
+
+
+def check_training(request: TrainingRequest) -> None:
+    """Raise StfError naming the first problem `train` would meet before it reads a pixel: the request, and in self
+    mode the layers' coarse/fine ratio and size (for forms such as the dialog's "train on these layers first")."""
+    model = get_model(request.model)
+    _check(request, model)
+    if request.mode == "self":
+        check_self_training(request, model)
 
 
 def train(request: TrainingRequest, progress: Optional[Progress] = None, cancel: Optional[Cancel] = None) -> TrainingResult:

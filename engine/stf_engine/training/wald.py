@@ -29,23 +29,26 @@ def _upsample(image: np.ndarray, size, mode: str) -> np.ndarray:
 
 
 def wald_factor(height: int, width: int, ratio: int) -> int:
-    """The degradation factor: the coarse/fine ratio, made smaller on small scenes so that the reduced scene
-    keeps MIN_SIDE pixels a side (never below 2)."""
-    return max(2, min(ratio, min(height, width) // MIN_SIDE))
-
-
-def reduced_scene(aligned: Aligned, ratio: int, resampling: str, label: str) -> Scene:
-    """The scene one ratio coarser: inputs degraded once more, the coarse target (block means) as truth."""
+    """The degradation factor for a height×width fine scene: the coarse/fine ratio, made smaller on small scenes
+    so that the reduced scene keeps MIN_SIDE pixels a side (never below 2); StfError when the ratio or the scene
+    is too small for self-training."""
     if ratio < 2:
         raise StfError(
             "self-training needs a coarse/fine ratio of at least 2; if the coarse raster was resampled to the "
             "fine grid, give its real pixel size (--coarse-res)"
         )
+    factor = max(2, min(ratio, min(height, width) // MIN_SIDE))
+    if min(height, width) // factor < MIN_SIDE // 2:
+        raise StfError(f"the scene is only {height}×{width} fine pixels; self-training needs at least "
+                       f"{MIN_SIDE * 2}×{MIN_SIDE * 2}")
+    return factor
+
+
+def reduced_scene(aligned: Aligned, ratio: int, resampling: str, label: str) -> Scene:
+    """The scene one ratio coarser (`ratio` from `wald_factor`): inputs degraded once more, the coarse target
+    (block means) as truth."""
     valid = _complete(aligned.valid, ratio)
     height, width = valid.shape
-    if min(height, width) < MIN_SIDE // 2:
-        raise StfError(f"the scene is only {height * ratio}×{width * ratio} fine pixels; self-training needs at "
-                       f"least {MIN_SIDE * 2}×{MIN_SIDE * 2}")
     mode = INTERPOLATION.get(resampling, "bilinear")
     ones = np.ones_like(aligned.valid)
     inputs = {}

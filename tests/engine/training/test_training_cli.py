@@ -8,7 +8,7 @@ import pytest
 import rasterio
 import torch
 
-from stf_engine import TrainingRequest, train
+from stf_engine import StfError, TrainingRequest, check_training, train
 from stf_engine.cli import main
 from stf_engine.models import checkpoint
 
@@ -99,6 +99,24 @@ def test_training_errors_are_one_line(tmp_path, capsys):
                  "--out", str(raster), *TINY]) == 2
     assert f"give it a name ending in .pt, not {raster}" in capsys.readouterr().err
     assert raster.read_bytes() == b"a raster of the user's"
+
+
+@pytest.mark.parametrize("changes, problem", [
+    ({}, "self-training needs a coarse/fine ratio of at least 2"),
+    ({"coarse_resolution": 250, "model": "edcstfn"}, r"edcstfn needs a coarse reference \(--coarse-ref\)"),
+    ({"coarse_resolution": 250, "output": "m.tif"}, "give it a name ending in .pt"),
+    ({"coarse_resolution": 250, "options": "width=3"}, "unknown option 'width'"),
+])
+def test_check_training_refuses_what_training_would_before_reading_pixels(tmp_path, monkeypatch, changes, problem):
+    """The sample's MODIS is on the fine grid: self-training needs its real pixel size. The check reads no pixel."""
+    from stf_engine.training import data
+
+    monkeypatch.setattr(data, "read_aligned", None)  # reading the scene would fail
+    fields = dict(model="ganstfm", output=str(tmp_path / "m.pt"), coarse_target=str(C2000), fine_reference=str(F2002))
+    check_training(TrainingRequest(**{**fields, "coarse_resolution": 250}))
+    with pytest.raises(StfError, match=problem):
+        check_training(TrainingRequest(**{**fields, **changes}))
+    assert not any(tmp_path.iterdir())
 
 
 def blow_up_after(monkeypatch, good_steps):

@@ -8,7 +8,7 @@ from stf_engine import StfError, roles
 from stf_engine.training.patches import PatchSampler
 from stf_engine.training.scenes import Aligned, Scene, split_rows
 from stf_engine.inputs.series_list import list_series
-from stf_engine.training.wald import reduced_scene
+from stf_engine.training.wald import reduced_scene, wald_factor
 
 
 def _scene(height=40, width=36, seed=0) -> Scene:
@@ -65,8 +65,14 @@ def test_reduced_resolution_scene_predicts_the_coarse_target_from_degraded_input
     twice = blocks.reshape(2, 4, 4, 3, 4).mean(axis=(2, 4))
     assert np.abs(scene.inputs[roles.COARSE_TARGET].mean(axis=(1, 2)) - twice.mean(axis=(1, 2))).max() < 0.02
     assert np.std(scene.inputs[roles.COARSE_TARGET]) < np.std(blocks)
+
+
+def test_the_wald_factor_is_the_ratio_made_smaller_on_small_scenes_and_refuses_what_self_training_cannot_take():
+    assert wald_factor(600, 400, 16) == 16 and wald_factor(64, 90, 16) == 4 and wald_factor(40, 40, 16) == 2
     with pytest.raises(StfError, match="ratio of at least 2"):
-        reduced_scene(aligned, 1, "bilinear", "wald")
+        wald_factor(64, 48, 1)
+    with pytest.raises(StfError, match="the scene is only 15×40 fine pixels; self-training needs at least 32×32"):
+        wald_factor(15, 40, 8)
 
 
 def test_rows_split_holds_out_the_bottom():
