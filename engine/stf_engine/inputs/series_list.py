@@ -87,8 +87,10 @@ def _from_csv(path: Path) -> List[Dated]:
         with open(path, newline="", encoding="utf-8-sig") as handle:  # as Excel saves "CSV UTF-8", with a BOM
             rows = list(csv.DictReader(handle))
     except (UnicodeDecodeError, csv.Error) as exc:
-        raise StfError(f"{path} is not a CSV series list ({str(exc)[:80]}); give a CSV with the columns date, coarse, "
-                       f"fine, or a folder of dated rasters") from None
+        why = ("it is not UTF-8 text: a raster, or a CSV saved in another encoding (save it as CSV UTF-8)"
+               if isinstance(exc, UnicodeDecodeError) else str(exc)[:80])
+        raise StfError(f"{path} is not a CSV series list ({why}); give a CSV with the columns date, coarse, fine, "
+                       f"or a folder of dated rasters") from None
     except OSError as exc:
         raise StfError(f"cannot read the series list {path}: {exc.strerror or exc}") from None
     missing = {"date", "coarse", "fine"} - set(rows[0] if rows else {})

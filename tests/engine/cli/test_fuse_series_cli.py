@@ -84,7 +84,8 @@ def test_a_missing_series_or_one_that_is_no_csv_is_one_line(tmp_path, capsys):
     assert code == 2 and "series not found" in err
     raster = modis(68)  # picked with the file dialog's "All files"
     code, _, err = run(["--series", str(raster), "--out", str(tmp_path / "out")], capsys)
-    assert code == 2 and err.startswith(f"error: {raster} is not a CSV series list (")
+    assert code == 2 and err.startswith(f"error: {raster} is not a CSV series list (it is not UTF-8 text: a raster,")
+    assert "codec" not in err
     assert err.rstrip().endswith("give a CSV with the columns date, coarse, fine, or a folder of dated rasters")
 
 
