@@ -1,6 +1,8 @@
 """Processing algorithm `stf:evaluate`: accuracy of a prediction against the truth, as numbers, tables and plots."""
 from __future__ import annotations
 
+import dataclasses
+
 from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
@@ -79,4 +81,5 @@ class EvaluateAlgorithm(EngineAlgorithm):
             feedback.pushInfo(f"{metric}: {value:.6g} {report.units.get(metric, '')}")
         self.push_warnings(feedback, report.notes)
         results = {metric.upper(): report.overall.get(metric) for metric in self.metrics}
-        return {**results, "REPORT": report.to_json(), "OUTPUT_FOLDER": out_dir}
+        in_own_terms = dataclasses.replace(report, notes=[self.in_own_terms(note) for note in report.notes])
+        return {**results, "REPORT": in_own_terms.to_json(), "OUTPUT_FOLDER": out_dir}

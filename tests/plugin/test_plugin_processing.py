@@ -1,6 +1,8 @@
 """`stf:fuse` from processing.run (method by name or index), in batch runs and inside a Graphical Modeler model."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -199,6 +201,10 @@ def test_evaluate_ratio_gives_ergas_for_coarse_data_resampled_to_the_fine_grid(p
     common = {"PREDICTION": fused, "TRUTH": sample_paths["truth"], "COARSE": sample_paths["coarse_target"],
               "PLOTS": False, "DEVICE": "cpu"}
     unknown = processing.run("stf:evaluate", {**common, "OUTPUT_FOLDER": str(tmp_path / "r1")})["ERGAS"]
+    without = processing.run("stf:evaluate", {**{k: v for k, v in common.items() if k != "COARSE"},
+                                              "OUTPUT_FOLDER": str(tmp_path / "r0")})
+    [note] = [n for n in json.loads(without["REPORT"])["notes"] if n.startswith("ERGAS needs")]
+    assert "--" not in note and "(RATIO)" in note  # the report, an output for the next step, in Processing's words
     given = processing.run("stf:evaluate", {**common, "RATIO": 250 / 30, "OUTPUT_FOLDER": str(tmp_path / "r2")})
     assert unknown > 20 and 3.4 <= given["ERGAS"] <= 3.8
     as_text = processing.run("stf:evaluate", {**common, "RATIO": " 250/30", "OUTPUT_FOLDER": str(tmp_path / "r3")})
