@@ -16,10 +16,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import rasterio
 
+from .. import roles
 from ..core import tiling
 from ..core.blend import TileBlender
 from ..core.device import cpu_threads
-from ..core.outputs import made_folder, output_lock
+from ..core.outputs import made_folder, output_lock, refuse_overwrite
 from ..core.pipeline import WriteBehind
 from ..core.progress import Cancel, Progress, Ticker, check_cancel, silent, stage
 from ..errors import StfError
@@ -100,13 +101,9 @@ def fuse_dates(requests: Sequence[FusionRequest], progress: Optional[Progress] =
     of every date and the method runs once for all of them, its outputs committed together; otherwise, and
     on a Dask cluster, the dates are fused one after another, sharing `surveys`. Memory grows with the
     number of dates in one call, so callers pass a bounded group (the series' `dates_per_batch()`)."""
+    _check_dates(requests)
     first = requests[0]
-    for request in requests[1:]:
-        if shared_by_dates(request) != shared_by_dates(first):
-            raise StfError("dates fused together must share everything but the coarse target and the output")
     spec, _ = check_rules(first)
-    if len({r.output for r in requests}) < len(requests):
-        raise StfError("each date needs an output of its own")
     if len(requests) == 1 or not batches_dates(spec) or first.error_maps_dir or distributed.wanted(first):
         return tuple(fuse(request, stage(progress or silent, index / len(requests), (index + 1) / len(requests)),
                           cancel, surveys) for index, request in enumerate(requests))
@@ -132,6 +129,25 @@ def fuse_dates(requests: Sequence[FusionRequest], progress: Optional[Progress] =
     report(1.0, "done")
     seconds = time.perf_counter() - started
     return tuple(_result(plan, writer.path, {}, seconds, threads, None) for plan, writer in zip(plans, fused))
+
+
+def _check_dates(requests: Sequence[FusionRequest]) -> None:
+    """Requests fused together share their settings, and no date's output is another's output or input (each
+    request's own check sees only its own inputs)."""
+    if isinstance(requests, FusionRequest) or not requests:
+        raise StfError("fuse_dates takes a list of one or more requests (fuse takes one)")
+    first = requests[0]
+    for request in requests[1:]:
+        if shared_by_dates(request) != shared_by_dates(first):
+            raise StfError("dates fused together must share everything but the coarse target and the output")
+    if first.error_maps_dir and len(requests) > 1:
+        raise StfError("dates fused together would write their error maps into one folder; fuse each date with "
+                       "a folder of its own")
+    if len({os.path.realpath(r.output) for r in requests}) < len(requests):
+        raise StfError("each date needs an output of its own")
+    refuse_overwrite({f"output {r.output}": r.output for r in requests},
+                     {f"{roles.LABELS[role]} of the date written to {r.output}": path
+                      for r in requests for role, path in r.inputs().items()})
 
 
 def shared_by_dates(request: FusionRequest) -> FusionRequest:

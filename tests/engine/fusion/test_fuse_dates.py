@@ -4,6 +4,8 @@ Either way each date's output equals a `fuse` of that date alone."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
 import threading
 
 import numpy as np
@@ -144,6 +146,28 @@ def test_dates_must_share_their_references_and_have_outputs_of_their_own(scene, 
         fuse_dates([many[0], dataclasses.replace(many[1], fine_reference=scene["truth"])])
     with pytest.raises(StfError, match="an output of its own"):
         fuse_dates([many[0], dataclasses.replace(many[1], output=many[0].output)])
+    with pytest.raises(StfError, match="an output of its own"):  # the same file spelled another way
+        fuse_dates([many[0], dataclasses.replace(many[1], output=os.path.relpath(many[0].output))])
+    with pytest.raises(StfError, match="one or more requests"):
+        fuse_dates([])
+    with pytest.raises(StfError, match="one or more requests"):
+        fuse_dates(many[0])
+    with pytest.raises(StfError, match="error maps into one folder"):
+        fuse_dates([dataclasses.replace(r, error_maps_dir=str(tmp_path / "maps")) for r in many])
+    assert not list(tmp_path.iterdir())
+
+
+def test_no_date_writes_over_an_input_of_another(scene, tmp_path):
+    """A date's output that is the next date's coarse target: each request alone is fine, together they are not."""
+    target = tmp_path / "target_1.tif"
+    shutil.copy(scene["targets"][1], target)
+    before = target.read_bytes()
+    first, second = requests(scene, tmp_path, "starfm")[:2]
+    with pytest.raises(StfError, match=f"the output {target} would overwrite the coarse target of the date written "
+                                       f"to {second.output}"):
+        fuse_dates([dataclasses.replace(first, output=str(target)),
+                    dataclasses.replace(second, coarse_target=str(target))])
+    assert target.read_bytes() == before and sorted(tmp_path.iterdir()) == [target]
 
 
 def test_cancel_in_stacked_dates_leaves_no_date_behind(scene, tmp_path):
