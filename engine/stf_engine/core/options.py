@@ -93,6 +93,8 @@ def split_list(given: Union[None, str, Sequence[str]]) -> list:
     """Items of 'a, b; c' text or of a list, blanks dropped."""
     if given is None:
         return []
+    if not isinstance(given, (str, Sequence)):
+        raise StfError(f"expected text such as 'a, b' or a list of items; got {given!r}")
     items = given.replace(";", ",").split(",") if isinstance(given, str) else list(given)
     return [str(item).strip() for item in items if str(item).strip()]
 
@@ -160,8 +162,10 @@ def _given(value: object) -> str:
 
 
 def parse_number(text: str, what: str) -> float:
-    """A number, or a fraction such as 500/30."""
-    numerator, sep, denominator = text.partition("/")
+    """A number, or a fraction such as 500/30 (as text)."""
+    if isinstance(text, numbers.Real) and not isinstance(text, bool):
+        return float(text)
+    numerator, sep, denominator = str(text).partition("/")
     try:
         value = float(numerator) / float(denominator) if sep else float(numerator)
     except (ValueError, ZeroDivisionError):

@@ -20,6 +20,7 @@ import torch
 
 from ..core import tiling
 from ..core.device import cpu_threads, resolve_device
+from ..core.fields import as_text_paths, check_switches
 from ..core.options import check_real, check_whole, split_list
 from ..core.outputs import check_writable_folder, refuse_overwrite, staged_folder
 from ..core.progress import Cancel, Progress, Warnings, check_cancel, silent, stage
@@ -92,10 +93,9 @@ class EvaluationRequest:
         check_real(self.data_range, "--data-range", optional=True)
         check_whole(self.threads, "--threads", 1, optional=True)
         check_whole(self.window, "window", 1)
-        unknown = sorted(set(self.scales) - set(SCALE_ROLES))
-        if unknown:
-            raise StfError(f"--scale: unknown role '{unknown[0]}'; use one of {', '.join(SCALE_ROLES)}")
-        check_scales(self.scales)
+        check_scales(self.scales, SCALE_ROLES)
+        as_text_paths(self, ("prediction", "truth", "fine_reference", "coarse", "out_dir"))
+        check_switches(self, ("plots",))
 
 
 def parse_evaluation_scales(items: Union[str, Sequence[str]]) -> Dict[str, Scale]:

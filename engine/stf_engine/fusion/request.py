@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 from .. import roles
+from ..core.fields import as_text_paths, check_bands, check_switches
 from ..core.options import check_real, check_whole, finite_number, split_list
 from ..core.tiling import DEFAULT_TILE, check_tile
 from ..errors import StfError
@@ -81,8 +82,13 @@ class FusionRequest:
         check_whole(self.threads, "--threads", 1, optional=True)
         check_whole(self.workers, "--workers", 1, optional=True)
         check_real(self.coarse_resolution, "--coarse-res", optional=True)
-        check_scales(self.scales)
+        check_scales(self.scales, (*roles.ALL_ROLES, "truth"))
         _check_shift(self.coarse_shift)
+        as_text_paths(self, (*roles.ALL_ROLES, "output", "weights", "error_maps_dir", "truth"))
+        check_switches(self, ("uncertainty", "register", "cog"))
+        if not isinstance(self.method, str):
+            raise StfError(f"method must be a method's name, e.g. 'starfm'; got {self.method!r}")
+        check_bands(self.bands)
 
     def inputs(self) -> Dict[str, str]:
         """The roles that were given, mapped to their paths."""

@@ -108,9 +108,13 @@ def check_scale(value: object, what: str, given: str = "") -> None:
                        f"{given or repr(value)}")
 
 
-def check_scales(scales: Mapping[str, object]) -> None:
-    """A request's scales, by role, each as `check_scale` takes it."""
+def check_scales(scales: Mapping[str, object], known: Sequence[str]) -> None:
+    """A request's scales: a mapping from the `known` roles, each value as `check_scale` takes it."""
+    if not isinstance(scales, Mapping):
+        raise StfError(f"scales are a mapping by role, e.g. {{'{known[0]}': 1e-4}}; got {scales!r}")
     for role, value in scales.items():
+        if role not in known:
+            raise StfError(f"scales: unknown role '{role}'; use one of {', '.join(known)}")
         check_scale(value, f"--scale {role}")
 
 

@@ -1,13 +1,19 @@
 """Typed request and result of a series run: what the CLI, Processing and the QGIS task hand to `fuse_series`."""
 from __future__ import annotations
 
+import datetime
+import numbers
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 
+from .. import roles
 from ..core.device import resolve_device
-from ..core.options import check_real, check_whole
+from ..core.fields import as_text_paths, check_bands, check_switches
+from ..core.options import check_real, check_whole, split_list
 from ..core.tiling import DEFAULT_TILE, check_tile
+from ..errors import StfError
 from ..fusion.request import DEFAULT_BATCH
+from ..inputs.masks import parse_mask_rules
 from ..raster.reader import check_scales
 
 DEFAULT_MAX_GAP = 60
@@ -17,6 +23,17 @@ GPU_DATE_BATCH = 4
 """Consecutive dates with the same references fused together on a GPU: one method call a batch for all of
 them (methods whose tiles depend on the references alone: STARFM, Fit-FC, ESTARFM, the deep models). The
 CPU fuses one date at a time by default: stacking measured no gain there on large scenes (bench/results.md)."""
+
+
+def _date_text(day: object) -> Optional[str]:
+    """A date as the series reads it: text as given, a datetime.date or a whole number (20200308) as text."""
+    if day is None or isinstance(day, str):
+        return day
+    if isinstance(day, datetime.date):
+        return day.isoformat()
+    if isinstance(day, numbers.Integral) and not isinstance(day, bool):
+        return str(day)
+    raise StfError(f"dates are text such as '2020-03-08' (or datetime.date); got {day!r}")
 
 
 @dataclass
@@ -65,7 +82,15 @@ class SeriesRequest:
         check_whole(self.threads, "--threads", 1, optional=True)
         check_whole(self.workers, "--workers", 1, optional=True)
         check_real(self.coarse_resolution, "--coarse-res", optional=True)
-        check_scales(self.scales)
+        check_scales(self.scales, roles.ALL_ROLES)
+        as_text_paths(self, ("series", "output_dir"))
+        check_switches(self, ("register", "cog", "overwrite"))
+        check_bands(self.bands)
+        self.date_from, self.date_to = (_date_text(day) for day in (self.date_from, self.date_to))
+        self.dates = tuple(_date_text(day) for day in (split_list(self.dates) if isinstance(self.dates, str)
+                                                       else self.dates))
+        self.mask_rules = parse_mask_rules([f"{role}={rule}" for role, rule in self.mask_rules.items()]
+                                           if isinstance(self.mask_rules, Mapping) else self.mask_rules)
 
     def dates_per_batch(self) -> int:
         """How many dates are fused together: `date_batch`, or the device's default."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
+from .. import roles
+from ..core.fields import as_text_paths, check_bands, check_switches
 from ..core.options import check_real, check_whole
 from ..raster.reader import check_scales
 
@@ -70,7 +72,11 @@ class TrainingRequest:
         check_whole(self.patience, "--patience", 1)
         check_real(self.minutes, "--minutes", optional=True)
         check_real(self.coarse_resolution, "--coarse-res", optional=True)
-        check_scales(self.scales)
+        check_scales(self.scales, roles.ALL_ROLES)
+        as_text_paths(self, ("output", roles.COARSE_TARGET, roles.FINE_REFERENCE, roles.COARSE_REFERENCE, roles.PAN,
+                             "series", "resume"))
+        check_switches(self, ("keep_training_state",))
+        check_bands(self.bands)
 
 
 @dataclass

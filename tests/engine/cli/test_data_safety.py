@@ -108,8 +108,9 @@ def test_links_error_maps_and_series_files_are_never_overwritten(scene, tmp_path
     fine.write_bytes(landsat(77).read_bytes())
     csv = kranj_series(copies, coarse={68: coarse}, fine={77: fine})
     before = digest(coarse)
+    os.link(coarse, copies / "model.pt")  # the raster under a checkpoint's name
     code = main(["train", "--model", "ganstfm", "--mode", "series", "--series", str(csv), "--coarse-res", "480",
-                 "--scale", "fine=1e-4", "--out", str(coarse), *TINY_TRAINING])
+                 "--scale", "fine=1e-4", "--out", str(copies / "model.pt"), *TINY_TRAINING])
     one_error_line(capsys, code, f"the checkpoint would overwrite the coarse image of {iso(68)}")
     out = tmp_path / "series"
     out.mkdir()
@@ -123,7 +124,14 @@ def test_links_error_maps_and_series_files_are_never_overwritten(scene, tmp_path
 def test_checkpoint_and_report_never_replace_inputs(tmp_path, capsys):
     code = main(["train", "--model", "ganstfm", "--coarse", str(C2002), "--fine", str(F2000), "--coarse-res", "250",
                  "--out", str(F2000), *TINY_TRAINING])
+    one_error_line(capsys, code, f"the checkpoint is a PyTorch file: give it a name ending in .pt, not {F2000}")
+    fine = tmp_path / "fine.tif"
+    fine.write_bytes(Path(F2000).read_bytes())
+    os.link(fine, tmp_path / "fine.pt")  # the raster under a checkpoint's name
+    code = main(["train", "--model", "ganstfm", "--coarse", str(C2002), "--fine", str(fine), "--coarse-res", "250",
+                 "--out", str(tmp_path / "fine.pt"), *TINY_TRAINING])
     one_error_line(capsys, code, "the checkpoint would overwrite the fine reference")
+    assert fine.read_bytes() == Path(F2000).read_bytes()
     report = tmp_path / "report"
     report.mkdir()
     truth = report / "metrics.csv"

@@ -1,7 +1,9 @@
 """Every request's numbers are checked by the engine: a wrong type or a value out of range is a StfError naming the
 field's flag and its range, for the Python API as for Processing and the CLI (never a TypeError deep in a run)."""
+import datetime
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -86,7 +88,7 @@ def test_a_training_request_refuses_wrong_numbers(fields, text):
     (dict(data_range=math.nan), "--data-range must be a finite number > 0; got nan"),
     (dict(window=0), "window must be at least 1"),
     (dict(scales={"truth": math.nan}), "--scale truth: the scale must be a non-zero finite number"),
-    (dict(scales={"fine": 1e-4}), "--scale: unknown role 'fine'; use one of prediction, truth, fine_reference, coarse"),
+    (dict(scales={"fine": 1e-4}), "scales: unknown role 'fine'; use one of prediction, truth, fine_reference, coarse"),
 ])
 def test_evaluate_refuses_wrong_numbers_before_reading_a_file(tmp_path, fields, text):
     with pytest.raises(StfError, match=text):
@@ -133,3 +135,37 @@ def test_the_checks_take_numpy_numbers_and_refuse_bools():
         check_whole(True, "--batch", 1)
     with pytest.raises(StfError, match="got False"):
         check_real(False, "--lr", optional=True)
+
+
+def test_paths_may_be_pathlib_and_other_field_types_are_one_line(tmp_path):
+    """Paths are text or os.PathLike (kept as text); switches, bands, the method, scales, dates and mask rules of
+    the wrong type are refused as the request is built, naming the field."""
+    request = FusionRequest(coarse_target=Path("c.tif"), fine_reference="f.tif", output=tmp_path / "o.tif",
+                            error_maps_dir=Path("maps"))
+    assert (request.coarse_target, request.output, request.error_maps_dir) == ("c.tif", str(tmp_path / "o.tif"),
+                                                                               "maps")
+    assert TrainingRequest(model="ganstfm", output=Path("m.pt"), fine_reference=Path("f.tif")).fine_reference == "f.tif"
+    assert EvaluationRequest(Path("p.tif"), Path("t.tif")).prediction == "p.tif"
+    series = SeriesRequest(Path("s.csv"), Path("out"), date_from=datetime.date(2020, 3, 8), date_to=20200401,
+                           dates="2020-03-15, 2020-03-16", mask_rules="fine=landsat-qa")
+    assert (series.series, series.date_from, series.date_to) == ("s.csv", "2020-03-08", "20200401")
+    assert series.dates == ("2020-03-15", "2020-03-16") and series.mask_rules == {"fine": "landsat-qa"}
+    for build, text in [
+        (lambda: fusion(truth=5), "truth must be a path (text or a pathlib.Path), got 5"),
+        (lambda: fusion(register="false"), "register must be True or False, got 'false'"),
+        (lambda: fusion(uncertainty=1), "uncertainty must be True or False, got 1"),
+        (lambda: fusion(bands="3,2,1"), "bands must be a list of 1-based band numbers, e.g. (3, 2, 1); got '3,2,1'"),
+        (lambda: fusion(bands=2), "bands must be a list of 1-based band numbers"),
+        (lambda: fusion(method=None), "method must be a method's name, e.g. 'starfm'; got None"),
+        (lambda: fusion(scales="fine=1e-4"), "scales are a mapping by role, e.g. {'coarse_target': 1e-4}; got 'fin"),
+        (lambda: fusion(scales={"fine": 5e-4}), "scales: unknown role 'fine'; use one of coarse_target, "),
+        (lambda: TrainingRequest(model="ganstfm", output="m.pt", scales={"bogus": 7}), "unknown role 'bogus'"),
+        (lambda: SeriesRequest("s.csv", "out", date_from=3.5), "dates are text such as '2020-03-08'"),
+        (lambda: SeriesRequest("s.csv", "out", mask_rules={"fien": "landsat-qa"}), "unknown mask role 'fien'"),
+        (lambda: SeriesRequest("s.csv", "out", mask_rules={"fine": "foo"}), "unknown mask rule 'foo'"),
+        (lambda: EvaluationRequest("p.tif", "t.tif", plots="no"), "plots must be True or False"),
+        (lambda: parse_options("starfm", 5), "expected text such as 'a, b' or a list of items; got 5"),
+    ]:
+        with pytest.raises(StfError) as raised:
+            build()
+        assert text in str(raised.value)
