@@ -28,6 +28,16 @@ def test_progress_called_per_batch_and_reaches_one(scene, tmp_path):
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
 
 
+def test_a_mean_of_methods_reports_progress_that_only_rises(scene, tmp_path):
+    """What auto runs when a mean of methods validates best: its members tick one after another within each batch."""
+    calls = []
+    fuse(FusionRequest(coarse_target=scene["coarse"], fine_reference=scene["fine"],
+                       coarse_reference=scene["coarse_ref"], output=str(tmp_path / "f.tif"), method="starfm+fitfc",
+                       tile=32, batch=2),
+         progress=lambda f, m: calls.append(f))
+    assert len(calls) > 8 and calls == sorted(calls) and calls[-1] == 1.0
+
+
 def test_the_uncertainty_map_has_most_of_the_bar(scene, tmp_path):
     """The uncertainty map runs every other classic method once more: the bar must not sit near 100% meanwhile."""
     calls = []
