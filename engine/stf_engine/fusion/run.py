@@ -44,6 +44,8 @@ PREDICTION_SHARE_BEFORE_UNCERTAINTY = 0.3
 """The same when the uncertainty map follows: it runs every other classic method over the scene once more."""
 CHOICE_SHARE = 0.25
 """Share of the progress bar given to `auto`'s validation, which a window of bounded size limits."""
+COG_SHARE = 0.25
+"""Share of the progress bar left to the Cloud Optimized GeoTIFF pass (GDAL's copy reports no progress)."""
 
 
 def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel: Optional[Cancel] = None,
@@ -69,9 +71,10 @@ def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel: Op
         plan = prepare(request, stack, progress=stage(report, chosen, chosen), ticker=ticker, surveys=surveys)
         if choice is not None:
             plan.warnings.add(choice.reason)
-        share = 1.0 if not request.error_maps_dir else (
+        end = 1.0 - COG_SHARE if request.cog else 1.0
+        share = end if not request.error_maps_dir else end * (
             PREDICTION_SHARE_BEFORE_UNCERTAINTY if request.uncertainty else PREDICTION_SHARE)
-        with PendingOutputs() as outputs:
+        with PendingOutputs(cancel) as outputs:
             fused = _create_output(plan, outputs, choice)
             ticker.progress = stage(report, chosen, share)
             client, method = None, None
@@ -84,9 +87,11 @@ def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel: Op
             ticker.progress = silent  # the error maps' other methods tick too: only their cancel checks count there
             error_maps: Dict[str, str] = {}
             if request.error_maps_dir:
-                maps_progress = stage(report, share, 1.0, "error maps")
+                maps_progress = stage(report, share, end, "error maps")
                 error_maps = write_error_maps(fused.partial, plan, outputs, maps_progress, cancel)
             check_cancel(cancel)  # a cancel seen before the outputs are committed still removes them
+            if request.cog:
+                report(end, "writing the Cloud Optimized GeoTIFF")
         if request.error_maps_dir:
             remove_stale_maps(request.error_maps_dir, error_maps)
     report(1.0, "done")
@@ -120,7 +125,7 @@ def fuse_dates(requests: Sequence[FusionRequest], progress: Optional[Progress] =
         plans += [prepare(dataclasses.replace(r, **shared), stack, progress=stage(report, 0.0, 0.0), ticker=ticker,
                           surveys=surveys) for r in requests[1:]]
         check_memory(dataclasses.replace(first, batch=first.batch * len(plans)), plans[0].inputs, plans[0].halo)
-        with PendingOutputs() as outputs:
+        with PendingOutputs(cancel) as outputs:
             method = spec.build(plans[0].context)
             fused = [_create_output(plan, outputs, None) for plan in plans]
             ticker.progress = report

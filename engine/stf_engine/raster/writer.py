@@ -4,9 +4,10 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Dict, Iterator, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import rasterio
@@ -16,6 +17,7 @@ from rasterio.windows import Window
 
 from ..core.device import run_threads
 from ..core.outputs import why_write_failed
+from ..core.progress import Cancel, check_cancel
 from ..errors import StfError
 from .gdal_log import gdal_errors
 from .grid import Grid
@@ -25,6 +27,8 @@ PARTIAL_NAME = re.compile(r"\.(?P<target>.+)\.[0-9a-f]{8}\.partial(?:\.cog)?\.ti
 """The hidden files a GeoTiffWriter writes until its output is complete: '.<output name>.<random>.partial.tif'."""
 BLOCK = 256
 COG_BLOCK = 512
+CANCEL_POLL_SECONDS = 0.1
+"""How often a run waiting for GDAL's COG copy looks for a cancel."""
 
 
 def compression() -> str:
@@ -115,6 +119,7 @@ class GeoTiffWriter:
         self.path = os.path.abspath(path)
         self.profile = profile
         self.cog = cog
+        self.copying: Optional[_CogCopy] = None
         folder = os.path.dirname(self.path)
         self.partial = os.path.join(folder, f".{os.path.basename(self.path)}.{secrets.token_hex(4)}.partial.tif")
         with self._checked("create"):
@@ -149,17 +154,26 @@ class GeoTiffWriter:
                                min(BLOCK, written.width), min(BLOCK, written.height))
                 written.read(window=block)
 
-    def to_cog(self) -> None:
+    def to_cog(self, cancel: Optional[Cancel] = None) -> None:
         """Rewrite the finished partial file as a Cloud Optimized GeoTIFF (internal overviews, 512² blocks): a
-        second pass over the file, because a COG's overviews and layout need the whole image first."""
+        second pass over the file, because a COG's overviews and layout need the whole image first. GDAL's copy
+        cannot be interrupted, so it runs on a thread of its own and a cancel is honoured at once: the copy then
+        removes its files when GDAL is done with them."""
         plain, self.partial = self.partial, self.partial[: -len(".tif")] + ".cog.tif"
+        self.copying = _CogCopy(plain, self.partial, dict(
+            COMPRESS=self.profile["compress"].upper(), PREDICTOR="YES", OVERVIEWS="AUTO", BLOCKSIZE=COG_BLOCK,
+            BIGTIFF="IF_SAFER", RESAMPLING="AVERAGE", NUM_THREADS=str(run_threads())))
+        self.copying.start()
         try:
-            with self._checked("write"):
-                rasterio.shutil.copy(plain, self.partial, driver="COG", COMPRESS=self.profile["compress"].upper(),
-                                     PREDICTOR="YES", OVERVIEWS="AUTO", BLOCKSIZE=COG_BLOCK, BIGTIFF="IF_SAFER",
-                                     RESAMPLING="AVERAGE", NUM_THREADS=str(run_threads()))
-        finally:
-            os.remove(plain)
+            while self.copying.is_alive():
+                self.copying.join(CANCEL_POLL_SECONDS)
+                check_cancel(cancel)
+        except BaseException:
+            self.copying.abandon()
+            raise
+        if self.copying.errors:
+            raise StfError(f"cannot write {self.path}: "
+                           f"{why_write_failed(' '.join(self.copying.errors), os.path.dirname(self.path))}")
 
     @contextmanager
     def _checked(self, what: str) -> Iterator[None]:
@@ -173,14 +187,57 @@ class GeoTiffWriter:
             raise StfError(f"cannot {what} {self.path}: {reason}")
 
 
+class _CogCopy(threading.Thread):
+    """GDAL's COG copy of `plain` to `target`, which removes `plain` when done, and `target` too when the run
+    that started it has stopped waiting (`abandon`): only then is GDAL done writing it."""
+
+    def __init__(self, plain: str, target: str, options: Dict[str, str]):
+        super().__init__(name="stf-cog-copy")  # not a daemon: a process that exits first waits for the cleanup
+        self.plain, self.target, self.options = plain, target, options
+        self.errors: List[str] = []
+        self.lock = threading.Lock()
+        self.done = self.abandoned = False
+
+    def run(self) -> None:
+        try:
+            with gdal_errors() as errors:  # GDAL's error log is per thread
+                try:
+                    rasterio.shutil.copy(self.plain, self.target, driver="COG", **self.options)
+                except (OSError, rasterio.errors.RasterioError, CPLE_BaseError) as exc:  # rasterio.shutil: CPLE_*
+                    errors.append(str(exc))
+            self.errors = errors
+        finally:
+            os.remove(self.plain)
+            with self.lock:
+                self.done = True
+                abandoned = self.abandoned
+            if abandoned:
+                _remove(self.target)
+
+    def abandon(self) -> None:
+        """The run no longer waits: the copy's output goes as soon as GDAL has finished with it."""
+        with self.lock:
+            self.abandoned = True
+            done = self.done
+        if done:
+            _remove(self.target)
+
+
+def _remove(path: str) -> None:
+    if os.path.exists(path):
+        os.remove(path)
+
+
 class PendingOutputs:
     """Outputs written under temporary names and renamed together only when the whole run succeeds.
 
     On any failure or cancel every partial file is removed, so nothing half-written is left behind.
     """
 
-    def __init__(self):
+    def __init__(self, cancel: Optional[Cancel] = None):
+        """`cancel`: honoured during the Cloud Optimized GeoTIFF pass, which runs when the block has succeeded."""
         self.writers = []
+        self.cancel = cancel
 
     def create(
         self,
@@ -208,7 +265,7 @@ class PendingOutputs:
             if exc_type is None:
                 for writer in self.writers:
                     if writer.cog:
-                        writer.to_cog()
+                        writer.to_cog(self.cancel)
                     writer.verify()
                 for writer in self.writers:
                     os.replace(writer.partial, writer.path)
@@ -226,5 +283,5 @@ class PendingOutputs:
                         writer.dataset.close()
                     except (OSError, rasterio.errors.RasterioError):
                         pass
-            if os.path.exists(writer.partial):
-                os.remove(writer.partial)
+            if writer.copying is None or not writer.copying.is_alive():  # a running copy removes its own output
+                _remove(writer.partial)

@@ -65,7 +65,7 @@ def finish_date(scene: SeriesScene, work: WorkRasters, raw_name: str, date: str,
     counts = dict(valid=0, fallback=0, restored=0, observed=0)
     sums = dict(error=0.0, observed=0.0)
     windows = work_windows(scene.grid, scene.ratio)
-    with PendingOutputs() as outputs:
+    with PendingOutputs(cancel) as outputs:
         fused = outputs.create(fused_path, scene.grid, scene.bands, scene.encoding.dtype, scene.encoding.output_nodata,
                                descriptions=scene.encoding.descriptions, tags=tags, units=scene.encoding.units,
                                cog=scene.request.cog)

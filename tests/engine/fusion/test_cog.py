@@ -3,6 +3,8 @@ pixels, tags and band names as the plain GeoTIFF; a failed conversion leaves not
 from __future__ import annotations
 
 import os
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ import rasterio
 from rasterio._err import CPLE_AppDefinedError
 
 from devkit.synthetic import scene_set
-from stf_engine import FusionRequest, StfError, fuse
+from stf_engine import FusionCancelled, FusionRequest, StfError, fuse
 from stf_engine.cli import main
 
 
@@ -56,3 +58,32 @@ def test_a_failed_conversion_is_one_error_and_leaves_no_file(scene, tmp_path, mo
     with pytest.raises(StfError, match="cannot write .*cog.tif"):
         fuse(request(scene, tmp_path / "cog.tif", cog=True))
     assert os.listdir(tmp_path) == []
+
+
+def test_a_cancel_during_the_conversion_stops_at_once_and_its_files_go_when_gdal_is_done(scene, tmp_path,
+                                                                                         monkeypatch):
+    """GDAL's copy cannot be interrupted: the run stops waiting for it within a poll, and the copy removes its
+    output once it has finished writing it. Progress names the pass before it starts."""
+    copy, finished = rasterio.shutil.copy, threading.Event()
+
+    def slow_copy(*args, **kwargs):
+        time.sleep(2.0)
+        copy(*args, **kwargs)
+        finished.set()
+
+    monkeypatch.setattr(rasterio.shutil, "copy", slow_copy)
+    cancel, seen = threading.Event(), []
+
+    def progress(fraction, message):
+        seen.append((fraction, message))
+        if message == "writing the Cloud Optimized GeoTIFF":
+            cancel.set()
+
+    with pytest.raises(FusionCancelled):
+        fuse(request(scene, tmp_path / "cog.tif", cog=True), progress, cancel)
+    assert not finished.is_set()  # the run did not wait for the copy
+    assert seen[-1] == (0.75, "writing the Cloud Optimized GeoTIFF")
+    for thread in threading.enumerate():
+        if thread.name == "stf-cog-copy":
+            thread.join()
+    assert finished.is_set() and os.listdir(tmp_path) == []
