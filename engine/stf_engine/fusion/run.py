@@ -261,7 +261,7 @@ def _result(plan: Plan, output: str, error_maps: Dict[str, str], seconds: float,
         height=grid.height,
         bands=plan.inputs.bands,
         tile_borders=tiling.borders(grid.height, grid.width, request.tile),
-        error_maps=error_maps,
+        error_maps={name: os.path.abspath(path) for name, path in error_maps.items()},  # absolute, as the output
         warnings=tuple(plan.warnings),
         threads=threads,
         validation=tuple((s.method, s.rmse) for s in choice.scores) if choice else (),

@@ -82,7 +82,7 @@ def _decoder(rule: str, label: Optional[str] = None) -> Decoder:
     """The rule's decoder; StfError naming the valid rules (and the mask's label, when known)."""
     decoder = _DECODERS.get(rule)
     if decoder is None:
-        where = f" for the {label}" if label else ""
+        where = f" for {label}" if label else ""
         raise StfError(f"unknown mask rule '{rule}'{where}; use one of {', '.join(MASK_RULES)}")
     return decoder
 
@@ -105,7 +105,7 @@ def parse_mask_rules(items: Union[None, str, Sequence[str]]) -> Dict[str, str]:
             raise StfError(f"mask rules are ROLE=RULE (e.g. fine=landsat-qa), got '{item}'")
         if role not in MASK_ROLES:
             raise StfError(f"unknown mask role '{role}' in '{item}'; use one of {', '.join(MASK_ROLES)}")
-        _decoder(rule, f"{role} mask")
+        _decoder(rule, f"the {role} mask")
         if role in rules:
             raise StfError(f"the {role} mask rule is given twice ({rules[role]}, {rule}); give it once")
         rules[role] = rule

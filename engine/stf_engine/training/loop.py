@@ -116,6 +116,7 @@ def _train(request, model, options, device, report: Progress, cancel, started: f
     judged = verdict(model.name, best, request.mode)
     if judged.warning:
         warnings.add(judged.warning)
+    report(1.0, "done")
     return TrainingResult(
         checkpoint=request.output,
         model=model.name,

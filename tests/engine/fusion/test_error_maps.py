@@ -1,4 +1,5 @@
 """Error maps written by `fuse`: against the truth, temporal change, seam mask, uncertainty (the expected error)."""
+import os
 import pathlib
 
 import numpy as np
@@ -115,6 +116,15 @@ def test_a_truth_with_an_alpha_band_is_measured_on_its_data_bands_where_the_alph
     assert np.isnan(got[:, 10:20, 5:30]).all() and np.isfinite(expected[:, 10:20, 5:30]).all()
     keep = alpha[0] > 0
     np.testing.assert_array_equal(got[:, keep], expected[:, keep])
+
+
+def test_error_map_paths_are_absolute_like_the_output(tmp_path, monkeypatch):
+    paths = scene_set(tmp_path, height=48, width=48, bands=2, ratio=4, dtype="int16")
+    monkeypatch.chdir(tmp_path)
+    result = fuse(FusionRequest(coarse_target=paths["coarse"], fine_reference=paths["fine"], output="fused.tif",
+                                coarse_reference=paths["coarse_ref"], method="delta", error_maps_dir="maps"))
+    assert os.path.isabs(result.output) and len(result.error_maps) >= 3
+    assert all(os.path.isabs(path) and os.path.isfile(path) for path in result.error_maps.values())
 
 
 def test_cli_maps_need_the_folder(tmp_path, capsys):

@@ -124,7 +124,7 @@ def qa_raster(path, values, pixel=60.0, nodata=None, dtype="uint16"):
     return write(path, np.asarray(values)[None], fine_transform(pixel), nodata=nodata, dtype=dtype)
 
 
-def read_all(path, rule, label="fine quality mask", window=Window(0, 0, 12, 12)):
+def read_all(path, rule, label="the fine quality mask", window=Window(0, 0, 12, 12)):
     with ExitStack() as stack:
         return open_mask(stack, str(path), label, GRID, rule).read(window)
 
@@ -178,7 +178,7 @@ def test_a_mask_on_the_fine_grid_itself_is_read_directly(tmp_path):
 
 def test_open_mask_errors_name_the_mask(tmp_path):
     path = qa_raster(tmp_path / "qa.tif", np.zeros((4, 4)))
-    with pytest.raises(StfError, match="unknown mask rule 'fmask' for the fine quality mask"):
+    with pytest.raises(StfError, match="unknown mask rule 'fmask' for the fine quality mask;"):
         read_all(path, "fmask")
     with pytest.raises(StfError, match="fine quality mask: file not found"):
         read_all(tmp_path / "missing.tif", "landsat-qa")

@@ -1,6 +1,7 @@
 """`stf train` on the bundled sample in both modes, for a few steps: checkpoints that `stf fuse` uses."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -199,6 +200,10 @@ def test_progress_reports_loss_and_validation_and_cancel_stops(tmp_path):
     with pytest.raises(FusionCancelled):
         train(request, cancel=cancel)
     assert not (tmp_path / "c.pt").exists()
+    resumed = []  # nothing left to train: the run still ends at 1.0
+    train(dataclasses.replace(request, output=str(tmp_path / "r.pt"), resume=str(tmp_path / "p.pt")),
+          progress=lambda fraction, message: resumed.append(fraction))
+    assert resumed[-1] == 1.0
 
 
 def test_a_cancel_while_edcstfn_prepares_its_loss_stops_there_and_says_nothing_was_written(tmp_path):
