@@ -30,7 +30,6 @@ LABELS = {
 }
 
 
-
 def asked_for(role: str) -> str:
     """A role as a message asks for it: its label, and its flag when it has one ("pan band (--pan)")."""
     return f"{LABELS[role]} ({FLAGS[role]})" if role in FLAGS else LABELS[role]

@@ -1,5 +1,6 @@
-"""Checks a request applies to its paths and switches as it is built: a path is text or any os.PathLike (kept as
-text), a switch is True or False, so a mistyped field is one StfError naming it, not a crash deep in a run."""
+"""Checks a request applies to its paths, switches and band lists as it is built: a path is text or any os.PathLike
+(kept as text), a switch is True or False, bands are whole numbers, so a mistyped field is one StfError naming it,
+not a crash deep in a run."""
 from __future__ import annotations
 
 import numbers
