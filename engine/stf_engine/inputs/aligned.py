@@ -212,6 +212,19 @@ def open_inputs(
     return AlignedInputs(grid, readers, encoding, ratio, fine_std, shift, warnings)
 
 
+def scene_shape(paths: Mapping[str, str], coarse_resolution: Optional[float]) -> Tuple[int, int, int]:
+    """(height, width, coarse/fine ratio) of the scene of the fine reference and coarse target in `paths`, from
+    their metadata alone: for checks before a run, which `open_inputs` (it samples pixels) would make slower."""
+    with ExitStack() as stack:
+        fine, coarse = (stack.enter_context(open_raster(paths[role], roles.LABELS[role]))
+                        for role in (roles.FINE_REFERENCE, roles.COARSE_TARGET))
+        grid = Grid.of(fine)
+        check_covers(grid, coarse, roles.LABELS[roles.COARSE_TARGET])
+        if coarse_resolution is not None:
+            _check_coarse_resolution(coarse_resolution, grid)
+        return grid.height, grid.width, coarse_ratio(grid, coarse, coarse_resolution)
+
+
 def _check_coarse_resolution(size: float, grid: Grid) -> None:
     """A real coarse pixel size must lie between the fine pixel size and the raster's extent, in grid units."""
     units = "degrees" if grid.crs.is_geographic else (grid.crs.linear_units or "grid units")

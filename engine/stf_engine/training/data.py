@@ -1,7 +1,6 @@
 """Training data for a request's mode: scenes read whole, split into training and validation, as tensors."""
 from __future__ import annotations
 
-from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Dict, FrozenSet, List, Optional, Tuple
 
@@ -10,12 +9,12 @@ import torch
 from .. import roles
 from ..core.progress import Warnings
 from ..errors import StfError
-from ..inputs.aligned import open_inputs
+from ..inputs.aligned import scene_shape
 from ..models.base import ModelDef
 from ..models.normalise import Normalisation
 from .patches import Batch
 from .request import TrainingRequest
-from .scenes import Scene, alignment, read_aligned, split_rows
+from .scenes import Scene, read_aligned, split_rows
 from .series import series_scenes
 from .wald import reduced_scene, wald_factor
 
@@ -48,9 +47,7 @@ def self_training_roles(request: TrainingRequest, model: ModelDef) -> Dict[str, 
 
 def check_self_training(request: TrainingRequest, model: ModelDef) -> None:
     """What self-training would refuse in its scene, from the layers' metadata (no pixel is read)."""
-    with ExitStack() as stack:
-        inputs = open_inputs(self_training_roles(request, model), alignment(request, model.coarse_resampling), stack)
-        wald_factor(inputs.grid.height, inputs.grid.width, inputs.ratio)
+    wald_factor(*scene_shape(self_training_roles(request, model), request.coarse_resolution))
 
 
 def load_data(request: TrainingRequest, model: ModelDef) -> TrainingData:

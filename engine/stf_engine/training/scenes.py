@@ -51,16 +51,16 @@ class Aligned:
     warnings: List[str]
 
 
-def alignment(request: TrainingRequest, resampling: str) -> Alignment:
-    """How the request's layers are aligned: as `stf fuse` would (same bands, scales and resampling)."""
-    return Alignment(bands=request.bands, scales=dict(request.scales), coarse_resolution=request.coarse_resolution,
-                     resampling=resampling)
-
-
 def read_aligned(given: Dict[str, str], request: TrainingRequest, resampling: str) -> Aligned:
-    """Read every given role whole, aligned as `stf fuse` would."""
+    """Read every given role whole, aligned as `stf fuse` would (same bands, scales and resampling)."""
+    alignment = Alignment(
+        bands=request.bands,
+        scales=dict(request.scales),
+        coarse_resolution=request.coarse_resolution,
+        resampling=resampling,
+    )
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), ExitStack() as stack:
-        inputs = open_inputs(given, alignment(request, resampling), stack)
+        inputs = open_inputs(given, alignment, stack)
         window = Window(0, 0, inputs.grid.width, inputs.grid.height)
         arrays, valid = {}, np.ones((inputs.grid.height, inputs.grid.width), bool)
         for role, reader in inputs.readers.items():
