@@ -106,12 +106,7 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         """`function(*args, text)` of the text parameter `key`, {} when it is empty; the engine's error on it names
         the parameter."""
         text = self.parameterAsString(parameters, key, context).strip()
-        if not text:
-            return {}
-        try:
-            return function(*args, text)
-        except self.engine.StfError as exc:
-            raise QgsProcessingException(f"{self.named(key)}: {self.in_own_terms(str(exc))}") from None
+        return self.checked(function, *args, text, parameter=key) if text else {}
 
     def by_index(self, parameters: Dict) -> Dict:
         """Parameters with enum values given by option name (e.g. METHOD='starfm') replaced by their index."""
@@ -175,13 +170,15 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         """An engine message naming this algorithm's parameters where it names command-line flags."""
         return in_processing_terms(text, self.name())
 
-    def checked(self, function: Callable, *args, **kwargs):
+    def checked(self, function: Callable, *args, parameter: str = "", **kwargs):
         """What an engine function that checks its input returns (options, scales, mask rules parsed from a string
-        parameter; a request, which refuses a value out of range); its one-line error becomes a Processing error."""
+        parameter; a request, which refuses a value out of range); its one-line error becomes a Processing error,
+        after the `parameter` it is about when given."""
         try:
             return function(*args, **kwargs)
         except self.engine.StfError as exc:
-            raise QgsProcessingException(self.in_own_terms(str(exc))) from None
+            about = f"{self.named(parameter)}: " if parameter else ""
+            raise QgsProcessingException(about + self.in_own_terms(str(exc))) from None
 
     def call_engine(self, function: Callable, request, feedback: QgsProcessingFeedback):
         """Run an engine entry point with Processing's progress and cancel; engine errors become Processing errors."""
