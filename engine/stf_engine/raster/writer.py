@@ -172,8 +172,7 @@ class GeoTiffWriter:
             self.copying.abandon()
             raise
         if self.copying.errors:
-            raise StfError(f"cannot write {self.path}: "
-                           f"{why_write_failed(' '.join(self.copying.errors), os.path.dirname(self.path))}")
+            self._failed("write", self.copying.errors)
 
     @contextmanager
     def _checked(self, what: str) -> Iterator[None]:
@@ -183,8 +182,12 @@ class GeoTiffWriter:
             except (OSError, rasterio.errors.RasterioError, CPLE_BaseError) as exc:  # rasterio.shutil raises CPLE_*
                 errors.append(str(exc))
         if errors:
-            reason = why_write_failed(" ".join(errors), os.path.dirname(self.path)) if what != "verify" else errors[0]
-            raise StfError(f"cannot {what} {self.path}: {reason}")
+            self._failed(what, errors)
+
+    def _failed(self, what: str, errors: List[str]) -> None:
+        """StfError: the output could not be created, written or verified, and why (a full disk, …)."""
+        reason = why_write_failed(" ".join(errors), os.path.dirname(self.path)) if what != "verify" else errors[0]
+        raise StfError(f"cannot {what} {self.path}: {reason}")
 
 
 class _CogCopy(threading.Thread):
