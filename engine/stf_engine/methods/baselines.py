@@ -33,12 +33,12 @@ def _delta_survey(context: MethodContext, scene: Callable[[], Iterable[TileBatch
     that tiling cannot change it)."""
     if not {roles.FINE_REFERENCE_2, roles.COARSE_REFERENCE_2} <= context.given:
         return {}
-    change = torch.zeros(2, dtype=torch.float64)
+    change = torch.zeros(2, dtype=torch.float64)  # on the CPU, whatever the device of the tiles
     for batch in scene():
         context.tick()
         valid = batch.valid.expand_as(batch.coarse_target)
         for index, reference in enumerate((batch.coarse_reference_or_simulated(context.ratio), batch.coarse_reference_2)):
-            change[index] += (batch.coarse_target - reference).abs()[valid].double().sum()
+            change[index] += (batch.coarse_target - reference).abs()[valid].double().sum().cpu()
     inverse = 1.0 / change.clamp_min(1e-12)
     return {"weight_2": float(inverse[1] / inverse.sum())}
 
