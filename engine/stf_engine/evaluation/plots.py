@@ -162,7 +162,8 @@ def _stretch(reference: np.ndarray, valid: np.ndarray):
     low, high = np.percentile(samples, 2, axis=1), np.percentile(samples, 98, axis=1)
 
     def apply(image: np.ndarray) -> np.ndarray:
-        scaled = (image[bands] - low[:, None, None]) / np.maximum(high - low, 1e-9)[:, None, None]
+        # float64: a float32 raster's huge nodata value (-3.4e38) over a small spread would overflow float32
+        scaled = (image[bands].astype(np.float64) - low[:, None, None]) / np.maximum(high - low, 1e-9)[:, None, None]
         scaled = np.clip(scaled, 0, 1).transpose(1, 2, 0)
         return np.repeat(scaled, 3, axis=2) if len(bands) == 1 else scaled
 
