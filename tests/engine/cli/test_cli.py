@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 import rasterio
+import torch
 from rasterio.transform import from_origin
 
 from stf_engine.cli import main
@@ -41,7 +42,8 @@ def test_fuse_writes_output_and_summary(scene, tmp_path, capsys):
                                scene["coarse_ref"], "--out", str(out), "--tile", "16", "--method", "delta",
                                "--error-maps", str(tmp_path / "maps")], capsys)
     assert code == 0 and out.exists()
-    assert "delta on cpu" in stdout and "9 tile(s)" in stdout and str(out) in stdout
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # the default device, auto, takes a GPU when there is one
+    assert f"delta on {device}" in stdout and "9 tile(s)" in stdout and str(out) in stdout
     assert (tmp_path / "maps" / "coarse_residual_rms.tif").exists()
 
 

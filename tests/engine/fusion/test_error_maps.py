@@ -103,8 +103,8 @@ def test_a_truth_with_an_alpha_band_is_measured_on_its_data_bands_where_the_alph
     alpha[0, 10:20, 5:30] = 0
     profile.update(count=3)
     with rasterio.open(tmp_path / "truth_alpha.tif", "w", **profile) as copy:
-        copy.write(np.concatenate([stored, alpha]))
-        copy.colorinterp = [ColorInterp.gray, ColorInterp.undefined, ColorInterp.alpha]
+        copy.colorinterp = [ColorInterp.gray, ColorInterp.undefined, ColorInterp.alpha]  # before the pixels: GDAL 3.12
+        copy.write(np.concatenate([stored, alpha]))  # refuses to change a TIFF's ExtraSamples once they are written
     common = dict(coarse_target=paths["coarse"], fine_reference=paths["fine"], coarse_reference=paths["coarse_ref"],
                   method="delta")
     plain = fuse(FusionRequest(output=str(tmp_path / "a.tif"), truth=paths["truth"], error_maps_dir=str(tmp_path / "a"),

@@ -35,7 +35,8 @@ def test_tiled_equals_whole_with_the_declared_halo(name, tmp_path):
     tiled = fuse(FusionRequest(output=str(tmp_path / "tiled.tif"), tile=28, batch=3, **common))
     assert tiled.tiles == 9 and tiled.halo == whole.halo > 0
     with rasterio.open(whole.output) as a, rasterio.open(tiled.output) as b:
-        np.testing.assert_allclose(b.read(), a.read(), rtol=0, atol=2e-6)
+        # a GPU's cuDNN picks its convolution algorithm by input size: whole and tiled then round differently
+        np.testing.assert_allclose(b.read(), a.read(), rtol=0, atol=1e-5 if whole.device.startswith("cuda") else 2e-6)
 
 
 def test_hann_ramps_of_neighbours_sum_to_one():
