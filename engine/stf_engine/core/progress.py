@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Callable, List, Optional, Protocol
 
-from ..errors import FusionCancelled
+from ..errors import FusionCancelled, StfError
 
 Progress = Callable[[float, str], None]
 log = logging.getLogger("stf_engine")
@@ -27,6 +27,17 @@ def check_cancel(cancel: Optional[Cancel], what: str = "cancelled") -> None:
     """Raise FusionCancelled when the caller asked to stop."""
     if cancel is not None and cancel.is_set():
         raise FusionCancelled(what)
+
+
+def reporter(progress: Optional[Progress], cancel: Optional[Cancel]) -> Progress:
+    """The progress callable a run reports to (`silent` when none), once both callbacks are checked: a bool or a
+    string given as either would otherwise fail deep in the run with Python's own message."""
+    if progress is not None and not callable(progress):
+        raise StfError(f"progress must be a callable progress(fraction, message), not {type(progress).__name__}")
+    if cancel is not None and not callable(getattr(cancel, "is_set", None)):
+        raise StfError(f"cancel must be an object with is_set(), such as a threading.Event, not "
+                       f"{type(cancel).__name__}")
+    return progress or silent
 
 
 def stage(progress: Progress, start: float, stop: float, label: str = "") -> Progress:

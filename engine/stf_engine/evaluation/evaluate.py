@@ -23,7 +23,7 @@ from ..core.device import cpu_threads, resolve_device
 from ..core.fields import as_text_paths, check_switches
 from ..core.options import check_real, check_whole, split_list
 from ..core.outputs import check_writable_folder, refuse_overwrite, staged_folder
-from ..core.progress import Cancel, Progress, Warnings, check_cancel, silent, stage
+from ..core.progress import Cancel, Progress, Warnings, check_cancel, reporter, stage
 from ..errors import StfError
 from ..raster.grid import Grid, resolution_in
 from ..raster.open import open_on_grid, open_raster
@@ -133,7 +133,7 @@ def evaluate(
     request: EvaluationRequest, progress: Optional[Progress] = None, cancel: Optional[Cancel] = None
 ) -> EvaluationReport:
     """Measure request.prediction against request.truth; write metrics and plots when out_dir is set."""
-    report_progress = progress or silent
+    report_progress = reporter(progress, cancel)
     _check_outputs(request)
     device = resolve_device(request.device)
     notes = Warnings()

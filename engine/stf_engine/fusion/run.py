@@ -22,7 +22,7 @@ from ..core.blend import TileBlender
 from ..core.device import cpu_threads
 from ..core.outputs import made_folder, output_lock, refuse_overwrite
 from ..core.pipeline import WriteBehind
-from ..core.progress import Cancel, Progress, Ticker, check_cancel, silent, stage
+from ..core.progress import Cancel, Progress, Ticker, check_cancel, reporter, silent, stage
 from ..errors import StfError
 from ..raster.writer import GeoTiffWriter, PendingOutputs
 from ..methods.auto import Choice
@@ -53,7 +53,7 @@ def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel: Op
     """Fuse one request tile by tile; `progress(fraction, message)` per batch, `cancel.is_set()` checked per batch.
     `surveys` keeps what the method learnt from the references alone, for the next request with the same ones."""
     started = time.perf_counter()
-    report = progress or silent
+    report = reporter(progress, cancel)
     spec, _ = check_rules(request)  # before any work, and before the output is locked
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), ExitStack() as stack:
         for folder in (os.path.dirname(os.path.abspath(request.output)), request.error_maps_dir):
@@ -106,14 +106,14 @@ def fuse_dates(requests: Sequence[FusionRequest], progress: Optional[Progress] =
     of every date and the method runs once for all of them, its outputs committed together; otherwise, and
     on a Dask cluster, the dates are fused one after another, sharing `surveys`. Memory grows with the
     number of dates in one call, so callers pass a bounded group (the series' `dates_per_batch()`)."""
+    report = reporter(progress, cancel)
     _check_dates(requests)
     first = requests[0]
     spec, _ = check_rules(first)
     if len(requests) == 1 or not batches_dates(spec) or first.error_maps_dir or distributed.wanted(first):
-        return tuple(fuse(request, stage(progress or silent, index / len(requests), (index + 1) / len(requests)),
+        return tuple(fuse(request, stage(report, index / len(requests), (index + 1) / len(requests)),
                           cancel, surveys) for index, request in enumerate(requests))
     started = time.perf_counter()
-    report = progress or silent
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), ExitStack() as stack:
         for request in requests:
             stack.enter_context(made_folder(os.path.dirname(os.path.abspath(request.output))))

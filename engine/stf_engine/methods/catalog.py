@@ -57,8 +57,10 @@ def resolved_options(spec: MethodSpec, given: Given) -> Dict[str, object]:
     return {**defaults(spec.options), **parse(spec.options, given, f"method '{spec.name}'")}
 
 
-def method_halo(spec: MethodSpec, ratio: int, given) -> int:
-    """The method's halo at a coarse/fine ratio with the given input roles (for listings; weights as shipped)."""
+def method_halo(method, ratio: int, given) -> int:
+    """The method's (a spec or a name) halo at a coarse/fine ratio with the given input roles (for listings; weights
+    as shipped)."""
+    spec = method if isinstance(method, MethodSpec) else get_method(method)
     check_whole(ratio, "the coarse/fine ratio", 1)
     context = MethodContext(ratio=ratio, bands=1, given=frozenset(given), device=None, fine_std=(0.0,))
     return spec.halo(context)

@@ -23,7 +23,7 @@ import rasterio
 from .. import roles
 from ..core.device import cpu_threads
 from ..core.outputs import check_writable_folder, made_folder, output_lock, refuse_overwrite
-from ..core.progress import Cancel, Progress, Warnings, check_cancel, log, silent, stage
+from ..core.progress import Cancel, Progress, Warnings, check_cancel, log, reporter, silent, stage
 from ..errors import StfError
 from ..fusion.request import FusionRequest, FusionResult, check_cluster
 from ..fusion import distributed
@@ -50,7 +50,7 @@ def fuse_series(request: SeriesRequest, progress: Optional[Progress] = None,
                 cancel: Optional[Cancel] = None) -> SeriesResult:
     """Fuse every requested date of the series into `request.output_dir`; see the module doc."""
     started = time.perf_counter()
-    report = progress or silent
+    report = reporter(progress, cancel)
     get_method(request.method)  # an unknown method or a bad cluster option is refused before any work
     check_cluster(request)
     entries = list_series(request.series, pairs_only=False)

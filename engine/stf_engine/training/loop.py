@@ -19,7 +19,7 @@ from .. import roles
 from ..core.device import autocast, cpu_threads, resolve_device
 from ..core.options import defaults, parse
 from ..core.outputs import check_writable_file, output_lock, refuse_overwrite
-from ..core.progress import Cancel, Progress, check_cancel, silent
+from ..core.progress import Cancel, Progress, check_cancel, reporter
 from ..errors import StfError
 from ..inputs.series_list import list_series, series_files
 from ..models import checkpoint, get_model, instantiate
@@ -67,7 +67,7 @@ def check_training(request: TrainingRequest) -> None:
 def train(request: TrainingRequest, progress: Optional[Progress] = None, cancel: Optional[Cancel] = None) -> TrainingResult:
     """Train `request.model`; `progress(fraction, message)` per step, `cancel.is_set()` checked per step."""
     started = time.perf_counter()
-    report = progress or silent
+    report = reporter(progress, cancel)
     model = get_model(request.model)
     options = _check(request, model)
     device = resolve_device(request.device)

@@ -169,3 +169,26 @@ def test_paths_may_be_pathlib_and_other_field_types_are_one_line(tmp_path):
         with pytest.raises(StfError) as raised:
             build()
         assert text in str(raised.value)
+
+
+@pytest.mark.parametrize("run", ["fuse", "fuse_dates", "fuse_series", "train", "evaluate"])
+def test_a_progress_or_cancel_of_the_wrong_kind_is_one_line_before_any_work(tmp_path, run):
+    """`cancel=True` or a progress that is not callable is refused as the run starts, not met deep inside it."""
+    import stf_engine
+
+    request = {"fuse": fusion(), "fuse_dates": [fusion()], "fuse_series": SeriesRequest("s.csv", str(tmp_path)),
+               "train": TrainingRequest(model="ganstfm", output=str(tmp_path / "m.pt")),
+               "evaluate": EvaluationRequest("p.tif", "t.tif")}[run]
+    with pytest.raises(StfError, match=r"^cancel must be an object with is_set\(\), such as a threading.Event, "
+                                       r"not bool$"):
+        getattr(stf_engine, run)(request, None, True)
+    with pytest.raises(StfError, match="^progress must be a callable progress\\(fraction, message\\), not str$"):
+        getattr(stf_engine, run)(request, "verbose")
+
+
+def test_a_methods_halo_is_asked_by_its_name_or_its_spec():
+    from stf_engine import list_methods, method_halo
+
+    assert method_halo("starfm", 16, ("coarse_target",)) == method_halo(list_methods()["starfm"], 16, ("coarse_target",))
+    with pytest.raises(StfError, match="unknown method 'nope'"):
+        method_halo("nope", 16, ())
