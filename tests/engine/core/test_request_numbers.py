@@ -189,6 +189,7 @@ def test_a_progress_or_cancel_of_the_wrong_kind_is_one_line_before_any_work(tmp_
 def test_a_methods_halo_is_asked_by_its_name_or_its_spec():
     from stf_engine import list_methods, method_halo
 
-    assert method_halo("starfm", 16, ("coarse_target",)) == method_halo(list_methods()["starfm"], 16, ("coarse_target",))
+    given = ("coarse_target",)
+    assert method_halo("starfm", 16, given) == method_halo(list_methods()["starfm"], 16, given)
     with pytest.raises(StfError, match="unknown method 'nope'"):
         method_halo("nope", 16, ())
