@@ -22,6 +22,16 @@ def as_text_paths(request: object, names: Sequence[str]) -> None:
             raise StfError(f"{name} must be a path (text or a pathlib.Path), got {value!r}")
 
 
+def check_on_disk(request: object, names: Sequence[str]) -> None:
+    """Refuse an output in a GDAL virtual file system (/vsimem/, /vsis3/, …): outputs are written beside their
+    target and renamed into place when complete, which needs a folder on disk."""
+    for name in names:
+        value = getattr(request, name)
+        if value and value.replace("\\", "/").startswith("/vsi"):
+            raise StfError(f"{name} must be a path on disk, not a GDAL virtual file ({value}): STF writes its outputs "
+                           "beside the target and renames them when complete")
+
+
 def check_switches(request: object, names: Sequence[str]) -> None:
     """Refuse a named field that is not True or False (text such as 'false' would count as on)."""
     for name in names:

@@ -20,7 +20,7 @@ import torch
 
 from ..core import tiling
 from ..core.device import cpu_threads, resolve_device
-from ..core.fields import as_text_paths, check_switches
+from ..core.fields import as_text_paths, check_on_disk, check_switches
 from ..core.options import check_real, check_whole, split_list
 from ..core.outputs import check_writable_folder, refuse_overwrite, staged_folder
 from ..core.progress import Cancel, Progress, Warnings, check_cancel, reporter, stage
@@ -95,6 +95,7 @@ class EvaluationRequest:
         check_whole(self.window, "window", 1)
         check_scales(self.scales, SCALE_ROLES)
         as_text_paths(self, ("prediction", "truth", "fine_reference", "coarse", "out_dir"))
+        check_on_disk(self, ("out_dir",))
         check_switches(self, ("plots",))
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 from .. import roles
-from ..core.fields import as_text_paths, check_bands, check_switches
+from ..core.fields import as_text_paths, check_on_disk, check_bands, check_switches
 from ..core.options import check_real, check_whole, finite_number, split_list
 from ..core.tiling import DEFAULT_TILE, check_tile
 from ..errors import StfError
@@ -85,6 +85,7 @@ class FusionRequest:
         check_scales(self.scales, (*roles.ALL_ROLES, "truth"))
         _check_shift(self.coarse_shift)
         as_text_paths(self, (*roles.ALL_ROLES, "output", "weights", "error_maps_dir", "truth"))
+        check_on_disk(self, ("output", "error_maps_dir"))
         check_switches(self, ("uncertainty", "register", "cog"))
         if not isinstance(self.method, str):
             raise StfError(f"method must be a method's name, e.g. 'starfm'; got {self.method!r}")

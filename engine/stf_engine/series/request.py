@@ -8,7 +8,7 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 
 from .. import roles
 from ..core.device import resolve_device
-from ..core.fields import as_text_paths, check_bands, check_switches
+from ..core.fields import as_text_paths, check_on_disk, check_bands, check_switches
 from ..core.options import check_real, check_whole, split_list
 from ..core.tiling import DEFAULT_TILE, check_tile
 from ..errors import StfError
@@ -84,6 +84,7 @@ class SeriesRequest:
         check_real(self.coarse_resolution, "--coarse-res", optional=True)
         check_scales(self.scales, roles.ALL_ROLES)
         as_text_paths(self, ("series", "output_dir"))
+        check_on_disk(self, ("output_dir",))
         check_switches(self, ("register", "cog", "overwrite"))
         check_bands(self.bands)
         self.date_from, self.date_to = (_date_text(day) for day in (self.date_from, self.date_to))

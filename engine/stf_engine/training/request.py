@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from .. import roles
-from ..core.fields import as_text_paths, check_bands, check_switches
+from ..core.fields import as_text_paths, check_on_disk, check_bands, check_switches
 from ..core.options import check_real, check_whole
 from ..raster.reader import check_scales
 
@@ -75,6 +75,7 @@ class TrainingRequest:
         check_scales(self.scales, roles.ALL_ROLES)
         as_text_paths(self, ("output", roles.COARSE_TARGET, roles.FINE_REFERENCE, roles.COARSE_REFERENCE, roles.PAN,
                              "series", "resume"))
+        check_on_disk(self, ("output",))
         check_switches(self, ("keep_training_state",))
         check_bands(self.bands)
 

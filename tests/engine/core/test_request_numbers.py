@@ -165,6 +165,12 @@ def test_paths_may_be_pathlib_and_other_field_types_are_one_line(tmp_path):
         (lambda: SeriesRequest("s.csv", "out", mask_rules={"fine": "foo"}), "unknown mask rule 'foo'"),
         (lambda: EvaluationRequest("p.tif", "t.tif", plots="no"), "plots must be True or False"),
         (lambda: parse_options("starfm", 5), "expected text such as 'a, b' or a list of items; got 5"),
+        (lambda: FusionRequest(coarse_target="c.tif", fine_reference="f.tif", output="/vsimem/o.tif"),
+         "output must be a path on disk, not a GDAL virtual file (/vsimem/o.tif): STF writes its outputs beside"),
+        (lambda: fusion(error_maps_dir="/vsis3/b/maps"), "error_maps_dir must be a path on disk, not a GDAL virtual"),
+        (lambda: SeriesRequest("s.csv", "/vsimem/out"), "output_dir must be a path on disk"),
+        (lambda: TrainingRequest(model="ganstfm", output="/vsimem/m.pt"), "output must be a path on disk"),
+        (lambda: EvaluationRequest("p.tif", "t.tif", out_dir="/vsimem/r"), "out_dir must be a path on disk"),
     ]:
         with pytest.raises(StfError) as raised:
             build()
