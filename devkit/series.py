@@ -54,13 +54,15 @@ def write_mask(like: Path, target: Path, rows: slice, cols: slice) -> Path:
 
 
 def kranj_series(folder: Path, hide: Iterable[int] = (), fine: Optional[Dict[int, Path]] = None,
-                 coarse: Optional[Dict[int, Path]] = None, fine_masks: Optional[Dict[int, Path]] = None) -> Path:
+                 coarse: Optional[Dict[int, Path]] = None, fine_masks: Optional[Dict[int, Path]] = None,
+                 coarse_masks: Optional[Dict[int, Path]] = None) -> Path:
     """series.csv in `folder`: every MODIS day, Landsat on 068/077/093 except `hide`, with replacements."""
-    fine, coarse, fine_masks = fine or {}, coarse or {}, fine_masks or {}
-    rows = ["date,coarse,fine,fine_mask"]
+    fine, coarse, fine_masks, coarse_masks = fine or {}, coarse or {}, fine_masks or {}, coarse_masks or {}
+    rows = ["date,coarse,fine,fine_mask,coarse_mask"]
     for day in DAYS:
         image = fine.get(day, landsat(day)) if day in LANDSAT_DAYS and day not in hide else ""
-        rows.append(f"2020{day:03d},{coarse.get(day, modis(day))},{image},{fine_masks.get(day, '')}")
+        rows.append(f"2020{day:03d},{coarse.get(day, modis(day))},{image},{fine_masks.get(day, '')},"
+                    f"{coarse_masks.get(day, '')}")
     path = Path(folder) / "series.csv"
     path.write_text("\n".join(rows) + "\n")
     return path

@@ -10,7 +10,9 @@ Reliability, per pixel: each reference's expected error at its age (days to the 
 restored value had to travel; the coarse-only error where it was restored from coarse) from the series' own
 cross-validation, combined over the references used as independent estimates, raised to the coarse-only
 error where the fallback ran, and summed in quadrature with the prediction's coarse-consistency residual
-(its coarse-pixel means minus the coarse target's).
+(its coarse-pixel means minus the coarse target's). A coarse value restored in time (masked in its image) adds,
+in quadrature, the same model's error at the days it was carried: to its reference's estimate when it is a
+reference's coarse image, to the whole prediction when it is the target's.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ import numpy as np
 from ..core.blocks import block_mean, expand
 from ..core.progress import Cancel, Progress, check_cancel
 from ..raster.writer import PendingOutputs
-from .restore import coarse_name, fine_names
+from .restore import coarse_age_name, coarse_name, fine_names
 from .scene import SeriesScene, work_windows
 from .validate import ErrorModel
 from .work import WorkRasters
@@ -38,6 +40,7 @@ class Finished:
     reliability: str
     fallback: float
     restored: float
+    coarse_restored: float
     expected_error: float
     observed_rmse: Optional[float]
 
@@ -62,7 +65,7 @@ def finish_date(scene: SeriesScene, work: WorkRasters, raw_name: str, date: str,
     day = scene.entries[date].day
     threshold = _drastic_threshold(work, date, references, model)
     fused_path, reliability_path = output_names(output_dir, date)
-    counts = dict(valid=0, fallback=0, restored=0, observed=0)
+    counts = dict(valid=0, fallback=0, restored=0, coarse_restored=0, observed=0)
     sums = dict(error=0.0, observed=0.0)
     windows = work_windows(scene.grid, scene.ratio)
     with PendingOutputs(cancel) as outputs:
@@ -86,8 +89,12 @@ def finish_date(scene: SeriesScene, work: WorkRasters, raw_name: str, date: str,
                 age = work.read(age_name, window)[0]
                 counts["restored"] += int(((age > 0) & valid).sum())
                 travelled = abs((scene.entries[reference].day - day).days) + age
-                inverse += 1.0 / model.at(np.where(np.isnan(travelled), np.inf, travelled)) ** 2
+                moved = model.at(np.where(np.isnan(travelled), np.inf, travelled)) ** 2
+                inverse += 1.0 / (moved + _carried(model, work.read(coarse_age_name(reference), window)[0]))
             error = 1.0 / np.sqrt(np.maximum(inverse, 1e-12))
+            target_age = work.read(coarse_age_name(date), window)[0]
+            counts["coarse_restored"] += int(((target_age > 0) & valid).sum())
+            error = np.sqrt(error**2 + _carried(model, target_age))
             drastic = valid & (change > threshold)
             predicted[:, drastic] = target[:, drastic]
             error[drastic] = np.maximum(error[drastic], model.coarse)
@@ -112,6 +119,7 @@ def finish_date(scene: SeriesScene, work: WorkRasters, raw_name: str, date: str,
         fused_path, reliability_path,
         fallback=counts["fallback"] / pixels,
         restored=counts["restored"] / (pixels * max(len(references), 1)),
+        coarse_restored=counts["coarse_restored"] / pixels,
         expected_error=sums["error"] / pixels,
         observed_rmse=float(np.sqrt(sums["observed"] / counts["observed"])) if counts["observed"] else None,
     )
@@ -129,6 +137,12 @@ def _drastic_threshold(work: WorkRasters, date: str, references: Sequence[str], 
     median = float(np.median(values))
     spread = 1.4826 * float(np.median(np.abs(values - median)))
     return median + max(DRASTIC_SPREAD * spread, model.coarse)
+
+
+def _carried(model: ErrorModel, coarse_age: np.ndarray) -> np.ndarray:
+    """Squared expected error of coarse values carried `coarse_age` days by restoration (0 where observed)."""
+    carried = np.where(coarse_age > 0, coarse_age, 0.0)
+    return np.where(carried > 0, model.at(carried) ** 2, 0.0).astype(np.float32)
 
 
 def _rms_change(target: np.ndarray, reference: np.ndarray) -> np.ndarray:

@@ -113,6 +113,8 @@ class DateResult:
     reliability: Optional[str] = None
     restored: float = 0.0
     """Share of the references' pixels restored (masked or missing in them) before fusing."""
+    coarse_restored: float = 0.0
+    """Share of the coarse target's pixels restored in time (masked or missing in it) before fusing."""
     fallback: float = 0.0
     """Share of the image predicted from the coarse target alone because of drastic change."""
     expected_error: float = 0.0

@@ -1,7 +1,8 @@
 """Restoration, decoupled from fusion: masked pixels of the coarse and fine images filled before any date is fused.
 
 - A masked coarse pixel is interpolated in time between the nearest usable coarse values before and after it
-  (or taken from the one side that has one).
+  (or taken from the one side that has one). Each coarse image comes with its age map too: 0 where it was
+  clear, the days to the nearer date its value came from where it was restored.
 - A masked fine reference pixel takes the nearest other reference that is clear there, moved to the reference's
   date by the coarse change between the two dates (F' + C − C'); where no reference is clear, the coarse image
   itself. Each restored reference comes with its age map: 0 where it was clear, the days to the reference
@@ -36,29 +37,31 @@ def coarse_name(date: str) -> str:
     return f"coarse_{date}"
 
 
+def coarse_age_name(date: str) -> str:
+    return f"coarse_age_{date}"
+
+
 def restore_coarse(scene: SeriesScene, dates: Sequence[str], work: WorkRasters, max_gap: int,
-                   progress: Progress, cancel: Optional[Cancel]) -> Dict[str, float]:
-    """Write every date's coarse image onto the grid with its masked pixels filled in time; the share filled."""
+                   progress: Progress, cancel: Optional[Cancel]) -> None:
+    """Write every date's coarse image onto the grid with its masked pixels filled in time, and its age map."""
     coarse_dates = [d for d in scene.entries if scene.has("coarse", d)]
     windows = work_windows(scene.grid, scene.ratio)
-    filled = {}
     for index, date in enumerate(dates):
         progress(index / len(dates), f"aligning and restoring coarse images: {date}")
         before, after = _sides(scene, date, coarse_dates, max_gap)
-        restored = 0
         with PendingOutputs() as outputs:
             writer = work.create(outputs, coarse_name(date), scene.bands)
+            ages = work.create(outputs, coarse_age_name(date), 1)
             for window in windows:
                 check_cancel(cancel)
                 data, usable = scene.read("coarse", date, window)
+                age = np.zeros(usable.shape, np.float32)
                 if not usable.all():
-                    data, now = _interpolate(scene, date, window, data, usable, before, after)
-                    restored += int((now & ~usable).sum())
-                    usable = now
+                    data, age = _interpolate(scene, date, window, data, usable, before, after)
+                    usable = np.isfinite(age)
                 data[:, ~usable] = np.nan
                 writer.write(data, int(window.row_off), int(window.col_off))
-        filled[date] = restored / (scene.grid.width * scene.grid.height)
-    return filled
+                ages.write(age[None], int(window.row_off), int(window.col_off))
 
 
 def _sides(scene: SeriesScene, date: str, candidates: Sequence[str], max_gap: int) -> Tuple[List[str], List[str]]:
@@ -70,7 +73,8 @@ def _sides(scene: SeriesScene, date: str, candidates: Sequence[str], max_gap: in
 
 
 def _interpolate(scene: SeriesScene, date: str, window, data, usable, before, after):
-    """Masked pixels linearly interpolated in time between the nearest usable values on each side."""
+    """Masked pixels linearly interpolated in time between the nearest usable values on each side; with the age
+    map (0 where usable, days to the nearer side where restored, NaN where neither side has a value)."""
     day = scene.entries[date].day
     found = []
     for side in (before, after):
@@ -80,9 +84,10 @@ def _interpolate(scene: SeriesScene, date: str, window, data, usable, before, af
     both = np.isfinite(d1) & np.isfinite(d2)
     w2 = np.where(both, d1 / np.where(both, d1 + d2, 1.0), np.isfinite(d2).astype(np.float32))
     mixed = np.where(np.isfinite(d1), v1, 0.0) * (1 - w2) + np.where(np.isfinite(d2), v2, 0.0) * w2
-    now = usable | np.isfinite(d1) | np.isfinite(d2)
+    age = np.where(usable, 0.0, np.fmin(d1, d2)).astype(np.float32)
+    age[np.isinf(age)] = np.nan
     data = np.where(usable, data, mixed).astype(np.float32)
-    return data, now
+    return data, age
 
 
 def _nearest(kind: str, scene: SeriesScene, dates: Sequence[str], window, needed: np.ndarray, day):

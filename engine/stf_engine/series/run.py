@@ -225,8 +225,9 @@ def _kept(out: str, date: PlannedDate, earlier: Dict[str, dict]) -> DateResult:
     fused, reliability = output_names(out, date.date)
     record = earlier.get(date.date, {})
     return DateResult(date.date, "kept", tuple(record.get("references", ())), record.get("method", ""), fused,
-                      reliability, record.get("restored", 0.0), record.get("fallback", 0.0),
-                      record.get("expected_error", 0.0), record.get("observed_rmse"), "written by an earlier run")
+                      reliability, record.get("restored", 0.0), record.get("coarse_restored", 0.0),
+                      record.get("fallback", 0.0), record.get("expected_error", 0.0), record.get("observed_rmse"),
+                      "written by an earlier run")
 
 
 def _prepare(scene: SeriesScene, work: WorkRasters, request: SeriesRequest, todo: List[PlannedDate],
@@ -277,7 +278,7 @@ def _finish(scene: SeriesScene, work: WorkRasters, planned: _DateFusion, result:
     done = finish_date(scene, work, _raw(date), date, pairs, model, out, tags, progress, cancel)
     work.remove(_raw(date))
     return DateResult(date, "fused", pairs, result.method, done.fused, done.reliability, done.restored,
-                      done.fallback, done.expected_error, done.observed_rmse), warnings
+                      done.coarse_restored, done.fallback, done.expected_error, done.observed_rmse), warnings
 
 
 class _ThisThread(logging.Filter):

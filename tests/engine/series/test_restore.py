@@ -1,5 +1,6 @@
 """Restoring masked coarse pixels in time reads every image it needs once, however far it has to look: the open
-files are sized by the gap, so windows do not reopen (and warp again) images an 8-file cache dropped."""
+files are sized by the gap, so windows do not reopen (and warp again) images an 8-file cache dropped; and it says
+how many days each restored value was carried."""
 from __future__ import annotations
 
 import datetime
@@ -8,7 +9,7 @@ from contextlib import ExitStack
 import numpy as np
 from rasterio.windows import Window
 
-from devkit.series import synthetic_dates, synthetic_series, write_mask
+from devkit.series import SYNTHETIC_STEP, synthetic_dates, synthetic_series, write_mask
 from stf_engine import SeriesRequest
 from stf_engine.core.recent import MAX_OPEN
 from stf_engine.inputs.series_list import list_series
@@ -55,6 +56,8 @@ def test_restoring_a_date_that_looks_far_opens_each_image_once(tmp_path, monkeyp
         opened.clear()
         restore_coarse(scene, [dates[TARGET]], work, request.max_gap, lambda *a: None, None)
         restored = work.read(f"coarse_{dates[TARGET]}", Window(0, 0, 64, 64))
+        age = work.read(restore.coarse_age_name(dates[TARGET]), Window(0, 0, 64, 64))
     coarse = [path for path in opened if "coarse_" in str(path)]
     assert len(coarse) == len(set(coarse)) == 15  # the date itself and 7 on each side, each opened once
     assert np.isfinite(restored).all()
+    assert (age == 7 * SYNTHETIC_STEP).all(), "the age map holds the days to the nearer date the value came from"

@@ -34,7 +34,8 @@ def reliability(path):
 
 def series(tmp_path, **kwargs) -> SeriesRequest:
     tmp_path.mkdir(parents=True, exist_ok=True)
-    csv = kranj_series(tmp_path, **{k: kwargs.pop(k) for k in ("hide", "fine", "coarse", "fine_masks") if k in kwargs})
+    csv = kranj_series(tmp_path, **{k: kwargs.pop(k) for k in ("hide", "fine", "coarse", "fine_masks", "coarse_masks")
+                                    if k in kwargs})
     return SeriesRequest(series=str(csv), output_dir=str(tmp_path / "out"), **SERIES_OPTIONS, **kwargs)
 
 
@@ -101,6 +102,20 @@ def test_a_masked_cloud_never_reaches_the_output_and_its_pixels_are_flagged_less
     unmasked_cloud = fuse_series(series(tmp_path / "no_mask", hide=(77,), fine={68: cloudy}, dates=(iso(77),)))
     leaked, _ = read(unmasked_cloud.dates[0].fused)
     assert leaked[:, inside].max() > 0.5  # without the mask the cloud does reach it: the mask is what stops it
+
+
+def test_a_masked_coarse_target_pixel_is_restored_in_time_counted_and_flagged_less_reliable(without_077, tmp_path):
+    clear, _ = without_077
+    mask = write_mask(modis(77), tmp_path / "modis_mask_077.tif", *CHANGED)
+    masked = fuse_series(series(tmp_path, hide=(77,), coarse_masks={77: mask}, dates=(iso(77),))).dates[0]
+    unmasked = next(d for d in clear.dates if d.date == iso(77))
+    expected = reliability(unmasked.reliability)
+    inside = np.zeros(expected.shape, bool)
+    inside[CHANGED] = True
+    assert np.isfinite(expected).all(), "MODIS covers the whole grid on every date"
+    assert unmasked.coarse_restored == 0 and masked.coarse_restored == pytest.approx(inside.mean(), abs=0.01)
+    raised = reliability(masked.reliability) > expected
+    assert raised[inside].mean() > 0.9
 
 
 def _cloud(values: np.ndarray) -> np.ndarray:
