@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 from .. import roles
-from ..core.fields import as_text_paths, check_on_disk, check_bands, check_switches
+from ..core.fields import as_text_paths, check_bands, check_on_disk, check_switches
 from ..core.options import check_real, check_whole, finite_number, split_list
 from ..core.tiling import DEFAULT_TILE, check_tile
 from ..errors import StfError

@@ -141,7 +141,7 @@ def _drastic_threshold(work: WorkRasters, date: str, references: Sequence[str], 
 
 def _carried(model: ErrorModel, coarse_age: np.ndarray) -> np.ndarray:
     """Squared expected error of coarse values carried `coarse_age` days by restoration (0 where observed)."""
-    carried = np.where(coarse_age > 0, coarse_age, 0.0)
+    carried = np.nan_to_num(coarse_age)  # NaN: no coarse value at all, a pixel that is not valid anyway
     return np.where(carried > 0, model.at(carried) ** 2, 0.0).astype(np.float32)
 
 

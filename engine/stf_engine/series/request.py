@@ -8,7 +8,7 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 
 from .. import roles
 from ..core.device import resolve_device
-from ..core.fields import as_text_paths, check_on_disk, check_bands, check_switches
+from ..core.fields import as_text_paths, check_bands, check_on_disk, check_switches
 from ..core.options import check_real, check_whole, split_list
 from ..core.tiling import DEFAULT_TILE, check_tile
 from ..errors import StfError

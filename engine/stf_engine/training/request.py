@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from .. import roles
-from ..core.fields import as_text_paths, check_on_disk, check_bands, check_switches
+from ..core.fields import as_text_paths, check_bands, check_on_disk, check_switches
 from ..core.options import check_real, check_whole
 from ..raster.reader import check_scales
 
