@@ -60,7 +60,7 @@ def fuse_series(request: SeriesRequest, progress: Optional[Progress] = None,
     written = {f"{kind} image of {p.date}": path for p in planned
                for kind, path in zip(OUTPUT_KINDS, output_names(out, p.date))}
     refuse_overwrite({**written, "manifest": os.path.join(out, MANIFEST), "stack": os.path.join(out, STACK)},
-                     series_files(entries))
+                     {"series list": request.series, **series_files(entries)})
     earlier, settings = read_manifest(out)
     todo = [p for p in planned if request.overwrite or not _done(out, p)]
     _check_same_settings(out, settings, _settings(request), len(planned) - len(todo))

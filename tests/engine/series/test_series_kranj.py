@@ -118,6 +118,17 @@ def test_a_masked_coarse_target_pixel_is_restored_in_time_counted_and_flagged_le
     assert raised[inside].mean() > 0.9
 
 
+@pytest.mark.parametrize("name", ["series.json", "series.vrt"])
+def test_a_series_list_named_like_the_manifest_or_stack_in_the_output_folder_is_refused_not_overwritten(tmp_path,
+                                                                                                       name):
+    listed = kranj_series(tmp_path)
+    text = listed.read_text()
+    renamed = listed.rename(tmp_path / name)
+    with pytest.raises(StfError, match=f"would overwrite the series list: .*{name}; choose another path"):
+        fuse_series(SeriesRequest(series=str(renamed), output_dir=str(tmp_path), **SERIES_OPTIONS))
+    assert renamed.read_text() == text
+
+
 def _cloud(values: np.ndarray) -> np.ndarray:
     values[(slice(None),) + CLOUD] = 9000
     return values
