@@ -4,33 +4,55 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Dict, Optional, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, Optional
 from xml.sax.saxutils import escape
 
 import rasterio
 
 from ..errors import StfError
-from .request import DateResult
+from .request import OUTDATED, DateResult
 
 MANIFEST = "series.json"
 STACK = "series.vrt"
 
 
-def read_manifest(output_dir: str) -> Tuple[Dict[str, dict], Optional[dict]]:
-    """(date → its record, the settings its dates were fused with) from an earlier run's series.json; empty and
-    None when there is none (or it cannot be read, or it predates recorded settings)."""
+@dataclass(frozen=True)
+class Recorded:
+    """What series.json says of an earlier run's folder: each date's record, the settings its dates were fused
+    with and the series' cross-validation (None when not recorded)."""
+
+    records: Dict[str, dict] = field(default_factory=dict)
+    settings: Optional[dict] = None
+    validation: Optional[dict] = None
+
+
+def read_manifest(output_dir: str) -> Recorded:
+    """An earlier run's series.json; empty when there is none (or it cannot be read)."""
     path = os.path.join(output_dir, MANIFEST)
     if not os.path.isfile(path):
-        return {}, None
+        return Recorded()
     try:
         with open(path) as handle:
             manifest = json.load(handle)
-        return {record["date"]: record for record in manifest.get("dates", [])}, manifest.get("settings")
+        return Recorded({record["date"]: record for record in manifest.get("dates", [])}, manifest.get("settings"),
+                        manifest.get("validation"))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return {}, None
+        return Recorded()
 
 
-def write_manifest(output_dir: str, dates: Sequence[DateResult], extra: dict) -> str:
+def recorded_result(output_dir: str, record: dict) -> DateResult:
+    """A date's DateResult as series.json records it (file names joined to the folder; unknown keys ignored)."""
+    known = {f.name for f in dataclasses.fields(DateResult)}
+    values = {key: value for key, value in record.items() if key in known}
+    for key in ("fused", "reliability"):
+        values[key] = os.path.join(output_dir, values[key]) if values.get(key) else None
+    for key in ("references", "inputs"):
+        values[key] = tuple(values.get(key) or ())
+    return DateResult(**values)
+
+
+def write_manifest(output_dir: str, dates: Iterable[DateResult], extra: dict) -> str:
     """series.json: the run's facts (`extra`) and one record per date."""
     path = os.path.join(output_dir, MANIFEST)
     records = []
@@ -42,8 +64,12 @@ def write_manifest(output_dir: str, dates: Sequence[DateResult], extra: dict) ->
     return _write_whole(path, json.dumps({**extra, "dates": records}, indent=2))
 
 
-def write_stack(output_dir: str, fused: Sequence[str]) -> str:
-    """series.vrt: every band of every fused date in date order, described '<date> <band name>'."""
+def write_stack(output_dir: str, dates: Iterable[DateResult]) -> Optional[str]:
+    """series.vrt: every band of every fused or kept date in date order, described '<date> <band name>'; None (and
+    no file) when there is none."""
+    fused = [r.fused for r in sorted(dates, key=lambda r: r.date) if r.fused and r.status != OUTDATED]
+    if not fused:
+        return None
     path = os.path.join(output_dir, STACK)
     bands = []
     with rasterio.open(fused[0]) as first:
@@ -57,9 +83,11 @@ def write_stack(output_dir: str, fused: Sequence[str]) -> str:
             for band in range(1, dataset.count + 1):
                 name = dataset.descriptions[band - 1] or f"band {band}"
                 nodata_xml = f"<NoDataValue>{nodata}</NoDataValue>" if nodata is not None else ""
+                units = (f"<Offset>{dataset.offsets[band - 1]!r}</Offset><Scale>{dataset.scales[band - 1]!r}</Scale>"
+                         if (dataset.scales[band - 1], dataset.offsets[band - 1]) != (1.0, 0.0) else "")
                 bands.append(
                     f'  <VRTRasterBand dataType="{kind}" band="{len(bands) + 1}">'
-                    f"<Description>{escape(day + ' ' + name)}</Description>{nodata_xml}"
+                    f"<Description>{escape(day + ' ' + name)}</Description>{nodata_xml}{units}"
                     f'<SimpleSource><SourceFilename relativeToVRT="1">{escape(os.path.basename(file))}</SourceFilename>'
                     f"<SourceBand>{band}</SourceBand></SimpleSource></VRTRasterBand>"
                 )

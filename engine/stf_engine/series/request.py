@@ -100,13 +100,17 @@ class SeriesRequest:
         return GPU_DATE_BATCH if resolve_device(self.device).type == "cuda" else 1
 
 
+OUTDATED = "outdated"
+"""A date's status in series.json while a stopped --overwrite run had not fused it again (its files are older)."""
+
+
 @dataclass(frozen=True)
 class DateResult:
     """What happened to one target date (dates as YYYY-MM-DD)."""
 
     date: str
     status: str
-    """'fused', 'kept' (done by an earlier run), or 'skipped' (no usable reference: see `note`)."""
+    """'fused', 'kept' (done by an earlier run), 'skipped' (no usable reference: see `note`), or OUTDATED."""
     references: Tuple[str, ...] = ()
     method: str = ""
     fused: Optional[str] = None
@@ -122,6 +126,9 @@ class DateResult:
     observed_rmse: Optional[float] = None
     """When the date has its own fine image: the fusion's RMSE against it on its clear pixels."""
     note: str = ""
+    inputs: Tuple[str, ...] = ()
+    """The files of the series list the date depends on: its own and its references' images and masks. A re-run
+    that finds other files for a date already fused refuses to keep it."""
 
 
 @dataclass

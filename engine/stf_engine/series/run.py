@@ -15,7 +15,7 @@ import tempfile
 import threading
 import time
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import rasterio
@@ -24,7 +24,6 @@ from .. import roles
 from ..core.device import cpu_threads
 from ..core.outputs import check_writable_folder, made_folder, output_lock, refuse_overwrite
 from ..core.progress import Cancel, Progress, Warnings, check_cancel, log, reporter, silent, stage
-from ..errors import StfError
 from ..fusion.request import FusionRequest, FusionResult, check_cluster
 from ..fusion import distributed
 from ..fusion.run import GDAL_CACHE_BYTES, batches_dates, fuse, fuse_dates, shared_by_dates
@@ -32,9 +31,10 @@ from ..fusion.surveys import ReferenceSurveys
 from ..inputs.series_list import Dated, list_series, series_files
 from ..methods.catalog import get_method, resolved_options
 from .finish import OUTPUT_KINDS, finish_date, is_date_output, output_names
-from .manifest import MANIFEST, STACK, read_manifest, write_manifest, write_stack
+from .folder import STOPPED_OVERWRITE, date_inputs, kept_dates, read_earlier
+from .manifest import MANIFEST, STACK, write_manifest, write_stack
 from .plan import PlannedDate, plan_entries
-from .request import DateResult, KeptDates, SeriesRequest, SeriesResult
+from .request import OUTDATED, DateResult, KeptDates, SeriesRequest, SeriesResult
 from .restore import Restored, coarse_name, restore_coarse, restore_references
 from .scene import SeriesScene
 from .validate import ErrorModel, error_model
@@ -61,11 +61,19 @@ def fuse_series(request: SeriesRequest, progress: Optional[Progress] = None,
                for kind, path in zip(OUTPUT_KINDS, output_names(out, p.date))}
     refuse_overwrite({**written, "manifest": os.path.join(out, MANIFEST), "stack": os.path.join(out, STACK)},
                      {"series list": request.series, **series_files(entries)})
-    earlier, settings = read_manifest(out)
-    todo = [p for p in planned if request.overwrite or not _done(out, p)]
-    _check_same_settings(out, settings, _settings(request), len(planned) - len(todo))
-    results: Dict[str, DateResult] = {p.date: _kept(out, p, earlier) for p in planned if p not in todo}
+    earlier = read_earlier(out)
+    settings = _settings(request)
+    inputs = {p.date: date_inputs(p, entries) for p in planned}
+    kept, said = kept_dates(out, earlier, planned, settings, inputs, request.overwrite)
+    todo = [p for p in planned if p.date not in kept]
+    results: Dict[str, DateResult] = dict(kept)
+    asked = {p.date for p in planned}
+    # series.json describes every date in the folder: its other dates, and the requested ones until fused again
+    folder = {date: replace(result, status=OUTDATED, note=STOPPED_OVERWRITE) if date in asked else result
+              for date, result in earlier.dates.items() if date not in kept}
+    validation = earlier.validation if earlier.settings == settings else None
     warnings = Warnings()
+    warnings.extend_unique(said)
     with made_folder(out), _kept_when_stopped(out, planned, results, request.overwrite), \
             rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), ExitStack() as stack:
         stack.enter_context(output_lock(os.path.join(out, MANIFEST)))
@@ -82,7 +90,8 @@ def fuse_series(request: SeriesRequest, progress: Optional[Progress] = None,
             warnings.extend_unique(scene.warnings)  # and what reading the masks found
         for date in (d for d in todo if not d.usable):
             note = f"no usable fine reference within {request.max_gap} days"
-            results[date.date] = DateResult(date.date, "skipped", note=note)
+            results[date.date] = DateResult(date.date, "skipped", note=note, inputs=inputs[date.date])
+            _remove_outputs(out, date.date)  # fused by an earlier run (--overwrite): the folder holds one fusion
             warnings.add(f"{date.date}: skipped, {note}")
         usable = [d for d in todo if d.usable]
         dates = stage(report, PREPARATION_SHARE, 1.0)
@@ -94,19 +103,15 @@ def fuse_series(request: SeriesRequest, progress: Optional[Progress] = None,
             done = _here(scene, work, request, usable, references, model, out, dates, cancel)
         else:
             done = iter(())
-        manifest = None
         for result, date_warnings in done:
-            results[result.date] = result
+            results[result.date] = replace(result, inputs=inputs[result.date])
             warnings.extend_unique(date_warnings)
-            manifest = write_manifest(out, list(results.values()), _facts(request, model))  # kept, skipped too
-        ordered = tuple(results[p.date] for p in planned)
-        if manifest is None:  # no date fused in this run: the kept and skipped ones
-            manifest = write_manifest(out, list(ordered), _facts(request, model))
-        fused = [r.fused for r in ordered if r.fused]
-        stack_path = write_stack(out, fused) if fused else None
+            write_manifest(out, {**folder, **results}.values(), _facts(request, model, validation))
+        manifest = write_manifest(out, {**folder, **results}.values(), _facts(request, model, validation))
+        stack_path = write_stack(out, {**folder, **results}.values())
     report(1.0, "done")
-    return SeriesResult(out, ordered, manifest, stack_path, model.pairs if model else (),
-                        time.perf_counter() - started, tuple(warnings))
+    return SeriesResult(out, tuple(results[p.date] for p in planned), manifest, stack_path,
+                        model.pairs if model else (), time.perf_counter() - started, tuple(warnings))
 
 
 @contextmanager
@@ -216,18 +221,10 @@ def _date_task(request: SeriesRequest, entries: List[Dated], coarse_shift: Tuple
         return _finish(scene, work, planned, fused, model, out, silent, None)
 
 
-def _done(out: str, date: PlannedDate) -> bool:
-    return all(os.path.isfile(path) for path in output_names(out, date.date))
-
-
-def _kept(out: str, date: PlannedDate, earlier: Dict[str, dict]) -> DateResult:
-    """A date an earlier run finished: its record from series.json, its files as they are."""
-    fused, reliability = output_names(out, date.date)
-    record = earlier.get(date.date, {})
-    return DateResult(date.date, "kept", tuple(record.get("references", ())), record.get("method", ""), fused,
-                      reliability, record.get("restored", 0.0), record.get("coarse_restored", 0.0),
-                      record.get("fallback", 0.0), record.get("expected_error", 0.0), record.get("observed_rmse"),
-                      "written by an earlier run")
+def _remove_outputs(out: str, date: str) -> None:
+    for path in output_names(out, date):
+        if os.path.isfile(path):
+            os.remove(path)
 
 
 def _prepare(scene: SeriesScene, work: WorkRasters, request: SeriesRequest, todo: List[PlannedDate],
@@ -331,22 +328,14 @@ def _settings(request: SeriesRequest) -> dict:
     }))
 
 
-def _check_same_settings(out: str, recorded: Optional[dict], settings: dict, kept: int) -> None:
-    """Refuse to keep dates fused with other settings next to new ones: the folder would mix two fusions, and its
-    series.json would describe only the last."""
-    if not kept or recorded is None or recorded == settings:
-        return
-    other_method = recorded.get("method") != settings["method"]  # then other options go without saying
-    changed = [f"{key} {json.dumps(recorded.get(key))} → {json.dumps(value)}" for key, value in settings.items()
-               if recorded.get(key) != value and not (key == "options" and other_method)]
-    raise StfError(f"the {kept} date(s) already fused in {out} used other settings ({'; '.join(changed)}); add "
-                   f"--overwrite to fuse them again with these, or choose another output folder")
-
-
-def _facts(request: SeriesRequest, model: Optional[ErrorModel]) -> dict:
+def _facts(request: SeriesRequest, model: Optional[ErrorModel], earlier: Optional[dict]) -> dict:
+    """series.json's run facts; the cross-validation is this run's, or the earlier one's (`earlier`) when this run
+    fused no date."""
     facts = {"series": os.path.abspath(request.series), "method": request.method, "max_gap_days": request.max_gap,
              "settings": _settings(request)}
-    if model is not None:
+    if model is None and earlier is not None:
+        facts["validation"] = earlier
+    elif model is not None:
         facts["validation"] = {
             "error_per_root_day": model.per_root_day,
             "coarse_only_rmse": model.coarse,

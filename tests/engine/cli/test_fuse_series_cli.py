@@ -3,6 +3,7 @@ with nothing left in the output folder; each warning once; an interrupted run na
 folder of a killed run goes with the next run."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -103,23 +104,90 @@ def test_each_warning_is_printed_once_and_a_dates_own_name_their_date(tmp_path, 
     assert [line.split(": ")[0] for line in units[1:]] == list(dates) and len(units) == 1 + len(dates)
 
 
-def test_a_run_into_a_folder_fused_with_other_settings_is_refused_unless_it_overwrites(tmp_path, capsys):
+def test_a_run_into_a_folder_fused_with_other_settings_is_refused_unless_it_fuses_every_date_again(tmp_path, capsys):
+    """The folder holds one fusion: other settings are refused even for dates this run does not ask for, and
+    --overwrite must ask for every date in the folder."""
     csv, out = kranj_series(tmp_path, hide=(77,)), tmp_path / "out"
     first = ["--series", str(csv), "--out", str(out), "--method", "delta"] + KRANJ_ARGS
     assert run(first + ["--dates", iso(70)], capsys)[0] == 0
     code, printed, err = run(first + ["--dates", f"{iso(70)},{iso(71)}"], capsys)  # the same settings: resumes
     assert code == 0 and f"{iso(70)}  kept" in printed
-    other = ["--series", str(csv), "--out", str(out), "--method", "starfm", "--dates", f"{iso(70)},{iso(72)}",
-             "--coarse-res", "480", "--scale", "fine=2e-4"]
+    other = ["--series", str(csv), "--out", str(out), "--method", "starfm", "--coarse-res", "480", "--scale",
+             "fine=2e-4"]
     before = sorted(os.listdir(out))
-    code, _, err = run(other, capsys)
+    said = (f'error: the 2 date(s) already fused in {out} used other settings (method "delta" → "starfm"; scales '
+            f'{{"fine_reference": 0.0001, "fine_reference_2": 0.0001}} → '
+            f'{{"fine_reference": 0.0002, "fine_reference_2": 0.0002}})')
+    code, _, err = run(other + ["--dates", f"{iso(70)},{iso(71)}"], capsys)
     assert code == 2 and err.strip().splitlines()[-1] == (
-        f'error: the 1 date(s) already fused in {out} used other settings (method "delta" → "starfm"; scales '
-        f'{{"fine_reference": 0.0001, "fine_reference_2": 0.0001}} → '
-        f'{{"fine_reference": 0.0002, "fine_reference_2": 0.0002}}); add --overwrite to fuse them again with these, '
-        f"or choose another output folder")
+        f"{said}; add --overwrite to fuse them again with these, or choose another output folder")
+    for asked in ([], ["--overwrite"]):  # a date range beside the folder's, or one of its dates fused again
+        code, _, err = run(other + ["--dates", f"{iso(71)},{iso(72)}"] + asked, capsys)
+        assert code == 2 and err.strip().splitlines()[-1] == (
+            f"{said}, and this run does not ask for 1 date of them ({iso(70)}); to fuse them all again with these, "
+            f"ask for every date in the folder with --overwrite, or choose another output folder")
     assert sorted(os.listdir(out)) == before
-    assert run(other + ["--overwrite"], capsys)[0] == 0
+    assert run(other + ["--dates", f"{iso(70)},{iso(71)},{iso(72)}", "--overwrite"], capsys)[0] == 0
+    assert {r["method"] for r in json.loads((out / "series.json").read_text())["dates"]} == {"starfm"}
+
+
+def test_a_stopped_overwrite_leaves_its_dates_to_fuse_when_run_again_without_it(tmp_path, capsys, monkeypatch):
+    csv, out = kranj_series(tmp_path, hide=(77,)), tmp_path / "out"
+    dates = ",".join(iso(day) for day in (70, 71, 72))
+    args = ["--series", str(csv), "--out", str(out), "--dates", dates] + KRANJ_ARGS
+    assert run(args + ["--method", "delta"], capsys)[0] == 0
+    fuse_dates = series_run.fuse_dates
+
+    def stopped_at_the_second(requests, *rest):
+        if iso(71) in requests[0].output:
+            raise KeyboardInterrupt()
+        return fuse_dates(requests, *rest)
+
+    monkeypatch.setattr(series_run, "fuse_dates", stopped_at_the_second)
+    code, _, err = run(args + ["--method", "starfm", "--overwrite"], capsys)
+    assert code == 130 and err.splitlines()[-1].endswith("run again without --overwrite to fuse the 2 unfinished")
+    records = {r["date"]: r for r in json.loads((out / "series.json").read_text())["dates"]}
+    assert [records[iso(day)]["status"] for day in (70, 71, 72)] == ["fused", "outdated", "outdated"]
+    monkeypatch.setattr(series_run, "fuse_dates", fuse_dates)
+    code, printed, err = run(args + ["--method", "starfm"], capsys)
+    assert code == 0, err
+    assert [line.split()[1] for line in printed.splitlines() if line.startswith("2020-")] == ["kept", "fused", "fused"]
+    for day in (70, 71, 72):
+        with rasterio.open(out / f"fused_{iso(day)}.tif") as fused:
+            assert fused.tags()["STF_METHOD"] == "starfm"
+
+
+def test_the_manifest_and_stack_describe_every_date_in_the_folder(tmp_path, capsys):
+    csv, out = kranj_series(tmp_path, hide=(77,)), tmp_path / "out"
+    args = ["--series", str(csv), "--out", str(out), "--method", "delta"] + KRANJ_ARGS
+    for day in (70, 71, 70):  # two runs of one date each, then one that keeps its date
+        assert run(args + ["--dates", iso(day)], capsys)[0] == 0
+    manifest = json.loads((out / "series.json").read_text())
+    assert [(r["date"], r["status"]) for r in manifest["dates"]] == [(iso(70), "kept"), (iso(71), "kept")]
+    assert all(r["expected_error"] > 0.001 and r["references"] for r in manifest["dates"])
+    assert manifest["validation"]["cross_predictions"]  # kept from the runs that fused
+    with rasterio.open(out / "series.vrt") as stack, rasterio.open(out / f"fused_{iso(70)}.tif") as fused:
+        assert stack.count == 2 * fused.count
+        assert stack.descriptions[fused.count].startswith(iso(71))
+        assert stack.scales == fused.scales * 2 and fused.scales[0] == pytest.approx(1e-4)  # as the images read
+        assert np.array_equal(stack.read(1), fused.read(1), equal_nan=True)
+
+
+def test_a_date_whose_files_in_the_series_list_changed_is_not_kept_silently(tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["--out", str(out), "--method", "delta", "--dates", f"{iso(76)},{iso(77)}"] + KRANJ_ARGS
+    assert run(["--series", str(kranj_series(tmp_path, hide=(77,)))] + args, capsys)[0] == 0
+    (tmp_path / "now").mkdir()
+    now = ["--series", str(kranj_series(tmp_path / "now"))] + args  # 2020-03-17 now has its own Landsat image
+    code, _, err = run(now, capsys)
+    assert code == 2 and err.strip().splitlines()[-1] == (
+        f"error: the series list gives other files for 2 date(s) already fused in {out} ({iso(76)}, {iso(77)}: it "
+        f"now lists {landsat(77)}); add --overwrite to fuse them again (asking for those dates only keeps the "
+        f"others), or choose another output folder")
+    code, printed, err = run(now + ["--overwrite"], capsys)
+    assert code == 0, err
+    row = next(line for line in printed.splitlines() if line.startswith(iso(77)))
+    assert row.split()[-1] != "—"  # scored against its own fine image now
 
 
 def test_a_mask_that_covers_part_of_the_grid_says_so_once(tmp_path, capsys):
