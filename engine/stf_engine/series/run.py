@@ -24,6 +24,7 @@ from .. import roles
 from ..core.device import cpu_threads
 from ..core.outputs import check_writable_folder, made_folder, output_lock, refuse_overwrite
 from ..core.progress import Cancel, Progress, Warnings, check_cancel, log, reporter, silent, stage
+from ..errors import StfError
 from ..fusion.request import FusionRequest, FusionResult, check_cluster
 from ..fusion import distributed
 from ..fusion.run import GDAL_CACHE_BYTES, batches_dates, fuse, fuse_dates, shared_by_dates
@@ -33,7 +34,7 @@ from ..methods.catalog import get_method, resolved_options
 from .finish import OUTPUT_KINDS, finish_date, is_date_output, output_names
 from .folder import STOPPED_OVERWRITE, date_inputs, kept_dates, read_earlier
 from .manifest import MANIFEST, STACK, write_manifest, write_stack
-from .plan import PlannedDate, plan_entries
+from .plan import MIN_CLEAR, PlannedDate, plan_entries
 from .request import OUTDATED, DateResult, KeptDates, SeriesRequest, SeriesResult
 from .restore import Restored, coarse_name, restore_coarse, restore_references
 from .scene import SeriesScene
@@ -55,6 +56,8 @@ def fuse_series(request: SeriesRequest, progress: Optional[Progress] = None,
     check_cluster(request)
     entries = list_series(request.series, pairs_only=False)
     planned = plan_entries(entries, request)
+    if not request.output_dir:
+        raise StfError("no output folder given; name the folder to write the fused dates into")
     out = os.path.abspath(request.output_dir)
     check_writable_folder(out, "series output")
     written = {f"{kind} image of {p.date}": path for p in planned
@@ -235,6 +238,8 @@ def _prepare(scene: SeriesScene, work: WorkRasters, request: SeriesRequest, todo
     restore_coarse(scene, coarse, work, request.max_gap, stage(progress, 0.0, 0.6), cancel)
     references = restore_references(scene, candidates, work, request.max_gap, stage(progress, 0.6, 0.9), cancel)
     clear = {d: r.clear for d, r in references.items()}
+    scene.warnings.extend(f"the fine image of {date} is {share:.0%} clear after its mask (under {MIN_CLEAR:.0%}): it "
+                          f"is not used as a reference" for date, share in clear.items() if share < MIN_CLEAR)
     replanned = {p.date: p for p in plan_entries(list(scene.entries.values()), request, clear)}
     todo = [replanned[p.date] for p in todo]
     progress(0.9, "cross-validating the references")
@@ -271,7 +276,8 @@ def _finish(scene: SeriesScene, work: WorkRasters, planned: _DateFusion, result:
     named by the date."""
     date, pairs = planned.date.date, planned.date.pairs
     warnings = planned.warnings + [f"{date}: {w}" for w in result.warnings if "auto takes" not in w]
-    tags = {"STF_DATE": date, "STF_METHOD": result.method, "STF_REFERENCES": ",".join(pairs)}
+    tags = {"STF_DATE": date, "STF_METHOD": result.method, "STF_REFERENCES": ",".join(pairs),
+            "STF_TILE": str(result.tile), "STF_HALO": str(result.halo)}  # as `fuse` tags its output
     done = finish_date(scene, work, _raw(date), date, pairs, model, out, tags, progress, cancel)
     work.remove(_raw(date))
     return DateResult(date, "fused", pairs, result.method, done.fused, done.reliability, done.restored,

@@ -18,7 +18,7 @@ from rasterio.crs import CRS
 
 from devkit.series import iso, kranj_series, landsat, modis
 from devkit.synthetic import UTM49N, fine_transform, write
-from stf_engine import StfError, list_series
+from stf_engine import SeriesRequest, StfError, fuse_series, list_series
 from stf_engine.cli import main
 from stf_engine.cli.main import Stopped
 from stf_engine.core.outputs import lock_path, output_lock
@@ -199,6 +199,30 @@ def test_a_mask_that_covers_part_of_the_grid_says_so_once(tmp_path, capsys):
     notes = [line for line in err.splitlines() if "covers" in line]
     assert code == 0 and notes == [f"warning: the fine mask of {iso(77)} covers 20% of the fine grid; the rest "
                                    f"counts as masked: {corner}"]
+
+
+def test_a_fine_reference_masked_all_over_is_left_out_with_a_warning(tmp_path, capsys):
+    with rasterio.open(landsat(68)) as fine:
+        cloud = write(tmp_path / "mask_068.tif", np.ones((1, fine.height, fine.width), np.uint8), fine.transform,
+                      crs=fine.crs)
+    csv = kranj_series(tmp_path, fine_masks={68: cloud})
+    code, printed, err = run(["--series", str(csv), "--out", str(tmp_path / "out"), "--dates", iso(75),
+                              "--method", "delta"] + KRANJ_ARGS, capsys)
+    assert code == 0, err
+    assert f"warning: the fine image of {iso(68)} is 0% clear after its mask (under 5%): it is not used as a " \
+           f"reference" in err.splitlines()
+    assert f"{iso(77)} + {iso(93)}" in printed
+
+
+def test_a_series_date_carries_its_tiling_like_a_single_run_and_an_output_folder_is_required(tmp_path, capsys):
+    csv, out = kranj_series(tmp_path, hide=(77,)), tmp_path / "out"
+    code, _, err = run(["--series", str(csv), "--out", str(out), "--dates", iso(70), "--method", "delta",
+                        "--tile", "64"] + KRANJ_ARGS, capsys)
+    assert code == 0, err
+    with rasterio.open(out / f"fused_{iso(70)}.tif") as fused:
+        assert fused.tags()["STF_TILE"] == "64"  # what `stf evaluate` finds the tile borders by
+    with pytest.raises(StfError, match="no output folder given"):
+        fuse_series(SeriesRequest(str(csv), None))
 
 
 def test_a_series_list_saved_with_a_byte_order_mark_is_read(tmp_path):
