@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from .. import (
     DEVICES, EVALUATION_SCALE_ROLES, EvaluationReport, EvaluationRequest, evaluate, parse_evaluation_scales,
@@ -61,13 +62,20 @@ def format_table(report: EvaluationReport) -> str:
     rows = [header]
     for name in names:
         values = [band.get(name) for band in report.bands] + [report.overall[name]]
-        rows.append([name] + ["" if v is None else f"{v:.4f}" for v in values])
+        rows.append([name] + [_cell(v) for v in values])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = []
     for row in rows:
         cells = [cell.rjust(width) if i else cell.ljust(width) for i, (cell, width) in enumerate(zip(row, widths))]
         lines.append("  ".join(cells))
     return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    """A table cell: empty for a measure left out, 'n/a' for an undefined one (NaN)."""
+    if value is None:
+        return ""
+    return "n/a" if math.isnan(value) else f"{value:.4f}"
 
 
 def run(args) -> int:

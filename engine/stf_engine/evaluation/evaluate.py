@@ -25,6 +25,7 @@ from ..core.options import check_real, check_whole, split_list
 from ..core.outputs import check_writable_folder, refuse_overwrite, staged_folder
 from ..core.progress import Cancel, Progress, Warnings, check_cancel, reporter, stage
 from ..errors import StfError
+from ..inputs.aligned import orders_apart, typical_level
 from ..raster.grid import Grid, resolution_in
 from ..raster.open import open_on_grid, open_raster
 from ..raster.reader import AlignedRaster, Scale, check_scales, parse_scale
@@ -58,6 +59,9 @@ UNITS = {
 }
 SCALE_ROLES = ("prediction", "truth", "fine_reference", "coarse")
 """The inputs an evaluation's scales (`--scale ROLE=…`) may set."""
+UNDEFINED_ON_CONSTANT = {"t": ("r2", "cc", "edge"), "p": ("cc",)}
+"""Measures that divide by the truth's ("t") or the prediction's ("p") variance or gradient: undefined where it is
+constant (and UIQI where both are)."""
 
 
 @dataclass
@@ -144,9 +148,11 @@ def evaluate(
         grid = Grid.of(pred_ds)
         pred = _on_grid(stack, request.prediction, "prediction", grid, request, "nearest", dataset=pred_ds)
         truth = _on_grid(stack, request.truth, "truth", grid, request, "nearest")
-        data_range, unit = _range_and_unit(request, truth, notes)
         if truth.count != pred.count:
             raise StfError(f"the prediction has {pred.count} bands but the truth has {truth.count}")
+        truth_values = _valid_sample(truth)
+        _check_units(request, _valid_sample(pred), truth_values, notes)
+        data_range, unit = _range_and_unit(request, truth_values, truth.dataset, notes)
         borders = _borders(request, pred_ds, grid)
         band_names = [pred_ds.descriptions[b - 1] or f"band {b}" for b in pred.bands]
         ratio = _ratio(stack, request, grid, notes)
@@ -176,6 +182,7 @@ def evaluate(
         check_cancel(cancel)
 
     overall, bands = _combine(pixel_sums, spatial_sums, data_range, ratio)
+    _note_constant(pixel_sums, band_names, notes)
     if pixel_sums.zero_vectors:
         notes.add(f"SAM leaves out {pixel_sums.zero_vectors} pixel(s) where a spectrum is all zero (angle undefined)")
     if borders is None:
@@ -197,6 +204,7 @@ def evaluate(
             check_cancel(cancel)
             report.files = {name: os.path.join(request.out_dir, os.path.basename(p)) for name, p in written.items()}
             _write_json(report, written["metrics.json"])
+            _remove_stale_plots(request.out_dir, report.files)
     report_progress(1.0, "done")
     return report
 
@@ -245,13 +253,41 @@ def _check_outputs(request: EvaluationRequest) -> None:
     refuse_overwrite({f"report file {name}": os.path.join(request.out_dir, name) for name in REPORT_FILES}, inputs)
 
 
-def _range_and_unit(request: EvaluationRequest, truth: AlignedRaster, notes: Warnings) -> Tuple[float, str]:
-    """PSNR/SSIM peak and the unit of the values: reflectance (peak 1) unless the truth's values say otherwise,
-    then its own range as the peak and its unit from the raster's metadata."""
-    data, valid = truth.sample()
-    values = data[:, valid]
+def _remove_stale_plots(out_dir: str, written: Dict[str, str]) -> None:
+    """Remove the plots an earlier report left in out_dir that this one does not write, so none passes for this
+    run's (`_check_outputs` has refused a run where such a path is an input)."""
+    for name in PLOT_NAMES:
+        path = os.path.join(out_dir, f"{name}.png")
+        if name not in written and os.path.isfile(path):
+            os.remove(path)
+
+
+def _valid_sample(raster: AlignedRaster) -> np.ndarray:
+    """A bounded sample of the raster's valid values, (bands, pixels)."""
+    data, valid = raster.sample()
+    return data[:, valid]
+
+
+def _check_units(request: EvaluationRequest, pred: np.ndarray, truth: np.ndarray, notes: Warnings) -> None:
+    """Warn when the prediction's and the truth's values differ by orders of magnitude (reflectance against
+    values ×10000), as fusion warns on its inputs: every measure would compare numbers in different units."""
+    if not (pred.size and truth.size):
+        return
+    levels = {"prediction": typical_level(pred), "truth": typical_level(truth)}
+    power = orders_apart(levels["truth"], levels["prediction"])
+    if power:
+        larger = "truth" if power > 0 else "prediction"
+        notes.add(f"the prediction ({request.prediction}, median magnitude {levels['prediction']:.4g}) and the truth "
+                  f"({request.truth}, median magnitude {levels['truth']:.4g}) differ by about 10^{abs(power)}: "
+                  f"check their units and set --scale {larger}=1e-{abs(power)} if the {larger} holds reflectance "
+                  f"×10^{abs(power)}")
+
+
+def _range_and_unit(request: EvaluationRequest, values: np.ndarray, dataset, notes: Warnings) -> Tuple[float, str]:
+    """PSNR/SSIM peak and the unit of the truth's sampled values: reflectance (peak 1) unless the values say
+    otherwise, then their own range as the peak and their unit from the raster's metadata."""
     reflectance = values.size == 0 or (values.min() >= REFLECTANCE_LIMITS[0] and values.max() <= REFLECTANCE_LIMITS[1])
-    unit = REFLECTANCE if reflectance else _unit_of(truth.dataset)
+    unit = REFLECTANCE if reflectance else _unit_of(dataset)
     if request.data_range:
         return float(request.data_range), unit
     if reflectance:
@@ -260,6 +296,19 @@ def _range_and_unit(request: EvaluationRequest, truth: AlignedRaster, notes: War
     notes.add(f"the truth is not reflectance (values {values.min():.4g} to {values.max():.4g} {unit}): PSNR and SSIM "
               f"take its range, {peak:.4g}, as their peak (set --data-range to choose another)")
     return peak, unit
+
+
+def _note_constant(pixel_sums: PixelSums, names: List[str], notes: Warnings) -> None:
+    """One warning for the truth, one for the prediction, where it is constant in some band: the measures that
+    divide by its variance or gradient are undefined there, and the report gives them as n/a."""
+    both = pixel_sums.constant("t") & pixel_sums.constant("p")
+    for role, key in (("truth", "t"), ("prediction", "p")):
+        flat = pixel_sums.constant(key)
+        if flat.any():
+            where = "every band" if flat.all() else ", ".join(name for name, f in zip(names, flat) if f)
+            undefined = UNDEFINED_ON_CONSTANT[key] + (("uiqi",) if both.any() else ())
+            notes.add(f"the {role} is constant in {where} (one value in every valid pixel), so the measures that "
+                      f"divide by its variance or gradient are undefined there (n/a): {', '.join(undefined)}")
 
 
 def _unit_of(dataset) -> str:
@@ -339,4 +388,5 @@ def _write_csv(report: EvaluationReport, out_dir: str) -> Dict[str, str]:
 
 
 def _cell(value: Optional[float]) -> str:
-    return "" if value is None else repr(float(value))
+    """A CSV cell: empty for a measure left out or undefined (NaN)."""
+    return "" if value is None or math.isnan(value) else repr(float(value))

@@ -22,6 +22,9 @@ class PixelSums:
 
     bands: int
     sums: Dict[str, np.ndarray] = field(init=False)
+    lowest: Dict[str, np.ndarray] = field(init=False)
+    """Per-band minimum of the prediction ("p") and the truth ("t"); with `highest`, tells a constant band."""
+    highest: Dict[str, np.ndarray] = field(init=False)
     angle_sum: float = 0.0
     angle_count: int = 0
     zero_vectors: int = 0
@@ -29,6 +32,8 @@ class PixelSums:
 
     def __post_init__(self):
         self.sums = {name: np.zeros(self.bands) for name in MOMENTS}
+        self.lowest = {name: np.full(self.bands, np.inf) for name in "pt"}
+        self.highest = {name: np.full(self.bands, -np.inf) for name in "pt"}
 
     def add(
         self,
@@ -52,6 +57,9 @@ class PixelSums:
         s["abs"] += np.abs(d).sum(axis=1)
         s["diff"] += d.sum(axis=1)
         s["sq"] += (d * d).sum(axis=1)
+        for name, values in (("p", p), ("t", t)):
+            self.lowest[name] = np.minimum(self.lowest[name], values.min(axis=1, initial=np.inf))
+            self.highest[name] = np.maximum(self.highest[name], values.max(axis=1, initial=-np.inf))
         if borders is not None:
             seams = seam_mask_window(*origin, *valid.shape, borders)[valid]
             s["seam_n"] += seams.sum()
@@ -69,16 +77,19 @@ class PixelSums:
         n = s["n"]
         with np.errstate(invalid="ignore", divide="ignore"):
             mean_p, mean_t = s["p"] / n, s["t"] / n
-            var_p, var_t = s["pp"] / n - mean_p**2, s["tt"] / n - mean_t**2
-            cov = s["pt"] / n - mean_p * mean_t
+            flat_p, flat_t = self.constant("p"), self.constant("t")
+            # A constant band's variance and covariances are exactly 0; the sums would only round to near 0.
+            var_p = np.where(flat_p, 0.0, s["pp"] / n - mean_p**2)
+            var_t = np.where(flat_t, 0.0, s["tt"] / n - mean_t**2)
+            cov = np.where(flat_p | flat_t, 0.0, s["pt"] / n - mean_p * mean_t)
             mse = s["sq"] / n
             band = {
                 "rmse": np.sqrt(mse),
                 "mae": s["abs"] / n,
                 "ad": s["diff"] / n,
                 "psnr": 10 * np.log10(data_range**2 / mse),
-                "cc": cov / np.sqrt(var_p * var_t),
-                "r2": 1 - s["sq"] / (s["tt"] - n * mean_t**2),
+                "cc": cov / np.sqrt(var_p * var_t),  # 0/0: undefined when either is constant
+                "r2": np.where(flat_t, np.nan, 1 - s["sq"] / (s["tt"] - n * mean_t**2)),
                 "uiqi": 4 * cov * mean_p * mean_t / ((var_p + var_t) * (mean_p**2 + mean_t**2)),
             }
             overall_mse = s["sq"].sum() / n.sum()
@@ -95,6 +106,10 @@ class PixelSums:
                 band["seam_ratio"] = np.sqrt(s["seam_sq"] / s["seam_n"]) / np.sqrt(mse)
                 overall["seam_ratio"] = math.sqrt(s["seam_sq"].sum() / s["seam_n"].sum() / overall_mse)
         return band, overall
+
+    def constant(self, name: str) -> np.ndarray:
+        """Bands where every valid value of the prediction ("p") or the truth ("t") is the same."""
+        return self.lowest[name] == self.highest[name]
 
     @property
     def pixels(self) -> int:

@@ -43,7 +43,7 @@ class PlotData:
         valid = pred_valid & true_valid
         values = np.concatenate([pred[:, valid].ravel(), true[:, valid].ravel()]) if valid.any() else np.zeros(1)
         low, high = float(values.min()), float(values.max())
-        margin = 0.05 * (high - low) or 0.01
+        margin = 0.05 * (high - low) or 0.05 * abs(high) or 0.01  # a constant image: a span around its value
         error = np.percentile(np.abs(pred[:, valid] - true[:, valid]), 99.5) if valid.any() else 0.0
         error = 2.0 * float(error) or 0.01
         previews = {"prediction": pred, "truth": true}
@@ -104,7 +104,7 @@ class PlotData:
             ax.plot(edges[[0, -1]], edges[[0, -1]], color="black", linewidth=0.8, label="1:1")
             values = report.bands[band]
             ax.text(
-                0.04, 0.96, f"R² = {values['r2']:.3f}\nRMSE = {values['rmse']:.4f}",
+                0.04, 0.96, f"R² = {_number(values['r2'], '.3f')}\nRMSE = {values['rmse']:.4f}",
                 transform=ax.transAxes, va="top", fontsize=9,
                 bbox=dict(facecolor="white", alpha=0.8, edgecolor="none"),
             )
@@ -203,11 +203,21 @@ def _apa_diagram(plt, report):
 def _symmetric(ax, both: bool) -> None:
     """Centre signed axes on zero so over- and under-estimation read alike; RMSE starts at zero."""
     points = np.concatenate([c.get_offsets() for c in ax.collections]) if ax.collections else np.zeros((1, 2))
-    points = np.nan_to_num(points)
-    x = 1.25 * max(np.abs(points[:, 0]).max(), 1e-4)
+    x, y = (_reach(np.asarray(points)[:, axis]) for axis in (0, 1))
     ax.set_xlim(-x, x)
-    y = 1.25 * max(np.abs(points[:, 1]).max(), 1e-4)
     ax.set_ylim(-y if both else 0, y)
+
+
+def _reach(values: np.ndarray) -> float:
+    """An axis half-span that shows every drawn point: 1.25 × the largest finite |value|, never 0 (all points at 0)
+    or infinite; an undefined (NaN) measure is not drawn."""
+    finite = np.abs(values[np.isfinite(values)])
+    return 1.25 * max(finite.max(initial=0.0), 1e-4)
+
+
+def _number(value: float, spec: str) -> str:
+    """A measure for a plot's text: 'n/a' where it is undefined (NaN)."""
+    return "n/a" if np.isnan(value) else format(value, spec)
 
 
 def _unit(report) -> str:

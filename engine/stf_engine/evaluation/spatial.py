@@ -141,14 +141,15 @@ class SpatialSums:
             sums += counts.view(self.bands, LBP_BINS).cpu().numpy()
 
     def results(self) -> Dict[str, np.ndarray]:
-        """Per-band SSIM, Edge and LBP (NaN for a band where no neighbourhood was fully valid)."""
+        """Per-band SSIM, Edge and LBP: NaN for a band where no neighbourhood was fully valid, Edge NaN too where
+        the truth has no gradient to compare with (a constant truth)."""
         codes = np.arange(LBP_BINS)
         with np.errstate(invalid="ignore", divide="ignore"):
             mean_pred = (self.lbp_pred * codes).sum(axis=1) / self.lbp_pred.sum(axis=1)
             mean_truth = (self.lbp_truth * codes).sum(axis=1) / self.lbp_truth.sum(axis=1)
             return {
                 "ssim": self.ssim_sum / self.ssim_count if self.ssim_count else np.full(self.bands, np.nan),
-                "edge": (self.edge_pred - self.edge_truth) / self.edge_truth,
+                "edge": np.where(self.edge_truth > 0, (self.edge_pred - self.edge_truth) / self.edge_truth, np.nan),
                 "lbp": (mean_pred - mean_truth) / mean_truth,
             }
 

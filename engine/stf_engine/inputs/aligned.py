@@ -5,6 +5,7 @@ checks share it. Everything read here is metadata plus a bounded sample of pixel
 """
 from __future__ import annotations
 
+import math
 import threading
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
@@ -303,14 +304,26 @@ def _check_samples(readers: Dict[str, AlignedRaster], warnings: List[str], cance
         if not valid.any():
             raise StfError(f"{reader.label} holds no valid pixels over the fine reference's extent")
         values = data[:, valid]
-        typical[role] = float(np.median(np.abs(values))) or 1e-12
+        typical[role] = typical_level(values)
         if role == roles.FINE_REFERENCE:
             fine_std = tuple(float(v) for v in values.std(axis=1))
     fine_level = typical[roles.FINE_REFERENCE]
     for role, level in typical.items():
-        if role != roles.FINE_REFERENCE and not 0.05 < level / fine_level < 20:
+        if role != roles.FINE_REFERENCE and orders_apart(level, fine_level):
             warnings.append(
                 f"{readers[role].label} values (median {level:.4g}) differ from the fine reference's "
                 f"({fine_level:.4g}) by more than an order of magnitude; check units and set --scale"
             )
     return fine_std
+
+
+def typical_level(values: np.ndarray) -> float:
+    """The median magnitude of an input's valid values (never 0): the level a unit mismatch between inputs shows in."""
+    return float(np.median(np.abs(values))) or 1e-12
+
+
+def orders_apart(level: float, reference: float) -> int:
+    """The power of ten between two inputs' typical levels when they differ by more than an order of magnitude
+    (4 for values ×10000 against reflectance), else 0: they are then taken to share their units."""
+    ratio = level / reference
+    return 0 if 0.05 < ratio < 20 else round(math.log10(ratio))

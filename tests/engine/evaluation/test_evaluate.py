@@ -1,7 +1,9 @@
 """`evaluate` on rasters: windowed equals whole-array, nodata, seams from the run's tag, files, CLI."""
 import csv
 import json
+import math
 import pathlib
+import shutil
 import threading
 
 import numpy as np
@@ -231,3 +233,70 @@ def test_cli_refuses_nonsense_numbers_in_one_line(rasters, tmp_path, capsys, fla
     err = capsys.readouterr().err
     assert code == 2 and err.startswith(f"error: {flag} must be {allowed}; got ") and err.count("\n") == 1, err
     assert not out.exists()
+
+
+def float_rasters(folder: pathlib.Path, **images: np.ndarray) -> dict:
+    """float32 GeoTIFFs of (C, H, W) images in `folder`, their paths by name."""
+    return {name: write(folder / f"{name}.tif", image.astype(np.float32), fine_transform())
+            for name, image in images.items()}
+
+
+def no_nan(text: str):
+    """json.loads hook for NaN and Infinity, which valid JSON lacks."""
+    raise AssertionError(f"{text} in JSON")
+
+
+def test_a_constant_truth_gives_n_a_for_undefined_measures_with_one_warning_and_draws_plots(tmp_path, capsys):
+    scene = textured_scene(24, 24, seed=5)
+    paths = float_rasters(tmp_path, pred=scene, truth=np.full_like(scene, 0.2))
+    out = tmp_path / "report"
+    code = main(["evaluate", "--pred", paths["pred"], "--truth", paths["truth"], "--ratio", "8", "--out", str(out)])
+    captured = capsys.readouterr()
+    constant = [line for line in captured.err.splitlines() if "constant" in line]
+    assert code == 0 and len(constant) == 1, captured.err
+    assert constant[0].startswith("warning: the truth is constant in every band") and "r2, cc, edge" in constant[0]
+    rows = {line.split()[0]: line.split()[1:] for line in captured.out.splitlines() if line.strip()}
+    assert rows["r2"] == rows["cc"] == rows["edge"] == ["n/a"] * 4 and "n/a" not in rows["rmse"] + rows["lbp"]
+    stored = json.loads((out / "metrics.json").read_text(), parse_constant=no_nan)
+    assert [stored["overall"][k] for k in ("r2", "cc", "edge")] == [None] * 3 and stored["overall"]["rmse"] > 0
+    for name in ("scatter", "error_histogram", "apa_diagram", "quicklook"):
+        assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_constant_prediction_leaves_cc_undefined_with_one_warning(tmp_path):
+    scene = textured_scene(24, 24, seed=5)
+    paths = float_rasters(tmp_path, pred=np.full_like(scene, 0.2), truth=scene)
+    report = evaluate(EvaluationRequest(paths["pred"], paths["truth"], ratio=8, out_dir=str(tmp_path / "report")))
+    assert math.isnan(report.overall["cc"]) and report.overall["r2"] < 0 and report.overall["edge"] == -1.0
+    constant = [note for note in report.notes if "constant" in note]
+    assert len(constant) == 1 and constant[0].startswith("the prediction is constant") and constant[0].endswith(": cc")
+    assert "quicklook" in report.files
+
+
+def test_values_a_unit_factor_apart_warn_once_naming_both_files_and_the_scale(tmp_path, capsys):
+    """Reflectance against values ×10000 stored as floats (so no integer default scale applies)."""
+    scene = textured_scene(24, 24, seed=5)
+    paths = float_rasters(tmp_path, pred=scene, truth=scene * 1e4)
+    assert main(["evaluate", "--pred", paths["pred"], "--truth", paths["truth"], "--ratio", "8"]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "10^4" in line]
+    assert len(lines) == 1 and lines[0].startswith("warning: the prediction (") and "--scale truth=1e-4" in lines[0]
+    assert paths["pred"] in lines[0] and paths["truth"] in lines[0]
+    scaled = evaluate(EvaluationRequest(paths["pred"], paths["truth"], scales={"truth": 1e-4}, ratio=8))
+    assert not [note for note in scaled.notes if "differ by" in note] and scaled.overall["rmse"] < 1e-6
+    swapped = evaluate(EvaluationRequest(paths["truth"], paths["pred"], ratio=8))
+    assert [note for note in swapped.notes if "differ by about 10^4" in note and "--scale prediction=1e-4" in note]
+
+
+def test_a_report_without_plots_removes_the_earlier_reports_plots_and_nothing_else(tmp_path):
+    scene = textured_scene(24, 24, seed=5)
+    paths = float_rasters(tmp_path, pred=scene * 1.02, truth=scene)
+    out = tmp_path / "report"
+    evaluate(EvaluationRequest(paths["pred"], paths["truth"], ratio=8, out_dir=str(out)))
+    (out / "photo.png").write_bytes(b"the user's")
+    report = evaluate(EvaluationRequest(paths["pred"], paths["truth"], ratio=8, out_dir=str(out), plots=False))
+    assert sorted(path.name for path in out.iterdir()) == ["metrics.csv", "metrics.json", "photo.png"]
+    assert set(report.files) == {"metrics.json", "metrics.csv"}
+    truth = shutil.copy(paths["truth"], out / "scatter.png")  # an input where a plot would be: refused, kept
+    with pytest.raises(StfError, match="report file scatter.png would overwrite the truth"):
+        evaluate(EvaluationRequest(paths["pred"], str(truth), ratio=8, out_dir=str(out), plots=False))
+    assert pathlib.Path(truth).read_bytes() == pathlib.Path(paths["truth"]).read_bytes()

@@ -120,3 +120,17 @@ def test_seam_ratio_equals_whole_array_helper():
     expected = seam_ratio(pred.astype(np.float64), truth.astype(np.float64), valid, borders)
     assert overall["seam_ratio"] == pytest.approx(expected, rel=1e-9)
     assert overall["seam_ratio"] > 1.2
+
+
+def test_measures_that_divide_by_a_constant_images_variance_or_gradient_are_undefined():
+    """A constant truth leaves R², CC and Edge undefined (NaN, not the huge numbers rounding made of 0/0), UIQI
+    exactly 0; a constant prediction leaves CC undefined and R² defined; both constant leave UIQI undefined too."""
+    _, truth = pair(shape=(2, 24, 24))
+    flat = np.full_like(truth, 0.2)
+    _, (band, _) = measure(truth, flat)
+    assert all(math.isnan(band[k]) for k in ("r2", "cc", "edge")) and band["uiqi"] == 0.0
+    assert math.isfinite(band["rmse"]) and math.isfinite(band["lbp"])
+    _, (band, _) = measure(flat, truth)
+    assert math.isnan(band["cc"]) and band["r2"] < 0 and band["edge"] == -1.0
+    _, (band, _) = measure(flat + 0.1, flat)
+    assert math.isnan(band["uiqi"]) and math.isnan(band["cc"])
