@@ -312,9 +312,18 @@ def _check_samples(readers: Dict[str, AlignedRaster], warnings: List[str], cance
         if role != roles.FINE_REFERENCE and orders_apart(level, fine_level):
             warnings.append(
                 f"{readers[role].label} values (median {level:.4g}) differ from the fine reference's "
-                f"({fine_level:.4g}) by more than an order of magnitude; check units and set --scale"
+                f"({fine_level:.4g}) by more than an order of magnitude; {UNITS_ADVICE}"
             )
     return fine_std
+
+
+UNITS_ADVICE = "check units and set --scale"
+"""How a warning about an input's units ends (`is_units_warning`)."""
+
+
+def is_units_warning(message: str) -> bool:
+    """Whether a run's warning is the units check's, for a caller that has given it once already."""
+    return message.endswith(UNITS_ADVICE)
 
 
 def typical_level(values: np.ndarray) -> float:

@@ -29,6 +29,7 @@ from ..fusion.request import FusionRequest, FusionResult, check_cluster
 from ..fusion import distributed
 from ..fusion.run import GDAL_CACHE_BYTES, batches_dates, fuse, fuse_dates, shared_by_dates
 from ..fusion.surveys import ReferenceSurveys
+from ..inputs.aligned import is_units_warning
 from ..inputs.series_list import Dated, list_series, series_files
 from ..methods.catalog import get_method, resolved_options
 from .finish import OUTPUT_KINDS, finish_date, is_date_output, output_names
@@ -275,7 +276,9 @@ def _finish(scene: SeriesScene, work: WorkRasters, planned: _DateFusion, result:
     later dates share, not every date's raw prediction). Its warnings: the method choice's, then the fusion's,
     named by the date."""
     date, pairs = planned.date.date, planned.date.pairs
-    warnings = planned.warnings + [f"{date}: {w}" for w in result.warnings if "auto takes" not in w]
+    units_said = any(is_units_warning(w) for w in scene.warnings)  # the series' own check: not again every date
+    warnings = planned.warnings + [f"{date}: {w}" for w in result.warnings
+                                   if "auto takes" not in w and not (units_said and is_units_warning(w))]
     tags = {"STF_DATE": date, "STF_METHOD": result.method, "STF_REFERENCES": ",".join(pairs),
             "STF_TILE": str(result.tile), "STF_HALO": str(result.halo)}  # as `fuse` tags its output
     done = finish_date(scene, work, _raw(date), date, pairs, model, out, tags, progress, cancel)

@@ -91,17 +91,28 @@ def test_a_missing_series_or_one_that_is_no_csv_is_one_line(tmp_path, capsys):
 
 
 def test_each_warning_is_printed_once_and_a_dates_own_name_their_date(tmp_path, capsys):
-    """Without --scale and --coarse-res the series warns about units and the coarse pixel size: the series'
-    first pair once, and each date's fusion once, named by its date."""
+    """Without --scale and --coarse-res the series warns about units and the coarse pixel size once, from its
+    first pair: not again for each date's fusion of the same images."""
     csv = kranj_series(tmp_path, hide=(77,))
-    dates = (iso(76), iso(77))
-    code, _, err = run(["--series", str(csv), "--out", str(tmp_path / "out"), "--dates", ",".join(dates),
+    code, _, err = run(["--series", str(csv), "--out", str(tmp_path / "out"), "--dates", f"{iso(76)},{iso(77)}",
                         "--method", "delta"], capsys)
     lines = re.findall(r"warning: ([^\r\n]*)", err)
     assert code == 0 and len(lines) == len(set(lines)), "\n".join(lines)
     assert sum("the fine reference's pixel size" in line for line in lines) == 1
-    units = [line for line in lines if "coarse target values" in line]
-    assert [line.split(": ")[0] for line in units[1:]] == list(dates) and len(units) == 1 + len(dates)
+    assert sum("check units and set --scale" in line for line in lines) == 1, "\n".join(lines)
+
+
+def test_a_date_whose_own_coarse_image_is_in_other_units_is_warned_of_by_its_date(tmp_path, capsys):
+    with rasterio.open(modis(76)) as coarse:
+        profile, values = coarse.profile, coarse.read().astype(np.float32) * 10000
+    profile.update(dtype="float32", nodata=None)
+    with rasterio.open(tmp_path / "modis_076_x10000.tif", "w", **profile) as scaled:
+        scaled.write(values)
+    csv = kranj_series(tmp_path, hide=(77,), coarse={76: tmp_path / "modis_076_x10000.tif"})
+    code, _, err = run(["--series", str(csv), "--out", str(tmp_path / "out"), "--dates", f"{iso(75)},{iso(76)}",
+                        "--method", "delta"] + KRANJ_ARGS, capsys)
+    units = [line for line in err.splitlines() if "check units and set --scale" in line]
+    assert code == 0 and units and all(line.startswith(f"warning: {iso(76)}: ") for line in units), err
 
 
 def test_a_run_into_a_folder_fused_with_other_settings_is_refused_unless_it_fuses_every_date_again(tmp_path, capsys):
