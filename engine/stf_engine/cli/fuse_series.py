@@ -94,6 +94,9 @@ def run(args) -> int:
     kept = sum(d.status == "kept" for d in result.dates)
     skipped = sum(d.status == "skipped" for d in result.dates)
     print(f"{fused} date(s) fused, {kept} kept from an earlier run, {skipped} skipped, {result.seconds:.1f} s")
+    if result.coarse_shift != (0.0, 0.0):
+        print(f"coarse rasters shifted by {result.coarse_shift[0]:+.2f} px east, {result.coarse_shift[1]:+.2f} px "
+              f"south")
     for source, target, days, rmse in result.validation:
         print(f"validation: {target} predicted from {source} ({days:.0f} days) by the coarse change: RMSE {rmse:.4f}")
     print(f"manifest: {result.manifest}")

@@ -26,11 +26,11 @@ _FUSED = re.compile(rf"{OUTPUT_KINDS[0]}_(\d{{4}}-\d{{2}}-\d{{2}})\.tif")
 class Earlier:
     """The dates earlier runs finished in the folder (both files there): 'kept' when fused with the recorded
     settings, 'outdated' when a stopped --overwrite run had not fused them again; and what series.json says of the
-    settings and the series' cross-validation."""
+    settings and what runs found of the series (`manifest.FOUND`)."""
 
     dates: Dict[str, DateResult]
     settings: Optional[dict]
-    validation: Optional[dict]
+    found: Dict[str, object]
 
 
 def read_earlier(output_dir: str) -> Earlier:
@@ -48,7 +48,7 @@ def read_earlier(output_dir: str) -> Earlier:
             else:
                 result = recorded_result(output_dir, record)
                 dates[date] = dataclasses.replace(result, status=OUTDATED if result.status == OUTDATED else "kept")
-    return Earlier(dates, recorded.settings, recorded.validation)
+    return Earlier(dates, recorded.settings, recorded.found)
 
 
 def date_inputs(planned: PlannedDate, entries: Sequence[Dated]) -> Tuple[str, ...]:

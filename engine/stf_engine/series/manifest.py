@@ -15,16 +15,19 @@ from .request import OUTDATED, DateResult
 
 MANIFEST = "series.json"
 STACK = "series.vrt"
+FOUND = ("validation", "coarse_shift_px")
+"""What a run finds of the series itself (its cross-validation, the coarse images' co-registration shift) and
+series.json keeps through later runs that fuse no date."""
 
 
 @dataclass(frozen=True)
 class Recorded:
     """What series.json says of an earlier run's folder: each date's record, the settings its dates were fused
-    with and the series' cross-validation (None when not recorded)."""
+    with, and what runs found of the series itself (`FOUND`)."""
 
     records: Dict[str, dict] = field(default_factory=dict)
     settings: Optional[dict] = None
-    validation: Optional[dict] = None
+    found: Dict[str, object] = field(default_factory=dict)
 
 
 def read_manifest(output_dir: str) -> Recorded:
@@ -36,7 +39,7 @@ def read_manifest(output_dir: str) -> Recorded:
         with open(path) as handle:
             manifest = json.load(handle)
         return Recorded({record["date"]: record for record in manifest.get("dates", [])}, manifest.get("settings"),
-                        manifest.get("validation"))
+                        {key: manifest[key] for key in FOUND if key in manifest})
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return Recorded()
 

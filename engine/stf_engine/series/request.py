@@ -143,6 +143,8 @@ class SeriesResult:
     """(reference, predicted date, days apart, delta RMSE) between the series' own fine images."""
     seconds: float = 0.0
     warnings: Tuple[str, ...] = ()
+    coarse_shift: Tuple[float, float] = (0.0, 0.0)
+    """With `register`: the shift applied to the coarse images' georeference, in fine pixels east and south."""
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,7 @@ def fuse_series(request: SeriesRequest, progress: Optional[Progress] = None,
     # series.json describes every date in the folder: its other dates, and the requested ones until fused again
     folder = {date: replace(result, status=OUTDATED, note=STOPPED_OVERWRITE) if date in asked else result
               for date, result in earlier.dates.items() if date not in kept}
-    validation = earlier.validation if earlier.settings == settings else None
+    found = earlier.found if earlier.settings == settings else {}
     warnings = Warnings()
     warnings.extend_unique(said)
     with made_folder(out), _kept_when_stopped(out, planned, results, request.overwrite), \
@@ -92,6 +92,7 @@ def fuse_series(request: SeriesRequest, progress: Optional[Progress] = None,
             references, model, todo = _prepare(scene, work, request, todo, stage(report, 0.0, PREPARATION_SHARE),
                                                cancel)
             warnings.extend_unique(scene.warnings)  # and what reading the masks found
+            found = _found(scene, model)
         for date in (d for d in todo if not d.usable):
             note = f"no usable fine reference within {request.max_gap} days"
             results[date.date] = DateResult(date.date, "skipped", note=note, inputs=inputs[date.date])
@@ -110,12 +111,13 @@ def fuse_series(request: SeriesRequest, progress: Optional[Progress] = None,
         for result, date_warnings in done:
             results[result.date] = replace(result, inputs=inputs[result.date])
             warnings.extend_unique(date_warnings)
-            write_manifest(out, {**folder, **results}.values(), _facts(request, model, validation))
-        manifest = write_manifest(out, {**folder, **results}.values(), _facts(request, model, validation))
+            write_manifest(out, {**folder, **results}.values(), _facts(request, found))
+        manifest = write_manifest(out, {**folder, **results}.values(), _facts(request, found))
         stack_path = write_stack(out, {**folder, **results}.values())
     report(1.0, "done")
     return SeriesResult(out, tuple(results[p.date] for p in planned), manifest, stack_path,
-                        model.pairs if model else (), time.perf_counter() - started, tuple(warnings))
+                        model.pairs if model else (), time.perf_counter() - started, tuple(warnings),
+                        tuple(found.get("coarse_shift_px", (0.0, 0.0))))
 
 
 @contextmanager
@@ -337,17 +339,20 @@ def _settings(request: SeriesRequest) -> dict:
     }))
 
 
-def _facts(request: SeriesRequest, model: Optional[ErrorModel], earlier: Optional[dict]) -> dict:
-    """series.json's run facts; the cross-validation is this run's, or the earlier one's (`earlier`) when this run
-    fused no date."""
-    facts = {"series": os.path.abspath(request.series), "method": request.method, "max_gap_days": request.max_gap,
-             "settings": _settings(request)}
-    if model is None and earlier is not None:
-        facts["validation"] = earlier
-    elif model is not None:
-        facts["validation"] = {
-            "error_per_root_day": model.per_root_day,
-            "coarse_only_rmse": model.coarse,
-            "cross_predictions": [dict(reference=r, predicted=t, days=d, rmse=e) for r, t, d, e in model.pairs],
-        }
-    return facts
+def _facts(request: SeriesRequest, found: dict) -> dict:
+    """series.json's run facts, then what this run or an earlier one with its settings found of the series."""
+    return {"series": os.path.abspath(request.series), "method": request.method, "max_gap_days": request.max_gap,
+            "settings": _settings(request), **found}
+
+
+def _found(scene: SeriesScene, model: ErrorModel) -> dict:
+    """What this run found of the series (`manifest.FOUND`): its cross-validation, and the co-registration shift
+    when it registered the coarse images."""
+    found = {"validation": {
+        "error_per_root_day": model.per_root_day,
+        "coarse_only_rmse": model.coarse,
+        "cross_predictions": [dict(reference=r, predicted=t, days=d, rmse=e) for r, t, d, e in model.pairs],
+    }}
+    if scene.request.register:
+        found["coarse_shift_px"] = list(scene.coarse_shift)
+    return found

@@ -184,6 +184,16 @@ def test_the_manifest_and_stack_describe_every_date_in_the_folder(tmp_path, caps
         assert np.array_equal(stack.read(1), fused.read(1), equal_nan=True)
 
 
+def test_a_registered_series_says_its_shift_and_keeps_it_in_the_manifest(tmp_path, capsys):
+    csv, out = kranj_series(tmp_path, hide=(77,)), tmp_path / "out"
+    args = ["--series", str(csv), "--out", str(out), "--method", "delta", "--dates", iso(70), "--register"]
+    for _ in range(2):  # fusing the date, then keeping it
+        code, printed, err = run(args + KRANJ_ARGS, capsys)
+        shift = json.loads((out / "series.json").read_text())["coarse_shift_px"]
+        assert code == 0 and shift != [0.0, 0.0], err
+        assert f"coarse rasters shifted by {shift[0]:+.2f} px east, {shift[1]:+.2f} px south" in printed
+
+
 def test_a_date_whose_files_in_the_series_list_changed_is_not_kept_silently(tmp_path, capsys):
     out = tmp_path / "out"
     args = ["--out", str(out), "--method", "delta", "--dates", f"{iso(76)},{iso(77)}"] + KRANJ_ARGS
