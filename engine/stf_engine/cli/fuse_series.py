@@ -83,11 +83,11 @@ def run(args) -> int:
     request = request_from(args)
     with progress_bar(f"stf fuse-series ({request.method})") as progress:
         result = fuse_series(request, progress=progress)
-    print(f"{'date':<10}  {'status':<7}  {'references':<21}  {'method':<14}  {'restored':>8}  {'coarse':>8}  "
+    print(f"{'date':<10}  {'status':<7}  {'references':<23}  {'method':<14}  {'restored':>8}  {'coarse':>8}  "
           f"{'fallback':>8}  {'exp. error':>10}  {'vs own fine':>11}")
     for date in result.dates:
         observed = f"{date.observed_rmse:.4f}" if date.observed_rmse is not None else "—"
-        print(f"{date.date:<10}  {date.status:<7}  {' + '.join(date.references) or '—':<21}  {date.method or '—':<14}  "
+        print(f"{date.date:<10}  {date.status:<7}  {' + '.join(date.references) or '—':<23}  {date.method or '—':<14}  "
               f"{date.restored:>8.1%}  {date.coarse_restored:>8.1%}  {date.fallback:>8.1%}  "
               f"{date.expected_error:>10.4f}  {observed:>11}")
     fused = sum(d.status == "fused" for d in result.dates)

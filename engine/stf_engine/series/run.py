@@ -279,8 +279,10 @@ def _finish(scene: SeriesScene, work: WorkRasters, planned: _DateFusion, result:
     named by the date."""
     date, pairs = planned.date.date, planned.date.pairs
     units_said = any(is_units_warning(w) for w in scene.warnings)  # the series' own check: not again every date
-    warnings = planned.warnings + [f"{date}: {w}" for w in result.warnings
-                                   if "auto takes" not in w and not (units_said and is_units_warning(w))]
+    said = [w for w in result.warnings if not (units_said and is_units_warning(w))]
+    # auto's choice is the table's method column; only a scene too small to validate on is said, once for all dates
+    warnings = planned.warnings + [f"{date}: {w}" for w in said if "auto takes" not in w] + \
+        [w for w in said if "auto takes" in w and not result.validation]
     tags = {"STF_DATE": date, "STF_METHOD": result.method, "STF_REFERENCES": ",".join(pairs),
             "STF_TILE": str(result.tile), "STF_HALO": str(result.halo)}  # as `fuse` tags its output
     done = finish_date(scene, work, _raw(date), date, pairs, model, out, tags, progress, cancel)

@@ -16,7 +16,7 @@ import pytest
 import rasterio
 from rasterio.crs import CRS
 
-from devkit.series import iso, kranj_series, landsat, modis
+from devkit.series import iso, kranj_series, landsat, modis, synthetic_series
 from devkit.synthetic import UTM49N, fine_transform, write
 from stf_engine import SeriesRequest, StfError, fuse_series, list_series
 from stf_engine.cli import main
@@ -192,6 +192,14 @@ def test_a_registered_series_says_its_shift_and_keeps_it_in_the_manifest(tmp_pat
         shift = json.loads((out / "series.json").read_text())["coarse_shift_px"]
         assert code == 0 and shift != [0.0, 0.0], err
         assert f"coarse rasters shifted by {shift[0]:+.2f} px east, {shift[1]:+.2f} px south" in printed
+
+
+def test_auto_on_a_scene_too_small_to_validate_says_so_once_for_the_series(tmp_path, capsys):
+    csv = synthetic_series(tmp_path, side=96, bands=2, dates=6, fine_dates=2, ratio=16)
+    code, printed, err = run(["--series", str(csv), "--out", str(tmp_path / "out")], capsys)
+    said = [line for line in err.splitlines() if "too few to validate" in line]
+    assert code == 0 and len(said) == 1 and said[0].startswith("warning: the scene has fewer than"), err
+    assert {line.split()[-6] for line in printed.splitlines() if line.startswith("2021-")} == {"delta"}
 
 
 def test_a_date_whose_files_in_the_series_list_changed_is_not_kept_silently(tmp_path, capsys):
