@@ -4,11 +4,12 @@ from __future__ import annotations
 import logging
 import sys
 from contextlib import contextmanager
-from typing import Iterator, Tuple
+from typing import Iterator, Optional, Tuple
 
 from tqdm import tqdm
 
 from .. import SCALE_ROLES, StfError
+from ..core.options import split_list
 
 STEPS = 1000
 """Resolution of the progress bar (shown as a percentage)."""
@@ -30,10 +31,18 @@ def progress_bar(description: str) -> Iterator:
 
 
 class _WarningLines(logging.Handler):
-    """The engine's warnings (logged once each) as `warning: …` lines on stderr, clear of the progress bar."""
+    """The engine's warnings as `warning: …` lines on stderr, clear of the progress bar: each once a command, also
+    when two steps read the same input and log the same warning (a series list read to check and to train)."""
+
+    def __init__(self, level: int):
+        super().__init__(level)
+        self.shown = set()
 
     def emit(self, record: logging.LogRecord) -> None:
-        tqdm.write(f"warning: {record.getMessage()}", file=sys.stderr)
+        line = f"warning: {record.getMessage()}"
+        if line not in self.shown:
+            self.shown.add(line)
+            tqdm.write(line, file=sys.stderr)
 
 
 @contextmanager
@@ -69,6 +78,17 @@ def int_list(text: str) -> Tuple[int, ...]:
         return tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
         raise StfError(f"expected comma-separated band numbers, got '{text}'") from None
+
+
+def date_list(text: Optional[str], flag: str) -> Optional[Tuple[str, ...]]:
+    """'2020-03-08, 2020-03-17' → ('2020-03-08', '2020-03-17'); None when the flag is not given. A list that names
+    no date (`--dates ,`) is refused: reading it as every date would do the opposite of what it asks."""
+    if text is None:
+        return None
+    dates = tuple(split_list(text))
+    if not dates:
+        raise StfError(f"{flag} '{text}' names no date; give dates such as 2020-03-08,2020-03-17")
+    return dates
 
 
 def float_pair(text: str, flag: str) -> Tuple[float, float]:

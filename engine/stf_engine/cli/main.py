@@ -29,20 +29,66 @@ class Stopped(BaseException):
         self.signum = signum
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse for `stf`: its errors are user errors like the engine's, one `error: …` line and exit 2 (`--help`
+    shows the usage), and an int or float flag's value is refused by name when it is no number."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.register("type", int, _whole_number)
+        self.register("type", float, _number)
+
+    def error(self, message: str):
+        """Raise argparse's complaint ('argument --tile: …') as StfError: `main` prints 'error: --tile: …'."""
+        raise StfError(message.removeprefix("argument "))
+
+
+class CommandParser(Parser):
+    """A command's parser: its text flags' values are checked too. (Not the top level's: argparse passes all of a
+    command's arguments through the top level's text type, and an empty one is the command's flag to name.)"""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.register("type", None, _given)
+
+
+def _given(text: str) -> str:
+    """A flag's text; an empty one (`--dates=`) is refused, not read as the flag left out."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the value is empty; give one")
+    return text
+
+
+def _whole_number(text: str) -> int:
+    """An int flag's value; argparse names the flag before the complaint."""
+    try:
+        return int(_given(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+
+
+def _number(text: str) -> float:
+    """A float flag's value (nan and inf too: the requests say which values they take)."""
+    try:
+        return float(_given(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stf", description="Spatiotemporal fusion of coarse and fine rasters")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser = Parser(prog="stf", description="Spatiotemporal fusion of coarse and fine rasters")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=CommandParser)
     for command in COMMANDS:
         command.add_arguments(sub.add_parser(command.NAME, help=command.HELP, description=command.HELP))
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    command = next(c for c in COMMANDS if c.NAME == args.command)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS} if in_main_thread else {}
     try:
+        args = build_parser().parse_args(argv)
+        command = next(c for c in COMMANDS if c.NAME == args.command)
         for signum in previous:
             signal.signal(signum, _stop)
         with warning_lines():

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .. import DEFAULT_TRAINING_MINUTES as DEFAULT_MINUTES
 from .. import DEVICES, TRAINABLE_MODELS, TRAINING_MODES, TrainingRequest, parse_scales, train
-from .common import add_threads_argument, add_unit_arguments, int_list, progress_bar
+from .common import add_threads_argument, add_unit_arguments, date_list, int_list, progress_bar
 
 NAME = "train"
 HELP = "train a deep model (marstfn, ganstfm, edcstfn) and write a checkpoint for stf fuse --weights"
@@ -52,7 +52,7 @@ def request_from(args) -> TrainingRequest:
         coarse_reference=args.coarse_ref,
         pan=args.pan,
         series=args.series,
-        target_dates=tuple(d.strip() for d in args.targets.split(",")) if args.targets else None,
+        target_dates=date_list(args.targets, "--targets"),
         patch=args.patch,
         epochs=args.epochs,
         batch=args.batch,

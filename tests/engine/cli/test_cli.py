@@ -1,4 +1,5 @@
 """`stf fuse` and `stf info`: bad input gives one `error:` line, exit code 2 and no output file."""
+import logging
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import torch
 from rasterio.transform import from_origin
 
 from stf_engine.cli import main
+from stf_engine.cli.common import warning_lines
 from devkit.synthetic import ORIGIN, fine_transform, scene_set, write
 from helpers.option_cases import BAD_OPTIONS
 from helpers.paths import TEST_DATA
@@ -190,3 +192,34 @@ def test_the_progress_bar_shows_in_a_terminal(scene, tmp_path, capsys, monkeypat
     code, _, err = run_cli(all_nodata_fuse(scene, tmp_path), capsys)
     assert code == 2 and "stf fuse (starfm):" in err and "\r" in err
     assert err.split("\r")[-1].startswith("error: ")  # the bar is cleared before the error line
+
+
+@pytest.mark.parametrize("args, said", [
+    (["fuse", "--tile", "abc"], "--tile: 'abc' is not a whole number"),
+    (["fuse", "--batch", "1.5"], "--batch: '1.5' is not a whole number"),
+    (["fuse", "--coarse-res", "fine"], "--coarse-res: 'fine' is not a number"),
+    (["fuse-series", "--max-gap", "soon"], "--max-gap: 'soon' is not a whole number"),
+    (["train", "--lr", "fast"], "--lr: 'fast' is not a number"),
+    (["evaluate", "--threads", "all"], "--threads: 'all' is not a whole number"),
+    (["info", "--ratio", "1.5"], "--ratio: '1.5' is not a whole number"),
+    (["fuse-series", "--series", "nowhere.csv", "--out", "out", "--dates="], "--dates: the value is empty; give one"),
+    (["fuse-series", "--series", "nowhere.csv", "--out", "out", "--from="], "--from: the value is empty; give one"),
+    (["train", "--model", "ganstfm", "--out", "m.pt", "--targets="], "--targets: the value is empty; give one"),
+    (["bogus"], "COMMAND: invalid choice: 'bogus' (choose from 'fuse', 'fuse-series', 'evaluate', 'info', 'train')"),
+])
+def test_a_flag_argparse_refuses_is_one_error_line_without_the_usage_block(capsys, args, said):
+    """A number flag given text, an empty value (not read as the flag left out) or an unknown command."""
+    assert run_cli(args, capsys) == (2, "", f"error: {said}\n")
+
+
+def test_a_date_list_that_names_no_date_is_refused_not_read_as_every_date(capsys):
+    said = "error: --targets ',' names no date; give dates such as 2020-03-08,2020-03-17\n"
+    assert run_cli(["train", "--model", "ganstfm", "--out", "m.pt", "--targets", ","], capsys) == (2, "", said)
+
+
+def test_a_warning_logged_twice_in_one_command_is_one_line(capsys):
+    """Two steps reading the same series list log its warnings twice; the command prints each once."""
+    with warning_lines():
+        for _ in range(2):
+            logging.getLogger("stf_engine").warning("series list s.csv, row 3: 2020-03-10 has no coarse or fine image")
+    assert capsys.readouterr().err == "warning: series list s.csv, row 3: 2020-03-10 has no coarse or fine image\n"
