@@ -7,7 +7,9 @@ from .. import (
     DEFAULT_BATCH, DEFAULT_MAX_GAP, DEFAULT_SERIES_METHOD, DEFAULT_TILE, DEVICES, GPU_DATE_BATCH, MASK_RULES, SeriesRequest,
     fuse_series, list_methods, parse_mask_rules, parse_options, parse_scales,
 )
-from .common import add_cluster_arguments, add_threads_argument, add_unit_arguments, int_list, progress_bar
+from .common import (
+    add_cluster_arguments, add_threads_argument, add_unit_arguments, date_list, int_list, progress_bar,
+)
 
 NAME = "fuse-series"
 HELP = "fuse every coarse date of a series (masks, references on both sides, reliability maps)"
@@ -58,7 +60,7 @@ def request_from(args) -> SeriesRequest:
         method=args.method,
         date_from=args.date_from,
         date_to=args.date_to,
-        dates=tuple(d.strip() for d in args.dates.split(",") if d.strip()) if args.dates else (),
+        dates=date_list(args.dates, "--dates") or (),
         max_gap=args.max_gap,
         mask_rules=parse_mask_rules(args.mask_rule),
         scales=parse_scales(args.scale),

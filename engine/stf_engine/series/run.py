@@ -55,7 +55,8 @@ def fuse_series(request: SeriesRequest, progress: Optional[Progress] = None,
     report = reporter(progress, cancel)
     get_method(request.method)  # an unknown method or a bad cluster option is refused before any work
     check_cluster(request)
-    entries = list_series(request.series, pairs_only=False)
+    warnings = Warnings()
+    entries = list_series(request.series, pairs_only=False, warnings=warnings)
     planned = plan_entries(entries, request)
     if not request.output_dir:
         raise StfError("no output folder given; name the folder to write the fused dates into")
@@ -76,7 +77,6 @@ def fuse_series(request: SeriesRequest, progress: Optional[Progress] = None,
     folder = {date: replace(result, status=OUTDATED, note=STOPPED_OVERWRITE) if date in asked else result
               for date, result in earlier.dates.items() if date not in kept}
     found = earlier.found if earlier.settings == settings else {}
-    warnings = Warnings()
     warnings.extend_unique(said)
     with made_folder(out), _kept_when_stopped(out, planned, results, request.overwrite), \
             rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), ExitStack() as stack:

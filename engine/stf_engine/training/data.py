@@ -15,7 +15,7 @@ from ..models.normalise import Normalisation
 from .patches import Batch
 from .request import TrainingRequest
 from .scenes import Scene, read_aligned, split_rows
-from .series import series_scenes
+from .series import series_scenes, validation_day
 from .wald import reduced_scene, wald_factor
 
 
@@ -74,7 +74,7 @@ def load_data(request: TrainingRequest, model: ModelDef) -> TrainingData:
             raise StfError("series training needs --series (a CSV or a folder of dated rasters)")
         by_date, used, aligned = series_scenes(request, model)
         if request.validation_date:
-            validation = by_date.pop(request.validation_date)
+            validation = by_date.pop(validation_day(request))
             train = [scene for scenes in by_date.values() for scene in scenes]
             if not train:
                 raise StfError("no training dates left after holding out the validation date")

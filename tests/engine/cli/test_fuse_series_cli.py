@@ -54,6 +54,7 @@ def test_fuse_series_prints_a_row_per_date_and_writes_them(tmp_path, capsys):
     (["--mask-rule", "fine=cloudy"], "unknown mask rule 'cloudy'"),
     (["--mask-rule", "pan=landsat-qa"], "pan"),
     (["--dates", "2020-05-05"], "2020-05-05 have no coarse image"),
+    (["--dates", " , "], "--dates ' , ' names no date"),
     (["--from", "March"], "--from: 'March' is not a date"),
     (["--to", "2020-02-30"], "--to: '2020-02-30' is not a date"),
     (["--max-gap", "0"], "max-gap"),
@@ -252,6 +253,14 @@ def test_a_series_date_carries_its_tiling_like_a_single_run_and_an_output_folder
         assert fused.tags()["STF_TILE"] == "64"  # what `stf evaluate` finds the tile borders by
     with pytest.raises(StfError, match="no output folder given"):
         fuse_series(SeriesRequest(str(csv), None))
+
+
+def test_what_the_series_list_skips_is_among_the_runs_warnings(tmp_path):
+    csv = kranj_series(tmp_path, hide=(77,))
+    csv.write_text(csv.read_text() + "2020100,,\n")  # a date yet to come: no image
+    result = fuse_series(SeriesRequest(str(csv), str(tmp_path / "out"), method="delta", dates=(iso(70),),
+                                       coarse_resolution=480, scales={"fine_reference": 1e-4}))
+    assert any("2020100 has no coarse or fine image; the row is skipped" in w for w in result.warnings)
 
 
 def test_a_series_list_saved_with_a_byte_order_mark_is_read(tmp_path):

@@ -69,14 +69,15 @@ def test_series_training_resumes_and_fuses(tmp_path):
 
 
 def test_validation_date_and_seeded_runs_repeat(tmp_path):
-    def run(path):
+    """The dates may be spelt otherwise than the series list spells them (day of year, no dashes)."""
+    def run(path, target, held_out):
         return train(TrainingRequest(
-            model="ganstfm", output=str(path), mode="series", series=str(SERIES), target_dates=("2000-11-01",),
-            validation_date="2002-11-07", coarse_resolution=250, patch=16, batch=2, epochs=1, steps_per_epoch=2,
+            model="ganstfm", output=str(path), mode="series", series=str(SERIES), target_dates=(target,),
+            validation_date=held_out, coarse_resolution=250, patch=16, batch=2, epochs=1, steps_per_epoch=2,
             device="cpu", seed=5,
         ))
 
-    first, second = run(tmp_path / "a.pt"), run(tmp_path / "b.pt")
+    first, second = run(tmp_path / "a.pt", "2000-11-01", "2002-11-07"), run(tmp_path / "b.pt", "2000306", "20021107")
     assert first.validation_metrics == second.validation_metrics and set(first.validation_metrics) >= {"rmse", "mae"}
     a, b = checkpoint.load(first.checkpoint).state, checkpoint.load(second.checkpoint).state
     assert all(torch.equal(a[key], b[key]) for key in a)
