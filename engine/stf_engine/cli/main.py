@@ -93,8 +93,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             signal.signal(signum, _stop)
         with warning_lines():
             return command.run(args)
-    except StfError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except StfError as exc:  # a series that failed midway keeps the dates it finished: left_behind says which
+        left = getattr(exc, "left_behind", None)
+        print(f"error: {exc}" + (f"; {left}" if left else ""), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as interrupt:  # a run that keeps finished work (a series' dates) says so in left_behind
         left = getattr(interrupt, "left_behind", "nothing was left at the output path")

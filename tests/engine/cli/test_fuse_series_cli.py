@@ -292,6 +292,23 @@ def test_a_date_whose_fusion_fails_shows_the_warnings_it_gave_before_the_error(t
     assert lines[-2] == f"warning: {iso(70)}: the coarse target covers 40% of the fine reference"
 
 
+def test_a_series_that_fails_midway_says_which_dates_it_kept(tmp_path, capsys, monkeypatch):
+    fuse_dates = series_run.fuse_dates
+
+    def failed_at_the_second(requests, *rest):
+        if iso(71) in requests[0].output:
+            raise StfError("cannot write the output: no space left on the device")
+        return fuse_dates(requests, *rest)
+
+    monkeypatch.setattr(series_run, "fuse_dates", failed_at_the_second)
+    out = tmp_path / "out"
+    code, _, err = run(["--series", str(kranj_series(tmp_path, hide=(77,))), "--out", str(out), "--dates",
+                        f"{iso(70)},{iso(71)}", "--method", "delta"] + KRANJ_ARGS, capsys)
+    assert code == 2 and err.splitlines()[-1] == (
+        f"error: cannot write the output: no space left on the device; the finished date {iso(70)} is kept in {out} "
+        f"(see series.json), nothing partial was left; run again to fuse the 1 unfinished")
+
+
 @pytest.mark.parametrize("stop, at, said, kept", [
     (KeyboardInterrupt(), 1, "interrupted", "the finished date 2020-03-10 is kept"),
     (Stopped(signal.SIGTERM), 2, "stopped by SIGTERM", "the 2 finished dates are kept"),
