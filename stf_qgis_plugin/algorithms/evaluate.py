@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from qgis.core import (
     QgsProcessingOutputNumber,
@@ -78,7 +79,9 @@ class EvaluateAlgorithm(EngineAlgorithm):
         )
         report = self.call_engine(self.engine.evaluate, request, feedback)
         for metric, value in report.overall.items():
-            feedback.pushInfo(f"{metric}: {value:.6g} {report.units.get(metric, '')}")
+            shown = "n/a (undefined on these images)" if math.isnan(value) else \
+                f"{value:.6g} {report.units.get(metric, '')}"
+            feedback.pushInfo(f"{metric}: {shown}")
         self.push_warnings(feedback, report.notes)
         results = {metric.upper(): report.overall.get(metric) for metric in self.metrics}
         in_own_terms = dataclasses.replace(report, notes=[self.in_own_terms(note) for note in report.notes])

@@ -140,6 +140,30 @@ def test_evaluate_gives_metrics_as_outputs_and_files(plugin, sample_paths, tmp_p
     assert (tmp_path / "report" / "metrics.json").exists()
 
 
+def test_evaluate_logs_a_measure_the_images_leave_undefined_as_n_a(plugin, sample_paths, tmp_path):
+    import processing
+    import rasterio
+    from qgis.core import QgsProcessingFeedback
+
+    with rasterio.open(sample_paths["truth"]) as truth:
+        profile, shape = truth.profile, (truth.count, truth.height, truth.width)
+    profile.update(dtype="float32", nodata=None)
+    with rasterio.open(tmp_path / "flat.tif", "w", **profile) as flat:  # a constant truth: R² has no variance
+        flat.write(np.full(shape, 0.2, np.float32))
+
+    class Logged(QgsProcessingFeedback):
+        lines: list = []
+
+        def pushInfo(self, info):  # noqa: N802
+            self.lines.append(info)
+
+    logged = Logged()
+    processing.run("stf:evaluate", {"PREDICTION": sample_paths["truth"], "TRUTH": str(tmp_path / "flat.tif"),
+                                    "PLOTS": False, "DEVICE": "cpu", "OUTPUT_FOLDER": str(tmp_path / "report")},
+                   feedback=logged)
+    assert "r2: n/a (undefined on these images)" in logged.lines, logged.lines
+
+
 def test_train_writes_a_checkpoint_that_fuse_uses(plugin, small_scene, tmp_path):
     import processing
 
