@@ -80,6 +80,11 @@ def int_list(text: str) -> Tuple[int, ...]:
         raise StfError(f"expected comma-separated band numbers, got '{text}'") from None
 
 
+def shift_line(shift: Tuple[float, float]) -> str:
+    """What --register did to the coarse rasters, as fuse, fuse-series and the demo print it."""
+    return f"coarse rasters shifted by {shift[0]:+.2f} px east, {shift[1]:+.2f} px south"
+
+
 def date_list(text: Optional[str], flag: str) -> Optional[Tuple[str, ...]]:
     """'2020-03-08, 2020-03-17' → ('2020-03-08', '2020-03-17'); None when the flag is not given. A list that names
     no date (`--dates ,`) is refused: reading it as every date would do the opposite of what it asks."""
@@ -112,7 +117,7 @@ def add_unit_arguments(parser):
         default=[],
         metavar="[ROLE=]FACTOR[:OFFSET]",
         help="stored value × FACTOR + OFFSET = reflectance, e.g. fine=2.75e-5:-0.2 for Landsat Collection 2 "
-        "Level-2; ROLE is coarse, coarse-target, coarse-ref, fine or pan, and a value without ROLE sets every "
+        f"Level-2; ROLE is {', '.join(SCALE_ROLES)}, and a value without ROLE sets every "
         "role (default: raster metadata, else 1e-4 for integers and 1 for floats)",
     )
     units.add_argument("--coarse-res", type=float, help="real coarse pixel size in fine-grid units (e.g. 250)")

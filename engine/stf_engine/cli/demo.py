@@ -11,7 +11,7 @@ import sys
 from typing import Dict, List, Tuple
 
 from .. import COARSE_REFERENCE, EvaluationRequest, FusionRequest, evaluate, fuse, list_methods
-from .common import warning_lines
+from .common import shift_line, warning_lines
 
 FINE_2000 = "L72000306_SZ_B432_30m.tif"
 TRUTH_2002 = "L72002311_SZ_B432_30m.tif"
@@ -64,8 +64,7 @@ def run(sample: str, out: str) -> List[Tuple[str, Dict[str, float], float]]:
         if main:
             main_result, main_report = result, report
 
-    print(f"\ncoarse rasters shifted by {main_result.coarse_shift[0]:+.2f} px east, "
-          f"{main_result.coarse_shift[1]:+.2f} px south to match the Landsat grid (--register)")
+    print(f"\n{shift_line(main_result.coarse_shift)} to match the Landsat grid (--register)")
     print("\nscores against the real Landsat image of 2002-11-07 (reflectance):")
     print(f"  {'method':<10}{'RMSE':>8}{'SSIM':>8}{'CC':>8}{'SAM°':>8}{'ERGAS':>8}{'s':>7}")
     for method, overall, seconds in rows:

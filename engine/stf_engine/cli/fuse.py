@@ -7,7 +7,9 @@ from .. import (
     DEFAULT_BATCH, DEFAULT_METHOD, DEFAULT_TILE, DEVICES, PRECISIONS, FusionRequest, StfError, fuse, list_methods,
     parse_options, parse_scales,
 )
-from .common import add_cluster_arguments, add_threads_argument, add_unit_arguments, float_pair, int_list, progress_bar
+from .common import (
+    add_cluster_arguments, add_threads_argument, add_unit_arguments, float_pair, int_list, progress_bar, shift_line,
+)
 
 NAME = "fuse"
 HELP = "fuse a coarse target with a fine reference into a fine image"
@@ -102,7 +104,7 @@ def run(args) -> int:
     )
     print(f"output: {result.output}")
     if result.coarse_shift != (0.0, 0.0):
-        print(f"coarse rasters shifted by {result.coarse_shift[0]:+.2f} px east, {result.coarse_shift[1]:+.2f} px south")
+        print(shift_line(result.coarse_shift))
     for name, path in result.error_maps.items():
         print(f"{name}: {path}")
     return 0

@@ -8,7 +8,7 @@ from .. import (
     fuse_series, list_methods, parse_mask_rules, parse_options, parse_scales,
 )
 from .common import (
-    add_cluster_arguments, add_threads_argument, add_unit_arguments, date_list, int_list, progress_bar,
+    add_cluster_arguments, add_threads_argument, add_unit_arguments, date_list, int_list, progress_bar, shift_line,
 )
 
 NAME = "fuse-series"
@@ -97,8 +97,7 @@ def run(args) -> int:
     skipped = sum(d.status == "skipped" for d in result.dates)
     print(f"{fused} date(s) fused, {kept} kept from an earlier run, {skipped} skipped, {result.seconds:.1f} s")
     if result.coarse_shift != (0.0, 0.0):
-        print(f"coarse rasters shifted by {result.coarse_shift[0]:+.2f} px east, {result.coarse_shift[1]:+.2f} px "
-              f"south")
+        print(shift_line(result.coarse_shift))
     for source, target, days, rmse in result.validation:
         print(f"validation: {target} predicted from {source} ({days:.0f} days) by the coarse change: RMSE {rmse:.4f}")
     print(f"manifest: {result.manifest}")

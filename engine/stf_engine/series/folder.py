@@ -51,11 +51,11 @@ def read_earlier(output_dir: str) -> Earlier:
     return Earlier(dates, recorded.settings, recorded.found)
 
 
-def date_inputs(planned: PlannedDate, entries: Sequence[Dated]) -> Tuple[str, ...]:
-    """The files a date depends on (`DateResult.inputs`): its own entry's and every reference's, as listed."""
+def date_inputs(planned: Sequence[PlannedDate], entries: Sequence[Dated]) -> Dict[str, Tuple[str, ...]]:
+    """Each planned date's files (`DateResult.inputs`): its own entry's and every reference's, as listed."""
     by_date = {entry.day.isoformat(): entry for entry in entries}
-    used = [by_date[planned.date]] + [by_date[reference] for reference in planned.references]
-    return tuple(os.path.abspath(path) for path in series_files(used).values())
+    return {p.date: tuple(os.path.abspath(path) for path in series_files(
+        [by_date[p.date]] + [by_date[reference] for reference in p.references]).values()) for p in planned}
 
 
 def kept_dates(output_dir: str, earlier: Earlier, planned: Sequence[PlannedDate], settings: dict,

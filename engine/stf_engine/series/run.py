@@ -68,7 +68,7 @@ def fuse_series(request: SeriesRequest, progress: Optional[Progress] = None,
                      {"series list": request.series, **series_files(entries)})
     earlier = read_earlier(out)
     settings = _settings(request)
-    inputs = {p.date: date_inputs(p, entries) for p in planned}
+    inputs = date_inputs(planned, entries)
     kept, said = kept_dates(out, earlier, planned, settings, inputs, request.overwrite)
     todo = [p for p in planned if p.date not in kept]
     results: Dict[str, DateResult] = dict(kept)
@@ -108,11 +108,13 @@ def fuse_series(request: SeriesRequest, progress: Optional[Progress] = None,
             done = _here(scene, work, request, usable, references, model, out, dates, cancel)
         else:
             done = iter(())
-        for result, date_warnings in done:
+        manifest = None
+        for result, date_warnings in done:  # series.json after every date: a stopped run keeps what it finished
             results[result.date] = replace(result, inputs=inputs[result.date])
             warnings.extend_unique(date_warnings)
-            write_manifest(out, {**folder, **results}.values(), _facts(request, found))
-        manifest = write_manifest(out, {**folder, **results}.values(), _facts(request, found))
+            manifest = write_manifest(out, {**folder, **results}.values(), _facts(request, found))
+        if manifest is None:  # no date fused in this run: the kept and skipped ones
+            manifest = write_manifest(out, {**folder, **results}.values(), _facts(request, found))
         stack_path = write_stack(out, {**folder, **results}.values())
     report(1.0, "done")
     return SeriesResult(out, tuple(results[p.date] for p in planned), manifest, stack_path,
