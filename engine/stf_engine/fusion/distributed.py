@@ -14,6 +14,7 @@ workers, is refused after a bounded wait instead of a run that never begins. Das
 """
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import functools
@@ -23,6 +24,7 @@ import os
 import secrets
 import subprocess
 import sys
+import threading
 import time
 from contextlib import ExitStack
 from typing import Dict, Iterator, Mapping, Optional, Tuple
@@ -46,9 +48,14 @@ TRY_SECONDS = 120
 """How long the trial start of the workers' interpreter may take (it imports torch)."""
 START_SECONDS = 120
 """How long local workers may take to start in all: the trial, their start (each imports torch) and joining."""
+CLOSE_SECONDS = 30
+"""How long closing a local cluster may take."""
 LOOPBACK = "127.0.0.1:0"
 """Where the web servers of a local cluster's scheduler and workers listen: this machine only, on free ports.
 Dask's own default, also with their dashboards off, is every network interface (the scheduler's at port 8787)."""
+
+_TIMEOUTS = (TimeoutError, concurrent.futures.TimeoutError)
+"""What a wait that ran out raises (before Python 3.11 concurrent.futures' is not the built-in one)."""
 
 _RUNS: Dict[str, Tuple[ExitStack, object, object]] = {}
 """On a worker: per run, its open inputs (the stack), its plan and its method."""
@@ -81,15 +88,53 @@ def cluster(request, cancel: Optional[Cancel] = None) -> Iterator[object]:
             yield client
         return
     deadline = time.monotonic() + START_SECONDS  # the trial, the start and the workers joining, all together
-    with local_cluster(request, LocalCluster) as local, Client(local) as client:
-        count = len(local.worker_spec)
-        _wait_for_workers(client, count, deadline, cancel,
-                          f"{count} local Dask worker(s) did not start within {START_SECONDS} s; {_INSTEAD}")
-        yield client
+    # Dask ends a start whose workers die by itself after START_SECONDS (their death_timeout), closing them
+    local = _started_within(lambda: local_cluster(request, LocalCluster), deadline + CLOSE_SECONDS, cancel,
+                            _late(request.workers))
+    try:
+        with Client(local) as client:
+            count = len(local.worker_spec)
+            _wait_for_workers(client, count, deadline, cancel, _late(count))
+            yield client
+    finally:
+        _close(local)
 
 
 _YOURSELF = "start a Dask cluster yourself and give its scheduler's address instead"
 _INSTEAD = f"see the workers' log above, or {_YOURSELF}"
+
+
+def _late(count: int) -> str:
+    return f"{count} local Dask worker(s) did not start within {START_SECONDS} s; {_INSTEAD}"
+
+
+def _started_within(start, deadline: float, cancel: Optional[Cancel], problem: str):
+    """What `start()` (a local cluster's construction) returns, run in a thread of its own and awaited until
+    `deadline` while looking at `cancel`: Dask's start has been seen to hang, past its own bound, on workers that
+    die while starting. A cluster that starts only after the caller gave up is closed then."""
+    started: concurrent.futures.Future = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            started.set_result(start())
+        except BaseException as exc:  # handed to the caller, who raises it
+            started.set_exception(exc)
+
+    threading.Thread(target=run, name="stf-dask-start", daemon=True).start()  # daemon: a hung start never holds exit
+    try:
+        return _poll(lambda seconds: started.result(timeout=seconds), cancel, deadline)
+    except BaseException as exc:
+        started.add_done_callback(lambda done: done.exception() is None and _close(done.result()))
+        if isinstance(exc, _TIMEOUTS):
+            raise StfError(problem) from None
+        raise
+
+
+def _close(local) -> None:
+    """Close a local cluster within CLOSE_SECONDS: one whose workers keep dying may not close at all, and its
+    worker processes end with this process."""
+    with contextlib.suppress(Exception):
+        local.close(timeout=CLOSE_SECONDS)
 
 
 def _wait_for_workers(client, count: int, deadline: float, cancel: Optional[Cancel], problem: str) -> None:
@@ -207,7 +252,7 @@ def _poll(step, cancel: Optional[Cancel], deadline: float = math.inf):
         check_cancel(cancel)
         try:
             return step(max(0.1, min(POLL_SECONDS, deadline - time.monotonic())))
-        except (DaskTimeout, TimeoutError):
+        except (DaskTimeout, *_TIMEOUTS):
             if time.monotonic() >= deadline:
                 raise
 

@@ -205,6 +205,38 @@ def test_workers_that_die_while_starting_are_one_line_after_a_bounded_wait(scene
     assert sorted(os.listdir(tmp_path)) == ["dies.py"]
 
 
+def test_a_local_cluster_whose_start_hangs_is_one_line_or_a_cancel_and_is_closed_if_it_starts_later(
+        scene, tmp_path, monkeypatch):
+    """Dask's start has been seen to hang past its own bound on workers that die while starting: the run gives up
+    after START_SECONDS and CLOSE_SECONDS, or at once on a cancel, and closes a cluster that starts only after."""
+    from stf_engine.fusion import distributed as scale_out
+
+    release, closed = threading.Event(), []
+
+    class Started:
+        def close(self, timeout=None):
+            closed.append(timeout)
+
+    monkeypatch.setattr(scale_out, "local_cluster", lambda request, default: release.wait(60) and Started())
+    monkeypatch.setattr(scale_out, "START_SECONDS", 1)
+    monkeypatch.setattr(scale_out, "CLOSE_SECONDS", 1)
+    with pytest.raises(StfError, match=r"^2 local Dask worker\(s\) did not start within 1 s; see the workers' log"):
+        fuse(request(scene, tmp_path / "out.tif", workers=2))
+    monkeypatch.setattr(scale_out, "START_SECONDS", 60)
+    cancel = threading.Event()
+    threading.Timer(0.5, cancel.set).start()
+    with pytest.raises(FusionCancelled):
+        fuse(request(scene, tmp_path / "out.tif", workers=2), cancel=cancel)
+    assert closed == []
+    release.set()
+    for _ in range(50):
+        if len(closed) == 2:
+            break
+        threading.Event().wait(0.1)
+    assert closed == [1, 1]
+    assert os.listdir(tmp_path) == []
+
+
 def test_a_scheduler_without_workers_is_one_line_not_a_run_that_waits_forever(scene, tmp_path, monkeypatch):
     """Also cancelled while it waits (here the wait would last a minute, and end in an error, not a cancel)."""
     from stf_engine.fusion import distributed as scale_out
