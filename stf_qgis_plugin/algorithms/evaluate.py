@@ -83,6 +83,12 @@ class EvaluateAlgorithm(EngineAlgorithm):
                 f"{value:.6g} {report.units.get(metric, '')}"
             feedback.pushInfo(f"{metric}: {shown}")
         self.push_warnings(feedback, report.notes)
-        results = {metric.upper(): report.overall.get(metric) for metric in self.metrics}
+        results = {metric.upper(): number_output(report.overall.get(metric)) for metric in self.metrics}
         in_own_terms = dataclasses.replace(report, notes=[self.in_own_terms(note) for note in report.notes])
         return {**results, "REPORT": in_own_terms.to_json(), "OUTPUT_FOLDER": out_dir}
+
+
+def number_output(value):
+    """A measure as a Processing output number: None (QGIS NULL) where the images leave it undefined (NaN), so that
+    a model's next step sees NULL, not NaN."""
+    return None if value is None or math.isnan(value) else value

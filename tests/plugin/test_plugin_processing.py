@@ -140,7 +140,8 @@ def test_evaluate_gives_metrics_as_outputs_and_files(plugin, sample_paths, tmp_p
     assert (tmp_path / "report" / "metrics.json").exists()
 
 
-def test_evaluate_logs_a_measure_the_images_leave_undefined_as_n_a(plugin, sample_paths, tmp_path):
+def test_evaluate_logs_a_measure_the_images_leave_undefined_as_n_a_and_outputs_it_as_null(plugin, sample_paths,
+                                                                                          tmp_path):
     import processing
     import rasterio
     from qgis.core import QgsProcessingFeedback
@@ -158,10 +159,11 @@ def test_evaluate_logs_a_measure_the_images_leave_undefined_as_n_a(plugin, sampl
             self.lines.append(info)
 
     logged = Logged()
-    processing.run("stf:evaluate", {"PREDICTION": sample_paths["truth"], "TRUTH": str(tmp_path / "flat.tif"),
-                                    "PLOTS": False, "DEVICE": "cpu", "OUTPUT_FOLDER": str(tmp_path / "report")},
-                   feedback=logged)
+    parameters = {"PREDICTION": sample_paths["truth"], "TRUTH": str(tmp_path / "flat.tif"), "PLOTS": False,
+                  "DEVICE": "cpu", "OUTPUT_FOLDER": str(tmp_path / "report")}
+    result = processing.run("stf:evaluate", parameters, feedback=logged)
     assert "r2: n/a (undefined on these images)" in logged.lines, logged.lines
+    assert result["R2"] is None and result["RMSE"] > 0  # NULL for a model's next step, not NaN
 
 
 def test_train_writes_a_checkpoint_that_fuse_uses(plugin, small_scene, tmp_path):

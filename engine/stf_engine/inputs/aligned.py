@@ -326,13 +326,19 @@ def is_units_warning(message: str) -> bool:
     return message.endswith(UNITS_ADVICE)
 
 
-def typical_level(values: np.ndarray) -> float:
-    """The median magnitude of an input's valid values (never 0): the level a unit mismatch between inputs shows in."""
-    return float(np.median(np.abs(values))) or 1e-12
+def typical_level(values: np.ndarray) -> Optional[float]:
+    """The median magnitude of an input's non-zero valid values: the level a unit mismatch between inputs shows in.
+    A unit factor scales every non-zero value alike, while zeros (water in a near-infrared band, dark pixels, a 0
+    fill) would pull the median to 0; None when every value is 0, which tells nothing about units."""
+    magnitudes = np.abs(values[values != 0])
+    return float(np.median(magnitudes)) if magnitudes.size else None
 
 
-def orders_apart(level: float, reference: float) -> int:
+def orders_apart(level: Optional[float], reference: Optional[float]) -> int:
     """The power of ten between two inputs' typical levels when they differ by more than an order of magnitude
-    (4 for values ×10000 against reflectance), else 0: they are then taken to share their units."""
+    (4 for values ×10000 against reflectance), else 0: they are then taken to share their units, as they are when
+    either level is None (an input of zeros only)."""
+    if level is None or reference is None:
+        return 0
     ratio = level / reference
     return 0 if 0.05 < ratio < 20 else round(math.log10(ratio))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import difflib
 import os
 import re
 from dataclasses import dataclass
@@ -24,6 +25,10 @@ KIND = re.compile(r"(?<![a-z])(?:(?:coarse|fine)_mask|coarse|fine|pan)(?![a-z])"
 RASTER_SUFFIXES = (".tif", ".tiff", ".img", ".vrt", ".jp2", ".nc")
 SERIES_CSV = "series.csv"
 COLUMNS = ("date", "coarse", "fine", "pan", "coarse_mask", "fine_mask")
+REQUIRED = COLUMNS[:3]
+CLOSE = 0.8
+"""How alike (difflib's ratio) an unknown CSV column must be to a known one to be taken as a misspelling of it:
+fine_msk, finemask or corse are; notes, sensor or cloud are not."""
 WRITE_DATES = "write it as YYYY-MM-DD, YYYYMMDD or YYYYDDD (day of year)"
 
 
@@ -70,9 +75,10 @@ def parse_date(text: str) -> datetime.date:
 
 
 def list_series(source: str, pairs_only: bool = True, warnings: Optional[Warnings] = None) -> List[Dated]:
-    """Dates from a CSV (columns date, coarse, fine[, pan, coarse_mask, fine_mask]; paths relative to it) or a
-    folder, sorted by date. `pairs_only` keeps the dates with both a coarse and a fine image (training). What is
-    skipped (a raster whose name gives no date, a row without images) is said in `warnings`, each logged once."""
+    """Dates from a CSV (columns date, coarse, fine[, pan, coarse_mask, fine_mask], named in any case; paths
+    relative to it) or a folder, sorted by date. `pairs_only` keeps the dates with both a coarse and a fine image
+    (training). What is skipped (a raster whose name gives no date, a row without images, a CSV column of another
+    name) is said in `warnings`, each logged once; a CSV column named twice or misspelt is refused (`_columns`)."""
     warnings = Warnings() if warnings is None else warnings
     path = Path(source)
     if path.is_dir() and (path / SERIES_CSV).is_file():
@@ -97,17 +103,13 @@ def _listed_twice(day: datetime.date, first: str, second: str, where: str) -> St
 
 
 def _from_csv(path: Path, warnings: Warnings) -> List[Dated]:
-    """One entry a row. Blank rows are skipped. A row with images but no readable date is refused: its images
-    would vanish from the series. A row with a date but no coarse or fine image is skipped with a warning: it
-    holds nothing to read (a date yet to come, or a path forgotten: the warning says which row)."""
-    header, rows = _csv_rows(path)
-    missing = {"date", "coarse", "fine"} - set(header)
-    if missing:
-        raise StfError(f"{path} needs the columns date, coarse, fine (optionally pan, coarse_mask, fine_mask); "
-                       f"missing {sorted(missing)}")
+    """One entry a row, its columns read as `_columns` says. Blank rows are skipped. A row with images but no
+    readable date is refused: its images would vanish from the series. A row with a date but no coarse or fine
+    image is skipped with a warning: it holds nothing to read (a date yet to come, or a path forgotten: the warning
+    says which row)."""
     entries: List[Dated] = []
     rows_of: Dict[datetime.date, str] = {}
-    for number, row in rows:
+    for number, row in _csv_rows(path, warnings):
         entry = _csv_entry(path, number, row, warnings)
         if entry is None:
             continue
@@ -119,13 +121,14 @@ def _from_csv(path: Path, warnings: Warnings) -> List[Dated]:
     return entries
 
 
-def _csv_rows(path: Path) -> Tuple[List[str], List[Tuple[int, Dict[Optional[str], object]]]]:
-    """The header and each row with its number (the header is row 1); StfError when it is no readable CSV."""
+def _csv_rows(path: Path, warnings: Warnings) -> List[Tuple[int, Dict[Optional[str], object]]]:
+    """Each row with its number (the header is row 1), keyed by `_columns`' names; StfError when it is no readable
+    CSV."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:  # as Excel saves "CSV UTF-8", with a BOM
             reader = csv.DictReader(handle)
-            rows = [(reader.line_num, row) for row in reader]
-            return list(reader.fieldnames or ()), rows
+            reader.fieldnames = _columns(path, reader.fieldnames or (), warnings)
+            return [(reader.line_num, row) for row in reader]
     except (UnicodeDecodeError, csv.Error) as exc:
         why = ("it is not UTF-8 text: a raster, or a CSV saved in another encoding (save it as CSV UTF-8)"
                if isinstance(exc, UnicodeDecodeError) else str(exc)[:80])
@@ -133,6 +136,43 @@ def _csv_rows(path: Path) -> Tuple[List[str], List[Tuple[int, Dict[Optional[str]
                        f"or a folder of dated rasters") from None
     except OSError as exc:
         raise StfError(f"cannot read the series list {path}: {exc.strerror or exc}") from None
+
+
+def _column_name(written: str) -> str:
+    """A header's name as COLUMNS spell it, whatever its case, its spaces around and its spaces or hyphens within
+    ('Fine Mask', 'fine-mask' → fine_mask): a spelling whose meaning is plain is no error."""
+    return re.sub(r"[\s_-]+", "_", written.strip().lower())
+
+
+def _columns(path: Path, header: Sequence[str], warnings: Warnings) -> List[str]:
+    """The header's names (`_column_name`), checked so that no column is half-read: one named twice or misspelt
+    (a mask that would silently not apply) and a missing date, coarse or fine are refused; any other named column
+    (notes, a sensor) is ignored with one warning."""
+    names = [_column_name(written) for written in header]
+    twice = next((name for number, name in enumerate(names) if name in COLUMNS and name in names[:number]), None)
+    if twice:
+        raise StfError(f"{path} has two {twice} columns: keep one")
+    unknown = {written.strip(): name for written, name in zip(header, names) if name and name not in COLUMNS}
+    _refuse_misspelt(path, unknown, [column for column in COLUMNS if column not in names])
+    missing = [column for column in REQUIRED if column not in names]
+    if missing:
+        raise StfError(f"{path} needs a header row naming the columns date, coarse, fine (optionally pan, "
+                       f"coarse_mask, fine_mask); missing {', '.join(missing)}")
+    if unknown:
+        quoted, one = ", ".join(f"'{written}'" for written in unknown), len(unknown) == 1
+        warnings.add(f"series list {path}: {'column' if one else 'columns'} {quoted} {'is' if one else 'are'} not "
+                     f"read; the columns read are {', '.join(COLUMNS)}")
+    return names
+
+
+def _refuse_misspelt(path: Path, unknown: Dict[str, str], absent: Sequence[str]) -> None:
+    """StfError for an unknown column (as written → `_column_name`) close to a column the header lacks ('fine_msk'
+    for fine_mask): what the user put in it would silently not be read."""
+    for written, name in unknown.items():
+        meant = difflib.get_close_matches(name, absent, n=1, cutoff=CLOSE)
+        if meant:
+            raise StfError(f"{path} has a column '{written}': did you mean {meant[0]}? Rename it in the header "
+                           f"(the columns read are {', '.join(COLUMNS)})")
 
 
 def _csv_entry(path: Path, number: int, row: Dict[Optional[str], object], warnings: Warnings) -> Optional[Dated]:

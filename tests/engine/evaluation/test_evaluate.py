@@ -287,6 +287,17 @@ def test_values_a_unit_factor_apart_warn_once_naming_both_files_and_the_scale(tm
     assert [note for note in swapped.notes if "differ by about 10^4" in note and "--scale prediction=1e-4" in note]
 
 
+@pytest.mark.parametrize("factor, said", [(1, []), (1e4, ["differ by about 10^4: check their units and set "
+                                                           "--scale truth=1e-4 if the truth holds reflectance ×10^4"])])
+def test_a_truth_mostly_0_is_compared_for_units_by_its_other_values(tmp_path, factor, said):
+    """Water in a near-infrared band: 0 on most pixels, which no unit factor changes, so they tell nothing."""
+    scene = textured_scene(24, 24, seed=5)
+    water = np.random.default_rng(3).random(scene.shape[1:]) < 0.7
+    paths = float_rasters(tmp_path, pred=scene, truth=np.where(water, 0, scene * factor))
+    report = evaluate(EvaluationRequest(paths["pred"], paths["truth"], ratio=8))
+    assert [note[note.index("differ by"):] for note in report.notes if "differ by" in note] == said, report.notes
+
+
 def test_a_report_without_plots_removes_the_earlier_reports_plots_and_nothing_else(tmp_path):
     scene = textured_scene(24, 24, seed=5)
     paths = float_rasters(tmp_path, pred=scene * 1.02, truth=scene)

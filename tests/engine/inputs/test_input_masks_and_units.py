@@ -1,5 +1,7 @@
 """Coarse inputs warped onto the fine grid keep what marks their pixels invalid (extent, per-dataset masks, alpha
-bands), per-band scale metadata applies to the bands read, and a co-registration shift means the same in any CRS."""
+bands), per-band scale metadata applies to the bands read, a co-registration shift means the same in any CRS, and
+the units check compares the inputs' non-zero values."""
+import re
 from contextlib import ExitStack
 
 import numpy as np
@@ -235,3 +237,32 @@ def test_a_coarse_shift_moves_a_coarse_target_in_another_crs_as_it_moves_one_in_
     across = cubic(tmp_path, fine_path, other, "across", coarse_shift=shift)
     assert not invalid(across).any()
     np.testing.assert_allclose(across, moved, rtol=0, atol=2e-4)
+
+
+def units_warnings(tmp_path, fine_image: np.ndarray, coarse_image: np.ndarray) -> list:
+    """The units warnings of a cubic fusion of float32 rasters (no integer scale applies) of these values."""
+    fine_path = write(tmp_path / "fine.tif", fine_image, fine_transform())
+    coarse = write(tmp_path / "coarse.tif", coarse_image, fine_transform(30.0 * RATIO))
+    result = fuse(FusionRequest(coarse_target=coarse, fine_reference=fine_path, output=str(tmp_path / "o.tif"),
+                                method="cubic"))
+    return [warning for warning in result.warnings if "order of magnitude" in warning]
+
+
+def water(image: np.ndarray, share: float) -> np.ndarray:
+    """`image` with 0 on `share` of its pixels, scattered (water in a near-infrared band, a 0 fill taken as data)."""
+    dry = np.random.default_rng(3).random(image.shape[1:]) >= share
+    return image * dry
+
+
+@pytest.mark.parametrize("share", [0.7, 1.0], ids=["mostly 0", "all 0"])
+def test_a_fine_reference_of_zeros_in_the_coarse_images_units_gives_no_units_warning(tmp_path, share):
+    """Levels compare the non-zero values, which a unit factor scales alike; an input of zeros tells no units."""
+    image = textured_scene(SIDE, SIDE, bands=3, seed=5)
+    assert units_warnings(tmp_path, water(image, share), coarse_of(image)) == []
+
+
+def test_a_fine_reference_x10000_with_many_zeros_is_warned_at_the_level_of_its_other_values(tmp_path):
+    image = textured_scene(SIDE, SIDE, bands=3, seed=5)
+    [warning] = units_warnings(tmp_path, water(image, 0.7) * 1e4, coarse_of(image))
+    levels = re.search(r"values \(median ([\d.e+-]+)\) differ from the fine reference's \(([\d.e+-]+)\)", warning)
+    assert levels and 0.1 < float(levels[1]) < 0.5 and 1e3 < float(levels[2]) < 5e3, warning

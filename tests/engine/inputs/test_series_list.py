@@ -1,10 +1,12 @@
 """The series list: every date spelling in a folder's file names, a date given twice named with its two files or
-rows, and what is not read (a raster without a date, a malformed CSV row) said, never dropped silently."""
+rows, a CSV header read whole (any case, a column twice or misspelt refused), and what is not read (a raster without
+a date, a malformed CSV row, a CSV column of another name) said, never dropped silently."""
 import logging
 import re
 
 import pytest
 
+from stf_engine.core.progress import Warnings
 from stf_engine.errors import StfError
 from stf_engine.inputs.series_list import list_series, parse_date
 
@@ -69,11 +71,11 @@ def test_one_day_named_twice_in_a_folder_names_the_day_and_both_files(tmp_path):
         list_series(str(folder), pairs_only=False)
 
 
-def csv_with(tmp_path, *rows):
+def csv_with(tmp_path, *rows, header="date,coarse,fine"):
     """series.csv: the header, a pair on 2020-03-08, the rows given, and a pair on 2020-03-17 (rows 2, 3…, last)."""
     path = tmp_path / "series.csv"
-    path.write_text("\n".join(["date,coarse,fine", "2020-03-08,c1.tif,f1.tif", *rows, "2020-03-17,c2.tif,f2.tif"])
-                    + "\n")
+    path.write_text("\n".join([header, "2020-03-08,c1.tif,f1.tif", *rows, "2020-03-17,c2.tif,f2.tif"]) + "\n",
+                    encoding="utf-8")
     return path
 
 
@@ -107,3 +109,54 @@ def test_blank_rows_are_skipped_and_a_date_without_images_is_named_in_a_warning(
 def test_day_366_only_in_a_leap_year_and_an_empty_date_is_missing(text, said):
     with pytest.raises(StfError, match=f"^{re.escape(said)}"):
         parse_date(text)
+
+
+def test_header_names_are_read_in_any_case_with_spaces_or_hyphens_after_an_excel_bom(tmp_path):
+    path = csv_with(tmp_path, "2020-03-10,c3.tif,f3.tif,m3.tif,n3.tif",
+                    header="\ufeffDate, Coarse ,FINE,Fine Mask,coarse-mask")
+    entries = list_series(str(path))
+    assert listed(entries) == [("2020-03-08", "c1.tif", "f1.tif"), ("2020-03-10", "c3.tif", "f3.tif"),
+                               ("2020-03-17", "c2.tif", "f2.tif")]
+    assert (entries[1].fine_mask, entries[1].coarse_mask) == (str(tmp_path / "m3.tif"), str(tmp_path / "n3.tif"))
+
+
+@pytest.mark.parametrize("header", ["date,coarse,fine,fine", "date,coarse,Fine,fine_mask, fine"])
+def test_a_column_named_twice_is_refused_naming_it_and_the_list(tmp_path, header):
+    path = csv_with(tmp_path, header=header)
+    with pytest.raises(StfError, match=f"^{re.escape(f'{path} has two fine columns: keep one')}$"):
+        list_series(str(path))
+
+
+@pytest.mark.parametrize("written, meant", [("fine_msk", "fine_mask"), ("Coarse Msk", "coarse_mask"),
+                                            ("finemask", "fine_mask")])
+def test_a_misspelt_column_is_refused_with_the_column_it_is_close_to(tmp_path, written, meant):
+    path = csv_with(tmp_path, header=f"date,coarse,fine,{written}")
+    said = (f"{path} has a column '{written}': did you mean {meant}? Rename it in the header (the columns read are "
+            f"date, coarse, fine, pan, coarse_mask, fine_mask)")
+    with pytest.raises(StfError, match=f"^{re.escape(said)}$"):
+        list_series(str(path))
+
+
+def test_a_misspelt_required_column_is_named_as_a_misspelling_not_as_missing(tmp_path):
+    path = csv_with(tmp_path, header="date,corse,fine")
+    with pytest.raises(StfError, match=re.escape(f"{path} has a column 'corse': did you mean coarse?")):
+        list_series(str(path))
+
+
+def test_other_columns_are_ignored_with_one_warning_naming_them_and_the_columns_read(tmp_path, caplog):
+    path = csv_with(tmp_path, header="date,coarse,fine,notes,Sensor,")
+    said = Warnings()
+    assert listed(list_series(str(path), warnings=said)) == [("2020-03-08", "c1.tif", "f1.tif"),
+                                                             ("2020-03-17", "c2.tif", "f2.tif")]
+    assert said == warnings_of(caplog) == [f"series list {path}: columns 'notes', 'Sensor' are not read; the columns "
+                                           f"read are date, coarse, fine, pan, coarse_mask, fine_mask"]
+
+
+@pytest.mark.parametrize("header, missing", [("date,fine_mask,fine", "coarse"),
+                                             ("2020-03-01,c0.tif,f0.tif", "date, coarse, fine")])
+def test_missing_columns_are_named_and_a_header_row_asked_for(tmp_path, header, missing):
+    path = csv_with(tmp_path, header=header)
+    said = (f"{path} needs a header row naming the columns date, coarse, fine (optionally pan, coarse_mask, "
+            f"fine_mask); missing {missing}")
+    with pytest.raises(StfError, match=f"^{re.escape(said)}$"):
+        list_series(str(path))
