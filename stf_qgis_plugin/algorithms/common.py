@@ -61,6 +61,15 @@ def series_parameters(csv_label: str, folder_label: str) -> Tuple[QgsProcessingP
     )
 
 
+def mask_rules_parameter(mode: str = "") -> QgsProcessingParameterDefinition:
+    """MASK_RULES: how the series' coarse_mask and fine_mask rasters are decoded, as text the engine parses
+    (optional); `mode` names when it applies ('series mode')."""
+    when = f"{mode}; " if mode else ""
+    return QgsProcessingParameterString(
+        "MASK_RULES", f"Mask rules, e.g. fine=landsat-qa, coarse=modis-state ({when}unset = nonzero)", optional=True
+    )
+
+
 def coarse_resolution_parameter() -> QgsProcessingParameterDefinition:
     """COARSE_RESOLUTION: the coarse sensor's real pixel size, for coarse data already resampled (optional)."""
     return QgsProcessingParameterNumber(

@@ -13,8 +13,8 @@ from qgis.core import (
 
 from .. import results
 from .common import (
-    EngineAlgorithm, advanced, coarse_resolution_parameter, options_parameter, scheduler_parameter,
-    series_parameters, threads_parameter, workers_parameter,
+    EngineAlgorithm, advanced, coarse_resolution_parameter, mask_rules_parameter, options_parameter,
+    scheduler_parameter, series_parameters, threads_parameter, workers_parameter,
 )
 
 INTEGER = QgsProcessingParameterNumber.Integer
@@ -70,11 +70,7 @@ class FuseSeriesAlgorithm(EngineAlgorithm):
                 self.engine.DEFAULT_MAX_GAP, minValue=1,
             )
         )
-        self.addParameter(
-            QgsProcessingParameterString(
-                "MASK_RULES", "Mask rules, e.g. fine=landsat-qa, coarse=modis-state (unset = nonzero)", optional=True
-            )
-        )
+        self.addParameter(mask_rules_parameter())
         self.addParameter(
             QgsProcessingParameterString("SCALES", "Scales to reflectance, e.g. fine=1e-4 or fine=2.75e-5:-0.2",
                                          optional=True)

@@ -11,7 +11,7 @@ from qgis.core import (
 )
 
 from .. import results
-from .common import CHECKPOINTS, EngineAlgorithm, series_parameters, threads_parameter
+from .common import CHECKPOINTS, EngineAlgorithm, mask_rules_parameter, series_parameters, threads_parameter
 
 LAYERS = {
     "COARSE_TARGET": ("coarse_target", "Coarse image at the target date (self mode)"),
@@ -41,12 +41,14 @@ class TrainAlgorithm(EngineAlgorithm):
         return (
             "self: Wald reduced-resolution training on one scene (the layers below; the coarse/fine ratio must be "
             "at least 2, set COARSE_RESOLUTION when the coarse raster was resampled to the fine grid). "
-            "series: dated coarse/fine(/pan) rasters listed in SERIES (a CSV date,coarse,fine[,pan]) or in "
-            "SERIES_FOLDER (a folder of files named with a date and coarse/fine/pan). Training stops at the end of "
-            "the epoch in which MINUTES runs out (0 = no time limit), or earlier when the held-out score stops improving. The log "
-            "compares the held-out RMSE with the delta baseline's (smoothed to the held-out truth's sharpness) and "
-            "warns when the model does not beat it, or when the scene is too small to show that it does. "
-            "MODEL, MODE and DEVICE also accept names."
+            "series: dated coarse/fine(/pan) rasters listed in SERIES (a CSV date,coarse,fine[,pan,coarse_mask,"
+            "fine_mask]) or in SERIES_FOLDER (a folder of files named with a date and coarse/fine/pan/coarse_mask/"
+            "fine_mask); the pixels a date's masks flag are left out of training, the masks decoded by MASK_RULES "
+            "as in stf:fuse_series (e.g. 'fine=landsat-qa, coarse=modis-state'; unset = nonzero). Training stops at "
+            "the end of the epoch in which MINUTES runs out (0 = no time limit), or earlier when the held-out score "
+            "stops improving. The log compares the held-out RMSE with the delta baseline's (smoothed to the held-out "
+            "truth's sharpness) and warns when the model does not beat it, or when the scene is too small to show "
+            "that it does. MODEL, MODE and DEVICE also accept names."
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -54,9 +56,12 @@ class TrainAlgorithm(EngineAlgorithm):
         self.addParameter(QgsProcessingParameterEnum("MODE", "Training mode", self.enums["MODE"], defaultValue=0))
         for key, (_, label) in LAYERS.items():
             self.addParameter(QgsProcessingParameterRasterLayer(key, label, optional=True))
-        for parameter in series_parameters("Series list (CSV: date, coarse, fine[, pan]; series mode)",
-                                           "Or a folder of dated rasters (series mode, instead of the CSV)"):
+        for parameter in series_parameters(
+            "Series list (CSV: date, coarse, fine[, pan, coarse_mask, fine_mask]; series mode)",
+            "Or a folder of dated rasters (series mode, instead of the CSV)",
+        ):
             self.addParameter(parameter)
+        self.addParameter(mask_rules_parameter("series mode"))
         self.addParameter(QgsProcessingParameterNumber("EPOCHS", "Epochs", INTEGER, 20, minValue=1))
         self.addParameter(
             QgsProcessingParameterNumber(
@@ -93,6 +98,9 @@ class TrainAlgorithm(EngineAlgorithm):
             QgsProcessingOutputNumber("VALIDATION_RMSE_DELTA", "The delta baseline's RMSE on the same held-out data")
         )
 
+    def text_values(self, parameters, context):
+        return {"mask_rules": self.parsed(parameters, "MASK_RULES", context, self.engine.parse_mask_rules)}
+
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         parameters = self.by_index(parameters)
         paths = {role: self.local_file(parameters, key, context) or None for key, (role, _) in LAYERS.items()}
@@ -102,6 +110,7 @@ class TrainAlgorithm(EngineAlgorithm):
             output=self.parameterAsFileOutput(parameters, "OUTPUT", context),
             mode=self.enum_name(parameters, "MODE", context),
             series=self.series(parameters, context, required=False) or None,
+            **self.text_values(parameters, context),
             epochs=self.parameterAsInt(parameters, "EPOCHS", context),
             minutes=self.parameterAsDouble(parameters, "MINUTES", context) or None,
             patch=self.parameterAsInt(parameters, "PATCH", context),

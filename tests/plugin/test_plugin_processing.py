@@ -438,6 +438,42 @@ def test_train_takes_a_time_budget_and_warns_when_the_model_does_not_beat_delta(
     assert [request.minutes for request in requests] == [0.5, None, engine.DEFAULT_TRAINING_MINUTES]
 
 
+def test_train_takes_mask_rules_for_the_series_masks_and_passes_on_the_series_warnings(plugin, tmp_path,
+                                                                                     monkeypatch):
+    """MASK_RULES reaches the request (every fine image has a Landsat QA mask, which the default rule would flag
+    whole); what the series list skips is a Processing warning; a wrong rule is refused, naming MASK_RULES, before
+    anything runs."""
+    import processing
+    from qgis.core import QgsApplication, QgsProcessingException
+
+    from devkit.series import synthetic_series
+    from devkit.synthetic import fine_transform, write
+
+    engine = plugin.status.engine
+    csv = synthetic_series(tmp_path, side=64, bands=2, dates=2, fine_dates=2, ratio=4)
+    qa = np.full((1, 64, 64), 21824, np.uint16)  # Landsat QA_PIXEL clear
+    qa[0, 20:36, 20:36] = 22280  # cloud
+    write(tmp_path / "qa.tif", qa, fine_transform())
+    lines = csv.read_text().splitlines()
+    rows = [lines[0] + ",fine_mask"] + [line + ",qa.tif" for line in lines[1:]] + ["2021-03-01,,,"]
+    csv.write_text("\n".join(rows) + "\n")
+    requests = []
+    real = engine.train
+    monkeypatch.setattr(engine, "train", lambda request, **kw: requests.append(request) or real(request, **kw))
+    parameters = {"MODEL": "ganstfm", "MODE": "series", "SERIES": str(csv), "MASK_RULES": "fine=landsat-qa",
+                  "EPOCHS": 1, "PATCH": 16, "BATCH": 2, "STEPS": 1, "DEVICE": "cpu", "OUTPUT": str(tmp_path / "m.pt")}
+    feedback = RecordingFeedback()
+    trained = processing.run("stf:train", parameters, feedback=feedback)
+    assert trained["BEST_EPOCH"] == 1 and [r.mask_rules for r in requests] == [{"fine": "landsat-qa"}]
+    skipped = f"series list {csv}, row 4: 2021-03-01 has no coarse or fine image; the row is skipped"
+    assert feedback.warnings.count(skipped) == 1, feedback.warnings
+    with pytest.raises(QgsProcessingException, match=r"'Mask rules' \(MASK_RULES\): unknown mask rule 'cloudy'"):
+        processing.run("stf:train", {**parameters, "MASK_RULES": "fine=cloudy", "OUTPUT": str(tmp_path / "x.pt")})
+    assert len(requests) == 1 and not (tmp_path / "x.pt").exists()
+    series = QgsApplication.processingRegistry().algorithmById("stf:train").parameterDefinition("SERIES")
+    assert "coarse_mask, fine_mask" in series.description()
+
+
 def test_an_output_over_an_input_is_refused_and_the_input_untouched(plugin, sample_paths, tmp_path):
     import hashlib
     import shutil

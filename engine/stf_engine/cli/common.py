@@ -8,8 +8,9 @@ from typing import Iterator, Optional, Tuple
 
 from tqdm import tqdm
 
-from .. import SCALE_ROLES, StfError
+from .. import MASK_RULES, SCALE_ROLES, StfError
 from ..core.options import split_list
+from ..inputs.masks import DEFAULT_MASK_RULE
 
 STEPS = 1000
 """Resolution of the progress bar (shown as a percentage)."""
@@ -62,6 +63,14 @@ def warning_lines() -> Iterator[None]:
 def add_threads_argument(parser) -> None:
     parser.add_argument("--threads", type=int, metavar="N",
                         help="CPU threads (default: the number of physical cores)")
+
+
+def add_mask_rule_argument(parser) -> None:
+    """--mask-rule ROLE=RULE (repeatable): how a series' coarse_mask and fine_mask rasters are decoded."""
+    parser.add_argument("--mask-rule", action="append", default=[], metavar="ROLE=RULE",
+                        help="how coarse or fine mask rasters are decoded: "
+                             + "; ".join(f"{name}: {text}" for name, text in MASK_RULES.items())
+                             + f" (default {DEFAULT_MASK_RULE})")
 
 
 def add_cluster_arguments(parser) -> None:

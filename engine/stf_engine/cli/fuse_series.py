@@ -4,11 +4,12 @@ from __future__ import annotations
 import argparse
 
 from .. import (
-    DEFAULT_BATCH, DEFAULT_MAX_GAP, DEFAULT_SERIES_METHOD, DEFAULT_TILE, DEVICES, GPU_DATE_BATCH, MASK_RULES, SeriesRequest,
+    DEFAULT_BATCH, DEFAULT_MAX_GAP, DEFAULT_SERIES_METHOD, DEFAULT_TILE, DEVICES, GPU_DATE_BATCH, SeriesRequest,
     fuse_series, list_methods, parse_mask_rules, parse_options, parse_scales,
 )
 from .common import (
-    add_cluster_arguments, add_threads_argument, add_unit_arguments, date_list, int_list, progress_bar, shift_line,
+    add_cluster_arguments, add_mask_rule_argument, add_threads_argument, add_unit_arguments, date_list, int_list,
+    progress_bar, shift_line,
 )
 
 NAME = "fuse-series"
@@ -28,10 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"one of: {', '.join(list_methods())} (default {DEFAULT_SERIES_METHOD})")
     parser.add_argument("--max-gap", type=int, default=DEFAULT_MAX_GAP, metavar="DAYS",
                         help=f"farthest a fine reference may be from a target date (default {DEFAULT_MAX_GAP})")
-    parser.add_argument("--mask-rule", action="append", default=[], metavar="ROLE=RULE",
-                        help="how coarse or fine mask rasters are decoded: "
-                             + "; ".join(f"{name}: {text}" for name, text in MASK_RULES.items())
-                             + " (default nonzero)")
+    add_mask_rule_argument(parser)
     parser.add_argument("--cog", action="store_true",
                         help="write the fused images as Cloud Optimized GeoTIFFs (internal overviews)")
     parser.add_argument("--overwrite", action="store_true",

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from .. import DEFAULT_TRAINING_MINUTES as DEFAULT_MINUTES
-from .. import DEVICES, TRAINABLE_MODELS, TRAINING_MODES, TrainingRequest, parse_scales, train
-from .common import add_threads_argument, add_unit_arguments, date_list, int_list, progress_bar
+from .. import DEVICES, TRAINABLE_MODELS, TRAINING_MODES, TrainingRequest, parse_mask_rules, parse_scales, train
+from .common import add_mask_rule_argument, add_threads_argument, add_unit_arguments, date_list, int_list, progress_bar
 
 NAME = "train"
 HELP = "train a deep model (marstfn, ganstfm, edcstfn) and write a checkpoint for stf fuse --weights"
@@ -20,9 +20,12 @@ def add_arguments(parser) -> None:
     scene.add_argument("--coarse-ref", help="coarse image at the reference date")
     scene.add_argument("--pan", help="panchromatic band at the target date")
     series = parser.add_argument_group("series mode")
-    series.add_argument("--series", help="CSV (date,coarse,fine[,pan]) or folder of <date>_coarse/_fine/_pan rasters")
+    series.add_argument("--series",
+                        help="CSV (date,coarse,fine[,pan,coarse_mask,fine_mask]) or folder of <date>_coarse/_fine/_pan/"
+                             "_coarse_mask/_fine_mask rasters; masked pixels are left out of training")
     series.add_argument("--targets", help="comma-separated dates predicted in training (default: all)")
     series.add_argument("--val-date", help="date held out for validation (default: hold out rows)")
+    add_mask_rule_argument(series)
     loop = parser.add_argument_group("training")
     loop.add_argument("--patch", type=int, default=256, help="patch size in pixels (default 256)")
     loop.add_argument("--epochs", type=int, default=20)
@@ -52,6 +55,7 @@ def request_from(args) -> TrainingRequest:
         coarse_reference=args.coarse_ref,
         pan=args.pan,
         series=args.series,
+        mask_rules=parse_mask_rules(args.mask_rule),
         target_dates=date_list(args.targets, "--targets"),
         patch=args.patch,
         epochs=args.epochs,

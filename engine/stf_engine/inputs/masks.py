@@ -6,7 +6,7 @@ a bit field would make up codes whose bits mean nothing.
 from __future__ import annotations
 
 from contextlib import ExitStack
-from typing import Callable, Dict, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from rasterio.enums import Resampling
@@ -28,6 +28,10 @@ MASK_RULES: Dict[str, str] = {
     "nonzero": "any value other than 0 (plain 0/1 or 0/255 masks)",
 }
 """Rule name → what it marks unusable."""
+DEFAULT_MASK_RULE = "nonzero"
+"""The rule of a role's masks when the request names none (series fusion and series training alike)."""
+FULL_COVER = 0.999
+"""Share of the grid a mask must cover for its uncovered rest (counted as masked) to go unsaid."""
 
 LANDSAT_QA_UNUSABLE = 0b111111
 """QA_PIXEL bits 0–5: fill, dilated cloud, cirrus, cloud, cloud shadow, snow."""
@@ -96,8 +100,11 @@ def decode_mask(values: np.ndarray, rule: str) -> np.ndarray:
     return unusable
 
 
-def parse_mask_rules(items: Union[None, str, Sequence[str]]) -> Dict[str, str]:
-    """'fine=landsat-qa, coarse=modis-state' or ['fine=s2-scl'] → {mask role: rule}."""
+def parse_mask_rules(items: Union[None, str, Sequence[str], Mapping[str, str]]) -> Dict[str, str]:
+    """'fine=landsat-qa, coarse=modis-state', ['fine=s2-scl'] or {'fine': 's2-scl'} (a request's field, checked
+    alike) → {mask role: rule}."""
+    if isinstance(items, Mapping):
+        items = [f"{role}={rule}" for role, rule in items.items()]
     rules: Dict[str, str] = {}
     for item in split_list(items):
         role, sep, rule = (part.strip() for part in item.partition("="))
@@ -125,6 +132,12 @@ class MaskReader:
         self.rule = rule
         # Nearest keeps codes whole.
         self.view = GridView(dataset, grid, Resampling.nearest, label, shift)
+
+    def coverage_note(self, path: str) -> Optional[str]:
+        """The warning for a mask that leaves part of the grid uncovered (that part counts as masked), else None."""
+        if self.covered >= FULL_COVER:
+            return None
+        return f"{self.label} covers {self.covered:.0%} of the fine grid; the rest counts as masked: {path}"
 
     def close(self) -> None:
         """Close the warped view, if any; the dataset stays with whoever opened it."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime
 import numbers
 from dataclasses import dataclass, field
-from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 from .. import roles
 from ..core.device import resolve_device
@@ -90,8 +90,7 @@ class SeriesRequest:
         self.date_from, self.date_to = (_date_text(day) for day in (self.date_from, self.date_to))
         self.dates = tuple(_date_text(day) for day in (split_list(self.dates) if isinstance(self.dates, str)
                                                        else self.dates))
-        self.mask_rules = parse_mask_rules([f"{role}={rule}" for role, rule in self.mask_rules.items()]
-                                           if isinstance(self.mask_rules, Mapping) else self.mask_rules)
+        self.mask_rules = parse_mask_rules(self.mask_rules)
 
     def dates_per_batch(self) -> int:
         """How many dates are fused together: `date_batch`, or the device's default."""

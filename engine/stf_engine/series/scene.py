@@ -17,7 +17,7 @@ from .. import roles
 from ..core.recent import MAX_OPEN, RecentlyOpened
 from ..errors import StfError
 from ..inputs.aligned import Alignment, open_inputs
-from ..inputs.masks import open_mask
+from ..inputs.masks import DEFAULT_MASK_RULE, open_mask
 from ..inputs.series_list import Dated
 from ..raster.grid import Grid
 from ..raster.open import open_on_grid
@@ -25,8 +25,6 @@ from ..raster.reader import AlignedRaster
 from ..raster.windows import block_windows
 from ..raster.writer import Encoding
 from .request import SeriesRequest
-
-DEFAULT_MASK_RULE = "nonzero"
 
 
 class SeriesScene:
@@ -106,9 +104,8 @@ class SeriesScene:
 
         def opened(stack):
             reader = open_mask(stack, path, f"the {kind} mask of {date}", self.grid, rule, shift)
-            note = (f"the {kind} mask of {date} covers {reader.covered:.0%} of the fine grid; the rest counts as "
-                    f"masked: {path}")
-            if reader.covered < 0.999 and note not in self.warnings:
+            note = reader.coverage_note(path)
+            if note and note not in self.warnings:
                 self.warnings.append(note)
             return reader
 

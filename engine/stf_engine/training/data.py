@@ -50,8 +50,10 @@ def check_self_training(request: TrainingRequest, model: ModelDef) -> None:
     wald_factor(*scene_shape(self_training_roles(request, model), request.coarse_resolution))
 
 
-def load_data(request: TrainingRequest, model: ModelDef) -> TrainingData:
-    """Training and validation scenes for the request's mode."""
+def load_data(request: TrainingRequest, model: ModelDef, warnings: Warnings) -> TrainingData:
+    """Training and validation scenes for the request's mode; what reading them warns of is added to `warnings`
+    (which becomes the data's: a warning given before, by the series listing of the request's check, is not
+    repeated)."""
     if request.mode == "self":
         given = self_training_roles(request, model)
         aligned = read_aligned(given, request, model.coarse_resampling)
@@ -65,6 +67,11 @@ def load_data(request: TrainingRequest, model: ModelDef) -> TrainingData:
         if request.series:
             aligned.warnings.append(f"self-training learns from the layers given; the series {request.series} is "
                                     f"ignored (train in series mode to use it)")
+        if request.mask_rules:
+            rules = ", ".join(f"{role}={rule}" for role, rule in request.mask_rules.items())
+            aligned.warnings.append(f"self-training reads no mask rasters; the mask rules ({rules}) are ignored "
+                                    f"(they decode a series' coarse_mask and fine_mask in series mode)")
+        warnings.extend_unique(aligned.warnings)
         train, validation = split_rows([scene], request.validation_fraction)
         used = frozenset(scene.inputs)
         sources = {r: str(p) for r, p in given.items()}
@@ -72,7 +79,7 @@ def load_data(request: TrainingRequest, model: ModelDef) -> TrainingData:
     else:
         if not request.series:
             raise StfError("series training needs --series (a CSV or a folder of dated rasters)")
-        by_date, used, aligned = series_scenes(request, model)
+        by_date, used, aligned = series_scenes(request, model, warnings)
         if request.validation_date:
             validation = by_date.pop(validation_day(request))
             train = [scene for scenes in by_date.values() for scene in scenes]
@@ -93,8 +100,6 @@ def load_data(request: TrainingRequest, model: ModelDef) -> TrainingData:
         **summary_factor,
     }
     bands = aligned.arrays[roles.FINE_REFERENCE].shape[0]
-    warnings = Warnings()
-    warnings.extend_unique(aligned.warnings)
     step = factor if request.mode == "self" else aligned.ratio
     return TrainingData(train, validation, used, bands, aligned.ratio, aligned.band_names, summary, warnings, step)
 

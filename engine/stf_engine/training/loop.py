@@ -19,7 +19,7 @@ from .. import roles
 from ..core.device import autocast, cpu_threads, resolve_device
 from ..core.options import defaults, parse
 from ..core.outputs import check_writable_file, output_lock, refuse_overwrite
-from ..core.progress import Cancel, Progress, check_cancel, reporter
+from ..core.progress import Cancel, Progress, Warnings, check_cancel, reporter
 from ..errors import StfError
 from ..inputs.series_list import list_series, series_files
 from ..models import checkpoint, get_model, instantiate
@@ -69,15 +69,17 @@ def train(request: TrainingRequest, progress: Optional[Progress] = None, cancel:
     started = time.perf_counter()
     report = reporter(progress, cancel)
     model = get_model(request.model)
-    options = _check(request, model)
+    warnings = Warnings()
+    options = _check(request, model, warnings)
     device = resolve_device(request.device)
     with output_lock(request.output), cpu_threads(request.threads):
-        return _train(request, model, options, device, report, cancel, started)
+        return _train(request, model, options, device, report, cancel, started, warnings)
 
 
-def _train(request, model, options, device, report: Progress, cancel, started: float) -> TrainingResult:
+def _train(request, model, options, device, report: Progress, cancel, started: float,
+           warnings: Warnings) -> TrainingResult:
     report(0.0, "reading training data")
-    data = load_data(request, model)
+    data = load_data(request, model, warnings)
     check_cancel(cancel, NOTHING_WRITTEN)
     resumed = checkpoint.load(request.resume) if request.resume else None
     if resumed:
@@ -141,8 +143,9 @@ def _patch_size(wanted: int, scenes) -> int:
     return max(min(MIN_PATCH, side), min(wanted, side // 2))
 
 
-def _check(request: TrainingRequest, model: ModelDef) -> Dict[str, object]:
-    """Refuse a malformed request; return its model options typed and range-checked."""
+def _check(request: TrainingRequest, model: ModelDef, warnings: Optional[Warnings] = None) -> Dict[str, object]:
+    """Refuse a malformed request; return its model options typed and range-checked. What the series listing skips
+    goes to `warnings` (given the run's, reading the series again later does not say it twice)."""
     if request.mode not in MODES:
         raise StfError(f"unknown training mode '{request.mode}'; use self or series")
     if not request.output:
@@ -152,7 +155,7 @@ def _check(request: TrainingRequest, model: ModelDef) -> Dict[str, object]:
     check_writable_file(request.output, "checkpoint")
     inputs = {roles.LABELS[role]: getattr(request, role, None) for role in roles.ALL_ROLES}
     if request.mode == "series" and request.series:
-        inputs.update(series_files(list_series(request.series)))
+        inputs.update(series_files(list_series(request.series, warnings=warnings)))
     refuse_overwrite({"checkpoint": request.output}, {**inputs, "series": request.series})
     return parse(model.options, request.options, f"model '{model.name}'")
 

@@ -35,7 +35,7 @@ class PatchSampler:
         if counts.sum() == 0:
             raise StfError(
                 f"the training data has no {self.patch}×{self.patch} area with at least {MIN_VALID:.0%} of its "
-                f"pixels valid: the scene is mostly nodata"
+                f"pixels valid: the scene is mostly nodata or masked"
             )
         self.odds = counts / counts.sum()
 

@@ -7,6 +7,7 @@ from typing import Dict, List, Optional, Tuple
 from .. import roles
 from ..core.fields import as_text_paths, check_bands, check_on_disk, check_switches
 from ..core.options import check_real, check_whole
+from ..inputs.masks import parse_mask_rules
 from ..raster.reader import check_scales
 
 MODES = ("self", "series")
@@ -30,7 +31,10 @@ class TrainingRequest:
     coarse_reference: Optional[str] = None
     pan: Optional[str] = None
     series: Optional[str] = None
-    """CSV (date,coarse,fine[,pan]) or a folder of files named with a date and coarse/fine/pan."""
+    """CSV (date,coarse,fine[,pan,coarse_mask,fine_mask]) or a folder of files named with a date and
+    coarse/fine/pan/coarse_mask/fine_mask; a mask's flagged pixels are left out of training for its date's image."""
+    mask_rules: Dict[str, str] = field(default_factory=dict)
+    """Series: 'coarse'/'fine' → how that role's mask rasters are decoded (`MASK_RULES`); 'nonzero' when not named."""
     target_dates: Optional[Tuple[str, ...]] = None
     """Series: dates whose fine image is predicted in training (others serve as references); None = all."""
     patch: int = 256
@@ -78,6 +82,7 @@ class TrainingRequest:
         check_on_disk(self, ("output",))
         check_switches(self, ("keep_training_state",))
         check_bands(self.bands)
+        self.mask_rules = parse_mask_rules(self.mask_rules)
 
 
 @dataclass

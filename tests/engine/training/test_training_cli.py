@@ -84,6 +84,21 @@ def test_validation_date_and_seeded_runs_repeat(tmp_path):
     assert checkpoint.load(first.checkpoint).meta["training"]["validation"] == ["2002-11-07 from 2000-11-01"]
 
 
+def test_mask_rules_reach_the_training_request_and_a_wrong_one_is_one_error_line(tmp_path, capsys):
+    from stf_engine.cli.main import build_parser
+    from stf_engine.cli.train import request_from
+
+    out = str(tmp_path / "m.pt")
+    base = ["train", "--model", "ganstfm", "--mode", "series", "--series", str(SERIES), "--out", out, *TINY]
+    args = build_parser().parse_args(base + ["--mask-rule", "fine=landsat-qa", "--mask-rule", "coarse=modis-state"])
+    assert request_from(args).mask_rules == {"fine": "landsat-qa", "coarse": "modis-state"}
+    assert request_from(build_parser().parse_args(base)).mask_rules == {}
+    assert main(base + ["--mask-rule", "fine=cloudy"]) == 2
+    assert capsys.readouterr().err == ("error: unknown mask rule 'cloudy' for the fine mask; use one of landsat-qa, "
+                                       "s2-scl, modis-state, nonzero\n")
+    assert not Path(out).exists()
+
+
 def test_training_errors_are_one_line(tmp_path, capsys):
     out = str(tmp_path / "x.pt")
     assert main(["train", "--model", "ganstfm", "--coarse", str(C2000), "--fine", str(F2002), "--out", out, *TINY]) == 2
