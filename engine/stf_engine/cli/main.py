@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -17,6 +18,8 @@ COMMANDS = (fuse, fuse_series, evaluate, info, train)
 EXIT_BUG = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_READER_GONE = 128 + signal.SIGPIPE
+"""A pipe's reader left (`stf … | head`): the status of a program SIGPIPE ends, as the shell's own tools give."""
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 """Handled like Ctrl-C: every partial output is removed and the exit code is 128 + the signal number."""
 
@@ -27,6 +30,36 @@ class Stopped(BaseException):
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
+
+
+class OutputFailed(Exception):
+    """Writing the command's report to standard output failed: its reader is gone or its disk is full."""
+
+    def __init__(self, cause: OSError):
+        super().__init__(cause.strerror or str(cause))
+        self.cause = cause
+
+
+class GuardedOutput:
+    """Standard output whose failures are `OutputFailed`, told apart from the OSErrors of the work itself."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except OSError as exc:
+            raise OutputFailed(exc) from None
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except OSError as exc:
+            raise OutputFailed(exc) from None
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
 
 
 class Parser(argparse.ArgumentParser):
@@ -91,8 +124,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         command = next(c for c in COMMANDS if c.NAME == args.command)
         for signum in previous:
             signal.signal(signum, _stop)
+        sys.stdout = GuardedOutput(sys.stdout)
         with warning_lines():
-            return command.run(args)
+            status = command.run(args)
+        sys.stdout.flush()  # what is still buffered fails here, not unseen at exit
+        return status
+    except OutputFailed as failed:
+        _discard_output()
+        if isinstance(failed.cause, BrokenPipeError):
+            return EXIT_READER_GONE
+        print(f"error: cannot write to standard output ({failed}); the command's report is lost", file=sys.stderr)
+        return EXIT_USAGE
     except StfError as exc:  # a series that failed midway keeps the dates it finished: left_behind says which
         left = getattr(exc, "left_behind", None)
         print(f"error: {exc}" + (f"; {left}" if left else ""), file=sys.stderr)
@@ -111,8 +153,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               "traceback above", file=sys.stderr)
         return EXIT_BUG
     finally:
+        sys.stdout = getattr(sys.stdout, "stream", sys.stdout)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _discard_output() -> None:
+    """Send what standard output still holds, and Python's flush of it at exit, nowhere: it cannot be written."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _stop(signum, frame) -> None:

@@ -119,6 +119,25 @@ def test_stf_command_runs_as_a_program(tmp_path):
     assert completed.stderr.strip().splitlines()[-1].startswith("error: coarse target: file not found")
 
 
+def test_a_report_standard_output_cannot_take_is_no_bug_report(scene, tmp_path):
+    """A pipe whose reader left (`stf … | head`) ends quietly with SIGPIPE's status, as the shell's own tools do; a
+    full disk is one line. Before, both were a traceback calling it a bug in STF, after the work was done."""
+    command = [sys.executable, "-m", "stf_engine", "fuse", "--coarse", scene["coarse"], "--fine", scene["fine"],
+               "--method", "delta", "--out", str(tmp_path / "fused.tif")]
+    gone = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    gone.stdout.close()  # the reader leaves before the report is written
+    status, err = gone.wait(timeout=120), gone.stderr.read()
+    gone.stderr.close()
+    assert (status, err) == (141, "")
+    with open("/dev/full", "w") as full:
+        completed = subprocess.run(command[:-1] + [str(tmp_path / "again.tif")], stdout=full, stderr=subprocess.PIPE,
+                                   text=True, timeout=120)
+    assert completed.returncode == 2
+    assert completed.stderr.splitlines() == [
+        "error: cannot write to standard output (No space left on device); the command's report is lost"]
+    assert (tmp_path / "fused.tif").is_file() and (tmp_path / "again.tif").is_file()
+
+
 @pytest.mark.parametrize("method, option, text", BAD_OPTIONS)
 def test_bad_method_options_are_one_line_naming_the_valid_ones(scene, tmp_path, capsys, method, option, text):
     out = tmp_path / "fused.tif"
