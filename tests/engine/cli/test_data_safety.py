@@ -266,11 +266,16 @@ def test_a_second_run_on_the_same_output_is_refused_while_the_first_holds_it(sce
         assert Path(lock_path(str(out))).exists()
     assert not Path(lock_path(str(out))).exists() and not out.exists()
     # a lock left by a process that no longer exists is taken over
+    # and the partial files its run left are removed; another output's are not touched
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     Path(lock_path(str(out))).write_text(f"{dead.pid} token")
+    for name in (".fused.tif.0123abcd.partial.tif", ".fused.tif.4567cdef.partial.cog.tif",
+                 ".other.tif.89abcdef.partial.tif"):
+        (tmp_path / name).write_bytes(b"II*\0")
     assert main(["fuse", "--coarse", scene["coarse"], "--fine", scene["fine"], "--out", str(out)]) == 0
-    assert out.exists() and leftovers(tmp_path) == []
+    assert out.exists() and leftovers(tmp_path) == [".other.tif.89abcdef.partial.tif"]
+    (tmp_path / ".other.tif.89abcdef.partial.tif").unlink()
     # and it is released when a run fails
     assert main(["fuse", "--coarse", scene["coarse"], "--fine", scene["fine"], "--out", str(out),
                  "--method", "edcstfn"]) == 2
