@@ -65,6 +65,14 @@ def test_info_refuses_a_ratio_below_one_in_one_line_and_nothing_else(capsys, rat
     assert code == 2 and stdout == "" and err.strip() == said
 
 
+def test_info_given_a_file_says_it_takes_none_and_what_does(capsys, tmp_path):
+    """`gdalinfo FILE` and `rio info FILE` describe a file; a GIS user may try the same here."""
+    code, stdout, err = run_cli(["info", str(tmp_path / "F1.tif")], capsys)
+    said = (f"error: stf info takes no file ({tmp_path / 'F1.tif'}): it lists the methods and the devices found; "
+            f"inspect a raster with gdalinfo")
+    assert code == 2 and stdout == "" and err.strip() == said
+
+
 def bad_inputs(scene, tmp_path):
     text = tmp_path / "not_a_raster.tif"
     text.write_text("hello")
