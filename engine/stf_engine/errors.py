@@ -6,4 +6,4 @@ class StfError(Exception):
 
 
 class FusionCancelled(StfError):
-    """The caller's cancel event was set; nothing was left at the output path."""
+    """The caller's cancel event was set; no output was written (a file already at the output path is unchanged)."""

@@ -20,6 +20,8 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_READER_GONE = 128 + signal.SIGPIPE
 """A pipe's reader left (`stf … | head`): the status of a program SIGPIPE ends, as the shell's own tools give."""
+NOTHING_WRITTEN = "no output was written (a file already at the output path is unchanged)"
+"""What an interrupted or stopped run left, unless it says otherwise (a series keeps the dates it finished)."""
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 """Handled like Ctrl-C: every partial output is removed and the exit code is 128 + the signal number."""
 
@@ -140,11 +142,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"error: {exc}" + (f"; {left}" if left else ""), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as interrupt:  # a run that keeps finished work (a series' dates) says so in left_behind
-        left = getattr(interrupt, "left_behind", "nothing was left at the output path")
+        left = getattr(interrupt, "left_behind", NOTHING_WRITTEN)
         print(f"error: interrupted; {left}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Stopped as stop:
-        left = getattr(stop, "left_behind", "nothing was left at the output path")
+        left = getattr(stop, "left_behind", NOTHING_WRITTEN)
         print(f"error: stopped by {stop}; {left}", file=sys.stderr)
         return 128 + stop.signum
     except Exception:  # noqa: BLE001  (a bug: show everything, and say so)
