@@ -103,8 +103,19 @@ def run(args) -> int:
         f"{result.seconds:.1f} s"
     )
     print(f"output: {result.output}")
+    if result.validation:
+        print("\n".join(validation_lines(result)))
     if result.coarse_shift != (0.0, 0.0):
         print(shift_line(result.coarse_shift))
     for name, path in result.error_maps.items():
         print(f"{name}: {path}")
     return 0
+
+
+def validation_lines(result) -> list:
+    """auto's validation table: each candidate's RMSE in Wald's reduced-resolution validation, best first, the one
+    it ran marked."""
+    width = max(len(method) for method, _ in result.validation)
+    return ["auto's validation (RMSE at reduced resolution, best first):"] + [
+        f"  {method:<{width}}  {rmse:.5f}" + ("  ← ran" if method == result.method else "")
+        for method, rmse in result.validation]

@@ -73,6 +73,20 @@ def test_info_given_a_file_says_it_takes_none_and_what_does(capsys, tmp_path):
     assert code == 2 and stdout == "" and err.strip() == said
 
 
+def test_fuse_auto_prints_its_validation_table_and_marks_what_it_ran(tmp_path, capsys):
+    """As README and `FusionResult.validation` promise: before, the table was only in the output's STF_AUTO tag."""
+    large = scene_set(tmp_path, height=128, width=128, bands=2, ratio=4)
+    code, stdout, err = run_cli(["fuse", "--method", "auto", "--coarse", large["coarse"], "--fine", large["fine"],
+                                 "--coarse-ref", large["coarse_ref"], "--out", str(tmp_path / "auto.tif")], capsys)
+    assert code == 0, err
+    lines = stdout.splitlines()
+    table = lines[lines.index("auto's validation (RMSE at reduced resolution, best first):") + 1:]
+    ran = stdout.splitlines()[0].split(" on ")[0]
+    rows = [row.split() for row in table]
+    assert [row[0] for row in rows if row[-1] == "ran"] == [ran] and "delta" in [row[0] for row in rows]
+    assert [float(row[1]) for row in rows] == sorted(float(row[1]) for row in rows)
+
+
 def bad_inputs(scene, tmp_path):
     text = tmp_path / "not_a_raster.tif"
     text.write_text("hello")
