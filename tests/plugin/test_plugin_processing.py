@@ -262,6 +262,35 @@ class RecordingFeedback:
         return Recording()
 
 
+def test_evaluate_of_a_single_band_outputs_sam_as_null_and_says_why(plugin, tmp_path):
+    """Yanco land-surface temperature has one band: no spectral angle, so SAM is NULL with the engine's note."""
+    import processing
+
+    from helpers.paths import TEST_DATA
+
+    yanco = TEST_DATA / "yanco_lst"
+    feedback = RecordingFeedback()
+    result = processing.run("stf:evaluate", {
+        "PREDICTION": str(yanco / "MOD11A1_LST_cloudrm_20160308.tif"),
+        "TRUTH": str(yanco / "Landsat_LST_cloudrm_20160308.tif"), "DEVICE": "cpu",
+        "OUTPUT_FOLDER": str(tmp_path / "report"),
+    }, feedback=feedback)
+    assert result["SAM"] is None and result["RMSE"] > 0 and json.loads(result["REPORT"])["overall"]["sam"] is None
+    assert "sam: n/a (undefined on these images)" in feedback.lines
+    assert [w for w in feedback.warnings if w.startswith("SAM needs at least 2 bands")], feedback.warnings
+    assert (tmp_path / "report" / "apa_diagram.png").exists()
+
+
+def test_evaluate_refuses_one_file_as_prediction_and_truth(plugin, sample_paths, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException
+
+    with pytest.raises(QgsProcessingException, match="the prediction and the truth are the same file"):
+        processing.run("stf:evaluate", {"PREDICTION": sample_paths["truth"], "TRUTH": sample_paths["truth"],
+                                        "PLOTS": False, "OUTPUT_FOLDER": str(tmp_path / "report")})
+    assert not (tmp_path / "report").exists()
+
+
 def test_threads_reach_the_engine_from_every_algorithm(plugin, sample_paths, small_scene, tmp_path, monkeypatch):
     import processing
     from qgis.core import QgsProcessingException

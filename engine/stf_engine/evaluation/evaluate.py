@@ -22,7 +22,7 @@ from ..core import tiling
 from ..core.device import cpu_threads, resolve_device
 from ..core.fields import as_text_paths, check_on_disk, check_switches
 from ..core.options import check_real, check_whole, split_list
-from ..core.outputs import check_writable_folder, refuse_overwrite, staged_folder
+from ..core.outputs import check_writable_folder, file_identity, refuse_overwrite, staged_folder
 from ..core.progress import Cancel, Progress, Warnings, check_cancel, reporter, stage
 from ..errors import StfError
 from ..inputs.aligned import orders_apart, typical_level
@@ -30,7 +30,7 @@ from ..raster.grid import Grid, resolution_in
 from ..raster.open import open_on_grid, open_raster
 from ..raster.reader import AlignedRaster, Scale, check_scales, parse_scale
 from ..raster.windows import block_windows
-from .metrics import PixelSums
+from .metrics import SAM_BANDS, PixelSums
 from .plots import PLOT_NAMES, PlotData
 from .spatial import HALO, SpatialSums
 
@@ -139,6 +139,7 @@ def evaluate(
 ) -> EvaluationReport:
     """Measure request.prediction against request.truth; write metrics and plots when out_dir is set."""
     report_progress = reporter(progress, cancel)
+    _check_distinct(request)
     _check_outputs(request)
     device = resolve_device(request.device)
     notes = Warnings()
@@ -149,7 +150,9 @@ def evaluate(
         pred = _on_grid(stack, request.prediction, "prediction", grid, request, "nearest", dataset=pred_ds)
         truth = _on_grid(stack, request.truth, "truth", grid, request, "nearest")
         if truth.count != pred.count:
-            raise StfError(f"the prediction has {pred.count} bands but the truth has {truth.count}")
+            raise StfError(f"the prediction {request.prediction} has {pred.count} bands but the truth {request.truth} "
+                           f"has {truth.count}; give as truth the fine image of the prediction's date with the same "
+                           f"bands in the same order")
         truth_values = _valid_sample(truth)
         _check_units(request, _valid_sample(pred), truth_values, notes)
         data_range, unit = _range_and_unit(request, truth_values, truth.dataset, notes)
@@ -166,6 +169,7 @@ def evaluate(
             plots = PlotData.from_previews(pred, truth, extras)
 
         pixel_sums, spatial_sums = PixelSums(pred.count), SpatialSums(pred.count)
+        own_valid = {"prediction": 0, "truth": 0}
         windows = list(block_windows(grid.height, grid.width, 1, request.window))
         for index, window in enumerate(windows):
             check_cancel(cancel)
@@ -173,6 +177,8 @@ def evaluate(
             t, t_valid = truth.read_haloed(window, HALO)
             valid = p_valid & t_valid
             core = (slice(HALO, -HALO), slice(HALO, -HALO))
+            own_valid["prediction"] += int(p_valid[core].sum())
+            own_valid["truth"] += int(t_valid[core].sum())
             origin = (int(window.row_off), int(window.col_off))
             pixel_sums.add(p[(...,) + core], t[(...,) + core], valid[core], origin, borders)
             spatial_sums.add(*(torch.from_numpy(a).to(device) for a in (p, t, valid)), data_range)
@@ -181,12 +187,10 @@ def evaluate(
             report_progress((index + 1) / len(windows) * (0.9 if plots else 1.0), f"window {index + 1}/{len(windows)}")
         check_cancel(cancel)
 
+    _check_shared(request, own_valid, pixel_sums.pixels)
     overall, bands = _combine(pixel_sums, spatial_sums, data_range, ratio)
     _note_constant(pixel_sums, band_names, notes)
-    if pixel_sums.zero_vectors:
-        notes.add(f"SAM leaves out {pixel_sums.zero_vectors} pixel(s) where a spectrum is all zero (angle undefined)")
-    if borders is None:
-        notes.add("no tile borders known (no STF_TILE tag, or a single tile): no seam ratio")
+    _note_sam(pixel_sums, notes)
     report = EvaluationReport(
         overall=overall,
         bands=bands,
@@ -239,6 +243,28 @@ def _combine(pixel_sums: PixelSums, spatial_sums: SpatialSums, data_range: float
         overall[name] = float(np.mean(band_values[name]))
     bands = [_ordered({k: float(v[b]) for k, v in band_values.items()}) for b in range(pixel_sums.bands)]
     return _ordered(overall), bands
+
+
+def _check_distinct(request: EvaluationRequest) -> None:
+    """Refuse a prediction that is the truth's file (by another path, a link, a hard link): it scores perfectly."""
+    prediction, truth = (file_identity(path) or os.path.realpath(path) for path in (request.prediction, request.truth))
+    if prediction == truth:
+        raise StfError(f"the prediction and the truth are the same file ({request.truth}); give as truth the fine "
+                       f"image observed at the prediction's date")
+
+
+def _check_shared(request: EvaluationRequest, own_valid: Dict[str, int], shared: int) -> None:
+    """Refuse, naming the file, a prediction and a truth with no valid pixel in common: one of them holds none
+    over the prediction's extent (all nodata or masked), or their valid areas do not meet."""
+    if shared:
+        return
+    where = {"prediction": "", "truth": " where the prediction lies"}
+    for role, path in (("prediction", request.prediction), ("truth", request.truth)):
+        if not own_valid[role]:
+            raise StfError(f"the {role} {path} holds no valid pixel{where[role]} (all nodata or masked); check its "
+                           f"nodata value and mask, or give another {role}")
+    raise StfError(f"the prediction {request.prediction} and the truth {request.truth} share no valid pixel: their "
+                   f"valid areas do not meet; give a truth with data where the prediction has data")
 
 
 def _check_outputs(request: EvaluationRequest) -> None:
@@ -311,6 +337,15 @@ def _note_constant(pixel_sums: PixelSums, names: List[str], notes: Warnings) -> 
                       f"divide by its variance or gradient are undefined there (n/a): {', '.join(undefined)}")
 
 
+def _note_sam(pixel_sums: PixelSums, notes: Warnings) -> None:
+    """Say why SAM is n/a for a single band, or how many pixels it leaves out (a spectrum all zero)."""
+    if pixel_sums.bands < SAM_BANDS:
+        notes.add(f"SAM needs at least {SAM_BANDS} bands: the spectral angle of a single band is 0° wherever the "
+                  "prediction and the truth share a sign, whatever their error, so it is undefined here (n/a)")
+    if pixel_sums.zero_vectors:
+        notes.add(f"SAM leaves out {pixel_sums.zero_vectors} pixel(s) where a spectrum is all zero (angle undefined)")
+
+
 def _unit_of(dataset) -> str:
     """The first band's unit from the raster's metadata (GDAL unit type, else a UNITS tag)."""
     named = (dataset.units or (None,))[0] or dataset.tags(1).get("UNITS") or dataset.tags().get("UNITS")
@@ -326,7 +361,11 @@ def _on_grid(stack: ExitStack, path: str, label: str, grid: Grid, request: Evalu
 
 
 def _borders(request: EvaluationRequest, dataset, grid: Grid):
-    """Tile borders from the request's tile size, else from fuse's STF_TILE tag; None when there are none."""
+    """Tile borders from the request's tile size, else from the STF_TILE tag; None (no seam ratio) without either.
+
+    None goes without a warning: a one-tile run has no seams, and `fuse` and `fuse-series` tag every output, so an
+    untagged prediction is another tool's, with no STF tile seams (stf:evaluate could not set a tile size either).
+    """
     tile = request.tile
     if tile is None:
         tag = dataset.tags().get("STF_TILE")

@@ -14,6 +14,8 @@ import numpy as np
 from ..core.seams import Borders, seam_mask_window
 
 MOMENTS = ("n", "p", "t", "pp", "tt", "pt", "abs", "diff", "sq", "seam_n", "seam_sq")
+SAM_BANDS = 2
+"""The fewest bands a spectral angle means anything with: one band's angle is 0° wherever p and t share a sign."""
 
 
 @dataclass
@@ -27,6 +29,7 @@ class PixelSums:
     highest: Dict[str, np.ndarray] = field(init=False)
     angle_sum: float = 0.0
     angle_count: int = 0
+    """Pixels in the spectral angle's mean: none with fewer than SAM_BANDS bands (SAM is then NaN, undefined)."""
     zero_vectors: int = 0
     """Valid pixels where p or t is the zero vector: their spectral angle is undefined."""
 
@@ -64,6 +67,11 @@ class PixelSums:
             seams = seam_mask_window(*origin, *valid.shape, borders)[valid]
             s["seam_n"] += seams.sum()
             s["seam_sq"] += (d[:, seams] ** 2).sum(axis=1)
+        if self.bands >= SAM_BANDS:
+            self._add_angles(p, t)
+
+    def _add_angles(self, p: np.ndarray, t: np.ndarray) -> None:
+        """Add the spectral angles of (C, n) valid spectra; zero vectors are counted, not measured."""
         norms = np.sqrt((p * p).sum(axis=0) * (t * t).sum(axis=0))
         defined = norms > 0
         cosine = (p * t).sum(axis=0)[defined] / norms[defined]

@@ -80,7 +80,8 @@ def test_an_alpha_band_is_a_mask_not_a_band(rasters):
 
 def test_perfect_prediction_and_json_without_nan(tmp_path):
     truth = str(SAMPLE / "L72002311_SZ_B432_30m.tif")
-    report = evaluate(EvaluationRequest(truth, truth, out_dir=str(tmp_path), plots=False, window=256))
+    copy = shutil.copy(truth, tmp_path / "copy.tif")
+    report = evaluate(EvaluationRequest(str(copy), truth, out_dir=str(tmp_path / "report"), plots=False, window=256))
     overall = report.overall
     assert overall["rmse"] == 0 and overall["ad"] == 0 and overall["sam"] == pytest.approx(0, abs=1e-3)
     assert overall["ssim"] == pytest.approx(1) and overall["cc"] == pytest.approx(1) and overall["r2"] == 1
@@ -130,7 +131,9 @@ def test_band_mismatch_and_cancel(rasters, tmp_path, capsys):
     with rasterio.open(paths["truth"]) as source:
         two = write(tmp_path / "two.tif", source.read([1, 2]), fine_transform(), nodata=NODATA, dtype="int16")
     assert main(["evaluate", "--pred", paths["pred"], "--truth", two]) == 2
-    assert "3 bands but the truth has 2" in capsys.readouterr().err
+    assert capsys.readouterr().err == (f"error: the prediction {paths['pred']} has 3 bands but the truth {two} has 2; "
+                                       "give as truth the fine image of the prediction's date with the same bands in "
+                                       "the same order\n")
     cancel = threading.Event()
     cancel.set()
     with pytest.raises(FusionCancelled):
@@ -311,3 +314,82 @@ def test_a_report_without_plots_removes_the_earlier_reports_plots_and_nothing_el
     with pytest.raises(StfError, match="report file scatter.png would overwrite the truth"):
         evaluate(EvaluationRequest(paths["pred"], str(truth), ratio=8, out_dir=str(out), plots=False))
     assert pathlib.Path(truth).read_bytes() == pathlib.Path(paths["truth"]).read_bytes()
+
+
+@pytest.mark.parametrize("tile, seams", [("512", False), ("0", False), (None, False), ("32", True)])
+def test_the_seam_ratio_is_left_out_without_a_warning_for_one_tile_or_no_tag(tmp_path, capsys, tile, seams):
+    """A 70×90 output of an ordinary run (STF_TILE=512, or 0 = whole raster) has no seams to measure, and an untagged
+    prediction is another tool's output: nothing is warned of, and the seam ratio is given only for several tiles."""
+    scene = textured_scene(70, 90, seed=5)
+    paths = float_rasters(tmp_path, pred=scene * 1.02, truth=scene)
+    if tile is not None:
+        with rasterio.open(paths["pred"], "r+") as dataset:
+            dataset.update_tags(STF_TILE=tile)
+    out = tmp_path / "report"
+    assert main(["evaluate", "--pred", paths["pred"], "--truth", paths["truth"], "--ratio", "8", "--out", str(out),
+                 "--no-plots"]) == 0
+    captured = capsys.readouterr()
+    rows = [line.split()[0] for line in captured.out.splitlines() if line.strip()]
+    assert captured.err == "" and ("seam_ratio" in rows) == seams, captured.err
+    stored = json.loads((out / "metrics.json").read_text())
+    assert stored["notes"] == [] and ("seam_ratio" in stored["overall"]) == seams
+
+
+def test_the_prediction_and_the_truth_as_one_file_are_refused_in_one_line(rasters, tmp_path, capsys):
+    """The same file by its path, another spelling, a symbolic link or a hard link: it would score perfectly."""
+    paths, *_ = rasters
+    pred = pathlib.Path(paths["pred"])
+    symbolic, hard = tmp_path / "link.tif", tmp_path / "hard.tif"
+    symbolic.symlink_to(pred)
+    hard.hardlink_to(pred)
+    out = tmp_path / "report"
+    for truth in (pred, pred.parent / ".." / pred.parent.name / pred.name, symbolic, hard):
+        code = main(["evaluate", "--pred", paths["pred"], "--truth", str(truth), "--out", str(out)])
+        assert code == 2 and capsys.readouterr().err == (
+            f"error: the prediction and the truth are the same file ({truth}); give as truth the fine image observed "
+            "at the prediction's date\n")
+    assert not out.exists()
+
+
+def test_sam_of_a_single_band_is_n_a_with_a_note_and_plots_are_drawn(tmp_path, capsys):
+    """One band's spectral angle is 0° wherever prediction and truth share a sign, however far apart they are."""
+    scene = textured_scene(24, 24, seed=5)[:1]
+    paths = float_rasters(tmp_path, pred=scene * 1.5, truth=scene)
+    out = tmp_path / "report"
+    code = main(["evaluate", "--pred", paths["pred"], "--truth", paths["truth"], "--ratio", "8", "--out", str(out)])
+    captured = capsys.readouterr()
+    rows = {line.split()[0]: line.split()[1:] for line in captured.out.splitlines() if line.strip()}
+    assert code == 0 and rows["sam"] == ["n/a"] and float(rows["rmse"][-1]) > 0
+    [note] = [line for line in captured.err.splitlines() if "SAM" in line]
+    assert note.startswith("warning: SAM needs at least 2 bands") and note.endswith("(n/a)")
+    stored = json.loads((out / "metrics.json").read_text(), parse_constant=no_nan)
+    assert stored["overall"]["sam"] is None and stored["overall"]["rmse"] > 0
+    with open(out / "metrics.csv") as handle:
+        assert [row["sam"] for row in csv.DictReader(handle)] == ["", ""]
+    for name in ("scatter", "error_histogram", "apa_diagram", "quicklook"):
+        assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def all_nodata(path: str, rows=slice(None), name="empty") -> str:
+    """A copy of `path` with `rows` (all of them by default) set to nodata, named `name` after it."""
+    with rasterio.open(path) as source:
+        data = source.read()
+    data[:, rows] = NODATA
+    return write(path.replace(".tif", f"_{name}.tif"), data, fine_transform(), nodata=NODATA, dtype="int16")
+
+
+def test_no_valid_pixel_in_common_names_the_file_that_holds_none_or_says_the_areas_do_not_meet(rasters, capsys):
+    paths, *_ = rasters
+    empty_pred, empty_truth = all_nodata(paths["pred"]), all_nodata(paths["truth"])
+    top, bottom = all_nodata(paths["pred"], slice(35, None), "top"), all_nodata(paths["truth"], slice(35), "bottom")
+    cases = [
+        (empty_pred, paths["truth"], f"the prediction {empty_pred} holds no valid pixel (all nodata or masked); "
+                                     "check its nodata value and mask, or give another prediction"),
+        (paths["pred"], empty_truth, f"the truth {empty_truth} holds no valid pixel where the prediction lies (all "
+                                     "nodata or masked); check its nodata value and mask, or give another truth"),
+        (top, bottom, f"the prediction {top} and the truth {bottom} share no valid pixel: their valid areas do not "
+                      "meet; give a truth with data where the prediction has data"),
+    ]
+    for pred, truth, said in cases:
+        assert main(["evaluate", "--pred", pred, "--truth", truth, "--ratio", "8"]) == 2
+        assert capsys.readouterr().err == f"error: {said}\n"

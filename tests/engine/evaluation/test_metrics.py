@@ -45,6 +45,13 @@ def test_sam_and_ergas_by_hand():
     assert "ergas" not in measure(pred, truth)[0]
 
 
+def test_sam_of_a_single_band_is_undefined_not_zero():
+    """Any error keeps a one-band spectral angle at 0° (180° where the signs differ): it measures nothing."""
+    truth = np.array([[[0.1, 0.2], [0.3, 0.4]]], dtype=np.float32)
+    overall, _ = measure(truth * 3, truth)
+    assert math.isnan(overall["sam"]) and overall["rmse"] > 0.2
+
+
 def test_edge_and_lbp_by_hand():
     ramp = np.array([[[0.0, 1.0, 2.0], [1.0, 2.0, 3.0], [2.0, 3.0, 4.0]]], dtype=np.float32)
     _, (band,) = measure(ramp, ramp)
