@@ -1,6 +1,7 @@
 """Accuracy on real scenes: every classic method next to the `delta` baseline, per case (RMSE, SSIM, SAM, seconds)."""
 from __future__ import annotations
 
+import math
 import pathlib
 import tempfile
 import time
@@ -196,7 +197,7 @@ def table(case: Case, rows: List[dict]) -> List[str]:
             continue
         versus = f"{row['rmse'] / delta - 1:+.1%}" if delta else ""
         lines.append(f"| {row['method']} | {row['rmse']:.4f} | {versus} | {row['ssim']:.3f} | "
-                     f"{row['sam']:.2f} | {row['seconds']:.1f} |")
+                     f"{'n/a' if math.isnan(row['sam']) else format(row['sam'], '.2f')} | {row['seconds']:.1f} |")
     return lines + [""]
 
 
