@@ -133,7 +133,9 @@ def _truth_errors(maps: _MapWriter, fused, inputs: AlignedInputs, request, progr
     with ExitStack() as stack:
         truth = open_on_grid(stack, request.truth, "truth", inputs.grid, request.scales.get("truth"), "nearest")
         if truth.count != inputs.bands:
-            raise StfError(f"the truth has {truth.count} bands but the fine reference has {inputs.bands}")
+            raise StfError(f"the truth {request.truth} has {truth.count} bands but the fine reference "
+                           f"{request.fine_reference} has {inputs.bands}; give as truth the fine image of the target "
+                           f"date with the fine reference's bands")
         absolute = maps.create(
             "abs_error", _band_names(inputs, "|error|"), "absolute error |prediction - truth| per band", REFLECTANCE
         )

@@ -8,7 +8,7 @@ import rasterio
 from rasterio.enums import ColorInterp
 import torch
 
-from stf_engine import FusionRequest, fuse
+from stf_engine import FusionRequest, StfError, fuse
 from stf_engine.fusion.error_maps import RAMPS
 from stf_engine.core.seams import seam_mask
 from stf_engine.fusion.uncertainty import coarse_change, local_std
@@ -116,6 +116,20 @@ def test_a_truth_with_an_alpha_band_is_measured_on_its_data_bands_where_the_alph
     assert np.isnan(got[:, 10:20, 5:30]).all() and np.isfinite(expected[:, 10:20, 5:30]).all()
     keep = alpha[0] > 0
     np.testing.assert_array_equal(got[:, keep], expected[:, keep])
+
+
+def test_a_truth_of_another_band_count_is_one_line_naming_both_files_and_leaves_nothing(tmp_path):
+    paths = scene_set(tmp_path, height=48, width=48, bands=2, ratio=4, dtype="int16")
+    (tmp_path / "other").mkdir()
+    other = scene_set(tmp_path / "other", height=48, width=48, bands=3, ratio=4, dtype="int16")
+    request = FusionRequest(coarse_target=paths["coarse"], fine_reference=paths["fine"], method="delta",
+                            output=str(tmp_path / "out" / "o.tif"), truth=other["truth"],
+                            error_maps_dir=str(tmp_path / "out" / "maps"))
+    with pytest.raises(StfError) as raised:
+        fuse(request)
+    assert str(raised.value) == (f"the truth {other['truth']} has 3 bands but the fine reference {paths['fine']} has "
+                                 f"2; give as truth the fine image of the target date with the fine reference's bands")
+    assert not (tmp_path / "out").exists()
 
 
 def test_error_map_paths_are_absolute_like_the_output(tmp_path, monkeypatch):
