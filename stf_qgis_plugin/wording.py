@@ -23,6 +23,8 @@ def bands_and_scale(no_band: str, no_scale: str) -> Terms:
     return (
         (r"with --bands \(e\.g\. --bands ([\d,]+)\)",
          rf"in a copy of the coarse raster, e.g. bands \1 ({no_band}: {REARRANGE_BANDS} makes the copy)"),
+        (r"with --bands ([\d,]+)", rf"in a copy of the coarse raster with bands \1 ({no_band}: {REARRANGE_BANDS} makes "
+                                   rf"the copy)"),
         (r"--bands(?: [\d,]+)?", f"a copy of the coarse raster with the fine reference's bands ({no_band}: "
                                  f"{REARRANGE_BANDS})"),
         (SCALE, f"a scale in the raster's metadata ({no_scale}; {SCALE_IN_METADATA})"),
@@ -46,8 +48,9 @@ SERIES_HALO: Terms = (
 """A series run has no halo to set, in either front end."""
 
 DIALOG_TERMS: Terms = (
-    (r"\(--error-maps DIR; ([^;()]*) in the dialog;[^()]*\)", r"(\1)"),  # the engine already names the dialog's way
+    (r"add --error-maps DIR", "tick 'Write error maps'"),
     (r"--error-maps(?: DIR)?", "'Write error maps'"),
+    (r"--truth\b", "the 'Truth' layer"),
     (r"--weights\b", "'Weights file'"),
     (r"`stf train`", "'Train on these layers first' (or Processing's stf:train)"),
     (r"--coarse-res\b", "Advanced → 'Real coarse pixel size'"),
@@ -88,8 +91,9 @@ SERIES_TERMS: Terms = (
 DATE_BATCH = "'Dates with the same references fused together' (DATE_BATCH)"
 """stf:fuse_series's parameter for --date-batch."""
 PROCESSING_TERMS: Terms = (
-    (r"\(--error-maps DIR;[^()]*\)", "(set 'Error maps folder' (ERROR_MAPS))"),
+    (r"add --error-maps DIR", "set 'Error maps folder' (ERROR_MAPS)"),
     (r"--error-maps(?: DIR)?", "'Error maps folder' (ERROR_MAPS)"),
+    (r"--truth\b", "'Truth: fine image at the target date' (TRUTH)"),
     (r"--weights\b", "'Weights file' (WEIGHTS)"),
     (r"`stf train`", "'Train a deep model' (stf:train)"),
     (r"--coarse-res\b", "'Real coarse pixel size in fine-grid units' (COARSE_RESOLUTION)"),

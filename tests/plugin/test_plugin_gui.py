@@ -273,8 +273,8 @@ def test_dialog_names_its_own_fields_not_command_line_flags(plugin, sample_layer
     ("give its real pixel size (--coarse-res)", "give its real pixel size (Advanced → 'Real coarse pixel size')"),
     ("lower the halo (--halo), the tile size (--tile) or the batch (--batch)",
      "lower the halo (Advanced → 'Halo'), the tile size (Advanced → 'Tile size') or the batch (Advanced → 'Batch')"),
-    ("error maps: also give a folder for them (--error-maps DIR; tick 'Write error maps' in the dialog; set "
-     "ERROR_MAPS in Processing)", "error maps: also give a folder for them (tick 'Write error maps')"),
+    ("--truth needs a folder for the error maps: add --error-maps DIR",
+     "the 'Truth' layer needs a folder for the error maps: tick 'Write error maps'"),
     ("set --patch lower", "set the training 'Patch' lower"),
     ("check units and set --scale", "check units and set a scale in the raster's metadata"),
     ("use --method marstfn or other weights", "use the method 'marstfn' or other weights"),

@@ -70,8 +70,11 @@ def test_no_flag_survives_in_dialog_terms(series):
      "(SCHEDULER) (a running one), not both", None),
     ("give its real pixel size (--coarse-res)",
      "give its real pixel size ('Real coarse pixel size in fine-grid units' (COARSE_RESOLUTION))", None),
-    ("also give a folder for them (--error-maps DIR; tick 'Write error maps' in the dialog; set ERROR_MAPS in "
-     "Processing)", "also give a folder for them (set 'Error maps folder' (ERROR_MAPS))", None),
+    ("--truth needs a folder for the error maps: add --error-maps DIR",
+     "'Truth: fine image at the target date' (TRUTH) needs a folder for the error maps: set 'Error maps folder' "
+     "(ERROR_MAPS)", None),
+    ("reorder with --bands 2,1,3: c.tif", "reorder in a copy of the coarse raster with bands 2,1,3 (no algorithm "
+     "here has a band parameter: Processing → GDAL → Raster conversion → Rearrange bands makes the copy): c.tif", None),
     ("needs a weights file (--weights); train one with `stf train`",
      "needs a weights file ('Weights file' (WEIGHTS)); train one with 'Train a deep model' (stf:train)", None),
     ("use --method marstfn or other weights", "use the method 'marstfn' or other weights", None),
@@ -106,3 +109,16 @@ def test_the_parameters_the_processing_wording_names_exist(plugin):
                 missing.append(f"{name or 'any'}: '{description}' ({key})")
     assert len(named.findall(" ".join(r for _, r in PROCESSING_TERMS))) > 20
     assert missing == []
+
+
+@pytest.mark.parametrize("engine_says, dialog_shows", [
+    ("--truth needs a folder for the error maps: add --error-maps DIR",
+     "the 'Truth' layer needs a folder for the error maps: tick 'Write error maps'"),
+    ("--truth and --uncertainty need a folder for the error maps: add --error-maps DIR",
+     "the 'Truth' layer and 'Uncertainty map' need a folder for the error maps: tick 'Write error maps'"),
+    ("reorder with --bands 2,1,3: c.tif", "reorder in a copy of the coarse raster with bands 2,1,3 (the dialog has "
+     "no band field: Processing → GDAL → Raster conversion → Rearrange bands makes the copy): c.tif"),
+])
+def test_flags_map_to_the_dialogs_fields(engine_says, dialog_shows):
+    """What to add or tick in the dialog, where the engine names the command line's flags."""
+    assert in_dialog_terms(engine_says) == dialog_shows

@@ -58,7 +58,7 @@ class Option:
             raise ValueError("expected true or false")
         if kind is str:
             return str(value)
-        number = float(str(value).strip()) if not isinstance(value, (int, float)) else float(value)
+        number = float(value) if isinstance(value, (int, float)) else _as_number(value, kind)
         if not math.isfinite(number):
             raise ValueError("expected a finite number")
         if kind is int:
@@ -72,6 +72,14 @@ class Option:
         ):
             raise ValueError("out of range")
         return converted
+
+
+def _as_number(value: object, kind: type) -> float:
+    """A number given as text, or ValueError saying it is none ("'abc' is not a whole number")."""
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        raise ValueError(f"'{value}' is not a {'whole number' if kind is int else 'number'}") from None
 
 
 def _number(value) -> str:

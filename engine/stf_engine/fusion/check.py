@@ -103,10 +103,9 @@ def check_rules(request: FusionRequest, weights_from_training: bool = False) -> 
     if request.precision not in PRECISIONS:
         raise StfError(f"unknown precision '{request.precision}'; use {', '.join(PRECISIONS)}")
     if (request.truth or request.uncertainty) and not request.error_maps_dir:
-        raise StfError(
-            "a truth image and the uncertainty map are error maps: also give a folder for them "
-            "(--error-maps DIR; tick 'Write error maps' in the dialog; set ERROR_MAPS in Processing)"
-        )
+        asked = [flag for flag, given in (("--truth", request.truth), ("--uncertainty", request.uncertainty)) if given]
+        raise StfError(f"{' and '.join(asked)} {'needs' if len(asked) == 1 else 'need'} a folder for the error maps: "
+                       f"add --error-maps DIR")
     if request.weights and not spec.needs_weights:
         raise StfError(f"method '{spec.name}' takes no weights file; leave it out or pick a deep model")
     if spec.needs_weights and not (request.weights or spec.default_weights or weights_from_training):

@@ -6,6 +6,7 @@ checks share it. Everything read here is metadata plus a bounded sample of pixel
 from __future__ import annotations
 
 import math
+import re
 import threading
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
@@ -19,10 +20,10 @@ from ..core.progress import Cancel, Progress, check_cancel, silent
 from ..core.tiling import Tile
 from ..errors import StfError
 from ..methods.contract import TileBatch
-from ..raster.grid import Grid, coarse_ratio, resolution_in
+from ..raster.grid import Grid, coarse_ratio, percent, resolution_in
 from ..raster.grid_view import data_bands
 from ..raster.open import check_covers, open_on_grid, open_raster, reopen
-from ..raster.reader import AlignedRaster, Scale
+from ..raster.reader import AlignedRaster, Scale, bands_word
 from ..raster.windows import block_windows
 from ..raster.writer import Encoding
 from .registration import estimate_offset
@@ -164,11 +165,10 @@ def open_inputs(
     for role, dataset in datasets.items():
         covered = check_covers(grid, dataset, roles.LABELS[role])
         if covered < 0.999:
-            warnings.append(
-                f"{roles.LABELS[role]} covers {covered:.0%} of the fine reference; the rest is written as nodata"
-            )
+            warnings.append(_coverage_note(roles.LABELS[role], covered, dataset.name))
 
     band_map = _band_map(alignment, datasets)
+    warnings.extend(_band_notes(band_map, datasets))
     coarse = datasets[roles.COARSE_TARGET]
     if alignment.coarse_resolution is not None:
         _check_coarse_resolution(alignment.coarse_resolution, grid)
@@ -203,7 +203,7 @@ def open_inputs(
         if shift != (0.0, 0.0):
             readers.update({role: placed(role, shift) for role in roles.COARSE_ROLES if role in readers})
     progress(0.0, "sampling the inputs")
-    fine_std = _check_samples(readers, warnings, cancel)
+    fine_std = _check_samples(readers, warnings, cancel, alignment.coarse_shift)
     encoding = Encoding(
         dtype=fine.dtypes[0],
         nodata=fine.nodata,
@@ -224,6 +224,18 @@ def scene_shape(paths: Mapping[str, str], coarse_resolution: Optional[float]) ->
         if coarse_resolution is not None:
             _check_coarse_resolution(coarse_resolution, grid)
         return grid.height, grid.width, coarse_ratio(grid, coarse, coarse_resolution)
+
+
+SCANT_COVER = 0.01
+"""Share of the fine reference below which an input's coverage means an output of almost nothing but nodata."""
+
+
+def _coverage_note(label: str, covered: float, name: str) -> str:
+    """The warning for an input that covers only part of the fine reference: plainer when it covers almost none."""
+    if covered < SCANT_COVER:
+        return (f"{label} covers only {percent(covered)} of the fine reference, so the output will be almost all "
+                f"nodata; the inputs probably do not match (another place, or a wrong georeference): {name}")
+    return f"{label} covers {percent(covered)} of the fine reference; the rest is written as nodata"
 
 
 def _check_coarse_resolution(size: float, grid: Grid) -> None:
@@ -280,29 +292,73 @@ def _band_map(alignment: Alignment, datasets) -> Dict[str, List[int]]:
     for role in roles.COARSE_ROLES:
         if role not in datasets:
             continue
-        count = len(data_bands(datasets[role]))
         bands = list(alignment.bands) if alignment.bands else data_bands(datasets[role])
         if len(bands) != fine_count:
-            how = f"bands {','.join(map(str, bands))} of it" if alignment.bands else f"{count} bands"
-            raise StfError(
-                f"band mismatch: the {roles.LABELS[role]} has {how} but the fine reference has {fine_count}; "
-                f"pick and order coarse bands with --bands (e.g. --bands {','.join(map(str, range(1, fine_count + 1)))})"
-            )
+            label, example = roles.LABELS[role], ",".join(map(str, range(1, fine_count + 1)))
+            said = (f"--bands {','.join(map(str, bands))} picks {len(bands)} {bands_word(len(bands))} of the {label}"
+                    if alignment.bands else f"the {label} has {len(bands)} {bands_word(len(bands))}")
+            raise StfError(f"band mismatch: {said} but the fine reference has {fine_count}; pick and order coarse "
+                           f"bands with --bands (e.g. --bands {example}): {datasets[role].name}")
         mapping[role] = bands
     if roles.PAN in datasets:
         mapping[roles.PAN] = [1]
     return mapping
 
 
-def _check_samples(readers: Dict[str, AlignedRaster], warnings: List[str], cancel) -> Tuple[float, ...]:
-    """Reject all-nodata inputs, warn on unit mismatches; return the fine reference's per-band std."""
+def _band_notes(mapping: Dict[str, List[int]], datasets) -> List[str]:
+    """Warnings about the bands `_band_map` picked: coarse bands whose descriptions show another order than the
+    fine reference's, and a pan image of several bands (only its first is read)."""
+    orders = (_band_order_note(role, mapping, datasets) for role in roles.COARSE_ROLES if role in datasets)
+    notes = [note for note in orders if note][:1]  # --bands orders every coarse raster alike: one line says it
+    pan = datasets.get(roles.PAN)
+    if pan is not None and len(data_bands(pan)) > 1:
+        notes.append(f"the pan image has {len(data_bands(pan))} bands; only band 1 is used: {pan.name}")
+    return notes
+
+
+NUMBERED = re.compile(r"(band)?[\s_-]*\d+", re.IGNORECASE)
+"""A band description that only numbers the band ('Band 3', '3'): no name to match bands by."""
+
+
+def _band_names(dataset, bands: Sequence[int]) -> Optional[List[str]]:
+    """The bands' descriptions, trimmed, when each names its band (none blank, only a number, or twice)."""
+    names = [(dataset.descriptions[band - 1] or "").strip() for band in bands]
+    keys = {name.lower() for name in names}
+    named = all(name and not NUMBERED.fullmatch(name) for name in names) and len(keys) == len(names)
+    return names if named else None
+
+
+def _band_order_note(role: str, mapping: Dict[str, List[int]], datasets) -> Optional[str]:
+    """A warning naming the pairs fused when the coarse raster of `role` describes the fine reference's bands in
+    another order than the one read (MODIS red, NIR against Landsat NIR, red), with the --bands that reorders them;
+    None when either raster leaves a band unnamed or the coarse one lacks a fine band's name."""
+    coarse, fine_bands = datasets[role], mapping[roles.FINE_REFERENCE]
+    fine_names = _band_names(datasets[roles.FINE_REFERENCE], fine_bands)
+    coarse_names = _band_names(coarse, data_bands(coarse))
+    if not fine_names or not coarse_names:
+        return None
+    by_name = {name.lower(): band for name, band in zip(coarse_names, data_bands(coarse))}
+    wanted = [by_name.get(name.lower()) for name in fine_names]
+    if None in wanted or wanted == mapping[role]:
+        return None
+    described = dict(zip(data_bands(coarse), coarse_names))
+    label = roles.LABELS[role]
+    pairs = [f"the {label}'s band {band} '{described[band]}' is fused with the fine reference's band {fine} '{name}'"
+             for band, fine, name, right in zip(mapping[role], fine_bands, fine_names, wanted) if band != right]
+    return f"{'; '.join(pairs)}; reorder with --bands {','.join(map(str, wanted))}: {coarse.name}"
+
+
+def _check_samples(readers: Dict[str, AlignedRaster], warnings: List[str], cancel,
+                   shift: Optional[Tuple[float, float]]) -> Tuple[float, ...]:
+    """Reject all-nodata inputs, warn on unit mismatches; return the fine reference's per-band std. `shift`: the
+    coarse rasters' given shift, named when a coarse raster holds nothing where it puts it."""
     typical = {}
     fine_std: Tuple[float, ...] = ()
     for role, reader in readers.items():
         check_cancel(cancel)
         data, valid = reader.sample()
         if not valid.any():
-            raise StfError(f"{reader.label} holds no valid pixels over the fine reference's extent")
+            raise StfError(_why_empty(role, reader, shift))
         values = data[:, valid]
         typical[role] = typical_level(values)
         if role == roles.FINE_REFERENCE:
@@ -315,6 +371,24 @@ def _check_samples(readers: Dict[str, AlignedRaster], warnings: List[str], cance
                 f"({fine_level:.4g}) by more than an order of magnitude; {UNITS_ADVICE}"
             )
     return fine_std
+
+
+def _why_empty(role: str, reader: AlignedRaster, shift: Optional[Tuple[float, float]]) -> str:
+    """Why an input holds no valid pixel over the fine reference: bands of nodata only (any band's nodata makes a
+    pixel nodata), or a given coarse shift that may have moved it away; and what to change."""
+    empty, label, name = reader.empty_bands(), reader.label, reader.dataset.name
+    if empty and len(empty) < reader.count:
+        which = f"{bands_word(len(empty))} {', '.join(map(str, empty))} of the {label} "
+        which += "holds" if len(empty) == 1 else "hold"
+        way_out = ("leave it out with --bands (and the fine reference's matching band)" if role in roles.COARSE_ROLES
+                   else f"give a {label} with data in every band it has")
+        return (f"{which} only nodata over the fine reference's extent, so no pixel has data in every band: "
+                f"{way_out}: {name}")
+    moved = ""
+    if role in roles.COARSE_ROLES and shift and any(shift):
+        moved = (f"; the coarse shift given (--coarse-shift {shift[0]:g},{shift[1]:g}) may have moved it off the "
+                 f"fine reference")
+    return f"{label} holds no valid pixels over the fine reference's extent{moved}: {name}"
 
 
 UNITS_ADVICE = "check units and set --scale"

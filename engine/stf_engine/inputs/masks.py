@@ -14,7 +14,7 @@ from rasterio.windows import Window
 
 from ..core.options import split_list
 from ..errors import StfError
-from ..raster.grid import Grid
+from ..raster.grid import Grid, percent
 from ..raster.grid_view import GridView
 from ..raster.open import check_covers, open_raster
 
@@ -137,7 +137,7 @@ class MaskReader:
         """The warning for a mask that leaves part of the grid uncovered (that part counts as masked), else None."""
         if self.covered >= FULL_COVER:
             return None
-        return f"{self.label} covers {self.covered:.0%} of the fine grid; the rest counts as masked: {path}"
+        return f"{self.label} covers {percent(self.covered)} of the fine grid; the rest counts as masked: {path}"
 
     def close(self) -> None:
         """Close the warped view, if any; the dataset stays with whoever opened it."""

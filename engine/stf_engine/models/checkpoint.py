@@ -13,6 +13,12 @@ from ..errors import StfError
 
 FORMAT = "stf-checkpoint"
 FORMAT_VERSION = 1
+CHECKED_META = ("model", "bands", "roles")
+"""What a checkpoint's metadata must hold for `check_fits` to tell whether it fits a run."""
+ZIP_START, PICKLE_START = b"PK\x03\x04", b"\x80"
+"""First bytes of the zip archive `torch.save` writes, and of a bare pickle."""
+TRAIN_ONE = "give the .pt file `stf train` wrote (or train one)"
+"""What to do about a file that is no checkpoint."""
 
 
 @dataclass
@@ -50,13 +56,35 @@ def load(path: str) -> Checkpoint:
         raise StfError(f"weights file not found: {path}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for foreign or damaged files
-        raise StfError(f"not a readable STF checkpoint: {path} ({type(exc).__name__})") from None
+    except Exception:  # torch raises many types for foreign or damaged files
+        raise StfError(_why_unreadable(path)) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise StfError(f"not an STF checkpoint (train one with `stf train`): {path}")
+        raise StfError(f"the weights file {path} is not a checkpoint STF wrote: it is a PyTorch file without STF's "
+                       f"checkpoint mark; {TRAIN_ONE}")
     if payload.get("format_version", 0) > FORMAT_VERSION:
         raise StfError(f"checkpoint {path} was written by a newer STF; update the plugin")
-    return Checkpoint(payload["meta"], payload["state"], payload.get("training"))
+    meta = payload.get("meta")
+    missing = [key for key in CHECKED_META if not isinstance(meta, dict) or key not in meta]
+    if missing or "state" not in payload:
+        lacks = f"no {' or '.join(missing)} in its metadata" if missing else "no weights"
+        raise StfError(f"the weights file {path} is a damaged STF checkpoint: it holds {lacks}; {TRAIN_ONE}")
+    return Checkpoint(meta, payload["state"], payload.get("training"))
+
+
+def _why_unreadable(path: str) -> str:
+    """Why PyTorch cannot read the file at `path`, told by its first bytes, and what to do."""
+    with open(path, "rb") as handle:
+        start = handle.read(len(ZIP_START))
+    if start == ZIP_START:
+        return (f"the weights file {path} is damaged or incomplete (a copy or download cut short?); copy it again, "
+                f"or train new weights with `stf train`")
+    if not start:
+        why = "the file is empty"
+    elif start.startswith(PICKLE_START):
+        why = "it is a Python pickle of objects other than weights, which STF does not load"
+    else:
+        why = "it is not a PyTorch file at all"
+    return f"the weights file {path} is not a checkpoint STF wrote: {why}; {TRAIN_ONE}"
 
 
 def check_fits(meta: Dict[str, Any], model: str, bands: int, given: FrozenSet[str], path: str) -> None:
@@ -71,9 +99,13 @@ def check_fits(meta: Dict[str, Any], model: str, bands: int, given: FrozenSet[st
     trained = frozenset(meta["roles"])
     if trained != given:
         label = lambda names: ", ".join(role_names.LABELS[r] for r in sorted(names))  # noqa: E731
-        problems = []
+        asked = lambda names: ", ".join(role_names.asked_for(r) for r in sorted(names))  # noqa: E731
+        problems, changes = [], []
         if trained - given:
             problems.append(f"it needs the {label(trained - given)}")
+            changes.append(f"give the {asked(trained - given)}")
         if given - trained:
             problems.append(f"it was trained without the {label(given - trained)}")
-        raise StfError(f"{path} does not fit these inputs: {'; '.join(problems)}")
+            changes.append(f"leave out the {asked(given - trained)}")
+        raise StfError(f"{path} does not fit these inputs: {'; '.join(problems)}; {' and '.join(changes)}, or give "
+                       f"--weights trained with the same inputs (`stf train`)")

@@ -70,6 +70,15 @@ def overlap_fraction(grid: Grid, dataset) -> float:
     return (width * height) / ((ge - gw) * (gn - gs))
 
 
+def percent(share: float) -> str:
+    """A share (0..1) as a percentage that reads 0% or 100% only when it is exactly that ('0.16%', '<0.01%')."""
+    if 0 < share < 1e-4:
+        return "<0.01%"
+    if 1 - 1e-4 < share < 1:
+        return ">99.99%"
+    return f"{share:.{0 if share in (0, 1) or 0.01 <= share <= 0.99 else 2}%}"
+
+
 def resolution_in(grid: Grid, dataset) -> float:
     """The dataset's pixel size expressed in the grid's CRS units (approximate across CRSs)."""
     w, s, e, n = bounds_in(grid, dataset)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence, Tuple, Union
+from typing import List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from rasterio.enums import Resampling
@@ -118,6 +118,11 @@ def check_scales(scales: Mapping[str, object], known: Sequence[str]) -> None:
         check_scale(value, f"--scale {role}")
 
 
+def bands_word(count: int) -> str:
+    """'band' or 'bands', as a message names `count` of them."""
+    return "band" if count == 1 else "bands"
+
+
 class AlignedRaster:
     """Reads any window of the fine grid from one input, warping on the fly when its grid differs.
 
@@ -146,7 +151,11 @@ class AlignedRaster:
         self.bands = list(bands) if bands else data_bands(dataset)
         bad = [b for b in self.bands if not 1 <= b <= dataset.count]
         if bad:
-            raise StfError(f"{label} has {dataset.count} bands; band(s) {bad} do not exist")
+            raise StfError(
+                f"{label} has {dataset.count} bands, so --bands {','.join(map(str, self.bands))} asks for "
+                f"{bands_word(len(bad))} {', '.join(map(str, bad))}, which it does not have; pick from bands 1 to "
+                f"{dataset.count}: {dataset.name}"
+            )
         self._units = units.of_bands(self.bands)
         self.view = GridView(dataset, grid, resampling, label, shift)
         self.nodata = dataset.nodata
@@ -203,16 +212,23 @@ class AlignedRaster:
     def sample(self, max_side: int = 512, per_axis: int = 4) -> Tuple[np.ndarray, np.ndarray]:
         """Pixels for statistics in bounded reads: the whole grid when it fits in max_side², else
         per_axis² windows spread evenly over it, max_side² pixels in all, side by side in one array."""
+        parts = [self._decode(*self._stored(window=w)) for w in self._sample_windows(max_side, per_axis)]
+        return np.concatenate([p[0] for p in parts], axis=2), np.concatenate([p[1] for p in parts], axis=1)
+
+    def empty_bands(self, max_side: int = 512, per_axis: int = 4) -> List[int]:
+        """The bands read (the dataset's numbers) that hold no data anywhere `sample` reads."""
+        windows = self._sample_windows(max_side, per_axis)
+        return [band for band in self.bands if not any(self.view.read([band], window=w)[1].any() for w in windows)]
+
+    def _sample_windows(self, max_side: int, per_axis: int) -> List[Window]:
+        """`sample`'s windows: the whole grid when it fits in max_side², else per_axis² windows spread over it."""
         grid = self.grid
         if max(grid.width, grid.height) <= max_side:
-            windows = [Window(0, 0, grid.width, grid.height)]
-        else:
-            side_h, side_w = min(grid.height, max_side // per_axis), min(grid.width, max_side // per_axis)
-            rows = np.linspace(0, grid.height - side_h, per_axis).astype(int)
-            cols = np.linspace(0, grid.width - side_w, per_axis).astype(int)
-            windows = [Window(int(c), int(r), side_w, side_h) for r in rows for c in cols]
-        parts = [self._decode(*self._stored(window=w)) for w in windows]
-        return np.concatenate([p[0] for p in parts], axis=2), np.concatenate([p[1] for p in parts], axis=1)
+            return [Window(0, 0, grid.width, grid.height)]
+        side_h, side_w = min(grid.height, max_side // per_axis), min(grid.width, max_side // per_axis)
+        rows = np.linspace(0, grid.height - side_h, per_axis).astype(int)
+        cols = np.linspace(0, grid.width - side_w, per_axis).astype(int)
+        return [Window(int(c), int(r), side_w, side_h) for r in rows for c in cols]
 
     def _decode(self, stored: np.ndarray, valid: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         data = self._units.to_reflectance(stored)

@@ -54,18 +54,65 @@ def test_refuses_checkpoints_that_do_not_fit(tmp_path):
     no_pan = save_random(tmp_path / "np.pt", "marstfn")
     pan = tmp_path / "pan.tif"  # any raster on the grid: a file of its own (one file in two roles is refused)
     pan.write_bytes(Path(paths["fine"]).read_bytes())
-    with pytest.raises(StfError, match="trained without the pan band"):
+    with pytest.raises(StfError) as refused:
         fuse(FusionRequest(method="marstfn", weights=no_pan, pan=str(pan), **base))
+    assert str(refused.value) == (f"{no_pan} does not fit these inputs: it was trained without the pan band; leave "
+                                  f"out the pan band (--pan), or give --weights trained with the same inputs "
+                                  f"(`stf train`)")
     with pytest.raises(StfError, match="is a 'marstfn' checkpoint; use --method marstfn"):
         fuse(FusionRequest(method="ganstfm", weights=no_pan, **base))
     not_one = tmp_path / "junk.pt"
     not_one.write_bytes(b"not a checkpoint")
-    with pytest.raises(StfError, match="not a readable STF checkpoint"):
+    with pytest.raises(StfError, match="is not a checkpoint STF wrote: it is not a PyTorch file at all"):
         fuse(FusionRequest(method="ganstfm", weights=str(not_one), **base))
     with pytest.raises(StfError, match="weights file not found"):
         fuse(FusionRequest(method="ganstfm", weights=str(tmp_path / "missing.pt"), **base))
     with pytest.raises(StfError, match=f"the weights file {tmp_path} is a folder; give the .pt file in it"):
         fuse(FusionRequest(method="ganstfm", weights=str(tmp_path), **base))
+
+
+def test_a_checkpoint_that_needs_an_input_not_given_says_to_give_it():
+    meta = {"model": "ganstfm", "bands": 3,
+            "roles": [roles.COARSE_TARGET, roles.FINE_REFERENCE, roles.COARSE_REFERENCE]}
+    with pytest.raises(StfError) as refused:
+        checkpoint.check_fits(meta, "ganstfm", 3, frozenset({roles.COARSE_TARGET, roles.FINE_REFERENCE}), "c1.pt")
+    assert str(refused.value) == ("c1.pt does not fit these inputs: it needs the coarse reference; give the coarse "
+                                  "reference (--coarse-ref), or give --weights trained with the same inputs "
+                                  "(`stf train`)")
+
+
+def written(path: Path, content) -> str:
+    """`content` at `path`: bytes as they are, anything else as `torch.save` writes it."""
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        torch.save(content, path)
+    return str(path)
+
+
+@pytest.mark.parametrize("content, why", [
+    (b"hello\n", "is not a checkpoint STF wrote: it is not a PyTorch file at all; give the .pt file `stf train` "
+                 "wrote (or train one)"),
+    (b"", "is not a checkpoint STF wrote: the file is empty; give the .pt file `stf train` wrote (or train one)"),
+    (b"\x80\x04\x95" + bytes(20), "is not a checkpoint STF wrote: it is a Python pickle of objects other than "
+                                  "weights, which STF does not load; give the .pt file `stf train` wrote (or train "
+                                  "one)"),
+    (None, "is damaged or incomplete (a copy or download cut short?); copy it again, or train new weights with "
+           "`stf train`"),
+    ({"weights": torch.zeros(2)}, "is not a checkpoint STF wrote: it is a PyTorch file without STF's checkpoint "
+                                  "mark; give the .pt file `stf train` wrote (or train one)"),
+    ({"format": checkpoint.FORMAT, "meta": {"bands": 3}, "state": {}},
+     "is a damaged STF checkpoint: it holds no model or roles in its metadata; give the .pt file `stf train` wrote "
+     "(or train one)"),
+], ids=["text", "empty", "pickle", "cut short", "no STF mark", "no model"])
+def test_a_file_that_is_no_checkpoint_says_why_in_words(tmp_path, content, why):
+    if content is None:
+        whole = (WEIGHTS / "ganstfm.pt").read_bytes()
+        content = whole[: len(whole) // 2]
+    path = written(tmp_path / "w.pt", content)
+    with pytest.raises(StfError) as refused:
+        checkpoint.load(path)
+    assert str(refused.value) == f"the weights file {path} {why}"
 
 
 def test_default_weights_are_used_when_none_are_named(tmp_path, monkeypatch):
