@@ -21,6 +21,8 @@ from ..core.progress import Progress, Ticker, Warnings, silent
 from ..errors import StfError
 from ..inputs.aligned import AlignedInputs, open_inputs
 from ..methods.catalog import get_method, resolved_options
+from ..raster.grid_view import data_bands
+from ..raster.open import open_raster
 from ..methods.contract import MethodContext, MethodSpec
 from .request import ERROR_MAP_NAMES, FusionRequest, check_cluster
 from .surveys import ReferenceSurveys, run_surveys
@@ -178,6 +180,7 @@ def prepare(
     paths = {role: path for role, path in given.items() if spec.accepts(role)}
     inputs = open_inputs(paths, request.alignment(spec.coarse_resampling), stack, progress, ticker.cancel)
     warnings.extend_unique(inputs.warnings)
+    _check_truth_bands(request, inputs)
     if device.type == "cpu" and request.precision != "fp32":
         warnings.add(f"{request.precision} autocast is for CUDA; the CPU runs in fp32")
     context = MethodContext(
@@ -202,6 +205,18 @@ def prepare(
     check_memory(request, inputs, halo)
     tiles = tiling.plan(inputs.grid.height, inputs.grid.width, request.tile)
     return Plan(request, spec, device, inputs, context, halo, tiles, warnings)
+
+
+def _check_truth_bands(request: FusionRequest, inputs: AlignedInputs) -> None:
+    """A truth whose band count differs from the fine reference's is refused now, not after the prediction."""
+    if not request.truth:
+        return
+    with open_raster(request.truth, "truth") as truth:
+        count = len(data_bands(truth))
+    if count != inputs.bands:
+        raise StfError(f"the truth {request.truth} has {count} bands but the fine reference {request.fine_reference} "
+                       f"has {inputs.bands}; give as truth the fine image of the target date with the fine "
+                       f"reference's bands")
 
 
 def check_memory(request: FusionRequest, inputs: AlignedInputs, halo: int) -> None:

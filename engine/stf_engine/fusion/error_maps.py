@@ -19,7 +19,6 @@ from .. import roles
 from ..core import tiling
 from ..core.progress import Cancel, Progress, check_cancel, stage
 from ..core.seams import SEAM_HALF_WIDTH, seam_mask_window
-from ..errors import StfError
 from ..inputs.aligned import AlignedInputs
 from ..raster.open import open_on_grid
 from ..raster.windows import block_windows
@@ -132,10 +131,6 @@ def _truth_errors(maps: _MapWriter, fused, inputs: AlignedInputs, request, progr
     """|prediction − truth| per band and the RMS error across bands."""
     with ExitStack() as stack:
         truth = open_on_grid(stack, request.truth, "truth", inputs.grid, request.scales.get("truth"), "nearest")
-        if truth.count != inputs.bands:
-            raise StfError(f"the truth {request.truth} has {truth.count} bands but the fine reference "
-                           f"{request.fine_reference} has {inputs.bands}; give as truth the fine image of the target "
-                           f"date with the fine reference's bands")
         absolute = maps.create(
             "abs_error", _band_names(inputs, "|error|"), "absolute error |prediction - truth| per band", REFLECTANCE
         )

@@ -118,7 +118,10 @@ def test_a_truth_with_an_alpha_band_is_measured_on_its_data_bands_where_the_alph
     np.testing.assert_array_equal(got[:, keep], expected[:, keep])
 
 
-def test_a_truth_of_another_band_count_is_one_line_naming_both_files_and_leaves_nothing(tmp_path):
+def test_a_truth_of_another_band_count_is_one_line_naming_both_files_before_any_tile(tmp_path, monkeypatch):
+    from stf_engine.fusion import run
+
+    predicted = count_calls(monkeypatch, run, "_predict")
     paths = scene_set(tmp_path, height=48, width=48, bands=2, ratio=4, dtype="int16")
     (tmp_path / "other").mkdir()
     other = scene_set(tmp_path / "other", height=48, width=48, bands=3, ratio=4, dtype="int16")
@@ -129,7 +132,7 @@ def test_a_truth_of_another_band_count_is_one_line_naming_both_files_and_leaves_
         fuse(request)
     assert str(raised.value) == (f"the truth {other['truth']} has 3 bands but the fine reference {paths['fine']} has "
                                  f"2; give as truth the fine image of the target date with the fine reference's bands")
-    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "out").exists() and predicted == []
 
 
 def test_error_map_paths_are_absolute_like_the_output(tmp_path, monkeypatch):
