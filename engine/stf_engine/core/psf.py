@@ -1,7 +1,9 @@
-"""Simulating a coarse image from a fine one: a Gaussian point-spread function at the coarse resolution."""
+"""Simulating a coarse image from a fine one: a Gaussian point-spread function at the coarse resolution; filters
+that skip nodata."""
 from __future__ import annotations
 
 import math
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -30,9 +32,24 @@ def gaussian_blur(image: torch.Tensor, sigma: float, radius: int) -> torch.Tenso
     return F.conv2d(out, kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1), groups=channels)
 
 
-def simulate_coarse(fine: torch.Tensor, ratio: int) -> torch.Tensor:
-    """The fine image as a coarse sensor would see it, kept on the fine grid (the two-input variant)."""
-    return gaussian_blur(fine, psf_sigma(ratio), psf_radius(ratio))
+def simulate_coarse(fine: torch.Tensor, ratio: int, valid: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The fine image as a coarse sensor would see it, kept on the fine grid (the two-input variant); with a
+    (B, 1, H, W) `valid` mask, blurred over the valid pixels only (see `normalised`)."""
+    sigma, radius = psf_sigma(ratio), psf_radius(ratio)
+    blur = lambda image: gaussian_blur(image, sigma, radius)  # noqa: E731
+    return blur(fine) if valid is None else normalised(blur, fine, valid)
+
+
+def normalised(smooth: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, valid: torch.Tensor
+               ) -> torch.Tensor:
+    """A linear per-channel filter `smooth` of (B, C, H, W) over the pixels where `valid` ((B or 1, 1, H, W)) holds:
+    smooth(image·valid) / smooth(valid), so nodata acts like the raster's edge instead of leaking whatever fills it
+    into its valid neighbours (normalised convolution); 0 where no valid pixel is in reach. Where no nodata is in
+    reach it is smooth(image), undivided: a division by weights that sum to about 1 would round."""
+    weight = valid.to(image.dtype).expand(image.shape[0], 1, *image.shape[2:])
+    sums = smooth(torch.cat([image * weight, weight, 1 - weight], dim=1))
+    total, mass, missing = sums[:, :-2], sums[:, -2:-1], sums[:, -1:]
+    return torch.where(missing > 0, total / torch.where(mass > 0, mass, torch.ones_like(mass)), total)
 
 
 def reflect_pad(image: torch.Tensor, radius: int) -> torch.Tensor:

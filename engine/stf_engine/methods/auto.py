@@ -16,10 +16,10 @@ from typing import List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .. import roles
 from ..core.blocks import block_mean
+from .blocks import interpolate
 from .catalog import get_method, resolved_options
 from .contract import MethodContext, MethodSpec, TileBatch
 
@@ -77,11 +77,11 @@ def reduced_world(arrays: Mapping[str, np.ndarray], valid: np.ndarray, ratio: in
 
 
 def _coarser(image: np.ndarray, valid: np.ndarray, ratio: int) -> np.ndarray:
-    """Block means of `image` at `ratio`, brought back onto its own grid bilinearly (as the engine aligns)."""
-    means, _ = block_mean(image, valid, ratio)
-    tensor = torch.from_numpy(np.ascontiguousarray(means, dtype=np.float32))[None]
-    up = F.interpolate(tensor, scale_factor=ratio, mode="bilinear", align_corners=False)[0].numpy()
-    return up[:, : image.shape[1], : image.shape[2]]
+    """Block means of `image` at `ratio`, brought back onto its own grid bilinearly (as the engine aligns) between
+    the blocks with data: a block without any stays out of its neighbours, like the raster's edge."""
+    means, has_data = block_mean(image, valid, ratio)
+    tensor = torch.from_numpy(np.ascontiguousarray(means, dtype=np.float32))
+    return interpolate(tensor, torch.from_numpy(has_data), ratio, (0, 0), image.shape[1:]).numpy()
 
 
 def score(arrays: Mapping[str, np.ndarray], valid: np.ndarray, ratio: int, specs: Sequence[MethodSpec],

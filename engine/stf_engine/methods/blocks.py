@@ -10,6 +10,8 @@ from typing import Tuple
 import torch
 import torch.nn.functional as F
 
+from ..core.psf import normalised
+
 
 def block_pad(origin: Tuple[int, int], ratio: int) -> Tuple[int, int]:
     """Rows and columns before the tile's first pixel back to the start of its block."""
@@ -33,4 +35,14 @@ def expand(blocks: torch.Tensor, ratio: int, origin: Tuple[int, int], shape) -> 
     """Block values back onto the tile's (H, W) pixels (each pixel takes its block's value)."""
     top, left = block_pad(origin, ratio)
     grown = blocks.repeat_interleave(ratio, dim=-2).repeat_interleave(ratio, dim=-1)
+    return grown[..., top : top + shape[0], left : left + shape[1]]
+
+
+def interpolate(blocks: torch.Tensor, present: torch.Tensor, ratio: int, origin: Tuple[int, int], shape
+                ) -> torch.Tensor:
+    """(C, hb, wb) block values interpolated bilinearly between the centres of the `present` ((hb, wb)) blocks onto
+    the tile's (H, W) pixels: a block without data acts like the raster's edge, its value is never mixed in."""
+    top, left = block_pad(origin, ratio)
+    grow = lambda t: F.interpolate(t, scale_factor=ratio, mode="bilinear", align_corners=False)  # noqa: E731
+    grown = normalised(grow, blocks[None], present[None, None])[0]
     return grown[..., top : top + shape[0], left : left + shape[1]]

@@ -32,10 +32,11 @@ class TileBatch:
     pixels' block grid, which is anchored at (0, 0) of the fine grid."""
 
     def coarse_reference_or_simulated(self, ratio: int) -> torch.Tensor:
-        """The coarse reference, or the fine reference as the coarse sensor would see it when none was given."""
+        """The coarse reference, or the fine reference as the coarse sensor would see it when none was given
+        (blurred over the valid pixels only, so the fill under nodata stays out of its neighbours)."""
         if self.coarse_reference is not None:
             return self.coarse_reference
-        return simulate_coarse(self.fine_reference, ratio)
+        return simulate_coarse(self.fine_reference, ratio, self.valid)
 
     def tensors(self):
         """The batch's tensors by name (inputs and mask), for transforms that apply to all of them."""

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from .. import roles
 from ..core.options import Option
-from ..core.psf import reflect_pad
+from ..core.psf import normalised, reflect_pad
 from .contract import MethodContext, MethodSpec, TileBatch, option_reader
 
 OPTIONS = {
@@ -88,8 +88,8 @@ def _build(context: MethodContext):
         scale = weight_sum.clamp_min(1e-12)
         from1 = f1 + slope * change1 / scale
         from3 = f3 + slope * change3 / scale
-        closeness1 = 1.0 / (_window_mean(c1 - c2, half).abs() + 1e-6)
-        closeness3 = 1.0 / (_window_mean(c3 - c2, half).abs() + 1e-6)
+        closeness1 = 1.0 / (_window_mean(c1 - c2, batch.valid, half).abs() + 1e-6)
+        closeness3 = 1.0 / (_window_mean(c3 - c2, batch.valid, half).abs() + 1e-6)
         fused = (closeness1 * from1 + closeness3 * from3) / (closeness1 + closeness3)
         fallback = 0.5 * ((f1 + c2 - c1) + (f3 + c2 - c3))
         return torch.where(weight_sum > 0, fused, fallback)
@@ -97,9 +97,11 @@ def _build(context: MethodContext):
     return run
 
 
-def _window_mean(image: torch.Tensor, half: int) -> torch.Tensor:
-    """Mean over the (2·half+1)² window around each pixel (reflect-padded), as the temporal weights need."""
-    return F.avg_pool2d(reflect_pad(image, half), 2 * half + 1, stride=1)
+def _window_mean(image: torch.Tensor, valid: torch.Tensor, half: int) -> torch.Tensor:
+    """Mean over the valid pixels of the (2·half+1)² window around each pixel (reflect-padded), as the temporal
+    weights need: the fill under nodata stays out of it."""
+    box = lambda t: F.avg_pool2d(reflect_pad(t, half), 2 * half + 1, stride=1)  # noqa: E731
+    return normalised(box, image, valid)
 
 
 SPECS = (

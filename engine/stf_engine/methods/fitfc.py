@@ -7,7 +7,8 @@ Three steps, per band:
    its spectrally similar neighbours in the fine reference (every band within 2σ_b/m, as in STARFM), which
    removes the blocky coarse-pixel pattern of step 1.
 3. Residual compensation (RC): the coarse residual C2 − (a·C1 + b), interpolated bilinearly to the fine grid
-   (the paper uses bicubic), is added back, so the prediction keeps what the linear model missed.
+   (the paper uses bicubic) between the coarse pixels that hold data (one without data acts like the raster's
+   edge), is added back, so the prediction keeps what the linear model missed.
 
 Coarse pixels are the r×r blocks of the fine grid anchored at its (0, 0) (see blocks.py); the coarse inputs'
 block means are the coarse values. Departures: similarity by a per-band threshold instead of the n most
@@ -22,8 +23,8 @@ import torch.nn.functional as F
 
 from .. import roles
 from ..core.options import Option
-from ..core.psf import reflect_pad
-from .blocks import block_means, block_pad, expand
+from ..core.psf import psf_radius, reflect_pad
+from .blocks import block_means, expand, interpolate
 from .contract import MethodContext, MethodSpec, TileBatch, option_reader
 
 OPTIONS = {
@@ -43,7 +44,8 @@ def _similar_half(context: MethodContext) -> int:
 
 def _halo(context: MethodContext) -> int:
     blocks = _option(context, "window") // 2 + 2  # the window's blocks, the pixel's own block and interpolation
-    return context.ratio * blocks + _similar_half(context)
+    simulated = psf_radius(context.ratio) if roles.COARSE_REFERENCE not in context.given else 0  # the blur's reach
+    return context.ratio * blocks + _similar_half(context) + simulated
 
 
 def local_regression(x: torch.Tensor, y: torch.Tensor, present: torch.Tensor, window: int):
@@ -99,18 +101,11 @@ def _build(context: MethodContext):
             a, b = local_regression(mean_c1, mean_c2, counts > 0, window)
             shape = f1.shape[-2:]
             fitted.append(expand(a, ratio, origin, shape) * f1[index] + expand(b, ratio, origin, shape))
-            residual.append(_interpolate(mean_c2 - (a * mean_c1 + b), ratio, origin, shape))
+            residual.append(interpolate(mean_c2 - (a * mean_c1 + b), counts > 0, ratio, origin, shape))
         filtered = similar_mean(torch.stack(fitted), f1, batch.valid, threshold.to(f1.dtype), half)
         return filtered + torch.stack(residual)
 
     return run
-
-
-def _interpolate(blocks: torch.Tensor, ratio: int, origin, shape) -> torch.Tensor:
-    """Block values interpolated bilinearly between block centres onto the tile's fine pixels."""
-    top, left = block_pad(origin, ratio)
-    grown = F.interpolate(blocks[None], scale_factor=ratio, mode="bilinear", align_corners=False)[0]
-    return grown[..., top : top + shape[0], left : left + shape[1]]
 
 
 SPECS = (

@@ -11,7 +11,7 @@ Per tile:
 4. Spatial prediction F_SP: the coarse target interpolated to the fine grid (the engine's bilinear alignment
    stands in for the paper's thin-plate spline).
 5. The coarse residual R = (C2 − C1) − mean(ΔF(class)) per coarse pixel, distributed back guided by the
-   homogeneity index (share of the pixels around, one coarse pixel wide, in the same class): where the
+   homogeneity index (share of the valid pixels around, one coarse pixel wide, in the same class): where the
    class is homogeneous it follows F_SP − F_TP, elsewhere it is even (see residual.py for the weights).
 6. The total change is smoothed over similar pixels (same class, inverse-distance weights) in a moving
    window and added to F1.
@@ -138,7 +138,7 @@ def _build(context: MethodContext):
         labels = label(f1, centres)
         change_tp = class_change.to(f1.dtype)[labels].permute(0, 3, 1, 2)
         temporal = f1 + change_tp
-        same_class = homogeneity(labels[:, None].to(f1.dtype), SAME_CLASS, ratio // 2)
+        same_class = homogeneity(labels[:, None].to(f1.dtype), batch.valid, SAME_CLASS, ratio // 2)
         total = []
         for index, origin in enumerate(batch.origins):
             context.tick(index / max(1, len(batch.origins)))

@@ -22,23 +22,25 @@ from .contract import MethodContext, MethodSpec, TileBatch
 OPTION = Option(False, help="distribute the coarse residual back so the prediction matches the coarse target")
 
 
-def homogeneity(fine: torch.Tensor, threshold: torch.Tensor, half: int) -> torch.Tensor:
-    """(B, 1, H, W): share of the (2·half+1)² neighbours whose fine values are within `threshold` in every band."""
-    padded = reflect_pad(fine, half)
+def homogeneity(fine: torch.Tensor, valid: torch.Tensor, threshold: torch.Tensor, half: int) -> torch.Tensor:
+    """(B, 1, H, W): share of the valid ones among the (2·half+1)² neighbours whose fine values are within
+    `threshold` in every band (nodata is left out, as beyond the raster's edge; 0 where none is valid)."""
+    padded, padded_valid = reflect_pad(fine, half), reflect_pad(valid.to(fine.dtype), half)
     height, width = fine.shape[-2:]
-    similar = torch.zeros_like(fine[:, :1])
+    similar, count = torch.zeros_like(fine[:, :1]), torch.zeros_like(fine[:, :1])
     for dy in range(-half, half + 1):
         for dx in range(-half, half + 1):
             at = (..., slice(half + dy, half + dy + height), slice(half + dx, half + dx + width))
-            similar += ((padded[at] - fine).abs() <= threshold).all(dim=1, keepdim=True)
-    return similar / (2 * half + 1) ** 2
+            similar += ((padded[at] - fine).abs() <= threshold).all(dim=1, keepdim=True) * padded_valid[at]
+            count += padded_valid[at]
+    return similar / count.clamp_min(1.0)
 
 
 def compensate(predicted: torch.Tensor, batch: TileBatch, context: MethodContext, classes: int = 4) -> torch.Tensor:
     """The prediction with the coarse residual distributed back (block means then equal the coarse target's)."""
     ratio = context.ratio
     threshold = torch.tensor(context.fine_std, device=predicted.device, dtype=predicted.dtype).view(1, -1, 1, 1)
-    index = homogeneity(batch.fine_reference, threshold * (2.0 / classes), ratio // 2)
+    index = homogeneity(batch.fine_reference, batch.valid, threshold * (2.0 / classes), ratio // 2)
     out = []
     for sample, origin in enumerate(batch.origins):
         valid = batch.valid[sample, 0]

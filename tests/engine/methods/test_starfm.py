@@ -124,7 +124,7 @@ def test_a_tile_smaller_than_the_window():
 def test_without_a_coarse_reference_c1_is_the_simulated_one():
     f1, _, c2, valid = random_scene(seed=2)
     fine_std = f1.reshape(3, -1).std(axis=1)
-    c1 = simulate_coarse(torch.from_numpy(f1)[None], 4)[0].numpy()
+    c1 = simulate_coarse(torch.from_numpy(f1)[None], 4, torch.from_numpy(valid)[None, None])[0].numpy()
     expected = reference(f1, c1, c2, valid, fine_std, 7)
     function = tile_function(fine_std, 3, given=frozenset({"coarse_target", "fine_reference"}), window=7)
     got = function(batch_of(f1, None, c2, valid))[0].numpy()
