@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -162,9 +163,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def _discard_output() -> None:
     """Send what standard output still holds, and Python's flush of it at exit, nowhere: it cannot be written."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
+    with contextlib.suppress(OSError, ValueError):  # a stream with no file behind it (captured) holds nothing
+        target = sys.stdout.fileno()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, target)
+        os.close(devnull)
 
 
 def _stop(signum, frame) -> None:
