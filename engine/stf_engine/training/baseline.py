@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .. import roles
-from ..core.psf import gaussian_blur, simulate_coarse
+from ..core.psf import gaussian_blur, normalised, simulate_coarse
 from .patches import Batch
 
 SMOOTHING = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
@@ -37,10 +37,9 @@ def smoothed(image: np.ndarray, valid: np.ndarray, sigma: float) -> np.ndarray:
     if sigma <= 0:
         return image
     radius = math.ceil(3 * sigma)
-    weight = torch.from_numpy(np.ascontiguousarray(valid, dtype=np.float32))
-    total = gaussian_blur(torch.from_numpy(np.ascontiguousarray(image)) * weight, sigma, radius)
-    mass = gaussian_blur(weight, sigma, radius)
-    return (total / mass.clamp_min(1e-6)).numpy()
+    image_t = torch.from_numpy(np.ascontiguousarray(image))
+    valid_t = torch.from_numpy(np.ascontiguousarray(valid))
+    return normalised(lambda t: gaussian_blur(t, sigma, radius), image_t, valid_t).numpy()
 
 
 def rmse(error: np.ndarray, valid: np.ndarray) -> float:
