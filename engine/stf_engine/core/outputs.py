@@ -41,6 +41,12 @@ def file_identity(path: str) -> Optional[Tuple[int, int]]:
     return status.st_dev, status.st_ino
 
 
+def file_key(path: str) -> object:
+    """What tells files apart: (device, inode) of an existing one, so links and other spellings of a path are one
+    file; its real path when there is none."""
+    return file_identity(path) or os.path.realpath(path)
+
+
 def files_read(path: str) -> List[str]:
     """`path` and, when it opens as a raster, every file GDAL reads for it (a VRT's sources, a .msk mask)."""
     try:

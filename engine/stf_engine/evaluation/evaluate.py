@@ -22,7 +22,7 @@ from ..core import tiling
 from ..core.device import cpu_threads, resolve_device
 from ..core.fields import as_text_paths, check_on_disk, check_switches
 from ..core.options import check_real, check_whole, split_list
-from ..core.outputs import check_writable_folder, file_identity, refuse_overwrite, staged_folder
+from ..core.outputs import check_writable_folder, file_key, refuse_overwrite, staged_folder
 from ..core.progress import Cancel, Progress, Warnings, check_cancel, reporter, stage
 from ..errors import StfError
 from ..inputs.aligned import orders_apart, typical_level
@@ -247,8 +247,7 @@ def _combine(pixel_sums: PixelSums, spatial_sums: SpatialSums, data_range: float
 
 def _check_distinct(request: EvaluationRequest) -> None:
     """Refuse a prediction that is the truth's file (by another path, a link, a hard link): it scores perfectly."""
-    prediction, truth = (file_identity(path) or os.path.realpath(path) for path in (request.prediction, request.truth))
-    if prediction == truth:
+    if file_key(request.prediction) == file_key(request.truth):
         raise StfError(f"the prediction and the truth are the same file ({request.truth}); give as truth the fine "
                        f"image observed at the prediction's date")
 

@@ -16,7 +16,7 @@ from .. import roles
 from ..core import tiling
 from ..core.device import PRECISIONS, resolve_device
 from ..core.memory import available_bytes
-from ..core.outputs import check_writable_file, check_writable_folder, file_identity, refuse_overwrite
+from ..core.outputs import check_writable_file, check_writable_folder, file_key, refuse_overwrite
 from ..core.progress import Progress, Ticker, Warnings, silent
 from ..errors import StfError
 from ..inputs.aligned import AlignedInputs, open_inputs
@@ -130,7 +130,7 @@ def _check_distinct_inputs(request: FusionRequest) -> None:
     for label, path in {**named, "truth": request.truth}.items():
         if not path:
             continue
-        first = seen.setdefault(file_identity(path) or os.path.realpath(path), label)  # hard links are one file
+        first = seen.setdefault(file_key(path), label)
         if first != label:
             raise StfError(f"the {first} and the {label} are the same file ({path}); give each its own image")
 

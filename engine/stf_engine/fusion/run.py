@@ -24,7 +24,7 @@ from ..core.outputs import made_folder, output_lock, refuse_overwrite
 from ..core.pipeline import WriteBehind
 from ..core.progress import Cancel, Progress, Ticker, check_cancel, reporter, silent, stage
 from ..errors import StfError
-from ..raster.writer import GeoTiffWriter, PendingOutputs, partial_target
+from ..raster.writer import GeoTiffWriter, PendingOutputs, remove_left_partials
 from ..methods.auto import Choice
 from . import distributed
 from .auto import choose
@@ -60,7 +60,7 @@ def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel: Op
             if folder:
                 stack.enter_context(made_folder(folder))
         stack.enter_context(output_lock(request.output))
-        remove_left_partials(request.output)
+        _remove_left_partials(request.output)
         threads = stack.enter_context(cpu_threads(request.threads))
         ticker = Ticker(cancel=cancel)
         choice, chosen = None, 0.0
@@ -99,15 +99,10 @@ def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel: Op
     return _result(plan, fused.path, error_maps, time.perf_counter() - started, threads, choice)
 
 
-def remove_left_partials(output: str) -> None:
-    """Remove the hidden partial files of `output` that a run killed outright (SIGKILL, power loss: no cleanup ran)
-    left beside it. Call it holding the output's lock: a run writes them while it holds that lock and removes them
-    before letting go, so with the lock held no live run owns one."""
+def _remove_left_partials(output: str) -> None:
+    """Remove the hidden partial files a killed run left beside `output` (call it holding the output's lock)."""
     folder, name = os.path.split(os.path.abspath(output))
-    for entry in os.listdir(folder):
-        path = os.path.join(folder, entry)
-        if partial_target(entry) == name and os.path.isfile(path) and not os.path.islink(path):
-            os.remove(path)
+    remove_left_partials(folder, lambda target: target == name)
 
 
 def fuse_dates(requests: Sequence[FusionRequest], progress: Optional[Progress] = None,
@@ -130,7 +125,7 @@ def fuse_dates(requests: Sequence[FusionRequest], progress: Optional[Progress] =
         for request in requests:
             stack.enter_context(made_folder(os.path.dirname(os.path.abspath(request.output))))
             stack.enter_context(output_lock(request.output))
-            remove_left_partials(request.output)
+            _remove_left_partials(request.output)
         threads = stack.enter_context(cpu_threads(first.threads))
         ticker = Ticker(cancel=cancel)
         plans = [prepare(first, stack, progress=stage(report, 0.0, 0.0), ticker=ticker, surveys=surveys)]

@@ -7,7 +7,7 @@ import secrets
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import rasterio
@@ -46,6 +46,17 @@ def partial_target(name: str) -> Optional[str]:
     """The output file name a writer's partial file called `name` was for; None when `name` is no such file."""
     match = PARTIAL_NAME.fullmatch(name)
     return match.group("target") if match else None
+
+
+def remove_left_partials(folder: str, is_output: Callable[[str], bool]) -> None:
+    """Remove the hidden partial files in `folder` of the outputs `is_output` names (by file name) that runs killed
+    outright (SIGKILL, power loss: no cleanup ran) left. Call it holding those outputs' lock: a run writes them while
+    it holds the lock and removes them before letting go, so with the lock held no live run owns one."""
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        target = partial_target(name)
+        if target and is_output(target) and os.path.isfile(path) and not os.path.islink(path):
+            os.remove(path)
 
 
 def geotiff_profile(grid: Grid, count: int, dtype: str, nodata) -> Dict:

@@ -13,7 +13,7 @@ from rasterio.windows import Window
 
 from ..core.recent import MAX_OPEN, RecentlyOpened
 from ..raster.grid import Grid
-from ..raster.writer import GeoTiffWriter, PendingOutputs, partial_target
+from ..raster.writer import GeoTiffWriter, PendingOutputs, remove_left_partials
 
 WORK_PREFIX = ".stf-series-"
 """How a run's work folder inside the output folder is named (then a random part)."""
@@ -57,9 +57,6 @@ def remove_left_work(output_dir: str, is_output: Callable[[str], bool]) -> None:
     with the lock held no live run owns one."""
     for name in os.listdir(output_dir):
         path = os.path.join(output_dir, name)
-        if os.path.islink(path):
-            continue
-        if name.startswith(WORK_PREFIX) and os.path.isdir(path):
+        if name.startswith(WORK_PREFIX) and os.path.isdir(path) and not os.path.islink(path):
             shutil.rmtree(path, ignore_errors=True)
-        elif os.path.isfile(path) and is_output(partial_target(name) or ""):
-            os.remove(path)
+    remove_left_partials(output_dir, is_output)
