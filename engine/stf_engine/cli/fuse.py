@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import argparse
+from typing import List
 
 from .. import (
-    DEFAULT_BATCH, DEFAULT_METHOD, DEFAULT_TILE, DEVICES, PRECISIONS, FusionRequest, StfError, fuse, list_methods,
-    parse_options, parse_scales,
+    DEFAULT_BATCH, DEFAULT_METHOD, DEFAULT_TILE, DEVICES, PRECISIONS, FusionRequest, FusionResult, StfError, fuse,
+    list_methods, parse_options, parse_scales,
 )
 from .common import (
     add_cluster_arguments, add_threads_argument, add_unit_arguments, float_pair, int_list, progress_bar, shift_line,
@@ -112,7 +113,7 @@ def run(args) -> int:
     return 0
 
 
-def validation_lines(result) -> list:
+def validation_lines(result: FusionResult) -> List[str]:
     """auto's validation table: each candidate's RMSE in Wald's reduced-resolution validation, best first, the one
     it ran marked."""
     width = max(len(method) for method, _ in result.validation)
