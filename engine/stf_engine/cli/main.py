@@ -19,12 +19,14 @@ COMMANDS = (fuse, fuse_series, evaluate, info, train)
 EXIT_BUG = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-EXIT_READER_GONE = 128 + signal.SIGPIPE
-"""A pipe's reader left (`stf … | head`): the status of a program SIGPIPE ends, as the shell's own tools give."""
+EXIT_READER_GONE = 128 + getattr(signal, "SIGPIPE", 13)
+"""A pipe's reader left (`stf … | head`): the status of a program SIGPIPE ends, as the shell's own tools give (the
+same number on Windows, which has no SIGPIPE)."""
 NOTHING_WRITTEN = "no output was written (a file already at the output path is unchanged)"
 """What an interrupted or stopped run left, unless it says otherwise (a series keeps the dates it finished)."""
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
-"""Handled like Ctrl-C: every partial output is removed and the exit code is 128 + the signal number."""
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGBREAK") if hasattr(signal, name))
+"""Handled like Ctrl-C: every partial output is removed and the exit code is 128 + the signal number. Those the
+system has: SIGHUP is POSIX only, SIGBREAK (Ctrl-Break) Windows only."""
 
 
 class Stopped(BaseException):

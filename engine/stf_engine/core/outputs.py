@@ -5,6 +5,7 @@ import errno
 import os
 import secrets
 import shutil
+import sys
 import tempfile
 import time
 from contextlib import contextmanager
@@ -127,8 +128,13 @@ def _holder(path: str) -> Optional[str]:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process `pid` runs, asked without touching it."""
     if pid <= 0:
         return False
+    if pid == os.getpid():
+        return True
+    if sys.platform == "win32":  # there os.kill(pid, 0) would end the process, not ask about it
+        return _windows_process_runs(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -136,6 +142,28 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _windows_process_runs(pid: int) -> bool:
+    """Whether `pid` names a running Windows process: one that cannot be opened for lack of rights runs; one that
+    opens runs until it has an exit code."""
+    import ctypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    kernel32.OpenProcess.restype = ctypes.c_void_p
+    handle = kernel32.OpenProcess(WINDOWS_QUERY_LIMITED_INFORMATION, False, pid)
+    if not handle:
+        return ctypes.get_last_error() == WINDOWS_ACCESS_DENIED
+    try:
+        code = ctypes.c_ulong()
+        return not kernel32.GetExitCodeProcess(ctypes.c_void_p(handle), ctypes.byref(code)) \
+            or code.value == WINDOWS_STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(ctypes.c_void_p(handle))
+
+
+WINDOWS_QUERY_LIMITED_INFORMATION, WINDOWS_ACCESS_DENIED, WINDOWS_STILL_ACTIVE = 0x1000, 5, 259
+"""PROCESS_QUERY_LIMITED_INFORMATION, ERROR_ACCESS_DENIED and STILL_ACTIVE of the Windows API."""
 
 
 @contextmanager

@@ -19,16 +19,21 @@ class InterruptTorchImport:
 
 if {interrupt}:
     sys.meta_path.insert(0, InterruptTorchImport())
+if {windows_signals}:  # the signal module as Windows has it: no SIGPIPE, no SIGHUP, a SIGBREAK
+    import signal
+    del signal.SIGPIPE, signal.SIGHUP
+    signal.SIGBREAK = signal.SIGUSR1
 sys.argv = ["stf", "info"]
 from {module} import {function}  # what pip's generated `stf` script runs
 sys.exit({function}())
 """
 
 
-def run_console_script(interrupt: bool) -> subprocess.CompletedProcess:
+def run_console_script(interrupt: bool, windows_signals: bool = False) -> subprocess.CompletedProcess:
     """The entry point pyproject.toml names for `stf`, started as its installed script starts it."""
     module, function = re.search(r'^stf = "([\w.]+):(\w+)"', (ROOT / "pyproject.toml").read_text(), re.M).groups()
-    script = CONSOLE_SCRIPT.format(interrupt=interrupt, module=module, function=function)
+    script = CONSOLE_SCRIPT.format(interrupt=interrupt, windows_signals=windows_signals, module=module,
+                                   function=function)
     return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
 
 
@@ -40,5 +45,11 @@ def test_ctrl_c_while_the_engine_imports_is_one_line_and_exit_130():
 
 def test_the_console_script_runs_stf():
     completed = run_console_script(interrupt=False)
+    assert completed.returncode == 0, completed.stderr
+    assert "devices: cpu" in completed.stdout
+
+
+def test_the_console_script_runs_where_the_system_has_no_sigpipe_or_sighup():
+    completed = run_console_script(interrupt=False, windows_signals=True)
     assert completed.returncode == 0, completed.stderr
     assert "devices: cpu" in completed.stdout
