@@ -12,7 +12,7 @@ from .evaluation.evaluate import METRIC_ORDER, EvaluationReport, EvaluationReque
 from .evaluation.evaluate import SCALE_ROLES as EVALUATION_SCALE_ROLES
 from .evaluation.evaluate import UNITS as METRIC_UNITS
 from .fusion.check import CheckReport, check
-from .fusion.request import DEFAULT_BATCH, SCALE_ROLES, FusionRequest, FusionResult, parse_scales
+from .fusion.request import DEFAULT_BATCH, FusionRequest, FusionResult, parse_scales
 from .fusion.run import fuse, fuse_dates
 from .fusion.surveys import ReferenceSurveys
 from .inputs.masks import MASK_ROLES, MASK_RULES, parse_mask_rules
@@ -22,6 +22,7 @@ from .methods.contract import MethodSpec
 from .models import MODELS as _MODELS
 from .roles import (
     ALL_ROLES, COARSE_REFERENCE, COARSE_REFERENCE_2, COARSE_TARGET, FINE_REFERENCE, FINE_REFERENCE_2, PAN,
+    SCALE_ROLES,
 )
 from .roles import LABELS as ROLE_LABELS
 from .series.plan import PlannedDate, plan_series

@@ -20,6 +20,17 @@ FLAGS = {
 }
 """The command-line flag of each optional role, for messages asking for it (front ends put their own words)."""
 
+SCALE_ROLES = {
+    "coarse": (COARSE_TARGET, COARSE_REFERENCE, COARSE_REFERENCE_2),
+    "coarse-target": (COARSE_TARGET,),
+    "coarse-ref": (COARSE_REFERENCE, COARSE_REFERENCE_2),
+    "fine": (FINE_REFERENCE, FINE_REFERENCE_2),
+    "pan": (PAN,),
+}
+"""Scale role names (`--scale fine=1e-4`, Processing's SCALES) and the roles each one sets."""
+SCALE_NAMES = {role: next(name for name, named in SCALE_ROLES.items() if role in named) for role in ALL_ROLES}
+"""The scale role name a message suggests for each role: the one for all its kind ('coarse', 'fine')."""
+
 LABELS = {
     COARSE_TARGET: "coarse target",
     FINE_REFERENCE: "fine reference",

@@ -135,16 +135,6 @@ class FusionResult:
     """With method auto: each candidate's RMSE in Wald's reduced-resolution validation, best first."""
 
 
-SCALE_ROLES = {
-    "coarse": (roles.COARSE_TARGET, roles.COARSE_REFERENCE, roles.COARSE_REFERENCE_2),
-    "coarse-target": (roles.COARSE_TARGET,),
-    "coarse-ref": (roles.COARSE_REFERENCE, roles.COARSE_REFERENCE_2),
-    "fine": (roles.FINE_REFERENCE, roles.FINE_REFERENCE_2),
-    "pan": (roles.PAN,),
-}
-"""Scale role names (`--scale fine=1e-4`, Processing's SCALES) and the request roles each one sets."""
-
-
 def parse_scales(items: Union[str, Sequence[str]]) -> Dict[str, Scale]:
     """'fine=2.75e-5:-0.2, coarse=1' or ['fine=1e-4', '1e-4'] → {role: factor or (scale, offset)};
     a value without a role sets every role."""
@@ -152,9 +142,9 @@ def parse_scales(items: Union[str, Sequence[str]]) -> Dict[str, Scale]:
     named = set()
     for item in split_list(items):
         role_name, _, value = (part.strip() for part in item.rpartition("="))
-        targets = SCALE_ROLES.get(role_name) if role_name else roles.ALL_ROLES
+        targets = roles.SCALE_ROLES.get(role_name) if role_name else roles.ALL_ROLES
         if targets is None:
-            raise StfError(f"unknown scale role '{role_name}'; use one of {', '.join(SCALE_ROLES)}")
+            raise StfError(f"unknown scale role '{role_name}'; use one of {', '.join(roles.SCALE_ROLES)}")
         if role_name in named:
             raise StfError(f"the scale of '{role_name or 'every role'}' is given twice; give it once")
         named.add(role_name)

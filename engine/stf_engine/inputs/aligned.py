@@ -350,7 +350,8 @@ def _band_order_note(role: str, mapping: Dict[str, List[int]], datasets) -> Opti
 
 def _check_samples(readers: Dict[str, AlignedRaster], warnings: List[str], cancel,
                    shift: Optional[Tuple[float, float]]) -> Tuple[float, ...]:
-    """Reject all-nodata inputs, warn on unit mismatches; return the fine reference's per-band std. `shift`: the
+    """Reject all-nodata inputs, warn on unit mismatches and on integers that the assumed ×10000 makes no reflectance
+    (the pan band, normalised on its own, may be in any units); return the fine reference's per-band std. `shift`: the
     coarse rasters' given shift, named when a coarse raster holds nothing where it puts it."""
     typical = {}
     fine_std: Tuple[float, ...] = ()
@@ -361,6 +362,8 @@ def _check_samples(readers: Dict[str, AlignedRaster], warnings: List[str], cance
             raise StfError(_why_empty(role, reader, shift))
         values = data[:, valid]
         typical[role] = typical_level(values)
+        if role != roles.PAN and reader.units.assumed and (over := float(np.mean(values > 1))) > 0.5:
+            warnings.append(_beyond_reflectance(role, reader, over))
         if role == roles.FINE_REFERENCE:
             fine_std = tuple(float(v) for v in values.std(axis=1))
     fine_level = typical[roles.FINE_REFERENCE]
@@ -389,6 +392,15 @@ def _why_empty(role: str, reader: AlignedRaster, shift: Optional[Tuple[float, fl
         moved = (f"; the coarse shift given (--coarse-shift {shift[0]:g},{shift[1]:g}) may have moved it off the "
                  f"fine reference")
     return f"{label} holds no valid pixels over the fine reference's extent{moved}: {name}"
+
+
+def _beyond_reflectance(role: str, reader: AlignedRaster, share: float) -> str:
+    """Why an integer raster read at the assumed ×10000 is no reflectance (most values above 1), with the scale of
+    Landsat Collection 2 Level-2, which the USGS ships so: DN × 2.75e-5 − 0.2, no scale in its metadata."""
+    name = roles.SCALE_NAMES[role]
+    return (f"the {reader.label} holds integers with no scale in its metadata, so it is read as reflectance ×10000, "
+            f"which puts {share:.0%} of its values above 1, more than reflectance can be; if it is Landsat "
+            f"Collection 2 Level-2, set --scale {name}=2.75e-5:-0.2, else its own scale: {reader.dataset.name}")
 
 
 UNITS_ADVICE = "check units and set --scale"

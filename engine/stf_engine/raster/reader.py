@@ -27,6 +27,8 @@ class Units:
 
     scale: Union[float, Tuple[float, ...]]
     offset: Union[float, Tuple[float, ...]] = 0.0
+    assumed: bool = False
+    """Whether neither the user nor the raster's metadata gave them (integers taken as reflectance ×10000)."""
 
     @property
     def identity(self) -> bool:
@@ -39,7 +41,7 @@ class Units:
         def pick(value):
             return tuple(value[b - 1] for b in bands) if isinstance(value, tuple) else value
 
-        return Units(pick(self.scale), pick(self.offset))
+        return Units(pick(self.scale), pick(self.offset), self.assumed)
 
     def per_band(self, count: int) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
         """(scales, offsets) of `count` bands, as GDAL band metadata holds them."""
@@ -79,7 +81,7 @@ def units_of(dataset, override: Optional[Scale] = None) -> Units:
     if any(s != 1.0 for s in scales) or any(o != 0.0 for o in offsets):
         return Units(_one_or_all(scales), _one_or_all(offsets))
     if np.issubdtype(np.dtype(dataset.dtypes[0]), np.integer):
-        return Units(DEFAULT_INTEGER_SCALE)
+        return Units(DEFAULT_INTEGER_SCALE, assumed=True)
     return Units(1.0)
 
 

@@ -266,3 +266,41 @@ def test_a_fine_reference_x10000_with_many_zeros_is_warned_at_the_level_of_its_o
     [warning] = units_warnings(tmp_path, water(image, 0.7) * 1e4, coarse_of(image))
     levels = re.search(r"values \(median ([\d.e+-]+)\) differ from the fine reference's \(([\d.e+-]+)\)", warning)
     assert levels and 0.1 < float(levels[1]) < 0.5 and 1e3 < float(levels[2]) < 5e3, warning
+
+
+def c2l2(reflectance: np.ndarray) -> np.ndarray:
+    """Reflectance as Landsat Collection 2 Level-2 stores it: uint16 DN = (reflectance + 0.2) / 2.75e-5."""
+    return np.round((reflectance + 0.2) / 2.75e-5).astype(np.uint16)
+
+
+def beyond_reflectance(result) -> list:
+    return [warning for warning in result.warnings if "more than reflectance can be" in warning]
+
+
+@pytest.mark.parametrize("role", ["fine", "coarse"])
+def test_integers_with_no_scale_that_read_as_no_reflectance_are_warned_with_collection_2s_scale(tmp_path, role):
+    """Collection 2 Level-2 ships without a scale in its metadata: read as ×10000 its median is about 2.2, and the
+    fusion would be wrong by about 1 with no word."""
+    image = textured_scene(SIDE, SIDE, bands=3, seed=5)
+    fine_image, coarse_image = (c2l2(image), coarse_of(image)) if role == "fine" else (image, c2l2(coarse_of(image)))
+    fine_path = write(tmp_path / "fine.tif", fine_image, fine_transform())
+    coarse = write(tmp_path / "coarse.tif", coarse_image, fine_transform(30.0 * RATIO))
+    request = dict(coarse_target=coarse, fine_reference=fine_path, method="cubic")
+    result = fuse(FusionRequest(**request, output=str(tmp_path / "o.tif")))
+    [warning] = beyond_reflectance(result)
+    path = fine_path if role == "fine" else coarse
+    assert f"set --scale {role}=2.75e-5:-0.2" in warning and "100% of its values above 1" in warning, warning
+    assert warning.endswith(path)
+    scaled = fuse(FusionRequest(**request, output=str(tmp_path / "s.tif"), scales={
+        r: (2.75e-5, -0.2) for r in (["fine_reference"] if role == "fine" else ["coarse_target"])}))
+    assert beyond_reflectance(scaled) == []
+
+
+def test_integers_x10000_and_a_pan_band_in_other_units_are_not_warned(tmp_path):
+    image = textured_scene(SIDE, SIDE, bands=3, seed=5)
+    fine_path = write(tmp_path / "fine.tif", np.round(image * 1e4), fine_transform(), dtype="int16")
+    coarse = write(tmp_path / "coarse.tif", coarse_of(image), fine_transform(30.0 * RATIO))
+    pan = write(tmp_path / "pan.tif", c2l2(image[:1]), fine_transform())
+    result = fuse(FusionRequest(coarse_target=coarse, fine_reference=fine_path, pan=pan, method="cubic",
+                                output=str(tmp_path / "o.tif")))
+    assert beyond_reflectance(result) == [] and not any("order of magnitude" in w for w in result.warnings)
