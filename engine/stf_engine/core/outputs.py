@@ -225,7 +225,18 @@ def why_write_failed(message: str, folder: str, number: Optional[int] = None) ->
 def _free_bytes(path: str) -> Optional[int]:
     folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
     try:
-        stats = os.statvfs(folder)
+        return shutil.disk_usage(folder).free
     except OSError:
         return None
-    return stats.f_bavail * stats.f_frsize
+
+
+def replace_output(partial: str, path: str) -> None:
+    """Rename a finished partial file onto its output path. StfError naming the output when that fails; on Windows
+    it does while another program holds the old output open (a QGIS layer showing it)."""
+    try:
+        os.replace(partial, path)
+    except OSError as exc:
+        reason = why_write_failed(exc.strerror or str(exc), path, exc.errno)
+        held = ("; if it is open in another program (a QGIS layer showing it), close it there"
+                if sys.platform == "win32" and isinstance(exc, PermissionError) else "")
+        raise StfError(f"cannot replace {path}: {reason}{held}; or choose another output") from None

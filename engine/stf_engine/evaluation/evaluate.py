@@ -408,7 +408,7 @@ def _finite(value):
 
 
 def _write_json(report: EvaluationReport, path: str) -> None:
-    with open(path, "w") as handle:
+    with open(path, "w", encoding="utf-8") as handle:
         handle.write(report.to_json() + "\n")
 
 
@@ -416,7 +416,7 @@ def _write_csv(report: EvaluationReport, out_dir: str) -> Dict[str, str]:
     """metrics.csv: a row per band, then the overall row."""
     path = os.path.join(out_dir, "metrics.csv")
     columns = list(report.overall)
-    with open(path, "w", newline="") as handle:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["band", "name"] + columns)
         for number, (name, values) in enumerate(zip(report.band_names, report.bands), start=1):

@@ -8,7 +8,7 @@ from typing import Any, Dict, FrozenSet, Optional
 import torch
 
 from .. import roles as role_names
-from ..core.outputs import why_write_failed
+from ..core.outputs import replace_output, why_write_failed
 from ..errors import StfError
 
 FORMAT = "stf-checkpoint"
@@ -38,11 +38,12 @@ def save(path: str, checkpoint: Checkpoint) -> None:
         payload["training"] = checkpoint.training
     partial = f"{path}.partial"
     try:
-        torch.save(payload, partial)
-        os.replace(partial, path)
-    except (OSError, RuntimeError) as exc:  # torch reports a full disk as a RuntimeError from its writer
-        reason = why_write_failed(str(exc), os.path.dirname(os.path.abspath(path)), getattr(exc, "errno", None))
-        raise StfError(f"cannot write the checkpoint {path}: {reason}") from None
+        try:
+            torch.save(payload, partial)
+        except (OSError, RuntimeError) as exc:  # torch reports a full disk as a RuntimeError from its writer
+            reason = why_write_failed(str(exc), os.path.dirname(os.path.abspath(path)), getattr(exc, "errno", None))
+            raise StfError(f"cannot write the checkpoint {path}: {reason}") from None
+        replace_output(partial, path)
     finally:
         if os.path.exists(partial):
             os.remove(partial)

@@ -16,7 +16,7 @@ from rasterio._err import CPLE_BaseError
 from rasterio.windows import Window
 
 from ..core.device import run_threads
-from ..core.outputs import why_write_failed
+from ..core.outputs import replace_output, why_write_failed
 from ..core.progress import Cancel, check_cancel
 from ..errors import StfError
 from .gdal_log import gdal_errors
@@ -282,7 +282,7 @@ class PendingOutputs:
                         writer.to_cog(self.cancel)
                     writer.verify()
                 for writer in self.writers:
-                    os.replace(writer.partial, writer.path)
+                    replace_output(writer.partial, writer.path)
         except BaseException:
             self._remove_partials()
             raise

@@ -10,6 +10,7 @@ from xml.sax.saxutils import escape
 
 import rasterio
 
+from ..core.outputs import replace_output
 from ..errors import StfError
 from .request import OUTDATED, DateResult
 
@@ -36,7 +37,7 @@ def read_manifest(output_dir: str) -> Recorded:
     if not os.path.isfile(path):
         return Recorded()
     try:
-        with open(path) as handle:
+        with open(path, encoding="utf-8") as handle:
             manifest = json.load(handle)
         return Recorded({record["date"]: record for record in manifest.get("dates", [])}, manifest.get("settings"),
                         {key: manifest[key] for key in FOUND if key in manifest})
@@ -106,12 +107,12 @@ def _write_whole(path: str, text: str) -> str:
     partial = path + ".partial"
     try:
         try:
-            with open(partial, "w") as handle:
+            with open(partial, "w", encoding="utf-8") as handle:
                 handle.write(text)
-            os.replace(partial, path)
-        finally:
-            if os.path.exists(partial):
-                os.remove(partial)
-    except OSError as exc:
-        raise StfError(f"cannot write {path}: {exc.strerror or exc}") from None
+        except OSError as exc:
+            raise StfError(f"cannot write {path}: {exc.strerror or exc}") from None
+        replace_output(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
     return path

@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 
@@ -38,3 +39,35 @@ def test_on_windows_the_holder_is_asked_about_through_the_windows_api(tmp_path, 
         with output_lock(out):  # the holder is gone: its lock is taken over
             assert open(lock_path(out)).read().startswith(str(os.getpid()))
     assert asked == [other.pid]
+
+
+@pytest.mark.parametrize("platform", ["win32", "linux"])
+def test_an_output_that_cannot_be_replaced_is_one_error_and_the_old_one_stays(tmp_path, monkeypatch, platform):
+    """On Windows a file another program holds open (a QGIS layer showing the last result) cannot be replaced."""
+    from devkit.synthetic import fine_transform, textured_scene, write
+    from stf_engine import FusionRequest, fuse
+
+    image = textured_scene(32, 32, bands=2, seed=1)
+    fine = write(tmp_path / "fine.tif", image, fine_transform())
+    coarse = write(tmp_path / "coarse.tif", image[:, ::4, ::4], fine_transform(120.0))
+    out = tmp_path / "fused.tif"
+    out.write_bytes(b"the last result")
+
+    def held_open(source, target):
+        raise PermissionError(13, "Access is denied", str(source), 5, str(target))
+
+    monkeypatch.setattr(outputs.os, "replace", held_open)
+    monkeypatch.setattr(outputs.sys, "platform", platform)
+    with pytest.raises(StfError) as raised:
+        fuse(FusionRequest(coarse_target=coarse, fine_reference=fine, output=str(out), method="cubic"))
+    message = str(raised.value)
+    assert message.startswith(f"cannot replace {out}: it is not writable") and "choose another output" in message
+    assert ("close it there" in message) == (platform == "win32"), message
+    assert out.read_bytes() == b"the last result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["coarse.tif", "fine.tif", "fused.tif"]
+
+
+def test_a_full_disk_is_told_where_the_system_has_no_statvfs(tmp_path, monkeypatch):
+    monkeypatch.delattr(outputs.os, "statvfs", raising=False)
+    monkeypatch.setattr(outputs.shutil, "disk_usage", lambda path: SimpleNamespace(total=100, used=100, free=0))
+    assert outputs.why_write_failed("write error", str(tmp_path)) == "no space left on the device"
