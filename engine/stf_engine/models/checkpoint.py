@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any, Dict, FrozenSet, Optional
 
@@ -56,7 +57,9 @@ def load(path: str) -> Checkpoint:
     if not os.path.isfile(path):
         raise StfError(f"weights file not found: {path}")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a foreign pickle's protocol: the error below says what the file is
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # torch raises many types for foreign or damaged files
         raise StfError(_why_unreadable(path)) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:

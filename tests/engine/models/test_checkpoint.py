@@ -105,7 +105,8 @@ def written(path: Path, content) -> str:
      "is a damaged STF checkpoint: it holds no model or roles in its metadata; give the .pt file `stf train` wrote "
      "(or train one)"),
 ], ids=["text", "empty", "pickle", "cut short", "no STF mark", "no model"])
-def test_a_file_that_is_no_checkpoint_says_why_in_words(tmp_path, content, why):
+def test_a_file_that_is_no_checkpoint_says_why_in_words(tmp_path, content, why, recwarn):
+    """In words only: no warning of PyTorch's about the file's pickle protocol comes before them."""
     if content is None:
         whole = (WEIGHTS / "ganstfm.pt").read_bytes()
         content = whole[: len(whole) // 2]
@@ -113,6 +114,7 @@ def test_a_file_that_is_no_checkpoint_says_why_in_words(tmp_path, content, why):
     with pytest.raises(StfError) as refused:
         checkpoint.load(path)
     assert str(refused.value) == f"the weights file {path} {why}"
+    assert [str(warning.message) for warning in recwarn] == []
 
 
 def test_default_weights_are_used_when_none_are_named(tmp_path, monkeypatch):
