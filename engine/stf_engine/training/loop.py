@@ -170,6 +170,7 @@ def _meta(model: ModelDef, data: TrainingData, request: TrainingRequest, normali
         "roles": sorted(data.roles),
         "ratio": data.ratio,
         "scales": dict(request.scales),
+        "mask_rules": dict(request.mask_rules),
         "normalisation": normalisation.to_meta(),
         "options": options,
         "halo": model.radius(data.ratio, data.roles),

@@ -13,7 +13,7 @@ from devkit.synthetic import fine_transform, write
 from stf_engine import StfError, TrainingRequest, train
 from stf_engine.cli import main
 from stf_engine.core.progress import Warnings
-from stf_engine.models import get_model
+from stf_engine.models import checkpoint, get_model
 from stf_engine.training.scenes import Scene
 from stf_engine.training.series import series_scenes
 
@@ -128,6 +128,7 @@ def test_stf_train_decodes_the_masks_by_its_mask_rule(series, tmp_path, capsys):
     assert "area with at least 50% of its pixels valid: the scene is mostly nodata or masked" in capsys.readouterr().err
     assert main(args + ["--out", str(tmp_path / "b.pt"), "--mask-rule", "fine=landsat-qa"]) == 0
     assert (tmp_path / "b.pt").exists() and not (tmp_path / "a.pt").exists()
+    assert checkpoint.load(str(tmp_path / "b.pt")).meta["mask_rules"] == {"fine": "landsat-qa"}
 
 
 def test_a_mask_covering_part_of_the_grid_flags_the_rest_and_says_so(series, tmp_path):
