@@ -253,7 +253,7 @@ def validation_table(result) -> List[str]:
         notes = [note for note, applies in (("ran", method == result.method), ("baseline", method == BASELINE))
                  if applies]
         lines.append(f"  {method}: {rmse:.4g}" + (f" ({', '.join(notes)})" if notes else ""))
-    return lines
+    return lines + ([result.choice] if result.choice else [])
 
 
 def held_out(training) -> str:

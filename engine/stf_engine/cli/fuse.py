@@ -106,6 +106,8 @@ def run(args) -> int:
     print(f"output: {result.output}")
     if result.validation:
         print("\n".join(validation_lines(result)))
+    if result.choice:
+        print(result.choice)
     if result.coarse_shift != (0.0, 0.0):
         print(shift_line(result.coarse_shift))
     for name, path in result.error_maps.items():

@@ -133,6 +133,8 @@ class FusionResult:
     """CPU threads the run used."""
     validation: Tuple[Tuple[str, float], ...] = ()
     """With method auto: each candidate's RMSE in Wald's reduced-resolution validation, best first."""
+    choice: str = ""
+    """With method auto: what it ran and why, when that is not delta (taking delta is a warning: it adds nothing)."""
 
 
 def parse_scales(items: Union[str, Sequence[str]]) -> Dict[str, Scale]:

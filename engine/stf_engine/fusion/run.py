@@ -70,7 +70,7 @@ def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel: Op
             request = dataclasses.replace(request, method=choice.method, options={}, coarse_shift=shift)
             chosen = CHOICE_SHARE
         plan = prepare(request, stack, progress=stage(report, chosen, chosen), ticker=ticker, surveys=surveys)
-        if choice is not None:
+        if choice is not None and choice.is_baseline:
             plan.warnings.add(choice.reason)
         end = 1.0 - COG_SHARE if request.cog else 1.0
         share = end if not request.error_maps_dir else end * (
@@ -273,4 +273,5 @@ def _result(plan: Plan, output: str, error_maps: Dict[str, str], seconds: float,
         warnings=tuple(plan.warnings),
         threads=threads,
         validation=tuple((s.method, s.rmse) for s in choice.scores) if choice else (),
+        choice=choice.reason if choice and not choice.is_baseline else "",
     )

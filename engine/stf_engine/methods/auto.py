@@ -44,6 +44,11 @@ class Choice:
     """Every candidate's RMSE in the reduced world, best first; empty when the scene is too small to validate."""
     reason: str
 
+    @property
+    def is_baseline(self) -> bool:
+        """Whether auto fell back on delta, which adds nothing to the inputs (a warning, not a note)."""
+        return self.method == "delta"
+
 
 def candidates(given: Sequence[str], weights: Optional[str] = None, deep: Optional[str] = None) -> List[MethodSpec]:
     """The candidate methods whose required inputs are all given (plus a deep model when it has weights)."""

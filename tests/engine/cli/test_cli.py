@@ -80,11 +80,17 @@ def test_fuse_auto_prints_its_validation_table_and_marks_what_it_ran(tmp_path, c
                                  "--coarse-ref", large["coarse_ref"], "--out", str(tmp_path / "auto.tif")], capsys)
     assert code == 0, err
     lines = stdout.splitlines()
-    table = lines[lines.index("auto's validation (RMSE at reduced resolution, best first):") + 1:]
+    start = lines.index("auto's validation (RMSE at reduced resolution, best first):") + 1
+    table = [line for line in lines[start:] if line.startswith("  ")]
     ran = stdout.splitlines()[0].split(" on ")[0]
     rows = [row.split() for row in table]
     assert [row[0] for row in rows if row[-1] == "ran"] == [ran] and "delta" in [row[0] for row in rows]
     assert [float(row[1]) for row in rows] == sorted(float(row[1]) for row in rows)
+    # why it ran that: a note after the table, or a warning when it is delta, which adds nothing
+    why = (lines[start + len(table):] if ran != "delta" else
+           [line.removeprefix("warning: ") for line in err.splitlines() if "auto takes" in line])
+    assert len(why) == 1 and "auto takes" in why[0], (stdout, err)
+    assert ("auto takes" in err) == (ran == "delta")
 
 
 def bad_inputs(scene, tmp_path):

@@ -38,7 +38,7 @@ def test_auto_picks_the_method_built_to_win_and_records_its_validation(tmp_path)
     assert len(validating) > 3 and 0 < max(validating) < 0.5  # the bar moves while auto validates
     scores = dict(result.validation)
     assert scores["fitfc"] < scores["delta"] and set(scores) >= {"delta", "starfm", "fitfc"}
-    assert any("auto takes fitfc" in warning for warning in result.warnings)
+    assert result.choice.startswith("auto takes fitfc: RMSE") and not any("auto" in w for w in result.warnings)
     with rasterio.open(result.output) as fused:
         recorded = json.loads(fused.tags()["STF_AUTO"])
         prediction = fused.read()
