@@ -86,6 +86,17 @@ def empty_if_removed(picker: QgsMapLayerComboBox, first: int, last: int) -> None
         picker.setCurrentIndex(0)  # the empty entry, first in the list: with no entry the combo box picks one
 
 
+def scales_field(roles: Sequence[str]) -> QLineEdit:
+    """A field for the inputs' scales to reflectance, as text the engine parses: what a raster's metadata does not
+    say (Landsat Collection 2 Level-2 has no scale there); `roles` are the scale roles it takes."""
+    field = QLineEdit()
+    field.setPlaceholderText("e.g. fine=1e-4; empty: from the rasters' metadata")
+    field.setToolTip("Stored value × scale (+ offset) = reflectance, per role: fine=1e-4 for reflectance ×10000, "
+                     "fine=2.75e-5:-0.2 for Landsat Collection 2 Level-2; "
+                     f"roles: {', '.join(roles)}; a value without a role sets every role")
+    return field
+
+
 def show_row(form: QFormLayout, field: QWidget, visible: bool) -> None:
     """Show or hide a form row: its field and its label."""
     label = form.labelForField(field)
@@ -246,6 +257,8 @@ class FusionDialog(QDialog):
             form.addRow(label, picker)
             form.addRow(info)  # the whole width, so size, pixel size, CRS and bands stay on one line
             self.pickers[role], self.role_labels[role], self.layer_infos[role] = picker, label, info
+        self.scales = scales_field(self.engine.SCALE_ROLES)
+        form.addRow("Scales", self.scales)
         return box
 
     def _series_box(self) -> QGroupBox:
@@ -298,12 +311,7 @@ class FusionDialog(QDialog):
             combo.setToolTip(f"How the series' {role}_mask rasters are read (pixels marked are not used)")
             form.addRow(f"{role[0].upper()}{role[1:]} masks", combo)
             self.mask_combos[role] = combo
-        self.series_scales = QLineEdit()
-        self.series_scales.setPlaceholderText("e.g. fine=1e-4; empty: from the rasters' metadata")
-        self.series_scales.setToolTip("Stored value × scale (+ offset) = reflectance, per role: fine=1e-4 for "
-                                      "reflectance ×10000, fine=2.75e-5:-0.2 for Landsat Collection 2 Level-2; "
-                                      f"roles: {', '.join(self.engine.SCALE_ROLES)}; a value without a role sets every "
-                                      "role")
+        self.series_scales = scales_field(self.engine.SCALE_ROLES)
         form.addRow("Scales", self.series_scales)
         self.series_output = QgsFileWidget()
         self.series_output.setStorageMode(QgsFileWidget.GetDirectory)
@@ -548,8 +556,14 @@ class FusionDialog(QDialog):
         picker = self.pickers[role]
         return file_path(picker.currentLayer()) if picker.isEnabled() else None
 
+    def parsed_scales(self, field: QLineEdit) -> dict:
+        """The scales typed in `field` as the engine parses them, {} when empty; StfError for malformed ones."""
+        text = field.text().strip()
+        return self.engine.parse_scales(text) if text else {}
+
     def build_request(self):
-        """The FusionRequest the form describes (not yet validated); StfError for malformed method options."""
+        """The FusionRequest the form describes (not yet validated); StfError for malformed scales or method
+        options."""
         spec = self.method
         stem = f"fused_{spec.name}_{time.strftime('%Y%m%d_%H%M%S')}"
         folder = self.output_folder.filePath()
@@ -572,6 +586,7 @@ class FusionDialog(QDialog):
             device=self.device_combo.currentText(),
             threads=self.threads.value() or None,
             coarse_resolution=self.coarse_resolution.value() or None,
+            scales=self.parsed_scales(self.scales),
             options=self.engine.parse_options(spec.name, self.method_options.text()) if spec.options else {},
         )
 
@@ -590,12 +605,11 @@ class FusionDialog(QDialog):
         """The SeriesRequest the Series mode describes (not yet validated); StfError for malformed scales or
         method options."""
         spec = self.method
-        scales = self.series_scales.text().strip()
         return self.engine.SeriesRequest(
             **self._series_scope(),
             method=spec.name,
             mask_rules={role: combo.currentData() for role, combo in self.mask_combos.items() if combo.currentData()},
-            scales=self.engine.parse_scales(scales) if scales else {},
+            scales=self.parsed_scales(self.series_scales),
             coarse_resolution=self.coarse_resolution.value() or None,
             tile=self.tile.value(),
             batch=self.batch.value(),
@@ -623,6 +637,7 @@ class FusionDialog(QDialog):
             device=request.device,
             threads=request.threads,
             coarse_resolution=request.coarse_resolution,
+            scales=request.scales,
         )
 
     def validate(self, request) -> Optional[str]:
@@ -690,6 +705,7 @@ class FusionDialog(QDialog):
         self.train_patch.setValue(int(settings.value(SETTINGS + "train_patch", self.train_patch.clearValue())))
         self.train_minutes.setValue(float(settings.value(SETTINGS + "train_minutes", self.train_minutes.clearValue())))
         self.uncertainty.setEnabled(self.write_error_maps.isChecked())
+        self.scales.setText(settings.value(SETTINGS + "scales", ""))
         for role, picker in self.pickers.items():
             source = settings.value(SETTINGS + f"layer/{role}", "")
             matches = [layer for layer in self.project.mapLayers().values() if source and layer.source() == source]
@@ -727,6 +743,7 @@ class FusionDialog(QDialog):
         settings.setValue(SETTINGS + "train_epochs", self.train_epochs.value())
         settings.setValue(SETTINGS + "train_patch", self.train_patch.value())
         settings.setValue(SETTINGS + "train_minutes", self.train_minutes.value())
+        settings.setValue(SETTINGS + "scales", self.scales.text())
         for role, picker in self.pickers.items():
             layer = picker.currentLayer()
             settings.setValue(SETTINGS + f"layer/{role}", layer.source() if layer else "")

@@ -9,25 +9,35 @@ from typing import Dict, Tuple
 Terms = Tuple[Tuple[str, str], ...]
 """(pattern in an engine message, what a front end shows instead), applied in this order."""
 
-SCALE = r"--scale(?: (?:[a-z_-]+=)?[0-9][0-9.e:+-]*)?"
-"""The --scale flag, with the value an engine message may give it."""
+SCALE_VALUE = r"(?:[a-z_-]+=)?[0-9][0-9.e:+-]*"
+"""The value an engine message may give the --scale flag, e.g. 'fine=2.75e-5:-0.2'."""
+SCALE = rf"--scale(?: {SCALE_VALUE})?"
+"""The --scale flag, with its value when the message gives one."""
 REARRANGE_BANDS = "Processing → GDAL → Raster conversion → Rearrange bands"
 SCALE_IN_METADATA = (
     "for reflectance ×10000: gdal_edit.py -scale 0.0001, or GDAL's Translate with the extra option -a_scale 0.0001"
 )
 
 
-def bands_and_scale(no_band: str, no_scale: str) -> Terms:
-    """--bands and --scale where the front end has no field for them (`no_band`, `no_scale` say so): a copy of the
-    coarse raster with the right bands, a scale in the raster's metadata."""
+def bands_terms(no_field: str) -> Terms:
+    """--bands, which no front end has a field for (`no_field` says so): a copy of the coarse raster with the right
+    bands."""
     return (
         (r"with --bands \(e\.g\. --bands ([\d,]+)\)",
-         rf"in a copy of the coarse raster, e.g. bands \1 ({no_band}: {REARRANGE_BANDS} makes the copy)"),
-        (r"with --bands ([\d,]+)", rf"in a copy of the coarse raster with bands \1 ({no_band}: {REARRANGE_BANDS} makes "
-                                   rf"the copy)"),
-        (r"--bands(?: [\d,]+)?", f"a copy of the coarse raster with the fine reference's bands ({no_band}: "
+         rf"in a copy of the coarse raster, e.g. bands \1 ({no_field}: {REARRANGE_BANDS} makes the copy)"),
+        (r"with --bands ([\d,]+)",
+         rf"in a copy of the coarse raster with bands \1 ({no_field}: {REARRANGE_BANDS} makes the copy)"),
+        (r"--bands(?: [\d,]+)?", f"a copy of the coarse raster with the fine reference's bands ({no_field}: "
                                  f"{REARRANGE_BANDS})"),
-        (SCALE, f"a scale in the raster's metadata ({no_scale}; {SCALE_IN_METADATA})"),
+    )
+
+
+def scales_terms(field: str) -> Terms:
+    """--scale where the front end has a field for it (`field`): the value a message gives is what to enter there
+    ("set --scale fine=2.75e-5:-0.2" → "set 'Scales' to fine=2.75e-5:-0.2")."""
+    return (
+        (rf"--scale ({SCALE_VALUE})", rf"{field} to \1"),
+        (r"--scale\b", field),
     )
 
 
@@ -79,14 +89,16 @@ DIALOG_TERMS: Terms = (
     (r"--to\b", "Series → 'To'"),
     (r"--overwrite\b", "Series → 'Overwrite the dates already fused'"),
     (r"--method\b", "'Method'"),
-    *bands_and_scale("the dialog has no band field", "the dialog has no scale field"),
+    *bands_terms("the dialog has no band field"),
+    *scales_terms("'Scales'"),
 )
 """The one mapping from command-line flags to the dialog's fields."""
 SERIES_TERMS: Terms = (
     *SERIES_HALO,
-    (SCALE, "Series → 'Scales'"),
+    *scales_terms("Series → 'Scales'"),
 )
-"""What the Series mode has a field for where the single-date form has none; applied before DIALOG_TERMS."""
+"""Where the Series mode's fields differ from the single-date form's (or it has none); applied before
+DIALOG_TERMS."""
 
 DATE_BATCH = "'Dates with the same references fused together' (DATE_BATCH)"
 """stf:fuse_series's parameter for --date-batch."""
@@ -128,7 +140,8 @@ PROCESSING_TERMS: Terms = (
     (r"--to\b", "'Last date' (DATE_TO)"),
     (r"--overwrite\b", "'Fuse again the dates already in the output folder' (OVERWRITE)"),
     (r"--method\b", "'Method' (METHOD)"),
-    *bands_and_scale("no algorithm here has a band parameter", "this algorithm has no scale parameter"),
+    *bands_terms("no algorithm here has a band parameter"),
+    *scales_terms("'Scales to reflectance' (SCALES)"),
 )
 """The one mapping from command-line flags to the Processing algorithms' parameters: each as its description (or
 the description's start) and its name."""
@@ -136,9 +149,9 @@ ALGORITHM_TERMS: Dict[str, Terms] = {
     "train": (
         (r"--batch\b", "'Patches per step' (BATCH)"),
     ),
-    "fuse_series": (
-        *SERIES_HALO,
-        (SCALE, "'Scales to reflectance' (SCALES)"),
+    "fuse_series": SERIES_HALO,
+    "evaluate": (
+        (SCALE, f"a scale in the raster's metadata (this algorithm has no scale parameter; {SCALE_IN_METADATA})"),
     ),
 }
 """Where an algorithm's parameters differ from PROCESSING_TERMS (by the algorithm's name); applied before them."""

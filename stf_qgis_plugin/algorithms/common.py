@@ -70,6 +70,24 @@ def mask_rules_parameter(mode: str = "") -> QgsProcessingParameterDefinition:
     )
 
 
+def scales_parameter() -> QgsProcessingParameterDefinition:
+    """SCALES: stored values to reflectance per role, as text the engine parses (optional; unset = from the rasters'
+    metadata). Landsat Collection 2 Level-2 has none there: it needs fine=2.75e-5:-0.2."""
+    return QgsProcessingParameterString(
+        "SCALES", "Scales to reflectance, e.g. fine=1e-4 or fine=2.75e-5:-0.2", optional=True
+    )
+
+
+def scales_help(roles: Iterable[str]) -> str:
+    """What the help of an algorithm with SCALES says of it, naming the scale `roles` (the engine's SCALE_ROLES)."""
+    return (
+        f"SCALES turn stored values into reflectance, per role ({', '.join(roles)}), e.g. 'fine=1e-4' for "
+        "reflectance stored ×10000 or 'fine=2.75e-5:-0.2' (scale:offset) for Landsat Collection 2 Level-2, whose "
+        "metadata gives none; a value without a role, e.g. '1e-4', sets every role; unset, the rasters' metadata "
+        "gives them (integers without a scale are taken as reflectance ×10000)."
+    )
+
+
 def coarse_resolution_parameter() -> QgsProcessingParameterDefinition:
     """COARSE_RESOLUTION: the coarse sensor's real pixel size, for coarse data already resampled (optional)."""
     return QgsProcessingParameterNumber(

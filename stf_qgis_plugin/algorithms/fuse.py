@@ -16,8 +16,8 @@ from qgis.core import (
 
 from .. import results
 from .common import (
-    CHECKPOINTS, EngineAlgorithm, coarse_resolution_parameter, options_parameter, scheduler_parameter,
-    threads_parameter, workers_parameter,
+    CHECKPOINTS, EngineAlgorithm, coarse_resolution_parameter, options_parameter, scales_help, scales_parameter,
+    scheduler_parameter, threads_parameter, workers_parameter,
 )
 
 LAYERS = {
@@ -62,7 +62,7 @@ class FuseAlgorithm(EngineAlgorithm):
             "table. Two-pair methods (ESTARFM) also take a second fine image on the other side of the target date "
             "and the coarse image of its date. METHOD and DEVICE also accept the option's name, e.g. 'starfm' or "
             "'cpu'. Deep models take a weights file (stf:train writes one); without it they use shipped demo "
-            "weights where installed."
+            f"weights where installed. {scales_help(self.engine.SCALE_ROLES)}"
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -92,6 +92,7 @@ class FuseAlgorithm(EngineAlgorithm):
         self.addParameter(
             QgsProcessingParameterNumber("BATCH", "Tiles per batch", INTEGER, self.engine.DEFAULT_BATCH, minValue=1)
         )
+        self.addParameter(scales_parameter())
         self.addParameter(coarse_resolution_parameter())
         self.addParameter(options_parameter())
         self.addParameter(QgsProcessingParameterBoolean("UNCERTAINTY", "Also write the uncertainty map (the expected error)", False))
@@ -103,7 +104,10 @@ class FuseAlgorithm(EngineAlgorithm):
 
     def text_values(self, parameters, context):
         method = self.enum_name(parameters, "METHOD", context)
-        return {"options": self.parsed(parameters, "OPTIONS", context, self.engine.parse_options, method)}
+        return {
+            "scales": self.parsed(parameters, "SCALES", context, self.engine.parse_scales),
+            "options": self.parsed(parameters, "OPTIONS", context, self.engine.parse_options, method),
+        }
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         parameters = self.by_index(parameters)

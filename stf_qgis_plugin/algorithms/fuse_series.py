@@ -13,8 +13,8 @@ from qgis.core import (
 
 from .. import results
 from .common import (
-    EngineAlgorithm, advanced, coarse_resolution_parameter, mask_rules_parameter, options_parameter,
-    scheduler_parameter, series_parameters, threads_parameter, workers_parameter,
+    EngineAlgorithm, advanced, coarse_resolution_parameter, mask_rules_parameter, options_parameter, scales_help,
+    scales_parameter, scheduler_parameter, series_parameters, threads_parameter, workers_parameter,
 )
 
 INTEGER = QgsProcessingParameterNumber.Integer
@@ -48,10 +48,8 @@ class FuseSeriesAlgorithm(EngineAlgorithm):
             "outputs resumes (the dates done are kept) unless OVERWRITE is set; the folder holds one fusion, so dates "
             "fused there with other settings, or whose files in the series changed, are refused until an "
             "OVERWRITE run fuses them again. MASK_RULES decode the masks, e.g. "
-            f"'fine=landsat-qa, coarse=modis-state':<ul>{rules}</ul>SCALES turn stored values into reflectance, "
-            f"per role ({', '.join(self.engine.SCALE_ROLES)}), e.g. 'fine=1e-4' for Landsat stored ×10000 or "
-            "'fine=2.75e-5:-0.2' (scale:offset); a value without a role, e.g. '1e-4', sets every role. METHOD and "
-            "DEVICE also accept the option's name."
+            f"'fine=landsat-qa, coarse=modis-state':<ul>{rules}</ul>{scales_help(self.engine.SCALE_ROLES)} METHOD "
+            "and DEVICE also accept the option's name."
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -71,10 +69,7 @@ class FuseSeriesAlgorithm(EngineAlgorithm):
             )
         )
         self.addParameter(mask_rules_parameter())
-        self.addParameter(
-            QgsProcessingParameterString("SCALES", "Scales to reflectance, e.g. fine=1e-4 or fine=2.75e-5:-0.2",
-                                         optional=True)
-        )
+        self.addParameter(scales_parameter())
         self.addParameter(coarse_resolution_parameter())
         self.addParameter(options_parameter())
         self.addParameter(QgsProcessingParameterEnum("DEVICE", "Device", self.enums["DEVICE"], defaultValue=0))

@@ -11,7 +11,10 @@ from qgis.core import (
 )
 
 from .. import results
-from .common import CHECKPOINTS, EngineAlgorithm, mask_rules_parameter, series_parameters, threads_parameter
+from .common import (
+    CHECKPOINTS, EngineAlgorithm, mask_rules_parameter, scales_help, scales_parameter, series_parameters,
+    threads_parameter,
+)
 
 LAYERS = {
     "COARSE_TARGET": ("coarse_target", "Coarse image at the target date (self mode)"),
@@ -48,7 +51,7 @@ class TrainAlgorithm(EngineAlgorithm):
             "the end of the epoch in which MINUTES runs out (0 = no time limit), or earlier when the held-out score "
             "stops improving. The log compares the held-out RMSE with the delta baseline's (smoothed to the held-out "
             "truth's sharpness) and warns when the model does not beat it, or when the scene is too small to show "
-            "that it does. MODEL, MODE and DEVICE also accept names."
+            f"that it does. {scales_help(self.engine.SCALE_ROLES)} MODEL, MODE and DEVICE also accept names."
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -62,6 +65,7 @@ class TrainAlgorithm(EngineAlgorithm):
         ):
             self.addParameter(parameter)
         self.addParameter(mask_rules_parameter("series mode"))
+        self.addParameter(scales_parameter())
         self.addParameter(QgsProcessingParameterNumber("EPOCHS", "Epochs", INTEGER, 20, minValue=1))
         self.addParameter(
             QgsProcessingParameterNumber(
@@ -99,7 +103,10 @@ class TrainAlgorithm(EngineAlgorithm):
         )
 
     def text_values(self, parameters, context):
-        return {"mask_rules": self.parsed(parameters, "MASK_RULES", context, self.engine.parse_mask_rules)}
+        return {
+            "mask_rules": self.parsed(parameters, "MASK_RULES", context, self.engine.parse_mask_rules),
+            "scales": self.parsed(parameters, "SCALES", context, self.engine.parse_scales),
+        }
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         parameters = self.by_index(parameters)

@@ -232,6 +232,46 @@ def test_deep_models_take_weights_or_train_first(plugin, sample_layers, tmp_path
     dialog.close()
 
 
+@pytest.fixture
+def forget_scales():
+    """The dialog remembers its scales: forget them afterwards, so that other tests read the sample unscaled."""
+    from qgis.core import QgsSettings
+
+    from stf_qgis_plugin.dialog import SETTINGS
+
+    yield
+    QgsSettings().remove(SETTINGS + "scales")
+
+
+def test_scales_reach_the_fusion_and_the_training_first_and_are_remembered(plugin, sample_layers, tmp_path,
+                                                                           forget_scales):
+    """The single-date form's 'Scales' (Landsat Collection 2 Level-2's here) become the FusionRequest's and the
+    TrainingRequest's scales as the engine parses them; a malformed one is the engine's one line, nothing runs."""
+    from stf_qgis_plugin.dialog import FusionDialog
+
+    engine = plugin.status.engine
+    dialog, emitted = capture_runs(plugin)
+    dialog.method_combo.setCurrentIndex(dialog.method_combo.findData("ganstfm"))
+    for role in ("coarse_target", "fine_reference"):
+        dialog.pickers[role].setLayer(sample_layers[role])
+    dialog.output_folder.setFilePath(str(tmp_path))
+    dialog.train_first.setChecked(True)
+    dialog.coarse_resolution.setValue(250)
+    assert dialog.scales.isVisibleTo(dialog) and "coarse-target" in dialog.scales.toolTip()
+    dialog.scales.setText(" fine=2.75e-5:-0.2 ")
+    dialog.run()
+    [(request, training)] = emitted
+    assert request.scales == training.scales == engine.parse_scales("fine=2.75e-5:-0.2")
+    assert FusionDialog(engine).scales.text() == " fine=2.75e-5:-0.2 "
+
+    with pytest.raises(engine.StfError) as expected:
+        engine.parse_scales("fine=zero")
+    dialog.scales.setText("fine=zero")
+    dialog.run()
+    assert dialog.message.text() == f"Cannot run: {expected.value}" and len(emitted) == 1
+    dialog.close()
+
+
 def test_training_fields_start_at_the_engines_defaults(plugin):
     from qgis.core import QgsSettings
 
@@ -276,7 +316,7 @@ def test_dialog_names_its_own_fields_not_command_line_flags(plugin, sample_layer
     ("--truth needs a folder for the error maps: add --error-maps DIR",
      "the 'Truth' layer needs a folder for the error maps: tick 'Write error maps'"),
     ("set --patch lower", "set the training 'Patch' lower"),
-    ("check units and set --scale", "check units and set a scale in the raster's metadata"),
+    ("check units and set --scale", "check units and set 'Scales'"),
     ("use --method marstfn or other weights", "use the method 'marstfn' or other weights"),
 ])
 def test_flags_map_to_the_dialogs_field_names(engine_says, dialog_shows):

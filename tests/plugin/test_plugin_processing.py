@@ -387,7 +387,7 @@ def test_fuse_preselects_auto_and_reports_its_choice_and_validation_table(plugin
 
 def scaled_copy(source, target, scale: float) -> str:
     """The raster with a scale in its GDAL metadata, as `gdal_edit.py -scale` (or GDAL's Translate with -a_scale)
-    gives it: how a Processing user tells the engine the units of a float raster (stf:fuse has no scale parameter)."""
+    gives it: how a float raster tells every tool its units (stf:fuse's SCALES tells only the engine)."""
     import rasterio
 
     with rasterio.open(source) as src:
@@ -397,11 +397,106 @@ def scaled_copy(source, target, scale: float) -> str:
     return str(target)
 
 
+C2_L2 = "fine=2.75e-5:-0.2"
+"""SCALES for Landsat Collection 2 Level-2 surface reflectance: stored × 2.75e-5 − 0.2."""
+
+
+def landsat_c2_copy(source, target) -> str:
+    """The fine reference (integers: reflectance ×10000) as Landsat Collection 2 Level-2 ships surface reflectance:
+    uint16 (reflectance + 0.2) / 2.75e-5, 0 for no data, and no scale in its metadata."""
+    import rasterio
+
+    with rasterio.open(source) as src:
+        reflectance = src.read(masked=True).astype(np.float64) * 1e-4
+        with rasterio.open(target, "w", **{**src.profile, "dtype": "uint16", "nodata": 0}) as dst:
+            dst.write(np.round((reflectance + 0.2) / 2.75e-5).filled(0).astype(np.uint16))
+    return str(target)
+
+
+def reflectance(path) -> np.ma.MaskedArray:
+    """A raster as the engine reads it without SCALES: stored × its metadata's scale + offset (integers without
+    one × 1e-4), its nodata masked."""
+    import rasterio
+
+    from stf_engine.raster.reader import units_of
+
+    with rasterio.open(path) as dataset:
+        units = units_of(dataset)
+        return dataset.read(masked=True).astype(np.float64) * units.scale + units.offset
+
+
+def test_scales_read_a_landsat_c2_fine_reference_as_the_reflectance_it_holds(plugin, small_scene, tmp_path):
+    """With SCALES fine=2.75e-5:-0.2 a Collection 2 Level-2 copy of the fine reference fuses as the original does
+    (within 1e-3 reflectance); without, the engine's warning names SCALES and the value to give it."""
+    import processing
+
+    c2 = landsat_c2_copy(small_scene["fine_reference"], tmp_path / "c2.tif")
+    common = fuse_parameters(small_scene, "", TILE_SIZE=0)
+    original = processing.run("stf:fuse", {**common, "OUTPUT": str(tmp_path / "original.tif")})["OUTPUT"]
+    feedback = RecordingFeedback()
+    scaled = processing.run("stf:fuse", {**common, "FINE_REFERENCE": c2, "SCALES": C2_L2,
+                                         "OUTPUT": str(tmp_path / "scaled.tif")}, feedback=feedback)["OUTPUT"]
+    scaled, original = reflectance(scaled), reflectance(original)
+    assert np.array_equal(scaled.mask, original.mask) and original.count() > 0.9 * original.size
+    np.testing.assert_allclose(scaled.compressed(), original.compressed(), atol=1e-3)
+    assert not [w for w in feedback.warnings if "Level-2" in w], feedback.warnings
+    feedback = RecordingFeedback()
+    processing.run("stf:fuse", {**common, "FINE_REFERENCE": c2, "OUTPUT": str(tmp_path / "unscaled.tif")},
+                   feedback=feedback)
+    advice = f"set 'Scales to reflectance' (SCALES) to {C2_L2}, else its own scale"
+    assert [w for w in feedback.warnings if advice in w and "--" not in w], feedback.warnings
+
+
+def test_train_takes_scales_for_a_landsat_c2_fine_reference(plugin, small_scene, tmp_path, monkeypatch):
+    """SCALES reach the training request parsed, and the training reads the Collection 2 Level-2 copy as the
+    original: the delta baseline on the same held-out data scores the same."""
+    import processing
+
+    engine = plugin.status.engine
+    requests = []
+    real = engine.train
+    monkeypatch.setattr(engine, "train", lambda request, **kw: requests.append(request) or real(request, **kw))
+    c2 = landsat_c2_copy(small_scene["fine_reference"], tmp_path / "c2.tif")
+    common = {"MODEL": "ganstfm", "MODE": "self", "COARSE_TARGET": small_scene["coarse_target"], "EPOCHS": 1,
+              "PATCH": 8, "BATCH": 2, "STEPS": 1, "COARSE_RESOLUTION": 250, "DEVICE": "cpu"}
+    original, scaled = (
+        processing.run("stf:train", {**common, **changes, "OUTPUT": str(tmp_path / f"{name}.pt")})
+        for name, changes in (("original", {"FINE_REFERENCE": small_scene["fine_reference"]}),
+                              ("scaled", {"FINE_REFERENCE": c2, "SCALES": C2_L2}))
+    )
+    assert [request.scales for request in requests] == [{}, engine.parse_scales(C2_L2)]
+    assert scaled["VALIDATION_RMSE_DELTA"] == pytest.approx(original["VALIDATION_RMSE_DELTA"], abs=1e-3)
+
+
+@pytest.mark.parametrize("algorithm", ["fuse", "train"])
+def test_malformed_scales_are_refused_before_the_run_naming_scales(plugin, sample_paths, tmp_path, algorithm):
+    """The engine's one line after the parameter, from checkParameterValues: nothing runs."""
+    import processing
+    from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingException
+
+    engine = plugin.status.engine
+    with pytest.raises(engine.StfError) as expected:
+        engine.parse_scales("fine=zero")
+    output = tmp_path / "x.out"
+    parameters = {
+        "fuse": fuse_parameters(sample_paths, output),
+        "train": {"MODEL": "ganstfm", "MODE": "self", "COARSE_TARGET": sample_paths["coarse_target"],
+                  "FINE_REFERENCE": sample_paths["fine_reference"], "DEVICE": "cpu", "OUTPUT": str(output)},
+    }[algorithm]
+    parameters["SCALES"] = "fine=zero"
+    checked = QgsApplication.processingRegistry().algorithmById(f"stf:{algorithm}")
+    ok, message = checked.checkParameterValues(parameters, QgsProcessingContext())
+    assert (ok, message) == (False, f"'Scales to reflectance' (SCALES): {expected.value}")
+    with pytest.raises(QgsProcessingException) as raised:
+        processing.run(f"stf:{algorithm}", parameters)
+    assert str(raised.value).splitlines()[-1] == message and not output.exists()
+
+
 def test_estarfm_takes_the_second_pair_on_real_kranj_data(plugin, tmp_path):
     """Kranj, Slovenia, 2020: predict the Landsat image of day 077 from the Landsat/MODIS pairs of days 068 and 093,
     one on each side of the target date (what ESTARFM is made for), with the MODIS image of day 077. The Landsat
-    files are reflectance ×10000 stored as float and MODIS is 0–1 reflectance; stf:fuse has no scale parameter, so
-    the Landsat copies carry their scale (1e-4) in their metadata. MODIS was resampled to the Landsat grid: its real
+    files are reflectance ×10000 stored as float and MODIS is 0–1 reflectance; the Landsat copies carry their scale
+    (1e-4) in their metadata (what SCALES 'fine=1e-4' would say). MODIS was resampled to the Landsat grid: its real
     pixel size (480 m) is COARSE_RESOLUTION. The prediction must be closer to the real Landsat of day 077 than the
     nearer reference (068) is, and ESTARFM refuses to run without the second pair."""
     import numpy as np

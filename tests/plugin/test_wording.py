@@ -78,8 +78,7 @@ def test_no_flag_survives_in_dialog_terms(series):
     ("needs a weights file (--weights); train one with `stf train`",
      "needs a weights file ('Weights file' (WEIGHTS)); train one with 'Train a deep model' (stf:train)", None),
     ("use --method marstfn or other weights", "use the method 'marstfn' or other weights", None),
-    ("check units and set --scale", "check units and set a scale in the raster's metadata",
-     "check units and set 'Scales to reflectance' (SCALES)"),
+    ("check units and set --scale", "check units and set 'Scales to reflectance' (SCALES)", None),
     ("lower the halo (--halo), the tile size (--tile) or the batch (--batch)",
      "lower the halo ('Halo in pixels' (HALO)), the tile size ('Tile size in pixels' (TILE_SIZE)) or the batch "
      "('Tiles per batch' (BATCH))",
@@ -90,6 +89,32 @@ def test_flags_map_to_the_algorithms_parameters(engine_says, fuse_shows, series_
     """The same flag is one parameter in every algorithm, unless stf:fuse_series has another (or none: its halo)."""
     assert in_processing_terms(engine_says, "fuse").startswith(fuse_shows)
     assert in_processing_terms(engine_says, "fuse_series").startswith(series_shows or fuse_shows)
+
+
+C2_ADVICE = "if it is Landsat Collection 2 Level-2, set --scale fine=2.75e-5:-0.2, else its own scale: f.tif"
+"""The engine's advice for integers with no scale that read as more than reflectance can be."""
+SCALES_FIELDS = {
+    "the dialog": ("'Scales'", lambda text: in_dialog_terms(text)),
+    "its Series mode": ("Series → 'Scales'", lambda text: in_dialog_terms(text, series=True)),
+    **{f"stf:{name}": ("'Scales to reflectance' (SCALES)", lambda text, name=name: in_processing_terms(text, name))
+       for name in ("fuse", "train", "fuse_series")},
+}
+"""Each front end with a field for the scales: (the field as its messages name it, its wording)."""
+
+
+def test_a_scale_the_engine_advises_is_what_to_enter_in_each_front_ends_scales_field():
+    """"set --scale fine=2.75e-5:-0.2" names the field and keeps the value to enter there; stf:evaluate, which has
+    no scale parameter, still says what to do in QGIS instead."""
+    assert [m for m in engine_messages() if "Level-2, set --scale {}=2.75e-5:-0.2, else its own scale" in m]
+    shown = {front_end: (said(C2_ADVICE), said("check units and set --scale"))
+             for front_end, (_, said) in SCALES_FIELDS.items()}
+    assert shown == {front_end: (C2_ADVICE.replace("--scale", f"{field} to"), f"check units and set {field}")
+                     for front_end, (field, _) in SCALES_FIELDS.items()}
+    assert in_processing_terms("check their units and set --scale truth=1e-4 if the truth holds reflectance",
+                               "evaluate") == (
+        "check their units and set a scale in the raster's metadata (this algorithm has no scale parameter; for "
+        "reflectance ×10000: gdal_edit.py -scale 0.0001, or GDAL's Translate with the extra option -a_scale 0.0001) "
+        "if the truth holds reflectance")
 
 
 def test_the_parameters_the_processing_wording_names_exist(plugin):
