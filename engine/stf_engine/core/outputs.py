@@ -66,9 +66,7 @@ def check_writable_file(path: str, what: str = "output") -> None:
 
 
 def check_writable_folder(folder: str, what: str = "output") -> None:
-    existing = os.path.abspath(folder)
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
+    existing, _ = _nearest_existing(folder, what)
     if not os.path.isdir(existing):
         raise StfError(f"the {what} folder {folder} cannot be created: {existing} is a file")
     try:
@@ -77,6 +75,20 @@ def check_writable_folder(folder: str, what: str = "output") -> None:
         os.remove(probe)
     except OSError as exc:
         raise StfError(f"cannot write the {what} into {folder}: {_reason(exc)}") from None
+
+
+def _nearest_existing(folder: str, what: str = "output") -> Tuple[str, List[str]]:
+    """The nearest of `folder` and the folders above it that exists, and those missing on the way (deepest first).
+    StfError when not even the root exists: a drive or network share that is not connected (Windows)."""
+    path, missing = os.path.abspath(folder), []
+    while not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            raise StfError(f"the {what} folder {folder} cannot be made: {path} is not there (a drive or network share "
+                           f"that is not connected?); connect it or choose another folder")
+        missing.append(path)
+        path = parent
+    return path, missing
 
 
 def lock_path(output: str) -> str:
@@ -170,10 +182,7 @@ WINDOWS_QUERY_LIMITED_INFORMATION, WINDOWS_ACCESS_DENIED, WINDOWS_STILL_ACTIVE =
 def made_folder(folder: str) -> Iterator[None]:
     """`folder` (and its missing parents) made for a run's outputs; a run that fails or is stopped removes those it
     made and left empty, so an error or a cancel leaves no trace in the file system."""
-    made, path = [], os.path.abspath(folder)
-    while not os.path.exists(path):
-        made.append(path)  # deepest first
-        path = os.path.dirname(path)
+    _, made = _nearest_existing(folder)
     os.makedirs(folder, exist_ok=True)
     try:
         yield

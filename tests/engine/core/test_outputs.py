@@ -71,3 +71,13 @@ def test_a_full_disk_is_told_where_the_system_has_no_statvfs(tmp_path, monkeypat
     monkeypatch.delattr(outputs.os, "statvfs", raising=False)
     monkeypatch.setattr(outputs.shutil, "disk_usage", lambda path: SimpleNamespace(total=100, used=100, free=0))
     assert outputs.why_write_failed("write error", str(tmp_path)) == "no space left on the device"
+
+
+def test_a_folder_on_a_drive_that_is_not_there_is_one_error_not_an_endless_search(tmp_path, monkeypatch):
+    """On Windows the folder above Q:\\ is Q:\\ itself: with the drive unplugged no folder above the output exists,
+    and looking for one never ended (QGIS froze when its dialog checked the output)."""
+    monkeypatch.setattr(outputs.os.path, "exists", lambda path: False)
+    for check in (lambda: outputs.check_writable_file(str(tmp_path / "out" / "fused.tif")),
+                  lambda: outputs.made_folder(str(tmp_path / "out")).__enter__()):
+        with pytest.raises(StfError, match="/ is not there \\(a drive or network share that is not connected\\?\\)"):
+            check()
