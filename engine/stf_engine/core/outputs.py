@@ -145,7 +145,7 @@ def _alive(pid: int) -> bool:
         return False
     if pid == os.getpid():
         return True
-    if sys.platform == "win32":  # there os.kill(pid, 0) would end the process, not ask about it
+    if sys.platform == "win32":  # there os.kill(pid, 0) sends a console Ctrl+C, or fails in QGIS (no console)
         return _windows_process_runs(pid)
     try:
         os.kill(pid, 0)
@@ -176,6 +176,8 @@ def _windows_process_runs(pid: int) -> bool:
 
 WINDOWS_QUERY_LIMITED_INFORMATION, WINDOWS_ACCESS_DENIED, WINDOWS_STILL_ACTIVE = 0x1000, 5, 259
 """PROCESS_QUERY_LIMITED_INFORMATION, ERROR_ACCESS_DENIED and STILL_ACTIVE of the Windows API."""
+WINDOWS_SHARING_VIOLATION = 32
+"""ERROR_SHARING_VIOLATION: another process has the file open without letting others rename or remove it."""
 
 
 @contextmanager
@@ -217,8 +219,26 @@ def staged_folder(folder: str, what: str) -> Iterator[str]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _reason(exc: OSError) -> str:
-    return why_write_failed(exc.strerror or str(exc), exc.filename or ".", exc.errno)
+def remove_output(path: str, what: str = "output") -> None:
+    """Remove an earlier run's output; StfError naming it when that fails (on Windows: another program has it open)."""
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise StfError(f"cannot remove the {what} {path}: {_reason(exc, path)}") from None
+
+
+def _reason(exc: OSError, path: Optional[str] = None) -> str:
+    """Why writing `path` (else the file the error names) failed, in words."""
+    path = path or exc.filename or "."
+    if getattr(exc, "winerror", None) == WINDOWS_SHARING_VIOLATION:
+        return f"it is {HELD}; close it there"
+    return why_write_failed(exc.strerror or str(exc), path, exc.errno)
+
+
+HELD = "open in another program (a QGIS layer showing it, a spreadsheet)"
+"""Why Windows refuses to replace or remove a file that is there and writable."""
 
 
 def why_write_failed(message: str, folder: str, number: Optional[int] = None) -> str:
@@ -239,13 +259,15 @@ def _free_bytes(path: str) -> Optional[int]:
         return None
 
 
-def replace_output(partial: str, path: str) -> None:
-    """Rename a finished partial file onto its output path. StfError naming the output when that fails; on Windows
-    it does while another program holds the old output open (a QGIS layer showing it)."""
+def replace_output(source: str, target: str, output: Optional[str] = None) -> None:
+    """Rename `source` to `target`: a finished partial file onto its output, or an `output` already there out of the
+    way. StfError naming the output when that fails; on Windows it does while another program holds the output open
+    (a QGIS layer showing it)."""
+    output = output or target
     try:
-        os.replace(partial, path)
+        os.replace(source, target)
     except OSError as exc:
-        reason = why_write_failed(exc.strerror or str(exc), path, exc.errno)
-        held = ("; if it is open in another program (a QGIS layer showing it), close it there"
-                if sys.platform == "win32" and isinstance(exc, PermissionError) else "")
-        raise StfError(f"cannot replace {path}: {reason}{held}; or choose another output") from None
+        reason = _reason(exc, output)
+        maybe_held = (f"; if it is {HELD}, close it there" if sys.platform == "win32" and HELD not in reason
+                      and isinstance(exc, PermissionError) else "")
+        raise StfError(f"cannot replace {output}: {reason}{maybe_held}; or choose another output") from None

@@ -17,8 +17,10 @@ import rasterio
 
 from .. import roles
 from ..core import tiling
-from ..core.progress import Cancel, Progress, check_cancel, stage
+from ..core.outputs import remove_output
+from ..core.progress import Cancel, Progress, Warnings, check_cancel, stage
 from ..core.seams import SEAM_HALF_WIDTH, seam_mask_window
+from ..errors import StfError
 from ..inputs.aligned import AlignedInputs
 from ..raster.open import open_on_grid
 from ..raster.windows import block_windows
@@ -44,10 +46,11 @@ RAMPS = {  # one per name in request.ERROR_MAP_NAMES
 sequential for magnitudes from 0, mask for 0/1."""
 
 
-def remove_stale_maps(out_dir: str, written: Dict[str, str]) -> None:
+def remove_stale_maps(out_dir: str, written: Dict[str, str], warnings: Warnings) -> None:
     """Remove the maps an earlier run left in `out_dir` that this run did not write (another method or option set
     makes other maps), so the folder holds only maps of the fused image beside it. Only files an STF run wrote (with
-    their STF_RAMP tag) are removed."""
+    their STF_RAMP tag) are removed; one that cannot be (open in another program on Windows) is a warning: the new
+    outputs are in place by then."""
     for name in RAMPS:
         path = os.path.join(out_dir, f"{name}.tif")
         if name in written or not os.path.isfile(path) or os.path.islink(path):
@@ -58,7 +61,10 @@ def remove_stale_maps(out_dir: str, written: Dict[str, str]) -> None:
         except rasterio.errors.RasterioError:
             continue
         if ours:
-            os.remove(path)
+            try:
+                remove_output(path, "earlier run's map")
+            except StfError as exc:
+                warnings.add(f"{exc}; it does not describe the new fused image: remove it by hand")
 
 
 def write_error_maps(

@@ -94,7 +94,7 @@ def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel: Op
             if request.cog:
                 report(end, "writing the Cloud Optimized GeoTIFF")
         if request.error_maps_dir:
-            remove_stale_maps(request.error_maps_dir, error_maps)
+            remove_stale_maps(request.error_maps_dir, error_maps, plan.warnings)
     report(1.0, "done")
     return _result(plan, fused.path, error_maps, time.perf_counter() - started, threads, choice)
 

@@ -5,7 +5,7 @@ import os
 import re
 import secrets
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -23,8 +23,9 @@ from .gdal_log import gdal_errors
 from .grid import Grid
 from .reader import Units
 
-PARTIAL_NAME = re.compile(r"\.(?P<target>.+)\.[0-9a-f]{8}\.partial(?:\.cog)?\.tif")
-"""The hidden files a GeoTiffWriter writes until its output is complete: '.<output name>.<random>.partial.tif'."""
+PARTIAL_NAME = re.compile(r"\.(?P<target>.+)\.[0-9a-f]{8}\.partial(?:\.cog|\.old)?\.tif")
+"""The hidden files a GeoTiffWriter writes until its output is complete, '.<output name>.<random>.partial.tif', and
+where an output already there waits while the new ones move in ('….partial.old.tif')."""
 BLOCK = 256
 COG_BLOCK = 512
 CANCEL_POLL_SECONDS = 0.1
@@ -56,7 +57,8 @@ def remove_left_partials(folder: str, is_output: Callable[[str], bool]) -> None:
         path = os.path.join(folder, name)
         target = partial_target(name)
         if target and is_output(target) and os.path.isfile(path) and not os.path.islink(path):
-            os.remove(path)
+            with suppress(OSError):  # still open in an abandoned copy (Windows): a later run removes it
+                os.remove(path)
 
 
 def geotiff_profile(grid: Grid, count: int, dtype: str, nodata) -> Dict:
@@ -237,6 +239,35 @@ class _CogCopy(threading.Thread):
             _remove(self.target)
 
 
+def _commit(writers: Sequence[GeoTiffWriter]) -> None:
+    """Move every finished output into place, all or none: the outputs already there move aside first (on Windows a
+    file another program holds open cannot, and then nothing has changed yet), go back if a new one cannot move in,
+    and are removed once all are in place."""
+    aside: List[Tuple[str, str]] = []
+    placed: List[str] = []
+    try:
+        for writer in writers:
+            if os.path.lexists(writer.path):
+                folder, name = os.path.split(writer.path)
+                old = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.partial.old.tif")
+                replace_output(writer.path, old, output=writer.path)
+                aside.append((old, writer.path))
+        for writer in writers:
+            replace_output(writer.partial, writer.path)
+            placed.append(writer.path)
+    except BaseException:
+        for path in placed:
+            with suppress(OSError):
+                os.remove(path)
+        for old, path in aside:
+            with suppress(OSError):
+                os.replace(old, path)
+        raise
+    for old, _ in aside:
+        with suppress(OSError):  # what stays is removed by the next run on these outputs (remove_left_partials)
+            os.remove(old)
+
+
 def _remove(path: str) -> None:
     if os.path.exists(path):
         os.remove(path)
@@ -281,8 +312,7 @@ class PendingOutputs:
                     if writer.cog:
                         writer.to_cog(self.cancel)
                     writer.verify()
-                for writer in self.writers:
-                    replace_output(writer.partial, writer.path)
+                _commit(self.writers)
         except BaseException:
             self._remove_partials()
             raise

@@ -22,7 +22,7 @@ import rasterio
 
 from .. import roles
 from ..core.device import cpu_threads
-from ..core.outputs import check_writable_folder, made_folder, output_lock, refuse_overwrite
+from ..core.outputs import check_writable_folder, made_folder, output_lock, refuse_overwrite, remove_output
 from ..core.progress import Cancel, Progress, Warnings, check_cancel, log, reporter, silent, stage
 from ..errors import StfError
 from ..fusion.request import FusionRequest, FusionResult, check_cluster
@@ -232,7 +232,7 @@ def _date_task(request: SeriesRequest, entries: List[Dated], coarse_shift: Tuple
 def _remove_outputs(out: str, date: str) -> None:
     for path in output_names(out, date):
         if os.path.isfile(path):
-            os.remove(path)
+            remove_output(path, f"{date}'s output")
 
 
 def _prepare(scene: SeriesScene, work: WorkRasters, request: SeriesRequest, todo: List[PlannedDate],

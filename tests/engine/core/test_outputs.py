@@ -67,6 +67,85 @@ def test_an_output_that_cannot_be_replaced_is_one_error_and_the_old_one_stays(tm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["coarse.tif", "fine.tif", "fused.tif"]
 
 
+def sharing_violation(path, other=None) -> PermissionError:
+    """What Windows raises for a file another program (GDAL in QGIS) has open: it can be neither renamed, replaced
+    nor removed."""
+    refused = PermissionError(13, "The process cannot access the file because it is being used by another process",
+                              str(path), None, other and str(other))
+    refused.winerror = 32  # ERROR_SHARING_VIOLATION (OSError sets it from its arguments on Windows only)
+    return refused
+
+
+def windows_holds(held: str):
+    """os.replace while the file named `held` is open in another program, on Windows."""
+    replace = os.replace
+
+    def replace_unless_held(source, target):
+        if held in (os.path.basename(source), os.path.basename(target)):
+            raise sharing_violation(source, target)
+        replace(source, target)
+
+    return replace_unless_held
+
+
+def test_outputs_are_replaced_all_or_none_when_one_is_held_open(tmp_path, monkeypatch):
+    """A run into the outputs of an earlier one while QGIS shows one of its error maps (Windows): before, the outputs
+    listed before the held one were already new, and the folder mixed two runs while reporting a failure."""
+    from devkit.synthetic import fine_transform, textured_scene, write
+    from stf_engine import FusionRequest, fuse
+
+    image = textured_scene(48, 48, bands=2, seed=1)
+    inputs = dict(coarse_target=write(tmp_path / "coarse.tif", image[:, ::4, ::4] * 1.1, fine_transform(120.0)),
+                  coarse_reference=write(tmp_path / "coarse_ref.tif", image[:, ::4, ::4], fine_transform(120.0)),
+                  fine_reference=write(tmp_path / "fine.tif", image, fine_transform()),
+                  output=str(tmp_path / "out" / "fused.tif"), error_maps_dir=str(tmp_path / "out" / "maps"))
+    first = fuse(FusionRequest(**inputs, method="delta"))
+    written = [first.output, *first.error_maps.values()]
+    before = {path: open(path, "rb").read() for path in written}
+    held = os.path.basename(written[-1])
+    monkeypatch.setattr(outputs.os, "replace", windows_holds(held))
+    monkeypatch.setattr(outputs.sys, "platform", "win32")
+    with pytest.raises(StfError) as raised:
+        fuse(FusionRequest(**inputs, method="starfm"))
+    assert {path: open(path, "rb").read() for path in written} == before
+    assert str(raised.value) == (f"cannot replace {written[-1]}: it is open in another program (a QGIS layer "
+                                 f"showing it, a spreadsheet); close it there; or choose another output")
+    assert [name for _, _, names in os.walk(tmp_path / "out") for name in names if name.startswith(".")] == []
+    monkeypatch.undo()
+    second = fuse(FusionRequest(**inputs, method="starfm"))  # nothing held: all are replaced, nothing is left aside
+    assert all(open(path, "rb").read() != before[path] for path in [second.output]) and set(second.error_maps) \
+        == set(first.error_maps)
+    assert [name for _, _, names in os.walk(tmp_path / "out") for name in names if name.startswith(".")] == []
+
+
+def test_an_earlier_runs_map_that_cannot_be_removed_is_a_warning_after_the_new_outputs_are_in_place(
+        tmp_path, monkeypatch):
+    """Another method writes other maps, and the earlier run's extra map goes; when QGIS holds it open (Windows) the
+    run has succeeded all the same: it was 'this is a bug' with the new outputs already in place."""
+    from devkit.synthetic import fine_transform, textured_scene, write
+    from stf_engine import FusionRequest, fuse
+
+    image = textured_scene(48, 48, bands=2, seed=1)
+    inputs = dict(coarse_target=write(tmp_path / "coarse.tif", image[:, ::4, ::4] * 1.1, fine_transform(120.0)),
+                  fine_reference=write(tmp_path / "fine.tif", image, fine_transform()),
+                  output=str(tmp_path / "fused.tif"), error_maps_dir=str(tmp_path / "maps"))
+    reference = write(tmp_path / "coarse_ref.tif", image[:, ::4, ::4], fine_transform(120.0))
+    stale = fuse(FusionRequest(**inputs, coarse_reference=reference, method="delta")).error_maps["temporal_change"]
+    remove = os.remove
+
+    def remove_unless_held(path):
+        if path == stale:
+            raise sharing_violation(path)
+        remove(path)
+
+    monkeypatch.setattr(outputs.os, "remove", remove_unless_held)
+    result = fuse(FusionRequest(**inputs, method="cubic"))
+    assert "temporal_change" not in result.error_maps and os.path.exists(stale)
+    assert f"cannot remove the earlier run's map {stale}: it is open in another program (a QGIS layer showing it, " \
+           f"a spreadsheet); close it there; it does not describe the new fused image: remove it by hand" \
+           in result.warnings, result.warnings
+
+
 def test_a_full_disk_is_told_where_the_system_has_no_statvfs(tmp_path, monkeypatch):
     monkeypatch.delattr(outputs.os, "statvfs", raising=False)
     monkeypatch.setattr(outputs.shutil, "disk_usage", lambda path: SimpleNamespace(total=100, used=100, free=0))
