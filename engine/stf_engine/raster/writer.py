@@ -242,7 +242,8 @@ class _CogCopy(threading.Thread):
 def _commit(writers: Sequence[GeoTiffWriter]) -> None:
     """Move every finished output into place, all or none: the outputs already there move aside first (on Windows a
     file another program holds open cannot, and then nothing has changed yet), go back if a new one cannot move in,
-    and are removed once all are in place."""
+    and are removed once all are in place. So are the statistics GDAL kept beside the outputs (.aux.xml), which every
+    reader would take for the new pixels'."""
     aside: List[Tuple[str, str]] = []
     placed: List[str] = []
     try:
@@ -266,6 +267,9 @@ def _commit(writers: Sequence[GeoTiffWriter]) -> None:
     for old, _ in aside:
         with suppress(OSError):  # what stays is removed by the next run on these outputs (remove_left_partials)
             os.remove(old)
+    for writer in writers:
+        with suppress(OSError):
+            os.remove(f"{writer.path}.aux.xml")
 
 
 def _remove(path: str) -> None:

@@ -112,7 +112,12 @@ def test_outputs_are_replaced_all_or_none_when_one_is_held_open(tmp_path, monkey
                                  f"showing it, a spreadsheet); close it there; or choose another output")
     assert [name for _, _, names in os.walk(tmp_path / "out") for name in names if name.startswith(".")] == []
     monkeypatch.undo()
+    stale = f"{first.output}.aux.xml"  # the first output's statistics, as QGIS or gdalinfo -stats leave them
+    with open(stale, "w") as statistics:
+        statistics.write('<PAMDataset><PAMRasterBand band="1"><Metadata><MDI key="STATISTICS_MINIMUM">-0.0445</MDI>'
+                         '</Metadata></PAMRasterBand></PAMDataset>')
     second = fuse(FusionRequest(**inputs, method="starfm"))  # nothing held: all are replaced, nothing is left aside
+    assert not os.path.exists(stale), "GDAL would report the old pixels' statistics for the new output"
     assert all(open(path, "rb").read() != before[path] for path in [second.output]) and set(second.error_maps) \
         == set(first.error_maps)
     assert [name for _, _, names in os.walk(tmp_path / "out") for name in names if name.startswith(".")] == []
