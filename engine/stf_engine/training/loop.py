@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Optional, Tuple
@@ -18,7 +19,7 @@ import torch
 from .. import roles
 from ..core.device import autocast, cpu_threads, resolve_device
 from ..core.options import defaults, parse
-from ..core.outputs import check_writable_file, output_lock, refuse_overwrite
+from ..core.outputs import check_writable_file, made_folder, output_lock, refuse_overwrite
 from ..core.progress import Cancel, Progress, Warnings, check_cancel, reporter
 from ..errors import StfError
 from ..inputs.series_list import list_series, series_files
@@ -72,7 +73,8 @@ def train(request: TrainingRequest, progress: Optional[Progress] = None, cancel:
     warnings = Warnings()
     options = _check(request, model, warnings)
     device = resolve_device(request.device)
-    with output_lock(request.output), cpu_threads(request.threads):
+    folder = os.path.dirname(os.path.abspath(request.output))
+    with made_folder(folder), output_lock(request.output), cpu_threads(request.threads):  # a stop removes new folders
         return _train(request, model, options, device, report, cancel, started, warnings)
 
 

@@ -212,10 +212,10 @@ def test_progress_reports_loss_and_validation_and_cancel_stops(tmp_path):
     assert result.epochs == 2 and len(result.validation_losses) == 2 and result.device == "cpu"
     cancel = threading.Event()
     cancel.set()
-    request.output = str(tmp_path / "c.pt")
+    request.output = str(tmp_path / "new" / "c.pt")
     with pytest.raises(FusionCancelled):
         train(request, cancel=cancel)
-    assert not (tmp_path / "c.pt").exists()
+    assert not (tmp_path / "new").exists(), "the folder made for the checkpoint goes with it"
     resumed = []  # nothing left to train: the run still ends at 1.0
     train(dataclasses.replace(request, output=str(tmp_path / "r.pt"), resume=str(tmp_path / "p.pt")),
           progress=lambda fraction, message: resumed.append(fraction))
