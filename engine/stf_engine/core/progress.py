@@ -13,6 +13,7 @@ from ..errors import FusionCancelled, StfError
 
 Progress = Callable[[float, str], None]
 log = logging.getLogger("stf_engine")
+log.addHandler(logging.NullHandler())  # a library's: warnings reach callers in results, and logs only where configured
 
 
 class Cancel(Protocol):
