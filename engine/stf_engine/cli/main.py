@@ -129,7 +129,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         command = next(c for c in COMMANDS if c.NAME == args.command)
         for signum in previous:
             signal.signal(signum, _stop)
-        sys.stdout = GuardedOutput(sys.stdout)
+        sys.stdout = GuardedOutput(_escaping(sys.stdout))
         with warning_lines():
             status = command.run(args)
         sys.stdout.flush()  # what is still buffered fails here, not unseen at exit
@@ -161,6 +161,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         sys.stdout = getattr(sys.stdout, "stream", sys.stdout)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _escaping(stream):
+    """`stream` writing what its encoding lacks as escapes (\\u2190) instead of failing: Windows encodes a redirected
+    standard output in its ANSI code page, which has no ← or −, and the report failed after the work was done."""
+    if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+        stream.reconfigure(errors="backslashreplace")
+    return stream
 
 
 def _discard_output() -> None:

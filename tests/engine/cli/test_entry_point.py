@@ -1,5 +1,6 @@
 """The `stf` console script as pip installs it: Ctrl-C in its first seconds, while `import torch` runs, exits 130
 with one line and no traceback."""
+import os
 import re
 import subprocess
 import sys
@@ -53,3 +54,12 @@ def test_the_console_script_runs_where_the_system_has_no_sigpipe_or_sighup():
     completed = run_console_script(interrupt=False, windows_signals=True)
     assert completed.returncode == 0, completed.stderr
     assert "devices: cpu" in completed.stdout
+
+
+def test_a_report_redirected_into_a_code_page_without_its_characters_is_written_with_escapes():
+    """Windows encodes a redirected standard output in its ANSI code page (cp1252 has no '−' or '←'): the command
+    failed as 'a bug' after its work was done."""
+    completed = subprocess.run([sys.executable, "-m", "stf_engine", "info"], capture_output=True, timeout=120,
+                               env={**os.environ, "PYTHONIOENCODING": "cp1252"})
+    assert completed.returncode == 0, completed.stderr.decode()
+    assert b"\\u2212" in completed.stdout and b"devices: cpu" in completed.stdout
