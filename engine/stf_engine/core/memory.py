@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Optional
 
 
 def available_bytes() -> Optional[int]:
-    """MemAvailable from /proc/meminfo (Linux), else the physical memory, else None when unknown."""
+    """The memory available now: MemAvailable from /proc/meminfo (Linux), the available physical memory (Windows),
+    else the physical memory; None when unknown."""
+    if sys.platform == "win32":
+        return _windows_available()
     try:
         with open("/proc/meminfo") as info:
             for line in info:
@@ -18,3 +22,20 @@ def available_bytes() -> Optional[int]:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return None
+
+
+def _windows_available() -> Optional[int]:
+    """ullAvailPhys of GlobalMemoryStatusEx; None when the call fails."""
+    import ctypes
+
+    class MemoryStatus(ctypes.Structure):
+        _fields_ = [("dwLength", ctypes.c_uint32), ("dwMemoryLoad", ctypes.c_uint32),  # DWORDs
+                    *((name, ctypes.c_ulonglong) for name in (
+                        "ullTotalPhys", "ullAvailPhys", "ullTotalPageFile", "ullAvailPageFile", "ullTotalVirtual",
+                        "ullAvailVirtual", "ullAvailExtendedVirtual"))]
+
+    status = MemoryStatus()
+    status.dwLength = ctypes.sizeof(MemoryStatus)
+    if not ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status)):
+        return None
+    return int(status.ullAvailPhys)
