@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
@@ -74,29 +74,23 @@ class PlotData:
 
     def render(self, report, out_dir: str, progress: Progress, cancel: Optional[Cancel] = None) -> Dict[str, str]:
         """Write every plot as PNG into out_dir, honouring a cancel between plots; return name → path."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
         paths = {}
         drawings = {"scatter": self._scatter, "error_histogram": self._error_histogram, "apa_diagram": _apa_diagram,
                     "quicklook": self._quicklook}
         for index, name in enumerate(PLOT_NAMES):
             check_cancel(cancel)
             progress(index / len(PLOT_NAMES), name)
-            figure = drawings[name](plt, report)
+            figure = drawings[name](report)
             paths[name] = os.path.join(out_dir, f"{name}.png")
             figure.savefig(paths[name], dpi=110, bbox_inches="tight")
-            plt.close(figure)
         return paths
 
-    def _scatter(self, plt, report):
+    def _scatter(self, report):
         """Density scatter per band: prediction against truth, log-scaled counts, 1:1 line, R² and RMSE."""
         from matplotlib.colors import LogNorm
 
         bands = len(report.bands)
-        figure, axes = plt.subplots(1, bands, figsize=(3.6 * bands + 0.6, 3.8), squeeze=False)
+        figure, axes = _subplots(1, bands, figsize=(3.6 * bands + 0.6, 3.8), squeeze=False)
         edges = self.value_edges
         for band, ax in enumerate(axes[0]):
             counts = np.ma.masked_equal(self.density[band].T, 0)
@@ -117,9 +111,9 @@ class PlotData:
             figure.suptitle(f"{self.outside_values} value(s) outside the axes (still in every metric)", fontsize=8)
         return figure
 
-    def _error_histogram(self, plt, report):
+    def _error_histogram(self, report):
         """Signed error (prediction − truth) per band, with AD and RMSE in the legend."""
-        figure, ax = plt.subplots(figsize=(6.4, 3.8))
+        figure, ax = _subplots(figsize=(6.4, 3.8))
         centres = 0.5 * (self.error_edges[1:] + self.error_edges[:-1])
         for band, counts in enumerate(self.errors):
             values = report.bands[band]
@@ -132,14 +126,12 @@ class PlotData:
             ax.text(0.99, 0.02, f"{self.outside_errors} beyond the axes", transform=ax.transAxes, ha="right", fontsize=8)
         return figure
 
-    def _quicklook(self, plt, report):
+    def _quicklook(self, report):
         """Fine reference, coarse target, prediction, truth (same stretch) and the RMS error across bands."""
         order = [k for k in ("fine_reference", "coarse", "prediction", "truth") if k in self.previews]
         titles = {"fine_reference": "fine reference", "coarse": "coarse target", "prediction": "prediction", "truth": "truth"}
         stretch = _stretch(self.previews["truth"], self.preview_valid)
-        figure, axes = plt.subplots(
-            1, len(order) + 1, figsize=(3.2 * (len(order) + 1), 3.6), constrained_layout=True
-        )
+        figure, axes = _subplots(1, len(order) + 1, figsize=(3.2 * (len(order) + 1), 3.6), constrained_layout=True)
         for ax, key in zip(axes, order):
             ax.imshow(stretch(self.previews[key]), interpolation="nearest")
             ax.set_title(titles[key])
@@ -153,6 +145,15 @@ class PlotData:
             ax.set_xticks([])
             ax.set_yticks([])
         return figure
+
+
+def _subplots(*grid: int, figsize: Tuple[float, float], constrained_layout: bool = False, **axes_options):
+    """A figure and its axes, drawn off screen without pyplot: in QGIS, choosing pyplot's backend (Agg) would choose
+    it for every plugin there, and close the figures another one has open."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=figsize, constrained_layout=constrained_layout)
+    return figure, figure.subplots(*grid, **axes_options)
 
 
 def _stretch(reference: np.ndarray, valid: np.ndarray):
@@ -170,16 +171,17 @@ def _stretch(reference: np.ndarray, valid: np.ndarray):
     return apply
 
 
-def _apa_diagram(plt, report):
+def _apa_diagram(report):
     """All-round performance (after Zhu et al. 2022): spectral (AD, RMSE) and spatial (Edge, LBP) per band.
 
     Each band is one point in both panels; the ideal fusion sits at the star (0, 0). Left of zero in
     the spatial panel means smoother / less textured than the truth, right means sharper or noisier.
     """
+    from matplotlib import rcParams
     from matplotlib.ticker import MaxNLocator
 
-    figure, (spectral, spatial) = plt.subplots(1, 2, figsize=(9.2, 4.0))
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    figure, (spectral, spatial) = _subplots(1, 2, figsize=(9.2, 4.0))
+    colours = rcParams["axes.prop_cycle"].by_key()["color"]
     for band, values in enumerate(report.bands):
         colour = colours[band % len(colours)]
         spectral.scatter(values["ad"], values["rmse"], color=colour, s=60, label=report.band_names[band])

@@ -171,6 +171,19 @@ def test_plots_of_float_rasters_with_a_huge_nodata_value_compute_no_overflow(tmp
     assert "quicklook" in report.files and report.valid_pixels == 40 * 40 - 49
 
 
+def test_plots_leave_pyplot_and_its_backend_alone(tmp_path, monkeypatch):
+    """In QGIS the plots are drawn beside other plugins' figures: choosing pyplot's backend chose it for them all."""
+    import matplotlib
+
+    monkeypatch.setitem(matplotlib.rcParams, "backend", "svg")  # a program's own choice (QGIS: its Qt backend)
+    paths = [write(tmp_path / f"{name}.tif", textured_scene(40, 40, seed=seed), fine_transform())
+             for name, seed in (("pred", 4), ("truth", 3))]
+    report = evaluate(EvaluationRequest(*paths, out_dir=str(tmp_path / "report")))
+    assert set(report.files) >= {"scatter", "quicklook"} and matplotlib.get_backend() == "svg"
+    with open(report.files["scatter"], "rb") as png:
+        assert png.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
 MEASURE_RSS = HIGH_WATER + """
 import sys
 from stf_engine import EvaluationRequest, evaluate
