@@ -40,7 +40,8 @@ def save(path: str, checkpoint: Checkpoint) -> None:
     partial = f"{path}.partial"
     try:
         try:
-            torch.save(payload, partial)
+            with open(partial, "wb") as handle:  # Python opens the path: PyTorch's writer mangles non-ASCII on Windows
+                torch.save(payload, handle)
         except (OSError, RuntimeError) as exc:  # torch reports a full disk as a RuntimeError from its writer
             reason = why_write_failed(str(exc), os.path.dirname(os.path.abspath(path)), getattr(exc, "errno", None))
             raise StfError(f"cannot write the checkpoint {path}: {reason}") from None
