@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Optional
 
 from qgis.core import QgsProviderRegistry, QgsRasterLayer, QgsUnitTypes
@@ -16,16 +17,26 @@ def gdal_parts(layer: QgsRasterLayer) -> dict:
 
 
 def file_path(layer: Optional[QgsRasterLayer]) -> Optional[str]:
-    """The path the engine opens for a GDAL raster layer on a local file: the file, or the GDAL path inside it for
-    a raster in an archive (/vsizip//data/ct.zip/ct.tif). None for WMS, XYZ, databases and other non-file sources,
-    and for a layer opened with GDAL open options, which the engine would not apply (see `unusable`)."""
+    """The path the engine opens for a GDAL raster layer on a local file: the file, the GDAL path inside it for a
+    raster in an archive (/vsizip//data/ct.zip/ct.tif), or GDAL's name of a subdataset in it (a GeoPackage table,
+    a netCDF or HDF variable: GPKG:/data/a.gpkg:table, NETCDF:"/data/a.nc":var). None for WMS, XYZ, databases and
+    other non-file sources, and for a layer opened with GDAL open options, which the engine would not apply (see
+    `unusable`)."""
     if layer is None or layer.providerType() != "gdal":
         return None
     parts = gdal_parts(layer)
     path = parts.get("path") or layer.source()
-    if parts.get("openOptions") or not os.path.isfile(path):
+    if parts.get("openOptions"):
+        return None
+    if SUBDATASET.match(layer.source()):
+        return layer.source()
+    if not os.path.isfile(path):
         return None
     return f"{parts.get('vsiPrefix') or ''}{path}{parts.get('vsiSuffix') or ''}"
+
+
+SUBDATASET = re.compile(r"[A-Za-z][A-Za-z0-9_]+:")
+"""How GDAL's name of a subdataset starts: its driver (never a Windows drive, one letter)."""
 
 
 def unusable(layer: Optional[QgsRasterLayer]) -> str:

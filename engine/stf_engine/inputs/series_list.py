@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..core.progress import Warnings
+from ..raster.open import GDAL_NAME
 from ..errors import StfError
 
 SPELLINGS = r"(?P<iso>\d{4}-\d{2}-\d{2})|(?P<compact>\d{8})|(?P<doy>\d{4}-?\d{3})"
@@ -192,8 +193,14 @@ def _csv_entry(path: Path, number: int, row: Dict[Optional[str], object], warnin
     if not (cells["coarse"] or cells["fine"]):
         warnings.add(f"{where}: {cells['date']} has no coarse or fine image; the row is skipped")
         return None
-    return Dated(cells["date"], *(str(path.parent / cells[column]) if cells[column] else None
+    return Dated(cells["date"], *(_located(cells[column], path.parent) if cells[column] else None
                                   for column in COLUMNS[1:]))
+
+
+def _located(cell: str, folder: Path) -> str:
+    """A list's path relative to the list's folder; a name GDAL resolves itself (/vsizip/…, NETCDF:"…":var) as it
+    is: on Windows, joining made C:\\series\\vsizip\\… of it."""
+    return cell if GDAL_NAME.match(cell) else str(folder / cell)
 
 
 def _from_folder(folder: Path, warnings: Warnings) -> List[Dated]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from contextlib import ExitStack
 from typing import Optional, Sequence, Tuple
@@ -24,10 +25,16 @@ RASTER_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+", b"\x89HDF",
 """First bytes of TIFF/BigTIFF, HDF5/netCDF and JPEG 2000 files: such a file that does not open is damaged."""
 
 
+GDAL_NAME = re.compile(r"/vsi|[A-Za-z][A-Za-z0-9_]+:")
+"""How a path GDAL resolves itself starts: a virtual file system (/vsizip/archive.zip/image.tif) or a subdataset's
+driver (NETCDF:"file.nc":var, HDF4_EOS:EOS_GRID:"file.hdf":grid:field, GPKG:file.gpkg:table); never a Windows
+drive, one letter."""
+
+
 def open_raster(path: str, label: str):
     """Open a raster with a one-line error naming its role when it is missing, damaged or not a raster. A GDAL
-    virtual path (/vsizip/archive.zip/image.tif) is left to GDAL to find."""
-    virtual = bool(path) and path.startswith("/vsi")
+    virtual path or subdataset name (see GDAL_NAME) is left to GDAL to find."""
+    virtual = bool(path) and GDAL_NAME.match(path) is not None
     if not virtual and (not path or not os.path.isfile(path)):
         if path and os.path.isdir(path):
             raise StfError(f"{label}: {path} is a folder, not a raster file")

@@ -166,3 +166,26 @@ def test_bands_a_coarse_target_does_not_have_are_named_with_the_file(scene, tmp_
         f"coarse target has 4 bands, so --bands 1,2,5 asks for band 5, which it does not have; pick from bands 1 to "
         f"4: {four}"
     )
+
+
+def test_a_gdal_subdataset_is_read_as_the_raster_it_names(scene, tmp_path):
+    """A table of a GeoPackage (or a variable of a netCDF, HDF) is named as GDAL names it; it was refused as a file
+    not found, and QGIS passes such layers on by that name."""
+    from stf_engine import FusionRequest, fuse
+
+    with rasterio.open(scene["fine"]) as fine:
+        bands = fine.read()
+        profile = dict(driver="GPKG", width=fine.width, height=fine.height, count=1, dtype="float32", crs=fine.crs,
+                       transform=fine.transform)
+    package = tmp_path / "bands.gpkg"
+    for band in (1, 2):
+        with rasterio.open(package, "w", RASTER_TABLE=f"band{band}", APPEND_SUBDATASET="YES", **profile) as table:
+            table.write(bands[band - 1:band])
+    single = write(tmp_path / "band2.tif", bands[1:2], fine_transform())
+    request = dict(coarse_target=scene["coarse"], bands=[2], method="cubic")
+    from_table = fuse(FusionRequest(fine_reference=f"GPKG:{package}:band2", output=str(tmp_path / "a.tif"), **request))
+    from_tiff = fuse(FusionRequest(fine_reference=single, output=str(tmp_path / "b.tif"), **request))
+    with rasterio.open(from_table.output) as a, rasterio.open(from_tiff.output) as b:
+        assert np.array_equal(a.read(), b.read())
+    with pytest.raises(StfError, match=f"^fine reference: not a readable raster .*: GPKG:{package}:band3$"):
+        fuse(FusionRequest(fine_reference=f"GPKG:{package}:band3", output=str(tmp_path / "c.tif"), **request))

@@ -160,3 +160,15 @@ def test_missing_columns_are_named_and_a_header_row_asked_for(tmp_path, header, 
             f"fine_mask); missing {missing}")
     with pytest.raises(StfError, match=f"^{re.escape(said)}$"):
         list_series(str(path))
+
+
+def test_a_csv_names_rasters_gdal_resolves_itself_as_they_are_and_others_relative_to_the_list(tmp_path):
+    """A netCDF variable, a GeoPackage table or a file in a zip archive are GDAL names, not paths in the folder."""
+    listing = tmp_path / "series.csv"
+    listing.write_text('date,coarse,fine\n'
+                       '2020-03-01,"NETCDF:""/data/modis.nc"":sur_refl_b01",/vsizip//data/l8.zip/a.tif\n'
+                       "2020-03-02,GPKG:/data/modis.gpkg:day62,landsat/b.tif\n")
+    entries = list_series(str(listing))
+    assert [(e.coarse, e.fine) for e in entries] == [
+        ('NETCDF:"/data/modis.nc":sur_refl_b01', "/vsizip//data/l8.zip/a.tif"),
+        ("GPKG:/data/modis.gpkg:day62", str(tmp_path / "landsat" / "b.tif"))]
