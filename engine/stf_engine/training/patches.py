@@ -33,9 +33,12 @@ class PatchSampler:
         self.corners = [_usable_corners(scene.valid, self.patch) for scene in scenes]
         counts = np.array([len(c) for c in self.corners], dtype=np.float64)
         if counts.sum() == 0:
+            share = sum(int(s.valid.sum()) for s in scenes) / sum(s.valid.size for s in scenes)
+            why = ("the scene is mostly nodata or masked" if share < MIN_VALID else
+                   "nodata or masks reach into every such area")
             raise StfError(
                 f"the training data has no {self.patch}×{self.patch} area with at least {MIN_VALID:.0%} of its "
-                f"pixels valid: the scene is mostly nodata or masked"
+                f"pixels valid ({share:.0%} of all are): {why}"
             )
         self.odds = counts / counts.sum()
 

@@ -13,13 +13,24 @@ from .scenes import Aligned, Scene
 
 MIN_SIDE = 16
 """Reduced-scene pixels per side the Wald factor leaves at least (when the scene allows); below 2·8 it refuses."""
+COARSE_SHARE = 0.5
+"""The share of a reduced scene's coarse block that must hold data for its pixels to be learnt from."""
 INTERPOLATION = {"cubic": "bicubic", "bilinear": "bilinear", "nearest": "nearest"}
 
 
-def _complete(valid: np.ndarray, ratio: int) -> np.ndarray:
-    """True for r×r blocks in which every pixel holds data."""
+def _held(valid: np.ndarray, ratio: int, share: float) -> np.ndarray:
+    """True for r×r blocks in which at least `share` of the pixels hold data."""
     fraction, _ = block_mean(valid[None].astype(np.float32), np.ones_like(valid), ratio)
-    return fraction[0] >= 1.0 - 1e-6
+    return fraction[0] >= share - 1e-6
+
+
+def _coarsened(reduced: np.ndarray, valid: np.ndarray, ratio: int) -> np.ndarray:
+    """Block means of the valid pixels; a block without any takes the mean of those with data, so that upsampling
+    blends no zeros into its neighbours."""
+    means, has_data = block_mean(reduced, valid, ratio)
+    if has_data.any() and not has_data.all():
+        means[:, ~has_data] = means[:, has_data].mean(axis=1, keepdims=True)
+    return means
 
 
 def _upsample(image: np.ndarray, size, mode: str) -> np.ndarray:
@@ -47,7 +58,7 @@ def wald_factor(height: int, width: int, ratio: int) -> int:
 def reduced_scene(aligned: Aligned, ratio: int, resampling: str, label: str) -> Scene:
     """The scene one ratio coarser (`ratio` from `wald_factor`): inputs degraded once more, the coarse target
     (block means) as truth."""
-    valid = _complete(aligned.valid, ratio)
+    valid = _held(aligned.valid, ratio, 1.0)
     height, width = valid.shape
     mode = INTERPOLATION.get(resampling, "bilinear")
     ones = np.ones_like(aligned.valid)
@@ -55,9 +66,10 @@ def reduced_scene(aligned: Aligned, ratio: int, resampling: str, label: str) -> 
     for role, array in aligned.arrays.items():
         reduced, _ = block_mean(array, ones, ratio)
         if role in roles.COARSE_ROLES:
-            twice, _ = block_mean(reduced, np.ones((height, width), bool), ratio)
-            reduced = _upsample(twice, (height, width), mode)
+            reduced = _upsample(_coarsened(reduced, valid, ratio), (height, width), mode)
         inputs[role] = reduced.astype(np.float32)
-    valid &= _upsample(_complete(valid, ratio)[None].astype(np.float32), (height, width), "nearest")[0] > 0.5
+    # a reduced pixel is learnt from where its coarse block is mostly data: a nodata border of the coarse image
+    # would otherwise take whole blocks, and on a small scene (2×2 coarse blocks) all of it
+    valid &= _upsample(_held(valid, ratio, COARSE_SHARE)[None].astype(np.float32), (height, width), "nearest")[0] > 0.5
     target, _ = block_mean(aligned.arrays[roles.COARSE_TARGET], ones, ratio)
     return Scene(inputs, target.astype(np.float32), valid, label)

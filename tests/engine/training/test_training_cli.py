@@ -288,6 +288,23 @@ def test_self_training_takes_small_scenes_with_nodata_borders(tmp_path, capsys, 
         assert "learns a smaller step" in printed.err
 
 
+def test_self_training_takes_a_coarse_image_with_a_nodata_border_on_a_scene_of_two_by_two_coarse_blocks(tmp_path):
+    """128×128 fine pixels at a ratio of 8: the reduced scene is 16×16, its coarse image 2×2 blocks. A coarse target
+    with a nodata row and column (MODIS not quite covering the Landsat scene) touched all four blocks, which were
+    then left out whole: 'no 8×8 area with at least 50% of its pixels valid'."""
+    from devkit.synthetic import fine_transform, textured_scene, write
+
+    fine = textured_scene(128, 128, bands=3, seed=2)
+    coarse = textured_scene(16, 16, bands=3, seed=3) * 1.05
+    coarse[:, 0, :] = coarse[:, :, -1] = -1.0
+    request = TrainingRequest(model="ganstfm", output=str(tmp_path / "m.pt"), mode="self", device="cpu",
+                              coarse_target=write(tmp_path / "c.tif", coarse, fine_transform(240.0), nodata=-1.0),
+                              fine_reference=write(tmp_path / "f.tif", fine, fine_transform()), epochs=1,
+                              steps_per_epoch=2, batch=2)
+    result = train(request)
+    assert result.epochs == 1 and (tmp_path / "m.pt").exists()
+
+
 def test_series_training_takes_real_gaps_and_reports_delta(tmp_path, capsys):
     """Kranj, two dates with real gaps (unfilled Landsat), MODIS in 0-1 floats: trains without refusing."""
     from helpers.paths import TEST_DATA
