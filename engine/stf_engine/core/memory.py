@@ -5,11 +5,14 @@ import os
 import sys
 from typing import Optional
 
+ON_WINDOWS = sys.platform == "win32"
+"""Where neither /proc nor os.sysconf tells the memory: the Windows API does."""
+
 
 def available_bytes() -> Optional[int]:
     """The memory available now: MemAvailable from /proc/meminfo (Linux), the available physical memory (Windows),
     else the physical memory; None when unknown."""
-    if sys.platform == "win32":
+    if ON_WINDOWS:
         return _windows_available()
     try:
         with open("/proc/meminfo") as info:

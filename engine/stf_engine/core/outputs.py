@@ -15,6 +15,8 @@ import rasterio
 
 from ..errors import StfError
 
+ON_WINDOWS = sys.platform == "win32"
+"""Where os.kill(pid, 0) asks nothing, and a file another program has open can be neither replaced nor removed."""
 UNREADABLE_LOCK_SECONDS = 60
 """A lock file still empty after this long was left by a run that died while creating it."""
 
@@ -115,7 +117,8 @@ def output_lock(output: str) -> Iterator[str]:
             if holder is None or _alive(int(holder.split()[0])):
                 pid = holder.split()[0] if holder else "unknown"
                 raise StfError(
-                    f"another STF run (process {pid}) is writing {output}; wait for it or choose another output"
+                    f"another STF run (process {pid}) is writing {output}; wait for it or choose another output "
+                    f"(if no STF run is going, delete its lock {path})"
                 ) from None
             os.remove(path)  # stale: its process is gone
     else:
@@ -145,7 +148,7 @@ def _alive(pid: int) -> bool:
         return False
     if pid == os.getpid():
         return True
-    if sys.platform == "win32":  # there os.kill(pid, 0) sends a console Ctrl+C, or fails in QGIS (no console)
+    if ON_WINDOWS:  # there os.kill(pid, 0) sends a console Ctrl+C, or fails in QGIS (no console)
         return _windows_process_runs(pid)
     try:
         os.kill(pid, 0)
@@ -268,6 +271,6 @@ def replace_output(source: str, target: str, output: Optional[str] = None) -> No
         os.replace(source, target)
     except OSError as exc:
         reason = _reason(exc, output)
-        maybe_held = (f"; if it is {HELD}, close it there" if sys.platform == "win32" and HELD not in reason
+        maybe_held = (f"; if it is {HELD}, close it there" if ON_WINDOWS and HELD not in reason
                       and isinstance(exc, PermissionError) else "")
         raise StfError(f"cannot replace {output}: {reason}{maybe_held}; or choose another output") from None

@@ -146,14 +146,19 @@ def _check_outputs(request: FusionRequest) -> None:
             raise StfError(f"the error-maps folder {request.error_maps_dir} is a file; give a folder")
         check_writable_folder(request.error_maps_dir, "error maps")
         maps = {f"error map {name}": os.path.join(request.error_maps_dir, f"{name}.tif") for name in ERROR_MAP_NAMES}
-        folder, output = os.path.abspath(request.error_maps_dir), os.path.abspath(request.output)
-        if output == folder or output in map(os.path.abspath, maps.values()):
+        folder, output = _spelled(request.error_maps_dir), _spelled(request.output)
+        if output == folder or output in map(_spelled, maps.values()):
             raise StfError(f"the output {request.output} is the error-maps folder or one of its maps; give the fused "
                            f"image another name")
         outputs.update(maps)
     if not request.output.lower().endswith((".tif", ".tiff")):
         raise StfError(f"the output is written as a GeoTIFF: give it a name ending in .tif, not {request.output}")
     refuse_overwrite(outputs, inputs)
+
+
+def _spelled(path: str) -> str:
+    """A path as the file system tells paths apart: links resolved, case folded where it ignores case (Windows)."""
+    return os.path.normcase(os.path.realpath(path))
 
 
 def prepare(

@@ -88,6 +88,21 @@ def test_an_output_over_a_file_that_an_input_reads_is_refused(scene, tmp_path, c
     assert digest(source) == before
 
 
+def test_an_output_named_like_a_map_in_another_case_is_refused_where_case_is_not_told_apart(scene, tmp_path,
+                                                                                                 monkeypatch):
+    """On Windows (and macOS by default) maps/RMS_error.tif is the file maps/rms_error.tif: the map would have been
+    written over the fused output."""
+    import ntpath
+
+    from stf_engine.fusion import check as checks
+
+    monkeypatch.setattr(checks.os.path, "normcase", ntpath.normcase)
+    maps = tmp_path / "maps"
+    with pytest.raises(StfError, match="is the error-maps folder or one of its maps"):
+        check(FusionRequest(coarse_target=scene["coarse"], fine_reference=scene["fine"], error_maps_dir=str(maps),
+                            output=str(tmp_path / "MAPS" / "Coarse_Residual.tif")))
+
+
 def test_links_error_maps_and_series_files_are_never_overwritten(scene, tmp_path, capsys):
     """A hard link of an input, an output named like one of the error maps (or their folder), and a series
     output or checkpoint over a raster the series lists are refused before any work."""

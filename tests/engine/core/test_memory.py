@@ -15,7 +15,7 @@ def test_on_windows_the_available_memory_comes_from_global_memory_status(monkeyp
         status.ullTotalPhys, status.ullAvailPhys = 16 << 30, 5 << 30
         return 1
 
-    monkeypatch.setattr(memory.sys, "platform", "win32")
+    monkeypatch.setattr(memory, "ON_WINDOWS", True)
     monkeypatch.setattr(ctypes, "windll", SimpleNamespace(kernel32=SimpleNamespace(
         GlobalMemoryStatusEx=global_memory_status)), raising=False)
     assert memory.available_bytes() == 5 << 30

@@ -28,11 +28,11 @@ def test_on_windows_the_holder_is_asked_about_through_the_windows_api(tmp_path, 
     with open(lock_path(out), "w") as lock:
         lock.write(f"{other.pid} token")
     asked = []
-    monkeypatch.setattr(outputs.sys, "platform", "win32")
+    monkeypatch.setattr(outputs, "ON_WINDOWS", True)
     monkeypatch.setattr(outputs.os, "kill", pytest.fail)
     monkeypatch.setattr(outputs, "_windows_process_runs", lambda pid: asked.append(pid) or runs)
     if runs:
-        with pytest.raises(StfError, match=f"process {other.pid}"):
+        with pytest.raises(StfError, match=f"process {other.pid}.*delete its lock {lock_path(out)}\\)$"):
             with output_lock(out):
                 pass
     else:
@@ -57,7 +57,7 @@ def test_an_output_that_cannot_be_replaced_is_one_error_and_the_old_one_stays(tm
         raise PermissionError(13, "Access is denied", str(source), 5, str(target))
 
     monkeypatch.setattr(outputs.os, "replace", held_open)
-    monkeypatch.setattr(outputs.sys, "platform", platform)
+    monkeypatch.setattr(outputs, "ON_WINDOWS", platform == "win32")
     with pytest.raises(StfError) as raised:
         fuse(FusionRequest(coarse_target=coarse, fine_reference=fine, output=str(out), method="cubic"))
     message = str(raised.value)
@@ -104,7 +104,7 @@ def test_outputs_are_replaced_all_or_none_when_one_is_held_open(tmp_path, monkey
     before = {path: open(path, "rb").read() for path in written}
     held = os.path.basename(written[-1])
     monkeypatch.setattr(outputs.os, "replace", windows_holds(held))
-    monkeypatch.setattr(outputs.sys, "platform", "win32")
+    monkeypatch.setattr(outputs, "ON_WINDOWS", True)
     with pytest.raises(StfError) as raised:
         fuse(FusionRequest(**inputs, method="starfm"))
     assert {path: open(path, "rb").read() for path in written} == before
