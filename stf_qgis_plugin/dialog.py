@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 import time
 from types import ModuleType
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Dict, Optional, Sequence
 
 from qgis.core import QgsMapLayerProxyModel, QgsProject, QgsSettings, QgsUnitTypes
 from qgis.gui import QgsCollapsibleGroupBox, QgsDoubleSpinBox, QgsFileWidget, QgsMapLayerComboBox, QgsSpinBox
-from qgis.PyQt.QtCore import QDate, QSize, pyqtSignal
+from qgis.PyQt.QtCore import QDate, QSize, QStandardPaths, pyqtSignal
 from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import (
     QApplication,
@@ -138,9 +137,14 @@ def series_name(path: str) -> str:
 
 
 def default_output_folder(project: QgsProject) -> str:
-    """Beside the saved project, else in the user's temp folder (never a folder QGIS empties on exit)."""
+    """Beside the saved project, else in the user's Documents folder (the home folder where there is none). Never a
+    temp folder: Windows' Storage Sense and macOS delete old files there, and a series folder is meant to be
+    resumed."""
     home = project.homePath()
-    return os.path.join(home, "stf_output") if home else os.path.join(tempfile.gettempdir(), "stf_output")
+    if home:
+        return os.path.join(home, "stf_output")
+    documents = QStandardPaths.writableLocation(QStandardPaths.DocumentsLocation)
+    return os.path.join(documents if documents and os.path.isdir(documents) else os.path.expanduser("~"), "stf_output")
 
 
 class FusionDialog(QDialog):

@@ -2,7 +2,8 @@
 tasks."""
 from __future__ import annotations
 
-from typing import List, Optional
+import contextlib
+from typing import Dict, List, Optional, Tuple
 
 from qgis.core import Qgis, QgsApplication, QgsProject
 from qgis.PyQt import sip
@@ -31,6 +32,8 @@ class StfPlugin:
         self.dialog = None
         self.tasks: List[FusionTask] = []
         """Python references to running tasks, so they are not garbage-collected before `finished`."""
+        self.released: Dict[FusionTask, contextlib.ExitStack] = {}
+        """Per running task, the project's layers that let go of the files it writes (`results.release_layers`)."""
 
     def initProcessing(self) -> None:  # noqa: N802
         """Called by initGui, and by QGIS itself where there is no GUI (qgis_process); registers once."""
@@ -54,10 +57,12 @@ class StfPlugin:
     def unload(self) -> None:
         """Undo initGui and leave nothing of the plugin connected to QGIS: running tasks are cancelled and no
         longer report back (they would add layers to a project QGIS may be closing), the dialog is deleted (not
-        only hidden: its layer pickers follow the project's layers), and fused layers' legends stop being watched."""
+        only hidden: its layer pickers follow the project's layers), their layers show their files again, and fused
+        layers' legends stop being watched."""
         for task in self.tasks:
             task.detach()
             task.cancel()
+            self.released.pop(task).close()
         self.tasks = []
         if self.action is not None:
             self.iface.removePluginRasterMenu(MENU, self.action)
@@ -88,7 +93,8 @@ class StfPlugin:
 
     def start(self, request, training=None) -> FusionTask:
         """Queue one run (training first when given a TrainingRequest; a whole series for a SeriesRequest) in
-        QGIS's task manager; its outcome becomes layers or a message."""
+        QGIS's task manager; its outcome becomes layers or a message. Until it ends, the project's layers showing
+        the files it writes let go of them (Windows could replace none of them while a layer holds it open)."""
         if self.is_series(request):
             task = SeriesTask(self.status.engine, request, self._finished)
             log.info(f"started the series {request.series} with {request.method}: {request.output_dir}")
@@ -96,13 +102,25 @@ class StfPlugin:
             task = FusionTask(self.status.engine, request, self._finished, training)
             log.info(f"started {request.method}{' after training' if training else ''}: {request.output}")
         self.tasks.append(task)
+        self.released[task] = results.release_layers(QgsProject.instance(), *self.written_by(request))
         QgsApplication.taskManager().addTask(task)
         return task
 
     def is_series(self, request) -> bool:
         return isinstance(request, self.status.engine.SeriesRequest)
 
+    def written_by(self, request) -> Tuple[List[Optional[str]], List[Optional[str]]]:
+        """The files a run writes and the folders it may write or remove files in: a series' folder; the fused
+        raster and the error-maps folder, if any (a trained checkpoint is no layer)."""
+        if self.is_series(request):
+            return [], [request.output_dir]
+        return [request.output], [request.error_maps_dir]
+
     def _finished(self, outcome: TaskOutcome) -> None:
-        self.tasks = [task for task in self.tasks if task.outcome is not outcome]
+        """The task's layers show their files again (the new ones, or the old ones a failed run left), then the
+        outcome becomes layers or a message."""
+        [task] = [task for task in self.tasks if task.outcome is outcome]
+        self.tasks.remove(task)
+        self.released.pop(task).close()
         reporter = report_series if self.is_series(outcome.request) else report
         reporter(outcome, self.iface, QgsProject.instance())

@@ -7,7 +7,7 @@ import contextlib
 import os
 import time
 from collections import Counter
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, Iterable, Iterator, List, Optional
 
 from qgis.core import (
     Qgis,
@@ -19,9 +19,11 @@ from qgis.core import (
     QgsProject,
     QgsRasterLayer,
     QgsRasterLayerTemporalProperties,
+    QgsReadWriteContext,
 )
 from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QDate, QDateTime, QObject, Qt, QTime, pyqtSlot
+from qgis.PyQt.QtXml import QDomDocument
 
 from . import log
 from .styling import copy_style, error_map_name, file_tags, label_legend, style_error_map, style_fused
@@ -125,18 +127,69 @@ def replace_layers_of(project: QgsProject, paths: List[str], keep: Optional[QgsR
 @contextlib.contextmanager
 def closed(layer: QgsRasterLayer) -> Iterator[None]:
     """The layer's file closed for the block, then read afresh (its provider keeps the statistics it had, even
-    through reloading its data)."""
-    source, name, provider = layer.source(), layer.name(), layer.providerType()
-    layer.setDataSource("", name, provider, QgsDataProvider.ProviderOptions())
+    through reloading its data); a layer deleted meanwhile (removed from the project) is left alone. A project
+    saved meanwhile keeps the layer as it was, source and style, as QGIS keeps a layer it could not open (the
+    closed layer has neither)."""
+    source, provider, kept = layer.source(), layer.providerType(), layer.originalXmlProperties()
+    layer.setOriginalXmlProperties(layer_xml(layer))
+    layer.setDataSource("", layer.name(), provider, QgsDataProvider.ProviderOptions())
     try:
         yield
     finally:
-        layer.setDataSource(source, name, provider, QgsDataProvider.ProviderOptions())
+        if not sip.isdeleted(layer):
+            layer.setDataSource(source, layer.name(), provider, QgsDataProvider.ProviderOptions())
+            layer.setOriginalXmlProperties(kept)
+
+
+def layer_xml(layer: QgsMapLayer) -> str:
+    """The layer as a project file holds it (with its absolute path, right wherever the project is saved)."""
+    document = QDomDocument("qgis-layer-definition")
+    element = document.createElement("maplayer")
+    layer.writeLayerXml(element, document, QgsReadWriteContext())
+    document.appendChild(element)
+    return document.toString()
+
+
+def release_layers(project: QgsProject, files: Iterable[Optional[str]], folders: Iterable[Optional[str]],
+                   inputs: Iterable[Optional[QgsMapLayer]] = ()) -> contextlib.ExitStack:
+    """On the main thread, before a run: the project's raster layers showing one of `files`, or any file in one of
+    `folders` (empty or None ones stand for none), closed (see `closed`) until the returned stack is closed, on the
+    main thread, once the run has ended however it ended. On Windows a file GDAL holds open can be neither replaced
+    nor removed, and the run would fail at its end; on closing the stack the layers read their files afresh (the
+    new ones, or the old ones a failed run left untouched), and the layers of earlier results whose files the run
+    removed go (`drop_removed`). The run's `inputs` stay open: it reads them (and the engine refuses, naming the
+    input, to write over one).
+
+    A folder stands for every file in it: the engine names beforehand neither the error maps a run writes nor those
+    of an earlier run it removes, and a series' folder holds its dated rasters and series.vrt, which reads them."""
+    files = {os.path.realpath(path) for path in files if path}
+    folders = {os.path.realpath(folder) for folder in folders if folder}
+    inputs = set(inputs)
+    shown = [layer for layer in project.mapLayers().values()
+             if isinstance(layer, QgsRasterLayer) and layer.source() and layer not in inputs and (
+                 os.path.realpath(layer.source()) in files or
+                 os.path.dirname(os.path.realpath(layer.source())) in folders)]
+    stack = contextlib.ExitStack()
+    stack.callback(drop_removed, project, shown)  # the last thing on closing: after every layer is read afresh
+    for layer in shown:
+        stack.enter_context(closed(layer))
+    return stack
+
+
+def drop_removed(project: QgsProject, layers: Iterable[QgsRasterLayer]) -> None:
+    """The layers of earlier result groups whose files are gone leave the project (an error-maps folder keeps only
+    the maps of the fused raster beside it: a run removes those of an earlier run that it does not write), and so
+    do the groups they leave empty; other layers of such files stay, for their owner to see."""
+    root = project.layerTreeRoot()
+    nodes = [root.findLayer(layer.id()) for layer in layers
+             if not sip.isdeleted(layer) and not os.path.exists(layer.source())]
+    project.removeMapLayers([node.layerId() for node in nodes if node is not None and in_result_group(node)])
+    drop_empty_result_groups(root)
 
 
 def drop_empty_result_groups(root: QgsLayerTreeGroup) -> None:
-    """Result groups left empty by `replace_layers_of` (or by moving their fused raster to a new group) go; a
-    subgroup before its parent, which may be left empty by it."""
+    """Result groups left empty by `replace_layers_of` or `drop_removed` (or by moving their fused raster to a new
+    group) go; a subgroup before its parent, which may be left empty by it."""
     for group in reversed(root.findGroups(True)):
         if group.customProperty(RESULT_GROUP) and not group.children():
             group.parent().removeChildNode(group)

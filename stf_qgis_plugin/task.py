@@ -1,15 +1,18 @@
 """The background QgsTasks that run one fusion or one series; they know nothing about dialogs or layers."""
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
 import traceback
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Callable, List, Optional
+from typing import Callable, Iterator, List, Optional
 
 from qgis.core import QgsTask
+
+from . import log
 
 
 @dataclass
@@ -112,7 +115,8 @@ class FusionTask(QgsTask):
                 self.outcome.cancelled = True
                 self.outcome.reason = "cancelled"
             if self._new_checkpoint and os.path.exists(self._new_checkpoint):
-                os.remove(self._new_checkpoint)
+                with _left_if_held(self._new_checkpoint):
+                    os.remove(self._new_checkpoint)
             _remove_empty(self._created_folders)
         if self.on_finished is not None:
             self.on_finished(self.outcome)
@@ -156,5 +160,16 @@ def _missing_folders(folders: List[Optional[str]]) -> List[str]:
 def _remove_empty(folders: List[str]) -> None:
     """Remove the folders a failed run created, if nothing else was put in them."""
     for folder in folders:
-        if os.path.isdir(folder) and not os.listdir(folder):
-            os.rmdir(folder)
+        with _left_if_held(folder):
+            if os.path.isdir(folder) and not os.listdir(folder):
+                os.rmdir(folder)
+
+
+@contextlib.contextmanager
+def _left_if_held(path: str) -> Iterator[None]:
+    """Removing `path` on the main thread, where an error would reach QGIS's Python error dialog: what cannot be
+    removed (on Windows, what another program holds open) stays, with a line in the log."""
+    try:
+        yield
+    except OSError as exc:
+        log.warning(f"left {path} in place after the failed run: {exc.strerror or exc}")

@@ -1,12 +1,15 @@
 """What the algorithms share: enum parameters given by name or index, engine feedback, layers as local files."""
 from __future__ import annotations
 
+import contextlib
 import re
 from types import ModuleType
-from typing import Callable, Dict, Iterable, List, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 from qgis.core import (
+    QgsMapLayer,
     QgsProcessingAlgorithm,
+    QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingParameterDefinition,
@@ -14,7 +17,9 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
 )
+from qgis.PyQt.QtCore import QCoreApplication, QObject, QThread, pyqtSignal, pyqtSlot
 
+from .. import results
 from ..layer_info import file_path, unusable
 from ..wording import in_processing_terms
 
@@ -101,6 +106,37 @@ def options_parameter() -> QgsProcessingParameterDefinition:
     return QgsProcessingParameterString("OPTIONS", "Method options: key=value pairs, e.g. window=15", optional=True)
 
 
+class HeldLayers(QObject):
+    """The project's layers a Processing run made let go of its files (`results.release_layers`), shown again on
+    the main thread, where layers may be touched: `give_back` may be called from the run's worker thread (the
+    signal then reaches the slot through the main thread's event loop), and a cancel gives them back too (a run
+    cancelled before its task started never runs `processAlgorithm`). Giving back twice does nothing."""
+
+    requested = pyqtSignal()
+    pending: Set["HeldLayers"] = set()
+    """Each one alive until its layers are given back (Processing keeps no Python reference to it)."""
+
+    def __init__(self, released: contextlib.ExitStack, feedback: Optional[QgsProcessingFeedback]):
+        super().__init__()  # on the main thread: the object, and so its slot, lives there
+        self.released = released
+        self.requested.connect(self.restore)
+        if feedback is not None:
+            feedback.canceled.connect(self.restore)
+        HeldLayers.pending.add(self)
+
+    def give_back(self) -> None:
+        self.requested.emit()
+
+    @pyqtSlot()
+    def restore(self) -> None:
+        self.released.close()
+        HeldLayers.pending.discard(self)
+
+
+def on_main_thread() -> bool:
+    return QThread.currentThread() == QCoreApplication.instance().thread()
+
+
 class EngineAlgorithm(QgsProcessingAlgorithm):
     """An algorithm backed by the engine; its enum parameters (`enums`: name → options) also accept option names."""
 
@@ -108,6 +144,7 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         super().__init__()
         self.engine = engine
         self.enums: Dict[str, List[str]] = {}
+        self.held: Optional[HeldLayers] = None
 
     def createInstance(self):  # noqa: N802
         return type(self)(self.engine)
@@ -214,6 +251,33 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
             return function(request, progress=progress, cancel=cancel)
         except self.engine.StfError as exc:
             raise QgsProcessingException(self.in_own_terms(str(exc))) from None
+
+    def release_layers(self, context: QgsProcessingContext, feedback: Optional[QgsProcessingFeedback],
+                       files: List[Optional[str]], folders: List[Optional[str]],
+                       inputs: Iterable[Optional[QgsMapLayer]] = ()) -> None:
+        """From `prepareAlgorithm`: the project's layers showing `files`, or files in `folders`, but for the
+        `inputs`, let go of them until `give_back_layers` (`results.release_layers`), so that the run can replace
+        them on Windows. Only on the main thread, where QGIS prepares a run from the toolbox, a batch or
+        processing.run: a model run from the toolbox prepares its steps on its worker thread, and there layers must
+        not be touched (such a step releases nothing)."""
+        project = context.project()
+        if project is not None and on_main_thread():
+            self.held = HeldLayers(results.release_layers(project, files, folders, inputs), feedback)
+
+    def give_back_layers(self) -> None:
+        """The released layers shown again (the new files, or the old ones a failed run left): at once on the main
+        thread (`postProcessAlgorithm`, before Processing loads the outputs), else as soon as it gets to it."""
+        if self.held is not None:
+            self.held.give_back()
+
+    def released_while(self, run: Callable[[], Dict]) -> Dict:
+        """`run()`'s results; a run that fails gives the released layers back (QGIS then skips
+        `postProcessAlgorithm`)."""
+        try:
+            return run()
+        except BaseException:
+            self.give_back_layers()
+            raise
 
     def push_warnings(self, feedback: QgsProcessingFeedback, warnings: Iterable[str]) -> None:
         """The engine's warnings (or notes) as Processing warnings, in this algorithm's terms."""

@@ -109,7 +109,20 @@ class FuseAlgorithm(EngineAlgorithm):
             "options": self.parsed(parameters, "OPTIONS", context, self.engine.parse_options, method),
         }
 
+    def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        """Before the run, on the main thread: layers showing the fused raster or a file in the error-maps folder
+        let go of them (an error-maps folder loses the maps of an earlier run that this one does not write); the
+        input layers stay open (an output over one of them is refused, naming it)."""
+        output = self.parameterAsFileOutput(parameters, "OUTPUT", context)  # a temporary output shows in no layer
+        maps = self.parameterAsString(parameters, "ERROR_MAPS", context)
+        inputs = [self.parameterAsRasterLayer(parameters, key, context) for key in LAYERS]
+        self.release_layers(context, feedback, [output], [maps], inputs)
+        return True
+
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        return self.released_while(lambda: self.fuse(parameters, context, feedback))
+
+    def fuse(self, parameters, context, feedback):
         parameters = self.by_index(parameters)
         paths = {role: self.local_file(parameters, key, context) or None for key, (role, _, _) in LAYERS.items()}
         halo = self.optional_number(parameters, "HALO", context, int)
@@ -147,7 +160,9 @@ class FuseAlgorithm(EngineAlgorithm):
 
     def postProcessAlgorithm(self, context, feedback):  # noqa: N802
         """When Processing will load the fused raster (toolbox "Open output file after running",
-        processing.runAndLoadResults), it gets the dialog's styling and the error maps in a result group."""
+        processing.runAndLoadResults), it gets the dialog's styling and the error maps in a result group. Layers
+        released for the run show their files again first (so Processing finds the layer of a file it shows)."""
+        self.give_back_layers()
         if self.result is not None and context.willLoadLayerOnCompletion(self.result.output):
             details = context.layerToLoadOnCompletionDetails(self.result.output)
             details.setPostProcessor(ResultGroupLoader.create(self.result.method, dict(self.result.error_maps)))

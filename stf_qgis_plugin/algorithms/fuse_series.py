@@ -106,7 +106,20 @@ class FuseSeriesAlgorithm(EngineAlgorithm):
             "options": self.parsed(parameters, "OPTIONS", context, self.engine.parse_options, method),
         }
 
+    def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        """Before the run, on the main thread: layers showing files in the output folder let go of them."""
+        self.release_layers(context, feedback, [], [self.parameterAsString(parameters, "OUTPUT_FOLDER", context)])
+        return True
+
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        return self.released_while(lambda: self.fuse_series(parameters, context, feedback))
+
+    def postProcessAlgorithm(self, context, feedback):  # noqa: N802
+        """On the main thread after a run that succeeded: the layers released for it show the new files."""
+        self.give_back_layers()
+        return {}
+
+    def fuse_series(self, parameters, context, feedback):
         parameters = self.by_index(parameters)
         method = self.enum_name(parameters, "METHOD", context)
         text = {key: self.parameterAsString(parameters, key, context).strip() for key in ("DATE_FROM", "DATE_TO")}

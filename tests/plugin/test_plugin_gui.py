@@ -180,6 +180,25 @@ def test_last_choices_persist(plugin, sample_layers, tmp_path):
     assert again.pickers["coarse_target"].currentLayer() == sample_layers["coarse_target"]
 
 
+def test_the_default_output_folder_is_beside_the_project_else_in_documents(tmp_path, monkeypatch):
+    """Never in the temp folder, whose old files Windows' Storage Sense and macOS delete (a series folder is meant
+    to be resumed): in the user's Documents folder (the home folder without one) until the project is saved."""
+    from qgis.core import QgsProject
+
+    from stf_qgis_plugin.dialog import default_output_folder
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)  # Qt reads the Documents folder from ~/.config then
+    project = QgsProject()
+    assert default_output_folder(project) == str(home / "stf_output")
+    (home / "Documents").mkdir()
+    assert default_output_folder(project) == str(home / "Documents" / "stf_output")
+    project.setFileName(str(tmp_path / "work" / "map.qgz"))
+    assert default_output_folder(project) == str(tmp_path / "work" / "stf_output")
+
+
 def test_deep_models_take_weights_or_train_first(plugin, sample_layers, tmp_path):
     dialog, emitted = capture_runs(plugin)
     dialog.method_combo.setCurrentIndex(dialog.method_combo.findData("ganstfm"))

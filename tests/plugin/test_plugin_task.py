@@ -320,21 +320,28 @@ def test_the_task_shows_its_step_and_the_time_left(plugin, sample_paths, tmp_pat
 
 def test_a_run_into_the_files_of_an_earlier_result_replaces_their_layers_there(plugin, sample_layers, sample_paths,
                                                                                tmp_path):
-    """The earlier group's layers of the files the new run overwrote (with the earlier run's names and styles) go;
-    the maps only it wrote stay in it, and a group left empty goes too."""
+    """The earlier group's layers of the files the new run overwrote (with the earlier run's names and styles) go,
+    and so do those of the maps it removed (an error-maps folder keeps only the maps of the fused raster beside it);
+    the maps of another folder stay, and a group left empty goes too."""
+    import os
     from pathlib import Path
 
     from qgis.core import QgsProject
 
-    first = request_for(plugin, sample_paths, tmp_path / "out", truth=sample_paths["truth"])
-    assert run_task(plugin, first) == "completed"
-    assert run_task(plugin, request_for(plugin, sample_paths, tmp_path / "out", method="cubic")) == "completed"
+    out = tmp_path / "out"
+    assert run_task(plugin, request_for(plugin, sample_paths, out, truth=sample_paths["truth"])) == "completed"
+    elsewhere = request_for(plugin, sample_paths, out, method="cubic", error_maps_dir=str(out / "cubic_maps"))
+    assert run_task(plugin, elsewhere) == "completed"
     new, old = fusion_groups()
     assert new.name().startswith("Fusion cubic ") and old.name().startswith("Fusion delta ")
-    kept = ["abs_error", "rms_error", "temporal_change"]  # cubic writes no map of the change since the reference
-    assert sorted(Path(node.layer().source()).stem for node in old.findLayers()) == kept
-    assert run_task(plugin, first) == "completed"  # rewrites every file the earlier groups show
-    assert [group.name().split()[1] for group in fusion_groups()] == ["delta"]
-    written = [str(tmp_path / "out" / "fused.tif"), *map(str, (tmp_path / "out" / "error_maps").glob("*.tif"))]
-    assert sorted(layer.source() for layer in QgsProject.instance().mapLayers().values() if layer.source() in written) \
-        == sorted(written)
+    assert sorted(Path(node.layer().source()).stem for node in old.findLayers()) == sorted(
+        path.stem for path in (out / "error_maps").glob("*.tif"))
+    assert {"abs_error", "rms_error", "temporal_change"} <= {Path(n.layer().source()).stem for n in old.findLayers()}
+    assert run_task(plugin, request_for(plugin, sample_paths, out, method="cubic")) == "completed"  # no truth maps
+    newest, new = fusion_groups()
+    assert [node.layer().source() for node in new.findLayers()] == [
+        str(path) for path in sorted((out / "cubic_maps").glob("*.tif"))]
+    written = [str(out / "fused.tif"), *map(str, (out / "error_maps").glob("*.tif"))]
+    assert sorted(node.layer().source() for node in newest.findLayers()) == sorted(written)
+    layers = QgsProject.instance().mapLayers().values()
+    assert all(layer.isValid() and os.path.exists(layer.source()) for layer in layers)
