@@ -78,7 +78,12 @@ def cudnn_autotuned(device: torch.device) -> Iterator[None]:
 
 @functools.lru_cache(maxsize=None)
 def physical_cores() -> int:
-    """CPU cores without their hyper-threads (from /proc/cpuinfo on Linux), else every logical CPU."""
+    """CPU cores without their hyper-threads: from /proc/cpuinfo on Linux, else from psutil where it is installed
+    (QGIS ships it on Windows and macOS; STF does not require it), else every logical CPU."""
+    return _cores_in_cpuinfo() or _cores_from_psutil() or os.cpu_count() or 1
+
+
+def _cores_in_cpuinfo() -> Optional[int]:
     try:
         with open("/proc/cpuinfo") as info:
             cores, physical = set(), "0"
@@ -88,11 +93,17 @@ def physical_cores() -> int:
                     physical = value
                 elif key == "core id":
                     cores.add((physical, value))
-        if cores:
-            return len(cores)
     except OSError:
-        pass
-    return os.cpu_count() or 1
+        return None
+    return len(cores) or None
+
+
+def _cores_from_psutil() -> Optional[int]:
+    try:
+        import psutil
+    except ImportError:
+        return None
+    return psutil.cpu_count(logical=False)
 
 
 def run_threads() -> int:

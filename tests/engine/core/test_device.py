@@ -67,3 +67,19 @@ def test_outputs_compress_on_the_runs_threads(threads):
     grid = Grid(rasterio.crs.CRS.from_epsg(32649), from_origin(0, 0, 30, 30), 64, 64)
     with cpu_threads(threads):
         assert geotiff_profile(grid, 3, "int16", -9999)["num_threads"] == threads
+
+
+@pytest.mark.parametrize("psutil_cores, expected", [(3, 3), (None, "logical")])
+def test_without_proc_cpuinfo_the_physical_cores_come_from_psutil_else_every_logical_cpu(monkeypatch, psutil_cores,
+                                                                                        expected):
+    """Windows and macOS have no /proc/cpuinfo: counting every logical CPU gave torch twice the threads of the cores
+    on machines with hyper-threads, which makes the CPU paths slower."""
+    import sys
+    from types import SimpleNamespace
+
+    from stf_engine.core import device
+
+    monkeypatch.setattr(device, "_cores_in_cpuinfo", lambda: None)
+    monkeypatch.setitem(sys.modules, "psutil", SimpleNamespace(cpu_count=lambda logical=True: psutil_cores))
+    monkeypatch.setattr(device.os, "cpu_count", lambda: 8)
+    assert device.physical_cores.__wrapped__() == (8 if expected == "logical" else expected)
