@@ -145,16 +145,34 @@ PROCESSING_TERMS: Terms = (
 )
 """The one mapping from command-line flags to the Processing algorithms' parameters: each as its description (or
 the description's start) and its name."""
+WEIGHTS_FILE = r"\bweights file(?! \(--weights\))"
+"""The checkpoint an engine message names as a file (not where it also names --weights), e.g. 'weights file not
+found: m.pt'."""
+OTHER_CHECKPOINT = r"(?<=' checkpoint; )use the method '(\w+)' or other weights"
+"""A checkpoint of another model, after SHARED_TERMS named the method ('use --method edcstfn …')."""
 ALGORITHM_TERMS: Dict[str, Terms] = {
+    "fuse": (
+        (WEIGHTS_FILE, "'Weights file' (WEIGHTS)"),
+        (OTHER_CHECKPOINT, r"set 'Method' (METHOD) to \1, or give other 'Weights file' (WEIGHTS)"),
+        (r"\bthe error[- ]maps folder\b", "the 'Error maps folder' (ERROR_MAPS)"),
+        (r"\bthe output\b", "the 'Fused raster' (OUTPUT)"),
+    ),
     "train": (
         (r"--batch\b", "'Patches per step' (BATCH)"),
+        (WEIGHTS_FILE, "'Resume from checkpoint' (RESUME)"),
+        (OTHER_CHECKPOINT, r"set 'Model' (MODEL) to \1, or resume from another checkpoint (RESUME)"),
+        (r"needs a coarse target and a fine reference",
+         "needs a 'Coarse image at the target date' (COARSE_TARGET) and a 'Fine image at a reference date' "
+         "(FINE_REFERENCE)"),
     ),
     "fuse_series": SERIES_HALO,
     "evaluate": (
         (SCALE, f"a scale in the raster's metadata (this algorithm has no scale parameter; {SCALE_IN_METADATA})"),
+        (r"\bthe report folder\b", "the 'Report folder' (OUTPUT_FOLDER)"),
     ),
 }
-"""Where an algorithm's parameters differ from PROCESSING_TERMS (by the algorithm's name); applied before them."""
+"""Where an algorithm's parameters differ from PROCESSING_TERMS (by the algorithm's name), and the parameters of
+what its engine messages name as a file or a concept ('the output', 'weights file'); applied before them."""
 
 
 def translated(text: str, terms: Terms) -> str:

@@ -11,7 +11,7 @@ from .errors import FusionCancelled, StfError
 from .evaluation.evaluate import METRIC_ORDER, EvaluationReport, EvaluationRequest, evaluate, parse_evaluation_scales
 from .evaluation.evaluate import SCALE_ROLES as EVALUATION_SCALE_ROLES
 from .evaluation.evaluate import UNITS as METRIC_UNITS
-from .fusion.check import CheckReport, check
+from .fusion.check import CheckReport, check, check_settings
 from .fusion.request import DEFAULT_BATCH, FusionRequest, FusionResult, parse_scales
 from .fusion.run import fuse, fuse_dates
 from .fusion.surveys import ReferenceSurveys
@@ -85,6 +85,7 @@ __all__ = [
     "TrainingResult",
     "__version__",
     "check",
+    "check_settings",
     "check_training",
     "describe_options",
     "devices_found",

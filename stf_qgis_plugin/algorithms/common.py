@@ -2,22 +2,28 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from types import ModuleType
 from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 from qgis.core import (
     QgsMapLayer,
+    QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
+    QgsProcessingOutputLayerDefinition,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
     QgsProcessingParameterString,
+    QgsProperty,
 )
-from qgis.PyQt.QtCore import QCoreApplication, QObject, QThread, pyqtSignal, pyqtSlot
+from qgis.PyQt.QtCore import QCoreApplication, QObject, QThread, QVariant, pyqtSignal, pyqtSlot
 
 from .. import results
 from ..layer_info import file_path, unusable
@@ -28,6 +34,8 @@ SERIES_FILTER = "Series lists (*.csv);;All files (*.*)"
 THREADS = "THREADS"
 SCHEDULER = "SCHEDULER"
 WORKERS = "WORKERS"
+FILE_DESTINATIONS = (QgsProcessingParameterRasterDestination, QgsProcessingParameterFileDestination)
+"""Output parameters of one file, with a default extension."""
 
 
 def advanced(parameter: QgsProcessingParameterDefinition) -> QgsProcessingParameterDefinition:
@@ -133,6 +141,29 @@ class HeldLayers(QObject):
         HeldLayers.pending.discard(self)
 
 
+def unset(value: object) -> bool:
+    """Whether a parameter's value leaves it unset: None, QGIS NULL (what qgis_process passes for `HALO=`, and
+    Python for NULL) or blank text."""
+    if isinstance(value, QVariant):
+        return value.isNull()
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def with_extension(value: object, extension: str) -> object:
+    """An output destination (a path, or Processing's definition of one) named without an extension with
+    `extension`; any other value (a temporary output, an expression) as it is."""
+    definition = None
+    if isinstance(value, QgsProcessingOutputLayerDefinition):
+        definition = QgsProcessingOutputLayerDefinition(value)  # a copy: the caller's stays as it was
+    path = definition.sink.staticValue() if definition is not None else value
+    if not isinstance(path, str) or path in ("", QgsProcessing.TEMPORARY_OUTPUT) or os.path.splitext(path)[1]:
+        return value
+    if definition is None:
+        return f"{path}.{extension}"
+    definition.sink = QgsProperty.fromValue(f"{path}.{extension}")
+    return definition
+
+
 def on_main_thread() -> bool:
     return QThread.currentThread() == QCoreApplication.instance().thread()
 
@@ -150,16 +181,26 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         return type(self)(self.engine)
 
     def checkParameterValues(self, parameters, context):  # noqa: N802
-        """Processing's checks, then the engine's parse of the text parameters, so that a typo is refused before
-        the run (and before the steps of a model that come first)."""
-        parameters = self.by_index(parameters)
+        """Processing's checks, then the engine's checks of the request the parameters make (`request`, then
+        `check_request`), so that a typo or a value out of range is refused before the run, and before the steps of
+        a model that come first. Cheap, as it runs on the main thread: building a request reads no raster."""
+        parameters = self.values(parameters)
         ok, message = super().checkParameterValues(parameters, context)
-        if ok:
-            try:
-                self.text_values(parameters, context)
-            except QgsProcessingException as exc:
-                return False, str(exc)
+        if not ok:
+            return ok, message
+        try:
+            self.check_request(self.request(parameters, context))
+        except QgsProcessingException as exc:
+            return False, str(exc)
         return ok, message
+
+    def request(self, parameters: Dict, context):
+        """The engine's request the parameters (as `values` gives them) make; its checks of them raise
+        QgsProcessingException naming the parameter. Each algorithm builds its own."""
+        raise NotImplementedError
+
+    def check_request(self, request) -> None:
+        """The engine's further checks of a request that read no pixel, for `checkParameterValues` (none here)."""
 
     def text_values(self, parameters: Dict, context) -> Dict[str, object]:
         """The algorithm's text parameters (method options, scales, …) as the engine parses them, by request field;
@@ -168,18 +209,48 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
 
     def parsed(self, parameters: Dict, key: str, context, function: Callable, *args):
         """`function(*args, text)` of the text parameter `key`, {} when it is empty; the engine's error on it names
-        the parameter."""
-        text = self.parameterAsString(parameters, key, context).strip()
+        the parameter. A mapping (from Python, e.g. {"window": 15}) is taken as its key=value pairs, which
+        Processing would read as empty text."""
+        value = parameters.get(key)
+        if isinstance(value, dict):
+            text = [f"{name}={item}" for name, item in value.items()]
+        else:
+            text = self.parameterAsString(parameters, key, context).strip()
         return self.checked(function, *args, text, parameter=key) if text else {}
 
+    def values(self, parameters: Dict) -> Dict:
+        """The parameters as the algorithm reads them: an optional one given as NULL or blank text (`unset`) left
+        out, as if not given (Processing reads NULL as 0: HALO 0, no halo); enum values given by option name as
+        their index; output files named without an extension with the default one."""
+        given = {key: value for key, value in parameters.items() if not (unset(value) and self.optional(key))}
+        return self.with_extensions(self.by_index(given))
+
+    def optional(self, key: str) -> bool:
+        """Whether the algorithm's parameter `key` is optional (an unknown key is not: Processing ignores it)."""
+        definition = self.parameterDefinition(key)
+        return definition is not None and bool(definition.flags() & QgsProcessingParameterDefinition.FlagOptional)
+
     def by_index(self, parameters: Dict) -> Dict:
-        """Parameters with enum values given by option name (e.g. METHOD='starfm') replaced by their index."""
+        """Parameters with enum values given by option name, in any case (e.g. METHOD='STARFM'), replaced by their
+        index."""
         mapped = dict(parameters)
         for key, options in self.enums.items():
             value = mapped.get(key)
-            if isinstance(value, str) and value in options:
-                mapped[key] = options.index(value)
+            folded = [option.casefold() for option in options]
+            if isinstance(value, str) and value.strip().casefold() in folded:
+                mapped[key] = folded.index(value.strip().casefold())
         return mapped
+
+    def with_extensions(self, parameters: Dict) -> Dict:
+        """Output files named without an extension (e.g. '/data/fused') with the parameter's default one (.tif,
+        .pt), as QGIS's raster algorithms write them: the engine writes GeoTIFFs named .tif and checkpoints named
+        .pt only."""
+        extended = dict(parameters)
+        for definition in self.destinationParameterDefinitions():
+            if isinstance(definition, FILE_DESTINATIONS) and definition.name() in extended:
+                value = extended[definition.name()]
+                extended[definition.name()] = with_extension(value, definition.defaultFileExtension())
+        return extended
 
     def enum_name(self, parameters: Dict, key: str, context) -> str:
         return self.enums[key][self.parameterAsEnum(parameters, key, context)]
@@ -210,24 +281,27 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException("give the series: SERIES (a CSV) or SERIES_FOLDER")
         return listing or folder
 
-    def optional_number(self, parameters: Dict, key: str, context, kind=float):
-        """None when the optional parameter is unset. A value given as text may be a fraction ('250/30', as the
-        labels suggest); Processing reads any text it cannot convert as 0."""
+    def number(self, parameters: Dict, key: str, context, kind=float):
+        """The number parameter `key` as requests take it: None when unset without a default. Text may be a
+        fraction ('250/30', as the labels suggest), which Processing reads as 0; a fraction for an integer
+        parameter (2.5) stays one, which Processing would cut to 2, so that the engine refuses it naming the
+        parameter."""
         value = parameters.get(key)
-        if value is None:
+        if value is None and self.parameterDefinition(key).defaultValue() is None:
             return None
         if isinstance(value, str):
             number = self.checked(self.engine.parse_number, value.strip(), self.named(key))
-            return int(number) if kind is int and number.is_integer() else number  # a fraction: the engine refuses it
-        return kind(self.parameterAsDouble(parameters, key, context))
+        else:
+            number = self.parameterAsDouble(parameters, key, context)
+        return int(number) if kind is int and number.is_integer() else number
 
     def threads(self, parameters: Dict, context):
         """The THREADS parameter as the requests take it: None when unset."""
-        return self.optional_number(parameters, THREADS, context, int)
+        return self.number(parameters, THREADS, context, int)
 
     def cluster(self, parameters: Dict, context) -> Dict:
         """WORKERS and SCHEDULER as the requests take them (`workers`, `scheduler`): None when unset (or 0 workers)."""
-        return {"workers": self.optional_number(parameters, WORKERS, context, int) or None,
+        return {"workers": self.number(parameters, WORKERS, context, int) or None,
                 "scheduler": self.parameterAsString(parameters, SCHEDULER, context).strip() or None}
 
     def in_own_terms(self, text: str) -> str:
@@ -304,10 +378,16 @@ class FeedbackCancel:
 
 
 def engine_callbacks(feedback: QgsProcessingFeedback) -> Tuple[Callable[[float, str], None], FeedbackCancel]:
-    """The engine's progress callable and cancel, driven by (and driving) Processing's feedback."""
+    """The engine's progress callable and cancel, driven by (and driving) Processing's feedback; a progress text
+    is set when it changes only."""
+
+    shown = None
 
     def progress(fraction: float, message: str) -> None:
+        nonlocal shown
         feedback.setProgress(100.0 * fraction)
-        feedback.setProgressText(message)
+        if message != shown:  # Processing's log, and qgis_process, print every text set, changed or not
+            shown = message
+            feedback.setProgressText(message)
 
     return progress, FeedbackCancel(feedback)

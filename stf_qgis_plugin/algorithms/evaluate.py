@@ -44,7 +44,9 @@ class EvaluateAlgorithm(EngineAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer("PREDICTION", "Prediction (e.g. a fused raster)"))
         self.addParameter(QgsProcessingParameterRasterLayer("TRUTH", "Truth: fine image at the prediction's date"))
-        self.addParameter(QgsProcessingParameterRasterLayer("FINE_REFERENCE", "Fine reference (plots only)", optional=True))
+        self.addParameter(
+            QgsProcessingParameterRasterLayer("FINE_REFERENCE", "Fine reference (plots only)", optional=True)
+        )
         self.addParameter(
             QgsProcessingParameterRasterLayer("COARSE", "Coarse image at the target date (ERGAS, plots)", optional=True)
         )
@@ -62,21 +64,23 @@ class EvaluateAlgorithm(EngineAlgorithm):
             self.addOutput(QgsProcessingOutputNumber(metric.upper(), f"{metric} ({self.units[metric]})"))
         self.addOutput(QgsProcessingOutputString("REPORT", "Report (JSON)"))
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        parameters = self.by_index(parameters)
-        out_dir = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
-        request = self.checked(
+    def request(self, parameters, context):
+        """The EvaluationRequest of the parameters."""
+        return self.checked(
             self.engine.EvaluationRequest,
             prediction=self.local_file(parameters, "PREDICTION", context),
             truth=self.local_file(parameters, "TRUTH", context),
             fine_reference=self.local_file(parameters, "FINE_REFERENCE", context) or None,
             coarse=self.local_file(parameters, "COARSE", context) or None,
-            out_dir=out_dir,
+            out_dir=self.parameterAsString(parameters, "OUTPUT_FOLDER", context),
             plots=self.parameterAsBool(parameters, "PLOTS", context),
             device=self.enum_name(parameters, "DEVICE", context),
-            ratio=self.optional_number(parameters, "RATIO", context),
+            ratio=self.number(parameters, "RATIO", context),
             threads=self.threads(parameters, context),
         )
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        request = self.request(self.values(parameters), context)
         report = self.call_engine(self.engine.evaluate, request, feedback)
         for metric, value in report.overall.items():
             shown = "n/a (undefined on these images)" if math.isnan(value) else \
@@ -85,7 +89,7 @@ class EvaluateAlgorithm(EngineAlgorithm):
         self.push_warnings(feedback, report.notes)
         results = {metric.upper(): number_output(report.overall.get(metric)) for metric in self.metrics}
         in_own_terms = dataclasses.replace(report, notes=[self.in_own_terms(note) for note in report.notes])
-        return {**results, "REPORT": in_own_terms.to_json(), "OUTPUT_FOLDER": out_dir}
+        return {**results, "REPORT": in_own_terms.to_json(), "OUTPUT_FOLDER": request.out_dir}
 
 
 def number_output(value):

@@ -95,11 +95,15 @@ class FuseAlgorithm(EngineAlgorithm):
         self.addParameter(scales_parameter())
         self.addParameter(coarse_resolution_parameter())
         self.addParameter(options_parameter())
-        self.addParameter(QgsProcessingParameterBoolean("UNCERTAINTY", "Also write the uncertainty map (the expected error)", False))
+        self.addParameter(
+            QgsProcessingParameterBoolean("UNCERTAINTY", "Also write the uncertainty map (the expected error)", False)
+        )
         self.addParameter(QgsProcessingParameterBoolean("COG", "Write a Cloud Optimized GeoTIFF (slower)", False))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Fused raster"))
         self.addParameter(
-            QgsProcessingParameterFolderDestination("ERROR_MAPS", "Error maps folder", optional=True, createByDefault=False)
+            QgsProcessingParameterFolderDestination(
+                "ERROR_MAPS", "Error maps folder", optional=True, createByDefault=False
+            )
         )
 
     def text_values(self, parameters, context):
@@ -113,6 +117,7 @@ class FuseAlgorithm(EngineAlgorithm):
         """Before the run, on the main thread: layers showing the fused raster or a file in the error-maps folder
         let go of them (an error-maps folder loses the maps of an earlier run that this one does not write); the
         input layers stay open (an output over one of them is refused, naming it)."""
+        parameters = self.values(parameters)
         output = self.parameterAsFileOutput(parameters, "OUTPUT", context)  # a temporary output shows in no layer
         maps = self.parameterAsString(parameters, "ERROR_MAPS", context)
         inputs = [self.parameterAsRasterLayer(parameters, key, context) for key in LAYERS]
@@ -122,29 +127,39 @@ class FuseAlgorithm(EngineAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         return self.released_while(lambda: self.fuse(parameters, context, feedback))
 
-    def fuse(self, parameters, context, feedback):
-        parameters = self.by_index(parameters)
+    def check_request(self, request) -> None:
+        """What the fusion would refuse before it reads a pixel: the method's inputs and weights, the outputs (over
+        an input, TRUTH without ERROR_MAPS), the device, the cluster."""
+        self.checked(self.engine.check_settings, request)
+
+    def request(self, parameters, context, output: str = ""):
+        """The FusionRequest of the parameters. `output`: the fused raster as the run names it
+        (`parameterAsOutputLayer`, which also tells Processing to load it); unset, as the check names it, which
+        registers nothing to load (a temporary output gets another name each time)."""
         paths = {role: self.local_file(parameters, key, context) or None for key, (role, _, _) in LAYERS.items()}
-        halo = self.optional_number(parameters, "HALO", context, int)
-        method = self.enum_name(parameters, "METHOD", context)
-        request = self.checked(
+        return self.checked(
             self.engine.FusionRequest,
-            output=self.parameterAsOutputLayer(parameters, "OUTPUT", context),
-            method=method,
+            output=output or self.parameterAsFileOutput(parameters, "OUTPUT", context),
+            method=self.enum_name(parameters, "METHOD", context),
             **self.text_values(parameters, context),
             weights=self.parameterAsFile(parameters, "WEIGHTS", context) or None,
             error_maps_dir=self.parameterAsString(parameters, "ERROR_MAPS", context) or None,
             uncertainty=self.parameterAsBool(parameters, "UNCERTAINTY", context),
             cog=self.parameterAsBool(parameters, "COG", context),
-            tile=self.parameterAsInt(parameters, "TILE_SIZE", context),
-            halo=halo,
-            batch=self.parameterAsInt(parameters, "BATCH", context),
+            tile=self.number(parameters, "TILE_SIZE", context, int),
+            halo=self.number(parameters, "HALO", context, int),
+            batch=self.number(parameters, "BATCH", context, int),
             device=self.enum_name(parameters, "DEVICE", context),
             threads=self.threads(parameters, context),
             **self.cluster(parameters, context),
-            coarse_resolution=self.optional_number(parameters, "COARSE_RESOLUTION", context),
+            coarse_resolution=self.number(parameters, "COARSE_RESOLUTION", context),
             **paths,
         )
+
+    def fuse(self, parameters, context, feedback):
+        parameters = self.values(parameters)
+        request = self.request(parameters, context, self.parameterAsOutputLayer(parameters, "OUTPUT", context))
+        method = request.method
         result = self.call_engine(self.engine.fuse, request, feedback)
         self.push_warnings(feedback, result.warnings)
         for line in results.validation_table(result):
@@ -191,6 +206,7 @@ class ResultGroupLoader(QgsProcessingLayerPostProcessorInterface):
 
         project = context.project() or QgsProject.instance()
         try:
-            results.group_loaded_layer(layer, self.method, self.error_maps, project, iface.mapCanvas() if iface else None)
+            canvas = iface.mapCanvas() if iface else None
+            results.group_loaded_layer(layer, self.method, self.error_maps, project, canvas)
         finally:
             ResultGroupLoader.alive.discard(self)  # Processing calls it once per loaded layer

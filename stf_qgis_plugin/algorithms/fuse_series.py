@@ -108,7 +108,8 @@ class FuseSeriesAlgorithm(EngineAlgorithm):
 
     def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802
         """Before the run, on the main thread: layers showing files in the output folder let go of them."""
-        self.release_layers(context, feedback, [], [self.parameterAsString(parameters, "OUTPUT_FOLDER", context)])
+        folder = self.parameterAsString(self.values(parameters), "OUTPUT_FOLDER", context)
+        self.release_layers(context, feedback, [], [folder])
         return True
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
@@ -119,29 +120,31 @@ class FuseSeriesAlgorithm(EngineAlgorithm):
         self.give_back_layers()
         return {}
 
-    def fuse_series(self, parameters, context, feedback):
-        parameters = self.by_index(parameters)
-        method = self.enum_name(parameters, "METHOD", context)
+    def request(self, parameters, context):
+        """The SeriesRequest of the parameters."""
         text = {key: self.parameterAsString(parameters, key, context).strip() for key in ("DATE_FROM", "DATE_TO")}
-        request = self.checked(
+        return self.checked(
             self.engine.SeriesRequest,
             series=self.series(parameters, context),
             output_dir=self.parameterAsString(parameters, "OUTPUT_FOLDER", context),
-            method=method,
+            method=self.enum_name(parameters, "METHOD", context),
             date_from=text["DATE_FROM"] or None,
             date_to=text["DATE_TO"] or None,
-            max_gap=self.parameterAsInt(parameters, "MAX_GAP", context),
+            max_gap=self.number(parameters, "MAX_GAP", context, int),
             **self.text_values(parameters, context),
-            coarse_resolution=self.optional_number(parameters, "COARSE_RESOLUTION", context),
+            coarse_resolution=self.number(parameters, "COARSE_RESOLUTION", context),
             device=self.enum_name(parameters, "DEVICE", context),
-            tile=self.parameterAsInt(parameters, "TILE_SIZE", context),
-            batch=self.parameterAsInt(parameters, "BATCH", context),
-            date_batch=self.optional_number(parameters, "DATE_BATCH", context, int),
+            tile=self.number(parameters, "TILE_SIZE", context, int),
+            batch=self.number(parameters, "BATCH", context, int),
+            date_batch=self.number(parameters, "DATE_BATCH", context, int),
             threads=self.threads(parameters, context),
             **self.cluster(parameters, context),
             overwrite=self.parameterAsBool(parameters, "OVERWRITE", context),
             cog=self.parameterAsBool(parameters, "COG", context),
         )
+
+    def fuse_series(self, parameters, context, feedback):
+        request = self.request(self.values(parameters), context)
         result = self.call_engine(self.engine.fuse_series, request, feedback)
         self.push_warnings(feedback, result.warnings)
         self.push_info(feedback, results.series_table(result))

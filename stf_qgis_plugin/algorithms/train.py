@@ -108,27 +108,35 @@ class TrainAlgorithm(EngineAlgorithm):
             "scales": self.parsed(parameters, "SCALES", context, self.engine.parse_scales),
         }
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        parameters = self.by_index(parameters)
+    def request(self, parameters, context):
+        """The TrainingRequest of the parameters."""
         paths = {role: self.local_file(parameters, key, context) or None for key, (role, _) in LAYERS.items()}
-        request = self.checked(
+        return self.checked(
             self.engine.TrainingRequest,
             model=self.enum_name(parameters, "MODEL", context),
             output=self.parameterAsFileOutput(parameters, "OUTPUT", context),
             mode=self.enum_name(parameters, "MODE", context),
             series=self.series(parameters, context, required=False) or None,
             **self.text_values(parameters, context),
-            epochs=self.parameterAsInt(parameters, "EPOCHS", context),
-            minutes=self.parameterAsDouble(parameters, "MINUTES", context) or None,
-            patch=self.parameterAsInt(parameters, "PATCH", context),
-            batch=self.parameterAsInt(parameters, "BATCH", context),
-            steps_per_epoch=self.optional_number(parameters, "STEPS", context, int),
-            coarse_resolution=self.optional_number(parameters, "COARSE_RESOLUTION", context),
+            epochs=self.number(parameters, "EPOCHS", context, int),
+            minutes=self.number(parameters, "MINUTES", context) or None,
+            patch=self.number(parameters, "PATCH", context, int),
+            batch=self.number(parameters, "BATCH", context, int),
+            steps_per_epoch=self.number(parameters, "STEPS", context, int),
+            coarse_resolution=self.number(parameters, "COARSE_RESOLUTION", context),
             device=self.enum_name(parameters, "DEVICE", context),
             threads=self.threads(parameters, context),
             resume=self.parameterAsFile(parameters, "RESUME", context) or None,
             **paths,
         )
+
+    def check_request(self, request) -> None:
+        """What training would refuse before it reads a pixel (in self mode, from the layers' metadata: a scene
+        too small or a coarse/fine ratio under 2)."""
+        self.checked(self.engine.check_training, request)
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        request = self.request(self.values(parameters), context)
         result = self.call_engine(self.engine.train, request, feedback)
         self.push_warnings(feedback, result.warnings)
         scores = results.held_out(result)

@@ -761,7 +761,7 @@ def test_a_zipped_layer_reaches_the_request_as_its_gdal_path_and_open_options_ar
         QgsProject.instance().removeMapLayer(layer.id())
     assert [request.coarse_target for request in requests] == [inside, inside]
     overview = with_overview_option(sample_paths["coarse_target"], tmp_path)
-    refused = r"^'Coarse image at the target date' \(COARSE_TARGET\): .* is opened with GDAL options \(OVERVIEW_"
+    refused = r"(?m)^'Coarse image at the target date' \(COARSE_TARGET\): .* is opened with GDAL options \(OVERVIEW_"
     with pytest.raises(QgsProcessingException, match=refused):
         processing.run("stf:fuse", fuse_parameters(sample_paths, tmp_path / "f.tif", COARSE_TARGET=overview))
     assert len(requests) == 2

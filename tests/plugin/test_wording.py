@@ -147,3 +147,27 @@ def test_the_parameters_the_processing_wording_names_exist(plugin):
 def test_flags_map_to_the_dialogs_fields(engine_says, dialog_shows):
     """What to add or tick in the dialog, where the engine names the command line's flags."""
     assert in_dialog_terms(engine_says) == dialog_shows
+
+
+@pytest.mark.parametrize("algorithm, engine_says, shown", [
+    ("fuse", "method 'delta' takes no weights file; leave it out or pick a deep model",
+     "method 'delta' takes no 'Weights file' (WEIGHTS); leave it out or pick a deep model"),
+    ("fuse", "weights file not found: /x.pt", "'Weights file' (WEIGHTS) not found: /x.pt"),
+    ("train", "weights file not found: /x.pt", "'Resume from checkpoint' (RESUME) not found: /x.pt"),
+    ("fuse", "/m.pt is a 'edcstfn' checkpoint; use --method edcstfn or other weights",
+     "/m.pt is a 'edcstfn' checkpoint; set 'Method' (METHOD) to edcstfn, or give other 'Weights file' (WEIGHTS)"),
+    ("train", "/m.pt is a 'edcstfn' checkpoint; use --method edcstfn or other weights",
+     "/m.pt is a 'edcstfn' checkpoint; set 'Model' (MODEL) to edcstfn, or resume from another checkpoint (RESUME)"),
+    ("fuse", "the error-maps folder /m is a file; give a folder",
+     "the 'Error maps folder' (ERROR_MAPS) /m is a file; give a folder"),
+    ("fuse", "the output is written as a GeoTIFF: give it a name ending in .tif, not /o.vrt",
+     "the 'Fused raster' (OUTPUT) is written as a GeoTIFF: give it a name ending in .tif, not /o.vrt"),
+    ("train", "self-training needs a coarse target and a fine reference",
+     "self-training needs a 'Coarse image at the target date' (COARSE_TARGET) and a 'Fine image at a reference "
+     "date' (FINE_REFERENCE)"),
+    ("evaluate", "the report folder /r is a file; give a folder",
+     "the 'Report folder' (OUTPUT_FOLDER) /r is a file; give a folder"),
+])
+def test_what_an_engine_message_names_as_a_file_or_a_concept_names_the_parameter(algorithm, engine_says, shown):
+    """Where the engine names no flag but a file or a concept, the algorithm's message names the parameter too."""
+    assert in_processing_terms(engine_says, algorithm) == shown

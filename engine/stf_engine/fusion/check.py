@@ -91,6 +91,12 @@ def check(request: FusionRequest, weights_from_training: bool = False) -> CheckR
         )
 
 
+def check_settings(request: FusionRequest, weights_from_training: bool = False) -> None:
+    """Raise StfError naming the request's first problem that shows without reading a pixel (`check_rules`): what a
+    front end checks before it queues a run, as Processing checks a model's step before the steps before it run."""
+    check_rules(request, weights_from_training)
+
+
 def check_rules(request: FusionRequest, weights_from_training: bool = False) -> Tuple[MethodSpec, Dict[str, object]]:
     """The checks that need no file: method, options, numbers, device, weights and the products asked for."""
     spec = get_method(request.method)
