@@ -138,6 +138,7 @@ def trained_rows(case: Case, folder: str) -> List[dict]:
         for row in run_case(case, [model], folder, weights=weights, inputs=inputs):
             held = trained.validation_metrics
             told = {"beats": "claims to beat delta", "cannot show": "warns: cannot show it beats delta",
+                    "too close": "warns: too close to delta to tell",
                     "does not beat": "warns: does not beat delta"}.get(verdict(model, held).kind, "no verdict")
             note = (f"held-out {held.get('rmse', float('nan')):.4g} vs delta "
                     f"{held.get('rmse_delta', float('nan')):.4g}: {told}")

@@ -45,6 +45,11 @@ def test_the_verdict_warns_unless_the_model_beats_delta_on_a_scene_that_can_show
     blurry = verdict("ganstfm", {**SCORES, "rmse_coarse_input": 0.015})
     assert blurry.kind == "cannot show" and "beats delta by" not in blurry.sentence
     assert "coarse image alone (RMSE 0.015)" in blurry.warning
+    close = verdict("ganstfm", {**SCORES, "rmse": 0.0195})
+    assert close.kind == "too close" and close.sentence.endswith("within 5% of delta, too close to show that the "
+                                                                 "model beats it")
+    assert "scores within 5% of the delta baseline on held-out data (RMSE 0.0195 against 0.02)" in close.warning
+    assert verdict("ganstfm", {**SCORES, "rmse": 0.0189}).kind == "beats"
 
 
 def test_a_series_truth_is_a_fine_image_and_old_scores_get_no_verdict():
