@@ -9,7 +9,7 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
-from typing import Iterator, List, Mapping, Optional, Tuple
+from typing import Callable, Iterator, List, Mapping, Optional, Tuple
 
 import rasterio
 
@@ -223,13 +223,30 @@ def staged_folder(folder: str, what: str) -> Iterator[str]:
 
 
 def remove_output(path: str, what: str = "output") -> None:
-    """Remove an earlier run's output; StfError naming it when that fails (on Windows: another program has it open)."""
+    """Remove an earlier run's output; StfError naming it when that fails (on Windows: another program has it open;
+    tried again for a moment, as `replace_output` does)."""
     try:
-        os.remove(path)
+        _retried_on_windows(lambda: os.remove(path))
     except FileNotFoundError:
         pass
     except OSError as exc:
         raise StfError(f"cannot remove the {what} {path}: {_reason(exc, path)}") from None
+
+
+def _retried_on_windows(step: Callable[[], None]) -> None:
+    """`step()`; on Windows a PermissionError is tried again a few times before it is raised."""
+    deadline = time.monotonic() + (WINDOWS_RETRY_SECONDS if ON_WINDOWS else 0.0)
+    while True:
+        try:
+            return step()
+        except PermissionError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.1)
+
+
+WINDOWS_RETRY_SECONDS = 1.0
+"""How long a file Windows refuses to rename is tried again: a scanner's hold on a new file lasts moments."""
 
 
 def _reason(exc: OSError, path: Optional[str] = None) -> str:
@@ -265,10 +282,11 @@ def _free_bytes(path: str) -> Optional[int]:
 def replace_output(source: str, target: str, output: Optional[str] = None) -> None:
     """Rename `source` to `target`: a finished partial file onto its output, or an `output` already there out of the
     way. StfError naming the output when that fails; on Windows it does while another program holds the output open
-    (a QGIS layer showing it)."""
+    (a QGIS layer showing it), and for a moment after a file is written, while a virus scanner or an indexer reads
+    it: there a refusal is tried again for up to WINDOWS_RETRY_SECONDS."""
     output = output or target
     try:
-        os.replace(source, target)
+        _retried_on_windows(lambda: os.replace(source, target))
     except OSError as exc:
         reason = _reason(exc, output)
         maybe_held = (f"; if it is {HELD}, close it there" if ON_WINDOWS and HELD not in reason

@@ -151,6 +151,23 @@ def test_an_earlier_runs_map_that_cannot_be_removed_is_a_warning_after_the_new_o
            in result.warnings, result.warnings
 
 
+def test_on_windows_a_file_refused_for_a_moment_after_it_was_written_is_tried_again(tmp_path, monkeypatch):
+    """A virus scanner or an indexer opens a new file for a moment: renaming it then fails once or twice."""
+    source, target = tmp_path / "new.tif", tmp_path / "out.tif"
+    source.write_bytes(b"new")
+    replace, refusals = os.replace, [sharing_violation(source, target)] * 2
+
+    def scanned(a, b):
+        if refusals:
+            raise refusals.pop()
+        replace(a, b)
+
+    monkeypatch.setattr(outputs, "ON_WINDOWS", True)
+    monkeypatch.setattr(outputs.os, "replace", scanned)
+    outputs.replace_output(str(source), str(target))
+    assert target.read_bytes() == b"new" and refusals == []
+
+
 def test_a_full_disk_is_told_where_the_system_has_no_statvfs(tmp_path, monkeypatch):
     monkeypatch.delattr(outputs.os, "statvfs", raising=False)
     monkeypatch.setattr(outputs.shutil, "disk_usage", lambda path: SimpleNamespace(total=100, used=100, free=0))
