@@ -94,6 +94,9 @@ class EvaluationRequest:
         """Refuse a mistyped or out-of-range number at once with StfError naming it, as FusionRequest does."""
         check_whole(self.tile, "--tile", 0, optional=True)
         check_real(self.ratio, "--ratio", optional=True)
+        if self.ratio is not None and self.ratio < 1:  # ERGAS is often written with h/l, the fine over the coarse
+            raise StfError(f"--ratio is the coarse pixel size over the fine one (500/30 for MODIS over Landsat), so "
+                           f"above 1; got {self.ratio:g}: give its inverse, {1 / self.ratio:.4g}")
         check_real(self.data_range, "--data-range", optional=True)
         check_whole(self.threads, "--threads", 1, optional=True)
         check_whole(self.window, "window", 1)

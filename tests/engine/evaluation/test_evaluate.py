@@ -406,3 +406,11 @@ def test_no_valid_pixel_in_common_names_the_file_that_holds_none_or_says_the_are
     for pred, truth, said in cases:
         assert main(["evaluate", "--pred", pred, "--truth", truth, "--ratio", "8"]) == 2
         assert capsys.readouterr().err == f"error: {said}\n"
+
+
+def test_a_ratio_below_1_is_refused_with_its_inverse():
+    """ERGAS is often written with h/l, the fine pixel size over the coarse: 30/500 would scale ERGAS 280× down."""
+    with pytest.raises(StfError, match=r"^--ratio is the coarse pixel size over the fine one .* got 0.06: give its "
+                                       r"inverse, 16.67$"):
+        EvaluationRequest("p.tif", "t.tif", ratio=0.06)
+    assert EvaluationRequest("p.tif", "t.tif", ratio=500 / 30).ratio == 500 / 30
