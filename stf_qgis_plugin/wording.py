@@ -48,6 +48,9 @@ SHARED_TERMS: Terms = (
     (r"--val-fraction(?: \(validation_fraction\))?", "the training's held-out share (QGIS takes the engine's default)"),
     (r"--patience\b", "the training's early-stopping patience (QGIS takes the engine's default)"),
     (r"--coarse-shift\b", "the coarse rasters' shift (QGIS gives none)"),
+    (r"assign one to the file, e\.g\. gdal_edit\.py -a_srs EPSG:\d+ \(the EPSG code of its projection\)",
+     "assign one to the file with Raster → Projections → Assign Projection (a CRS set only on the layer in QGIS "
+     "does not reach the file the fusion reads)"),
 )
 """What both front ends say alike (a method by name, what neither has a field for); applied before their own
 terms."""

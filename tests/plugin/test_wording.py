@@ -171,3 +171,14 @@ def test_flags_map_to_the_dialogs_fields(engine_says, dialog_shows):
 def test_what_an_engine_message_names_as_a_file_or_a_concept_names_the_parameter(algorithm, engine_says, shown):
     """Where the engine names no flag but a file or a concept, the algorithm's message names the parameter too."""
     assert in_processing_terms(engine_says, algorithm) == shown
+
+
+def test_a_raster_without_a_crs_is_given_one_in_qgis_in_both_front_ends():
+    """A CRS set on a QGIS layer stays in QGIS; the engine reads the file, and QGIS's tool writes it there."""
+    from stf_engine.raster.grid import no_crs
+
+    said = no_crs("fine reference", "/data/f.tif")
+    for shown in (in_dialog_terms(said), in_processing_terms(said, "fuse")):
+        assert shown == ("fine reference has no coordinate reference system; assign one to the file with Raster → "
+                         "Projections → Assign Projection (a CRS set only on the layer in QGIS does not reach the file "
+                         "the fusion reads): /data/f.tif")

@@ -20,7 +20,7 @@ from ..core.progress import Cancel, Progress, check_cancel, silent
 from ..core.tiling import Tile
 from ..errors import StfError
 from ..methods.contract import TileBatch
-from ..raster.grid import Grid, coarse_ratio, percent, resolution_in
+from ..raster.grid import Grid, coarse_ratio, no_crs, percent, resolution_in
 from ..raster.grid_view import data_bands
 from ..raster.open import check_covers, open_on_grid, open_raster, reopen
 from ..raster.reader import AlignedRaster, Scale, bands_word
@@ -155,7 +155,7 @@ def open_inputs(
     datasets = {role: stack.enter_context(open_raster(path, roles.LABELS[role])) for role, path in paths.items()}
     fine = datasets[roles.FINE_REFERENCE]
     if fine.crs is None:
-        raise StfError(f"{roles.LABELS[roles.FINE_REFERENCE]} has no coordinate reference system: {fine.name}")
+        raise StfError(no_crs(roles.LABELS[roles.FINE_REFERENCE], fine.name))
     grid = Grid.of(fine)
     warnings: List[str] = []
     if grid.crs.is_geographic:

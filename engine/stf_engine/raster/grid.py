@@ -12,6 +12,12 @@ from rasterio.warp import transform_bounds
 from ..errors import StfError
 
 
+def no_crs(label: str, name: str) -> str:
+    """The refusal of a raster without a CRS, with how to give it one: in the file, where every program reads it."""
+    return (f"{label} has no coordinate reference system; assign one to the file, e.g. gdal_edit.py -a_srs EPSG:32650 "
+            f"(the EPSG code of its projection): {name}")
+
+
 @dataclass(frozen=True)
 class Grid:
     """CRS, transform and shape of the output (taken from the fine reference)."""
@@ -34,7 +40,7 @@ class Grid:
     @classmethod
     def of(cls, dataset) -> "Grid":
         if dataset.crs is None:
-            raise StfError(f"{dataset.name} has no coordinate reference system")
+            raise StfError(no_crs("the raster", dataset.name))
         return cls(dataset.crs, dataset.transform, dataset.width, dataset.height)
 
     def same_as(self, dataset) -> bool:

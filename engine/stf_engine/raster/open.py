@@ -13,7 +13,7 @@ from rasterio.enums import Resampling
 
 from ..errors import StfError
 from .gdal_log import gdal_errors
-from .grid import Grid, overlap_fraction, resolution_in
+from .grid import Grid, no_crs, overlap_fraction, resolution_in
 from .reader import AlignedRaster, Scale, units_of
 
 
@@ -76,7 +76,7 @@ def choose_resampling(grid: Grid, dataset, upsampling: str) -> Resampling:
 def check_covers(grid: Grid, dataset, label: str, against: str = "the fine reference") -> float:
     """The share of the grid the dataset covers; StfError when it has no CRS or does not overlap at all."""
     if dataset.crs is None:
-        raise StfError(f"{label} has no coordinate reference system: {dataset.name}")
+        raise StfError(no_crs(label, dataset.name))
     covered = overlap_fraction(grid, dataset)
     if covered <= 0:
         raise StfError(f"{label} does not overlap {against}: {dataset.name}")
