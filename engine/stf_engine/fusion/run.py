@@ -31,7 +31,7 @@ from .auto import choose
 from .check import Plan, check_memory, check_rules, prepare
 from .error_maps import remove_stale_maps, write_error_maps
 from .predict import DateStack, Predicted, TileFunction, predict_tiles, written_parts
-from .request import FusionRequest, FusionResult
+from .request import ERROR_MAP_NAMES, FusionRequest, FusionResult
 from .surveys import ReferenceSurveys
 
 GDAL_CACHE_BYTES = 128 * 2**20
@@ -60,7 +60,7 @@ def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel: Op
             if folder:
                 stack.enter_context(made_folder(folder))
         stack.enter_context(output_lock(request.output))
-        _remove_left_partials(request.output)
+        _remove_left_partials(request)
         threads = stack.enter_context(cpu_threads(request.threads))
         ticker = Ticker(cancel=cancel)
         choice, chosen = None, 0.0
@@ -99,10 +99,14 @@ def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel: Op
     return _result(plan, fused.path, error_maps, time.perf_counter() - started, threads, choice)
 
 
-def _remove_left_partials(output: str) -> None:
-    """Remove the hidden partial files a killed run left beside `output` (call it holding the output's lock)."""
-    folder, name = os.path.split(os.path.abspath(output))
+def _remove_left_partials(request: FusionRequest) -> None:
+    """Remove the hidden partial files a killed run left beside the request's output and among its error maps (call
+    it holding the output's lock)."""
+    folder, name = os.path.split(os.path.abspath(request.output))
     remove_left_partials(folder, lambda target: target == name)
+    if request.error_maps_dir and os.path.isdir(request.error_maps_dir):
+        maps = {f"{name}.tif" for name in ERROR_MAP_NAMES}
+        remove_left_partials(request.error_maps_dir, maps.__contains__)
 
 
 def fuse_dates(requests: Sequence[FusionRequest], progress: Optional[Progress] = None,
@@ -125,7 +129,7 @@ def fuse_dates(requests: Sequence[FusionRequest], progress: Optional[Progress] =
         for request in requests:
             stack.enter_context(made_folder(os.path.dirname(os.path.abspath(request.output))))
             stack.enter_context(output_lock(request.output))
-            _remove_left_partials(request.output)
+            _remove_left_partials(request)
         threads = stack.enter_context(cpu_threads(first.threads))
         ticker = Ticker(cancel=cancel)
         plans = [prepare(first, stack, progress=stage(report, 0.0, 0.0), ticker=ticker, surveys=surveys)]

@@ -23,6 +23,8 @@ from .gdal_log import gdal_errors
 from .grid import Grid
 from .reader import Units
 
+ASIDE = ".partial.old.tif"
+"""How the name of an output moved aside while the new outputs move in ends."""
 PARTIAL_NAME = re.compile(r"\.(?P<target>.+)\.[0-9a-f]{8}\.partial(?:\.cog|\.old)?\.tif")
 """The hidden files a GeoTiffWriter writes until its output is complete, '.<output name>.<random>.partial.tif', and
 where an output already there waits while the new ones move in ('….partial.old.tif')."""
@@ -51,13 +53,18 @@ def partial_target(name: str) -> Optional[str]:
 
 def remove_left_partials(folder: str, is_output: Callable[[str], bool]) -> None:
     """Remove the hidden partial files in `folder` of the outputs `is_output` names (by file name) that runs killed
-    outright (SIGKILL, power loss: no cleanup ran) left. Call it holding those outputs' lock: a run writes them while
+    outright (SIGKILL, power loss: no cleanup ran) left; an earlier output a run killed in its final renames had moved
+    aside goes back to its name when nothing took it. Call it holding those outputs' lock: a run writes them while
     it holds the lock and removes them before letting go, so with the lock held no live run owns one."""
-    for name in os.listdir(folder):
+    for name in sorted(os.listdir(folder)):
         path = os.path.join(folder, name)
         target = partial_target(name)
-        if target and is_output(target) and os.path.isfile(path) and not os.path.islink(path):
-            with suppress(OSError):  # still open in an abandoned copy (Windows): a later run removes it
+        if not (target and is_output(target) and os.path.isfile(path) and not os.path.islink(path)):
+            continue
+        with suppress(OSError):  # still open in an abandoned copy (Windows): a later run removes it
+            if name.endswith(ASIDE) and not os.path.lexists(os.path.join(folder, target)):
+                os.replace(path, os.path.join(folder, target))
+            else:
                 os.remove(path)
 
 
@@ -246,16 +253,15 @@ def _commit(writers: Sequence[GeoTiffWriter]) -> None:
     reader would take for the new pixels'."""
     aside: List[Tuple[str, str]] = []
     placed: List[str] = []
-    try:
+    try:  # each step is listed before it is taken: a stop between the two still undoes it
         for writer in writers:
             if os.path.lexists(writer.path):
                 folder, name = os.path.split(writer.path)
-                old = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.partial.old.tif")
-                replace_output(writer.path, old, output=writer.path)
-                aside.append((old, writer.path))
+                aside.append((os.path.join(folder, f".{name}.{secrets.token_hex(4)}{ASIDE}"), writer.path))
+                replace_output(writer.path, aside[-1][0], output=writer.path)
         for writer in writers:
-            replace_output(writer.partial, writer.path)
             placed.append(writer.path)
+            replace_output(writer.partial, writer.path)
     except BaseException:
         for path in placed:
             with suppress(OSError):

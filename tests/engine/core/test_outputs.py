@@ -168,6 +168,68 @@ def test_on_windows_a_file_refused_for_a_moment_after_it_was_written_is_tried_ag
     assert target.read_bytes() == b"new" and refusals == []
 
 
+def small_scene(tmp_path):
+    """A 48×48 two-band scene with a coarse pair at 120 m, as FusionRequest fields, the outputs in `out/`."""
+    from devkit.synthetic import fine_transform, textured_scene, write
+
+    image = textured_scene(48, 48, bands=2, seed=1)
+    return dict(coarse_target=write(tmp_path / "coarse.tif", image[:, ::4, ::4] * 1.1, fine_transform(120.0)),
+                coarse_reference=write(tmp_path / "coarse_ref.tif", image[:, ::4, ::4], fine_transform(120.0)),
+                fine_reference=write(tmp_path / "fine.tif", image, fine_transform()),
+                output=str(tmp_path / "out" / "fused.tif"), error_maps_dir=str(tmp_path / "out" / "maps"))
+
+
+def hidden(folder) -> list:
+    return sorted(name for _, _, names in os.walk(folder) for name in names if name.startswith("."))
+
+
+def test_a_stop_right_after_an_output_moved_aside_still_brings_it_back(tmp_path, monkeypatch):
+    """A signal between the rename and its bookkeeping left the output only as a hidden file, and said that nothing
+    had changed."""
+    from stf_engine import FusionRequest, fuse
+    from stf_engine.raster.writer import ASIDE
+
+    inputs = small_scene(tmp_path)
+    first = fuse(FusionRequest(**inputs, method="delta"))
+    before = open(first.output, "rb").read()
+    replace = os.replace
+
+    def stopped_after_moving_aside(source, target):
+        replace(source, target)
+        if str(target).endswith(ASIDE):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(outputs.os, "replace", stopped_after_moving_aside)
+    with pytest.raises(KeyboardInterrupt):
+        fuse(FusionRequest(**inputs, method="starfm"))
+    monkeypatch.undo()
+    assert open(first.output, "rb").read() == before and hidden(tmp_path / "out") == []
+
+
+def test_an_output_a_killed_run_left_moved_aside_comes_back_and_its_leftovers_go(tmp_path):
+    """SIGKILL between moving the old outputs aside and moving the new ones in: the next run on these outputs, even
+    one that then fails, put nothing back and removed the old output with the other hidden files."""
+    from stf_engine import FusionRequest, fuse
+    from stf_engine.raster.writer import ASIDE
+
+    inputs = small_scene(tmp_path)
+    first = fuse(FusionRequest(**inputs, method="delta"))
+    before = {path: open(path, "rb").read() for path in [first.output, *first.error_maps.values()]}
+    maps = tmp_path / "out" / "maps"
+    os.replace(first.output, tmp_path / "out" / f".fused.tif.0123abcd{ASIDE}")  # as the killed commit left them
+    os.replace(maps / "temporal_change.tif", maps / f".temporal_change.tif.4567cdef{ASIDE}")
+    for leftover in (tmp_path / "out" / ".fused.tif.89abcdef.partial.tif",  # the new outputs, and an old one
+                     maps / ".coarse_residual.tif.0a1b2c3d.partial.tif", maps / f".coarse_residual.tif.1b2c3d4e{ASIDE}"):
+        leftover.write_bytes(b"II*\0")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    with open(lock_path(first.output), "w") as lock:
+        lock.write(f"{dead.pid} token")
+    with pytest.raises(StfError, match="asks for bands 5, 5, which it does not have"):  # fails once it holds the lock
+        fuse(FusionRequest(**inputs, method="delta", bands=[5, 5]))
+    assert {path: open(path, "rb").read() for path in before} == before and hidden(tmp_path / "out") == []
+
+
 def test_a_full_disk_is_told_where_the_system_has_no_statvfs(tmp_path, monkeypatch):
     monkeypatch.delattr(outputs.os, "statvfs", raising=False)
     monkeypatch.setattr(outputs.shutil, "disk_usage", lambda path: SimpleNamespace(total=100, used=100, free=0))
