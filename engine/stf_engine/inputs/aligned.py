@@ -362,8 +362,8 @@ def _check_samples(readers: Dict[str, AlignedRaster], warnings: List[str], cance
             raise StfError(_why_empty(role, reader, shift))
         values = data[:, valid]
         typical[role] = typical_level(values)
-        if role != roles.PAN and reader.units.assumed and (over := float(np.mean(values > 1))) > 0.5:
-            warnings.append(_beyond_reflectance(role, reader, over))
+        if role != roles.PAN and reader.units.assumed and (note := _beyond_reflectance(role, reader, values)):
+            warnings.append(note)
         if role == roles.FINE_REFERENCE:
             fine_std = tuple(float(v) for v in values.std(axis=1))
     fine_level = typical[roles.FINE_REFERENCE]
@@ -394,13 +394,28 @@ def _why_empty(role: str, reader: AlignedRaster, shift: Optional[Tuple[float, fl
     return f"{label} holds no valid pixels over the fine reference's extent{moved}: {name}"
 
 
-def _beyond_reflectance(role: str, reader: AlignedRaster, share: float) -> str:
-    """Why an integer raster read at the assumed ×10000 is no reflectance (most values above 1), with the scale of
-    Landsat Collection 2 Level-2, which the USGS ships so: DN × 2.75e-5 − 0.2, no scale in its metadata."""
-    name = roles.SCALE_NAMES[role]
-    return (f"the {reader.label} holds integers with no scale in its metadata, so it is read as reflectance ×10000, "
-            f"which puts {share:.0%} of its values above 1, more than reflectance can be; if it is Landsat "
-            f"Collection 2 Level-2, set --scale {name}=2.75e-5:-0.2, else its own scale: {reader.dataset.name}")
+def _beyond_reflectance(role: str, reader: AlignedRaster, values: np.ndarray) -> Optional[str]:
+    """Why an integer raster read at the assumed ×10000 (`values`, a sample) is no reflectance: most values above 1,
+    or hardly any below C2_LOWEST (a visible band's dark pixels are); None when it may be. With the scales of Landsat
+    Collection 2 Level-2, which the USGS ships with no scale in its metadata: surface reflectance DN × 2.75e-5 − 0.2
+    (never below 0.7273 read as ×10000), surface temperature DN × 0.00341802 + 149 kelvin (above C2_HIGHEST unless
+    colder than 298 K)."""
+    low, median = (float(v) for v in np.percentile(values, [2, 50]))
+    if median <= 1 and low < C2_LOWEST:
+        return None
+    name, path = roles.SCALE_NAMES[role], reader.dataset.name
+    said = (f"the {reader.label} holds integers with no scale in its metadata, so it is read as reflectance ×10000, "
+            f"but its values read so are too high for reflectance (median {median:.3g}, 2nd percentile {low:.3g})")
+    if median > C2_HIGHEST:
+        return (f"{said}: if it is Landsat Collection 2 Level-2 surface temperature, set --scale "
+                f"{name}=0.00341802:149 (kelvin), else its own scale: {path}")
+    return (f"{said}: if it is Landsat Collection 2 Level-2, set --scale {name}=2.75e-5:-0.2 for its surface "
+            f"reflectance or {name}=0.00341802:149 for its surface temperature (kelvin), else its own scale: {path}")
+
+
+C2_LOWEST, C2_HIGHEST = 0.7, 4.3636
+"""Collection 2 Level-2 surface reflectance read as ×10000: 0.7273 for a reflectance of 0 (a few darker pixels
+aside), 4.3636 for 1."""
 
 
 UNITS_ADVICE = "check units and set --scale"

@@ -274,7 +274,7 @@ def c2l2(reflectance: np.ndarray) -> np.ndarray:
 
 
 def beyond_reflectance(result) -> list:
-    return [warning for warning in result.warnings if "more than reflectance can be" in warning]
+    return [warning for warning in result.warnings if "too high for reflectance" in warning]
 
 
 @pytest.mark.parametrize("role", ["fine", "coarse"])
@@ -289,7 +289,7 @@ def test_integers_with_no_scale_that_read_as_no_reflectance_are_warned_with_coll
     result = fuse(FusionRequest(**request, output=str(tmp_path / "o.tif")))
     [warning] = beyond_reflectance(result)
     path = fine_path if role == "fine" else coarse
-    assert f"set --scale {role}=2.75e-5:-0.2" in warning and "100% of its values above 1" in warning, warning
+    assert f"set --scale {role}=2.75e-5:-0.2 for its surface reflectance or {role}=0.00341802:149" in warning, warning
     assert warning.endswith(path)
     scaled = fuse(FusionRequest(**request, output=str(tmp_path / "s.tif"), scales={
         r: (2.75e-5, -0.2) for r in (["fine_reference"] if role == "fine" else ["coarse_target"])}))
@@ -304,3 +304,30 @@ def test_integers_x10000_and_a_pan_band_in_other_units_are_not_warned(tmp_path):
     result = fuse(FusionRequest(coarse_target=coarse, fine_reference=fine_path, pan=pan, method="cubic",
                                 output=str(tmp_path / "o.tif")))
     assert beyond_reflectance(result) == [] and not any("order of magnitude" in w for w in result.warnings)
+
+
+def test_collection_2_visible_bands_that_read_below_1_are_warned_of_all_the_same(tmp_path):
+    """Red and green over vegetation (reflectance 0.02–0.1) read as ×10000 come to 0.73–1.09: most values below 1,
+    but none as dark as reflectance has; only the median was looked at, and the fusion was wrong by about 0.75."""
+    image = 0.02 + 0.08 * textured_scene(SIDE, SIDE, bands=2, seed=5) / textured_scene(SIDE, SIDE, bands=2, seed=5).max()
+    fine_path = write(tmp_path / "fine.tif", c2l2(image), fine_transform())
+    coarse = write(tmp_path / "coarse.tif", coarse_of(image), fine_transform(30.0 * RATIO))
+    result = fuse(FusionRequest(coarse_target=coarse, fine_reference=fine_path, method="cubic",
+                                output=str(tmp_path / "o.tif")))
+    [warning] = beyond_reflectance(result)
+    assert re.search(r"\(median 0\.\d+, 2nd percentile 0\.[789]", warning), warning
+    assert "set --scale fine=2.75e-5:-0.2 for its surface reflectance" in warning
+
+
+def test_collection_2_surface_temperature_is_told_its_own_scale(tmp_path):
+    """ST_B10 in kelvin (DN × 0.00341802 + 149) reads above what any reflectance read as ×10000 can: the reflectance
+    scale would make nonsense of it."""
+    kelvin = 300 + 20 * textured_scene(SIDE, SIDE, bands=1, seed=5)
+    stored = np.round((kelvin - 149) / 0.00341802).astype(np.uint16)
+    fine_path = write(tmp_path / "st.tif", stored, fine_transform())
+    coarse = write(tmp_path / "lst.tif", coarse_of(kelvin), fine_transform(30.0 * RATIO))
+    result = fuse(FusionRequest(coarse_target=coarse, fine_reference=fine_path, method="cubic",
+                                output=str(tmp_path / "o.tif")))
+    [warning] = beyond_reflectance(result)
+    assert "if it is Landsat Collection 2 Level-2 surface temperature, set --scale fine=0.00341802:149 (kelvin)" \
+        in warning and "2.75e-5" not in warning, warning
