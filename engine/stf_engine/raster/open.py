@@ -43,6 +43,8 @@ def open_raster(path: str, label: str):
         with gdal_errors() as errors:
             dataset = rasterio.open(path)
     except (rasterio.errors.RasterioError, OSError) as exc:
+        if virtual:
+            _refuse_missing_subdataset(path, label)
         damaged = False
         if not virtual:
             with open(path, "rb") as handle:
@@ -56,6 +58,29 @@ def open_raster(path: str, label: str):
         dataset.close()
         raise StfError(f"{label} holds complex numbers ({dataset.dtypes[0]}); give a raster of real values: {path}")
     return dataset
+
+
+def _refuse_missing_subdataset(name: str, label: str) -> None:
+    """StfError naming what a file holds when a subdataset name (NETCDF:"f.nc":var) that GDAL cannot open names an
+    existing file: the variable or path in it is wrong, where GDAL says 'No such file or directory'."""
+    quoted = re.search(r'"([^"]+)"', name)
+    if not quoted or not os.path.isfile(quoted.group(1)):
+        return
+    file = quoted.group(1)
+    try:
+        with rasterio.open(file) as container:
+            names = container.tags(ns="SUBDATASETS")
+        held = [value.replace(f'"{file}"', '"…"') for key, value in sorted(names.items(), key=_numbered)
+                if key.endswith("_NAME")]
+    except (rasterio.errors.RasterioError, OSError):
+        held = []
+    listed = f"it holds {', '.join(held[:8])}{', …' if len(held) > 8 else ''}" if held else "GDAL finds none in it"
+    raise StfError(f"{label}: {file} holds no subdataset {name}; {listed}")
+
+
+def _numbered(item) -> int:
+    """SUBDATASET_<n>_NAME in the order of n."""
+    return int(re.sub(r"\D", "", item[0]) or 0)
 
 
 def _short(message) -> str:

@@ -189,3 +189,21 @@ def test_a_gdal_subdataset_is_read_as_the_raster_it_names(scene, tmp_path):
         assert np.array_equal(a.read(), b.read())
     with pytest.raises(StfError, match=f"^fine reference: not a readable raster .*: GPKG:{package}:band3$"):
         fuse(FusionRequest(fine_reference=f"GPKG:{package}:band3", output=str(tmp_path / "c.tif"), **request))
+
+
+def test_a_subdataset_its_file_does_not_hold_is_named_with_those_it_does(scene, tmp_path):
+    """GDAL answers a wrong variable name of an existing netCDF file with 'No such file or directory'."""
+    import rasterio.shutil
+
+    from stf_engine import FusionRequest, fuse
+
+    two = tmp_path / "two.tif"
+    with rasterio.open(scene["fine"]) as fine, rasterio.open(two, "w", **{**fine.profile, "count": 2}) as copy:
+        copy.write(fine.read([1, 2]))
+    container = tmp_path / "bands.nc"
+    rasterio.shutil.copy(two, container, driver="netCDF")  # a variable a band: Band1, Band2
+    with pytest.raises(StfError) as refused:
+        fuse(FusionRequest(coarse_target=scene["coarse"], fine_reference=f'NETCDF:"{container}":Band9',
+                           output=str(tmp_path / "o.tif")))
+    assert str(refused.value) == (f'fine reference: {container} holds no subdataset NETCDF:"{container}":Band9; it '
+                                  f'holds NETCDF:"…":Band1, NETCDF:"…":Band2')
