@@ -198,9 +198,25 @@ def _csv_entry(path: Path, number: int, row: Dict[Optional[str], object], warnin
 
 
 def _located(cell: str, folder: Path) -> str:
-    """A list's path relative to the list's folder; a name GDAL resolves itself (/vsizip/…, NETCDF:"…":var) as it
-    is: on Windows, joining made C:\\series\\vsizip\\… of it."""
-    return cell if GDAL_NAME.match(cell) else str(folder / cell)
+    """A list's path, relative to the list's folder. In a name GDAL resolves itself, the file's path: after a /vsi
+    prefix (/vsizip/m.zip/a.tif), or in double quotes (NETCDF:"m.nc":var); joining the whole name to the folder made
+    /series/vsizip/… of it (C:\\series\\vsizip\\… on Windows). Other spellings (GPKG:m.gpkg:table) are taken as
+    they are: give them an absolute path."""
+    if not GDAL_NAME.match(cell):
+        return str(folder / cell)
+    virtual = VIRTUAL_FILE.fullmatch(cell)
+    if virtual:
+        return virtual["prefix"] + _from(folder, virtual["path"])
+    return QUOTED_FILE.sub(lambda quoted: f'"{_from(folder, quoted[1])}"', cell, count=1)
+
+
+def _from(folder: Path, path: str) -> str:
+    """`path` relative to `folder` unless it is absolute or a URL (/vsicurl/https://…)."""
+    return path if "://" in path or Path(path).is_absolute() else str(folder / path)
+
+
+VIRTUAL_FILE = re.compile(r"(?P<prefix>/vsi[a-z0-9_]+/)(?P<path>.+)")
+QUOTED_FILE = re.compile(r'"([^"]+)"')
 
 
 def _from_folder(folder: Path, warnings: Warnings) -> List[Dated]:

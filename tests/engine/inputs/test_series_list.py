@@ -162,13 +162,18 @@ def test_missing_columns_are_named_and_a_header_row_asked_for(tmp_path, header, 
         list_series(str(path))
 
 
-def test_a_csv_names_rasters_gdal_resolves_itself_as_they_are_and_others_relative_to_the_list(tmp_path):
-    """A netCDF variable, a GeoPackage table or a file in a zip archive are GDAL names, not paths in the folder."""
+def test_a_csv_names_rasters_gdal_resolves_itself_with_their_files_relative_to_the_list(tmp_path):
+    """A netCDF variable, a GeoPackage table or a file in a zip archive are GDAL names: the file in them is relative
+    to the list's folder, as a plain cell is, unless absolute or a URL."""
     listing = tmp_path / "series.csv"
     listing.write_text('date,coarse,fine\n'
                        '2020-03-01,"NETCDF:""/data/modis.nc"":sur_refl_b01",/vsizip//data/l8.zip/a.tif\n'
-                       "2020-03-02,GPKG:/data/modis.gpkg:day62,landsat/b.tif\n")
-    entries = list_series(str(listing))
+                       "2020-03-02,GPKG:/data/modis.gpkg:day62,landsat/b.tif\n"
+                       '2020-03-03,"NETCDF:""modis.nc"":sur_refl_b01",/vsizip/l8.zip/c.tif\n'
+                       "2020-03-04,/vsicurl/https://example.org/m.tif,\n")
+    entries = list_series(str(listing), pairs_only=False)
     assert [(e.coarse, e.fine) for e in entries] == [
         ('NETCDF:"/data/modis.nc":sur_refl_b01', "/vsizip//data/l8.zip/a.tif"),
-        ("GPKG:/data/modis.gpkg:day62", str(tmp_path / "landsat" / "b.tif"))]
+        ("GPKG:/data/modis.gpkg:day62", str(tmp_path / "landsat" / "b.tif")),
+        (f'NETCDF:"{tmp_path / "modis.nc"}":sur_refl_b01', f"/vsizip/{tmp_path / 'l8.zip'}/c.tif"),
+        ("/vsicurl/https://example.org/m.tif", None)]
