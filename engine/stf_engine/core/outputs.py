@@ -76,6 +76,8 @@ def check_writable_folder(folder: str, what: str = "output") -> None:
         os.close(fd)
         os.remove(probe)
     except OSError as exc:
+        if existing != os.path.abspath(folder):  # the folder is yet to be made, in `existing`
+            raise StfError(f"cannot make the {what} folder {folder} in {existing}: {_reason(exc, existing)}") from None
         raise StfError(f"cannot write the {what} into {folder}: {_reason(exc)}") from None
 
 

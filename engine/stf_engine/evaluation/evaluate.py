@@ -28,7 +28,7 @@ from ..errors import StfError
 from ..inputs.aligned import orders_apart, typical_level
 from ..raster.grid import Grid, resolution_in
 from ..raster.open import open_on_grid, open_raster
-from ..raster.reader import AlignedRaster, Scale, check_scales, parse_scale
+from ..raster.reader import AlignedRaster, Scale, bands_word, check_scales, parse_scale
 from ..raster.windows import block_windows
 from .metrics import SAM_BANDS, PixelSums
 from .plots import PLOT_NAMES, PlotData
@@ -153,7 +153,8 @@ def evaluate(
         pred = _on_grid(stack, request.prediction, "prediction", grid, request, "nearest", dataset=pred_ds)
         truth = _on_grid(stack, request.truth, "truth", grid, request, "nearest")
         if truth.count != pred.count:
-            raise StfError(f"the prediction {request.prediction} has {pred.count} bands but the truth {request.truth} "
+            raise StfError(f"the prediction {request.prediction} has {pred.count} {bands_word(pred.count)} but the truth "
+                           f"{request.truth} "
                            f"has {truth.count}; give as truth the fine image of the prediction's date with the same "
                            f"bands in the same order")
         truth_values = _valid_sample(truth)

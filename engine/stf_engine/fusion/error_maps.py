@@ -63,6 +63,7 @@ def remove_stale_maps(out_dir: str, written: Dict[str, str], warnings: Warnings)
         if ours:
             try:
                 remove_output(path, "earlier run's map")
+                remove_output(f"{path}.aux.xml", "earlier run's map statistics")
             except StfError as exc:
                 warnings.add(f"{exc}; it does not describe the new fused image: remove it by hand")
 

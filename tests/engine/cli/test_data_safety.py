@@ -195,7 +195,10 @@ def mounted(tmp_path):
 def test_read_only_output_folder_is_refused_before_any_work(scene, mounted, capsys):
     readonly = mounted("size=1m,ro")
     code = main(["fuse", "--coarse", scene["coarse"], "--fine", scene["fine"], "--out", str(readonly / "o.tif")])
-    one_error_line(capsys, code, "it is not writable")
+    one_error_line(capsys, code, f"cannot write the output into {readonly}: it is not writable")
+    code = main(["fuse", "--coarse", scene["coarse"], "--fine", scene["fine"], "--out",
+                 str(readonly / "new" / "o.tif")])  # a folder to make, in a folder that takes none
+    one_error_line(capsys, code, f"cannot make the output folder {readonly / 'new'} in {readonly}: it is not writable")
 
 
 def test_disk_full_while_fusing_is_one_line_and_leaves_nothing(tmp_path, mounted, capsys):

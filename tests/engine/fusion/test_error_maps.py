@@ -89,6 +89,7 @@ def test_a_run_into_a_maps_folder_removes_the_maps_an_earlier_run_left_that_it_d
     first = fuse(FusionRequest(coarse_reference=paths["coarse_ref"], method="delta", **common))
     assert "temporal_change" in first.error_maps
     (maps / "notes.tif").write_bytes(b"the user's own file")
+    (maps / "temporal_change.tif.aux.xml").write_text("<PAMDataset/>")  # its statistics, as QGIS leaves them
     second = fuse(FusionRequest(method="cubic", **common))  # no coarse reference: no temporal change map
     assert "temporal_change" not in second.error_maps
     assert sorted(p.name for p in maps.iterdir()) == sorted([f"{name}.tif" for name in second.error_maps] +
