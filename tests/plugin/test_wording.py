@@ -91,7 +91,8 @@ def test_flags_map_to_the_algorithms_parameters(engine_says, fuse_shows, series_
     assert in_processing_terms(engine_says, "fuse_series").startswith(series_shows or fuse_shows)
 
 
-C2_ADVICE = "if it is Landsat Collection 2 Level-2, set --scale fine=2.75e-5:-0.2, else its own scale: f.tif"
+C2_ADVICE = ("if it is Landsat Collection 2 Level-2, set --scale fine=2.75e-5:-0.2 for its surface reflectance or "
+             "fine=0.00341802:149 for its surface temperature (kelvin), else its own scale: f.tif")
 """The engine's advice for integers with no scale that read as more than reflectance can be."""
 SCALES_FIELDS = {
     "the dialog": ("'Scales'", lambda text: in_dialog_terms(text)),
@@ -105,7 +106,8 @@ SCALES_FIELDS = {
 def test_a_scale_the_engine_advises_is_what_to_enter_in_each_front_ends_scales_field():
     """"set --scale fine=2.75e-5:-0.2" names the field and keeps the value to enter there; stf:evaluate, which has
     no scale parameter, still says what to do in QGIS instead."""
-    assert [m for m in engine_messages() if "Level-2, set --scale {}=2.75e-5:-0.2, else its own scale" in m]
+    assert [m for m in engine_messages() if "Level-2, set --scale {}=2.75e-5:-0.2 for its surface reflectance or "
+            "{}=0.00341802:149 for its surface temperature (kelvin), else its own scale" in m]
     shown = {front_end: (said(C2_ADVICE), said("check units and set --scale"))
              for front_end, (_, said) in SCALES_FIELDS.items()}
     assert shown == {front_end: (C2_ADVICE.replace("--scale", f"{field} to"), f"check units and set {field}")

@@ -31,6 +31,8 @@ class TrainingData:
     warnings: List[str]
     step_ratio: int = 1
     """The coarse/fine ratio inside the training scenes (the Wald factor in self mode, the real ratio in series)."""
+    held_out: str = "the held-out part (the bottom rows)"
+    """What `validation` is, as a refusal names it: the bottom rows, or the held-out date."""
 
 
 def self_training_roles(request: TrainingRequest, model: ModelDef) -> Dict[str, str]:
@@ -54,6 +56,7 @@ def load_data(request: TrainingRequest, model: ModelDef, warnings: Warnings) -> 
     """Training and validation scenes for the request's mode; what reading them warns of is added to `warnings`
     (which becomes the data's: a warning given before, by the series listing of the request's check, is not
     repeated)."""
+    held_out = TrainingData.held_out
     if request.mode == "self":
         given = self_training_roles(request, model)
         aligned = read_aligned(given, request, model.coarse_resampling)
@@ -82,6 +85,7 @@ def load_data(request: TrainingRequest, model: ModelDef, warnings: Warnings) -> 
         by_date, used, aligned = series_scenes(request, model, warnings)
         if request.validation_date:
             validation = by_date.pop(validation_day(request))
+            held_out = f"the held-out date {request.validation_date}"
             train = [scene for scenes in by_date.values() for scene in scenes]
             if not train:
                 raise StfError("no training dates left after holding out the validation date")
@@ -101,7 +105,8 @@ def load_data(request: TrainingRequest, model: ModelDef, warnings: Warnings) -> 
     }
     bands = aligned.arrays[roles.FINE_REFERENCE].shape[0]
     step = factor if request.mode == "self" else aligned.ratio
-    return TrainingData(train, validation, used, bands, aligned.ratio, aligned.band_names, summary, warnings, step)
+    return TrainingData(train, validation, used, bands, aligned.ratio, aligned.band_names, summary, warnings, step,
+                        held_out)
 
 
 def to_tensors(batch: Batch, normalisation: Normalisation, device):

@@ -10,8 +10,9 @@ import json
 import math
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, Iterator, Optional, Tuple
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ from ..core.device import autocast, cpu_threads, resolve_device
 from ..core.options import defaults, parse
 from ..core.outputs import check_writable_file, made_folder, output_lock, refuse_overwrite
 from ..core.progress import Cancel, Progress, Warnings, check_cancel, reporter
-from ..errors import StfError
+from ..errors import FusionCancelled, StfError
 from ..inputs.series_list import list_series, series_files
 from ..models import checkpoint, get_model, instantiate
 from ..models.base import ModelDef
@@ -36,8 +37,8 @@ from .request import MIN_PATCH, MODES, TrainingRequest, TrainingResult
 VALIDATION_PATCHES = 16
 MAX_STEPS = 500
 MIN_STEPS = 25
-NOTHING_WRITTEN = "training cancelled before this run finished an epoch; it wrote no checkpoint"
 """Steps per epoch at least: a small scene is drawn from many times (random crops, flips and turns)."""
+NOTHING_WRITTEN = "training cancelled before this run finished an epoch; it wrote no checkpoint"
 
 
 @dataclass
@@ -54,6 +55,8 @@ class Session:
         default_factory=lambda: {"train": [], "validation": [], "metrics": [], "best_epoch": 0, "bad_epochs": 0,
                                  "epoch": 0}
     )
+    kept: str = ""
+    """What the checkpoint holds once this run has saved one (see `_kept`); empty before."""
 
 
 def check_training(request: TrainingRequest) -> None:
@@ -65,7 +68,8 @@ def check_training(request: TrainingRequest) -> None:
         check_self_training(request, model)
 
 
-def train(request: TrainingRequest, progress: Optional[Progress] = None, cancel: Optional[Cancel] = None) -> TrainingResult:
+def train(request: TrainingRequest, progress: Optional[Progress] = None,
+          cancel: Optional[Cancel] = None) -> TrainingResult:
     """Train `request.model`; `progress(fraction, message)` per step, `cancel.is_set()` checked per step."""
     started = time.perf_counter()
     report = reporter(progress, cancel)
@@ -90,7 +94,7 @@ def _train(request, model, options, device, report: Progress, cancel, started: f
     rng = np.random.default_rng(request.seed)
     torch.manual_seed(request.seed)
     sampler = PatchSampler(data.train, _patch_size(request.patch, data.train), rng)
-    validation = PatchSampler(data.validation, request.patch, np.random.default_rng(request.seed + 1))
+    validation = PatchSampler(data.validation, request.patch, np.random.default_rng(request.seed + 1), data.held_out)
     validation_batch = validation.draw(VALIDATION_PATCHES, augment=False)
     # Its own generator: the training's draws stay as they were.
     fitting = PatchSampler(data.train, min(sampler.patch, FIT_PATCH), np.random.default_rng(request.seed + 2))
@@ -112,31 +116,33 @@ def _train(request, model, options, device, report: Progress, cancel, started: f
     steps = request.steps_per_epoch or int(
         min(MAX_STEPS, max(MIN_STEPS, math.ceil(data.summary["train_pixels"] / (sampler.patch**2 * request.batch))))
     )
-    stopped_early = _epochs(session, request, meta, data, steps, sampler.patch, (validation_batch, baselines),
-                            normalisation, device, rng, report, cancel, deadline)
-    history = session.history
-    best = _best_metrics(history)
-    warnings = data.warnings
-    judged = verdict(model.name, best, request.mode)
-    if judged.warning:
-        warnings.add(judged.warning)
-    report(1.0, "done")
-    return TrainingResult(
-        checkpoint=request.output,
-        model=model.name,
-        epochs=history["epoch"],
-        best_epoch=history["best_epoch"],
-        steps=steps,
-        train_losses=history["train"],
-        validation_losses=history["validation"],
-        validation_metrics=best,
-        seconds=time.perf_counter() - started,
-        device=str(device),
-        samples={"train_scenes": len(data.train), "train_pixels": data.summary["train_pixels"], "patch": sampler.patch},
-        stopped_early=stopped_early,
-        warnings=tuple(warnings),
-        verdict=judged.sentence,
-    )
+    with _kept_when_stopped(session):
+        stopped_early = _epochs(session, request, meta, data, steps, sampler.patch, (validation_batch, baselines),
+                                normalisation, device, rng, report, cancel, deadline)
+        history = session.history
+        best = _best_metrics(history)
+        warnings = data.warnings
+        judged = verdict(model.name, best, request.mode)
+        if judged.warning:
+            warnings.add(judged.warning)
+        report(1.0, "done")
+        return TrainingResult(
+            checkpoint=request.output,
+            model=model.name,
+            epochs=history["epoch"],
+            best_epoch=history["best_epoch"],
+            steps=steps,
+            train_losses=history["train"],
+            validation_losses=history["validation"],
+            validation_metrics=best,
+            seconds=time.perf_counter() - started,
+            device=str(device),
+            samples={"train_scenes": len(data.train), "train_pixels": data.summary["train_pixels"],
+                     "patch": sampler.patch},
+            stopped_early=stopped_early,
+            warnings=tuple(warnings),
+            verdict=judged.sentence,
+        )
 
 
 def _patch_size(wanted: int, scenes) -> int:
@@ -227,13 +233,13 @@ def _epochs(session: Session, request, meta, data, steps, patch, validation, nor
     precision = "fp16" if device.type == "cuda" else "fp32"
     first_epoch = history["epoch"]
     total = max(1, (request.epochs - first_epoch) * steps)
+    replacing = os.path.exists(request.output)  # before this run's first save
     stopped_early = False
     for epoch in range(first_epoch, request.epochs):
         losses = []
         last = history["metrics"][-1]["rmse"] if history["metrics"] else float("nan")
         for step in range(steps):
-            check_cancel(cancel, "training cancelled; the last finished epoch is in the checkpoint"
-                         if epoch > first_epoch else NOTHING_WRITTEN)
+            check_cancel(cancel, f"training cancelled; {session.kept}" if session.kept else NOTHING_WRITTEN)
             if step and time.perf_counter() > deadline:
                 break  # the time budget is spent: validate and keep what this epoch learnt
             losses.append(_step(session, scaler, precision, device))
@@ -244,6 +250,7 @@ def _epochs(session: Session, request, meta, data, steps, patch, validation, nor
         if not math.isfinite(metrics["rmse"]):
             _diverged(request, epoch, history, data.warnings)
             _save(request, meta, data, steps, patch, history, session.best_state, True, None)
+            session.kept = _kept(request.output, history, replacing)
             return True
         history["train"].append(float(np.mean(losses)))
         history["validation"].append(metrics["rmse"])
@@ -265,11 +272,36 @@ def _epochs(session: Session, request, meta, data, steps, patch, validation, nor
             "rng": json.dumps(rng.bit_generator.state),
             "torch_rng": torch.get_rng_state(),
         })
+        session.kept = _kept(request.output, history, replacing)
         report(history["epoch"] / request.epochs,
                f"epoch {epoch + 1}: loss {history['train'][-1]:.4f} val rmse {metrics['rmse']:.4f}")
         if stopped_early:
             break
     return stopped_early
+
+
+def _kept(path: str, history: dict, replacing: bool) -> str:
+    """What the checkpoint at `path` holds after this run saved an epoch: the rest of the message of a run stopped
+    after that (a cancel's, or the `left_behind` of an interrupt or error), which must not say nothing was written.
+    `replacing`: a file was at `path` before this run, and the first save replaced it."""
+    done, best = history["epoch"], history["best_epoch"]
+    holds = "the one epoch finished" if done == 1 else f"the best of the {done} epochs finished (epoch {best})"
+    return f"the checkpoint {path} holds {holds}" + ("; the earlier file there was replaced" if replacing else "")
+
+
+@contextmanager
+def _kept_when_stopped(session: Session) -> Iterator[None]:
+    """The epochs' block; an interrupt, stop signal or error leaving it after this run saved a checkpoint carries
+    what the checkpoint holds as `left_behind` (the command line prints it instead of "no output was written"). A
+    cancel says so in its own message."""
+    try:
+        yield
+    except FusionCancelled:
+        raise
+    except BaseException as stop:
+        if session.kept:
+            stop.left_behind = session.kept
+        raise
 
 
 def _diverged(request, epoch: int, history: dict, warnings) -> None:

@@ -14,6 +14,8 @@ from .scenes import Scene
 Batch = Tuple[Dict[str, np.ndarray], np.ndarray, np.ndarray]
 """(inputs by role (B, C, p, p), target (B, C, p, p), valid (B, 1, p, p))."""
 MIN_VALID = 0.5
+TRAINING = "the training data"
+"""The part of the data a sampler draws from unless told otherwise (the held-out part is named by its caller)."""
 
 
 def _usable_corners(valid: np.ndarray, size: int) -> np.ndarray:
@@ -26,20 +28,15 @@ def _usable_corners(valid: np.ndarray, size: int) -> np.ndarray:
 class PatchSampler:
     """Draws patch×patch samples uniformly over the usable positions of all scenes (the patch shrinks to fit)."""
 
-    def __init__(self, scenes: List[Scene], patch: int, rng: np.random.Generator):
+    def __init__(self, scenes: List[Scene], patch: int, rng: np.random.Generator, part: str = TRAINING):
+        """`part` names the scenes in a refusal: the training data, or the held-out rows or date."""
         self.scenes = scenes
         self.patch = max(1, min([patch] + [min(scene.shape) for scene in scenes]))
         self.rng = rng
         self.corners = [_usable_corners(scene.valid, self.patch) for scene in scenes]
         counts = np.array([len(c) for c in self.corners], dtype=np.float64)
         if counts.sum() == 0:
-            share = sum(int(s.valid.sum()) for s in scenes) / sum(s.valid.size for s in scenes)
-            why = ("the scene is mostly nodata or masked" if share < MIN_VALID else
-                   "nodata or masks reach into every such area")
-            raise StfError(
-                f"the training data has no {self.patch}×{self.patch} area with at least {MIN_VALID:.0%} of its "
-                f"pixels valid ({share:.0%} of all are): {why}"
-            )
+            raise StfError(_no_usable_area(scenes, self.patch, part))
         self.odds = counts / counts.sum()
 
     def draw(self, count: int, augment: bool = True) -> Batch:
@@ -58,6 +55,15 @@ class PatchSampler:
             targets.append(_augment(scene.target[window], flip, turns))
             masks.append(_augment(scene.valid[None, row : row + size, col : col + size], flip, turns))
         return {role: np.stack(stack) for role, stack in inputs.items()}, np.stack(targets), np.stack(masks)
+
+
+def _no_usable_area(scenes: List[Scene], patch: int, part: str) -> str:
+    """Why no patch can be drawn from `part`; a held-out part short of data is named as such, not as the scene."""
+    share = sum(int(s.valid.sum()) for s in scenes) / sum(s.valid.size for s in scenes)
+    mostly = "the scene is" if part == TRAINING else "it is"
+    why = f"{mostly} mostly nodata or masked" if share < MIN_VALID else "nodata or masks reach into every such area"
+    return (f"{part} has no {patch}×{patch} area with at least {MIN_VALID:.0%} of its pixels valid ({share:.0%} of "
+            f"all are): {why}")
 
 
 def _augment(patch: np.ndarray, flip: int, turns: int) -> np.ndarray:

@@ -74,11 +74,26 @@ MIN_ROWS = 8
 
 
 def split_rows(scenes: List[Scene], fraction: float) -> Tuple[List[Scene], List[Scene]]:
-    """Hold out the last `fraction` of each scene's rows for validation (MIN_ROWS each side where possible)."""
+    """Hold out for validation the bottom rows of each scene that hold `fraction` of its valid pixels (MIN_ROWS
+    each side where possible). Rows below the last one with data are left out of both parts: a nodata strip along
+    the bottom would otherwise be all the held-out part has. A scene without nodata splits as a plain share of its
+    rows would, as it always has."""
     train, validation = [], []
     for scene in scenes:
-        height = scene.shape[0]
-        held = min(max(1, height - MIN_ROWS), max(min(MIN_ROWS, height // 2), int(round(height * fraction))))
-        train.append(scene.rows(0, height - held))
-        validation.append(scene.rows(height - held, height))
+        stop, held = _held_rows(scene.valid, fraction)
+        train.append(scene.rows(0, stop - held))
+        validation.append(scene.rows(stop - held, stop))
     return train, validation
+
+
+def _held_rows(valid: np.ndarray, fraction: float) -> Tuple[int, int]:
+    """(the rows kept: up to the last with data, or all when none has any; how many of them, at the bottom, hold
+    `fraction` of the valid pixels). The share wanted is that of `fraction` of the rows rounded to a whole row, so
+    that equal rows (no nodata) give that row count exactly."""
+    per_row = valid.sum(axis=1)
+    height = len(per_row)
+    with_data = np.flatnonzero(per_row)
+    stop = int(with_data[-1]) + 1 if len(with_data) else height
+    wanted = int(per_row.sum()) * int(round(height * fraction)) / height
+    rows = int(np.searchsorted(np.cumsum(per_row[:stop][::-1]), wanted)) + 1 if wanted else 0
+    return stop, min(max(1, stop - MIN_ROWS), max(min(MIN_ROWS, stop // 2), rows))

@@ -52,6 +52,18 @@ def test_the_verdict_warns_unless_the_model_beats_delta_on_a_scene_that_can_show
     assert verdict("ganstfm", {**SCORES, "rmse": 0.0189}).kind == "beats"
 
 
+def test_a_delta_many_times_worse_than_the_coarse_image_points_at_units_not_the_scene():
+    """An unscaled Landsat C2 fine image in self mode: delta 1.122 against the coarse image's 0.01602 is a unit
+    error, which the verdict blamed on the scene ('shows no fine detail'); ten times or less still does."""
+    units = verdict("ganstfm", {**SCORES, "rmse": 0.5, "rmse_delta": 1.122, "rmse_coarse_input": 0.01602})
+    assert units.kind == "cannot show" and "fine detail" not in units.warning
+    assert units.warning == ("on held-out data the delta baseline (RMSE 1.122) scores 70 times worse than the coarse "
+                             "image alone (0.01602): the fine and coarse inputs are most likely in different units; "
+                             "check their scales (--scale) and train again")
+    blurry = verdict("ganstfm", {**SCORES, "rmse_delta": 0.15, "rmse_coarse_input": 0.015})
+    assert "shows no fine detail" in blurry.warning
+
+
 def test_a_series_truth_is_a_fine_image_and_old_scores_get_no_verdict():
     assert verdict("edcstfn", {**SCORES, "rmse_coarse_input": 0.015}, mode="series").kind == "beats"
     unsmoothed = {k: v for k, v in SCORES.items() if k != "delta_smoothing"}

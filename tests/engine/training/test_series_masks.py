@@ -200,3 +200,22 @@ def test_the_request_checks_its_mask_rules_as_a_series_request_does(tmp_path, ru
     assert TrainingRequest(model="ganstfm", output=str(tmp_path / "m.pt"),
                            mask_rules=["fine=s2-scl", "coarse=modis-state"]).mask_rules == {
         "fine": "s2-scl", "coarse": "modis-state"}
+
+
+def test_fine_masks_on_the_bottom_rows_leave_held_out_rows_with_data(series, tmp_path):
+    """Every date's fine mask flags the bottom 10 of 64 rows: the held-out rows are taken above them (the bottom
+    rows held nothing but masked pixels, and training was refused as 'mostly nodata')."""
+    csv, dates = series
+    write_mask(csv.parent / f"fine_{dates[0]}.tif", csv.parent / "bottom.tif", slice(SIDE - 10, SIDE), slice(None))
+    result = train(request(with_masks(csv, {date: {"fine": "bottom.tif"} for date in dates}), tmp_path))
+    assert result.epochs == 1 and 0 < result.validation_metrics["rmse"] < 1
+
+
+def test_a_held_out_date_without_data_is_named_in_the_refusal(series, tmp_path):
+    """The held-out date's fine image is masked whole: the refusal names that date, not the training data."""
+    csv, dates = series
+    write_mask(csv.parent / f"fine_{dates[2]}.tif", csv.parent / "all.tif", slice(None), slice(None))
+    training = request(with_masks(csv, {dates[2]: {"fine": "all.tif"}}), tmp_path, validation_date=dates[2])
+    with pytest.raises(StfError, match=f"^the held-out date {dates[2]} has no 16×16 area with at least 50% of its "
+                                       r"pixels valid \(0% of all are\): it is mostly nodata or masked$"):
+        train(training)

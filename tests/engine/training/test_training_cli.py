@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 
 from stf_engine import StfError, TrainingRequest, check_training, train
 from stf_engine.cli import main
+from stf_engine.cli.main import NOTHING_WRITTEN, Stopped
 from stf_engine.models import checkpoint
 
 from helpers.rasters import crop
@@ -321,3 +323,83 @@ def test_series_training_takes_real_gaps_and_reports_delta(tmp_path, capsys):
     printed = capsys.readouterr()
     assert code == 0, printed.err
     assert "rmse_delta" in checkpoint.load(str(out)).meta["validation"]
+
+
+def test_self_training_takes_a_scene_with_a_nodata_strip_along_the_bottom(tmp_path):
+    """128×128 fine pixels at a ratio of 4 with the bottom 24 rows nodata: the rows held out for validation are
+    taken above the strip (they were the strip, and training was refused as 'mostly nodata')."""
+    from devkit.synthetic import fine_transform, textured_scene, write
+
+    fine = textured_scene(128, 128, bands=3, seed=2)
+    fine[:, -24:, :] = -1.0
+    coarse = textured_scene(32, 32, bands=3, seed=3) * 1.05
+    request = TrainingRequest(model="ganstfm", output=str(tmp_path / "m.pt"), mode="self", device="cpu",
+                              coarse_target=write(tmp_path / "c.tif", coarse, fine_transform(120.0)),
+                              fine_reference=write(tmp_path / "f.tif", fine, fine_transform(), nodata=-1.0),
+                              epochs=1, steps_per_epoch=2, batch=2)
+    result = train(request)
+    assert result.epochs == 1 and 0 < result.validation_metrics["rmse"] < 1
+
+
+def stop_at_step(monkeypatch, number, stop):
+    """Training steps that raise `stop()` (an interrupt, or the command line's stop signal) at step `number`."""
+    from stf_engine.training import loop
+
+    step, steps = loop._step, []
+
+    def stopping(session, *args):
+        steps.append(1)
+        if len(steps) == number:
+            raise stop()
+        return step(session, *args)
+
+    monkeypatch.setattr(loop, "_step", stopping)
+
+
+STOPS = [(KeyboardInterrupt, 130, "interrupted"), (lambda: Stopped(signal.SIGTERM), 143, "stopped by SIGTERM")]
+"""(a new stop, its exit code, how the command line says it)."""
+
+
+@pytest.mark.parametrize("stop, code, said", STOPS)
+def test_a_stop_after_an_epoch_says_what_the_checkpoint_holds(tmp_path, capsys, monkeypatch, stop, code, said):
+    """Ctrl-C or SIGTERM in the second epoch, over an earlier file: the line says the checkpoint now holds this
+    run's first epoch and replaced that file (it said that no output was written)."""
+    out = tmp_path / "m.pt"
+    out.write_bytes(b"an earlier model")
+    stop_at_step(monkeypatch, 3, stop)  # two steps an epoch
+    assert main(["train", "--model", "ganstfm", "--coarse", str(C2000), "--fine", str(F2002), "--coarse-res", "250",
+                 "--epochs", "3", "--out", str(out), *TINY]) == code
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"error: {said}; the checkpoint {out} holds the one epoch finished; the earlier file there was replaced")
+    assert checkpoint.load(str(out)).meta["training"]["epochs"] == 1
+
+
+@pytest.mark.parametrize("stop, code, said", STOPS)
+def test_a_stop_in_the_first_epoch_says_nothing_was_written(tmp_path, capsys, monkeypatch, stop, code, said):
+    out = tmp_path / "m.pt"
+    out.write_bytes(b"an earlier model")
+    stop_at_step(monkeypatch, 1, stop)
+    assert main(["train", "--model", "ganstfm", "--coarse", str(C2000), "--fine", str(F2002), "--coarse-res", "250",
+                 "--epochs", "3", "--out", str(out), *TINY]) == code
+    assert capsys.readouterr().err.splitlines()[-1] == f"error: {said}; {NOTHING_WRITTEN}"
+    assert out.read_bytes() == b"an earlier model"
+
+
+def test_a_cancel_after_two_epochs_says_which_the_checkpoint_holds(tmp_path):
+    import threading
+
+    from stf_engine import FusionCancelled
+
+    cancel = threading.Event()
+
+    def progress(fraction, message):
+        if message.startswith("epoch 2:"):
+            cancel.set()
+
+    out = tmp_path / "new.pt"
+    with pytest.raises(FusionCancelled) as cancelled:
+        train(diverging_request(out, epochs=4), progress, cancel)
+    best = checkpoint.load(str(out)).meta["training"]["best_epoch"]
+    assert str(cancelled.value) == (f"training cancelled; the checkpoint {out} holds the best of the 2 epochs "
+                                    f"finished (epoch {best})")
+    assert not hasattr(cancelled.value, "left_behind"), "its message says it: the command line would say it twice"

@@ -95,3 +95,34 @@ def test_series_from_csv_and_from_named_files(tmp_path):
     with pytest.raises(StfError, match="at least two dates"):
         (tmp_path / "one.csv").write_text("date,coarse,fine\n2020-01-02,c.tif,f.tif\n")
         list_series(str(tmp_path / "one.csv"))
+
+
+@pytest.mark.parametrize("height, fraction", [(40, 0.25), (64, 0.1), (17, 0.3), (100, 0.05), (9, 0.5), (256, 0.15)])
+def test_a_scene_without_nodata_splits_as_a_share_of_its_rows_as_before(height, fraction):
+    """The bench's scenes hold no nodata: their split must not move."""
+    scene = _scene(height=max(height, 21)).rows(0, height)
+    scene.valid[:] = True
+    before = min(max(1, height - 8), max(min(8, height // 2), int(round(height * fraction))))
+    train, validation = split_rows([scene], fraction)
+    assert train[0].shape[0] == height - before and validation[0].shape[0] == before
+
+
+def test_the_held_out_rows_hold_the_share_of_valid_pixels_above_a_nodata_strip():
+    """A nodata strip along the bottom (12% of the rows) is left out, and the rows above it are held out; a gap
+    inside the held-out rows makes them reach further up, to hold their share of the valid pixels."""
+    scene = _scene(height=100)
+    scene.valid[:] = True
+    scene.valid[88:] = False
+    train, validation = split_rows([scene], 0.2)
+    assert train[0].shape[0] == 70 and validation[0].shape[0] == 18 and validation[0].valid.all()
+    scene.valid[80:84] = False
+    train, validation = split_rows([scene], 0.2)
+    assert train[0].shape[0] == 67 and validation[0].valid.sum() == 17 * 36
+
+
+def test_a_held_out_part_without_data_is_named_in_the_refusal():
+    scene = _scene()
+    scene.valid[:] = False
+    with pytest.raises(StfError, match=r"^the held-out part \(the bottom rows\) has no 12×12 area .* \(0% of all "
+                                       r"are\): it is mostly nodata or masked$"):
+        PatchSampler([scene], 12, np.random.default_rng(0), "the held-out part (the bottom rows)")
