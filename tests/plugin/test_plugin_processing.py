@@ -443,7 +443,7 @@ def test_scales_read_a_landsat_c2_fine_reference_as_the_reflectance_it_holds(plu
     feedback = RecordingFeedback()
     processing.run("stf:fuse", {**common, "FINE_REFERENCE": c2, "OUTPUT": str(tmp_path / "unscaled.tif")},
                    feedback=feedback)
-    advice = f"set 'Scales to reflectance' (SCALES) to {C2_L2}, else its own scale"
+    advice = f"set 'Scales to reflectance' (SCALES) to {C2_L2} for its surface reflectance"
     assert [w for w in feedback.warnings if advice in w and "--" not in w], feedback.warnings
 
 
