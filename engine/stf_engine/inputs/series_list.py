@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..core.progress import Warnings
-from ..raster.open import GDAL_NAME
 from ..errors import StfError
+from ..raster.open import GDAL_NAME, QUOTED_FILE
 
 SPELLINGS = r"(?P<iso>\d{4}-\d{2}-\d{2})|(?P<compact>\d{8})|(?P<doy>\d{4}-?\d{3})"
 """How a series writes a date, in a CSV and in file names alike: 2002-11-07, 20021107, or year and day of year
@@ -216,7 +216,6 @@ def _from(folder: Path, path: str) -> str:
 
 
 VIRTUAL_FILE = re.compile(r"(?P<prefix>/vsi[a-z0-9_]+/)(?P<path>.+)")
-QUOTED_FILE = re.compile(r'"([^"]+)"')
 
 
 def _from_folder(folder: Path, warnings: Warnings) -> List[Dated]:

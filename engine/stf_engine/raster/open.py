@@ -29,6 +29,8 @@ GDAL_NAME = re.compile(r"/vsi|[A-Za-z][A-Za-z0-9_]+:")
 """How a path GDAL resolves itself starts: a virtual file system (/vsizip/archive.zip/image.tif) or a subdataset's
 driver (NETCDF:"file.nc":var, HDF4_EOS:EOS_GRID:"file.hdf":grid:field, GPKG:file.gpkg:table); never a Windows
 drive, one letter."""
+QUOTED_FILE = re.compile(r'"([^"]+)"')
+"""The file in a subdataset name that quotes it (NETCDF:"file.nc":var)."""
 
 
 def open_raster(path: str, label: str):
@@ -63,7 +65,7 @@ def open_raster(path: str, label: str):
 def _refuse_missing_subdataset(name: str, label: str) -> None:
     """StfError naming what a file holds when a subdataset name (NETCDF:"f.nc":var) that GDAL cannot open names an
     existing file: the variable or path in it is wrong, where GDAL says 'No such file or directory'."""
-    quoted = re.search(r'"([^"]+)"', name)
+    quoted = QUOTED_FILE.search(name)
     if not quoted or not os.path.isfile(quoted.group(1)):
         return
     file = quoted.group(1)
