@@ -39,6 +39,8 @@ class StfPlugin:
         """Called by initGui, and by QGIS itself where there is no GUI (qgis_process); registers once."""
         if self.provider is not None:
             return
+        if not self.status.ok:  # said here too: qgis_process calls only this, and prints the log's warnings
+            log.warning(self.status.problem + (f"\n{self.status.detail}" if self.status.detail else ""))
         self.provider = StfProvider(self.status)
         QgsApplication.processingRegistry().addProvider(self.provider)
 
@@ -51,7 +53,6 @@ class StfPlugin:
         self.iface.addPluginToRasterMenu(MENU, self.action)
         self.iface.addRasterToolBarIcon(self.action)
         if not self.status.ok:
-            log.warning(self.status.problem)
             self.iface.messageBar().pushMessage(MESSAGE_TITLE, self.status.problem, Qgis.Warning, 0)
 
     def unload(self) -> None:

@@ -11,6 +11,20 @@ import torch
 
 from ..errors import StfError
 
+MINIMUM_TORCH = (2, 3)
+"""The oldest PyTorch the engine runs on: training uses torch.amp.GradScaler(device), new in 2.3 (it is tested with
+2.13). Debian 12's own python3-torch is 1.13."""
+
+
+def _torch_release(version: str) -> tuple:
+    """(major, minor) of a PyTorch version string such as '2.13.0+cpu'."""
+    return tuple(int(part) for part in version.split("+")[0].split(".")[:2] if part.isdigit())
+
+
+if _torch_release(torch.__version__) < MINIMUM_TORCH:  # refused at import: the first call would fail deep inside
+    raise ImportError(f"PyTorch {torch.__version__} is too old for STF, which needs PyTorch "
+                      f"{'.'.join(map(str, MINIMUM_TORCH))} or later", name="torch")
+
 DEVICES = ("auto", "cpu", "cuda")
 """Device names a request may give: auto takes CUDA when usable, else the CPU."""
 PRECISIONS = ("fp32", "fp16", "bf16")
