@@ -10,6 +10,8 @@ from rasterio.enums import ColorInterp, Resampling
 from rasterio.errors import NodataShadowWarning
 from rasterio.transform import Affine
 from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+from rasterio.warp import transform
 
 from ..errors import StfError
 from .gdal_log import gdal_errors
@@ -30,6 +32,10 @@ def data_bands(dataset) -> List[int]:
     """The dataset's bands that hold values (1-based): all but its alpha band, which is a mask."""
     alpha = alpha_band(dataset)
     return [band for band in range(1, dataset.count + 1) if band != alpha]
+
+
+SPREAD = 2
+"""How far (the file's pixels) a resampling kernel carries a value onto the grid: bilinear 1, cubic 2."""
 
 
 class GridView:
@@ -64,6 +70,23 @@ class GridView:
         self._alpha = dataset.count + 1 if add_alpha else alpha
         if dataset.nodata is not None and dataset.count > 1 and resampling != Resampling.nearest:
             self._masks = WarpedVRT(dataset, resampling=Resampling.nearest, **on_grid)
+
+    def source_pixel(self, row: int, col: int, bands: Sequence[int]) -> Tuple[int, int]:
+        """(row, col) in the dataset's own pixels of the first non-finite value of `bands` near the grid pixel
+        (row, col) of this view, a non-finite value having spread from there: where a user finds it in the file (a
+        warped view moves it by the shift, the CRS and the pixel size, and resampling spreads it to neighbours)."""
+        if self._values is self.dataset:
+            return row, col
+        x, y = self._values.transform * (col + 0.5, row + 0.5)
+        if self._values.crs != self.dataset.crs:
+            xs, ys = transform(self._values.crs, self.dataset.crs, [x], [y])
+            x, y = xs[0], ys[0]
+        source_col, source_row = (int(at // 1) for at in ~self.dataset.transform * (x, y))
+        top, left = max(source_row - SPREAD, 0), max(source_col - SPREAD, 0)
+        near = self.dataset.read(list(bands), window=Window(left, top, 2 * SPREAD + 1, 2 * SPREAD + 1),
+                                 boundless=False)
+        found = np.argwhere(~np.isfinite(near).all(axis=0))
+        return (top + int(found[0][0]), left + int(found[0][1])) if len(found) else (source_row, source_col)
 
     def close(self) -> None:
         """Close the warped views, if any; the dataset stays with whoever opened it."""

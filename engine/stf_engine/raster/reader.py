@@ -176,12 +176,12 @@ class AlignedRaster:
         data = self._units.to_reflectance(stored)
         bad = valid & ~np.isfinite(data).all(axis=0)
         if bad.any():
-            row, col = np.argwhere(bad)[0]
-            raise StfError(
-                f"{self.label} holds NaN or infinite values that are not marked as nodata (the first at row "
-                f"{int(window.row_off) + int(row)}, column {int(window.col_off) + int(col)} of the fine grid); "
-                f"set its nodata value: {self.dataset.name}"
-            )
+            row, col = (int(offset + at) for offset, at in zip((window.row_off, window.col_off), np.argwhere(bad)[0]))
+            source_row, source_col = self.view.source_pixel(row, col, self.bands)
+            where = (f"row {source_row}, column {source_col}" if (source_row, source_col) == (row, col) else
+                     f"row {source_row}, column {source_col} of the file, row {row}, column {col} of the fine grid")
+            raise StfError(f"{self.label} holds NaN or infinite values that are not marked as nodata (the first at "
+                           f"{where}; rows and columns count from 0); set its nodata value: {self.dataset.name}")
         data[:, ~valid] = 0.0
         return data, valid
 

@@ -9,7 +9,7 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from stf_engine import StfError, roles
+from stf_engine import FusionRequest, StfError, fuse, roles
 from stf_engine.inputs.aligned import Alignment, open_inputs
 from stf_engine.raster.grid import percent
 from devkit.synthetic import ORIGIN, fine_transform, scene_set, write
@@ -207,3 +207,19 @@ def test_a_subdataset_its_file_does_not_hold_is_named_with_those_it_does(scene, 
                            output=str(tmp_path / "o.tif")))
     assert str(refused.value) == (f'fine reference: {container} holds no subdataset NETCDF:"{container}":Band9; it '
                                   f'holds NETCDF:"…":Band1, NETCDF:"…":Band2')
+
+
+@pytest.mark.parametrize("shift", [None, (6.0, -5.0)])
+def test_a_nan_not_marked_as_nodata_is_named_at_its_pixel_in_the_file(scene, tmp_path, shift):
+    """The coarse raster is resampled onto the fine grid and moved by the shift: the fine grid's row and column
+    alone sent the user to another pixel of the file (rows 5 and columns 5 off after --register on the sample)."""
+    image = pixels(scene["coarse"])
+    image[1, 3, 6] = np.nan
+    holed = write(tmp_path / "holed.tif", image, fine_transform(30.0 * RATIO))
+    request = FusionRequest(coarse_target=holed, fine_reference=scene["fine"], output=str(tmp_path / "fused.tif"),
+                            method="delta", coarse_shift=shift)
+    with pytest.raises(StfError) as refused:
+        fuse(request)
+    assert str(refused.value).startswith(
+        "coarse target holds NaN or infinite values that are not marked as nodata (the first at row 3, column 6 of "
+        "the file, row ")
