@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import signal
 import sys
 import threading
@@ -67,6 +68,11 @@ class GuardedOutput:
         return getattr(self.stream, name)
 
 
+NEGATIVE_NUMBERS = re.compile(r"^-\d*\.?\d+(e[-+]?\d+)?(,\s*-?\d*\.?\d+(e[-+]?\d+)?)*$", re.IGNORECASE)
+"""A value, not a flag, though it starts with '-': a negative number or list of numbers (`--coarse-shift
+-5.66,-4.27`, the shift `--register` prints); argparse's own pattern takes no list and no exponent."""
+
+
 class Parser(argparse.ArgumentParser):
     """argparse for `stf`: its errors are user errors like the engine's, one `error: …` line and exit 2 (`--help`
     shows the usage), and an int or float flag's value is refused by name when it is no number."""
@@ -75,6 +81,7 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
         self.register("type", int, _whole_number)
         self.register("type", float, _number)
+        self._negative_number_matcher = NEGATIVE_NUMBERS
 
     def error(self, message: str):
         """Raise argparse's complaint ('argument --tile: …') as StfError: `main` prints 'error: --tile: …'."""

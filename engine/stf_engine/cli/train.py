@@ -35,7 +35,8 @@ def add_arguments(parser) -> None:
     loop.add_argument("--seed", type=int, default=0)
     loop.add_argument("--device", default=DEVICES[0], choices=DEVICES)
     add_threads_argument(loop)
-    loop.add_argument("--val-fraction", type=float, default=0.1, help="share of rows held out (default 0.1)")
+    loop.add_argument("--val-fraction", type=float, default=0.1,
+                      help="share of the valid pixels held out, in the bottom rows (default 0.1)")
     loop.add_argument("--patience", type=int, default=5, help="early stopping after N epochs without progress")
     loop.add_argument("--minutes", type=float, default=DEFAULT_MINUTES,
                       help=f"time budget: stop after the epoch that uses it up (default {DEFAULT_MINUTES:g}; 0 = none)")

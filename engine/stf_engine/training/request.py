@@ -48,7 +48,8 @@ class TrainingRequest:
     threads: Optional[int] = None
     """CPU threads; None takes the number of physical cores."""
     validation_date: Optional[str] = None
-    """Series: date held out for validation; None holds out the last `validation_fraction` of the rows."""
+    """Series: date held out for validation; None holds out the bottom rows that hold `validation_fraction` of
+    the valid pixels."""
     validation_fraction: float = 0.1
     patience: int = 5
     """Stop after this many epochs without a better validation RMSE."""

@@ -219,6 +219,18 @@ def test_a_coarse_shift_must_be_two_finite_numbers(scene, tmp_path, capsys, shif
     assert_user_error(code, err, str(out), text)
 
 
+@pytest.mark.parametrize("shift", ["-1.5,-2", "-1.5, -2", "-15e-1,-2"])
+def test_a_negative_coarse_shift_is_a_value_after_a_space_as_register_prints_it(scene, tmp_path, capsys, shift):
+    """argparse took '-1.5,-2' for a flag ('expected one argument'), so the shift `--register` printed could not be
+    given back as the README writes it."""
+    out = tmp_path / "fused.tif"
+    code, printed, err = run_cli(["fuse", "--coarse", scene["coarse"], "--fine", scene["fine"], "--coarse-ref",
+                                  scene["coarse_ref"], "--method", "delta", "--out", str(out), "--coarse-shift", shift],
+                                 capsys)
+    assert code == 0, err
+    assert "coarse rasters shifted by -1.50 px east, -2.00 px south" in printed
+
+
 def all_nodata_fuse(scene, tmp_path):
     """A fuse command that fails in the engine after its progress bar is up."""
     empty = write(tmp_path / "empty.tif", np.full((3, 12, 12), -5, "int16"), fine_transform(120), nodata=-5)
