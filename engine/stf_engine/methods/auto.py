@@ -65,7 +65,9 @@ def candidates(given: Sequence[str], weights: Optional[str] = None, deep: Option
 
 
 def reduced_world(arrays: Mapping[str, np.ndarray], valid: np.ndarray, ratio: int):
-    """(inputs and truth one coarse step down as (C, h, w) arrays, their valid mask, the reduced ratio) or None."""
+    """(inputs and truth one coarse step down as (C, h, w) arrays, their valid mask, the reduced ratio) or None
+    when the scene is too small to validate on: fewer than MIN_BLOCKS coarse pixels a side, or fewer than
+    MIN_BLOCKS² of them wholly holding data (a coarse image over a corner of the fine reference)."""
     fine, _ = block_mean(arrays[roles.FINE_REFERENCE], valid, ratio)
     hb, wb = fine.shape[1:]
     if min(hb, wb) < MIN_BLOCKS:
@@ -73,6 +75,8 @@ def reduced_world(arrays: Mapping[str, np.ndarray], valid: np.ndarray, ratio: in
     reduced = max(2, min(ratio, min(hb, wb) // 8))
     complete, _ = block_mean(valid[None].astype(np.float32), np.ones_like(valid), ratio)
     small_valid = complete[0] >= 1.0 - 1e-6
+    if small_valid.sum() < MIN_BLOCKS * MIN_BLOCKS:
+        return None
     world = {}
     for role, array in arrays.items():
         means, _ = block_mean(array, valid, ratio)
@@ -96,8 +100,8 @@ def score(arrays: Mapping[str, np.ndarray], valid: np.ndarray, ratio: int, specs
     `tick(fraction)` reports the share of the candidates done, each candidate's own ticks within its share."""
     world = reduced_world(arrays, valid, ratio)
     if world is None:
-        return Choice("delta", (), f"the scene has fewer than {MIN_BLOCKS} coarse pixels a side, too few to "
-                                   "validate methods on; auto takes the delta baseline")
+        return Choice("delta", (), f"the scene holds data in fewer than {MIN_BLOCKS}×{MIN_BLOCKS} coarse pixels, "
+                                   "too few to validate methods on; auto takes the delta baseline")
     inputs, truth, small_valid, reduced = world
     fine = inputs[roles.FINE_REFERENCE]
     tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None]  # noqa: E731

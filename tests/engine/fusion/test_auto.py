@@ -79,6 +79,23 @@ def test_auto_takes_delta_when_the_scene_is_too_small_to_validate(tmp_path):
     assert any("too few to validate" in warning for warning in result.warnings)
 
 
+@pytest.mark.parametrize("covered", [6, 40])
+def test_auto_takes_delta_when_the_coarse_target_covers_too_little_of_a_large_scene(tmp_path, covered):
+    """A coarse image over a corner of the fine reference (fine pixels a side): the scene is large enough, yet the
+    reduced world held almost no data, and FSDAF's classes of no pixels crashed auto ('random_ expects from < to')."""
+    paths, _ = scene_with_local_gain(tmp_path)
+    with rasterio.open(paths["coarse_target"]) as source:
+        values = source.read()
+    values[:, covered:, :] = -1.0
+    values[:, :, covered:] = -1.0
+    write(paths["coarse_target"], values, fine_transform(), nodata=-1.0)
+    result = fuse(FusionRequest(output=str(tmp_path / "auto.tif"), method="auto", coarse_resolution=30 * RATIO,
+                                **paths))
+    assert result.method == "delta" and result.validation == ()
+    assert any("holds data in fewer than 16×16 coarse pixels, too few to validate" in warning
+               for warning in result.warnings)
+
+
 def test_auto_is_listed_first_and_checked_without_running_candidates(tmp_path):
     from stf_engine import check
 
