@@ -264,12 +264,16 @@ HELD = "open in another program (a QGIS layer showing it, a spreadsheet)"
 
 
 def why_write_failed(message: str, folder: str, number: Optional[int] = None) -> str:
-    """'no space left on the device' for a full disk (by errno, message or the folder's free space),
-    'it is not writable' for permissions and read-only mounts, else the message itself."""
-    if number == errno.ENOSPC or "No space left" in message or _free_bytes(folder) == 0:
+    """'no space left on the device' for a full disk (by errno or message; by the folder's free space only when
+    the failure carries no errno, as GDAL's do), 'it is not writable' for permissions and read-only mounts, else the
+    message itself. Read-only mounts and system folders (/proc, /sys) report no free space, so that alone is no
+    proof of a full disk."""
+    if number == errno.ENOSPC or "No space left" in message:
         return "no space left on the device"
     if number in (errno.EACCES, errno.EPERM, errno.EROFS) or "Permission denied" in message or "Read-only" in message:
         return "it is not writable"
+    if number is None and _free_bytes(folder) == 0:
+        return "no space left on the device"
     return message
 
 

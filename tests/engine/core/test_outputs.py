@@ -1,4 +1,5 @@
 """Output locks ask whether the holder runs without ever signalling it (on Windows, os.kill ends a process)."""
+import errno
 import os
 import subprocess
 import sys
@@ -234,6 +235,20 @@ def test_a_full_disk_is_told_where_the_system_has_no_statvfs(tmp_path, monkeypat
     monkeypatch.delattr(outputs.os, "statvfs", raising=False)
     monkeypatch.setattr(outputs.shutil, "disk_usage", lambda path: SimpleNamespace(total=100, used=100, free=0))
     assert outputs.why_write_failed("write error", str(tmp_path)) == "no space left on the device"
+
+
+@pytest.mark.parametrize("number, message, said", [
+    (errno.EACCES, "Permission denied", "it is not writable"),
+    (errno.EPERM, "Operation not permitted", "it is not writable"),
+    (errno.EROFS, "Read-only file system", "it is not writable"),
+    (errno.ENOENT, "No such file or directory", "No such file or directory"),
+    (errno.ENOSPC, "No space left on device", "no space left on the device"),
+])
+def test_a_folder_reporting_no_free_space_is_not_called_full_when_the_error_says_why(tmp_path, monkeypatch, number,
+                                                                                       message, said):
+    """Read-only mounts and /sys report no free space: an unwritable folder there was 'no space left'."""
+    monkeypatch.setattr(outputs.shutil, "disk_usage", lambda path: SimpleNamespace(total=100, used=100, free=0))
+    assert outputs.why_write_failed(message, str(tmp_path), number) == said
 
 
 def test_a_folder_on_a_drive_that_is_not_there_is_one_error_not_an_endless_search(tmp_path, monkeypatch):
