@@ -297,8 +297,12 @@ def _band_map(alignment: Alignment, datasets) -> Dict[str, List[int]]:
             label, example = roles.LABELS[role], ",".join(map(str, range(1, fine_count + 1)))
             said = (f"--bands {','.join(map(str, bands))} picks {len(bands)} {bands_word(len(bands))} of the {label}"
                     if alignment.bands else f"the {label} has {len(bands)} {bands_word(len(bands))}")
-            raise StfError(f"band mismatch: {said} but the fine reference has {fine_count}; pick and order coarse "
-                           f"bands with --bands (e.g. --bands {example}): {datasets[role].name}")
+            available = len(data_bands(datasets[role]))
+            way_out = (f"pick and order coarse bands with --bands (e.g. --bands {example})" if available >= fine_count
+                       else f"give a {label} with the fine reference's {fine_count} bands, or fuse a copy of the "
+                            f"fine reference with only the {available} {bands_word(available)} the {label} has")
+            raise StfError(f"band mismatch: {said} but the fine reference has {fine_count}; {way_out}: "
+                           f"{datasets[role].name}")
         mapping[role] = bands
     if roles.PAN in datasets:
         mapping[roles.PAN] = [1]

@@ -159,6 +159,16 @@ def test_bands_that_pick_fewer_coarse_bands_than_the_fine_reference_has_say_so(s
     )
 
 
+def test_a_coarse_target_of_fewer_bands_than_the_fine_reference_is_not_told_to_pick_bands_it_lacks(scene, tmp_path):
+    """It was told to pick bands 1,2,3 of a raster of 2 bands."""
+    two = write(tmp_path / "two.tif", pixels(scene["coarse"])[:2], fine_transform(30.0 * RATIO))
+    assert refusal(pair(scene, two)) == (
+        f"band mismatch: the coarse target has 2 bands but the fine reference has 3; give a coarse target with the "
+        f"fine reference's 3 bands, or fuse a copy of the fine reference with only the 2 bands the coarse target "
+        f"has: {two}"
+    )
+
+
 def test_bands_a_coarse_target_does_not_have_are_named_with_the_file(scene, tmp_path):
     image = pixels(scene["coarse"])
     four = write(tmp_path / "four.tif", np.concatenate([image, image[:1]]), fine_transform(30.0 * RATIO))
