@@ -31,7 +31,7 @@ from ..raster.open import open_on_grid, open_raster
 from ..raster.reader import AlignedRaster, Scale, bands_word, check_scales, parse_scale
 from ..raster.windows import block_windows
 from .metrics import SAM_BANDS, PixelSums
-from .plots import PLOT_NAMES, PlotData
+from .plots import PLOT_NAMES, PlotData, can_draw
 from .spatial import HALO, SpatialSums
 
 BAND_AVERAGED = ("cc", "r2", "ssim", "uiqi", "edge", "lbp")
@@ -164,7 +164,7 @@ def evaluate(
         band_names = [pred_ds.descriptions[b - 1] or f"band {b}" for b in pred.bands]
         ratio = _ratio(stack, request, grid, notes)
         plots = None
-        if request.out_dir and request.plots:
+        if request.out_dir and request.plots and can_draw(notes):
             extras = {
                 role: _on_grid(stack, path, role.replace("_", " "), grid, request, "bilinear")
                 for role, path in (("fine_reference", request.fine_reference), ("coarse", request.coarse))

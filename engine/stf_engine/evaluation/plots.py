@@ -6,6 +6,7 @@ on the plot; they still count fully in every metric.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
@@ -13,6 +14,16 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 from ..core.progress import Cancel, Progress, check_cancel
+
+def can_draw(notes) -> bool:
+    """Whether matplotlib is there to draw the plots; when not, `notes` says the plots are left out, so the metrics
+    are still written (QGIS does not ship matplotlib everywhere, and the run failed after measuring)."""
+    if importlib.util.find_spec("matplotlib") is not None:
+        return True
+    notes.add("the plots are left out: matplotlib is not installed in this Python (on Debian or Ubuntu, the package "
+              "python3-matplotlib); the metrics are written")
+    return False
+
 
 PLOT_NAMES = ("scatter", "error_histogram", "apa_diagram", "quicklook")
 """The plots an evaluation writes, as <name>.png."""

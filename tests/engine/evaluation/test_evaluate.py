@@ -4,6 +4,7 @@ import json
 import math
 import pathlib
 import shutil
+import sys
 import threading
 
 import numpy as np
@@ -327,6 +328,20 @@ def test_a_report_without_plots_removes_the_earlier_reports_plots_and_nothing_el
     with pytest.raises(StfError, match="report file scatter.png would overwrite the truth"):
         evaluate(EvaluationRequest(paths["pred"], str(truth), ratio=8, out_dir=str(out), plots=False))
     assert pathlib.Path(truth).read_bytes() == pathlib.Path(paths["truth"]).read_bytes()
+
+
+def test_without_matplotlib_the_metrics_are_written_and_the_plots_left_out_with_a_note(tmp_path, monkeypatch):
+    """QGIS does not bring matplotlib everywhere: stf:evaluate (plots on by default) failed after measuring, with a
+    traceback and no report."""
+    scene = textured_scene(24, 24, seed=5)
+    paths = float_rasters(tmp_path, pred=scene * 1.02, truth=scene)
+    out = tmp_path / "report"
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as in a Python without it
+    report = evaluate(EvaluationRequest(paths["pred"], paths["truth"], ratio=8, out_dir=str(out)))
+    assert sorted(path.name for path in out.iterdir()) == ["metrics.csv", "metrics.json"]
+    assert report.overall["rmse"] > 0
+    assert "the plots are left out: matplotlib is not installed in this Python (on Debian or Ubuntu, the package " \
+           "python3-matplotlib); the metrics are written" in report.notes
 
 
 @pytest.mark.parametrize("tile, seams", [("512", False), ("0", False), (None, False), ("32", True)])
