@@ -1,7 +1,7 @@
 """Build the plugin zip (plugin + metadata + LICENSE + icons + bundled engine) and install it into a QGIS profile.
 
 python -m stf_qgis_plugin.packaging build [--out dist]
-python -m stf_qgis_plugin.packaging install --plugins-dir DIR [--zip PATH]
+python -m stf_qgis_plugin.packaging install --plugins-dir DIR [--out dist]   (builds the zip first)
 """
 from __future__ import annotations
 
@@ -9,41 +9,62 @@ import argparse
 import configparser
 import os
 import shutil
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
-from typing import Iterator, Tuple
+from typing import Iterator, Optional, Set, Tuple
 
 PLUGIN = "stf_qgis_plugin"
 ROOT = Path(__file__).resolve().parents[1]
-SKIPPED_NAMES = {"__pycache__", "packaging.py", ".pytest_cache", "stf_engine"}
-SKIPPED_SUFFIXES = (".pyc", ".pyo", ".egg-info")
-MAX_BYTES = 25 * 2**20
+SKIPPED_NAMES = {"packaging.py", "stf_engine"}
+"""Not shipped from the plugin's folder: this builder, and an engine copy left there (the zip bundles its own)."""
+CODE, ICONS, WEIGHTS = (".py",), (".png", ".svg"), (".pt",)
+"""What each shipped folder may contribute (a checkpoint list or a scratch file next to the code is not shipped)."""
+MAX_BYTES = 25_000_000
+"""plugins.qgis.org refuses a larger upload (its limit is in bytes, not MiB)."""
 
 
-def version(metadata: Path = ROOT / "metadata.txt") -> str:
+def version() -> str:
+    """The plugin's version, from its metadata.txt."""
     parser = configparser.ConfigParser(interpolation=None)
-    parser.read(metadata, encoding="utf-8")
+    parser.read(ROOT / "metadata.txt", encoding="utf-8")
     return parser["general"]["version"]
 
 
 def zip_entries() -> Iterator[Tuple[Path, str]]:
     """(source file, path in the zip) for everything the plugin ships, all under one top folder."""
-    yield from _tree(ROOT / PLUGIN, PLUGIN)
-    yield from _tree(ROOT / "engine" / "stf_engine", f"{PLUGIN}/stf_engine")
-    yield from _tree(ROOT / "resources" / "icons", f"{PLUGIN}/icons")
+    tracked = _tracked()
+    yield from _tree(ROOT / PLUGIN, PLUGIN, CODE, tracked)
+    yield from _tree(ROOT / "engine" / "stf_engine", f"{PLUGIN}/stf_engine", CODE, tracked)
+    yield from _tree(ROOT / "resources" / "icons", f"{PLUGIN}/icons", ICONS, tracked)
     if (ROOT / "resources" / "weights").is_dir():  # shipped demo checkpoints, where the engine looks for them
-        yield from _tree(ROOT / "resources" / "weights", f"{PLUGIN}/resources/weights")
+        yield from _tree(ROOT / "resources" / "weights", f"{PLUGIN}/resources/weights", WEIGHTS, tracked)
     yield ROOT / "metadata.txt", f"{PLUGIN}/metadata.txt"
     yield ROOT / "LICENSE", f"{PLUGIN}/LICENSE"
 
 
-def _tree(folder: Path, prefix: str) -> Iterator[Tuple[Path, str]]:
+def _tree(folder: Path, prefix: str, suffixes: Tuple[str, ...], tracked: Optional[Set[Path]]
+          ) -> Iterator[Tuple[Path, str]]:
+    """The folder's files with those suffixes, none hidden (.git, editor files) or in __pycache__, and, in a git
+    checkout, only those git tracks: a developer's untracked file must not reach users (plugins.qgis.org refuses a
+    zip holding .git or __pycache__)."""
     for path in sorted(folder.rglob("*")):
         parts = path.relative_to(folder).parts
-        if path.is_dir() or any(p in SKIPPED_NAMES or p.endswith(SKIPPED_SUFFIXES) for p in parts):
+        if (path.is_dir() or not path.name.endswith(suffixes) or (tracked is not None and path not in tracked)
+                or any(p.startswith(".") or p in SKIPPED_NAMES or p == "__pycache__" for p in parts)):
             continue
         yield path, f"{prefix}/{'/'.join(parts)}"
+
+
+def _tracked() -> Optional[Set[Path]]:
+    """The files git tracks in the repository, or None outside a git checkout (a source archive), where the
+    suffixes alone decide."""
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return {ROOT / name for name in listed.decode("utf-8").split("\0") if name}
 
 
 def build(out_dir: Path) -> Path:
@@ -56,7 +77,7 @@ def build(out_dir: Path) -> Path:
             archive.write(source, name)
     if partial.stat().st_size > MAX_BYTES:
         partial.unlink()
-        raise SystemExit(f"plugin zip would exceed {MAX_BYTES // 2**20} MB")
+        raise SystemExit(f"plugin zip would exceed plugins.qgis.org's limit of {MAX_BYTES:,} bytes")
     os.replace(partial, target)
     return target
 

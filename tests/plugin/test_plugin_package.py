@@ -30,9 +30,31 @@ def test_zip_has_one_top_folder_and_the_required_files(archive):
         assert f"stf_qgis_plugin/{required}" in names
     assert not [n for n in names if "__pycache__" in n or n.endswith((".pyc", ".pyo")) or "packaging.py" in n]
     assert not [n for n in names if n.startswith("engine/") or n.startswith("stf_engine/")]
-    assert archive.stat().st_size < 25 * 2**20
+    assert archive.stat().st_size < 25_000_000  # plugins.qgis.org's upload limit, in bytes
     shipped = sorted((packaging.ROOT / "resources" / "weights").glob("*.pt"))
     assert all(f"stf_qgis_plugin/resources/weights/{p.name}" in names for p in shipped)
+
+
+def test_only_the_tracked_files_a_plugin_needs_are_shipped(tmp_path, monkeypatch):
+    """Editor, VCS and cache files, a checkpoint list, and a scratch checkpoint git does not track stay out of the
+    zip: everything under the shipped folders went in, and plugins.qgis.org refuses a zip holding .git."""
+    files = ["stf_qgis_plugin/__init__.py", "stf_qgis_plugin/dialog.py.orig", "stf_qgis_plugin/.dialog.py.swp",
+             "stf_qgis_plugin/.git/HEAD", "stf_qgis_plugin/__pycache__/plugin.cpython-311.pyc",
+             "stf_qgis_plugin/untracked.py", "engine/stf_engine/__init__.py", "engine/stf_engine/.ruff_cache/x",
+             "resources/icons/icon.png", "resources/weights/edcstfn.pt", "resources/weights/scratch.pt",
+             "resources/weights/series.csv", "metadata.txt", "LICENSE"]
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("[general]\nversion=9.9\n" if name == "metadata.txt" else name)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+    subprocess.run(git + ["init", "-q"], check=True)
+    subprocess.run(git + ["add", "--force"] + [n for n in files if "untracked" not in n and "scratch" not in n],
+                   check=True)
+    monkeypatch.setattr(packaging, "ROOT", tmp_path)
+    names = zipfile.ZipFile(packaging.build(tmp_path / "dist")).namelist()
+    assert sorted(names) == sorted([
+        "stf_qgis_plugin/__init__.py", "stf_qgis_plugin/stf_engine/__init__.py", "stf_qgis_plugin/icons/icon.png",
+        "stf_qgis_plugin/resources/weights/edcstfn.pt", "stf_qgis_plugin/metadata.txt", "stf_qgis_plugin/LICENSE"])
 
 
 def test_metadata_has_every_field_plugins_qgis_org_requires(archive):
