@@ -7,6 +7,8 @@ import re
 
 import pytest
 
+from helpers.paths import WEIGHTS
+
 pytest.importorskip("qgis")
 
 
@@ -94,6 +96,9 @@ def test_the_check_before_the_run_refuses_what_the_request_refuses(plugin, sampl
     ({"OUTPUT": "fine_reference"}, r"the 'Fused raster' \(OUTPUT\) would overwrite the fine reference"),
     ({"COARSE_REFERENCE": "coarse_target"}, r"the coarse target and the coarse reference are the same file"),
     ({"METHOD": "estarfm"}, r"method 'estarfm' needs a second fine reference"),
+    ({"METHOD": "edcstfn", "WEIGHTS": "weights"}, r"'Weights file' \(WEIGHTS\) .*w\.pt is not a checkpoint STF wrote: "
+                                                  r"the file is empty"),
+    ({"METHOD": "ganstfm", "WEIGHTS": "edcstfn_weights"}, r"edcstfn\.pt is a 'edcstfn' checkpoint"),
 ])
 def test_the_check_before_the_run_refuses_what_the_fusion_refuses_without_reading_a_pixel(
         plugin, sample_paths, tmp_path, captured, changes, named):
@@ -102,7 +107,9 @@ def test_the_check_before_the_run_refuses_what_the_fusion_refuses_without_readin
 
     weights = tmp_path / "w.pt"
     weights.write_bytes(b"")
-    files = {**sample_paths, "weights": str(weights), "estarfm": "estarfm"}
+    shipped = str(WEIGHTS / "edcstfn.pt")
+    files = {**sample_paths, "weights": str(weights), "edcstfn_weights": shipped,
+             **{method: method for method in ("estarfm", "edcstfn", "ganstfm")}}
     parameters = fuse_parameters(sample_paths, tmp_path / "f.tif", **{key: files[role] for key, role in changes.items()})
     algorithm = QgsApplication.processingRegistry().createAlgorithmById("stf:fuse")
     ok, message = algorithm.checkParameterValues(parameters, QgsProcessingContext())

@@ -21,6 +21,7 @@ from ..core.progress import Progress, Ticker, Warnings, silent
 from ..errors import StfError
 from ..inputs.aligned import AlignedInputs, open_inputs
 from ..methods.catalog import get_method, resolved_options
+from ..models import checkpoint
 from ..raster.grid_view import data_bands
 from ..raster.open import open_raster
 from ..methods.contract import MethodContext, MethodSpec
@@ -92,9 +93,12 @@ def check(request: FusionRequest, weights_from_training: bool = False) -> CheckR
 
 
 def check_settings(request: FusionRequest, weights_from_training: bool = False) -> None:
-    """Raise StfError naming the request's first problem that shows without reading a pixel (`check_rules`): what a
-    front end checks before it queues a run, as Processing checks a model's step before the steps before it run."""
-    check_rules(request, weights_from_training)
+    """Raise StfError naming the request's first problem that shows without reading a pixel (`check_rules`), and
+    a weights file that is no checkpoint of the method's model: what a front end checks before it queues a run, as
+    Processing checks parameters before it starts (a bad checkpoint failed only once the inputs were open)."""
+    spec, _ = check_rules(request, weights_from_training)
+    if request.weights and spec.needs_weights and not weights_from_training:
+        checkpoint.check_model(checkpoint.load(request.weights).meta, spec.name, request.weights)
 
 
 def check_rules(request: FusionRequest, weights_from_training: bool = False) -> Tuple[MethodSpec, Dict[str, object]]:

@@ -92,10 +92,15 @@ def _why_unreadable(path: str) -> str:
     return f"the weights file {path} is not a checkpoint STF wrote: {why}; {TRAIN_ONE}"
 
 
-def check_fits(meta: Dict[str, Any], model: str, bands: int, given: FrozenSet[str], path: str) -> None:
-    """Refuse a checkpoint trained for another model, band count or set of inputs, saying how to fix it."""
+def check_model(meta: Dict[str, Any], model: str, path: str) -> None:
+    """Refuse a checkpoint of another model, naming the method it is for."""
     if meta["model"] != model:
         raise StfError(f"{path} is a '{meta['model']}' checkpoint; use --method {meta['model']} or other weights")
+
+
+def check_fits(meta: Dict[str, Any], model: str, bands: int, given: FrozenSet[str], path: str) -> None:
+    """Refuse a checkpoint trained for another model, band count or set of inputs, saying how to fix it."""
+    check_model(meta, model, path)
     if meta["bands"] != bands:
         raise StfError(
             f"{path} was trained on {meta['bands']} bands but the fine reference has {bands}; "
