@@ -10,19 +10,21 @@ import os
 import time
 from types import ModuleType
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Collection, Dict, Optional, Sequence
 
 from qgis.core import QgsMapLayerProxyModel, QgsProject, QgsSettings, QgsUnitTypes
 from qgis.gui import QgsCollapsibleGroupBox, QgsDoubleSpinBox, QgsFileWidget, QgsMapLayerComboBox, QgsSpinBox
-from qgis.PyQt.QtCore import QDate, QSize, QStandardPaths, pyqtSignal
+from qgis.PyQt.QtCore import QDate, QEvent, QSize, QStandardPaths, pyqtSignal
 from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import (
+    QAbstractSpinBox,
     QApplication,
     QCheckBox,
     QComboBox,
     QDateEdit,
     QDialog,
     QDialogButtonBox,
+    QDoubleSpinBox,
     QFormLayout,
     QFrame,
     QGroupBox,
@@ -30,6 +32,7 @@ from qgis.PyQt.QtWidgets import (
     QLabel,
     QLineEdit,
     QScrollArea,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -48,6 +51,16 @@ SHOWN_UNUSABLE = 3
 """Dates without a reference the series summary names; it counts the rest."""
 MAX_HEIGHT = 700
 """Most the dialog asks for (sizeHint), so it fits a 768-pixel-high screen with its title bar; the form scrolls."""
+CHANGED = (
+    (QLineEdit, "textChanged"),
+    (QComboBox, "currentIndexChanged"),
+    (QCheckBox, "toggled"),
+    (QSpinBox, "valueChanged"),
+    (QDoubleSpinBox, "valueChanged"),
+    (QDateEdit, "dateChanged"),
+)
+"""The signal each kind of field sends when it changes (a file field's is its line edit's; a layer picker is a combo
+box; a spin box's own line edit is changed with its signals blocked)."""
 NOTE_STYLE = "color: palette(mid);"
 ERROR_STYLE = "color: #b00020;"
 
@@ -75,6 +88,19 @@ class FormScrollArea(QScrollArea):
         frame = 2 * self.frameWidth()
         return QSize(content.width() + self.verticalScrollBar().sizeHint().width() + frame, content.height() + frame)
 
+    def minimumSizeHint(self) -> QSize:  # noqa: N802
+        """At least the form's narrowest width beside the scroll bar, so the dialog is never so narrow that the form
+        scrolls sideways and every field is cut off on the right."""
+        content = self.widget().minimumSizeHint()
+        width = content.width() + self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()
+        return QSize(width, super().minimumSizeHint().height())
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802
+        """The form's layout changed (Advanced opened, another mode): the dialog's minimum width follows it."""
+        if watched is self.widget() and event.type() == QEvent.LayoutRequest:
+            self.updateGeometry()
+        return super().eventFilter(watched, event)
+
 
 def empty_if_removed(picker: QgsMapLayerComboBox, first: int, last: int) -> None:
     """A picked layer leaving the project (rows `first` to `last` of the picker's list) empties its picker: the
@@ -94,6 +120,12 @@ def scales_field(roles: Sequence[str]) -> QLineEdit:
                      "fine=2.75e-5:-0.2 for Landsat Collection 2 Level-2; "
                      f"roles: {', '.join(roles)}; a value without a role sets every role")
     return field
+
+
+def whole_text(spin: QAbstractSpinBox) -> None:
+    """A spin box never narrower than its longest text: QGIS's spin boxes set a minimum width of their own, which
+    leaves out a special value text (the Halo's 'auto (the method's receptive radius)' showed cut off)."""
+    spin.setMinimumWidth(spin.minimumSizeHint().width())
 
 
 def show_row(form: QFormLayout, field: QWidget, visible: bool) -> None:
@@ -136,6 +168,36 @@ def series_name(path: str) -> str:
     return source.name
 
 
+def full_path(typed: str, project: QgsProject) -> str:
+    """A typed folder with `~` expanded and, when relative, taken from the saved project's folder: QGIS's working
+    directory is wherever QGIS started. Still relative when the project is not saved (`relative_folder` says so)."""
+    path = os.path.expanduser(typed.strip())
+    home = project.homePath()
+    return os.path.join(home, path) if path and home else path
+
+
+def relative_folder(folder: str, field: str, project: QgsProject) -> str:
+    """Why `folder` (typed in `field`) cannot be used: a relative path with no saved project to take it from; ''
+    when it is a full path."""
+    if os.path.isabs(folder):
+        return ""
+    return (f"the output folder '{folder}' ({field}) is not a full path and the project is not saved, so there is "
+            f"no project folder to take it from; give a full folder path, such as {default_output_folder(project)}")
+
+
+def free_stem(folder: str, stem: str, given: Collection[str]) -> str:
+    """`stem`, else the first free of `stem_2`, `stem_3`, …: free when no name in `folder` contains it (its output,
+    error maps, checkpoint, or the lock a run holds beside its output) and no run was given it (a run just started
+    may not hold its lock yet). Two runs started within one second would otherwise share their time-stamped name,
+    and the second fail on the first's lock."""
+    names = os.listdir(folder) if os.path.isdir(folder) else []
+    candidate, count = stem, 1
+    while os.path.join(folder, candidate) in given or any(candidate in name for name in names):
+        count += 1
+        candidate = f"{stem}_{count}"
+    return candidate
+
+
 def default_output_folder(project: QgsProject) -> str:
     """Beside the saved project, else in the user's Documents folder (the home folder where there is none). Never a
     temp folder: Windows' Storage Sense and macOS delete old files there, and a series folder is meant to be
@@ -162,13 +224,16 @@ class FusionDialog(QDialog):
         self.trainable = set(engine.TRAINABLE_MODELS)
         self.setWindowTitle("Spatiotemporal Fusion")
         self.setWindowIcon(QIcon(icon_path()))
-        self.setMinimumWidth(620)
         self.labels = {**engine.ROLE_LABELS, TRUTH: "truth"}
         self.role_tips = {
-            TRUTH: "the fine image at the target date, if you have one: adds error-against-truth maps",
-            engine.FINE_REFERENCE_2: "a second fine image, on the other side of the target date from the first "
+            engine.COARSE_TARGET: "Coarse image at the target date: the date the fused image is made for",
+            engine.FINE_REFERENCE: "Fine image at a reference date, before or after the target date",
+            engine.COARSE_REFERENCE: "Coarse image at the fine reference's date (not at the target date)",
+            engine.PAN: "Panchromatic band at the target date",
+            engine.FINE_REFERENCE_2: "Second fine image, on the other side of the target date from the first "
                                      "(two-pair methods such as ESTARFM)",
-            engine.COARSE_REFERENCE_2: "the coarse image on the second fine reference's date",
+            engine.COARSE_REFERENCE_2: "Coarse image at the second fine reference's date",
+            TRUTH: "Fine image at the target date, if you have one: adds error-against-truth maps",
         }
         self.pickers: Dict[str, QgsMapLayerComboBox] = {}
         self.role_labels: Dict[str, QLabel] = {}
@@ -176,6 +241,10 @@ class FusionDialog(QDialog):
         self.mask_combos: Dict[str, QComboBox] = {}
         self.planned = ()
         self._proposed_output = ""
+        self._given_stems = set()
+        """Outputs (without their extension) of the runs started from this dialog: `free_stem` skips them."""
+        self._folder_project = ""
+        """The project file the output folder shown was chosen for ('' for an unsaved project)."""
 
         form = QWidget()
         column = QVBoxLayout(form)
@@ -217,6 +286,7 @@ class FusionDialog(QDialog):
         self._fine_reference_changed()
         self._series_kind_changed()
         self._mode_changed()
+        self._clear_message_on_edits()
         self.resize(self.sizeHint())  # else Qt sizes a new window from its layout, past MAX_HEIGHT
 
     def sizeHint(self) -> QSize:  # noqa: N802
@@ -226,6 +296,23 @@ class FusionDialog(QDialog):
         screen = screen or QApplication.primaryScreen()
         available = screen.availableGeometry().height() - 60 if screen is not None else MAX_HEIGHT
         return QSize(max(hint.width(), self.minimumWidth()), min(hint.height(), MAX_HEIGHT, max(available, 300)))
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        """Shown again: no 'Cannot run' line from before, and the output folder of the project now open."""
+        self.message.setText("")
+        if self.project.fileName() != self._folder_project:
+            self._restore_output_folder(QgsSettings())
+        super().showEvent(event)
+
+    def _clear_message_on_edits(self) -> None:
+        """A 'Cannot run' line speaks of the form as it was: any change to a field takes it away."""
+        for kind, signal in CHANGED:
+            for field in self.findChildren(kind):
+                getattr(field, signal).connect(self._clear_message)
+
+    def _clear_message(self) -> None:
+        """No 'Cannot run' line (a slot: whatever a field's signal carries is not needed)."""
+        self.message.setText("")
 
     # Building the form -------------------------------------------------------------------------------------
 
@@ -245,7 +332,9 @@ class FusionDialog(QDialog):
     def _inputs_box(self) -> QGroupBox:
         box = self.inputs_box = QGroupBox("Input layers")
         form = QFormLayout(box)
-        form.addRow(note("Local raster files; everything is aligned to the fine reference's grid."))
+        form.addRow(note("Local raster files; everything is aligned to the fine reference's grid. The coarse target "
+                         "is at the date to predict; a reference pair (a fine image and the coarse image of its "
+                         "date) is at another date. Hover a layer's name for its date."))
         for role in (*self.engine.ALL_ROLES, TRUTH):
             picker = QgsMapLayerComboBox()
             picker.setFilters(QgsMapLayerProxyModel.RasterLayer)
@@ -274,8 +363,11 @@ class FusionDialog(QDialog):
         self.series_kind = QComboBox()
         self.series_kind.addItem("CSV file", QgsFileWidget.GetFile)
         self.series_kind.addItem("Folder", QgsFileWidget.GetDirectory)
+        self.series_kind.setToolTip("Whether the browse button picks a CSV file or a folder")
         self.series_path = QgsFileWidget()
         self.series_path.setFilter(SERIES_FILTER)
+        self.series_path.setToolTip("The dated series to fuse: a CSV listing its rasters, or a folder of rasters with "
+                                    "a date in their names; its dates show below as soon as it is picked")
         row = QHBoxLayout()
         row.addWidget(self.series_kind)
         row.addWidget(self.series_path, 1)
@@ -284,6 +376,7 @@ class FusionDialog(QDialog):
         self.series_plan.hide()
         form.addRow(self.series_plan)
         self.whole_series = QCheckBox("Whole series")
+        self.whole_series.setToolTip("Fuse every date of the series; untick to fuse only the dates From … To")
         self.date_from, self.date_to = QDateEdit(), QDateEdit()
         self.dates_fields = QWidget()
         row = QHBoxLayout(self.dates_fields)
@@ -319,6 +412,9 @@ class FusionDialog(QDialog):
         form.addRow("Scales", self.series_scales)
         self.series_output = QgsFileWidget()
         self.series_output.setStorageMode(QgsFileWidget.GetDirectory)
+        self.series_output.setToolTip("Where each date's fused image and reliability map go (a run into it later goes "
+                                      "on with the dates not yet fused); a relative path is taken from the saved "
+                                      "project's folder")
         form.addRow("Output folder", self.series_output)
         self.overwrite = QCheckBox("Overwrite the dates already fused")
         self.overwrite.setToolTip("Otherwise a run into a folder with outputs keeps the dates done and fuses the rest")
@@ -336,10 +432,15 @@ class FusionDialog(QDialog):
             self.method_combo.setItemData(self.method_combo.count() - 1, spec.description, 3)  # tooltip
         self.method_description = QLabel()
         self.method_description.setWordWrap(True)
+        self.method_combo.setToolTip("How the fine image at the target date is predicted; auto tries the suitable "
+                                     "methods on the scene itself and keeps the best. Hover a method in the list for "
+                                     "what it does")
         form.addRow("Method", self.method_combo)
         form.addRow("", self.method_description)
         self.weights = QgsFileWidget()
         self.weights.setFilter("STF checkpoints (*.pt);;All files (*)")
+        self.weights.setToolTip("The trained deep model (a .pt checkpoint), e.g. one from Processing's 'Train a deep "
+                                "model'; empty takes the demo weights shipped with the method, where it has some")
         form.addRow("Weights file", self.weights)
         self.train_first = QCheckBox("Train on these layers first")
         self.train_first.setToolTip(
@@ -380,6 +481,8 @@ class FusionDialog(QDialog):
         self.device_combo = QComboBox()
         devices = list(self.engine.DEVICES)
         self.device_combo.addItems(devices)
+        self.device_combo.setToolTip("Where the fusion runs: auto takes the GPU (CUDA) when one is usable, else the "
+                                     "CPU; deep methods are much faster on a GPU")
         found = self.engine.devices_found()
         if not any(item.startswith("cuda") for item in found):
             self.device_combo.model().item(devices.index("cuda")).setEnabled(False)
@@ -392,12 +495,17 @@ class FusionDialog(QDialog):
         form = QFormLayout(box)
         self.output_folder = QgsFileWidget()
         self.output_folder.setStorageMode(QgsFileWidget.GetDirectory)
+        self.output_folder.setToolTip("Where the fused image (fused_<method>_<date and time>.tif) and its error maps "
+                                      "go; a relative path is taken from the saved project's folder")
         form.addRow("Folder", self.output_folder)
         self.write_error_maps = QCheckBox("Write error maps")
+        self.write_error_maps.setToolTip("Maps of where the fused image may be wrong, added to the project with it")
         form.addRow("", self.write_error_maps)
         form.addRow("", note("Coarse residual, temporal change, tile seams; error against the truth when a truth "
                              "layer is set."))
         self.uncertainty = QCheckBox("Uncertainty map (expected error; slower)")
+        self.uncertainty.setToolTip("Also a map of each pixel's expected error, from the coarse change, the fine "
+                                    "texture and how much the methods disagree (it runs the other methods too)")
         form.addRow("", self.uncertainty)
         self.write_error_maps.toggled.connect(self.uncertainty.setEnabled)
         return box
@@ -410,21 +518,32 @@ class FusionDialog(QDialog):
         self.tile.setSingleStep(64)
         self.tile.setSpecialValueText("whole raster")
         self.tile.setClearValue(512)
+        self.tile.setToolTip("The raster is fused in square tiles of this side, so memory stays bounded; lower it "
+                             "when memory runs out")
         self.halo = QgsSpinBox()
         self.halo.setRange(-1, 1024)
         self.halo.setSpecialValueText("auto (the method's receptive radius)")
         self.halo.setClearValue(-1)
+        self.halo.setToolTip("Pixels each tile reads beyond its edges, so tiles join without seams; auto takes what "
+                             "the method needs")
         self.batch = QgsSpinBox()
         self.batch.setRange(1, 256)
         self.batch.setClearValue(4)
+        self.batch.setToolTip("Tiles fused together: more is faster on a GPU but takes more memory")
         self.threads = QgsSpinBox()
-        self.threads.setRange(0, 1024)
+        self.threads.setRange(0, os.cpu_count() or 1)
         self.threads.setSpecialValueText("automatic (the physical cores)")
         self.threads.setClearValue(0)
+        self.threads.setToolTip("CPU threads the fusion uses, at most this computer's; more than its physical cores "
+                                "is usually slower, not faster")
         self.coarse_resolution = QgsDoubleSpinBox()
         self.coarse_resolution.setRange(0, 1e7)
         self.coarse_resolution.setSpecialValueText("from the raster")
         self.coarse_resolution.setClearValue(0)
+        self.coarse_resolution.setToolTip("The coarse sensor's own pixel size (e.g. 250 for 250 m MODIS), when the "
+                                          "coarse raster was resampled to a finer grid; otherwise 'from the raster'")
+        for spin in (self.tile, self.halo, self.threads, self.coarse_resolution):
+            whole_text(spin)
         self.coarse_resolution_hint = note()
         self.coarse_resolution_label = QLabel()
         form.addRow("Tile size (px)", self.tile)
@@ -432,7 +551,7 @@ class FusionDialog(QDialog):
         form.addRow("Batch (tiles)", self.batch)
         form.addRow("CPU threads", self.threads)
         form.addRow(self.coarse_resolution_label, self.coarse_resolution)
-        form.addRow("", self.coarse_resolution_hint)
+        form.addRow(self.coarse_resolution_hint)  # the whole width: a QFormLayout field row can lose its last line
         self.method_options = QLineEdit()
         self.method_options.setToolTip("key=value pairs separated by commas; empty keeps the method's defaults")
         form.addRow("Method options", self.method_options)
@@ -454,8 +573,9 @@ class FusionDialog(QDialog):
             used = role == TRUTH or spec.accepts(role)
             text = self.labels[role][0].upper() + self.labels[role][1:]
             label.setText(f"<b>{text} *</b>" if required else f"{text} (optional)" if used else f"{text} (not used)")
-            tip = self.role_tips.get(role, "")
-            label.setToolTip("; ".join(filter(None, [tip, f"required by {spec.name}" if required else ""])))
+            tip = "; ".join(filter(None, [self.role_tips[role], f"required by {spec.name}" if required else ""]))
+            label.setToolTip(tip)
+            self.pickers[role].setToolTip(tip)
             self.pickers[role].setEnabled(used)
             label.setEnabled(used)
         self.train_first.setEnabled(spec.name in self.trainable)
@@ -500,7 +620,6 @@ class FusionDialog(QDialog):
         for field in (self.weights, self.train_first, self.training_fields):
             show_row(self.method_form, field, not series)
         show_row(self.advanced_form, self.halo, not series)
-        self.message.setText("")
         self._plan()
 
     def _series_kind_changed(self) -> None:
@@ -569,8 +688,8 @@ class FusionDialog(QDialog):
         """The FusionRequest the form describes (not yet validated); StfError for malformed scales or method
         options."""
         spec = self.method
-        stem = f"fused_{spec.name}_{time.strftime('%Y%m%d_%H%M%S')}"
-        folder = self.output_folder.filePath()
+        folder = full_path(self.output_folder.filePath(), self.project)
+        stem = free_stem(folder, f"fused_{spec.name}_{time.strftime('%Y%m%d_%H%M%S')}", self._given_stems)
         return self.engine.FusionRequest(
             coarse_target=self.layer_path(self.engine.COARSE_TARGET),
             fine_reference=self.layer_path(self.engine.FINE_REFERENCE),
@@ -599,7 +718,7 @@ class FusionDialog(QDialog):
         whole = self.whole_series.isChecked()
         return dict(
             series=self.series_path.filePath().strip(),
-            output_dir=self.series_output.filePath().strip(),
+            output_dir=full_path(self.series_output.filePath(), self.project),
             date_from=None if whole else self.date_from.date().toString("yyyy-MM-dd"),
             date_to=None if whole else self.date_to.date().toString("yyyy-MM-dd"),
             max_gap=self.max_gap.value(),
@@ -652,6 +771,9 @@ class FusionDialog(QDialog):
                 return f"the {self.labels[role]} layer '{picker.currentLayer().name()}' {problem}"
         if not self.output_folder.filePath():
             return "choose an output folder"
+        problem = relative_folder(os.path.dirname(request.output), "Output → 'Folder'", self.project)
+        if problem:
+            return problem
         try:
             self.engine.check(request, weights_from_training=self.training_first)
             training = self.build_training(request)
@@ -667,6 +789,9 @@ class FusionDialog(QDialog):
             return "choose a series: a CSV file or a folder of dated rasters"
         if not request.output_dir:
             return "choose an output folder"
+        problem = relative_folder(request.output_dir, "Series → 'Output folder'", self.project)
+        if problem:
+            return problem
         spec = self.method
         if spec.needs_weights and not spec.default_weights:
             return f"{spec.name} needs a weights file, which a series run does not take; choose another method"
@@ -685,6 +810,8 @@ class FusionDialog(QDialog):
         if problem:
             return
         self._save()
+        if not series:
+            self._given_stems.add(os.path.splitext(request.output)[0])
         self.run_requested.emit(request, None if series else self.build_training(request))
         self.accept()
 
@@ -700,8 +827,7 @@ class FusionDialog(QDialog):
         self.batch.setValue(int(settings.value(SETTINGS + "batch", 4)))
         self.threads.setValue(int(settings.value(SETTINGS + "threads", 0) or 0))
         self.weights.setFilePath(settings.value(SETTINGS + "weights", ""))
-        folder = settings.value(SETTINGS + "output_folder", "") or default_output_folder(self.project)
-        self.output_folder.setFilePath(folder)
+        self._restore_output_folder(settings)
         self.write_error_maps.setChecked(settings.value(SETTINGS + "error_maps", True, type=bool))
         self.uncertainty.setChecked(settings.value(SETTINGS + "uncertainty", False, type=bool))
         self.train_first.setChecked(settings.value(SETTINGS + "train_first", False, type=bool))
@@ -715,6 +841,8 @@ class FusionDialog(QDialog):
             matches = [layer for layer in self.project.mapLayers().values() if source and layer.source() == source]
             if matches:
                 picker.setLayer(matches[0])
+        if self.layer_path(self.engine.COARSE_TARGET) == settings.value(SETTINGS + "coarse_resolution/layer", ""):
+            self.coarse_resolution.setValue(float(settings.value(SETTINGS + "coarse_resolution/value", 0) or 0))
         self.mode_combo.setCurrentIndex(max(self.mode_combo.findData(settings.value(SETTINGS + "mode", SINGLE)), 0))
         series = settings.value(SETTINGS + "series/path", "")
         self.series_kind.setCurrentIndex(1 if series and os.path.isdir(series) else 0)
@@ -730,6 +858,16 @@ class FusionDialog(QDialog):
             combo.setCurrentIndex(max(combo.findData(settings.value(SETTINGS + f"series/mask/{role}", "")), 0))
         self.series_scales.setText(settings.value(SETTINGS + "series/scales", ""))
 
+    def _restore_output_folder(self, settings: QgsSettings) -> None:
+        """The folder last run into, unless it was chosen in another project than the saved one open now: then that
+        project's own folder (results of one project do not go into another's)."""
+        folder = settings.value(SETTINGS + "output_folder", "")
+        chosen_in = settings.value(SETTINGS + "output_folder_project", "")
+        self._folder_project = self.project.fileName()
+        if self.project.homePath() and chosen_in != self._folder_project:
+            folder = ""
+        self.output_folder.setFilePath(folder or default_output_folder(self.project))
+
     def _save(self) -> None:
         settings = QgsSettings()
         settings.setValue(SETTINGS + "method", self.method.name)
@@ -739,8 +877,13 @@ class FusionDialog(QDialog):
         settings.setValue(SETTINGS + "halo", self.halo.value())
         settings.setValue(SETTINGS + "batch", self.batch.value())
         settings.setValue(SETTINGS + "threads", self.threads.value())
+        # the real coarse pixel size belongs to its coarse raster: another one may be at its own size, or another's
+        settings.setValue(SETTINGS + "coarse_resolution/value", self.coarse_resolution.value())
+        settings.setValue(SETTINGS + "coarse_resolution/layer", self.layer_path(self.engine.COARSE_TARGET) or "")
         settings.setValue(SETTINGS + "weights", self.weights.filePath())
         settings.setValue(SETTINGS + "output_folder", self.output_folder.filePath())
+        settings.setValue(SETTINGS + "output_folder_project", self.project.fileName())
+        self._folder_project = self.project.fileName()
         settings.setValue(SETTINGS + "error_maps", self.write_error_maps.isChecked())
         settings.setValue(SETTINGS + "uncertainty", self.uncertainty.isChecked())
         settings.setValue(SETTINGS + "train_first", self.train_first.isChecked())

@@ -122,7 +122,8 @@ def test_run_shows_the_engines_message_instead_of_starting(plugin, sample_layers
     dialog.pickers["fine_reference"].setLayer(sample_layers["fine_reference"])
     dialog.run()
     assert "band mismatch" in dialog.message.text()
-    assert "--bands" not in dialog.message.text() and "Rearrange bands" in dialog.message.text()
+    assert "--bands" not in dialog.message.text()
+    assert "or fuse a copy of the fine reference with only the 2 bands the coarse target has" in dialog.message.text()
 
     dialog.pickers["coarse_target"].setLayer(sample_layers["coarse_target"])
     dialog.pickers["truth"].setLayer(sample_layers["truth"])
@@ -501,19 +502,24 @@ def test_dialog_fits_a_768_pixel_screen_and_cuts_no_text_off(plugin, sample_laye
     assert not dialog.threads.visibleRegion().isEmpty(), "the last fields are reached by scrolling"
 
 
-def test_cpu_threads_reach_the_request_and_are_remembered(plugin, sample_layers, tmp_path):
+def test_cpu_threads_reach_the_request_are_remembered_and_stop_at_the_machines(plugin, sample_layers, tmp_path):
+    """At most the logical CPUs: more would only be reported back ('1024 CPU threads' on a 2-core machine)."""
+    import os
+
     from stf_qgis_plugin.dialog import FusionDialog
 
     dialog, emitted = captured_dialog(plugin, sample_layers, tmp_path)
+    assert dialog.threads.maximum() == os.cpu_count()
     dialog.threads.clear()
     assert dialog.threads.value() == dialog.threads.minimum() == 0
     assert dialog.threads.specialValueText().startswith("automatic")
     dialog.run()
     dialog.show()
-    dialog.threads.setValue(3)
+    threads = min(3, os.cpu_count())
+    dialog.threads.setValue(threads)
     dialog.run()
-    assert [request.threads for request in emitted] == [None, 3]
-    assert FusionDialog(plugin.status.engine).threads.value() == 3
+    assert [request.threads for request in emitted] == [None, threads]
+    assert FusionDialog(plugin.status.engine).threads.value() == threads
 
 
 def test_real_coarse_pixel_size_shows_the_fine_grids_unit_and_when_it_is_needed(plugin, sample_layers, tmp_path):
@@ -571,3 +577,182 @@ def test_a_zipped_layer_reaches_the_request_as_its_gdal_path_and_open_options_ar
                                      "(OVERVIEW_LEVEL=0) the fusion cannot apply; save it as GeoTIFF first")
     assert len(emitted) == 1
     dialog.close()
+
+
+@pytest.fixture
+def forget_coarse_resolution():
+    """The dialog remembers the real coarse pixel size: forget it afterwards, so other tests start 'from the raster'."""
+    from qgis.core import QgsSettings
+
+    from stf_qgis_plugin.dialog import SETTINGS
+
+    yield
+    QgsSettings().remove(SETTINGS + "coarse_resolution")
+    QgsSettings().remove(SETTINGS + "layer")
+
+
+def test_real_coarse_pixel_size_is_remembered_with_its_coarse_raster(plugin, sample_layers, tmp_path,
+                                                                     forget_coarse_resolution):
+    """Forgotten, the next session fuses resampled coarse rasters at the fine grid's size: a worse result, silently.
+    It comes back only with the same coarse target: another raster may be at its own pixel size, or another's."""
+    from qgis.core import QgsSettings
+
+    from stf_qgis_plugin.dialog import SETTINGS, FusionDialog
+
+    dialog, emitted = captured_dialog(plugin, sample_layers, tmp_path)
+    dialog.coarse_resolution.setValue(250)
+    dialog.run()
+    assert [request.coarse_resolution for request in emitted] == [250]
+    assert FusionDialog(plugin.status.engine).coarse_resolution.value() == 250
+    other = sample_layers["coarse_reference"].source()
+    QgsSettings().setValue(SETTINGS + "layer/coarse_target", other)  # as after a run on another coarse raster
+    assert FusionDialog(plugin.status.engine).coarse_resolution.value() == 0
+
+
+@pytest.fixture
+def forget_series():
+    """A run remembers the Series fields too: forget them afterwards, so Series tests start with none."""
+    from qgis.core import QgsSettings
+
+    from stf_qgis_plugin.dialog import SETTINGS
+
+    yield
+    QgsSettings().remove(SETTINGS + "series")
+
+
+def test_a_typed_output_folder_is_taken_from_the_project_and_tilde_is_the_home_folder(plugin, sample_layers, tmp_path,
+                                                                                       monkeypatch, forget_series):
+    """QGIS's working directory is wherever QGIS started: 'results' landed there, and '~/x' made a folder named '~'.
+    Without a saved project to take a relative folder from, the dialog asks for a full path (in Series mode too)."""
+    import os
+
+    from qgis.core import QgsProject
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    dialog, emitted = captured_dialog(plugin, sample_layers, tmp_path)
+    dialog.output_folder.setFilePath("results")
+    dialog.run()
+    assert "'results' (Output → 'Folder') is not a full path" in dialog.message.text() and emitted == []
+    dialog.output_folder.setFilePath("~/stf_results")
+    dialog.run()
+    assert os.path.dirname(emitted[-1].output) == str(home / "stf_results")
+    dialog.mode_combo.setCurrentIndex(dialog.mode_combo.findData("series"))
+    dialog.series_path.setFilePath(str(tmp_path / "series.csv"))
+    dialog.series_output.setFilePath("fused")
+    dialog.run()
+    assert "'fused' (Series → 'Output folder') is not a full path" in dialog.message.text() and len(emitted) == 1
+    project = QgsProject.instance()
+    project.setFileName(str(tmp_path / "work" / "map.qgz"))
+    try:
+        assert dialog.build_series_request().output_dir == str(tmp_path / "work" / "fused")
+        dialog.mode_combo.setCurrentIndex(dialog.mode_combo.findData("single"))
+        dialog.output_folder.setFilePath("results")
+        dialog.run()
+    finally:
+        project.setFileName("")
+    assert os.path.dirname(emitted[-1].output) == str(tmp_path / "work" / "results")
+    assert emitted[-1].error_maps_dir.startswith(str(tmp_path / "work" / "results" / "fused_"))
+
+
+def test_every_field_says_what_it_is_for_and_each_layer_its_date(plugin):
+    """Swapping the coarse target and the coarse reference ran silently and 39% worse: each picker and its label
+    say which date the layer is at, as Processing's parameters do; no tooltip names a command-line flag."""
+    from qgis.PyQt.QtWidgets import QWidget
+
+    plugin.show_dialog()
+    dialog = plugin.dialog
+    fields = [dialog.method_combo, dialog.device_combo, dialog.output_folder, dialog.write_error_maps,
+              dialog.uncertainty, dialog.tile, dialog.halo, dialog.batch, dialog.threads, dialog.coarse_resolution,
+              dialog.weights, dialog.series_path, dialog.series_kind, dialog.whole_series, dialog.series_output,
+              *dialog.pickers.values()]
+    assert [field for field in fields if not field.toolTip()] == []
+    dates = {"coarse_target": "Coarse image at the target date", "fine_reference": "Fine image at a reference date",
+             "coarse_reference": "Coarse image at the fine reference's date", "pan": "at the target date",
+             "truth": "Fine image at the target date", "coarse_reference_2": "at the second fine reference's date"}
+    for role, date in dates.items():
+        assert date in dialog.pickers[role].toolTip() and date in dialog.role_labels[role].toolTip(), role
+    assert not [widget.toolTip() for widget in dialog.findChildren(QWidget) if "--" in widget.toolTip()]
+
+
+def test_runs_started_within_one_second_get_outputs_of_their_own(plugin, sample_layers, tmp_path, monkeypatch):
+    """The output is named to the second: a second run in the same second got the first's name and failed on its
+    lock. A name is taken when anything in the folder bears it (here the lock of a run elsewhere) or a run from this
+    dialog was given it (its lock may not be there yet)."""
+    from types import SimpleNamespace
+
+    import stf_qgis_plugin.dialog as dialog_module
+
+    monkeypatch.setattr(dialog_module, "time", SimpleNamespace(strftime=lambda pattern: "20260101_120000"))
+    dialog, emitted = captured_dialog(plugin, sample_layers, tmp_path, "delta")
+    (tmp_path / ".fused_delta_20260101_120000.tif.lock").write_text("")
+    dialog.run()
+    dialog.run()
+    assert [request.output for request in emitted] == [
+        str(tmp_path / "fused_delta_20260101_120000_2.tif"), str(tmp_path / "fused_delta_20260101_120000_3.tif")]
+    assert emitted[1].error_maps_dir == str(tmp_path / "fused_delta_20260101_120000_3_error_maps")
+
+
+@pytest.mark.parametrize("change", ["picker", "spin box", "text", "checkbox", "folder", "combo box", "shown again"])
+def test_a_cannot_run_line_goes_when_a_field_changes_or_the_dialog_is_shown_again(plugin, sample_layers, tmp_path,
+                                                                                  change):
+    """It spoke of the form as it was: left there, it says the fixed form cannot run."""
+    dialog, emitted = captured_dialog(plugin, sample_layers, tmp_path, "delta")
+    dialog.pickers["coarse_target"].setLayer(None)
+    dialog.run()
+    assert dialog.message.text().startswith("Cannot run") and emitted == []
+    {
+        "picker": lambda: dialog.pickers["coarse_target"].setLayer(sample_layers["coarse_target"]),
+        "spin box": lambda: dialog.tile.setValue(dialog.tile.value() + 64),
+        "text": lambda: dialog.method_options.setText("window=11"),
+        "checkbox": dialog.write_error_maps.toggle,
+        "folder": lambda: dialog.output_folder.setFilePath(str(tmp_path / "elsewhere")),
+        "combo box": lambda: dialog.device_combo.setCurrentText("cpu"),
+        "shown again": lambda: (dialog.hide(), dialog.show()),
+    }[change]()
+    assert dialog.message.text() == ""
+
+
+def test_the_narrowest_dialog_shows_the_whole_form(plugin):
+    """The minimum width follows the form's, Advanced open too (at 620 px the form scrolled sideways, every field cut
+    off on the right, the Halo's 'auto' out of sight); the hint under 'Real coarse pixel size' has its own full-width
+    row (as a field it could lose its last line)."""
+    from qgis.core import QgsApplication
+    from qgis.PyQt.QtWidgets import QFormLayout
+
+    plugin.show_dialog()
+    dialog = plugin.dialog
+    for collapsed in (True, False):
+        dialog.advanced.setCollapsed(collapsed)
+        QgsApplication.processEvents()
+        dialog.resize(dialog.minimumWidth(), dialog.height())
+        QgsApplication.processEvents()
+        assert dialog.scroll.horizontalScrollBar().maximum() == 0, collapsed
+    assert dialog.halo.width() >= dialog.halo.minimumSizeHint().width()
+    _, role = dialog.advanced_form.getWidgetPosition(dialog.coarse_resolution_hint)
+    assert role == QFormLayout.SpanningRole
+
+
+def test_the_output_folder_is_remembered_with_the_project_it_was_chosen_in(plugin, sample_layers, tmp_path):
+    """Another saved project's results go beside it (its stf_output), not into the folder of the project before;
+    an unsaved project takes the folder last run into."""
+    from qgis.core import QgsProject
+
+    from stf_qgis_plugin.dialog import FusionDialog
+
+    engine = plugin.status.engine
+    project = QgsProject.instance()
+    dialog, emitted = captured_dialog(plugin, sample_layers, tmp_path)
+    dialog.run()
+    project.setFileName(str(tmp_path / "projB" / "analysis.qgz"))
+    try:
+        assert FusionDialog(engine).output_folder.filePath() == str(tmp_path / "projB" / "stf_output")
+        dialog.show()  # the plugin's dialog, opened again in the other project
+        assert dialog.output_folder.filePath() == str(tmp_path / "projB" / "stf_output")
+        dialog.output_folder.setFilePath(str(tmp_path / "b_results"))
+        dialog.run()
+        assert FusionDialog(engine).output_folder.filePath() == str(tmp_path / "b_results")
+    finally:
+        project.setFileName("")
+    assert FusionDialog(engine).output_folder.filePath() == str(tmp_path / "b_results")
+    assert len(emitted) == 2
