@@ -94,7 +94,8 @@ def fuse_series(request: SeriesRequest, progress: Optional[Progress] = None,
             warnings.extend_unique(scene.warnings)  # and what reading the masks found
             found = _found(scene, model)
         for date in (d for d in todo if not d.usable):
-            note = f"no usable fine reference within {request.max_gap} days"
+            note = (f"no other fine image within {request.max_gap} days (its own is no reference for it)"
+                    if date.has_fine else f"no usable fine reference within {request.max_gap} days")
             results[date.date] = DateResult(date.date, "skipped", note=note, inputs=inputs[date.date])
             _remove_outputs(out, date.date)  # fused by an earlier run (--overwrite): the folder holds one fusion
             warnings.add(f"{date.date}: skipped, {note}")

@@ -405,3 +405,16 @@ def test_the_work_folder_of_a_live_run_is_left_alone(tmp_path, capsys):
                             iso(70), "--method", "delta"] + KRANJ_ARGS, capsys)
         assert code == 2 and "another STF run" in err
     assert live.is_dir()
+
+
+def test_a_date_with_only_its_own_fine_image_says_that_is_no_reference_for_it(tmp_path):
+    """The first and last dates have fine images 15 days apart; within a gap of 10 each has only its own, and 'no
+    usable fine reference' read as if the series had no fine image there."""
+    csv = synthetic_series(tmp_path / "series", side=64, bands=2, dates=4, fine_dates=2, ratio=4)
+    result = fuse_series(SeriesRequest(series=str(csv), output_dir=str(tmp_path / "out"), method="delta", max_gap=10,
+                                       coarse_resolution=120))
+    notes = {date.date: (date.status, date.note) for date in result.dates}
+    first, last = result.dates[0].date, result.dates[-1].date
+    for day in (first, last):
+        assert notes[day] == ("skipped", "no other fine image within 10 days (its own is no reference for it)")
+    assert [status for status, _ in notes.values()].count("fused") == 2
