@@ -112,6 +112,8 @@ def run(args) -> int:
         print(shift_line(result.coarse_shift))
     for name, path in result.error_maps.items():
         print(f"{name}: {path}")
+    if result.truth_rmse is not None:
+        print(f"RMSE against the truth: {result.truth_rmse:.5g}")
     return 0
 
 

@@ -8,9 +8,10 @@ DESCRIPTION and UNITS tags, and STF_RAMP saying which colour ramp suits it (RAMP
 """
 from __future__ import annotations
 
+import math
 import os
 from contextlib import ExitStack, closing
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import rasterio
@@ -74,8 +75,9 @@ def write_error_maps(
     outputs: PendingOutputs,
     progress: Progress,
     cancel: Optional[Cancel] = None,
-) -> Dict[str, str]:
-    """Write every error map the request asks for into its error-maps folder; return name → path."""
+) -> Tuple[Dict[str, str], Optional[float]]:
+    """Write every error map the request asks for into its error-maps folder; return name → path, and with a truth
+    the fused image's RMSE against it over every valid pixel and band, else None."""
     request, inputs = plan.request, plan.inputs
     out_dir = request.error_maps_dir
     weights = [1, 1] + [1] * bool(request.truth) + [UNCERTAINTY_WEIGHT] * bool(request.uncertainty)
@@ -93,13 +95,15 @@ def write_error_maps(
         paths.update(_temporal_change(maps, inputs, cancel))
     paths.update(_seam_mask(maps, inputs, request.tile))
     part()(1.0, "temporal change and seams")
+    truth_rmse = None
     with rasterio.open(fused_path) as fused:
         if request.truth:
-            paths.update(_truth_errors(maps, fused, inputs, request, part(), cancel))
+            truth_paths, truth_rmse = _truth_errors(maps, fused, inputs, request, part(), cancel)
+            paths.update(truth_paths)
         if request.uncertainty:
             paths.update(_uncertainty(maps, plan, fused, part(), cancel))
     progress(1.0, "done")
-    return paths
+    return paths, truth_rmse
 
 
 class _MapWriter:
@@ -135,7 +139,8 @@ def _rms(values: np.ndarray) -> np.ndarray:
 
 
 def _truth_errors(maps: _MapWriter, fused, inputs: AlignedInputs, request, progress: Progress, cancel):
-    """|prediction − truth| per band and the RMS error across bands."""
+    """|prediction − truth| per band and the RMS error across bands (name → path), and the RMSE over every pixel
+    and band where both hold data (None where none does)."""
     with ExitStack() as stack:
         truth = open_on_grid(stack, request.truth, "truth", inputs.grid, request.scales.get("truth"), "nearest")
         absolute = maps.create(
@@ -145,6 +150,7 @@ def _truth_errors(maps: _MapWriter, fused, inputs: AlignedInputs, request, progr
             "rms_error", "RMS error", "root mean square across bands of prediction - truth", REFLECTANCE
         )
         windows = maps.windows()
+        squares, count = 0.0, 0
         for index, window in enumerate(windows):
             check_cancel(cancel)
             predicted = inputs.fine.units.to_reflectance(fused.read(window=window))
@@ -155,8 +161,10 @@ def _truth_errors(maps: _MapWriter, fused, inputs: AlignedInputs, request, progr
             row, col = int(window.row_off), int(window.col_off)
             absolute.write(np.abs(error), row, col)
             rms.write(_rms(error), row, col)
+            squares += float(np.nansum(error.astype(np.float64) ** 2))
+            count += int(np.count_nonzero(~np.isnan(error)))
             progress((index + 1) / len(windows), "error against the truth")
-    return {"abs_error": absolute.path, "rms_error": rms.path}
+    return {"abs_error": absolute.path, "rms_error": rms.path}, math.sqrt(squares / count) if count else None
 
 
 def _temporal_change(maps: _MapWriter, inputs: AlignedInputs, cancel):

@@ -135,6 +135,9 @@ class FusionResult:
     """With method auto: each candidate's RMSE in Wald's reduced-resolution validation, best first."""
     choice: str = ""
     """With method auto: what it ran and why, when that is not delta (taking delta is a warning: it adds nothing)."""
+    truth_rmse: Optional[float] = None
+    """With a truth: the fused image's RMSE against it over every pixel and band where both hold data, in the error
+    maps' units (reflectance, or the data's own such as kelvin); rms_error holds it pixel by pixel."""
 
 
 def parse_scales(items: Union[str, Sequence[str]]) -> Dict[str, Scale]:

@@ -87,16 +87,17 @@ def fuse(request: FusionRequest, progress: Optional[Progress] = None, cancel: Op
             _predict([plan], method, [fused], ticker, client)
             ticker.progress = silent  # the error maps' other methods tick too: only their cancel checks count there
             error_maps: Dict[str, str] = {}
+            truth_rmse = None
             if request.error_maps_dir:
                 maps_progress = stage(report, share, end, "error maps")
-                error_maps = write_error_maps(fused.partial, plan, outputs, maps_progress, cancel)
+                error_maps, truth_rmse = write_error_maps(fused.partial, plan, outputs, maps_progress, cancel)
             check_cancel(cancel)  # a cancel seen before the outputs are committed still removes them
             if request.cog:
                 report(end, "writing the Cloud Optimized GeoTIFF")
         if request.error_maps_dir:
             remove_stale_maps(request.error_maps_dir, error_maps, plan.warnings)
     report(1.0, "done")
-    return _result(plan, fused.path, error_maps, time.perf_counter() - started, threads, choice)
+    return _result(plan, fused.path, error_maps, time.perf_counter() - started, threads, choice, truth_rmse)
 
 
 def _remove_left_partials(request: FusionRequest) -> None:
@@ -257,7 +258,7 @@ def _by_date(predicted: Predicted, dates: int) -> List[Predicted]:
 
 
 def _result(plan: Plan, output: str, error_maps: Dict[str, str], seconds: float, threads: int,
-            choice: Optional[Choice]) -> FusionResult:
+            choice: Optional[Choice], truth_rmse: Optional[float] = None) -> FusionResult:
     grid, request = plan.inputs.grid, plan.request
     return FusionResult(
         output=output,
@@ -278,4 +279,5 @@ def _result(plan: Plan, output: str, error_maps: Dict[str, str], seconds: float,
         threads=threads,
         validation=tuple((s.method, s.rmse) for s in choice.scores) if choice else (),
         choice=choice.reason if choice and not choice.is_baseline else "",
+        truth_rmse=truth_rmse,
     )

@@ -1,6 +1,7 @@
 """`stf fuse` and `stf info`: bad input gives one `error:` line, exit code 2 and no output file."""
 import logging
 import os
+import re
 import subprocess
 import sys
 
@@ -282,3 +283,16 @@ def test_a_warning_logged_twice_in_one_command_is_one_line(capsys):
         for _ in range(2):
             logging.getLogger("stf_engine").warning("series list s.csv, row 3: 2020-03-10 has no coarse or fine image")
     assert capsys.readouterr().err == "warning: series list s.csv, row 3: 2020-03-10 has no coarse or fine image\n"
+
+
+def test_with_a_truth_the_summary_gives_the_rmse_against_it(scene, tmp_path, capsys):
+    """The error maps hold the error pixel by pixel; the one number a user with a truth asks for was missing."""
+    out = tmp_path / "fused.tif"
+    code, printed, err = run_cli(["fuse", "--coarse", scene["coarse"], "--fine", scene["fine"], "--coarse-ref",
+                                  scene["coarse_ref"], "--method", "delta", "--out", str(out), "--truth",
+                                  scene["truth"], "--error-maps", str(tmp_path / "maps")], capsys)
+    assert code == 0, err
+    with rasterio.open(out) as fused, rasterio.open(scene["truth"]) as truth:
+        error = fused.read(masked=True).astype(np.float64) * fused.scales[0] - truth.read().astype(np.float64) * 1e-4
+    said = float(re.search(r"^RMSE against the truth: ([\d.e-]+)$", printed, re.M).group(1))
+    assert said == pytest.approx(float(np.sqrt(np.mean(error ** 2))), rel=1e-3)

@@ -55,6 +55,7 @@ def test_truth_temporal_change_and_seam_maps_on_the_sample(tmp_path):
     assert np.isnan(read(result.error_maps["abs_error"], masked=False)[0][:, ~both]).all()
     rms = read(result.error_maps["rms_error"])[0][0]
     assert np.allclose(rms[both], np.sqrt(np.mean((predicted - observed)[:, both] ** 2, axis=0)), atol=1e-6)
+    assert result.truth_rmse == pytest.approx(np.sqrt(np.mean((predicted - observed)[:, both] ** 2)), rel=1e-6)
 
     # delta = F1 + (C2 - C1), so |prediction - F1| is the temporal change up to the output's rounding.
     reference = read(str(SAMPLE / "L72000306_SZ_B432_30m.tif"))[0].astype(np.float64) * 1e-4
