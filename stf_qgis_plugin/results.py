@@ -26,7 +26,7 @@ from qgis.PyQt.QtCore import QDate, QDateTime, QObject, Qt, QTime, pyqtSlot
 from qgis.PyQt.QtXml import QDomDocument
 
 from . import log
-from .styling import copy_style, error_map_name, file_tags, label_legend, style_error_map, style_fused
+from .styling import copy_style, error_map_name, file_tags, is_flat, label_legend, style_error_map, style_fused
 from .task import TaskOutcome
 from .wording import in_dialog_terms
 
@@ -34,8 +34,9 @@ MESSAGE_TITLE = "Spatiotemporal fusion"
 BASELINE = "delta"
 """The baseline every method is measured against (always one of auto's candidates)."""
 SHOWN_ERROR_MAPS = ("rms_error", "coarse_residual_rms")
-"""The error map switched on in a result group: the first of these the run wrote (else its first map); the
-others are added switched off with their legends collapsed."""
+"""The error map switched on in a result group: the first of these the run wrote (else its first map), passing
+over flat ones (one value everywhere, e.g. the coarse residual of a run without the real coarse pixel size, which
+would read as no error); the others are added switched off with their legends collapsed."""
 RELIABILITY_GROUP = "reliability"
 """The subgroup of a series group holding the reliability maps (switched off: the fused dates show)."""
 RESULT_GROUP = "stf/result_group"
@@ -211,7 +212,7 @@ def fill_group(group: QgsLayerTreeGroup, fused_node: QgsLayerTreeLayer, error_ma
     fused_node.setExpanded(True)
     group.insertChildNode(0, fused_node)
     legend_band_names().watch(fused)
-    shown = next((name for name in SHOWN_ERROR_MAPS if name in error_maps), next(iter(error_maps), None))
+    shown = shown_error_map(error_maps)
     for name, layer in error_maps.items():
         style_error_map(layer)
         layer.setName(error_map_name(layer, name))
@@ -225,6 +226,12 @@ def fill_group(group: QgsLayerTreeGroup, fused_node: QgsLayerTreeLayer, error_ma
         legend_band_names().watch(layer)
     group.setItemVisibilityChecked(True)
     group.setExpanded(True)
+
+
+def shown_error_map(error_maps: Dict[str, QgsRasterLayer]) -> Optional[str]:
+    """The error map to switch on (see SHOWN_ERROR_MAPS): a flat one shows nothing, so none when all are flat."""
+    telling = [name for name, layer in error_maps.items() if not is_flat(layer)]
+    return next((name for name in SHOWN_ERROR_MAPS if name in telling), next(iter(telling), None))
 
 
 def has_no_view(project: QgsProject) -> bool:
@@ -320,7 +327,8 @@ def held_out(training) -> str:
 
 def report(outcome: TaskOutcome, iface, project: QgsProject) -> None:
     """Layers and a success message, or the one-line reason (details in the log panel under STF); the training's
-    warnings (e.g. a model that does not beat delta) as warnings. Engine messages name the dialog's fields."""
+    and the result's warnings (e.g. a model that does not beat delta, a coarse target that covers part of the scene)
+    as warnings next to the success. Engine messages name the dialog's fields."""
     bar = iface.messageBar()
     if outcome.result is None:
         report_failure(outcome, bar)
@@ -338,26 +346,35 @@ def report(outcome: TaskOutcome, iface, project: QgsProject) -> None:
         f"thread{'s' if result.threads != 1 else ''}) in {result.seconds:.1f} s, "
         f"{result.width}×{result.height}×{result.bands}: {os.path.basename(result.output)}"
         + (f" and {len(result.error_maps)} error map(s)" if result.error_maps else "")
+        + (f"; RMSE against the truth {result.truth_rmse:.4g}" if result.truth_rmse is not None else "")
     )
-    training_warnings = []
     if outcome.training is not None:
         trained = outcome.training
         scores = ", ".join(filter(None, [f"{trained.epochs} epoch(s)", f"{trained.seconds:.0f} s", held_out(trained)]))
         summary = f"trained {trained.model} ({scores}), then {summary}"
         outputs.append(trained.checkpoint)
-        training_warnings = [in_dialog_terms(w) for w in trained.warnings]
-    warnings = dict.fromkeys(training_warnings + [in_dialog_terms(w) for w in result.warnings])  # each once, in order
-    log.info("\n".join([summary, *validation_table(result), *outputs, *(f"warning: {w}" for w in warnings)]))
+    log.info("\n".join([summary, *validation_table(result), *outputs]))
     bar.pushMessage(MESSAGE_TITLE, f"{summary} (paths in the log panel, STF)", Qgis.Success, 15)
-    for warning in training_warnings:
+    for warning in run_warnings(outcome):
+        log.warning(warning)
         bar.pushMessage(MESSAGE_TITLE, warning, Qgis.Warning, 0)
 
 
+def run_warnings(outcome: TaskOutcome) -> List[str]:
+    """The training's warnings, then the result's that repeat none of them (a checkpoint trained in this run repeats
+    its training's verdict), each once, in the dialog's words."""
+    trained = [in_dialog_terms(w) for w in outcome.training.warnings] if outcome.training is not None else []
+    fused = [in_dialog_terms(w) for w in outcome.result.warnings]
+    return list(dict.fromkeys(trained + [w for w in fused if not any(said in w for said in trained)]))
+
+
 def report_failure(outcome: TaskOutcome, bar, series: bool = False, note: str = "") -> None:
-    """The one-line reason (and `note`) in the message bar, with the details in the log panel."""
+    """The one-line reason (and `note`) in the message bar, with the details in the log panel (a cancel as a
+    warning: nothing went wrong)."""
     level = Qgis.Warning if outcome.cancelled else Qgis.Critical
     reason = in_dialog_terms(outcome.reason or "", series=series)
-    log.error(f"fusion failed: {reason}" + (f"\n{outcome.details}" if outcome.details else ""))
+    logged = log.warning if outcome.cancelled else log.error
+    logged(f"fusion failed: {reason}" + (f"\n{outcome.details}" if outcome.details else ""))
     bar.pushMessage(MESSAGE_TITLE, f"not run: {reason}" + (f"; {note}" if note else ""), level, 0)
 
 
@@ -491,13 +508,10 @@ def add_dated(layer: QgsRasterLayer, date: str, group: QgsLayerTreeGroup, projec
 
 def report_series(outcome: TaskOutcome, iface, project: QgsProject) -> None:
     """The series' layers and a summary (dates fused, kept, skipped), the per-date table in the log; or the
-    one-line reason, saying that the dates fused before a cancel or failure stay for the next run."""
+    one-line reason, with what a run stopped midway kept for the next run (`kept_note`)."""
     bar = iface.messageBar()
     if outcome.result is None:
-        folder = outcome.request.output_dir
-        written = os.path.isdir(folder) and any(name.startswith("fused_") for name in os.listdir(folder))
-        note = f"the dates fused so far stay in {folder}; run the series again to go on" if written else ""
-        report_failure(outcome, bar, series=True, note=note)
+        report_failure(outcome, bar, series=True, note=kept_note(outcome))
         return
     result = outcome.result
     try:
@@ -507,9 +521,23 @@ def report_series(outcome: TaskOutcome, iface, project: QgsProject) -> None:
         bar.pushMessage(MESSAGE_TITLE, str(exc), Qgis.Critical, 0)
         return
     summary = series_summary(result, outcome.request.method)
-    warnings = dict.fromkeys(in_dialog_terms(w, series=True) for w in result.warnings)
     outputs = [result.manifest, *([result.stack] if result.stack else [])]
-    log.info("\n".join([summary, *series_table(result), *outputs, *(f"warning: {w}" for w in warnings)]))
+    log.info("\n".join([summary, *series_table(result), *outputs]))
+    for warning in dict.fromkeys(in_dialog_terms(w, series=True) for w in result.warnings):  # each once
+        log.warning(warning)
     shown = "the Temporal Controller animates it" if group is not None else "no date has a fused image to show"
     bar.pushMessage(MESSAGE_TITLE, f"{summary}; {shown} (table and paths in the log panel, STF)",
                     Qgis.Success if group is not None else Qgis.Warning, 15)
+
+
+def kept_note(outcome: TaskOutcome) -> str:
+    """What a stopped series run kept and how to go on: the engine's account of the dates it finished (a cancel or
+    a failure midway), else, after a cancel, the dates earlier runs fused; "" for a run that could not start,
+    which running again would not help."""
+    if outcome.left_behind is not None:
+        return in_dialog_terms(str(outcome.left_behind), series=True)
+    folder = outcome.request.output_dir
+    if not outcome.cancelled or not os.path.isdir(folder):
+        return ""
+    written = any(name.startswith("fused_") for name in os.listdir(folder))
+    return f"the dates fused so far stay in {folder}; run the series again to go on" if written else ""

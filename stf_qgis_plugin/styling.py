@@ -13,6 +13,7 @@ from qgis.core import (
     QgsLayerTreeLayer,
     QgsMapLayerLegendUtils,
     QgsMultiBandColorRenderer,
+    QgsRasterBandStats,
     QgsRasterInterface,
     QgsRasterLayer,
     QgsRasterMinMaxOrigin,
@@ -65,7 +66,9 @@ def style_error_map(layer: QgsRasterLayer, band: int = 1) -> str:
     """Single-band pseudocolour by the map's STF_RAMP tag (else by its values): diverging around 0 for signed
     residuals, sequential from 0 for magnitudes, two colours for 0/1 masks. Returns the kind used."""
     provider = layer.dataProvider()
-    low, high = provider.cumulativeCut(band, CUT[0], CUT[1], layer.extent(), SAMPLE)
+    low, high = value_range(layer, band)
+    if low < high:  # GDAL has no histogram of a flat map to cut (it fails): its one value is the range
+        low, high = provider.cumulativeCut(band, CUT[0], CUT[1], layer.extent(), SAMPLE)
     kind = ramp_kind(layer) or ("diverging" if low < 0 < high else "sequential")
     if kind == "mask":
         shader_function = QgsColorRampShader(0, 1, None, QgsColorRampShader.Exact)
@@ -94,6 +97,20 @@ def style_error_map(layer: QgsRasterLayer, band: int = 1) -> str:
     layer.setRenderer(renderer)
     layer.triggerRepaint()
     return kind
+
+
+def value_range(layer: QgsRasterLayer, band: int = 1) -> Tuple[float, float]:
+    """The band's lowest and highest value (statistics only: no histogram); (0, 0) when it has no valid pixel."""
+    stats = layer.dataProvider().bandStatistics(band, QgsRasterBandStats.Min | QgsRasterBandStats.Max, layer.extent(),
+                                                SAMPLE)
+    return (stats.minimumValue, stats.maximumValue) if stats.minimumValue <= stats.maximumValue else (0.0, 0.0)
+
+
+def is_flat(layer: QgsRasterLayer, band: int = 1) -> bool:
+    """One value everywhere (or no valid pixel): a map that shows nothing, e.g. the coarse residual of a run without
+    the real coarse pixel size (ratio 1), all zeros."""
+    low, high = value_range(layer, band)
+    return low == high
 
 
 def copy_style(source: QgsRasterLayer, target: QgsRasterLayer) -> None:

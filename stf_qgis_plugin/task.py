@@ -26,6 +26,9 @@ class TaskOutcome:
     reason: Optional[str] = None
     details: Optional[str] = None
     cancelled: bool = False
+    left_behind: Optional[object] = None
+    """What a run stopped midway kept on purpose (a series' finished dates: the engine's KeptDates, whose text says
+    which and how to go on); None when it kept nothing."""
 
 
 DESCRIPTION_EVERY_S = 1.0
@@ -59,15 +62,22 @@ class FusionTask(QgsTask):
         try:
             self.outcome.result = self.work()
             return True
-        except self.engine.FusionCancelled:
+        except Exception as exc:  # noqa: BLE001  (reported in the message bar and log, never raised into QGIS)
+            self.stopped_by(exc)
+        return False
+
+    def stopped_by(self, exc: Exception) -> None:
+        """The outcome of a run `exc` stopped: a cancel, the engine's one-line reason, or an internal error (a bug,
+        with its traceback for the log); and what the run kept on purpose, for the message to say."""
+        self.outcome.left_behind = getattr(exc, "left_behind", None)
+        if isinstance(exc, self.engine.FusionCancelled):
             self.outcome.cancelled = True
             self.outcome.reason = "cancelled"
-        except self.engine.StfError as exc:
+        elif isinstance(exc, self.engine.StfError):
             self.outcome.reason = str(exc)
-        except Exception as exc:  # noqa: BLE001  (reported in the message bar and log, never raised into QGIS)
-            self.outcome.reason = f"{type(exc).__name__}: {exc}"
-            self.outcome.details = traceback.format_exc()
-        return False
+        else:
+            self.outcome.reason = internal_error(exc)
+            self.outcome.details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 
     def work(self):
         """The engine's calls, on the task's thread: training first when asked, then the fusion."""
@@ -133,6 +143,14 @@ class SeriesTask(FusionTask):
 
     def output_folders(self) -> List[Optional[str]]:
         return [os.path.abspath(self.request.output_dir)]
+
+
+def internal_error(exc: Exception) -> str:
+    """What the message bar says of an exception the engine did not mean (a bug, not a problem with the inputs): its
+    first line, the rest being in the traceback."""
+    said = str(exc).strip().partition("\n")[0]
+    return (f"internal error of STF ({type(exc).__name__}: {said}), not a problem with your inputs; please report it "
+            f"with its traceback from the log panel (STF)")
 
 
 def time_left(elapsed: float, fraction: float) -> str:

@@ -13,6 +13,11 @@ SCALE_VALUE = r"(?:[a-z_-]+=)?[0-9][0-9.e:+-]*"
 """The value an engine message may give the --scale flag, e.g. 'fine=2.75e-5:-0.2'."""
 SCALE = rf"--scale(?: {SCALE_VALUE})?"
 """The --scale flag, with its value when the message gives one."""
+OVERWRITE = r"--overwrite\b"
+OVERWRITE_FIELD = "Series → 'Overwrite the dates already fused'"
+"""The dialog's checkbox for --overwrite."""
+OVERWRITE_PARAMETER = "'Fuse again the dates already in the output folder' (OVERWRITE)"
+"""stf:fuse_series's parameter for --overwrite (a checkbox)."""
 REARRANGE_BANDS = "Processing → GDAL → Raster conversion → Rearrange bands"
 SCALE_IN_METADATA = (
     "for reflectance ×10000: gdal_edit.py -scale 0.0001, or GDAL's Translate with the extra option -a_scale 0.0001"
@@ -29,6 +34,7 @@ def bands_terms(no_field: str) -> Terms:
          rf"in a copy of the coarse raster with bands \1 ({no_field}: {REARRANGE_BANDS} makes the copy)"),
         (r"--bands(?: [\d,]+)?", f"a copy of the coarse raster with the fine reference's bands ({no_field}: "
                                  f"{REARRANGE_BANDS})"),
+        (r"(a copy of the fine reference with only the \d+ bands? the [a-z ]+ has)", rf"\1 ({REARRANGE_BANDS} makes it)"),
     )
 
 
@@ -90,7 +96,9 @@ DIALOG_TERMS: Terms = (
     (r"--date-batch\b", "Processing's DATE_BATCH parameter (the dialog has no such field)"),
     (r"--from\b", "Series → 'From'"),
     (r"--to\b", "Series → 'To'"),
-    (r"--overwrite\b", "Series → 'Overwrite the dates already fused'"),
+    (rf"add {OVERWRITE}", f"tick {OVERWRITE_FIELD}"),
+    (rf"run again without {OVERWRITE}", f"untick {OVERWRITE_FIELD} and run again"),
+    (OVERWRITE, OVERWRITE_FIELD),
     (r"--method\b", "'Method'"),
     *bands_terms("the dialog has no band field"),
     *scales_terms("'Scales'"),
@@ -141,7 +149,9 @@ PROCESSING_TERMS: Terms = (
     (r"--date-batch\b", DATE_BATCH),
     (r"--from\b", "'First date' (DATE_FROM)"),
     (r"--to\b", "'Last date' (DATE_TO)"),
-    (r"--overwrite\b", "'Fuse again the dates already in the output folder' (OVERWRITE)"),
+    (rf"add {OVERWRITE}", f"set {OVERWRITE_PARAMETER}"),
+    (rf"run again without {OVERWRITE}", f"run again with {OVERWRITE_PARAMETER} unset"),
+    (OVERWRITE, OVERWRITE_PARAMETER),
     (r"--method\b", "'Method' (METHOD)"),
     *bands_terms("no algorithm here has a band parameter"),
     *scales_terms("'Scales to reflectance' (SCALES)"),

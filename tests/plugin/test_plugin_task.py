@@ -43,13 +43,23 @@ def test_task_adds_a_group_with_styled_fused_raster_and_error_maps(plugin, sampl
     assert any("delta on cpu" in m for m in iface.messageBar().get_messages(Qgis.Success))
 
 
-def test_with_a_truth_the_rms_error_is_the_map_switched_on(plugin, sample_layers, sample_paths, tmp_path):
+def test_with_a_truth_the_rms_error_is_the_map_switched_on(plugin, sample_layers, sample_paths, tmp_path, iface):
+    """The message bar gives the run's RMSE against the truth, over every valid pixel and band (here from the
+    per-band absolute errors)."""
+    import numpy as np
+    import rasterio
+    from qgis.core import Qgis
+
     request = request_for(plugin, sample_paths, tmp_path / "out", truth=sample_paths["truth"])
     assert run_task(plugin, request) == "completed"
     [group] = fusion_groups()
     maps = check_result_group(group, "delta", tmp_path / "out" / "fused.tif", tmp_path / "out" / "error_maps",
                               shown="rms_error")
     assert {"abs_error", "rms_error"} <= set(maps)
+    with rasterio.open(tmp_path / "out" / "error_maps" / "abs_error.tif") as errors:
+        rmse = float(np.sqrt(np.nanmean(errors.read().astype("float64") ** 2)))
+    success = iface.messageBar().get_messages(Qgis.Success)[-1]
+    assert f"; RMSE against the truth {rmse:.4g} (paths in the log panel, STF)" in success, success
 
 
 def described_copy(source, target, names) -> str:
@@ -123,6 +133,69 @@ def write_raster(path, values):
         dst.write(values.astype("float32"))
 
 
+def test_the_results_warnings_are_warnings_next_to_the_success(plugin, sample_layers, sample_paths, tmp_path, iface):
+    """The sample's MODIS is resampled to 30 m and covers part of the Landsat scene: the engine's warnings come as
+    yellow messages naming the dialog's fields, and go to the log as warnings, after the green success."""
+    from qgis.core import Qgis
+
+    from stf_qgis_plugin.wording import in_dialog_terms
+
+    logged = stf_log(Qgis.Warning)
+    kept = []
+    assert run_task(plugin, request_for(plugin, sample_paths, tmp_path / "out"),
+                    started=lambda task: kept.append(task.outcome)) == "completed"
+    warned = [in_dialog_terms(w) for w in kept[0].result.warnings]
+    assert any("(Advanced → 'Real coarse pixel size')" in w for w in warned) and any("covers" in w for w in warned)
+    shown = iface.messageBar().get_messages(Qgis.Warning)
+    assert shown[-len(warned):] == [f"Spatiotemporal fusion:{w}" for w in warned]
+    assert "delta on cpu" in iface.messageBar().get_messages(Qgis.Success)[-1]
+    assert logged == warned and not [w for w in warned if "--" in w]
+
+
+def test_an_internal_error_says_it_is_a_bug_to_report_and_logs_its_traceback(plugin, sample_layers, sample_paths,
+                                                                              tmp_path, iface, monkeypatch):
+    """An exception the engine did not mean (here auto's failed k-means on a tiny coarse image) is no reason the
+    analyst can act on: the bar says it is STF's, to report, and the log has where it happened."""
+    from qgis.core import Qgis
+
+    def fails(request, **kwargs):
+        raise RuntimeError("random_ expects 'from' to be less than 'to', but got from=0 >= to=0")
+
+    logged = stf_log(Qgis.Critical)
+    monkeypatch.setattr(plugin.status.engine, "fuse", fails)
+    assert run_task(plugin, request_for(plugin, sample_paths, tmp_path / "out")) == "terminated"
+    assert iface.messageBar().get_messages(Qgis.Critical)[-1] == (
+        "Spatiotemporal fusion:not run: internal error of STF (RuntimeError: random_ expects 'from' to be less than "
+        "'to', but got from=0 >= to=0), not a problem with your inputs; please report it with its traceback from the "
+        "log panel (STF)")
+    [entry] = logged
+    assert "Traceback (most recent call last)" in entry and 'in fails\n    raise RuntimeError("random_' in entry
+
+
+def test_a_flat_error_map_is_styled_without_a_stretch_and_not_switched_on(tmp_path):
+    """With ratio 1 (no real coarse pixel size) the coarse residual maps are 0 everywhere: GDAL has no histogram
+    to cut (it prints an error), and switched on the map would read as "no error"; another map shows, else none."""
+    import numpy as np
+    from osgeo import gdal
+    from qgis.core import QgsRasterLayer
+
+    from stf_qgis_plugin.results import shown_error_map
+    from stf_qgis_plugin.styling import style_error_map
+
+    write_raster(tmp_path / "zero.tif", np.zeros((1, 8, 8)))
+    write_raster(tmp_path / "change.tif", np.arange(64).reshape(1, 8, 8) / 64)
+    zero, change = (QgsRasterLayer(str(tmp_path / f"{name}.tif"), name) for name in ("zero", "change"))
+    errors = []
+    gdal.PushErrorHandler(lambda level, number, message: errors.append(message))
+    try:
+        assert style_error_map(zero) == "sequential"
+    finally:
+        gdal.PopErrorHandler()
+    assert errors == [] and (zero.renderer().classificationMin(), zero.renderer().classificationMax()) == (0, 1)
+    assert shown_error_map({"coarse_residual_rms": zero, "temporal_change": change}) == "temporal_change"
+    assert shown_error_map({"coarse_residual": zero, "coarse_residual_rms": zero}) is None
+
+
 def test_single_band_output_is_grey_and_untagged_maps_styled_by_sign(tmp_path):
     import numpy as np
     from qgis.core import QgsRasterLayer, QgsSingleBandGrayRenderer
@@ -147,14 +220,17 @@ def cancel_after_first_batch(task):
 
 
 def test_cancel_leaves_nothing(plugin, sample_layers, sample_paths, tmp_path, iface):
+    """A cancel is a warning, in the bar and the log (nothing went wrong)."""
     from qgis.core import Qgis
 
+    critical, warned = stf_log(Qgis.Critical), stf_log(Qgis.Warning)
     out = tmp_path / "cancelled"
     request = request_for(plugin, sample_paths, out, method="starfm", tile=64, batch=1, options={"window": 5})
     assert run_task(plugin, request, started=cancel_after_first_batch) == "terminated"
     assert files_under(out) == [] and not out.exists()
     assert fusion_groups() == []
     assert any("cancelled" in m for m in iface.messageBar().get_messages(Qgis.Warning))
+    assert critical == [] and warned == ["fusion failed: cancelled"]
 
 
 def test_engine_error_is_one_line_in_the_message_bar(plugin, sample_layers, sample_paths, tmp_path, iface):
@@ -204,7 +280,7 @@ def test_a_model_that_does_not_beat_delta_is_a_warning_in_the_message_bar(plugin
                                                                           tmp_path, iface):
     """EDCSTFN after one training step on the small scene with its coarse reference does worse than delta on the
     held-out data (0.0323 against 0.0321 when written): the engine warns, and the message bar shows the training's
-    warnings as warnings next to the success."""
+    warnings as warnings next to the success, first, and once (the fusion with the new checkpoint repeats them)."""
     from qgis.core import Qgis
 
     from stf_qgis_plugin.wording import in_dialog_terms
@@ -212,13 +288,15 @@ def test_a_model_that_does_not_beat_delta_is_a_warning_in_the_message_bar(plugin
     request, training = fast_training(plugin, small_scene, tmp_path / "weak", model="edcstfn")
     request.coarse_reference = training.coarse_reference = small_scene["coarse_reference"]
     kept = []
+    before = len(iface.messageBar().get_messages(Qgis.Warning))
     ended = run_task(plugin, request, training, timeout=120, started=lambda task: kept.append(task.outcome))
     assert ended == "completed", iface.messageBar().get_messages(Qgis.Critical)[-1:]
     [outcome] = kept
     warned = outcome.training.warnings
     assert any("does not beat the delta baseline" in w for w in warned), (outcome.training.validation_metrics, warned)
-    shown = iface.messageBar().get_messages(Qgis.Warning)
-    assert shown[-len(warned):] == [f"Spatiotemporal fusion:{in_dialog_terms(w)}" for w in warned]
+    shown = iface.messageBar().get_messages(Qgis.Warning)[before:]
+    assert shown[:len(warned)] == [f"Spatiotemporal fusion:{in_dialog_terms(w)}" for w in warned]
+    assert len([m for m in shown if "does not beat the delta baseline" in m]) == 1, shown
     assert "trained edcstfn" in iface.messageBar().get_messages(Qgis.Success)[-1]
 
 
@@ -238,13 +316,13 @@ def test_a_training_error_names_the_dialogs_field(plugin, qgis_new_project, smal
     assert not (tmp_path / "failed").exists()
 
 
-def stf_log():
-    """Collects what the plugin writes to the log panel's STF tab."""
+def stf_log(level=None):
+    """Collects what the plugin writes to the log panel's STF tab (at `level` only, when given)."""
     from qgis.core import QgsApplication
 
     lines = []
     QgsApplication.messageLog().messageReceived.connect(
-        lambda message, tag, level: lines.append(message) if tag == "STF" else None)
+        lambda message, tag, at: lines.append(message) if tag == "STF" and level in (None, at) else None)
     return lines
 
 

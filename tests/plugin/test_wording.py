@@ -145,10 +145,28 @@ def test_the_parameters_the_processing_wording_names_exist(plugin):
      "the 'Truth' layer and 'Uncertainty map' need a folder for the error maps: tick 'Write error maps'"),
     ("reorder with --bands 2,1,3: c.tif", "reorder in a copy of the coarse raster with bands 2,1,3 (the dialog has "
      "no band field: Processing → GDAL → Raster conversion → Rearrange bands makes the copy): c.tif"),
+    ("used other settings; add --overwrite to fuse them again with these",
+     "used other settings; tick Series → 'Overwrite the dates already fused' to fuse them again with these"),
+    ("nothing partial was left; run again without --overwrite to fuse the 2 unfinished",
+     "nothing partial was left; untick Series → 'Overwrite the dates already fused' and run again to fuse the 2 "
+     "unfinished"),
 ])
 def test_flags_map_to_the_dialogs_fields(engine_says, dialog_shows):
     """What to add or tick in the dialog, where the engine names the command line's flags."""
     assert in_dialog_terms(engine_says) == dialog_shows
+
+
+@pytest.mark.parametrize("engine_says, shown", [
+    ("used other settings; add --overwrite to fuse them again with these",
+     "used other settings; set 'Fuse again the dates already in the output folder' (OVERWRITE) to fuse them again "
+     "with these"),
+    ("nothing partial was left; run again without --overwrite to fuse the 2 unfinished",
+     "nothing partial was left; run again with 'Fuse again the dates already in the output folder' (OVERWRITE) "
+     "unset to fuse the 2 unfinished"),
+])
+def test_overwrite_is_a_checkbox_to_set_in_processing(engine_says, shown):
+    """stf:fuse_series's OVERWRITE is a checkbox: set (or unset) it, nothing to "add"."""
+    assert in_processing_terms(engine_says, "fuse_series") == shown
 
 
 @pytest.mark.parametrize("algorithm, engine_says, shown", [
