@@ -12,7 +12,7 @@ from types import ModuleType
 from pathlib import Path
 from typing import Collection, Dict, Optional, Sequence
 
-from qgis.core import QgsMapLayerProxyModel, QgsProject, QgsSettings, QgsUnitTypes
+from qgis.core import QgsMapLayerProxyModel, QgsProject, QgsRasterLayer, QgsSettings, QgsUnitTypes
 from qgis.gui import QgsCollapsibleGroupBox, QgsDoubleSpinBox, QgsFileWidget, QgsMapLayerComboBox, QgsSpinBox
 from qgis.PyQt.QtCore import QDate, QEvent, QSize, QStandardPaths, pyqtSignal
 from qgis.PyQt.QtGui import QIcon
@@ -25,6 +25,7 @@ from qgis.PyQt.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
+    QFileDialog,
     QFormLayout,
     QFrame,
     QGroupBox,
@@ -33,6 +34,7 @@ from qgis.PyQt.QtWidgets import (
     QLineEdit,
     QScrollArea,
     QSpinBox,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -61,6 +63,8 @@ CHANGED = (
 )
 """The signal each kind of field sends when it changes (a file field's is its line edit's; a layer picker is a combo
 box; a spin box's own line edit is changed with its signals blocked)."""
+RASTER_FILTER = "Rasters (*.tif *.tiff *.vrt *.img *.jp2 *.nc *.hdf *.h5 *.gpkg);;All files (*)"
+"""What the browse buttons beside the layer pickers list (any file GDAL opens is taken)."""
 NOTE_STYLE = "color: palette(mid);"
 ERROR_STYLE = "color: #b00020;"
 
@@ -137,27 +141,29 @@ def show_row(form: QFormLayout, field: QWidget, visible: bool) -> None:
 
 
 def plan_summary(planned: Sequence, max_gap: int) -> str:
-    """'3 dates (2020-03-08 to 2020-04-02): 1 with references, 2 without (2020-03-08, 2020-04-02: no fine image
-    within 10 days)' from `plan_series`."""
+    """'3 dates (2020-03-08 to 2020-04-02): 1 with references, 2 skipped (2020-03-08, 2020-04-02: no other fine
+    image within 10 days)' from `plan_series`. A date's own fine image is no reference for it: such a date without
+    another within the gap is skipped like the rest."""
     if not planned:
         return ""
     count = len(planned)
     span = f"{planned[0].date} to {planned[-1].date}" if count > 1 else planned[0].date
     head = f"{count} date{'s' if count != 1 else ''} ({span})"
     without = [date.date for date in planned if not date.usable]
-    own = sum(1 for date in planned if date.has_fine)
+    own = sum(1 for date in planned if date.has_fine and date.usable)
     own = f"; {own} with a fine image of their own (kept where clear, scored against it)" if own else ""
     if not without:
         return f"{head}, all with references{own}"
     named = ", ".join(without[:SHOWN_UNUSABLE])
     named += f" and {len(without) - SHOWN_UNUSABLE} more" if len(without) > SHOWN_UNUSABLE else ""
-    return (f"{head}: {count - len(without)} with references, {len(without)} without ({named}: no fine image "
+    return (f"{head}: {count - len(without)} with references, {len(without)} skipped ({named}: no other fine image "
             f"within {max_gap} days){own}")
 
 
 def plan_details(planned: Sequence) -> str:
     """One line per date: its references, best first (the tooltip of the summary)."""
-    return "\n".join(f"{date.date}: {', '.join(date.references) or 'no reference'}" for date in planned)
+    return "\n".join(f"{date.date}: {', '.join(date.references) or 'skipped, no other fine image within the gap'}"
+                     for date in planned)
 
 
 def series_name(path: str) -> str:
@@ -238,6 +244,7 @@ class FusionDialog(QDialog):
         self.pickers: Dict[str, QgsMapLayerComboBox] = {}
         self.role_labels: Dict[str, QLabel] = {}
         self.layer_infos: Dict[str, QLabel] = {}
+        self.browse_buttons: Dict[str, QToolButton] = {}
         self.mask_combos: Dict[str, QComboBox] = {}
         self.planned = ()
         self._proposed_output = ""
@@ -347,12 +354,38 @@ class FusionDialog(QDialog):
             picker.model().rowsAboutToBeRemoved.connect(
                 lambda parent, first, last, picker=picker: empty_if_removed(picker, first, last))
             label = QLabel()
-            form.addRow(label, picker)
+            browse = QToolButton()
+            browse.setText("…")
+            browse.setToolTip("Add a raster file to the project and pick it here")
+            browse.clicked.connect(self._add_raster_file)  # a bound method: a lambda holding self keeps the dialog
+            row = QHBoxLayout()
+            row.addWidget(picker, 1)
+            row.addWidget(browse)
+            form.addRow(label, row)
             form.addRow(info)  # the whole width, so size, pixel size, CRS and bands stay on one line
             self.pickers[role], self.role_labels[role], self.layer_infos[role] = picker, label, info
+            self.browse_buttons[role] = browse
         self.scales = scales_field(self.engine.SCALE_ROLES)
         form.addRow("Scales", self.scales)
         return box
+
+    def _add_raster_file(self) -> None:
+        """A raster file the user browses to becomes a layer of the project, picked for the role of the browse button
+        clicked: the pickers list the project's layers only, and an analyst had to close the dialog to add a file."""
+        role = next(role for role, button in self.browse_buttons.items() if button is self.sender())
+        settings = QgsSettings()
+        start = settings.value(SETTINGS + "browse_folder", "") or default_output_folder(self.project)
+        path, _ = QFileDialog.getOpenFileName(self, f"{self.labels[role][0].upper()}{self.labels[role][1:]}", start,
+                                              RASTER_FILTER)
+        if not path:
+            return
+        settings.setValue(SETTINGS + "browse_folder", os.path.dirname(path))
+        layer = QgsRasterLayer(path, Path(path).stem)
+        if not layer.isValid():
+            self.message.setText(f"{path} is not a raster QGIS can open; pick another file")
+            return
+        self.project.addMapLayer(layer)
+        self.pickers[role].setLayer(layer)
 
     def _series_box(self) -> QGroupBox:
         box = self.series_box = QGroupBox("Series")
@@ -577,6 +610,7 @@ class FusionDialog(QDialog):
             label.setToolTip(tip)
             self.pickers[role].setToolTip(tip)
             self.pickers[role].setEnabled(used)
+            self.browse_buttons[role].setEnabled(used)
             label.setEnabled(used)
         self.train_first.setEnabled(spec.name in self.trainable)
         training = self.training_first

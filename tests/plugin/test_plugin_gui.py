@@ -123,7 +123,8 @@ def test_run_shows_the_engines_message_instead_of_starting(plugin, sample_layers
     dialog.run()
     assert "band mismatch" in dialog.message.text()
     assert "--bands" not in dialog.message.text()
-    assert "or fuse a copy of the fine reference with only the 2 bands the coarse target has" in dialog.message.text()
+    assert ("or fuse a copy of the fine reference with only the 2 bands the coarse target has (Processing → GDAL → "
+            "Raster conversion → Rearrange bands makes it)") in dialog.message.text()
 
     dialog.pickers["coarse_target"].setLayer(sample_layers["coarse_target"])
     dialog.pickers["truth"].setLayer(sample_layers["truth"])
@@ -756,3 +757,26 @@ def test_the_output_folder_is_remembered_with_the_project_it_was_chosen_in(plugi
         project.setFileName("")
     assert FusionDialog(engine).output_folder.filePath() == str(tmp_path / "b_results")
     assert len(emitted) == 2
+
+
+def test_a_raster_file_browsed_to_beside_a_picker_is_added_to_the_project_and_picked(plugin, qgis_new_project,
+                                                                                     sample_paths, tmp_path,
+                                                                                     monkeypatch):
+    """The pickers list the project's layers only: an analyst with files on disk had to close the dialog to add them."""
+    from qgis.core import QgsProject
+    from qgis.PyQt.QtWidgets import QFileDialog
+
+    dialog, emitted = capture_runs(plugin, keep=lambda request, training: request)
+    chosen = [sample_paths["coarse_target"], sample_paths["fine_reference"], str(tmp_path / "notes.tif")]
+    (tmp_path / "notes.tif").write_text("not a raster")
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *args: (chosen.pop(0), ""))
+    dialog.browse_buttons["coarse_target"].click()
+    dialog.browse_buttons["fine_reference"].click()
+    assert dialog.layer_path("coarse_target") == sample_paths["coarse_target"]
+    assert dialog.layer_path("fine_reference") == sample_paths["fine_reference"]
+    assert len(QgsProject.instance().mapLayers()) == 2
+    dialog.browse_buttons["truth"].click()
+    assert dialog.message.text() == f"{tmp_path / 'notes.tif'} is not a raster QGIS can open; pick another file"
+    assert len(QgsProject.instance().mapLayers()) == 2 and dialog.pickers["truth"].currentLayer() is None
+    dialog.method_combo.setCurrentIndex(dialog.method_combo.findData("cubic"))
+    assert not dialog.browse_buttons["coarse_reference"].isEnabled()  # a role the method does not use

@@ -182,8 +182,9 @@ def test_series_mode_lists_the_dates_and_emits_a_series_request(plugin, series_s
     assert dialog.series_output.filePath().endswith("series_kranj")
     dialog.max_gap.setValue(10)
     assert dialog.series_plan.text().startswith(
-        "3 dates (2020-03-08 to 2020-04-02): 1 with references, 2 without (2020-03-08, 2020-04-02: no fine image "
-        "within 10 days)")
+        "3 dates (2020-03-08 to 2020-04-02): 1 with references, 2 skipped (2020-03-08, 2020-04-02: no other fine "
+        "image within 10 days)")  # their own fine images are no references for them: not 'kept where clear'
+    assert "2020-03-08: skipped, no other fine image within the gap" in dialog.series_plan.toolTip().splitlines()
 
     dialog.method_combo.setCurrentIndex(dialog.method_combo.findData("delta"))
     dialog.whole_series.setChecked(False)
@@ -224,7 +225,7 @@ def test_series_mode_shows_the_engines_line_and_refuses_what_cannot_run(plugin, 
     dialog.date_from.setDate(QDate(2020, 3, 20))
     dialog.date_to.setDate(QDate(2020, 4, 30))
     dialog.max_gap.setValue(10)
-    assert dialog.series_plan.text().startswith("1 date (2020-04-02): 0 with references, 1 without")
+    assert dialog.series_plan.text().startswith("1 date (2020-04-02): 0 with references, 1 skipped")
     dialog.run()
     assert dialog.message.text() == (
         "Cannot run: no date of the series has a fine reference within 10 days; raise Series → 'Max gap'")
@@ -337,6 +338,46 @@ def test_a_failed_series_is_one_line_and_adds_nothing(plugin, qgis_new_project, 
     message = iface.messageBar().get_messages(Qgis.Critical)[-1]
     assert message.endswith(f"not run: series not found: {tmp_path / 'absent.csv'}") and "\n" not in message
     assert series_groups() == [] and not (tmp_path / "out").exists()
+
+
+def test_a_series_that_cannot_run_into_the_folder_does_not_say_to_run_it_again(plugin, qgis_new_project, series_csv,
+                                                                               tmp_path, iface):
+    """Another method into a folder of delta's dates fails the same way again: tick Overwrite (a checkbox) or choose
+    another folder; running again would not help."""
+    from qgis.core import Qgis
+
+    engine = plugin.status.engine
+    request = delta_series(engine, series_csv, tmp_path / "kranj")
+    assert run_task(plugin, request) == "completed", iface.messageBar().get_messages(Qgis.Critical)[-1:]
+    assert run_task(plugin, dataclasses.replace(request, method="starfm")) == "terminated"
+    message = iface.messageBar().get_messages(Qgis.Critical)[-1]
+    assert message.endswith("; tick Series → 'Overwrite the dates already fused' to fuse them again with these, or "
+                            "choose another output folder"), message
+
+
+@pytest.mark.parametrize("overwrite, go_on", [(False, "run again"),
+                                              (True, "untick Series → 'Overwrite the dates already fused' and run "
+                                                     "again")])
+def test_a_series_stopped_midway_says_what_it_kept_and_how_to_go_on(plugin, qgis_new_project, series_csv, tmp_path,
+                                                                    iface, monkeypatch, overwrite, go_on):
+    """The engine's account of the dates a run finished before it stopped (a failure midway here) follows the
+    reason, in the dialog's words."""
+    from qgis.core import Qgis
+    from stf_engine.series.request import KeptDates
+
+    engine = plugin.status.engine
+    out = str(tmp_path / "kranj")
+
+    def stops(request, **kwargs):
+        stop = engine.StfError("cannot write fused_2020-03-17.tif: no space left on the device")
+        stop.left_behind = KeptDates(out, (DATES[0],), DATES[1:], overwrite)
+        raise stop
+
+    monkeypatch.setattr(engine, "fuse_series", stops)
+    assert run_task(plugin, delta_series(engine, series_csv, out)) == "terminated"
+    assert iface.messageBar().get_messages(Qgis.Critical)[-1].endswith(
+        f"not run: cannot write fused_2020-03-17.tif: no space left on the device; the finished date {DATES[0]} is "
+        f"kept in {out} (see series.json), nothing partial was left; {go_on} to fuse the 2 unfinished")
 
 
 def test_cancel_stops_the_series_and_removes_the_folder_it_left_empty(plugin, qgis_new_project, series_csv,
