@@ -5,6 +5,7 @@ from typing import Dict, Set
 
 from qgis.core import (
     QgsProcessingLayerPostProcessorInterface,
+    QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
@@ -105,6 +106,7 @@ class FuseAlgorithm(EngineAlgorithm):
                 "ERROR_MAPS", "Error maps folder", optional=True, createByDefault=False
             )
         )
+        self.addOutput(QgsProcessingOutputNumber("TRUTH_RMSE", "RMSE against the truth (NULL without TRUTH)"))
 
     def text_values(self, parameters, context):
         method = self.enum_name(parameters, "METHOD", context)
@@ -170,8 +172,10 @@ class FuseAlgorithm(EngineAlgorithm):
         )
         for name, path in result.error_maps.items():
             feedback.pushInfo(f"{name}: {path}")
+        if result.truth_rmse is not None:
+            feedback.pushInfo(f"RMSE against the truth: {result.truth_rmse:.5g}")
         self.result = result
-        return {"OUTPUT": result.output, "ERROR_MAPS": request.error_maps_dir or ""}
+        return {"OUTPUT": result.output, "ERROR_MAPS": request.error_maps_dir or "", "TRUTH_RMSE": result.truth_rmse}
 
     def postProcessAlgorithm(self, context, feedback):  # noqa: N802
         """When Processing will load the fused raster (toolbox "Open output file after running",

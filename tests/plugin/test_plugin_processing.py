@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import rasterio
 
 pytest.importorskip("qgis")
 
@@ -47,6 +48,19 @@ def test_processing_run_writes_the_output_and_error_maps(plugin, sample_paths, t
     written = {p.name for p in (tmp_path / "maps").iterdir()}
     assert {"coarse_residual.tif", "coarse_residual_rms.tif"} <= written
     assert not [name for name in written if "partial" in name]
+
+
+def test_with_a_truth_the_rmse_against_it_is_an_output_for_models(plugin, sample_paths, tmp_path):
+    """The engine's score against the truth, as a number a Graphical Modeler model can use; NULL without a truth."""
+    import processing
+
+    maps = tmp_path / "maps"
+    result = processing.run("stf:fuse", fuse_parameters(sample_paths, tmp_path / "fused.tif", ERROR_MAPS=str(maps),
+                                                        TRUTH=sample_paths["truth"]))
+    with rasterio.open(maps / "abs_error.tif") as errors:
+        expected = float(np.sqrt(np.nanmean(errors.read().astype("float64") ** 2)))
+    assert result["TRUTH_RMSE"] == pytest.approx(expected, rel=1e-5)
+    assert processing.run("stf:fuse", fuse_parameters(sample_paths, tmp_path / "plain.tif"))["TRUTH_RMSE"] is None
 
 
 def test_method_by_index_and_engine_errors_as_processing_errors(plugin, sample_paths, tmp_path):
