@@ -320,7 +320,7 @@ def test_nan_not_marked_as_nodata_is_reported_where_it_is(tmp_path, capsys):
     coarse_path = write(tmp_path / "c.tif", np.full((3, 15, 18), 0.2, np.float32), fine_transform(120.0))
     code = main(["fuse", "--coarse", coarse_path, "--fine", fine_path, "--method", "delta", "--tile", "32",
                  "--out", str(tmp_path / "o.tif")])
-    one_error_line(capsys, code, "the first at row 37, column 52 of the fine grid")
+    one_error_line(capsys, code, "the first at row 37, column 52; rows and columns count from 0")
 
 
 @pytest.mark.parametrize("role, kind, text", [
