@@ -26,7 +26,9 @@ from qgis.PyQt.QtCore import QDate, QDateTime, QObject, Qt, QTime, pyqtSlot
 from qgis.PyQt.QtXml import QDomDocument
 
 from . import log
-from .styling import copy_style, error_map_name, file_tags, is_flat, label_legend, style_error_map, style_fused
+from .styling import (
+    copy_style, error_map_name, file_tags, is_flat, label_legend, ramp_kind, style_error_map, style_fused,
+)
 from .task import TaskOutcome
 from .wording import in_dialog_terms
 
@@ -229,8 +231,9 @@ def fill_group(group: QgsLayerTreeGroup, fused_node: QgsLayerTreeLayer, error_ma
 
 
 def shown_error_map(error_maps: Dict[str, QgsRasterLayer]) -> Optional[str]:
-    """The error map to switch on (see SHOWN_ERROR_MAPS): a flat one shows nothing, so none when all are flat."""
-    telling = [name for name, layer in error_maps.items() if not is_flat(layer)]
+    """The error map to switch on (see SHOWN_ERROR_MAPS): a flat one shows nothing, and the seam mask is where tiles
+    join, not an error, so none when no other map varies."""
+    telling = [name for name, layer in error_maps.items() if not is_flat(layer) and ramp_kind(layer) != "mask"]
     return next((name for name in SHOWN_ERROR_MAPS if name in telling), next(iter(telling), None))
 
 

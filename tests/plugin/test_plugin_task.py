@@ -176,6 +176,7 @@ def test_a_flat_error_map_is_styled_without_a_stretch_and_not_switched_on(tmp_pa
     """With ratio 1 (no real coarse pixel size) the coarse residual maps are 0 everywhere: GDAL has no histogram
     to cut (it prints an error), and switched on the map would read as "no error"; another map shows, else none."""
     import numpy as np
+    import rasterio
     from osgeo import gdal
     from qgis.core import QgsRasterLayer
 
@@ -194,6 +195,11 @@ def test_a_flat_error_map_is_styled_without_a_stretch_and_not_switched_on(tmp_pa
     assert errors == [] and (zero.renderer().classificationMin(), zero.renderer().classificationMax()) == (0, 1)
     assert shown_error_map({"coarse_residual_rms": zero, "temporal_change": change}) == "temporal_change"
     assert shown_error_map({"coarse_residual": zero, "coarse_residual_rms": zero}) is None
+    write_raster(tmp_path / "seams.tif", (np.arange(64).reshape(1, 8, 8) % 8 == 3).astype("float32"))
+    with rasterio.open(tmp_path / "seams.tif", "r+") as seams:
+        seams.update_tags(STF_RAMP="mask")
+    mask = QgsRasterLayer(str(tmp_path / "seams.tif"), "seams")
+    assert shown_error_map({"coarse_residual_rms": zero, "seam_mask": mask}) is None  # where tiles join: no error
 
 
 def test_single_band_output_is_grey_and_untagged_maps_styled_by_sign(tmp_path):

@@ -183,15 +183,15 @@ class EndToEnd:
         """What the toolbox does with "Open output file after running": the result gets the dialog's group."""
         import processing
 
-        target = os.path.join(OUT, "output", "processing_cubic.tif")
+        target = os.path.join(OUT, "output", "processing_starfm.tif")
         result = processing.runAndLoadResults("stf:fuse", {
             "COARSE_TARGET": self.layers["coarse_target"], "FINE_REFERENCE": self.layers["fine_reference"],
-            "METHOD": "cubic", "TILE_SIZE": 256, "OUTPUT": target,
-            "ERROR_MAPS": os.path.join(OUT, "output", "processing_cubic_error_maps"),
+            "METHOD": "starfm", "TILE_SIZE": 256, "COARSE_RESOLUTION": 250, "OUTPUT": target,
+            "ERROR_MAPS": os.path.join(OUT, "output", "processing_starfm_error_maps"),
         })
         self.check(result["OUTPUT"] == target, "processing.runAndLoadResults('stf:fuse') output")
-        groups = [g for g in QgsProject.instance().layerTreeRoot().children() if g.name().startswith("Fusion cubic ")]
-        self.check(len(groups) == 1, "Processing's result in a 'Fusion cubic <time>' group")
+        groups = [g for g in QgsProject.instance().layerTreeRoot().children() if g.name().startswith("Fusion starfm ")]
+        self.check(len(groups) == 1, "Processing's result in a 'Fusion starfm <time>' group")
         self.check_group(groups[0], "coarse_residual_rms")
         self.later(self.quit)
 
