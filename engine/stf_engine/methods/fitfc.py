@@ -17,6 +17,7 @@ similar pixels, and bilinear instead of bicubic residual interpolation.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +36,8 @@ OPTIONS = {
 
 
 _option = option_reader(OPTIONS)
+REGRESSION_SHARE = 0.2
+"""Share of a batch's progress the per-tile regressions take; the spatial filter over similar pixels, the rest."""
 
 
 def _similar_half(context: MethodContext) -> int:
@@ -62,9 +65,11 @@ def local_regression(x: torch.Tensor, y: torch.Tensor, present: torch.Tensor, wi
     return a, mean_y - a * mean_x
 
 
-def similar_mean(values: torch.Tensor, guide: torch.Tensor, valid: torch.Tensor, threshold: torch.Tensor, half: int):
+def similar_mean(values: torch.Tensor, guide: torch.Tensor, valid: torch.Tensor, threshold: torch.Tensor, half: int,
+                 tick: Callable[[float], None] = lambda fraction: None):
     """Inverse-distance-weighted mean of (B, C, H, W) `values` over the neighbours within `half` pixels whose
-    guide (fine reference) is within `threshold` of the centre's in every band."""
+    guide (fine reference) is within `threshold` of the centre's in every band. `tick(fraction done)` runs before
+    each row of offsets: a batch takes seconds here, and a cancel waited for all of them."""
     if half <= 0:
         return values
     padded_values, padded_guide = reflect_pad(values, half), reflect_pad(guide, half)
@@ -73,6 +78,7 @@ def similar_mean(values: torch.Tensor, guide: torch.Tensor, valid: torch.Tensor,
     numerator = torch.zeros_like(values)
     denominator = torch.zeros_like(values[:, :1])
     for dy in range(-half, half + 1):
+        tick((dy + half) / (2 * half + 1))
         for dx in range(-half, half + 1):
             at = (..., slice(half + dy, half + dy + height), slice(half + dx, half + dx + width))
             similar = ((padded_guide[at] - guide).abs() <= threshold).all(dim=1, keepdim=True)
@@ -94,7 +100,7 @@ def _build(context: MethodContext):
         c1 = batch.coarse_reference_or_simulated(ratio)
         fitted, residual = [], []
         for index, origin in enumerate(batch.origins):
-            context.tick(index / max(1, len(batch.origins)))
+            context.tick(REGRESSION_SHARE * index / max(1, len(batch.origins)))
             valid = batch.valid[index, 0]
             mean_c1, counts = block_means(c1[index], valid, ratio, origin)
             mean_c2, _ = block_means(c2[index], valid, ratio, origin)
@@ -102,7 +108,8 @@ def _build(context: MethodContext):
             shape = f1.shape[-2:]
             fitted.append(expand(a, ratio, origin, shape) * f1[index] + expand(b, ratio, origin, shape))
             residual.append(interpolate(mean_c2 - (a * mean_c1 + b), counts > 0, ratio, origin, shape))
-        filtered = similar_mean(torch.stack(fitted), f1, batch.valid, threshold.to(f1.dtype), half)
+        filtered = similar_mean(torch.stack(fitted), f1, batch.valid, threshold.to(f1.dtype), half,
+                                tick=lambda done: context.tick(REGRESSION_SHARE + (1 - REGRESSION_SHARE) * done))
         return filtered + torch.stack(residual)
 
     return run

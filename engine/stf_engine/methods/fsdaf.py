@@ -40,6 +40,8 @@ SAME_CLASS = 0.5
 """Class labels closer than this are the same class (homogeneity and smoothing compare labels as values)."""
 RIDGE = 1e-4
 """Relative ridge weight of the unmixing, against unstable class changes for rare classes."""
+DISTRIBUTION_SHARE = 0.3
+"""Share of a batch's progress the per-tile residual distribution takes; smoothing over same-class pixels, the rest."""
 
 
 _option = option_reader(OPTIONS)
@@ -141,7 +143,7 @@ def _build(context: MethodContext):
         same_class = homogeneity(labels[:, None].to(f1.dtype), batch.valid, SAME_CLASS, ratio // 2)
         total = []
         for index, origin in enumerate(batch.origins):
-            context.tick(index / max(1, len(batch.origins)))
+            context.tick(DISTRIBUTION_SHARE * index / max(1, len(batch.origins)))
             valid = batch.valid[index, 0]
             coarse_change, _ = block_means(c2[index] - c1[index], valid, ratio, origin)
             tp_change, _ = block_means(change_tp[index], valid, ratio, origin)
@@ -149,7 +151,8 @@ def _build(context: MethodContext):
             spread = distribute(residual, c2[index] - temporal[index], same_class[index], valid, ratio, origin)
             total.append(change_tp[index] + spread)
         guide = labels[:, None].to(f1.dtype)  # similar pixels: the same class
-        smoothed = similar_mean(torch.stack(total), guide, batch.valid, torch.tensor(SAME_CLASS), half)
+        smoothed = similar_mean(torch.stack(total), guide, batch.valid, torch.tensor(SAME_CLASS), half,
+                                tick=lambda done: context.tick(DISTRIBUTION_SHARE + (1 - DISTRIBUTION_SHARE) * done))
         return f1 + smoothed
 
     return run

@@ -86,3 +86,36 @@ def test_residual_compensation_tiled_equals_whole(tmp_path):
     tiled = fuse(FusionRequest(output=str(tmp_path / "tiled.tif"), tile=24, **common))
     with rasterio.open(whole.output) as a, rasterio.open(tiled.output) as b:
         np.testing.assert_allclose(a.read(), b.read(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name, share", [("fitfc", "REGRESSION_SHARE"), ("fsdaf", "DISTRIBUTION_SHARE")])
+def test_the_filter_over_similar_pixels_reports_its_rows_and_stops_on_a_cancel(name, share):
+    """The filter is most of a batch's time (seconds on a large one): it ticked nothing, so a cancel from QGIS waited
+    10–30 s for it, and the bar stood still."""
+    from importlib import import_module
+
+    from stf_engine import FusionCancelled
+
+    start = getattr(import_module(f"stf_engine.methods.{name}"), share)
+    f1, _ = class_scene(48, 48, bands=3, classes=4, seed=5)
+    c1, c2 = coarse_on_fine(f1, RATIO), coarse_on_fine(f1 * 1.1, RATIO)
+    filtering = []
+
+    def tick(fraction=None):
+        if fraction is not None and fraction > start:
+            filtering.append(fraction)
+            if len(filtering) == 3:
+                raise FusionCancelled("cancelled")
+
+    spec = get_method(name)
+    context = MethodContext(ratio=RATIO, bands=3, given=frozenset({"coarse_target", "fine_reference",
+                            "coarse_reference"}), device=torch.device("cpu"),
+                            fine_std=tuple(float(s) for s in f1.reshape(3, -1).std(axis=1)),
+                            options=resolved_options(spec, {}), tick=tick)
+    tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a))[None]  # noqa: E731
+    batch = TileBatch(coarse_target=tensor(c2), fine_reference=tensor(f1), coarse_reference=tensor(c1),
+                      valid=torch.ones(1, 1, 48, 48, dtype=torch.bool), origins=((0, 0),))
+    context = spec.surveyed(context, lambda: [batch])
+    with pytest.raises(FusionCancelled):
+        spec.build(context)(batch)
+    assert len(filtering) == 3 and filtering == sorted(filtering) and filtering[-1] < 1
