@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from rasterio.windows import Window
 
 from ..core import tiling
-from ..core.progress import Cancel, Progress
+from ..core.progress import Cancel, Progress, Ticker, stage
 from ..methods.auto import candidates
 from ..methods.contract import TileBatch
 from ..methods.ensemble import ensemble, member_functions, own
@@ -127,11 +127,16 @@ class UncertaintyEstimator:
 
     def parts(self, progress: Progress, cancel: Optional[Cancel] = None
               ) -> Iterator[Tuple[tiling.Tile, np.ndarray]]:
-        """(tile, (1, h, w) float32 expected error, NaN where an input or the output has no data) for every tile."""
+        """(tile, (1, h, w) float32 expected error, NaN where an input or the output has no data) for every tile.
+        The other methods' own ticks report within each batch's share of `progress` (a batch takes them all: tens of
+        seconds on a large one)."""
         plan, done = self.plan, 0
+        ticker = plan.context.tick if isinstance(plan.context.tick, Ticker) else None
+        if ticker is not None:
+            ticker.progress = stage(progress, 0.0, 1.0, "uncertainty")
         # Out of memory: smaller batches, then split tiles (the halo covers every term's reach); no CPU rebuild.
         batches = predict_tiles(plan.inputs, self.terms, plan.tiles, self.halo, plan.request.batch, plan.device,
-                                plan.request.precision, cancel, warn=plan.warnings.add, split_tiles=True)
+                                plan.request.precision, cancel, ticker, warn=plan.warnings.add, split_tiles=True)
         with closing(batches):  # its reader threads joined before a failure leaves (see fusion.run._predict)
             for predicted in batches:
                 for tile, values, valid in written_parts(predicted, self.halo):

@@ -224,3 +224,17 @@ def test_a_mean_of_methods_lends_its_members_surveys_to_the_uncertainty_map(tmp_
     expected, tags, _ = read(result.error_maps["uncertainty"])
     assert "fsdaf" in tags["DESCRIPTION"] and np.isfinite(expected.compressed()).all() and expected.count() > 0
     assert len(calls) == 1
+
+
+def test_the_uncertainty_map_reports_progress_within_each_batch(tmp_path):
+    """Each batch runs every other method: tens of seconds on a large scene, during which the bar stood still (it
+    moved once a batch); the methods' own ticks now report inside the batch's share, and the bar only rises."""
+    paths, reports = scene_set(tmp_path, height=64, width=64), []
+    fuse(FusionRequest(coarse_target=paths["coarse"], fine_reference=paths["fine"],
+                       coarse_reference=paths["coarse_ref"], output=str(tmp_path / "f.tif"), method="delta", tile=32, batch=4, uncertainty=True,
+                       coarse_resolution=120, error_maps_dir=str(tmp_path / "maps")),
+         progress=lambda fraction, message: reports.append((fraction, message)))
+    within = [fraction for fraction, message in reports if message.startswith("error maps: uncertainty: tile")]
+    assert len(set(within)) > 5, reports
+    fractions = [fraction for fraction, _ in reports]
+    assert fractions == sorted(fractions)
