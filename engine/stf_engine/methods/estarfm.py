@@ -64,9 +64,10 @@ def _build(context: MethodContext):
         weight_sum = torch.zeros_like(f1[:, :1])
         change1, change3 = torch.zeros_like(f1), torch.zeros_like(f1)
         n, sc, sf, scc, scf = (torch.zeros_like(f1) for _ in range(5))
+        side = 2 * half + 1
         for dy in range(-half, half + 1):
-            context.tick((dy + half) / (2 * half + 1))
             for dx in range(-half, half + 1):
+                context.tick(((dy + half) * side + dx + half) / side**2)  # an offset is 0.3 s on a batch of 4 tiles
                 at = (..., slice(half + dy, half + dy + height), slice(half + dx, half + dx + width))
                 similar = (((pf1[at] - f1).abs() <= thr) & ((pf3[at] - f3).abs() <= thr)).all(dim=1, keepdim=True)
                 similar = similar * pvalid[at]
