@@ -171,6 +171,11 @@ def _spelled(path: str) -> str:
     return os.path.normcase(os.path.realpath(path))
 
 
+def surveys_scene(spec: MethodSpec) -> bool:
+    """Whether the method surveys the scene before its tiles (FSDAF's classes and unmixing): a step of its own."""
+    return spec.survey is not None or spec.reference_survey is not None
+
+
 def prepare(
     request: FusionRequest,
     stack: ExitStack,
@@ -209,8 +214,10 @@ def prepare(
         warn=warnings.add,
         tick=ticker,
     )
-    if survey_scene and (spec.survey is not None or spec.reference_survey is not None):
-        progress(0.0, f"{spec.name}: surveying the scene")
+    if survey_scene and surveys_scene(spec):
+        ticker.progress = progress
+        ticker.span(0.0, 1.0, f"{spec.name}: surveying the scene")
+        ticker(0.0)
         context = run_surveys(spec, context, request, inputs, surveys)
     halo = spec.halo(context) if request.halo is None else request.halo
     longest = max(inputs.grid.height, inputs.grid.width)

@@ -28,6 +28,8 @@ from ..raster.windows import block_windows
 from ..raster.writer import Encoding
 from .registration import estimate_offset
 
+BLOCK_SIDE = 512
+"""About how many fine pixels a side the scene's passes (`read_blocks`: surveys, scene statistics) read at once."""
 
 @dataclass(frozen=True)
 class Alignment:
@@ -62,7 +64,8 @@ class AlignedInputs:
     def bands(self) -> int:
         return self.readers[roles.FINE_REFERENCE].count
 
-    def read_blocks(self, ratio: int, device, side: int = 512, left_out: Iterable[str] = ()) -> Iterator[TileBatch]:
+    def read_blocks(self, ratio: int, device, side: int = BLOCK_SIDE, left_out: Iterable[str] = ()
+                    ) -> Iterator[TileBatch]:
         """The whole scene in windows whose edges fall on the coarse pixels' block grid, one per batch, no halo;
         the `left_out` roles are not read (None in the batch), and `valid` is where every role read holds data."""
         for window in block_windows(self.grid.height, self.grid.width, ratio, side):
@@ -75,6 +78,10 @@ class AlignedInputs:
                 valid = mask if valid is None else valid & mask
             origin = ((int(window.row_off), int(window.col_off)),)
             yield TileBatch(valid=torch.from_numpy(valid)[None, None].to(device), origins=origin, **arrays)
+
+    def block_count(self, ratio: int, side: int = BLOCK_SIDE) -> int:
+        """How many batches `read_blocks` yields."""
+        return sum(1 for _ in block_windows(self.grid.height, self.grid.width, ratio, side))
 
     def reopened(self, stack: ExitStack, wanted: Optional[Iterable[str]] = None) -> "AlignedInputs":
         """These inputs on dataset handles of their own, for another reader thread; closed with the stack. With

@@ -200,3 +200,17 @@ def test_threads_are_set_for_the_run_and_restored(scene, tmp_path):
     before = torch.get_num_threads()
     result = fuse(request_for(scene, tmp_path / "out" / "f.tif", threads=1))
     assert result.threads == 1 and torch.get_num_threads() == before
+
+
+def test_fsdafs_scene_surveys_move_the_bar_before_its_tiles(tmp_path):
+    """Its classes and unmixing read the scene three times (20 s on 4000²) with the bar held at 0."""
+    paths, reports = scene_set(tmp_path, height=128, width=128, bands=2, ratio=4, dtype="int16"), []
+    fuse(FusionRequest(coarse_target=paths["coarse"], fine_reference=paths["fine"],
+                       coarse_reference=paths["coarse_ref"], output=str(tmp_path / "fused.tif"), method="fsdaf",
+                       coarse_resolution=120, tile=64),
+         progress=lambda fraction, message: reports.append((fraction, message)))
+    surveying = sorted({fraction for fraction, message in reports if message == "fsdaf: surveying the scene"})
+    first_tile = min(fraction for fraction, message in reports if message.startswith("tile"))
+    assert len(surveying) >= 3 and 0 < surveying[-1] <= first_tile, reports
+    fractions = [fraction for fraction, _ in reports]
+    assert fractions == sorted(fractions)
