@@ -34,7 +34,8 @@ def bands_terms(no_field: str) -> Terms:
          rf"in a copy of the coarse raster with bands \1 ({no_field}: {REARRANGE_BANDS} makes the copy)"),
         (r"--bands(?: [\d,]+)?", f"a copy of the coarse raster with the fine reference's bands ({no_field}: "
                                  f"{REARRANGE_BANDS})"),
-        (r"(a copy of the fine reference with only the \d+ bands? the [a-z ]+ has)", rf"\1 ({REARRANGE_BANDS} makes it)"),
+        (r"(a copy of the fine reference with only the \d+ bands? the [a-z ]+ has)",
+         rf"\1 ({REARRANGE_BANDS} makes it)"),
     )
 
 

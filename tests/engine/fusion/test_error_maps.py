@@ -231,8 +231,8 @@ def test_the_uncertainty_map_reports_progress_within_each_batch(tmp_path):
     moved once a batch); the methods' own ticks now report inside the batch's share, and the bar only rises."""
     paths, reports = scene_set(tmp_path, height=64, width=64), []
     fuse(FusionRequest(coarse_target=paths["coarse"], fine_reference=paths["fine"],
-                       coarse_reference=paths["coarse_ref"], output=str(tmp_path / "f.tif"), method="delta", tile=32, batch=4, uncertainty=True,
-                       coarse_resolution=120, error_maps_dir=str(tmp_path / "maps")),
+                       coarse_reference=paths["coarse_ref"], output=str(tmp_path / "f.tif"), method="delta", tile=32,
+                       batch=4, uncertainty=True, coarse_resolution=120, error_maps_dir=str(tmp_path / "maps")),
          progress=lambda fraction, message: reports.append((fraction, message)))
     within = [fraction for fraction, message in reports if message.startswith("error maps: uncertainty: tile")]
     assert len(set(within)) > 5, reports
