@@ -214,3 +214,14 @@ def test_fsdafs_scene_surveys_move_the_bar_before_its_tiles(tmp_path):
     assert len(surveying) >= 3 and 0 < surveying[-1] <= first_tile, reports
     fractions = [fraction for fraction, _ in reports]
     assert fractions == sorted(fractions)
+
+
+def test_the_temporal_change_map_reports_each_window(tmp_path):
+    """It reads both coarse images over the whole scene (8 s on 4000²) and said nothing until it was done."""
+    paths, reports = scene_set(tmp_path, height=520, width=1030, bands=2, ratio=4, dtype="int16"), []
+    fuse(request_for(paths, tmp_path / "fused.tif", coarse_reference=paths["coarse_ref"]),
+         progress=lambda fraction, message: reports.append((fraction, message)))
+    changing = [fraction for fraction, message in reports if message == "error maps: temporal change"]
+    assert len(set(changing)) == 6, reports
+    fractions = [fraction for fraction, _ in reports]
+    assert fractions == sorted(fractions)
