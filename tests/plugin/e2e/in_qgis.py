@@ -94,6 +94,7 @@ class EndToEnd:
         dialog.output_folder.setFilePath(os.path.join(OUT, "output"))
         dialog.write_error_maps.setChecked(True)
         dialog.tile.setValue(256)
+        dialog.coarse_resolution.setValue(250)  # the sample's MODIS, resampled to 30 m: its real pixel size
         dialog.advanced.setCollapsed(False)
         QgsApplication.processEvents()
         heights = (dialog.sizeHint().height(), dialog.minimumSizeHint().height(), dialog.height())
