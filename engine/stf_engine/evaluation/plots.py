@@ -15,6 +15,7 @@ import numpy as np
 
 from ..core.progress import Cancel, Progress, check_cancel
 
+
 def can_draw(notes) -> bool:
     """Whether matplotlib is there to draw the plots; when not, `notes` says the plots are left out, so the metrics
     are still written (QGIS does not ship matplotlib everywhere, and the run failed after measuring)."""

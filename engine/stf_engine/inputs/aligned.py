@@ -31,6 +31,7 @@ from .registration import estimate_offset
 BLOCK_SIDE = 512
 """About how many fine pixels a side the scene's passes (`read_blocks`: surveys, scene statistics) read at once."""
 
+
 @dataclass(frozen=True)
 class Alignment:
     """How inputs are brought onto the fine grid: band mapping, units, coarse pixel size and co-registration."""
