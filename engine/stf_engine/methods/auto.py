@@ -21,7 +21,7 @@ from .. import roles
 from ..core.blocks import block_mean
 from .blocks import interpolate
 from .catalog import get_method, resolved_options
-from .contract import MethodContext, MethodSpec, TileBatch
+from .contract import MethodContext, MethodSpec, TileBatch, tick_within
 
 CANDIDATES = ("delta", "starfm", "fitfc", "fsdaf", "estarfm")
 """Classic methods `auto` tries, those the inputs allow; deep models join only when weights are given."""
@@ -114,7 +114,7 @@ def score(arrays: Mapping[str, np.ndarray], valid: np.ndarray, ratio: int, specs
         context = MethodContext(ratio=reduced, bands=fine.shape[0], given=frozenset(inputs),
                                 device=torch.device("cpu"), fine_std=std, weights=weights if spec.needs_weights
                                 else None, options=resolved_options(spec, options.get(spec.name)),
-                                tick=_share_of(tick, index, len(specs)))
+                                tick=tick_within(tick, index / len(specs), (index + 1) / len(specs)))
         context = spec.surveyed(context, lambda: [batch])
         with torch.inference_mode():
             predicted = spec.build(context)(batch)[0].float().numpy()
@@ -137,11 +137,6 @@ def score(arrays: Mapping[str, np.ndarray], valid: np.ndarray, ratio: int, specs
             if best is not ranked[0] else ""
         reason = f"auto takes {what}: RMSE {best.rmse:.4g} in Wald's reduced-resolution validation{gain}{tie}"
     return Choice(best.method, ranked, reason)
-
-
-def _share_of(tick, index: int, count: int):
-    """The tick of candidate `index` of `count`: its own fractions land within its share of the whole."""
-    return lambda fraction=None: tick(None if fraction is None else (index + fraction) / count)
 
 
 def pick(ranked: Sequence[Score], delta: Optional[float]) -> Score:

@@ -93,6 +93,13 @@ class MethodContext:
 TileFunction = Callable[[TileBatch], torch.Tensor]
 
 
+def tick_within(tick: Callable[..., None], start: float, stop: float) -> Callable[..., None]:
+    """`tick` for the part [start, stop] of a unit of work (a pair, a member method, a step of a batch): its
+    fractions land within that part, so progress only rises; a bare tick() still checks for a cancel."""
+    return lambda fraction=None: tick(None if fraction is None else
+                                      start + (stop - start) * min(max(fraction, 0.0), 1.0))
+
+
 def option_reader(options: Mapping[str, Option]) -> Callable[["MethodContext", str], object]:
     """`read(context, name)`: a method's option as the run set it, or its declared default."""
     return lambda context, name: options[name].value_in(context.options, name)

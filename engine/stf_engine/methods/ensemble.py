@@ -7,7 +7,7 @@ from typing import Callable, List, Sequence
 
 import torch
 
-from .contract import MethodContext, MethodSpec
+from .contract import MethodContext, MethodSpec, tick_within
 
 
 def own(context: MethodContext, member: MethodSpec) -> MethodContext:
@@ -19,13 +19,10 @@ def own(context: MethodContext, member: MethodSpec) -> MethodContext:
 def member_functions(members: Sequence[MethodSpec], context: MethodContext) -> List[Callable]:
     """Each member's tile function, built in its own view of an ensemble context whose surveys have run; as they
     run one after another on a batch, each reports its ticks in its own share of the batch, so progress only rises."""
-    return [member.build(dataclasses.replace(own(context, member), tick=_share(context.tick, index, len(members))))
+    count = len(members)
+    return [member.build(dataclasses.replace(own(context, member),
+                                             tick=tick_within(context.tick, index / count, (index + 1) / count)))
             for index, member in enumerate(members)]
-
-
-def _share(tick: Callable[..., None], index: int, count: int) -> Callable[..., None]:
-    """`tick` for the index-th of `count` equal parts of a batch."""
-    return lambda fraction=None: tick(None if fraction is None else (index + min(max(fraction, 0.0), 1.0)) / count)
 
 
 def ensemble(members: Sequence[MethodSpec]) -> MethodSpec:

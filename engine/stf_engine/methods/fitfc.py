@@ -26,7 +26,7 @@ from .. import roles
 from ..core.options import Option
 from ..core.psf import psf_radius, reflect_pad
 from .blocks import block_means, expand, interpolate
-from .contract import MethodContext, MethodSpec, TileBatch, option_reader
+from .contract import MethodContext, MethodSpec, TileBatch, option_reader, tick_within
 
 OPTIONS = {
     "window": Option(3, 1, 15, "regression window in coarse pixels (odd)"),
@@ -109,7 +109,7 @@ def _build(context: MethodContext):
             fitted.append(expand(a, ratio, origin, shape) * f1[index] + expand(b, ratio, origin, shape))
             residual.append(interpolate(mean_c2 - (a * mean_c1 + b), counts > 0, ratio, origin, shape))
         filtered = similar_mean(torch.stack(fitted), f1, batch.valid, threshold.to(f1.dtype), half,
-                                tick=lambda done: context.tick(REGRESSION_SHARE + (1 - REGRESSION_SHARE) * done))
+                                tick=tick_within(context.tick, REGRESSION_SHARE, 1.0))
         return filtered + torch.stack(residual)
 
     return run

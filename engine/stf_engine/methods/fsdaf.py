@@ -26,7 +26,7 @@ import torch
 from .. import roles
 from ..core.options import Option
 from .blocks import block_means, expand
-from .contract import MethodContext, MethodSpec, TileBatch, option_reader
+from .contract import MethodContext, MethodSpec, TileBatch, option_reader, tick_within
 from .fitfc import similar_mean
 from .residual import distribute, homogeneity
 
@@ -152,7 +152,7 @@ def _build(context: MethodContext):
             total.append(change_tp[index] + spread)
         guide = labels[:, None].to(f1.dtype)  # similar pixels: the same class
         smoothed = similar_mean(torch.stack(total), guide, batch.valid, torch.tensor(SAME_CLASS), half,
-                                tick=lambda done: context.tick(DISTRIBUTION_SHARE + (1 - DISTRIBUTION_SHARE) * done))
+                                tick=tick_within(context.tick, DISTRIBUTION_SHARE, 1.0))
         return f1 + smoothed
 
     return run

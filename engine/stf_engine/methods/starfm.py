@@ -20,7 +20,7 @@ import torch
 from .. import roles
 from ..core.options import Option
 from ..core.psf import psf_radius, reflect_pad
-from .contract import MethodContext, MethodSpec, TileBatch, option_reader
+from .contract import MethodContext, MethodSpec, TileBatch, option_reader, tick_within
 
 OPTIONS = {
     "window": Option(31, 1, 255, "side of the moving window in fine pixels"),
@@ -59,7 +59,8 @@ def _build(context: MethodContext):
         with torch.autocast(f1.device.type, enabled=False):  # the weights are sums, kept in the inputs' precision
             distance = torch.tensor(inverse_distance, dtype=f1.dtype, device=f1.device)
             sums = [_sums(fine, coarse, c2, batch.valid, threshold.to(f1.dtype), half, sigma_s, sigma_t, distance,
-                          _share(context.tick, index, len(pairs))) for index, (fine, coarse) in enumerate(pairs)]
+                          tick_within(context.tick, index / len(pairs), (index + 1) / len(pairs)))
+                    for index, (fine, coarse) in enumerate(pairs)]
             numerator = sum(s[0] for s in sums)
             denominator = sum(s[1] for s in sums)
             fallback = sum(fine + c2 - coarse for fine, coarse in pairs) / len(pairs)
@@ -67,11 +68,6 @@ def _build(context: MethodContext):
             return predicted.to(f1.dtype).contiguous()
 
     return run
-
-
-def _share(tick, index: int, count: int):
-    """The tick for pair `index` of `count`: its progress covers its own share of the batch."""
-    return lambda fraction=None: tick(None if fraction is None else (index + fraction) / count)
 
 
 _KEYS = {torch.float32: torch.int32, torch.float64: torch.int64}
